@@ -1,0 +1,36 @@
+/** Bearer authentication: tenant API keys on /v1/*, the operator token on /v1/admin/*. */
+import type { MiddlewareHandler } from "hono";
+import { ReservoirError } from "../storage/errors.ts";
+import { authenticate, type Scope } from "../storage/metadata/tenants.ts";
+import { secretsEqual } from "../storage/metadata/secrets.ts";
+import type { AppEnv } from "./runtime.ts";
+
+function bearer(header: string | undefined): string | null {
+  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
+  return match ? match[1] : null;
+}
+
+export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const token = bearer(c.req.header("authorization"));
+  const principal = token ? await authenticate(c.env.db, token) : null;
+  if (!principal) throw new ReservoirError("unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
+  c.set("principal", principal);
+  await next();
+};
+
+export const requireOperator: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const token = bearer(c.req.header("authorization"));
+  if (!token || !(await secretsEqual(token, c.env.adminToken))) {
+    throw new ReservoirError("unauthorized", "the operator token is required (Authorization: Bearer <token>)");
+  }
+  await next();
+};
+
+export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (!c.get("principal").scopes.includes(scope)) {
+      throw new ReservoirError("forbidden", `this API key lacks the '${scope}' scope`);
+    }
+    await next();
+  };
+}

@@ -1,0 +1,36 @@
+/** Reading the environment (API.md, "Configuration"): the same names on Node and Workers. */
+import type { S3StoreConfig } from "../storage/objects/s3-store.ts";
+
+export type Env = Record<string, string | undefined>;
+
+export interface Config {
+  port: number;
+  dataDir: string;
+  databaseUrl?: string;
+  s3?: S3StoreConfig;
+  adminToken?: string;
+  lingerMs: number;
+  maxBatchBytes: number;
+}
+
+export function readConfig(env: Env): Config {
+  const bucket = env.S3_BUCKET;
+  return {
+    port: Number(env.PORT ?? 8787),
+    dataDir: env.RESERVOIR_DATA_DIR ?? "./.reservoir",
+    databaseUrl: env.DATABASE_URL || undefined,
+    s3: bucket
+      ? {
+          bucket,
+          endpoint: env.S3_ENDPOINT || undefined,
+          region: env.S3_REGION || "auto",
+          accessKeyId: env.S3_ACCESS_KEY_ID || undefined,
+          secretAccessKey: env.S3_SECRET_ACCESS_KEY || undefined,
+          forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ""),
+        }
+      : undefined,
+    adminToken: env.RESERVOIR_ADMIN_TOKEN || undefined,
+    lingerMs: Number(env.RESERVOIR_LINGER_MS ?? 5),
+    maxBatchBytes: Number(env.RESERVOIR_MAX_BATCH_BYTES ?? 4 * 1024 * 1024),
+  };
+}

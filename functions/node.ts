@@ -1,0 +1,77 @@
+/**
+ * The Node entry: `npm start`. Embedded default (PGlite and a folder under the data dir), or
+ * Postgres and S3 when DATABASE_URL and S3_* are set. Injects them into the shared app.
+ */
+import { serve } from "@hono/node-server";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createApp } from "./app.ts";
+import { readConfig, type Config } from "./config.ts";
+import type { Runtime } from "./runtime.ts";
+import { Batcher } from "../storage/log/batcher.ts";
+import { BatchCache } from "../storage/log/batch-cache.ts";
+import { CommitSignal } from "../storage/log/commit-signal.ts";
+import { newSecret } from "../storage/log/ids.ts";
+import { StickyPartitioner } from "../storage/log/partitioner.ts";
+import type { Database } from "../storage/metadata/db.ts";
+import { migrate } from "../storage/metadata/migrate.ts";
+import { FolderObjectStore } from "../storage/objects/folder-store.ts";
+import type { ObjectStore } from "../storage/objects/object-store.ts";
+import { S3ObjectStore } from "../storage/objects/s3-store.ts";
+
+async function openDatabase(config: Config): Promise<{ db: Database; close(): Promise<void>; kind: string }> {
+  if (config.databaseUrl) {
+    const { default: postgres } = await import("postgres");
+    const { drizzle } = await import("drizzle-orm/postgres-js");
+    const sql = postgres(config.databaseUrl, { max: 20, onnotice: () => {} });
+    return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres" };
+  }
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { drizzle } = await import("drizzle-orm/pglite");
+  const dir = join(config.dataDir, "pg");
+  mkdirSync(dir, { recursive: true });
+  const client = await PGlite.create(dir);
+  return { db: drizzle(client) as unknown as Database, close: () => client.close(), kind: `embedded PGlite (${dir})` };
+}
+
+function openStore(config: Config): { store: ObjectStore; kind: string } {
+  if (config.s3) return { store: new S3ObjectStore(config.s3), kind: `s3 (${config.s3.endpoint ?? "aws"}/${config.s3.bucket})` };
+  const dir = join(config.dataDir, "segments");
+  mkdirSync(dir, { recursive: true });
+  return { store: new FolderObjectStore(dir), kind: `folder (${dir})` };
+}
+
+export async function main(env = process.env): Promise<void> {
+  const config = readConfig(env);
+  const database = await openDatabase(config);
+  await migrate(database.db);
+  const { store, kind: storeKind } = openStore(config);
+  const adminToken = config.adminToken ?? newSecret("rsv_op_");
+  const batcher = new Batcher({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
+  const runtime: Runtime = {
+    db: database.db,
+    store,
+    clock: { now: () => Date.now() },
+    adminToken,
+    batcher,
+    cache: new BatchCache(),
+    commits: new CommitSignal(batcher),
+    partitioner: new StickyPartitioner(),
+    pollIntervalMs: 100,
+  };
+  const app = createApp();
+  const server = serve({ fetch: (request) => app.fetch(request, runtime), port: config.port, hostname: env.HOST ?? "0.0.0.0" }, (info) => {
+    console.log(`Reservoir listening on http://localhost:${info.port}`);
+    console.log(`  metadata: ${database.kind}`);
+    console.log(`  segments: ${storeKind}`);
+    if (!config.adminToken) console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset): ${adminToken}`);
+  });
+  const shutdown = () => {
+    server.close();
+    void database.close().finally(() => process.exit(0));
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+}
+
+await main();

@@ -1,0 +1,75 @@
+/**
+ * Turns validated messages into batcher entries: value bytes decoded once, partition chosen,
+ * size limit enforced per message.
+ */
+import { decodeBase64 } from "hono/utils/encode";
+import { ReservoirError } from "../../storage/errors.ts";
+import { encodedRecordSize } from "../../storage/segment/codec.ts";
+import type { ProduceEntry } from "../../storage/log/batcher.ts";
+import { partitionForKey, type StickyPartitioner } from "../../storage/log/partitioner.ts";
+import type { Topic } from "../../storage/metadata/topics.ts";
+import { limits } from "../schemas.ts";
+import type { IncomingMessage } from "./parse.ts";
+
+const encoder = new TextEncoder();
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export function toEntries(
+  messages: IncomingMessage[],
+  topic: Topic,
+  partitioner: StickyPartitioner,
+  timestamp: number,
+): ProduceEntry[] {
+  let sticky: number | undefined;
+  return messages.map((m, i) => {
+    const binary = m.valueBase64 !== undefined;
+    const value = binary ? decodeValue(m.valueBase64!, i) : encodeText(m.value!, `messages.${i}.value`);
+    let bytes = value.byteLength;
+    if (m.key !== undefined) bytes += encodeText(m.key, `messages.${i}.key`).byteLength;
+    for (const [name, v] of Object.entries(m.headers ?? {})) {
+      bytes += encodeText(name, `messages.${i}.headers`).byteLength + encodeText(v, `messages.${i}.headers.${name}`).byteLength;
+    }
+    if (bytes > limits.messageBytes) {
+      throw new ReservoirError(
+        "message_too_large",
+        `messages.${i} has ${bytes} bytes of key, value and headers; the limit is ${limits.messageBytes} (1 MiB)`,
+        { limit: limits.messageBytes, index: i },
+      );
+    }
+    if (m.delaySeconds !== undefined && m.deliverAt !== undefined) {
+      throw new ReservoirError("invalid_request", `messages.${i}: give delaySeconds or deliverAt, not both`);
+    }
+    let partition: number;
+    if (m.partition !== undefined) {
+      if (m.partition >= topic.partitions) {
+        throw new ReservoirError(
+          "partition_out_of_range",
+          `messages.${i}.partition is ${m.partition}; topic '${topic.name}' has ${topic.partitions} partitions`,
+        );
+      }
+      partition = m.partition;
+    } else if (m.key !== undefined) {
+      partition = partitionForKey(m.key, topic.partitions);
+    } else {
+      partition = sticky ??= partitioner.forRequest(String(topic.id), topic.partitions);
+    }
+    const record = {
+      key: m.key,
+      value,
+      binary,
+      headers: m.headers && Object.keys(m.headers).length > 0 ? m.headers : undefined,
+      timestamp,
+    };
+    return { topicId: topic.id, partition, record, idempotencyKey: m.idempotencyKey, bytes: encodedRecordSize(record) };
+  });
+}
+
+function encodeText(text: string, where: string): Uint8Array {
+  if (!text.isWellFormed()) throw new ReservoirError("invalid_request", `${where} is not well-formed Unicode`);
+  return encoder.encode(text);
+}
+
+function decodeValue(base64: string, i: number): Uint8Array {
+  if (!BASE64.test(base64)) throw new ReservoirError("invalid_request", `messages.${i}.valueBase64 is not valid base64`);
+  return decodeBase64(base64);
+}

@@ -1,0 +1,105 @@
+/**
+ * Reads a produce body once (JSON or ndjson) and validates it. Checks run cheapest first so
+ * that a refused request costs little: media type, size while reading, syntax, count, shape.
+ */
+import { z } from "@hono/zod-openapi";
+import { ReservoirError } from "../../storage/errors.ts";
+import { limits, MessageIn, ProduceBody } from "../schemas.ts";
+
+export type IncomingMessage = z.infer<typeof MessageIn>;
+export interface ProduceRequestBody {
+  messages: IncomingMessage[];
+  transactionId?: string;
+}
+
+export type BodyFormat = "json" | "ndjson";
+
+export function bodyFormat(contentType: string | undefined): BodyFormat {
+  const type = contentType?.split(";")[0].trim().toLowerCase();
+  if (type === "application/json") return "json";
+  if (type === "application/x-ndjson") return "ndjson";
+  throw new ReservoirError(
+    "unsupported_media_type",
+    "produce takes Content-Type application/json or application/x-ndjson",
+  );
+}
+
+/** The body as text, refused as soon as it passes the limit (also without Content-Length). */
+export async function readBody(request: Request, maxBytes: number): Promise<string> {
+  const tooLarge = () =>
+    new ReservoirError("body_too_large", `the request body exceeds the limit of ${maxBytes} bytes (8 MiB)`);
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) throw tooLarge();
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks, size);
+  return new TextDecoder().decode(bytes);
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+export function parseProduceBody(text: string, format: BodyFormat): ProduceRequestBody {
+  let raw: unknown;
+  if (format === "json") {
+    raw = parseJson(text, "the request body");
+  } else {
+    const lines = text.split("\n").filter((line) => line.trim() !== "");
+    checkCount(lines.length);
+    raw = { messages: lines.map((line, i) => parseJson(line, `line ${i + 1}`)) };
+  }
+  if (raw && typeof raw === "object" && Array.isArray((raw as { messages?: unknown }).messages)) {
+    checkCount((raw as { messages: unknown[] }).messages.length);
+  }
+  const parsed = ProduceBody.safeParse(raw);
+  if (!parsed.success) throw invalid(parsed.error);
+  if (parsed.data.messages.length === 0) {
+    throw new ReservoirError("invalid_request", "messages must hold at least one message");
+  }
+  return parsed.data;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ReservoirError("malformed_json", `${what} is not valid JSON`);
+  }
+}
+
+function checkCount(n: number): void {
+  if (n > limits.messagesPerRequest) {
+    throw new ReservoirError(
+      "too_many_messages",
+      `${n} messages in one request; the limit is ${limits.messagesPerRequest}`,
+      { limit: limits.messagesPerRequest },
+    );
+  }
+}
+
+export function invalid(error: z.ZodError): ReservoirError {
+  const issue = error.issues[0];
+  const where = issue.path.length ? issue.path.join(".") : "body";
+  return new ReservoirError("invalid_request", `${where}: ${issue.message}`, {
+    errors: error.issues.slice(0, 20).map((i) => ({ path: i.path.join("."), message: i.message })),
+  });
+}

@@ -1,0 +1,74 @@
+/** Operator routes: tenants, their keys, and the instance's counters. */
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { ReservoirError } from "../../storage/errors.ts";
+import { allScopes, createKey, createTenant, deleteKey, tenantExists } from "../../storage/metadata/tenants.ts";
+import type { AppEnv } from "../runtime.ts";
+import { CreatedKey, CreatedTenant, CreateKey, CreateTenant, errorResponses } from "../schemas.ts";
+
+const security = [{ operatorToken: [] }];
+const TenantParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+
+const createTenantRoute = createRoute({
+  method: "post",
+  path: "/v1/admin/tenants",
+  summary: "Create a tenant and its first API key (all scopes)",
+  security,
+  request: { body: { content: { "application/json": { schema: CreateTenant } }, required: true } },
+  responses: { 201: { description: "Created", content: { "application/json": { schema: CreatedTenant } } }, ...errorResponses },
+});
+
+const createKeyRoute = createRoute({
+  method: "post",
+  path: "/v1/admin/tenants/{id}/keys",
+  summary: "Create another API key for a tenant (default: all scopes)",
+  security,
+  request: { params: TenantParams, body: { content: { "application/json": { schema: CreateKey } }, required: false } },
+  responses: { 201: { description: "Created", content: { "application/json": { schema: CreatedKey } } }, ...errorResponses },
+});
+
+const deleteKeyRoute = createRoute({
+  method: "delete",
+  path: "/v1/admin/tenants/{id}/keys/{keyId}",
+  summary: "Revoke an API key at once",
+  security,
+  request: { params: TenantParams.extend({ keyId: z.string().openapi({ param: { name: "keyId", in: "path" } }) }) },
+  responses: { 204: { description: "Revoked" }, ...errorResponses },
+});
+
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/v1/admin/metrics",
+  summary: "This instance's produce counters (flushes, PUTs, commits, messages, bytes)",
+  security,
+  responses: {
+    200: {
+      description: "Counters since the instance started",
+      content: { "application/json": { schema: z.object({ produce: z.record(z.string(), z.number()) }) } },
+    },
+    401: errorResponses[401],
+  },
+});
+
+export function registerAdmin(app: OpenAPIHono<AppEnv>) {
+  app.openapi(createTenantRoute, async (c) => {
+    const body = c.req.valid("json");
+    const created = await createTenant(c.env.db, body.name, body.quotas ?? {});
+    return c.json(created, 201);
+  });
+
+  app.openapi(createKeyRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json") ?? {};
+    if (!(await tenantExists(c.env.db, id))) throw new ReservoirError("tenant_not_found", `tenant '${id}' does not exist`);
+    return c.json(await createKey(c.env.db, id, body.scopes ?? [...allScopes]), 201);
+  });
+
+  app.openapi(deleteKeyRoute, async (c) => {
+    const { id, keyId } = c.req.valid("param");
+    if (!(await tenantExists(c.env.db, id))) throw new ReservoirError("tenant_not_found", `tenant '${id}' does not exist`);
+    if (!(await deleteKey(c.env.db, id, keyId))) throw new ReservoirError("key_not_found", `key '${keyId}' does not exist`);
+    return c.body(null, 204);
+  });
+
+  app.openapi(metricsRoute, (c) => c.json({ produce: { ...c.env.batcher.stats } }, 200));
+}

@@ -1,0 +1,58 @@
+/**
+ * Produce. The body is read and parsed exactly once, by hand rather than by the OpenAPI
+ * validator, so that each limit gets its own 413 code; the route is still documented.
+ */
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { ReservoirError } from "../../storage/errors.ts";
+import { getTopic } from "../../storage/metadata/topics.ts";
+import { requireScope } from "../auth.ts";
+import { toEntries } from "../produce/entries.ts";
+import { bodyFormat, parseProduceBody, readBody } from "../produce/parse.ts";
+import type { AppEnv } from "../runtime.ts";
+import { errorResponses, limits, problemContent, Produced, ProduceBody, MessageIn, TopicParams } from "../schemas.ts";
+
+const produceRoute = createRoute({
+  method: "post",
+  path: "/v1/topics/{topic}/messages",
+  summary: "Produce messages (JSON, or ndjson with one message object per line)",
+  description:
+    "Offsets come back in request order. A repeated idempotencyKey on the same topic within 24 h returns the original offsets and stores nothing. Limits: 1 MiB per message (key + value + headers), 1,000 messages and 8 MiB per request.",
+  security: [{ apiKey: [] }],
+  request: {
+    params: TopicParams,
+    body: {
+      required: true,
+      content: {
+        "application/json": { schema: ProduceBody },
+        "application/x-ndjson": { schema: MessageIn },
+      },
+    },
+  },
+  responses: {
+    200: { description: "Committed", content: { "application/json": { schema: Produced } } },
+    413: { description: "A size or count limit was exceeded", content: problemContent },
+    415: { description: "Not JSON or ndjson", content: problemContent },
+    503: { description: "Storage failed; nothing was stored; retry", content: problemContent },
+    ...errorResponses,
+  },
+});
+
+export function registerProduce(app: OpenAPIHono<AppEnv>) {
+  // Registered for the document only: a validator would parse the body a second time.
+  app.openAPIRegistry.registerPath(produceRoute);
+  app.post("/v1/topics/:topic/messages", requireScope("produce"), async (c) => {
+    const name = c.req.param("topic");
+    const parsedName = TopicParams.shape.topic.safeParse(name);
+    if (!parsedName.success) throw new ReservoirError("invalid_name", `'${name}' is not a valid topic name`);
+    const format = bodyFormat(c.req.header("content-type"));
+    const body = parseProduceBody(await readBody(c.req.raw, limits.produceBodyBytes), format);
+    const tenantId = c.get("principal").tenantId;
+    const topic = await getTopic(c.env.db, tenantId, name);
+    if (body.transactionId !== undefined) {
+      throw new ReservoirError("transaction_not_found", `transaction '${body.transactionId}' does not exist`);
+    }
+    const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
+    const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
+    return c.json({ offsets }, 200);
+  });
+}

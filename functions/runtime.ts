@@ -1,0 +1,35 @@
+/**
+ * What an entry point injects into the app, per request, as Hono's `env`: the database, the
+ * object store, the clock and the instance's shared state. The app imports no runtime module.
+ */
+import type { Database } from "../storage/metadata/db.ts";
+import type { ObjectStore } from "../storage/objects/object-store.ts";
+import type { Batcher } from "../storage/log/batcher.ts";
+import type { BatchCache } from "../storage/log/batch-cache.ts";
+import type { CommitSignal } from "../storage/log/commit-signal.ts";
+import type { StickyPartitioner } from "../storage/log/partitioner.ts";
+
+export interface Clock {
+  now(): number;
+}
+
+export interface Runtime {
+  db: Database;
+  store: ObjectStore;
+  clock: Clock;
+  /** The operator token for /v1/admin/*. */
+  adminToken: string;
+  batcher: Batcher;
+  cache: BatchCache;
+  commits: CommitSignal;
+  partitioner: StickyPartitioner;
+  /** How often a long-poll re-reads the high watermark written by other instances. */
+  pollIntervalMs: number;
+}
+
+export type Principal = import("../storage/metadata/tenants.ts").Principal;
+
+export interface AppEnv {
+  Bindings: Runtime;
+  Variables: { principal: Principal };
+}

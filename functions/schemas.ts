@@ -1,0 +1,115 @@
+/** The zod schemas of the API: they validate requests and generate /openapi.json. */
+import { z } from "@hono/zod-openapi";
+
+export const limits = {
+  messageBytes: 1024 * 1024,
+  messagesPerRequest: 1000,
+  produceBodyBytes: 8 * 1024 * 1024,
+  jsonBodyBytes: 1024 * 1024,
+  readLimit: 1000,
+  waitMs: 30_000,
+} as const;
+
+export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
+export const Name = z.string().regex(NAME_PATTERN);
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string().openapi({ example: "topic_not_found" }),
+  })
+  .passthrough()
+  .openapi("Problem");
+
+export const problemContent = { "application/problem+json": { schema: Problem } };
+export const errorResponses = {
+  400: { description: "Invalid request", content: problemContent },
+  401: { description: "Missing or unknown credentials", content: problemContent },
+  404: { description: "Not found (also another tenant's resource)", content: problemContent },
+} as const;
+
+export const Quotas = z
+  .object({
+    requestsPerSecond: z.number().positive().optional(),
+    bytesPerSecond: z.number().positive().optional(),
+    storageBytes: z.number().int().positive().optional(),
+    topics: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const CreateTenant = z.object({ name: z.string().min(1).max(200), quotas: Quotas.optional() }).strict().openapi("CreateTenant");
+export const CreatedTenant = z.object({ tenantId: z.string(), apiKey: z.string(), keyId: z.string() }).openapi("CreatedTenant");
+export const CreateKey = z
+  .object({ scopes: z.array(z.enum(["produce", "consume", "manage"])).min(1).optional() })
+  .strict()
+  .openapi("CreateKey");
+export const CreatedKey = z.object({ apiKey: z.string(), keyId: z.string(), scopes: z.array(z.string()) }).openapi("CreatedKey");
+
+export const TopicSettings = z
+  .object({
+    partitions: z.number().int().min(1).max(256).optional(),
+    retentionHours: z.number().int().min(1).max(24 * 365 * 10).optional(),
+  })
+  .strict()
+  .openapi("TopicSettings");
+export const Topic = z
+  .object({ name: z.string(), partitions: z.number().int(), retentionHours: z.number().int(), createdAt: z.number().int() })
+  .openapi("Topic");
+export const TopicDetail = Topic.extend({ highWatermarks: z.array(z.number().int()) }).openapi("TopicDetail");
+
+export const MessageIn = z
+  .object({
+    value: z.string().optional(),
+    valueBase64: z.string().optional(),
+    key: z.string().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    partition: z.number().int().min(0).optional(),
+    idempotencyKey: z.string().min(1).max(256).optional(),
+    delaySeconds: z.number().int().min(0).optional(),
+    deliverAt: z.number().int().min(0).optional(),
+  })
+  .strict()
+  .refine((m) => (m.value === undefined) !== (m.valueBase64 === undefined), {
+    message: "exactly one of value and valueBase64 is required",
+  })
+  .openapi("MessageIn");
+export const ProduceBody = z
+  .object({ messages: z.array(MessageIn), transactionId: z.string().optional() })
+  .strict()
+  .openapi("ProduceRequest");
+export const Produced = z
+  .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
+  .openapi("ProduceResponse");
+
+export const MessageOut = z
+  .object({
+    topic: z.string(),
+    partition: z.number().int(),
+    offset: z.number().int(),
+    timestamp: z.number().int(),
+    key: z.string().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    value: z.string().optional(),
+    valueBase64: z.string().optional(),
+  })
+  .openapi("Message");
+export const ReadQuery = z.object({
+  offset: z.coerce.number().int().min(0),
+  limit: z.coerce.number().int().min(1).max(limits.readLimit).default(100),
+  waitMs: z.coerce.number().int().min(0).max(limits.waitMs).default(0),
+});
+export const ReadResult = z
+  .object({ messages: z.array(MessageOut), nextOffset: z.number().int(), highWatermark: z.number().int() })
+  .openapi("ReadResult");
+export const OffsetsQuery = z.object({ timestamp: z.coerce.number().int() });
+export const Offsets = z
+  .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
+  .openapi("Offsets");
+
+export const TopicParams = z.object({ topic: Name.openapi({ param: { name: "topic", in: "path" }, example: "orders" }) });
+export const PartitionParams = TopicParams.extend({
+  p: z.coerce.number().int().min(0).openapi({ param: { name: "p", in: "path" }, example: 0 }),
+});

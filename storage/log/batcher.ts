@@ -1,0 +1,237 @@
+/**
+ * The produce batcher (DESIGN.md, write path). Concurrent requests of one tenant, whatever
+ * their topics and partitions, are coalesced into one segment per flush: one PUT, then one
+ * Postgres transaction. Each request waits for its own flush and gets its own offsets.
+ */
+import { SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
+import type { Database } from "../metadata/db.ts";
+import type { ObjectStore } from "../objects/object-store.ts";
+import { ReservoirError, unavailable } from "../errors.ts";
+import { commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
+import { newSegmentId, segmentObjectKey } from "./ids.ts";
+
+export interface BatcherOptions {
+  /** Flush once this many record bytes are pending (default 4 MiB). */
+  maxBytes: number;
+  /** Flush once the oldest pending request is this old (default 5 ms). */
+  lingerMs: number;
+  /** Flushes of one tenant that may be between PUT and commit at once (default 4). */
+  maxInFlight: number;
+  /** A flush not committed this long after its PUT started is failed, never committed late. */
+  commitDeadlineMs: number;
+  now: () => number;
+}
+
+export const defaultBatcherOptions: BatcherOptions = {
+  maxBytes: 4 * 1024 * 1024,
+  lingerMs: 5,
+  maxInFlight: 4,
+  commitDeadlineMs: 60_000,
+  now: () => Date.now(),
+};
+
+export interface ProduceEntry {
+  topicId: number;
+  partition: number;
+  record: SegmentRecord;
+  idempotencyKey?: string;
+  /** Encoded size, counted against maxBytes. */
+  bytes: number;
+}
+
+/** The database and object store a flush runs on: those of the request that triggers it. */
+export interface FlushIo {
+  db: Database;
+  store: ObjectStore;
+}
+
+export interface FlushStats {
+  flushes: number;
+  puts: number;
+  commits: number;
+  failedFlushes: number;
+  messages: number;
+  bytes: number;
+  requests: number;
+}
+
+/** A committed flush, for listeners such as long-polling readers. */
+export interface CommittedFlush {
+  tenantId: string;
+  /** Per touched partition: the next offset after this flush. */
+  highWatermarks: { topicId: number; partition: number; next: number }[];
+}
+
+interface Waiter {
+  entries: ProduceEntry[];
+  resolve(offsets: AssignedOffset[]): void;
+  reject(error: unknown): void;
+}
+
+interface Batch {
+  tenantId: string;
+  waiters: Waiter[];
+  bytes: number;
+  io: FlushIo;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+export class Batcher {
+  readonly stats: FlushStats = { flushes: 0, puts: 0, commits: 0, failedFlushes: 0, messages: 0, bytes: 0, requests: 0 };
+  private readonly options: BatcherOptions;
+  private readonly open = new Map<string, Batch>();
+  private readonly sealed = new Map<string, Batch[]>();
+  private readonly inFlight = new Map<string, number>();
+  private readonly listeners = new Set<(flush: CommittedFlush) => void>();
+
+  constructor(options: Partial<BatcherOptions> = {}) {
+    this.options = { ...defaultBatcherOptions, ...options };
+  }
+
+  onCommit(listener: (flush: CommittedFlush) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves with one offset per entry, in entry order, once they are committed. */
+  submit(tenantId: string, entries: ProduceEntry[], io: FlushIo): Promise<AssignedOffset[]> {
+    return new Promise((resolve, reject) => {
+      let batch = this.open.get(tenantId);
+      if (!batch) {
+        batch = { tenantId, waiters: [], bytes: 0, io };
+        this.open.set(tenantId, batch);
+        const opened = batch;
+        opened.timer = setTimeout(() => this.seal(opened), this.options.lingerMs);
+      }
+      batch.waiters.push({ entries, resolve, reject });
+      for (const e of entries) batch.bytes += e.bytes;
+      if (batch.bytes >= this.options.maxBytes) {
+        // The request that fills the batch flushes it on its own I/O (matters on Workers).
+        batch.io = io;
+        this.seal(batch);
+      }
+    });
+  }
+
+  private seal(batch: Batch): void {
+    if (this.open.get(batch.tenantId) !== batch) return;
+    clearTimeout(batch.timer);
+    this.open.delete(batch.tenantId);
+    const queue = this.sealed.get(batch.tenantId) ?? [];
+    queue.push(batch);
+    this.sealed.set(batch.tenantId, queue);
+    this.pump(batch.tenantId);
+  }
+
+  private pump(tenantId: string): void {
+    const queue = this.sealed.get(tenantId);
+    while (queue && queue.length > 0 && (this.inFlight.get(tenantId) ?? 0) < this.options.maxInFlight) {
+      const batch = queue.shift()!;
+      this.inFlight.set(tenantId, (this.inFlight.get(tenantId) ?? 0) + 1);
+      void this.flush(batch).finally(() => {
+        this.inFlight.set(tenantId, this.inFlight.get(tenantId)! - 1);
+        this.pump(tenantId);
+      });
+    }
+    if (queue && queue.length === 0) this.sealed.delete(tenantId);
+  }
+
+  private async flush(batch: Batch): Promise<void> {
+    const { now, commitDeadlineMs } = this.options;
+    this.stats.flushes++;
+    try {
+      const { segment, runs, placement } = encode(batch);
+      const segmentId = newSegmentId(now());
+      const objectKey = segmentObjectKey(batch.tenantId, segmentId);
+      const started = now();
+      try {
+        this.stats.puts++;
+        await batch.io.store.put(objectKey, segment);
+      } catch (error) {
+        throw unavailable("the object store did not accept the segment; retry the request", error);
+      }
+      let result;
+      try {
+        this.stats.commits++;
+        result = await commitSegment(batch.io.db, {
+          tenantId: batch.tenantId,
+          segmentId,
+          objectKey,
+          byteLength: segment.length,
+          runs,
+          now: started,
+          deadline: started + commitDeadlineMs,
+          clock: now,
+        });
+      } catch (error) {
+        throw unavailable("the metadata commit failed; retry the request", error);
+      }
+      for (const [w, waiter] of batch.waiters.entries()) {
+        const offsets = placement[w].map(([r, i]) => result[r][i]);
+        if (offsets.some((o) => o === null)) {
+          waiter.reject(new ReservoirError("topic_not_found", "the topic was deleted while the request was in flight"));
+        } else {
+          waiter.resolve(offsets as AssignedOffset[]);
+        }
+      }
+      this.stats.requests += batch.waiters.length;
+      this.stats.messages += runs.reduce((n, r) => n + r.timestamps.length, 0);
+      this.stats.bytes += segment.length;
+      this.notify(batch.tenantId, runs, result);
+    } catch (error) {
+      this.stats.failedFlushes++;
+      const failure = error instanceof ReservoirError ? error : unavailable("the flush failed; retry the request", error);
+      for (const waiter of batch.waiters) waiter.reject(failure);
+    }
+  }
+
+  private notify(tenantId: string, runs: CommitRun[], result: (AssignedOffset | null)[][]): void {
+    if (this.listeners.size === 0) return;
+    const highWatermarks = runs.map((run, r) => {
+      const last = result[r].reduce((max, o) => (o && o.offset > max ? o.offset : max), -1);
+      return { topicId: run.topicId, partition: run.partition, next: last + 1 };
+    });
+    for (const listener of this.listeners) listener({ tenantId, highWatermarks });
+  }
+}
+
+/** Groups the batch's records by (topic, partition) into one segment; remembers where each went. */
+function encode(batch: Batch) {
+  const groups = new Map<string, { topicId: number; partition: number; entries: ProduceEntry[] }>();
+  const placement: [number, number][][] = [];
+  const order: string[] = [];
+  const positions: [string, number][][] = batch.waiters.map((waiter) =>
+    waiter.entries.map((entry) => {
+      const k = `${entry.topicId}:${entry.partition}`;
+      let group = groups.get(k);
+      if (!group) {
+        group = { topicId: entry.topicId, partition: entry.partition, entries: [] };
+        groups.set(k, group);
+        order.push(k);
+      }
+      group.entries.push(entry);
+      return [k, group.entries.length - 1];
+    }),
+  );
+  order.sort();
+  const runIndex = new Map(order.map((k, r) => [k, r]));
+  const writer = new SegmentWriter();
+  const runs: CommitRun[] = order.map((k) => {
+    const group = groups.get(k)!;
+    const { byteOffset, byteLength } = writer.appendBatch(
+      String(group.topicId),
+      group.partition,
+      group.entries.map((e) => e.record),
+    );
+    return {
+      topicId: group.topicId,
+      partition: group.partition,
+      byteOffset,
+      byteLength,
+      timestamps: group.entries.map((e) => e.record.timestamp),
+      idempotencyKeys: group.entries.map((e) => e.idempotencyKey),
+    };
+  });
+  for (const pos of positions) placement.push(pos.map(([k, i]) => [runIndex.get(k)!, i]));
+  return { segment: writer.finish(), runs, placement };
+}

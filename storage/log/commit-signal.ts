@@ -1,0 +1,37 @@
+/**
+ * Wakes long-polling readers when a flush of this instance commits to their partition. Other
+ * instances' commits are seen by polling (the wait below is bounded), so this only cuts latency.
+ */
+import type { Batcher, CommittedFlush } from "./batcher.ts";
+
+export class CommitSignal {
+  private readonly waiting = new Map<string, Set<() => void>>();
+
+  constructor(batcher: Batcher) {
+    batcher.onCommit((flush) => this.wake(flush));
+  }
+
+  /** Resolves on the next local commit to the partition, or after `ms`. */
+  wait(topicId: number, partition: number, ms: number): Promise<void> {
+    const k = `${topicId}:${partition}`;
+    return new Promise((resolve) => {
+      const set = this.waiting.get(k) ?? new Set();
+      this.waiting.set(k, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.waiting.get(k) === set) this.waiting.delete(k);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      set.add(done);
+    });
+  }
+
+  private wake(flush: CommittedFlush): void {
+    for (const hw of flush.highWatermarks) {
+      const set = this.waiting.get(`${hw.topicId}:${hw.partition}`);
+      if (set) for (const done of [...set]) done();
+    }
+  }
+}

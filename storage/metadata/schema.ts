@@ -1,0 +1,127 @@
+/**
+ * The metadata that must be agreed on. Every row carries tenant_id (directly or through its
+ * topic) and every query is scoped by it. Offsets are bigint in SQL and JS numbers in the API.
+ */
+import {
+  bigint,
+  bigserial,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+export const tenants = pgTable("tenants", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  quotas: jsonb("quotas").$type<Record<string, number>>().notNull().default({}),
+  createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});
+
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    /** SHA-256 of the whole secret, hex. The secret itself is never stored. */
+    secretHash: text("secret_hash").notNull(),
+    scopes: text("scopes").array().notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("api_keys_secret_hash_idx").on(t.secretHash), index("api_keys_tenant_idx").on(t.tenantId)],
+);
+
+export const topics = pgTable(
+  "topics",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    partitions: integer("partitions").notNull(),
+    retentionHours: integer("retention_hours").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("topics_tenant_name_idx").on(t.tenantId, t.name)],
+);
+
+export const partitions = pgTable(
+  "partitions",
+  {
+    topicId: bigint("topic_id", { mode: "number" })
+      .notNull()
+      .references(() => topics.id, { onDelete: "cascade" }),
+    partition: integer("partition").notNull(),
+    /** The offset the next committed message gets: also the high watermark. */
+    nextOffset: bigint("next_offset", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.topicId, t.partition] })],
+);
+
+/** A row per committed segment object. An object no row names is an orphan. */
+export const segments = pgTable(
+  "segments",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    objectKey: text("object_key").notNull(),
+    byteLength: integer("byte_length").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [index("segments_tenant_idx").on(t.tenantId, t.id)],
+);
+
+/**
+ * The index: a dense run of offsets [base_offset, last_offset] of one partition, stored in
+ * `byte_length` bytes at `byte_offset` of a segment (one or more whole batches). The run is
+ * the records of that range after skipping `record_skip` of them, so a run may name part of a
+ * batch (a duplicate dropped inside a batch, a single message moved by reference).
+ */
+export const segmentIndex = pgTable(
+  "segment_index",
+  {
+    topicId: bigint("topic_id", { mode: "number" })
+      .notNull()
+      .references(() => topics.id, { onDelete: "cascade" }),
+    partition: integer("partition").notNull(),
+    baseOffset: bigint("base_offset", { mode: "number" }).notNull(),
+    lastOffset: bigint("last_offset", { mode: "number" }).notNull(),
+    tenantId: text("tenant_id").notNull(),
+    segmentId: text("segment_id")
+      .notNull()
+      .references(() => segments.id),
+    byteOffset: integer("byte_offset").notNull(),
+    byteLength: integer("byte_length").notNull(),
+    recordSkip: integer("record_skip").notNull().default(0),
+    minTimestamp: bigint("min_timestamp", { mode: "number" }).notNull(),
+    maxTimestamp: bigint("max_timestamp", { mode: "number" }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.topicId, t.partition, t.baseOffset] }),
+    index("segment_index_segment_idx").on(t.segmentId),
+  ],
+);
+
+/** Producer idempotency keys, deduplicated inside the commit for 24 hours. */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    topicId: bigint("topic_id", { mode: "number" })
+      .notNull()
+      .references(() => topics.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    /** Null while the committing transaction that claimed the key is still open. */
+    partition: integer("partition"),
+    offset: bigint("offset", { mode: "number" }),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.topicId, t.key] }), index("idempotency_keys_expiry_idx").on(t.expiresAt)],
+);
+

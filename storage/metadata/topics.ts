@@ -1,0 +1,129 @@
+/** Topics and their partitions, always scoped by tenant. */
+import { and, asc, eq } from "drizzle-orm";
+import type { Database } from "./db.ts";
+import { partitions, topics } from "./schema.ts";
+import { ReservoirError } from "../errors.ts";
+
+export interface Topic {
+  id: number;
+  name: string;
+  partitions: number;
+  retentionHours: number;
+  createdAt: number;
+}
+
+export interface TopicSettings {
+  partitions: number;
+  retentionHours: number;
+}
+
+const columns = {
+  id: topics.id,
+  name: topics.name,
+  partitions: topics.partitions,
+  retentionHours: topics.retentionHours,
+  createdAt: topics.createdAt,
+};
+
+function toTopic(row: { id: number; name: string; partitions: number; retentionHours: number; createdAt: Date }): Topic {
+  return { ...row, createdAt: row.createdAt.getTime() };
+}
+
+export async function findTopic(db: Database, tenantId: string, name: string): Promise<Topic | null> {
+  const found = await db
+    .select(columns)
+    .from(topics)
+    .where(and(eq(topics.tenantId, tenantId), eq(topics.name, name)))
+    .limit(1);
+  return found.length ? toTopic(found[0]) : null;
+}
+
+export async function getTopic(db: Database, tenantId: string, name: string): Promise<Topic> {
+  const topic = await findTopic(db, tenantId, name);
+  if (!topic) throw new ReservoirError("topic_not_found", `topic '${name}' does not exist`);
+  return topic;
+}
+
+export async function listTopics(db: Database, tenantId: string): Promise<Topic[]> {
+  const found = await db.select(columns).from(topics).where(eq(topics.tenantId, tenantId)).orderBy(asc(topics.name));
+  return found.map(toTopic);
+}
+
+/** Creates the topic, or returns the existing one; `created` tells which. */
+export async function ensureTopic(
+  db: Database,
+  tenantId: string,
+  name: string,
+  settings: TopicSettings,
+): Promise<{ topic: Topic; created: boolean }> {
+  return db.transaction(async (tx) => {
+    const inserted = await tx
+      .insert(topics)
+      .values({ tenantId, name, ...settings })
+      .onConflictDoNothing()
+      .returning(columns);
+    if (inserted.length === 0) {
+      const [existing] = await tx
+        .select(columns)
+        .from(topics)
+        .where(and(eq(topics.tenantId, tenantId), eq(topics.name, name)));
+      return { topic: toTopic(existing), created: false };
+    }
+    const topic = toTopic(inserted[0]);
+    await tx.insert(partitions).values(Array.from({ length: settings.partitions }, (_, p) => ({ topicId: topic.id, partition: p })));
+    return { topic, created: true };
+  });
+}
+
+export async function updateTopic(
+  db: Database,
+  tenantId: string,
+  name: string,
+  changes: Partial<TopicSettings>,
+): Promise<Topic> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .select(columns)
+      .from(topics)
+      .where(and(eq(topics.tenantId, tenantId), eq(topics.name, name)))
+      .for("update");
+    if (!row) throw new ReservoirError("topic_not_found", `topic '${name}' does not exist`);
+    const target = changes.partitions ?? row.partitions;
+    if (target < row.partitions) {
+      throw new ReservoirError(
+        "partitions_cannot_shrink",
+        `topic '${name}' has ${row.partitions} partitions; partitions may only grow`,
+      );
+    }
+    const [updated] = await tx
+      .update(topics)
+      .set({ partitions: target, retentionHours: changes.retentionHours ?? row.retentionHours })
+      .where(eq(topics.id, row.id))
+      .returning(columns);
+    if (target > row.partitions) {
+      await tx
+        .insert(partitions)
+        .values(Array.from({ length: target - row.partitions }, (_, i) => ({ topicId: row.id, partition: row.partitions + i })));
+    }
+    return toTopic(updated);
+  });
+}
+
+export async function deleteTopic(db: Database, tenantId: string, name: string): Promise<boolean> {
+  const deleted = await db
+    .delete(topics)
+    .where(and(eq(topics.tenantId, tenantId), eq(topics.name, name)))
+    .returning({ id: topics.id });
+  return deleted.length > 0;
+}
+
+/** Next offset of every partition, in partition order. */
+export async function highWatermarks(db: Database, topicId: number): Promise<number[]> {
+  const found = await db
+    .select({ next: partitions.nextOffset })
+    .from(partitions)
+    .where(eq(partitions.topicId, topicId))
+    .orderBy(asc(partitions.partition));
+  return found.map((r) => Number(r.next));
+}
+

@@ -1,0 +1,160 @@
+import { randomUUID } from "node:crypto";
+import { constants, type Dirent } from "node:fs";
+import { access, link, mkdir, open, readdir, unlink } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import {
+  ObjectExistsError,
+  ObjectNotFoundError,
+  type ByteRange,
+  type ListPage,
+  type ObjectStore,
+} from "./object-store.ts";
+
+/** Names of in-progress writes; never valid as a key segment and never listed. */
+const TEMP_PREFIX = ".reservoir-tmp-";
+
+/**
+ * Objects as files under `rootDir` (key `a/b/c` is the file `rootDir/a/b/c`), for the embedded
+ * single-node setup. A key cannot be both an object and a "directory" of other keys.
+ */
+export class FolderObjectStore implements ObjectStore {
+  private readonly root: string;
+
+  constructor(rootDir: string) {
+    this.root = resolve(rootDir);
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    const path = this.pathOf(key);
+    const dir = dirname(path);
+    const firstCreated = await mkdir(dir, { recursive: true });
+    const temp = join(dir, TEMP_PREFIX + randomUUID());
+    try {
+      // The bytes are durable under a name no reader looks at before the key appears, so a crash
+      // leaves either nothing or the whole object; link() fails instead of replacing a file.
+      const file = await open(temp, "wx");
+      try {
+        await file.writeFile(body);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await link(temp, path).catch((err) => {
+        throw errno(err) === "EEXIST" ? new ObjectExistsError(key) : err;
+      });
+    } finally {
+      await unlink(temp).catch(() => {});
+    }
+    // The new directory entries (the key's, and any directories mkdir made) must be durable too.
+    await syncDir(dir);
+    if (firstCreated) {
+      for (let d = dir; d !== dirname(firstCreated); d = dirname(d)) await syncDir(dirname(d));
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Uint8Array> {
+    if (range) checkRange(range);
+    try {
+      const file = await open(this.pathOf(key), "r");
+      try {
+        if (!range) return asUint8Array(await file.readFile());
+        const out = new Uint8Array(range.length);
+        let filled = 0;
+        while (filled < out.length) {
+          const { bytesRead } = await file.read(out, filled, out.length - filled, range.offset + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        return out.subarray(0, filled);
+      } finally {
+        await file.close();
+      }
+    } catch (err) {
+      // EISDIR: the key is only a prefix of other keys.
+      if (["ENOENT", "ENOTDIR", "EISDIR"].includes(errno(err)!)) throw new ObjectNotFoundError(key);
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await unlink(this.pathOf(key)).catch((err) => {
+      if (!["ENOENT", "ENOTDIR", "EISDIR"].includes(errno(err)!)) throw err;
+    });
+  }
+
+  async list(prefix: string, options: { startAfter?: string; limit?: number } = {}): Promise<ListPage> {
+    const limit = options.limit ?? 1000;
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`invalid list limit: ${limit}`);
+    // Start at the deepest directory the prefix names in full; the rest is matched per entry.
+    const base = prefix.slice(0, prefix.lastIndexOf("/") + 1);
+    if (base) this.pathOf(base.slice(0, -1));
+    const keys: string[] = [];
+    for await (const key of this.walk(base, prefix, options.startAfter ?? "")) {
+      if (keys.length === limit) return { keys, nextStartAfter: keys[limit - 1] };
+      keys.push(key);
+    }
+    return { keys };
+  }
+
+  async check(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await access(this.root, constants.R_OK | constants.W_OK);
+  }
+
+  /** Keys under the directory `base` (a key prefix ending in "/", or ""), in lexicographic order. */
+  private async *walk(base: string, prefix: string, startAfter: string): AsyncGenerator<string> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(join(this.root, base), { withFileTypes: true });
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR"].includes(errno(err)!)) return;
+      throw err;
+    }
+    // A directory sorts as its name plus "/", so every key beneath it lands in the right place.
+    const named = entries
+      .filter((e) => !e.name.startsWith(TEMP_PREFIX) && (e.isFile() || e.isDirectory()))
+      .map((e) => ({ name: base + e.name + (e.isDirectory() ? "/" : ""), dir: e.isDirectory() }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const { name, dir } of named) {
+      if (!dir) {
+        if (name.startsWith(prefix) && name > startAfter) yield name;
+      } else if (
+        (name.startsWith(prefix) || prefix.startsWith(name)) &&
+        (name >= startAfter || startAfter.startsWith(name))
+      ) {
+        yield* this.walk(name, prefix, startAfter);
+      }
+    }
+  }
+
+  private pathOf(key: string): string {
+    const segments = key.split("/");
+    if (segments.some((s) => s === "" || s === "." || s === ".." || s.startsWith(TEMP_PREFIX) || s.includes("\0"))) {
+      throw new RangeError(`invalid object key: ${JSON.stringify(key)}`);
+    }
+    return join(this.root, ...segments);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkRange(range: ByteRange): void {
+  if (!Number.isSafeInteger(range.offset) || range.offset < 0 || !Number.isSafeInteger(range.length) || range.length < 0) {
+    throw new RangeError(`invalid byte range: offset ${range.offset}, length ${range.length}`);
+  }
+}
+
+function asUint8Array(buf: Buffer): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}

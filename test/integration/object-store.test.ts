@@ -1,0 +1,311 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { FolderObjectStore } from "../../storage/objects/folder-store.ts";
+import { ObjectExistsError, ObjectNotFoundError, type ObjectStore } from "../../storage/objects/object-store.ts";
+import { S3ObjectStore, type S3StoreConfig } from "../../storage/objects/s3-store.ts";
+import { startS3, type S3Server } from "../support/s3.ts";
+
+interface Backend {
+  store: ObjectStore;
+  /** Whether the backend refuses to overwrite. s3rver ignores `If-None-Match: *`, so it does not. */
+  createOnly: boolean;
+  close(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+const bytes = (n: number) => new Uint8Array(randomBytes(n));
+const text = (s: string) => new TextEncoder().encode(s);
+
+async function listAll(store: ObjectStore, prefix: string, limit: number): Promise<string[][]> {
+  const pages: string[][] = [];
+  let startAfter: string | undefined;
+  do {
+    const page = await store.list(prefix, { startAfter, limit });
+    pages.push(page.keys);
+    startAfter = page.nextStartAfter;
+  } while (startAfter !== undefined);
+  return pages;
+}
+
+function objectStoreContract(name: string, open: () => Promise<Backend>) {
+  describe(`${name} (ObjectStore contract)`, () => {
+    let backend: Backend;
+    let store: ObjectStore;
+    let ns: string; // a fresh key namespace per test, so tests never see each other's objects
+    let n = 0;
+
+    beforeAll(async () => {
+      backend = await open();
+      store = backend.store;
+    });
+    afterAll(() => backend?.close());
+    beforeEach(() => {
+      ns = `tenants/test-${++n}/`;
+    });
+
+    it("check() resolves", async () => {
+      await expect(store.check()).resolves.toBeUndefined();
+    });
+
+    it("round-trips binary data: 0 bytes, every byte value, a few MiB", async () => {
+      const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const big = bytes(3 * MiB + 17);
+      await store.put(ns + "empty", new Uint8Array(0));
+      await store.put(ns + "all", allBytes);
+      await store.put(ns + "big", big);
+      expect(await store.get(ns + "empty")).toEqual(new Uint8Array(0));
+      expect(await store.get(ns + "all")).toEqual(allBytes);
+      const got = await store.get(ns + "big");
+      expect(got).toBeInstanceOf(Uint8Array);
+      expect(got.byteLength).toBe(big.byteLength);
+      expect(Buffer.compare(got, big)).toBe(0);
+    });
+
+    it("reads byte ranges", async () => {
+      const body = bytes(64 * 1024);
+      const size = body.byteLength;
+      await store.put(ns + "obj", body);
+      const cases = [
+        { offset: 0, length: 100 }, // start
+        { offset: 30_000, length: 5_000 }, // middle
+        { offset: size - 100, length: 100 }, // end
+        { offset: 0, length: 1 }, // single bytes
+        { offset: 12_345, length: 1 },
+        { offset: size - 1, length: 1 },
+        { offset: 0, length: size }, // everything
+      ];
+      for (const range of cases) {
+        expect(await store.get(ns + "obj", range), JSON.stringify(range)).toEqual(
+          body.subarray(range.offset, range.offset + range.length),
+        );
+      }
+    });
+
+    it("ranges past the end yield only the bytes that exist", async () => {
+      await store.put(ns + "obj", text("0123456789"));
+      expect(await store.get(ns + "obj", { offset: 7, length: 10 })).toEqual(text("789"));
+      expect(await store.get(ns + "obj", { offset: 10, length: 5 })).toEqual(new Uint8Array(0));
+      expect(await store.get(ns + "obj", { offset: 3, length: 0 })).toEqual(new Uint8Array(0));
+    });
+
+    it("rejects a missing key with ObjectNotFoundError", async () => {
+      await expect(store.get(ns + "missing")).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.get(ns + "missing", { offset: 0, length: 1 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.get(ns + "missing", { offset: 0, length: 0 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.get(ns + "missing")).rejects.toMatchObject({ key: ns + "missing" });
+    });
+
+    it("never overwrites: a second put of a key rejects with ObjectExistsError", async (ctx) => {
+      if (!backend.createOnly) ctx.skip("backend ignores If-None-Match; see the S3 request tests below");
+      await store.put(ns + "k", text("first"));
+      await expect(store.put(ns + "k", text("second"))).rejects.toBeInstanceOf(ObjectExistsError);
+      await expect(store.put(ns + "k", new Uint8Array(0))).rejects.toMatchObject({ key: ns + "k" });
+      expect(await store.get(ns + "k")).toEqual(text("first"));
+    });
+
+    it("never overwrites: of concurrent puts of one key exactly one wins, whole", async (ctx) => {
+      if (!backend.createOnly) ctx.skip("backend ignores If-None-Match; see the S3 request tests below");
+      const bodies = Array.from({ length: 8 }, () => bytes(256 * 1024));
+      const results = await Promise.allSettled(bodies.map((b) => store.put(ns + "k", b)));
+      const won = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ObjectExistsError);
+      expect(Buffer.compare(await store.get(ns + "k"), bodies[won[0]])).toBe(0);
+    });
+
+    it("delete is idempotent and frees the key", async () => {
+      await store.put(ns + "k", text("v1"));
+      await store.delete(ns + "k");
+      await expect(store.get(ns + "k")).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.delete(ns + "k")).resolves.toBeUndefined();
+      await expect(store.delete(ns + "never-existed")).resolves.toBeUndefined();
+      await store.put(ns + "k", text("v2"));
+      expect(await store.get(ns + "k")).toEqual(text("v2"));
+      expect((await store.list(ns)).keys).toEqual([ns + "k"]);
+    });
+
+    it("lists only keys under the prefix, in lexicographic order", async () => {
+      // Not "a" with "a-b": s3rver orders keys by its file names ("a-b._S3rver_object" before
+      // "a._S3rver_object"). Segment ids are fixed-width; the folder store's own tests cover it.
+      const segments = ["0001", "0002", "0010", "00100", "01", "1", "A", "B", "a", "b"];
+      for (const id of [...segments].reverse()) await store.put(`${ns}segments/${id}`, text(id));
+      await store.put(`${ns}seg`, text("x"));
+      await store.put(`${ns}other/1`, text("x"));
+      await store.put(`tenants/test-${n}x/segments/1`, text("a tenant whose id extends ours"));
+
+      const expected = segments.map((id) => `${ns}segments/${id}`);
+      expect(await store.list(`${ns}segments/`)).toEqual({ keys: expected });
+      // A prefix need not end at a "/".
+      expect((await store.list(`${ns}segments/00`)).keys).toEqual(expected.slice(0, 4));
+      expect((await store.list(`${ns}seg`)).keys).toEqual([`${ns}seg`, ...expected]);
+      expect((await store.list(ns)).keys).toEqual([`${ns}other/1`, `${ns}seg`, ...expected]);
+      expect(await store.list(`${ns}nothing/`)).toEqual({ keys: [] });
+    });
+
+    it("paginates with startAfter and limit", async () => {
+      const keys = Array.from({ length: 7 }, (_, i) => `${ns}segments/${String(i * 10).padStart(4, "0")}`);
+      for (const key of keys) await store.put(key, text(key));
+
+      expect(await listAll(store, `${ns}segments/`, 3)).toEqual([keys.slice(0, 3), keys.slice(3, 6), keys.slice(6)]);
+      // A page that ends exactly at the last key says the listing is complete.
+      expect(await listAll(store, `${ns}segments/`, 7)).toEqual([keys]);
+      expect(await store.list(`${ns}segments/`, { limit: 1 })).toEqual({ keys: [keys[0]], nextStartAfter: keys[0] });
+      // startAfter need not be an existing key.
+      expect((await store.list(`${ns}segments/`, { startAfter: `${ns}segments/0025` })).keys).toEqual(keys.slice(3));
+      expect((await store.list(`${ns}segments/`, { startAfter: keys[6] })).keys).toEqual([]);
+      expect((await store.list(`${ns}segments/`, { startAfter: `${ns}a`, limit: 2 })).keys).toEqual(keys.slice(0, 2));
+    });
+  });
+}
+
+objectStoreContract("FolderObjectStore", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "reservoir-folder-"));
+  return {
+    store: new FolderObjectStore(dir),
+    createOnly: true,
+    close: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+objectStoreContract("S3ObjectStore on s3rver", async () => {
+  const s3 = await startS3();
+  return { store: new S3ObjectStore(s3.config), createOnly: false, close: () => s3.stop() };
+});
+
+describe("FolderObjectStore", () => {
+  let dir: string;
+  let store: FolderObjectStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "reservoir-folder-"));
+    store = new FolderObjectStore(dir);
+    return () => rm(dir, { recursive: true, force: true });
+  });
+
+  it("rejects keys that would escape or alias the root", async () => {
+    for (const key of ["", "/abs", "../up", "a/../../up", "a//b", "a/./b", "a/", ".reservoir-tmp-x"]) {
+      await expect(store.put(key, text("x")), key).rejects.toBeInstanceOf(RangeError);
+      await expect(store.get(key), key).rejects.toBeInstanceOf(RangeError);
+    }
+    await expect(store.list("../")).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it("keeps keys as files and leaves no temporary files behind", async () => {
+    await store.put("tenants/t/segments/1", text("one"));
+    await expect(store.put("tenants/t/segments/1", text("two"))).rejects.toBeInstanceOf(ObjectExistsError);
+    expect(await readdir(join(dir, "tenants/t/segments"))).toEqual(["1"]);
+  });
+
+  it("never lists an interrupted write", async () => {
+    await store.put("tenants/t/segments/1", text("one"));
+    // What a crash between writing the temporary file and linking it leaves behind.
+    await writeFile(join(dir, "tenants/t/segments/.reservoir-tmp-crashed"), text("half"));
+    expect((await store.list("tenants/t/")).keys).toEqual(["tenants/t/segments/1"]);
+  });
+
+  it("orders keys lexicographically across directory depths", async () => {
+    const keys = ["a", "a-b/c", "a.x", "ab/c/d", "b/0", "b/1/2", "b/10", "b0"];
+    for (const key of [...keys].reverse()) await store.put(key, text(key));
+    const sorted = [...keys].sort();
+    expect((await store.list("")).keys).toEqual(sorted);
+    expect((await listAll(store, "", 3)).flat()).toEqual(sorted);
+    expect((await store.list("", { startAfter: "a-b/c/z" })).keys).toEqual(sorted.slice(2));
+  });
+
+  it("check() creates a missing root", async () => {
+    const nested = new FolderObjectStore(join(dir, "not", "yet"));
+    await expect(nested.check()).resolves.toBeUndefined();
+  });
+});
+
+describe("S3ObjectStore", () => {
+  let s3: S3Server;
+  beforeAll(async () => {
+    s3 = await startS3();
+  });
+  afterAll(() => s3?.stop());
+
+  it("check() rejects when nothing listens at the endpoint", async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const store = new S3ObjectStore({ ...s3.config, endpoint: `http://127.0.0.1:${port}` });
+    await expect(store.check()).rejects.toThrow();
+  });
+
+  it("check() rejects for a missing bucket", async () => {
+    await expect(new S3ObjectStore({ ...s3.config, bucket: "no-such-bucket" }).check()).rejects.toThrow();
+  });
+
+  it("keeps the configured key prefix out of callers' sight", async () => {
+    const scoped = new S3ObjectStore({ ...s3.config, prefix: "scoped/" });
+    const raw = new S3ObjectStore(s3.config);
+    await scoped.put("tenants/t/segments/1", text("one"));
+    await scoped.put("tenants/t/segments/2", text("two"));
+    expect(await scoped.get("tenants/t/segments/1")).toEqual(text("one"));
+    expect(await scoped.list("tenants/t/", { limit: 1 })).toEqual({
+      keys: ["tenants/t/segments/1"],
+      nextStartAfter: "tenants/t/segments/1",
+    });
+    expect((await scoped.list("tenants/", { startAfter: "tenants/t/segments/1" })).keys).toEqual(["tenants/t/segments/2"]);
+    expect((await raw.list("scoped/")).keys).toEqual(["scoped/tenants/t/segments/1", "scoped/tenants/t/segments/2"]);
+  });
+
+  it("s3rver ignores If-None-Match on PUT (why create-only is checked against a stub below)", async () => {
+    const store = new S3ObjectStore(s3.config);
+    await store.put("overwritten", text("first"));
+    await store.put("overwritten", text("second"));
+    expect(await store.get("overwritten")).toEqual(text("second"));
+  });
+
+  describe("create-only against a server that answers like S3", () => {
+    let requests: { method?: string; headers: IncomingHttpHeaders }[];
+    let answer: { status: number; code: string };
+    let config: S3StoreConfig;
+    let close: () => Promise<void>;
+
+    beforeAll(async () => {
+      const stub = createServer((req, res) => {
+        req.resume();
+        req.on("end", () => {
+          requests.push({ method: req.method, headers: req.headers });
+          res.writeHead(answer.status, { "content-type": "application/xml" });
+          res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${answer.code}</Code><Message>stub</Message></Error>`);
+        });
+      });
+      await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+      config = { ...s3.config, endpoint: `http://127.0.0.1:${(stub.address() as AddressInfo).port}` };
+      close = () => new Promise((resolve) => stub.close(() => resolve()).closeAllConnections());
+    });
+    afterAll(() => close?.());
+    beforeEach(() => {
+      requests = [];
+    });
+
+    it.each([
+      { status: 412, code: "PreconditionFailed" },
+      { status: 409, code: "ConditionalRequestConflict" },
+    ])("sends If-None-Match: * and maps $status $code to ObjectExistsError", async (a) => {
+      answer = a;
+      const store = new S3ObjectStore(config);
+      await expect(store.put("tenants/t/segments/1", text("x"))).rejects.toEqual(
+        new ObjectExistsError("tenants/t/segments/1"),
+      );
+      expect(requests).toHaveLength(1);
+      expect(requests[0].method).toBe("PUT");
+      expect(requests[0].headers["if-none-match"]).toBe("*");
+      // WHEN_REQUIRED: no flexible-checksum headers that some S3-compatible services reject.
+      expect(Object.keys(requests[0].headers).filter((h) => h.startsWith("x-amz-checksum-") || h.startsWith("x-amz-sdk-checksum"))).toEqual([]);
+    });
+
+    it("passes other errors through", async () => {
+      answer = { status: 403, code: "AccessDenied" };
+      await expect(new S3ObjectStore(config).put("k", text("x"))).rejects.toMatchObject({ name: "AccessDenied" });
+    });
+  });
+});

@@ -1,0 +1,236 @@
+// Starts the Node server (`functions/node.ts`) as a real child process, so that `kill("SIGKILL")`
+// is a real kill -9. The child runs `node --import tsx functions/node.ts` directly (not through
+// npx, whose wrapper process would survive a kill of the server).
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+export interface NodeServer {
+  baseUrl: string;
+  adminToken: string;
+  dataDir: string;
+  port: number;
+  /** Pid of the current server process (changes on restart). */
+  readonly pid: number;
+  /** Sends `signal` (default SIGTERM) and waits for the process to exit (SIGKILL after 10 s). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Stops the server if it still runs, then starts it again with the same env, port and data dir. */
+  restart(): Promise<void>;
+  /** Everything the server wrote to stdout and stderr so far, over all its starts. */
+  logs(): string;
+  /** Whether the current process is still running. */
+  running(): boolean;
+  /** kill() and, if this helper created the data dir, remove it. */
+  stop(): Promise<void>;
+}
+
+export interface StartNodeServerOptions {
+  /** Extra environment (DATABASE_URL, S3_*, RESERVOIR_LINGER_MS...). */
+  env?: Record<string, string>;
+  /** Data dir to use; default: a fresh temp dir (removed by stop()). */
+  dataDir?: string;
+  /** How long to wait for /healthz (default 30 s). */
+  readyTimeoutMs?: number;
+  /** Label used in log lines (default "node-server"). */
+  label?: string;
+}
+
+/** Variables a test server must not inherit from the test runner's environment. */
+const SCRUBBED_ENV = [
+  "PORT",
+  "RESERVOIR_DATA_DIR",
+  "DATABASE_URL",
+  "S3_ENDPOINT",
+  "S3_BUCKET",
+  "S3_REGION",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+  "S3_FORCE_PATH_STYLE",
+  "RESERVOIR_ADMIN_TOKEN",
+  "RESERVOIR_LINGER_MS",
+  "RESERVOIR_WEBHOOK_ALLOW_PRIVATE",
+  "NODE_OPTIONS",
+  // vitest marks its workers with these; the server is not a test process.
+  "VITEST",
+  "VITEST_POOL_ID",
+  "VITEST_WORKER_ID",
+  "VITEST_MODE",
+  "TEST",
+];
+
+const MAX_LOG_CHARS = 4_000_000;
+
+/** A free TCP port on 127.0.0.1 (listen on 0, read the port, close). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      if (!addr || typeof addr === "string") return reject(new Error("no port"));
+      const { port } = addr;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // If the test process goes away, do not leave servers behind.
+  process.once("exit", () => {
+    for (const child of live) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startNodeServer(opts: StartNodeServerOptions = {}): Promise<NodeServer> {
+  installExitHook();
+  const ownsDataDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "reservoir-test-"));
+  const adminToken = opts.env?.RESERVOIR_ADMIN_TOKEN ?? `rsv_admin_test_${randomBytes(16).toString("hex")}`;
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const label = opts.label ?? "node-server";
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !SCRUBBED_ENV.includes(k)) env[k] = v;
+  Object.assign(env, opts.env ?? {}, {
+    PORT: String(port),
+    RESERVOIR_DATA_DIR: dataDir,
+    RESERVOIR_ADMIN_TOKEN: adminToken,
+    NODE_ENV: opts.env?.NODE_ENV ?? "test",
+  });
+
+  let log = "";
+  const append = (s: string) => {
+    log += s;
+    if (log.length > MAX_LOG_CHARS) log = "[...earlier output dropped...]\n" + log.slice(-MAX_LOG_CHARS / 2);
+  };
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  let exitInfo: string | null = null;
+  let starts = 0;
+
+  function spawnOnce(): void {
+    starts++;
+    exitInfo = null;
+    append(`\n===== [${label}] start #${starts}: node --import tsx functions/node.ts (port ${port}, data dir ${dataDir}) =====\n`);
+    const c = spawn(process.execPath, ["--import", "tsx", "functions/node.ts"], {
+      cwd: repoRoot,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child = c;
+    live.add(c);
+    c.stdout!.setEncoding("utf8");
+    c.stderr!.setEncoding("utf8");
+    c.stdout!.on("data", (d: string) => append(d));
+    c.stderr!.on("data", (d: string) => append(d));
+    exited = new Promise<void>((res) => {
+      c.once("exit", (code, signal) => {
+        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+        append(`\n===== [${label}] process ${c.pid} exited (${exitInfo}) =====\n`);
+        live.delete(c);
+        res();
+      });
+      c.once("error", (err) => {
+        exitInfo = `spawn error ${err.message}`;
+        append(`\n===== [${label}] spawn error: ${err.stack ?? err.message} =====\n`);
+        live.delete(c);
+        res();
+      });
+    });
+  }
+
+  async function waitReady(): Promise<void> {
+    const deadline = Date.now() + readyTimeoutMs;
+    let last = "no answer yet";
+    while (Date.now() < deadline) {
+      if (exitInfo !== null) {
+        throw new Error(`[${label}] exited before it was ready (${exitInfo}). Output:\n${log}`);
+      }
+      try {
+        const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+        const text = await res.text();
+        if (res.status === 200) {
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            /* reported below */
+          }
+          if (body && typeof body === "object" && (body as { ok?: unknown }).ok === true) return;
+        }
+        last = `${res.status} ${text.slice(0, 300)}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await sleep(150);
+    }
+    const output = log;
+    await kill("SIGKILL");
+    throw new Error(`[${label}] not ready within ${readyTimeoutMs} ms (last /healthz: ${last}). Output:\n${output}`);
+  }
+
+  async function kill(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const c = child;
+    if (!c || exitInfo !== null) return;
+    c.kill(signal);
+    if (signal !== "SIGKILL") {
+      const timer = setTimeout(() => {
+        if (exitInfo === null) c.kill("SIGKILL");
+      }, 10_000);
+      await exited;
+      clearTimeout(timer);
+    } else {
+      await exited;
+    }
+  }
+
+  async function startAndWait(): Promise<void> {
+    spawnOnce();
+    await waitReady();
+  }
+
+  await startAndWait();
+
+  return {
+    baseUrl,
+    adminToken,
+    dataDir,
+    port,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    kill,
+    async restart() {
+      await kill("SIGTERM");
+      await startAndWait();
+    },
+    logs: () => log,
+    running: () => child !== null && exitInfo === null,
+    async stop() {
+      await kill("SIGTERM");
+      if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
