@@ -7,6 +7,8 @@ export interface Config {
   port: number;
   dataDir: string;
   databaseUrl?: string;
+  /** Connections in the Postgres pool of one Node instance. */
+  databasePoolMax: number;
   s3?: S3StoreConfig;
   adminToken?: string;
   lingerMs: number;
@@ -19,6 +21,7 @@ export function readConfig(env: Env): Config {
     port: Number(env.PORT ?? 8787),
     dataDir: env.RESERVOIR_DATA_DIR ?? "./.reservoir",
     databaseUrl: env.DATABASE_URL || undefined,
+    databasePoolMax: Number(env.DATABASE_POOL_MAX ?? 20),
     s3: bucket
       ? {
           bucket,

@@ -23,7 +23,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
   if (config.databaseUrl) {
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
-    const sql = postgres(config.databaseUrl, { max: 20, onnotice: () => {} });
+    const sql = postgres(config.databaseUrl, { max: config.databasePoolMax, onnotice: () => {} });
     return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres" };
   }
   const { PGlite } = await import("@electric-sql/pglite");

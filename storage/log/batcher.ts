@@ -53,6 +53,9 @@ export interface FlushStats {
   messages: number;
   bytes: number;
   requests: number;
+  /** Milliseconds spent in PUTs and in commits, summed over flushes. */
+  putMs: number;
+  commitMs: number;
 }
 
 /** A committed flush, for listeners such as long-polling readers. */
@@ -74,10 +77,12 @@ interface Batch {
   bytes: number;
   io: FlushIo;
   timer?: ReturnType<typeof setTimeout>;
+  /** The linger has passed: flush as soon as a slot is free. */
+  due: boolean;
 }
 
 export class Batcher {
-  readonly stats: FlushStats = { flushes: 0, puts: 0, commits: 0, failedFlushes: 0, messages: 0, bytes: 0, requests: 0 };
+  readonly stats: FlushStats = { flushes: 0, puts: 0, commits: 0, failedFlushes: 0, messages: 0, bytes: 0, requests: 0, putMs: 0, commitMs: 0 };
   private readonly options: BatcherOptions;
   private readonly open = new Map<string, Batch>();
   private readonly sealed = new Map<string, Batch[]>();
@@ -98,10 +103,13 @@ export class Batcher {
     return new Promise((resolve, reject) => {
       let batch = this.open.get(tenantId);
       if (!batch) {
-        batch = { tenantId, waiters: [], bytes: 0, io };
+        batch = { tenantId, waiters: [], bytes: 0, io, due: false };
         this.open.set(tenantId, batch);
         const opened = batch;
-        opened.timer = setTimeout(() => this.seal(opened), this.options.lingerMs);
+        opened.timer = setTimeout(() => {
+          opened.due = true;
+          this.pump(tenantId);
+        }, this.options.lingerMs);
       }
       batch.waiters.push({ entries, resolve, reject });
       for (const e of entries) batch.bytes += e.bytes;
@@ -109,31 +117,43 @@ export class Batcher {
         // The request that fills the batch flushes it on its own I/O (matters on Workers).
         batch.io = io;
         this.seal(batch);
+        this.pump(tenantId);
       }
     });
   }
 
+  /** Closes the open batch: later requests go to a new one. */
   private seal(batch: Batch): void {
-    if (this.open.get(batch.tenantId) !== batch) return;
     clearTimeout(batch.timer);
     this.open.delete(batch.tenantId);
     const queue = this.sealed.get(batch.tenantId) ?? [];
     queue.push(batch);
     this.sealed.set(batch.tenantId, queue);
-    this.pump(batch.tenantId);
   }
 
+  /**
+   * Starts flushes while fewer than maxInFlight run. A due batch that finds no free slot stays
+   * open and keeps growing until one frees: under load, batches grow instead of queueing.
+   */
   private pump(tenantId: string): void {
-    const queue = this.sealed.get(tenantId);
-    while (queue && queue.length > 0 && (this.inFlight.get(tenantId) ?? 0) < this.options.maxInFlight) {
-      const batch = queue.shift()!;
+    const open = this.open.get(tenantId);
+    const queue = this.sealed.get(tenantId) ?? [];
+    while ((this.inFlight.get(tenantId) ?? 0) < this.options.maxInFlight) {
+      let batch = queue.shift();
+      if (!batch && open?.due && this.open.get(tenantId) === open) {
+        this.seal(open);
+        batch = this.sealed.get(tenantId)!.shift();
+      }
+      if (!batch) break;
       this.inFlight.set(tenantId, (this.inFlight.get(tenantId) ?? 0) + 1);
       void this.flush(batch).finally(() => {
-        this.inFlight.set(tenantId, this.inFlight.get(tenantId)! - 1);
+        const left = this.inFlight.get(tenantId)! - 1;
+        if (left === 0) this.inFlight.delete(tenantId);
+        else this.inFlight.set(tenantId, left);
         this.pump(tenantId);
       });
     }
-    if (queue && queue.length === 0) this.sealed.delete(tenantId);
+    if (this.sealed.get(tenantId)?.length === 0) this.sealed.delete(tenantId);
   }
 
   private async flush(batch: Batch): Promise<void> {
@@ -147,10 +167,12 @@ export class Batcher {
       try {
         this.stats.puts++;
         await batch.io.store.put(objectKey, segment);
+        this.stats.putMs += now() - started;
       } catch (error) {
         throw unavailable("the object store did not accept the segment; retry the request", error);
       }
       let result;
+      const committing = now();
       try {
         this.stats.commits++;
         result = await commitSegment(batch.io.db, {
@@ -163,6 +185,7 @@ export class Batcher {
           deadline: started + commitDeadlineMs,
           clock: now,
         });
+        this.stats.commitMs += now() - committing;
       } catch (error) {
         throw unavailable("the metadata commit failed; retry the request", error);
       }

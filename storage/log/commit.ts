@@ -6,7 +6,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
-import { segmentIndex, segments } from "../metadata/schema.ts";
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -49,75 +48,17 @@ export class CommitDeadlineError extends Error {
 
 const values = (tuples: SQL[]) => sql.join(tuples, sql`, `);
 
+/**
+ * Without idempotency keys a flush commits in ONE statement (its own transaction): partition
+ * row locks are then held only while Postgres executes and syncs it, never across a round
+ * trip to this process. With keys, the claims come first in the same transaction.
+ */
 export async function commitSegment(db: Database, commit: SegmentCommit): Promise<CommitResult> {
+  const hasKeys = commit.runs.some((run) => run.idempotencyKeys.some((k) => k !== undefined));
+  if (!hasKeys) return indexSurvivors(db, commit, noClaims());
   return db.transaction(async (tx) => {
-    const result: CommitResult = commit.runs.map((run) => run.timestamps.map(() => null));
     const claims = await claimIdempotencyKeys(tx, commit);
-
-    // Which records survive deduplication, per run.
-    const survivors = commit.runs.map((run, r) =>
-      run.timestamps.map((_, i) => !claims.alias.has(`${r}:${i}`) && !claims.previous.has(`${r}:${i}`)),
-    );
-    const counts = new Map<string, number>();
-    commit.runs.forEach((run, r) => {
-      const n = survivors[r].filter(Boolean).length;
-      if (n === 0) return;
-      const k = `${run.topicId}:${run.partition}`;
-      counts.set(k, (counts.get(k) ?? 0) + n);
-    });
-
-    const next = await advancePartitions(tx, counts);
-    const rowsToIndex: (typeof segmentIndex.$inferInsert)[] = [];
-    commit.runs.forEach((run, r) => {
-      const k = `${run.topicId}:${run.partition}`;
-      if (!counts.has(k)) return;
-      let offset = next.get(k);
-      if (offset === undefined) return; // topic deleted meanwhile: its records stay unindexed garbage
-      let start = -1;
-      const close = (end: number, base: number) => {
-        const ts = run.timestamps.slice(start, end);
-        rowsToIndex.push({
-          topicId: run.topicId,
-          partition: run.partition,
-          baseOffset: base,
-          lastOffset: base + (end - start) - 1,
-          tenantId: commit.tenantId,
-          segmentId: commit.segmentId,
-          byteOffset: run.byteOffset,
-          byteLength: run.byteLength,
-          recordSkip: start,
-          minTimestamp: Math.min(...ts),
-          maxTimestamp: Math.max(...ts),
-        });
-      };
-      let runBase = offset;
-      for (let i = 0; i <= run.timestamps.length; i++) {
-        const alive = i < run.timestamps.length && survivors[r][i];
-        if (alive) {
-          if (start < 0) {
-            start = i;
-            runBase = offset;
-          }
-          result[r][i] = { partition: run.partition, offset: offset++ };
-        } else if (start >= 0) {
-          close(i, runBase);
-          start = -1;
-        }
-      }
-      next.set(k, offset);
-    });
-
-    if (rowsToIndex.length > 0) {
-      await tx.insert(segments).values({
-        id: commit.segmentId,
-        tenantId: commit.tenantId,
-        objectKey: commit.objectKey,
-        byteLength: commit.byteLength,
-      });
-      await tx.insert(segmentIndex).values(rowsToIndex);
-    }
-
-    // Repeated keys answer with the offsets they were first given.
+    const result = await indexSurvivors(tx, commit, claims);
     for (const [at, original] of claims.previous) {
       const [r, i] = at.split(":").map(Number);
       result[r][i] = original;
@@ -140,11 +81,105 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
         FROM (VALUES ${values(recorded)}) AS v(topic_id, key, partition, "offset")
         WHERE k.topic_id = v.topic_id AND k.key = v.key`);
     }
-
     if (commit.clock() > commit.deadline) throw new CommitDeadlineError();
     return result;
   });
 }
+
+interface PlannedRow {
+  run: number;
+  partitionKey: string;
+  relFirst: number;
+  count: number;
+  recordSkip: number;
+  minTimestamp: number;
+  maxTimestamp: number;
+}
+
+/**
+ * Assigns offsets to the records that survive deduplication and indexes them, in one
+ * statement: lock the partition rows in (topic, partition) order — so concurrent flushes of
+ * any number of instances queue instead of deadlocking — advance next_offset, record the
+ * segment, insert the index rows at base + relative offset.
+ */
+async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Claims): Promise<CommitResult> {
+  const result: CommitResult = commit.runs.map((run) => run.timestamps.map(() => null));
+  const counts = new Map<string, number>();
+  const planned: PlannedRow[] = [];
+  const relative: (number | null)[][] = commit.runs.map((run, r) => {
+    const key = `${run.topicId}:${run.partition}`;
+    let next = counts.get(key) ?? 0;
+    let open: PlannedRow | null = null;
+    const rel = run.timestamps.map((ts, i) => {
+      const at = `${r}:${i}`;
+      if (claims.alias.has(at) || claims.previous.has(at)) {
+        open = null;
+        return null;
+      }
+      if (!open) {
+        open = { run: r, partitionKey: key, relFirst: next, count: 0, recordSkip: i, minTimestamp: ts, maxTimestamp: ts };
+        planned.push(open);
+      }
+      open.count++;
+      open.minTimestamp = Math.min(open.minTimestamp, ts);
+      open.maxTimestamp = Math.max(open.maxTimestamp, ts);
+      return next++;
+    });
+    counts.set(key, next);
+    return rel;
+  });
+  if (planned.length === 0) return result;
+
+  const keys = [...counts.entries()]
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number])
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const increments = keys.map(([t, p, n]) => sql`(${t}::bigint, ${p}::int, ${n}::bigint)`);
+  const indexValues = planned.map((row) => {
+    const run = commit.runs[row.run];
+    return sql`(${run.topicId}::bigint, ${run.partition}::int, ${row.relFirst}::bigint, ${row.count}::bigint, ${run.byteOffset}::int, ${run.byteLength}::int, ${row.recordSkip}::int, ${row.minTimestamp}::bigint, ${row.maxTimestamp}::bigint)`;
+  });
+  const remainingMs = Math.max(0, commit.deadline - commit.clock());
+  const advanced = await rows<{ topic_id: string | number; partition: number; base: string | number }>(
+    db,
+    sql`WITH v(topic_id, partition, n) AS (VALUES ${values(increments)}),
+      locked AS MATERIALIZED (
+        SELECT p.topic_id, p.partition FROM partitions p JOIN v USING (topic_id, partition)
+        ORDER BY p.topic_id, p.partition FOR UPDATE OF p),
+      adv AS (
+        UPDATE partitions p SET next_offset = p.next_offset + v.n
+        FROM locked l JOIN v USING (topic_id, partition)
+        WHERE p.topic_id = l.topic_id AND p.partition = l.partition
+          AND clock_timestamp() < statement_timestamp() + ${remainingMs} * interval '1 millisecond'
+        RETURNING p.topic_id, p.partition, p.next_offset - v.n AS base),
+      seg AS (
+        INSERT INTO segments (id, tenant_id, object_key, byte_length)
+        SELECT ${commit.segmentId}, ${commit.tenantId}, ${commit.objectKey}, ${commit.byteLength}
+        WHERE EXISTS (SELECT 1 FROM adv)
+        RETURNING id),
+      idx AS (
+        INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id,
+                                   byte_offset, byte_length, record_skip, min_timestamp, max_timestamp)
+        SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
+               r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts
+        FROM (VALUES ${values(indexValues)}) AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts)
+        JOIN adv a USING (topic_id, partition) CROSS JOIN seg
+        RETURNING 1)
+    SELECT topic_id, partition, base FROM adv`,
+  );
+  if (advanced.length === 0 && keys.length > 0 && commit.clock() > commit.deadline) throw new CommitDeadlineError();
+  const bases = new Map(advanced.map((a) => [`${Number(a.topic_id)}:${a.partition}`, Number(a.base)]));
+  commit.runs.forEach((run, r) => {
+    const base = bases.get(`${run.topicId}:${run.partition}`);
+    if (base === undefined) return; // topic deleted meanwhile: its records stay unindexed garbage
+    relative[r].forEach((rel, i) => {
+      if (rel !== null) result[r][i] = { partition: run.partition, offset: base + rel };
+    });
+  });
+  return result;
+}
+
+const noClaims = (): Claims => ({ fresh: new Set(), previous: new Map(), alias: new Map() });
 
 interface Claims {
   /** "run:record" of first occurrences this commit claimed. */
@@ -208,29 +243,3 @@ async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promi
   return claims;
 }
 
-/**
- * Locks the partition rows in (topic, partition) order, so concurrent flushes from any
- * number of instances queue instead of deadlocking, then advances next_offset.
- * Returns each partition's first assigned offset; partitions of deleted topics are absent.
- */
-async function advancePartitions(tx: Queryable, counts: Map<string, number>): Promise<Map<string, number>> {
-  const bases = new Map<string, number>();
-  if (counts.size === 0) return bases;
-  const keys = [...counts.keys()]
-    .map((k) => k.split(":").map(Number) as [number, number])
-    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const pairs = keys.map(([t, p]) => sql`(${t}::bigint, ${p}::int)`);
-  await tx.execute(
-    sql`SELECT 1 FROM partitions WHERE (topic_id, partition) IN (${values(pairs)}) ORDER BY topic_id, partition FOR UPDATE`,
-  );
-  const increments = keys.map(([t, p]) => sql`(${t}::bigint, ${p}::int, ${counts.get(`${t}:${p}`)}::bigint)`);
-  const updated = await rows<{ topic_id: string | number; partition: number; base: string | number }>(
-    tx,
-    sql`UPDATE partitions AS p SET next_offset = p.next_offset + v.n
-        FROM (VALUES ${values(increments)}) AS v(topic_id, partition, n)
-        WHERE p.topic_id = v.topic_id AND p.partition = v.partition
-        RETURNING p.topic_id, p.partition, p.next_offset - v.n AS base`,
-  );
-  for (const u of updated) bases.set(`${Number(u.topic_id)}:${u.partition}`, Number(u.base));
-  return bases;
-}

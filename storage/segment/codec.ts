@@ -70,6 +70,7 @@ const MIN_RECORD_BYTES = 5; // length, attributes, delta, value length, header c
 const ATTR_BINARY = 1;
 const ATTR_HAS_KEY = 2;
 const TWO_32 = 0x1_0000_0000;
+const CHANGED = "SegmentWriter: records changed between appendBatch and finish";
 
 const encoder = new TextEncoder();
 // ignoreBOM: a key that starts with U+FEFF must keep it. fatal: measured free, and makes a
@@ -190,7 +191,7 @@ export class SegmentWriter {
         }
       }
       if (pos !== end) {
-        throw new Error(`SegmentWriter: batch wrote ${pos - start} bytes, measured ${batch.byteLength}; were records changed after appendBatch?`);
+        throw new Error(CHANGED);
       }
       view.setUint32(start + 4, crc32c(buf.subarray(start + 8, end)));
     }
@@ -264,11 +265,12 @@ function utf8Length(s: string): number {
 function writeString(buf: Uint8Array, pos: number, s: string, length: number): number {
   pos = writeVarint(buf, pos, length);
   // encodeInto's per-call cost dominates for the short ASCII strings keys and header names
-  // usually are; a plain loop is several times faster there.
+  // usually are; a plain loop measured about three times faster there.
   if (length === s.length && length <= 64) {
     for (let i = 0; i < length; i++) buf[pos + i] = s.charCodeAt(i);
   } else {
-    encoder.encodeInto(s, buf.subarray(pos, pos + length));
+    const { read, written } = encoder.encodeInto(s, buf.subarray(pos, pos + length));
+    if (read !== s.length || written !== length) throw new Error(CHANGED);
   }
   return pos + length;
 }
@@ -276,8 +278,8 @@ function writeString(buf: Uint8Array, pos: number, s: string, length: number): n
 /**
  * Decode exactly one batch from its own byte range (length field must equal bytes.length; CRC checked).
  *
- * Zero copy: each record's `value` is a subarray view of `bytes`, so it shares (and keeps alive)
- * the input buffer; copy it if the buffer will be reused.
+ * Zero copy: each record's `value` is a view into `bytes`' buffer, so it shares (and keeps alive)
+ * that buffer; copy it if the buffer will be reused or must be freed sooner.
  */
 export function decodeBatch(bytes: Uint8Array): DecodedBatch {
   const n = bytes.length;

@@ -45,6 +45,7 @@ export interface StartNodeServerOptions {
 /** Variables a test server must not inherit from the test runner's environment. */
 const SCRUBBED_ENV = [
   "PORT",
+  "HOST",
   "RESERVOIR_DATA_DIR",
   "DATABASE_URL",
   "S3_ENDPOINT",
@@ -118,6 +119,8 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
     RESERVOIR_DATA_DIR: dataDir,
     RESERVOIR_ADMIN_TOKEN: adminToken,
     NODE_ENV: opts.env?.NODE_ENV ?? "test",
+    // Listen on loopback only: all test traffic stays on 127.0.0.1.
+    HOST: opts.env?.HOST ?? "127.0.0.1",
   });
 
   let log = "";

@@ -1,0 +1,40 @@
+/** Starts what a benchmark measures: s3rver (own process), a fresh Postgres database, the Node server. */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { freshDatabase } from "../../test/support/postgres.ts";
+import { startNodeServer, repoRoot, type NodeServer } from "../../test/support/node-server.ts";
+
+export interface Stack {
+  server: NodeServer;
+  stop(): Promise<void>;
+}
+
+export async function startS3Process(): Promise<{ env: Record<string, string>; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/s3-server.ts"], { cwd: repoRoot, stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
+  });
+  return {
+    env: JSON.parse(line),
+    stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once("exit", () => resolve()), child.kill("SIGTERM")))),
+  };
+}
+
+export async function startStack(kind: "postgres-s3" | "embedded", env: Record<string, string> = {}): Promise<Stack> {
+  if (kind === "embedded") {
+    const server = await startNodeServer({ env, label: "bench-embedded" });
+    return { server, stop: () => server.stop() };
+  }
+  const s3 = await startS3Process();
+  const db = await freshDatabase();
+  const server = await startNodeServer({ env: { ...s3.env, DATABASE_URL: db.url, ...env }, label: "bench-s3" });
+  return {
+    server,
+    async stop() {
+      await server.stop();
+      await db.drop();
+      await s3.stop();
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * Produce throughput: 1 KiB messages from N concurrent HTTP clients against the Node server
+ * on Postgres + s3rver (or the embedded default), with PUTs and commits per flush.
+ *
+ *   npx tsx bench/produce.ts [--clients 50] [--seconds 15] [--batch 1] [--size 1024]
+ *                            [--partitions 16] [--stack postgres-s3|embedded] [--linger 5]
+ */
+import { Agent } from "node:http";
+import { parseArgs } from "node:util";
+import { closedLoop, percentile, post } from "./lib/load.ts";
+import { startStack } from "./lib/stack.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    clients: { type: "string", default: "50" },
+    seconds: { type: "string", default: "15" },
+    batch: { type: "string", default: "1" },
+    size: { type: "string", default: "1024" },
+    partitions: { type: "string", default: "16" },
+    stack: { type: "string", default: "postgres-s3" },
+    linger: { type: "string", default: "5" },
+  },
+});
+const clients = Number(args.clients);
+const seconds = Number(args.seconds);
+const batch = Number(args.batch);
+const size = Number(args.size);
+
+const stack = await startStack(args.stack as "postgres-s3" | "embedded", { RESERVOIR_LINGER_MS: args.linger! });
+try {
+  const base = stack.server.baseUrl;
+  const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
+  const tenant = await (await fetch(`${base}/v1/admin/tenants`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }) })).json();
+  const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
+  await fetch(`${base}/v1/topics/bench`, { method: "PUT", headers: auth, body: JSON.stringify({ partitions: Number(args.partitions) }) });
+  const metrics = async () => (await (await fetch(`${base}/v1/admin/metrics`, { headers: admin })).json()).produce;
+
+  const value = "x".repeat(size);
+  const body = Buffer.from(JSON.stringify({ messages: Array.from({ length: batch }, () => ({ value })) }));
+  const agent = new Agent({ keepAlive: true, maxSockets: clients });
+  const url = new URL(`${base}/v1/topics/bench/messages`);
+  const send = async () => (await post(agent, url, auth, body)) === 200;
+
+  await closedLoop(clients, 2, send); // warm-up
+  const before = await metrics();
+  const result = await closedLoop(clients, seconds, send);
+  const after = await metrics();
+  agent.destroy();
+
+  const d = (k: string) => after[k] - before[k];
+  const ok = result.requests - result.errors;
+  const msgs = ok * batch;
+  const report = {
+    stack: args.stack,
+    clients,
+    messagesPerRequest: batch,
+    messageBytes: size,
+    seconds: Number(result.seconds.toFixed(2)),
+    requests: result.requests,
+    errors: result.errors,
+    msgsPerSec: Math.round(msgs / result.seconds),
+    mibPerSec: Number(((msgs * size) / result.seconds / 1024 / 1024).toFixed(2)),
+    requestLatencyMs: {
+      p50: Number(percentile(result.latenciesMs, 50).toFixed(2)),
+      p99: Number(percentile(result.latenciesMs, 99).toFixed(2)),
+      p999: Number(percentile(result.latenciesMs, 99.9).toFixed(2)),
+    },
+    flushes: d("flushes"),
+    putsPerFlush: Number((d("puts") / d("flushes")).toFixed(3)),
+    commitsPerFlush: Number((d("commits") / d("flushes")).toFixed(3)),
+    requestsPerFlush: Number((d("requests") / d("flushes")).toFixed(1)),
+    messagesPerFlush: Number((d("messages") / d("flushes")).toFixed(1)),
+    segmentKiBPerFlush: Number((d("bytes") / d("flushes") / 1024).toFixed(1)),
+    failedFlushes: d("failedFlushes"),
+    putMsPerFlush: Number((d("putMs") / d("flushes")).toFixed(2)),
+    commitMsPerFlush: Number((d("commitMs") / d("flushes")).toFixed(2)),
+  };
+  console.log(JSON.stringify(report, null, 2));
+} finally {
+  await stack.stop();
+}

@@ -1,0 +1,134 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
+import { BatchCache } from "../../storage/log/batch-cache.ts";
+import { partitionBounds, readFrom } from "../../storage/log/reader.ts";
+import { rows, type Database } from "../../storage/metadata/db.ts";
+import { createTenant } from "../../storage/metadata/tenants.ts";
+import { ensureTopic, type Topic } from "../../storage/metadata/topics.ts";
+import { ReservoirError } from "../../storage/errors.ts";
+import { embeddedDatabase } from "../support/embedded-db.ts";
+import { MemoryObjectStore } from "../support/memory-store.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function entry(topic: Topic, partition: number, value: string, idempotencyKey?: string): ProduceEntry {
+  const bytes = encoder.encode(value);
+  return { topicId: topic.id, partition, record: { value: bytes, binary: false, timestamp: 1_700_000_000_000 }, idempotencyKey, bytes: bytes.length + 16 };
+}
+
+describe("Batcher", () => {
+  let db: Database;
+  let close: () => Promise<void>;
+  let tenantId: string;
+  let orders: Topic;
+  let audit: Topic;
+
+  beforeAll(async () => {
+    ({ db, close } = await embeddedDatabase());
+    tenantId = (await createTenant(db, "acme", {})).tenantId;
+    orders = (await ensureTopic(db, tenantId, "orders", { partitions: 3, retentionHours: 1 })).topic;
+    audit = (await ensureTopic(db, tenantId, "audit", { partitions: 1, retentionHours: 1 })).topic;
+  });
+  afterAll(() => close());
+
+  async function values(topic: Topic, partition: number, store: MemoryObjectStore, from = 0) {
+    const messages = await readFrom({ db, store, cache: new BatchCache() }, topic.id, partition, from, 1000);
+    return messages.map((m) => [m.offset, decoder.decode(m.record.value)]);
+  }
+
+  it("coalesces concurrent requests across topics and partitions into one PUT and one commit", async () => {
+    const store = new MemoryObjectStore();
+    const batcher = new Batcher({ lingerMs: 20 });
+    const io = { db, store };
+    const results = await Promise.all([
+      batcher.submit(tenantId, [entry(orders, 0, "a0"), entry(orders, 1, "a1")], io),
+      batcher.submit(tenantId, [entry(orders, 0, "b0"), entry(audit, 0, "b-audit")], io),
+      batcher.submit(tenantId, [entry(orders, 2, "c2"), entry(orders, 0, "c0")], io),
+    ]);
+    expect(batcher.stats).toMatchObject({ flushes: 1, puts: 1, commits: 1, requests: 3, messages: 6 });
+    expect(store.puts).toBe(1);
+    expect(results).toEqual([
+      [{ partition: 0, offset: 0 }, { partition: 1, offset: 0 }],
+      [{ partition: 0, offset: 1 }, { partition: 0, offset: 0 }],
+      [{ partition: 2, offset: 0 }, { partition: 0, offset: 2 }],
+    ]);
+    expect(await values(orders, 0, store)).toEqual([[0, "a0"], [1, "b0"], [2, "c0"]]);
+    expect(await values(audit, 0, store)).toEqual([[0, "b-audit"]]);
+  });
+
+  it("flushes at once when the pending bytes reach maxBytes, without waiting for the linger", async () => {
+    const store = new MemoryObjectStore();
+    const batcher = new Batcher({ lingerMs: 60_000, maxBytes: 100 });
+    const big = "x".repeat(200);
+    const offsets = await batcher.submit(tenantId, [entry(orders, 1, big)], { db, store });
+    expect(offsets).toEqual([{ partition: 1, offset: 1 }]);
+    expect(batcher.stats.flushes).toBe(1);
+  });
+
+  it("fails every request of a flush with a retryable 503 when the PUT fails, and commits nothing", async () => {
+    const store = new MemoryObjectStore();
+    store.failPuts = true;
+    const batcher = new Batcher({ lingerMs: 5 });
+    const before = await partitionBounds(db, orders.id, 0);
+    const results = await Promise.allSettled([
+      batcher.submit(tenantId, [entry(orders, 0, "lost-1")], { db, store }),
+      batcher.submit(tenantId, [entry(orders, 0, "lost-2")], { db, store }),
+    ]);
+    for (const r of results) {
+      expect(r.status).toBe("rejected");
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ReservoirError);
+      expect((r as PromiseRejectedResult).reason.code).toBe("service_unavailable");
+    }
+    expect(await partitionBounds(db, orders.id, 0)).toEqual(before);
+    expect(batcher.stats).toMatchObject({ flushes: 1, failedFlushes: 1, commits: 0 });
+  });
+
+  it("fails the flush with a 503 when the commit fails, and leaves no offset or index row behind", async () => {
+    const store = new MemoryObjectStore();
+    const batcher = new Batcher({ lingerMs: 5 });
+    const before = await partitionBounds(db, orders.id, 2);
+    const indexRows = async () => (await rows<{ n: number }>(db, sql`SELECT count(*)::int AS n FROM segment_index`))[0].n;
+    const rowsBefore = await indexRows();
+    await db.execute(sql`ALTER TABLE segments RENAME TO segments_away`);
+    try {
+      const attempt = batcher.submit(tenantId, [entry(orders, 2, "not-committed")], { db, store });
+      await expect(attempt).rejects.toMatchObject({ code: "service_unavailable" });
+    } finally {
+      await db.execute(sql`ALTER TABLE segments_away RENAME TO segments`);
+    }
+    expect(await partitionBounds(db, orders.id, 2)).toEqual(before);
+    expect(await indexRows()).toBe(rowsBefore);
+    expect(store.puts).toBe(1); // the orphan object is the collector's to delete
+  });
+
+  it("deduplicates idempotency keys inside the commit: within one flush and across flushes", async () => {
+    const store = new MemoryObjectStore();
+    const batcher = new Batcher({ lingerMs: 10 });
+    const io = { db, store };
+    const hw = (await partitionBounds(db, audit.id, 0))!.highWatermark;
+    const [first, second] = await Promise.all([
+      batcher.submit(tenantId, [entry(audit, 0, "k1-a", "k1"), entry(audit, 0, "plain"), entry(audit, 0, "k1-b", "k1")], io),
+      batcher.submit(tenantId, [entry(audit, 0, "k1-c", "k1"), entry(audit, 0, "k2", "k2")], io),
+    ]);
+    expect(first).toEqual([{ partition: 0, offset: hw }, { partition: 0, offset: hw + 1 }, { partition: 0, offset: hw }]);
+    expect(second).toEqual([{ partition: 0, offset: hw }, { partition: 0, offset: hw + 2 }]);
+    const again = await batcher.submit(tenantId, [entry(audit, 0, "k2-again", "k2"), entry(audit, 0, "new")], io);
+    expect(again).toEqual([{ partition: 0, offset: hw + 2 }, { partition: 0, offset: hw + 3 }]);
+    expect(await values(audit, 0, store, hw)).toEqual([[hw, "k1-a"], [hw + 1, "plain"], [hw + 2, "k2"], [hw + 3, "new"]]);
+  });
+
+  it("answers topic_not_found for requests whose topic was deleted before the commit", async () => {
+    const gone = (await ensureTopic(db, tenantId, "ephemeral", { partitions: 1, retentionHours: 1 })).topic;
+    await db.execute(sql`DELETE FROM topics WHERE id = ${gone.id}`);
+    const batcher = new Batcher({ lingerMs: 5 });
+    const store = new MemoryObjectStore();
+    const [lost, kept] = await Promise.allSettled([
+      batcher.submit(tenantId, [entry(gone, 0, "x")], { db, store }),
+      batcher.submit(tenantId, [entry(orders, 1, "kept")], { db, store }),
+    ]);
+    expect(lost.status === "rejected" && lost.reason.code).toBe("topic_not_found");
+    expect(kept.status).toBe("fulfilled");
+  });
+});

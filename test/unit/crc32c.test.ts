@@ -1,0 +1,56 @@
+import { crc32c as awsCrc32c } from "@aws-crypto/crc32c";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { crc32c } from "../../storage/segment/crc32c.ts";
+
+const ascii = (s: string) => new TextEncoder().encode(s);
+
+describe("crc32c", () => {
+  it("matches published vectors", () => {
+    expect(crc32c(new Uint8Array(0))).toBe(0);
+    expect(crc32c(ascii("123456789"))).toBe(0xe3069283);
+    // RFC 3720 (iSCSI) B.4
+    expect(crc32c(new Uint8Array(32))).toBe(0x8a9136aa);
+    expect(crc32c(new Uint8Array(32).fill(0xff))).toBe(0x62a8ab43);
+    expect(crc32c(Uint8Array.from({ length: 32 }, (_, i) => i))).toBe(0x46dd794e);
+    expect(crc32c(Uint8Array.from({ length: 32 }, (_, i) => 31 - i))).toBe(0x113fdb5c);
+  });
+
+  it("agrees with @aws-crypto/crc32c for every length 0..100 and every alignment", () => {
+    const base = Uint8Array.from({ length: 200 }, (_, i) => (i * 2654435761) >>> 24);
+    for (let offset = 0; offset < 8; offset++) {
+      for (let length = 0; length <= 100; length++) {
+        const bytes = base.subarray(offset, offset + length);
+        expect(crc32c(bytes)).toBe(awsCrc32c(bytes));
+      }
+    }
+  });
+
+  it("agrees with @aws-crypto/crc32c on random input, lengths and offsets", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.nat(), fc.nat(), (data, a, b) => {
+        const start = data.length === 0 ? 0 : a % data.length;
+        const bytes = data.subarray(start, start + (b % (data.length - start + 1)));
+        expect(crc32c(bytes)).toBe(awsCrc32c(bytes));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("continues a previous checksum passed as initial", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 200 }), (a, b) => {
+        const whole = new Uint8Array(a.length + b.length);
+        whole.set(a);
+        whole.set(b, a.length);
+        expect(crc32c(b, crc32c(a))).toBe(crc32c(whole));
+      }),
+    );
+  });
+
+  it("returns an unsigned 32-bit number", () => {
+    const value = crc32c(ascii("123456789"));
+    expect(value).toBeGreaterThan(0x7fffffff);
+    expect(Number.isInteger(value)).toBe(true);
+  });
+});
