@@ -4,6 +4,7 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { ReservoirError } from "../storage/errors.ts";
 import { requireOperator, requireTenant } from "./auth.ts";
 import { invalid } from "./produce/parse.ts";
@@ -26,11 +27,15 @@ const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (type !== "application/json") {
     throw new ReservoirError("unsupported_media_type", "request bodies must be application/json");
   }
-  if (length > limits.jsonBodyBytes) {
-    throw new ReservoirError("body_too_large", `the request body exceeds ${limits.jsonBodyBytes} bytes`);
-  }
-  await next();
+  return limitJsonBody(c, next);
 };
+
+const limitJsonBody = bodyLimit({
+  maxSize: limits.jsonBodyBytes,
+  onError: () => {
+    throw new ReservoirError("body_too_large", `the request body exceeds ${limits.jsonBodyBytes} bytes`);
+  },
+});
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({

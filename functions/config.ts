@@ -7,8 +7,8 @@ export interface Config {
   port: number;
   dataDir: string;
   databaseUrl?: string;
-  /** Connections in the Postgres pool of one Node instance. */
-  databasePoolMax: number;
+  /** Connections in the Postgres pool of one Node instance (absent: the URL's `max`, else 20). */
+  databasePoolMax?: number;
   s3?: S3StoreConfig;
   adminToken?: string;
   lingerMs: number;
@@ -21,7 +21,7 @@ export function readConfig(env: Env): Config {
     port: Number(env.PORT ?? 8787),
     dataDir: env.RESERVOIR_DATA_DIR ?? "./.reservoir",
     databaseUrl: env.DATABASE_URL || undefined,
-    databasePoolMax: Number(env.DATABASE_POOL_MAX ?? 20),
+    databasePoolMax: env.DATABASE_POOL_MAX ? Number(env.DATABASE_POOL_MAX) : undefined,
     s3: bucket
       ? {
           bucket,

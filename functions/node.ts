@@ -23,7 +23,8 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
   if (config.databaseUrl) {
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
-    const sql = postgres(config.databaseUrl, { max: config.databasePoolMax, onnotice: () => {} });
+    const urlMax = new URL(config.databaseUrl).searchParams.get("max");
+    const sql = postgres(config.databaseUrl, { max: config.databasePoolMax ?? (urlMax ? Number(urlMax) : 20), onnotice: () => {} });
     return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres" };
   }
   const { PGlite } = await import("@electric-sql/pglite");

@@ -109,7 +109,7 @@ export const Offsets = z
   .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
   .openapi("Offsets");
 
-export const TopicParams = z.object({ topic: Name.openapi({ param: { name: "topic", in: "path" }, example: "orders" }) });
+export const TopicParams = z.object({ topic: Name.openapi({ param: { name: "topic", in: "path", required: true }, example: "orders" }) });
 export const PartitionParams = TopicParams.extend({
-  p: z.coerce.number().int().min(0).openapi({ param: { name: "p", in: "path" }, example: 0 }),
+  p: z.coerce.number().int().min(0).openapi({ param: { name: "p", in: "path", required: true }, example: 0 }),
 });

@@ -82,7 +82,8 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
     const stored = offset < highWatermark ? await readFrom(c.env, topic.id, p, offset, limit) : [];
     const messages = stored.map((m) => toJson(topic, m));
     const nextOffset = stored.length ? stored[stored.length - 1].offset + 1 : offset;
-    return c.json({ messages, nextOffset, highWatermark: Math.max(highWatermark, nextOffset) }, 200);
+    // A commit after the bounds were read may put nextOffset past the high watermark seen then.
+    return c.json({ messages, nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark }, 200);
   });
 
   app.openapi(offsetsRoute, async (c) => {

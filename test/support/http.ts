@@ -89,13 +89,20 @@ export function api(baseUrl: string, token: string | null = null): Api {
       headers["content-type"] = opts.contentType;
     }
     const started = Date.now();
-    const res = await fetch(url, {
-      method,
-      headers,
-      body: body as BodyInit | undefined,
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
-    });
-    const text = await res.text();
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body: body as BodyInit | undefined,
+        signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
+      });
+      text = await res.text();
+    } catch (err) {
+      const cause = (err as Error & { cause?: Error }).cause;
+      throw new Error(`${method} ${path}: ${(err as Error).message}${cause?.message ? ` (${cause.message})` : ""}`, { cause: err });
+    }
     const elapsedMs = Date.now() - started;
     if (res.status >= 500 && !opts.allow5xx) {
       throw new ServerError(

@@ -1,0 +1,235 @@
+/**
+ * The Cloudflare Worker entry: the same Hono app as functions/node.ts, on workerd.
+ *
+ * Configuration comes from vars and secrets with the names of API.md "Configuration":
+ * DATABASE_URL or a Hyperdrive binding named HYPERDRIVE, S3_* (R2 through its S3 API, or any
+ * S3), RESERVOIR_ADMIN_TOKEN (required here: there is no console to print a generated one),
+ * RESERVOIR_LINGER_MS, RESERVOIR_MAX_BATCH_BYTES. There is no embedded fallback on Workers
+ * (no PGlite, no folder store): a missing setting answers every request with a 503 naming it.
+ *
+ * What workerd imposes, and how it is handled (measured under `wrangler dev`, see
+ * infra/workers.md):
+ *
+ * 1. I/O objects belong to the request that created them. A postgres.js socket created in one
+ *    request and written from another throws "Cannot perform I/O on behalf of a different
+ *    request". So every request opens its own postgres.js client (max: 1, lazily connected on
+ *    the first query) and closes it with ctx.waitUntil(sql.end()) once its work is done. What
+ *    holds no I/O object is shared by the isolate: the Batcher, the BatchCache, the
+ *    CommitSignal, the StickyPartitioner and the S3 store (the AWS SDK calls the global fetch
+ *    per operation, in whichever request calls it).
+ *
+ *    The batcher runs a flush on the FlushIo of the request whose linger timer fired (the
+ *    timer runs in the request that set it) or of the request that filled maxBytes, so the
+ *    socket is always used from its own request. The one path that would break this is a
+ *    flush queued behind `maxInFlight` and started later from the `.finally` of another
+ *    request's flush; the Worker therefore sets maxInFlight to Infinity. That bounds nothing
+ *    that matters: a flush in flight always has its own request (and its own connection)
+ *    waiting on it, so flushes in flight never exceed concurrent produce requests.
+ *
+ * 2. A request awaiting a promise that only another request's I/O will settle (a batcher
+ *    follower waiting for the flush the leader's timer runs) has no pending event of its own,
+ *    and workerd cancels it at once: "The Workers runtime canceled this request because it
+ *    detected that your Worker's code had hung and would never generate a response" (a 500).
+ *    When the leader later resolves it, workerd warns "A promise was resolved or rejected from
+ *    a different request context than the one it was created in. However, the creating
+ *    request has already been completed or canceled". A pending timer of the request's own
+ *    counts as a pending event, so every request here races its work against one bounded
+ *    timer (REQUEST_DEADLINE_MS), cleared as soon as the work settles. The promise
+ *    continuation itself runs in the waiting request (compatibility behaviour
+ *    handle_cross_request_promise_resolution), so the response is built in its own context.
+ *
+ *    The work is also passed to ctx.waitUntil, so a request that leads a flush (its socket
+ *    carries other requests' messages) finishes that flush even if its own client goes away.
+ *
+ * 3. Migrations run once per isolate, on the connection of the first request, before it is
+ *    served; concurrent first requests wait on the same memoised promise. A failed attempt is
+ *    forgotten, so the next request tries again; an attempt that never settles (its request
+ *    was torn down) is replaced after MIGRATION_STALE_MS.
+ */
+import { drizzle } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import { createApp } from "./app.ts";
+import { readConfig, type Config } from "./config.ts";
+import { problemResponse } from "./problem.ts";
+import type { Runtime } from "./runtime.ts";
+import { Batcher } from "../storage/log/batcher.ts";
+import { BatchCache } from "../storage/log/batch-cache.ts";
+import { CommitSignal } from "../storage/log/commit-signal.ts";
+import { StickyPartitioner } from "../storage/log/partitioner.ts";
+import type { Database } from "../storage/metadata/db.ts";
+import { migrate } from "../storage/metadata/migrate.ts";
+import { S3ObjectStore } from "../storage/objects/s3-store.ts";
+
+/** A Hyperdrive binding (only the part used here). */
+interface Hyperdrive {
+  connectionString: string;
+}
+
+export interface WorkerEnv {
+  DATABASE_URL?: string;
+  HYPERDRIVE?: Hyperdrive;
+  S3_ENDPOINT?: string;
+  S3_BUCKET?: string;
+  S3_REGION?: string;
+  S3_ACCESS_KEY_ID?: string;
+  S3_SECRET_ACCESS_KEY?: string;
+  S3_FORCE_PATH_STYLE?: string;
+  RESERVOIR_ADMIN_TOKEN?: string;
+  RESERVOIR_LINGER_MS?: string;
+  RESERVOIR_MAX_BATCH_BYTES?: string;
+  [name: string]: unknown;
+}
+
+/** workerd's ExecutionContext (only the part used here). */
+export interface WorkerContext {
+  waitUntil(promise: Promise<unknown>): void;
+  passThroughOnException(): void;
+  props: unknown;
+}
+
+/**
+ * Longest a request may take before it is answered 503: above the batcher's commit deadline
+ * (60 s after the PUT starts) plus linger, and above the longest long-poll (30 s).
+ */
+const REQUEST_DEADLINE_MS = 100_000;
+/** A migration attempt that has not settled after this long is abandoned and started again. */
+const MIGRATION_STALE_MS = 30_000;
+
+const app = createApp();
+
+/** What the isolate shares across requests: nothing in it holds an I/O object. */
+interface Instance {
+  databaseUrl: string;
+  adminToken: string;
+  store: S3ObjectStore;
+  batcher: Batcher;
+  cache: BatchCache;
+  commits: CommitSignal;
+  partitioner: StickyPartitioner;
+}
+
+let instance: Instance | undefined;
+let migration: { promise: Promise<void>; started: number; done: boolean } | undefined;
+
+/** Builds the isolate's shared state on first use, or names what is missing. */
+function setUp(env: WorkerEnv): Instance | { problem: string } {
+  if (instance) return instance;
+  const strings: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(env)) if (typeof v === "string") strings[k] = v;
+  const config: Config = readConfig(strings);
+  const missing: string[] = [];
+  if (!config.adminToken) missing.push("RESERVOIR_ADMIN_TOKEN (the operator token; set it with `wrangler secret put RESERVOIR_ADMIN_TOKEN`)");
+  const databaseUrl = env.HYPERDRIVE?.connectionString || config.databaseUrl;
+  if (!databaseUrl) missing.push("DATABASE_URL or a Hyperdrive binding named HYPERDRIVE (there is no embedded database on Workers)");
+  if (!config.s3) missing.push("S3_BUCKET and the other S3_* settings (R2 through its S3 API, or any S3; there is no folder store on Workers)");
+  if (!(Number.isFinite(config.lingerMs) && config.lingerMs >= 0)) missing.push("a valid RESERVOIR_LINGER_MS (milliseconds, >= 0)");
+  if (!(Number.isFinite(config.maxBatchBytes) && config.maxBatchBytes > 0)) missing.push("a valid RESERVOIR_MAX_BATCH_BYTES (bytes, > 0)");
+  if (missing.length > 0) return { problem: `the Worker is not configured: it needs ${missing.join("; ")}` };
+
+  // See the header, point 1: queued flushes would start from another request's context.
+  const batcher = new Batcher({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: (env as any).EXP === 'inflight' ? 4 : Number.POSITIVE_INFINITY });
+  instance = {
+    databaseUrl: databaseUrl!,
+    adminToken: config.adminToken!,
+    store: new S3ObjectStore(config.s3!),
+    batcher,
+    cache: new BatchCache(),
+    commits: new CommitSignal(batcher),
+    partitioner: new StickyPartitioner(),
+  };
+  return instance;
+}
+
+/** This request's own database client; nothing else may touch its socket. */
+function openDatabase(url: string) {
+  const sql = postgres(url, {
+    // One connection per request: the request's queries (and a flush it leads) run in order.
+    max: 1,
+    // The default first query on every new connection reads pg_type to learn array types, one
+    // more round trip per request. drizzle parses the one array column (api_keys.scopes) from
+    // its text form itself, and no query binds an array parameter.
+    fetch_types: false,
+    // `prepare` stays at its default (true): named statements live as long as the connection,
+    // i.e. this request, which costs nothing, and Hyperdrive needs them for its query cache.
+    connect_timeout: 10,
+    onnotice: () => {},
+  });
+  return { sql, db: drizzle(sql) as unknown as Database };
+}
+
+/** Resolves once this isolate's migrations are applied (run on `db` if nobody has started them). */
+function migrated(db: Database): Promise<void> {
+  const now = Date.now();
+  if (migration && (migration.done || now - migration.started < MIGRATION_STALE_MS)) return migration.promise;
+  const attempt = { started: now, done: false, promise: Promise.resolve() };
+  attempt.promise = migrate(db).then(
+    (applied) => {
+      attempt.done = true;
+      if (applied.length > 0) console.log(`reservoir: applied migrations ${applied.join(", ")}`);
+    },
+    (error: unknown) => {
+      if (migration === attempt) migration = undefined;
+      throw error;
+    },
+  );
+  migration = attempt;
+  return attempt.promise;
+}
+
+function describe(error: unknown): string {
+  const causes: string[] = [];
+  for (let e: unknown = error; e instanceof Error && causes.length < 4; e = e.cause) causes.push(e.message.split("\n")[0]);
+  return causes.join(" <- ") || String(error);
+}
+
+/** Settles with `work`, holding a timer of this request's own meanwhile (see the header, point 2). */
+function withDeadline(work: Promise<Response>, ms: number): Promise<Response> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<Response>((resolve) => {
+    timer = setTimeout(
+      () => resolve(problemResponse("service_unavailable", `the request did not complete within ${ms / 1000} s; retry it`)),
+      ms,
+    );
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+async function handle(request: Request, instance: Instance, db: Database, ctx: WorkerContext): Promise<Response> {
+  try {
+    await migrated(db);
+  } catch (error) {
+    console.error(`reservoir: migrations failed: ${describe(error)}`);
+    return problemResponse("service_unavailable", "the database is not ready (migrations could not be applied); retry");
+  }
+  const runtime: Runtime = {
+    db,
+    store: instance.store,
+    clock: { now: () => Date.now() },
+    adminToken: instance.adminToken,
+    batcher: instance.batcher,
+    cache: instance.cache,
+    commits: instance.commits,
+    partitioner: instance.partitioner,
+    pollIntervalMs: 100,
+  };
+  return app.fetch(request, runtime, ctx);
+}
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: WorkerContext): Promise<Response> {
+    const setup = setUp(env);
+    if ("problem" in setup) return problemResponse("service_unavailable", setup.problem);
+    const exp = (env as any).EXP as string | undefined;
+    const { sql, db } = exp === 'shared' ? ((globalThis as any).__shared ??= openDatabase(setup.databaseUrl)) : openDatabase(setup.databaseUrl);
+    const work = handle(request, setup, db, ctx).catch((error: unknown) => {
+      console.error(`reservoir: ${request.method} ${new URL(request.url).pathname} failed: ${describe(error)}`);
+      return problemResponse("internal_error", "the service failed; the request may be retried");
+    });
+    ctx.waitUntil(
+      work
+        .then(() => exp === 'shared' ? undefined : sql.end({ timeout: 5 }))
+        .catch((error: unknown) => console.error(`reservoir: closing the database connection failed: ${describe(error)}`)),
+    );
+    return exp === 'nokeepalive' ? work : withDeadline(work, REQUEST_DEADLINE_MS);
+  },
+};
