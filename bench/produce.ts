@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/produce.ts [--clients 50] [--seconds 15] [--batch 1] [--size 1024]
  *                            [--partitions 16] [--stack postgres-s3|embedded] [--linger 5]
+ *                            [--cpu-prof DIR]   (the server writes a V8 CPU profile there on exit)
  */
 import { Agent } from "node:http";
 import { parseArgs } from "node:util";
@@ -19,6 +20,7 @@ const { values: args } = parseArgs({
     partitions: { type: "string", default: "16" },
     stack: { type: "string", default: "postgres-s3" },
     linger: { type: "string", default: "5" },
+    "cpu-prof": { type: "string" },
   },
 });
 const clients = Number(args.clients);
@@ -26,7 +28,8 @@ const seconds = Number(args.seconds);
 const batch = Number(args.batch);
 const size = Number(args.size);
 
-const stack = await startStack(args.stack as "postgres-s3" | "embedded", { RESERVOIR_LINGER_MS: args.linger! });
+const profile = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
+const stack = await startStack(args.stack as "postgres-s3" | "embedded", { RESERVOIR_LINGER_MS: args.linger! }, profile);
 try {
   const base = stack.server.baseUrl;
   const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
@@ -39,7 +42,12 @@ try {
   const body = Buffer.from(JSON.stringify({ messages: Array.from({ length: batch }, () => ({ value })) }));
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const url = new URL(`${base}/v1/topics/bench/messages`);
-  const send = async () => (await post(agent, url, auth, body)) === 200;
+  const statuses = new Map<number, number>();
+  const send = async () => {
+    const status = await post(agent, url, auth, body);
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    return status === 200;
+  };
 
   await closedLoop(clients, 2, send); // warm-up
   const before = await metrics();
@@ -58,6 +66,7 @@ try {
     seconds: Number(result.seconds.toFixed(2)),
     requests: result.requests,
     errors: result.errors,
+    statuses: Object.fromEntries(statuses),
     msgsPerSec: Math.round(msgs / result.seconds),
     mibPerSec: Number(((msgs * size) / result.seconds / 1024 / 1024).toFixed(2)),
     requestLatencyMs: {
@@ -76,6 +85,7 @@ try {
     commitMsPerFlush: Number((d("commitMs") / d("flushes")).toFixed(2)),
   };
   console.log(JSON.stringify(report, null, 2));
+  if (result.errors > 0) console.error(stack.server.logs().split("\n").filter((l) => l.includes("failed")).slice(-5).join("\n"));
 } finally {
   await stack.stop();
 }

@@ -15,6 +15,7 @@ import { newSecret } from "../storage/log/ids.ts";
 import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import type { Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
+import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
@@ -24,7 +25,10 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
     const urlMax = new URL(config.databaseUrl).searchParams.get("max");
-    const sql = postgres(config.databaseUrl, { max: config.databasePoolMax ?? (urlMax ? Number(urlMax) : 20), onnotice: () => {} });
+    const sql = postgres(config.databaseUrl, {
+      max: config.databasePoolMax ?? (urlMax ? Number(urlMax) : 20),
+      onnotice: () => {},
+    });
     return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres" };
   }
   const { PGlite } = await import("@electric-sql/pglite");
@@ -58,6 +62,7 @@ export async function main(env = process.env): Promise<void> {
     cache: new BatchCache(),
     commits: new CommitSignal(batcher),
     partitioner: new StickyPartitioner(),
+    topics: new TopicCache(),
     pollIntervalMs: 100,
   };
   const app = createApp();

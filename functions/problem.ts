@@ -45,7 +45,18 @@ export function errorToResponse(error: unknown, c: Context): Response {
     return problemResponse("malformed_json", "the request body is not valid JSON");
   }
   logFailure(c, error);
+  if (isDependencyFailure(error)) {
+    return problemResponse("service_unavailable", "a storage dependency failed; retry the request");
+  }
   return problemResponse("internal_error", "the service failed; the request may be retried");
+}
+
+/** Database and network errors carry a string `code` (SQLSTATE, errno) somewhere in their chain. */
+function isDependencyFailure(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (typeof (e as { code?: unknown }).code === "string") return true;
+  }
+  return false;
 }
 
 function logFailure(c: Context, error: unknown): void {

@@ -8,6 +8,7 @@ import type { Batcher } from "../storage/log/batcher.ts";
 import type { BatchCache } from "../storage/log/batch-cache.ts";
 import type { CommitSignal } from "../storage/log/commit-signal.ts";
 import type { StickyPartitioner } from "../storage/log/partitioner.ts";
+import type { TopicCache } from "../storage/metadata/topic-cache.ts";
 
 export interface Clock {
   now(): number;
@@ -23,6 +24,7 @@ export interface Runtime {
   cache: BatchCache;
   commits: CommitSignal;
   partitioner: StickyPartitioner;
+  topics: TopicCache;
   /** How often a long-poll re-reads the high watermark written by other instances. */
   pollIntervalMs: number;
 }

@@ -21,14 +21,14 @@ export async function startS3Process(): Promise<{ env: Record<string, string>; s
   };
 }
 
-export async function startStack(kind: "postgres-s3" | "embedded", env: Record<string, string> = {}): Promise<Stack> {
+export async function startStack(kind: "postgres-s3" | "embedded", env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Stack> {
   if (kind === "embedded") {
-    const server = await startNodeServer({ env, label: "bench-embedded" });
+    const server = await startNodeServer({ env, label: "bench-embedded", nodeArgs });
     return { server, stop: () => server.stop() };
   }
   const s3 = await startS3Process();
   const db = await freshDatabase();
-  const server = await startNodeServer({ env: { ...s3.env, DATABASE_URL: db.url, ...env }, label: "bench-s3" });
+  const server = await startNodeServer({ env: { ...s3.env, DATABASE_URL: db.url, ...env }, label: "bench-s3", nodeArgs });
   return {
     server,
     async stop() {

@@ -4,7 +4,6 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
-import { getTopic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
 import { toEntries } from "../produce/entries.ts";
 import { bodyFormat, parseProduceBody, readBody } from "../produce/parse.ts";
@@ -47,7 +46,7 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const format = bodyFormat(c.req.header("content-type"));
     const body = parseProduceBody(await readBody(c.req.raw, limits.produceBodyBytes), format);
     const tenantId = c.get("principal").tenantId;
-    const topic = await getTopic(c.env.db, tenantId, name);
+    const topic = await c.env.topics.get(c.env.db, tenantId, name);
     if (body.transactionId !== undefined) {
       throw new ReservoirError("transaction_not_found", `transaction '${body.transactionId}' does not exist`);
     }

@@ -2,7 +2,7 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { encodeBase64 } from "hono/utils/encode";
 import { ReservoirError } from "../../storage/errors.ts";
-import { getTopic, highWatermarks } from "../../storage/metadata/topics.ts";
+import { highWatermarks } from "../../storage/metadata/topics.ts";
 import { offsetForTimestamp, partitionBounds, readFrom, type StoredMessage } from "../../storage/log/reader.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
@@ -67,7 +67,7 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
   app.openapi(readRoute, async (c) => {
     const { topic: name, p } = c.req.valid("param");
     const { offset, limit, waitMs } = c.req.valid("query");
-    const topic = await getTopic(c.env.db, c.get("principal").tenantId, name);
+    const topic = await c.env.topics.get(c.env.db, c.get("principal").tenantId, name);
     const bounds = p < topic.partitions ? await partitionBounds(c.env.db, topic.id, p) : null;
     if (!bounds) throw new ReservoirError("partition_not_found", `topic '${name}' has no partition ${p}`);
     if (offset < bounds.earliest) {
@@ -88,7 +88,7 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(offsetsRoute, async (c) => {
     const { timestamp } = c.req.valid("query");
-    const topic = await getTopic(c.env.db, c.get("principal").tenantId, c.req.valid("param").topic);
+    const topic = await c.env.topics.get(c.env.db, c.get("principal").tenantId, c.req.valid("param").topic);
     const marks = await highWatermarks(c.env.db, topic.id);
     const offsets = await Promise.all(
       marks.map(async (hw, partition) => ({

@@ -78,7 +78,9 @@ export function registerTopics(app: OpenAPIHono<AppEnv>) {
   app.openapi(putTopic, async (c) => {
     const { topic: name } = c.req.valid("param");
     const settings = { ...DEFAULTS, ...(c.req.valid("json") ?? {}) };
-    const { topic, created } = await ensureTopic(c.env.db, c.get("principal").tenantId, name, settings);
+    const tenantId = c.get("principal").tenantId;
+    const { topic, created } = await ensureTopic(c.env.db, tenantId, name, settings);
+    c.env.topics.invalidate(tenantId, name);
     if (created) return c.json(view(topic), 201);
     if (topic.partitions !== settings.partitions || topic.retentionHours !== settings.retentionHours) {
       throw new ReservoirError(
@@ -101,13 +103,19 @@ export function registerTopics(app: OpenAPIHono<AppEnv>) {
   });
 
   app.openapi(patchRoute, async (c) => {
-    const topic = await updateTopic(c.env.db, c.get("principal").tenantId, c.req.valid("param").topic, c.req.valid("json"));
+    const { topic: name } = c.req.valid("param");
+    const tenantId = c.get("principal").tenantId;
+    const topic = await updateTopic(c.env.db, tenantId, name, c.req.valid("json"));
+    c.env.topics.invalidate(tenantId, name);
     return c.json(view(topic), 200);
   });
 
   app.openapi(deleteRoute, async (c) => {
     const name = c.req.valid("param").topic;
-    if (!(await deleteTopic(c.env.db, c.get("principal").tenantId, name))) {
+    const tenantId = c.get("principal").tenantId;
+    const deleted = await deleteTopic(c.env.db, tenantId, name);
+    c.env.topics.invalidate(tenantId, name);
+    if (!deleted) {
       throw new ReservoirError("topic_not_found", `topic '${name}' does not exist`);
     }
     return c.body(null, 204);

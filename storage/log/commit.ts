@@ -3,7 +3,7 @@
  * keys, lock the partitions in a fixed order, assign dense offsets, index the runs, record
  * the segment. Offsets exist only once this commits.
  */
-import { sql, type SQL } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
 
@@ -46,7 +46,8 @@ export class CommitDeadlineError extends Error {
   }
 }
 
-const values = (tuples: SQL[]) => sql.join(tuples, sql`, `);
+/** One array parameter (drizzle would otherwise expand a JS array into a list). */
+const array = (items: (number | string)[], type: "bigint" | "int" | "text") => sql`${sql.param(items)}::${sql.raw(type)}[]`;
 
 /**
  * Without idempotency keys a flush commits in ONE statement (its own transaction): partition
@@ -68,18 +69,17 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
       const [fr, fi] = first.split(":").map(Number);
       result[r][i] = result[fr][fi] ?? claims.previous.get(first) ?? null;
     }
-    const recorded = [...claims.fresh]
-      .map((at) => {
-        const [r, i] = at.split(":").map(Number);
-        const assigned = result[r][i];
-        return assigned && sql`(${commit.runs[r].topicId}::bigint, ${commit.runs[r].idempotencyKeys[i]}::text, ${assigned.partition}::int, ${assigned.offset}::bigint)`;
-      })
-      .filter((t): t is SQL => Boolean(t));
+    const recorded = [...claims.fresh].flatMap((at) => {
+      const [r, i] = at.split(":").map(Number);
+      const assigned = result[r][i];
+      return assigned ? [{ topicId: commit.runs[r].topicId, key: commit.runs[r].idempotencyKeys[i]!, ...assigned }] : [];
+    });
     if (recorded.length > 0) {
       await tx.execute(sql`
-        UPDATE idempotency_keys AS k SET partition = v.partition, "offset" = v."offset"
-        FROM (VALUES ${values(recorded)}) AS v(topic_id, key, partition, "offset")
-        WHERE k.topic_id = v.topic_id AND k.key = v.key`);
+        UPDATE idempotency_keys AS k SET partition = v.p, "offset" = v.o
+        FROM unnest(${array(recorded.map((x) => x.topicId), "bigint")}, ${array(recorded.map((x) => x.key), "text")},
+                    ${array(recorded.map((x) => x.partition), "int")}, ${array(recorded.map((x) => x.offset), "bigint")}) AS v(t, k, p, o)
+        WHERE k.topic_id = v.t AND k.key = v.k`);
     }
     if (commit.clock() > commit.deadline) throw new CommitDeadlineError();
     return result;
@@ -132,17 +132,15 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
 
   const keys = [...counts.entries()]
     .filter(([, n]) => n > 0)
-    .map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number])
-    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const increments = keys.map(([t, p, n]) => sql`(${t}::bigint, ${p}::int, ${n}::bigint)`);
-  const indexValues = planned.map((row) => {
-    const run = commit.runs[row.run];
-    return sql`(${run.topicId}::bigint, ${run.partition}::int, ${row.relFirst}::bigint, ${row.count}::bigint, ${run.byteOffset}::int, ${run.byteLength}::int, ${row.recordSkip}::int, ${row.minTimestamp}::bigint, ${row.maxTimestamp}::bigint)`;
-  });
+    .map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number]);
+  const runOf = (row: PlannedRow) => commit.runs[row.run];
   const remainingMs = Math.max(0, commit.deadline - commit.clock());
+  // Arrays, not VALUES lists: the statement text never changes, so it is prepared once per connection.
   const advanced = await rows<{ topic_id: string | number; partition: number; base: string | number }>(
     db,
-    sql`WITH v(topic_id, partition, n) AS (VALUES ${values(increments)}),
+    sql`WITH v AS (
+        SELECT * FROM unnest(${array(keys.map((k) => k[0]), "bigint")}, ${array(keys.map((k) => k[1]), "int")},
+                             ${array(keys.map((k) => k[2]), "bigint")}) AS v(topic_id, partition, n)),
       locked AS MATERIALIZED (
         SELECT p.topic_id, p.partition FROM partitions p JOIN v USING (topic_id, partition)
         ORDER BY p.topic_id, p.partition FOR UPDATE OF p),
@@ -162,7 +160,12 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
                                    byte_offset, byte_length, record_skip, min_timestamp, max_timestamp)
         SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
                r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts
-        FROM (VALUES ${values(indexValues)}) AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts)
+        FROM unnest(${array(planned.map((r) => runOf(r).topicId), "bigint")}, ${array(planned.map((r) => runOf(r).partition), "int")},
+                    ${array(planned.map((r) => r.relFirst), "bigint")}, ${array(planned.map((r) => r.count), "bigint")},
+                    ${array(planned.map((r) => runOf(r).byteOffset), "int")}, ${array(planned.map((r) => runOf(r).byteLength), "int")},
+                    ${array(planned.map((r) => r.recordSkip), "int")}, ${array(planned.map((r) => r.minTimestamp), "bigint")},
+                    ${array(planned.map((r) => r.maxTimestamp), "bigint")})
+             AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts)
         JOIN adv a USING (topic_id, partition) CROSS JOIN seg
         RETURNING 1)
     SELECT topic_id, partition, base FROM adv`,
@@ -209,31 +212,27 @@ async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promi
   if (first.size === 0) return claims;
 
   const expiresAt = new Date(commit.now + IDEMPOTENCY_WINDOW_MS).toISOString();
-  const tuples = [...first.keys()].map((id) => {
-    const [topicId, key] = id.split("\u0000");
-    return sql`(${Number(topicId)}::bigint, ${key}::text, ${expiresAt}::timestamptz)`;
-  });
+  const ids = [...first.keys()].map((id) => id.split("\u0000"));
   const claimed = await rows<{ topic_id: string | number; key: string }>(
     tx,
-    sql`INSERT INTO idempotency_keys (topic_id, key, expires_at) VALUES ${values(tuples)}
+    sql`INSERT INTO idempotency_keys (topic_id, key, expires_at)
+        SELECT t, k, ${expiresAt}::timestamptz FROM unnest(${array(ids.map((i) => Number(i[0])), "bigint")}, ${array(ids.map((i) => i[1]), "text")}) AS c(t, k)
         ON CONFLICT (topic_id, key) DO UPDATE SET expires_at = excluded.expires_at, partition = NULL, "offset" = NULL
         WHERE idempotency_keys.expires_at <= now()
         RETURNING topic_id, key`,
   );
   const claimedIds = new Set(claimed.map((c) => `${Number(c.topic_id)}\u0000${c.key}`));
-  const taken: SQL[] = [];
+  const taken: string[][] = [];
   for (const [id, at] of first) {
-    if (claimedIds.has(id)) {
-      claims.fresh.add(at);
-    } else {
-      const [topicId, key] = id.split("\u0000");
-      taken.push(sql`(${Number(topicId)}::bigint, ${key}::text)`);
-    }
+    if (claimedIds.has(id)) claims.fresh.add(at);
+    else taken.push(id.split("\u0000"));
   }
   if (taken.length > 0) {
     const existing = await rows<{ topic_id: string | number; key: string; partition: number; offset: string | number }>(
       tx,
-      sql`SELECT topic_id, key, partition, "offset" FROM idempotency_keys WHERE (topic_id, key) IN (${values(taken)})`,
+      sql`SELECT i.topic_id, i.key, i.partition, i."offset" FROM idempotency_keys i
+          JOIN unnest(${array(taken.map((i) => Number(i[0])), "bigint")}, ${array(taken.map((i) => i[1]), "text")}) AS c(t, k)
+            ON i.topic_id = c.t AND i.key = c.k`,
     );
     for (const row of existing) {
       const at = first.get(`${Number(row.topic_id)}\u0000${row.key}`);

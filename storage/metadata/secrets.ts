@@ -1,19 +1,18 @@
-/** Hashing and comparison of secrets with Web Crypto (both runtimes). */
-const encoder = new TextEncoder();
+/**
+ * Hashing and comparison of secrets. SHA-256 from @noble/hashes: synchronous and pure JS, so it
+ * runs on both runtimes and costs a key lookup microseconds rather than a Web Crypto job.
+ */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 
-export async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-export async function sha256Hex(text: string): Promise<string> {
-  let hex = "";
-  for (const b of await sha256(text)) hex += b.toString(16).padStart(2, "0");
-  return hex;
+export function sha256Hex(text: string): string {
+  return bytesToHex(sha256(utf8ToBytes(text)));
 }
 
 /** Compares two secrets in time independent of where they differ (digests have equal length). */
-export async function secretsEqual(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([sha256(a), sha256(b)]);
+export function secretsEqual(a: string, b: string): boolean {
+  const x = sha256(utf8ToBytes(a));
+  const y = sha256(utf8ToBytes(b));
   let diff = 0;
   for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
   return diff === 0;

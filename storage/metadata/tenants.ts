@@ -48,12 +48,12 @@ export async function authenticate(db: Database, presented: string): Promise<Pri
   const found = await db
     .select({ tenantId: apiKeys.tenantId, keyId: apiKeys.id, scopes: apiKeys.scopes })
     .from(apiKeys)
-    .where(eq(apiKeys.secretHash, await sha256Hex(presented)))
+    .where(eq(apiKeys.secretHash, sha256Hex(presented)))
     .limit(1);
   return found.length ? { ...found[0], scopes: found[0].scopes as Scope[] } : null;
 }
 
 async function newKey(tenantId: string, scopes: Scope[]) {
   const apiKey = newSecret("rsv_");
-  return { apiKey, row: { id: newId(), tenantId, secretHash: await sha256Hex(apiKey), scopes } };
+  return { apiKey, row: { id: newId(), tenantId, secretHash: sha256Hex(apiKey), scopes } };
 }

@@ -40,6 +40,8 @@ export interface StartNodeServerOptions {
   readyTimeoutMs?: number;
   /** Label used in log lines (default "node-server"). */
   label?: string;
+  /** Extra Node flags, e.g. ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] for benchmarks. */
+  nodeArgs?: string[];
 }
 
 /** Variables a test server must not inherit from the test runner's environment. */
@@ -137,7 +139,7 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
     starts++;
     exitInfo = null;
     append(`\n===== [${label}] start #${starts}: node --import tsx functions/node.ts (port ${port}, data dir ${dataDir}) =====\n`);
-    const c = spawn(process.execPath, ["--import", "tsx", "functions/node.ts"], {
+    const c = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "functions/node.ts"], {
       cwd: repoRoot,
       env,
       stdio: ["ignore", "pipe", "pipe"],
