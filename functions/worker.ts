@@ -58,6 +58,7 @@ import { CommitSignal } from "../storage/log/commit-signal.ts";
 import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import type { Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
+import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
 
 /** A Hyperdrive binding (only the part used here). */
@@ -106,6 +107,7 @@ interface Instance {
   cache: BatchCache;
   commits: CommitSignal;
   partitioner: StickyPartitioner;
+  topics: TopicCache;
 }
 
 let instance: Instance | undefined;
@@ -136,25 +138,75 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     cache: new BatchCache(),
     commits: new CommitSignal(batcher),
     partitioner: new StickyPartitioner(),
+    topics: new TopicCache(),
   };
   return instance;
 }
 
+type Codec = (value: any) => unknown;
+/**
+ * The array types of the database, learnt by the isolate's first client (postgres.js's
+ * `fetch_types`) and lent to every later one. postgres.js needs them to bind a JS array to an
+ * array parameter (`unnest(${ids}::bigint[])` in the commit) and to parse array results: with
+ * `fetch_types: false` and nothing lent, binding fails with `malformed array literal: "1"`
+ * (measured). With the default `fetch_types: true`, every new connection (that is, every
+ * request here) first reads pg_type: one more round trip to the database per request.
+ * The learnt codecs are plain functions (no I/O object), so sharing them is safe.
+ */
+interface ArrayTypes {
+  parsers: Record<number, Codec>;
+  serializers: Record<number, Codec>;
+  typeArrayMap: Record<number, number>;
+}
+let arrayTypes: ArrayTypes | undefined;
+
+type Sql = ReturnType<typeof postgres>;
+type Shared = { shared?: { typeArrayMap?: Record<number, number> } };
+
+function lendArrayTypes(sql: Sql): void {
+  if (!arrayTypes) return;
+  Object.assign(sql.options.parsers, arrayTypes.parsers);
+  Object.assign(sql.options.serializers, arrayTypes.serializers);
+  const shared = (sql.options as unknown as Shared).shared;
+  if (shared?.typeArrayMap) Object.assign(shared.typeArrayMap, arrayTypes.typeArrayMap);
+}
+
+function learnArrayTypes(sql: Sql): void {
+  const typeArrayMap = (sql.options as unknown as Shared).shared?.typeArrayMap ?? {};
+  const entries = Object.entries(typeArrayMap);
+  if (arrayTypes || entries.length === 0) return; // learnt already, or this client never connected
+  const learnt: ArrayTypes = { parsers: {}, serializers: {}, typeArrayMap: { ...typeArrayMap } };
+  for (const [, typarray] of entries) {
+    if (sql.options.parsers[typarray]) learnt.parsers[typarray] = sql.options.parsers[typarray];
+    if (sql.options.serializers[typarray]) learnt.serializers[typarray] = sql.options.serializers[typarray];
+  }
+  arrayTypes = learnt;
+}
+
 /** This request's own database client; nothing else may touch its socket. */
-function openDatabase(url: string) {
+function openDatabase(url: string): { sql: Sql; db: Database; done(): Promise<void> } {
+  const learning = arrayTypes === undefined;
   const sql = postgres(url, {
     // One connection per request: the request's queries (and a flush it leads) run in order.
     max: 1,
-    // The default first query on every new connection reads pg_type to learn array types, one
-    // more round trip per request. drizzle parses the one array column (api_keys.scopes) from
-    // its text form itself, and no query binds an array parameter.
-    fetch_types: false,
-    // `prepare` stays at its default (true): named statements live as long as the connection,
-    // i.e. this request, which costs nothing, and Hyperdrive needs them for its query cache.
+    // See arrayTypes above: only a client of an isolate that has not learnt them reads pg_type.
+    fetch_types: learning,
+    // `prepare` is left to its default (true; `?prepare=false` in DATABASE_URL turns it off,
+    // e.g. behind a transaction-mode pooler without prepared statements). Named statements
+    // live as long as the connection, i.e. this request, and cost no extra round trip here:
+    // postgres.js describes every parameterised statement new to a connection first either way.
     connect_timeout: 10,
     onnotice: () => {},
   });
-  return { sql, db: drizzle(sql) as unknown as Database };
+  lendArrayTypes(sql);
+  return {
+    sql,
+    db: drizzle(sql) as unknown as Database,
+    async done() {
+      if (learning) learnArrayTypes(sql);
+      await sql.end({ timeout: 5 });
+    },
+  };
 }
 
 /** Resolves once this isolate's migrations are applied (run on `db` if nobody has started them). */
@@ -210,6 +262,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     cache: instance.cache,
     commits: instance.commits,
     partitioner: instance.partitioner,
+    topics: instance.topics,
     pollIntervalMs: 100,
   };
   return app.fetch(request, runtime, ctx);
@@ -220,14 +273,14 @@ export default {
     const setup = setUp(env);
     if ("problem" in setup) return problemResponse("service_unavailable", setup.problem);
     const exp = (env as any).EXP as string | undefined;
-    const { sql, db } = exp === 'shared' ? ((globalThis as any).__shared ??= openDatabase(setup.databaseUrl)) : openDatabase(setup.databaseUrl);
+    const { done, db } = exp === 'shared' ? ((globalThis as any).__shared ??= openDatabase(setup.databaseUrl)) : openDatabase(setup.databaseUrl);
     const work = handle(request, setup, db, ctx).catch((error: unknown) => {
       console.error(`reservoir: ${request.method} ${new URL(request.url).pathname} failed: ${describe(error)}`);
       return problemResponse("internal_error", "the service failed; the request may be retried");
     });
     ctx.waitUntil(
       work
-        .then(() => exp === 'shared' ? undefined : sql.end({ timeout: 5 }))
+        .then(() => exp === 'shared' ? undefined : done())
         .catch((error: unknown) => console.error(`reservoir: closing the database connection failed: ${describe(error)}`)),
     );
     return exp === 'nokeepalive' ? work : withDeadline(work, REQUEST_DEADLINE_MS);

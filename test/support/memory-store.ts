@@ -7,10 +7,12 @@ import { ObjectExistsError, ObjectNotFoundError, type ByteRange, type ObjectStor
 export class MemoryObjectStore implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
   failPuts = false;
+  putDelayMs = 0;
   puts = 0;
 
   async put(key: string, body: Uint8Array): Promise<void> {
     this.puts++;
+    if (this.putDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.putDelayMs));
     if (this.failPuts) throw new Error("injected PUT failure");
     if (this.objects.has(key)) throw new ObjectExistsError(key);
     this.objects.set(key, body.slice());

@@ -67,6 +67,18 @@ describe("Batcher", () => {
     expect(batcher.stats.flushes).toBe(1);
   });
 
+  it("under load, batches grow while flushes are in flight instead of queueing up as small flushes", async () => {
+    const store = new MemoryObjectStore();
+    store.putDelayMs = 100;
+    const batcher = new Batcher({ lingerMs: 1, maxInFlight: 1 });
+    const io = { db, store };
+    const first = batcher.submit(tenantId, [entry(orders, 2, "first")], io);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the first flush is now in its PUT
+    const rest = Array.from({ length: 10 }, (_, i) => batcher.submit(tenantId, [entry(orders, 2, `later-${i}`)], io));
+    await Promise.all([first, ...rest]);
+    expect(batcher.stats).toMatchObject({ flushes: 2, puts: 2, commits: 2, requests: 11 });
+  });
+
   it("fails every request of a flush with a retryable 503 when the PUT fails, and commits nothing", async () => {
     const store = new MemoryObjectStore();
     store.failPuts = true;
