@@ -5,6 +5,7 @@
 // Every call goes through test/support/http.ts, which fails the test at once on any 5xx.
 
 import { randomBytes } from "node:crypto";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
 
@@ -183,6 +184,15 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         }
         const missing = documented.filter(([method, shape]) => !byShape.get(shape)?.item?.[method]);
         expect(missing.map(([m, s]) => `${m.toUpperCase()} ${s}`), `documented paths: ${[...byShape.values()].map((v) => v.template).join(", ")}`).toEqual([]);
+      });
+
+      it("validates against the OpenAPI 3.1 JSON schema", async () => {
+        const doc = (await anon.get("/openapi.json")).body;
+        const validator = new Validator();
+        const result = await validator.validate(doc);
+        expect(validator.version).toBe("3.1");
+        expect(result.errors ?? [], JSON.stringify(result.errors, null, 2)).toEqual([]);
+        expect(result.valid).toBe(true);
       });
 
       it("is structurally sound: responses, path parameters, unique operationIds, resolvable $refs", async () => {
