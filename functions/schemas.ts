@@ -8,6 +8,8 @@ export const limits = {
   jsonBodyBytes: 1024 * 1024,
   readLimit: 1000,
   waitMs: 30_000,
+  /** The longest delay a message may carry (delaySeconds or deliverAt). */
+  maxDelayMs: 7 * 24 * 60 * 60 * 1000,
 } as const;
 
 export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;

@@ -7,36 +7,40 @@
  * RESERVOIR_LINGER_MS, RESERVOIR_MAX_BATCH_BYTES. There is no embedded fallback on Workers
  * (no PGlite, no folder store): a missing setting answers every request with a 503 naming it.
  *
- * What workerd imposes, and how it is handled (measured under `wrangler dev`, see
+ * What workerd imposes, and how it is handled (measured under `wrangler dev`; details in
  * infra/workers.md):
  *
  * 1. I/O objects belong to the request that created them. A postgres.js socket created in one
  *    request and written from another throws "Cannot perform I/O on behalf of a different
- *    request". So every request opens its own postgres.js client (max: 1, lazily connected on
+ *    request". So every request opens its own postgres.js client (max: 1, connected lazily on
  *    the first query) and closes it with ctx.waitUntil(sql.end()) once its work is done. What
  *    holds no I/O object is shared by the isolate: the Batcher, the BatchCache, the
- *    CommitSignal, the StickyPartitioner and the S3 store (the AWS SDK calls the global fetch
- *    per operation, in whichever request calls it).
+ *    CommitSignal, the StickyPartitioner, the TopicCache and the S3 store (the AWS SDK calls
+ *    the global fetch per operation, in whichever request calls it).
  *
- *    The batcher runs a flush on the FlushIo of the request whose linger timer fired (the
- *    timer runs in the request that set it) or of the request that filled maxBytes, so the
- *    socket is always used from its own request. The one path that would break this is a
- *    flush queued behind `maxInFlight` and started later from the `.finally` of another
- *    request's flush; the Worker therefore sets maxInFlight to Infinity. That bounds nothing
- *    that matters: a flush in flight always has its own request (and its own connection)
- *    waiting on it, so flushes in flight never exceed concurrent produce requests.
+ *    The batcher runs a flush on the FlushIo of the request whose linger timer fired (a timer
+ *    runs in the request that set it) or of the request that filled maxBytes, from inside that
+ *    request, which itself waits for the flush. The one path that breaks this is a flush held
+ *    back by `maxInFlight` and started later from the `.finally` of another request's flush:
+ *    its PUT (a fetch) then belongs to a request that answers and ends, never settles, and the
+ *    leaked in-flight slot stalls every later produce of the tenant (measured: 44 of 60
+ *    concurrent produces stuck with maxInFlight 4 and linger 0). The Worker therefore sets
+ *    maxInFlight to Infinity: every flush starts at once, in its own request. That bounds
+ *    nothing that matters here, since a flush in flight always has its own request (and
+ *    connection) waiting on it: flushes in flight never exceed concurrent produce requests.
  *
- * 2. A request awaiting a promise that only another request's I/O will settle (a batcher
- *    follower waiting for the flush the leader's timer runs) has no pending event of its own,
- *    and workerd cancels it at once: "The Workers runtime canceled this request because it
- *    detected that your Worker's code had hung and would never generate a response" (a 500).
- *    When the leader later resolves it, workerd warns "A promise was resolved or rejected from
- *    a different request context than the one it was created in. However, the creating
- *    request has already been completed or canceled". A pending timer of the request's own
- *    counts as a pending event, so every request here races its work against one bounded
- *    timer (REQUEST_DEADLINE_MS), cleared as soon as the work settles. The promise
- *    continuation itself runs in the waiting request (compatibility behaviour
- *    handle_cross_request_promise_resolution), so the response is built in its own context.
+ * 2. A request awaiting a promise it created, which only another request will settle (a
+ *    batcher follower waiting for the flush the leader's timer runs), is cancelled by workerd
+ *    as soon as it has no pending event of its own: "The Workers runtime canceled this request
+ *    because it detected that your Worker's code had hung and would never generate a response"
+ *    (a 500), and when the leader settles it later: "A promise was resolved or rejected from a
+ *    different request context than the one it was created in. However, the creating request
+ *    has already been completed or canceled". Today a produce follower escapes this only by
+ *    accident: its own idle postgres.js socket has a read pending, which counts as an event.
+ *    A pending timer counts too, so every request here races its work against one bounded
+ *    timer of its own (REQUEST_DEADLINE_MS), cleared as soon as the work settles. The awaiting
+ *    code then resumes in its own request (workerd's handle_cross_request_promise_resolution),
+ *    so each response is built and sent in its own context.
  *
  *    The work is also passed to ctx.waitUntil, so a request that leads a flush (its socket
  *    carries other requests' messages) finishes that flush even if its own client goes away.
@@ -129,7 +133,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (missing.length > 0) return { problem: `the Worker is not configured: it needs ${missing.join("; ")}` };
 
   // See the header, point 1: queued flushes would start from another request's context.
-  const batcher = new Batcher({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: (env as any).EXP === 'inflight' ? 4 : Number.POSITIVE_INFINITY });
+  const batcher = new Batcher({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY });
   instance = {
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
@@ -270,19 +274,24 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
 
 export default {
   async fetch(request: Request, env: WorkerEnv, ctx: WorkerContext): Promise<Response> {
+    const V0 = (env as any).V as string | undefined;
+    if (V0 === "plain") return new Response(JSON.stringify({type:"x",title:"x",status:400,detail:"x",code:"x"}), { status: 400, headers: { "content-type": "application/problem+json" } });
+    if (V0 === "plainwait") { await new Promise((r) => setTimeout(r, 5)); return new Response("{}", { status: 400, headers: { "content-type": "application/problem+json" } }); }
     const setup = setUp(env);
     if ("problem" in setup) return problemResponse("service_unavailable", setup.problem);
-    const exp = (env as any).EXP as string | undefined;
-    const { done, db } = exp === 'shared' ? ((globalThis as any).__shared ??= openDatabase(setup.databaseUrl)) : openDatabase(setup.databaseUrl);
+    const { db, done } = openDatabase(setup.databaseUrl);
     const work = handle(request, setup, db, ctx).catch((error: unknown) => {
       console.error(`reservoir: ${request.method} ${new URL(request.url).pathname} failed: ${describe(error)}`);
       return problemResponse("internal_error", "the service failed; the request may be retried");
     });
+    const V = (env as any).V as string | undefined;
+    if (V === "nowu") { const r = await withDeadline(work, REQUEST_DEADLINE_MS); await done(); return r; }
+    if (V === "nodb") { const r = await withDeadline(work, REQUEST_DEADLINE_MS); return r; }
     ctx.waitUntil(
       work
-        .then(() => exp === 'shared' ? undefined : done())
+        .then(() => done())
         .catch((error: unknown) => console.error(`reservoir: closing the database connection failed: ${describe(error)}`)),
     );
-    return exp === 'nokeepalive' ? work : withDeadline(work, REQUEST_DEADLINE_MS);
+    return withDeadline(work, REQUEST_DEADLINE_MS);
   },
 };

@@ -23,5 +23,23 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
       "CREATE INDEX \"segments_tenant_idx\" ON \"segments\" USING btree (\"tenant_id\",\"id\");",
       "CREATE UNIQUE INDEX \"topics_tenant_name_idx\" ON \"topics\" USING btree (\"tenant_id\",\"name\");"
     ]
+  },
+  {
+    "tag": "0001_consumer_groups",
+    "statements": [
+      "CREATE TABLE \"consumer_groups\" (\n\t\"id\" bigserial PRIMARY KEY NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"topic_id\" bigint NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"start_at\" text NOT NULL,\n\t\"ordering\" text NOT NULL,\n\t\"max_attempts\" integer NOT NULL,\n\t\"dead_letter_topic\" text NOT NULL,\n\t\"created_at\" timestamp with time zone DEFAULT now() NOT NULL\n);",
+      "CREATE TABLE \"dead_letters\" (\n\t\"group_id\" bigint NOT NULL,\n\t\"partition\" integer NOT NULL,\n\t\"offset\" bigint NOT NULL,\n\t\"dead_letter_topic_id\" bigint NOT NULL,\n\t\"dead_letter_partition\" integer NOT NULL,\n\t\"dead_letter_offset\" bigint NOT NULL,\n\t\"at\" bigint NOT NULL,\n\t\"redriven_at\" bigint,\n\tCONSTRAINT \"dead_letters_group_id_partition_offset_pk\" PRIMARY KEY(\"group_id\",\"partition\",\"offset\")\n);",
+      "CREATE TABLE \"group_leases\" (\n\t\"group_id\" bigint NOT NULL,\n\t\"partition\" integer NOT NULL,\n\t\"first_offset\" bigint NOT NULL,\n\t\"last_offset\" bigint NOT NULL,\n\t\"settled\" integer[] DEFAULT '{}' NOT NULL,\n\t\"attempt\" integer NOT NULL,\n\t\"visible_at\" bigint NOT NULL,\n\t\"token\" bigint NOT NULL,\n\t\"receiver\" text,\n\t\"last_error\" text,\n\tCONSTRAINT \"group_leases_group_id_partition_first_offset_pk\" PRIMARY KEY(\"group_id\",\"partition\",\"first_offset\")\n);",
+      "CREATE TABLE \"group_partitions\" (\n\t\"group_id\" bigint NOT NULL,\n\t\"partition\" integer NOT NULL,\n\t\"committed\" bigint NOT NULL,\n\t\"frontier\" bigint NOT NULL,\n\tCONSTRAINT \"group_partitions_group_id_partition_pk\" PRIMARY KEY(\"group_id\",\"partition\")\n);",
+      "CREATE TABLE \"settings\" (\n\t\"name\" text PRIMARY KEY NOT NULL,\n\t\"value\" text NOT NULL\n);",
+      "ALTER TABLE \"segment_index\" ADD COLUMN \"deliver_at\" bigint;",
+      "ALTER TABLE \"segment_index\" ADD COLUMN \"extra_headers\" jsonb;",
+      "ALTER TABLE \"consumer_groups\" ADD CONSTRAINT \"consumer_groups_topic_id_topics_id_fk\" FOREIGN KEY (\"topic_id\") REFERENCES \"public\".\"topics\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"dead_letters\" ADD CONSTRAINT \"dead_letters_group_id_consumer_groups_id_fk\" FOREIGN KEY (\"group_id\") REFERENCES \"public\".\"consumer_groups\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"group_leases\" ADD CONSTRAINT \"group_leases_group_id_consumer_groups_id_fk\" FOREIGN KEY (\"group_id\") REFERENCES \"public\".\"consumer_groups\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"group_partitions\" ADD CONSTRAINT \"group_partitions_group_id_consumer_groups_id_fk\" FOREIGN KEY (\"group_id\") REFERENCES \"public\".\"consumer_groups\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE UNIQUE INDEX \"consumer_groups_topic_name_idx\" ON \"consumer_groups\" USING btree (\"topic_id\",\"name\");",
+      "CREATE INDEX \"group_leases_due_idx\" ON \"group_leases\" USING btree (\"group_id\",\"visible_at\");"
+    ]
   }
 ];

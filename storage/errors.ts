@@ -8,6 +8,7 @@ export const errorCodes = {
   invalid_name: 400,
   partitions_cannot_shrink: 400,
   partition_out_of_range: 400,
+  delay_too_long: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

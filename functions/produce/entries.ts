@@ -36,9 +36,7 @@ export function toEntries(
         { limit: limits.messageBytes, index: i },
       );
     }
-    if (m.delaySeconds !== undefined && m.deliverAt !== undefined) {
-      throw new ReservoirError("invalid_request", `messages.${i}: give delaySeconds or deliverAt, not both`);
-    }
+    const deliverAt = dueTime(m, i, timestamp);
     let partition: number;
     if (m.partition !== undefined) {
       if (m.partition >= topic.partitions) {
@@ -60,7 +58,7 @@ export function toEntries(
       headers: m.headers && Object.keys(m.headers).length > 0 ? m.headers : undefined,
       timestamp,
     };
-    return { topicId: topic.id, partition, record, idempotencyKey: m.idempotencyKey, bytes: encodedRecordSize(record) };
+    return { topicId: topic.id, partition, record, idempotencyKey: m.idempotencyKey, deliverAt, bytes: encodedRecordSize(record) };
   });
 }
 
@@ -72,4 +70,17 @@ function encodeText(text: string, where: string): Uint8Array {
 function decodeValue(base64: string, i: number): Uint8Array {
   if (!BASE64.test(base64)) throw new ReservoirError("invalid_request", `messages.${i}.valueBase64 is not valid base64`);
   return decodeBase64(base64);
+}
+
+/** When a delayed message becomes deliverable; undefined when it is due at once. */
+function dueTime(m: IncomingMessage, i: number, now: number): number | undefined {
+  if (m.delaySeconds !== undefined && m.deliverAt !== undefined) {
+    throw new ReservoirError("invalid_request", `messages.${i}: give delaySeconds or deliverAt, not both`);
+  }
+  const due = m.delaySeconds !== undefined ? now + m.delaySeconds * 1000 : m.deliverAt;
+  if (due === undefined || due <= now) return undefined;
+  if (due - now > limits.maxDelayMs) {
+    throw new ReservoirError("delay_too_long", `messages.${i} is delayed past the maximum of 7 days`, { limitMs: limits.maxDelayMs });
+  }
+  return due;
 }

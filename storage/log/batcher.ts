@@ -35,6 +35,8 @@ export interface ProduceEntry {
   partition: number;
   record: SegmentRecord;
   idempotencyKey?: string;
+  /** Delayed message: not delivered to groups before this time (ms). */
+  deliverAt?: number;
   /** Encoded size, counted against maxBytes. */
   bytes: number;
 }
@@ -253,6 +255,7 @@ function encode(batch: Batch) {
       byteLength,
       timestamps: group.entries.map((e) => e.record.timestamp),
       idempotencyKeys: group.entries.map((e) => e.idempotencyKey),
+      deliverAt: group.entries.map((e) => e.deliverAt),
     };
   });
   for (const pos of positions) placement.push(pos.map(([k, i]) => [runIndex.get(k)!, i]));

@@ -18,6 +18,8 @@ export interface CommitRun {
   timestamps: number[];
   /** Per record; undefined where the message carries no idempotency key. */
   idempotencyKeys: (string | undefined)[];
+  /** Per record; set for delayed messages, which get index rows of their own. */
+  deliverAt?: (number | undefined)[];
 }
 
 export interface SegmentCommit {
@@ -94,6 +96,7 @@ interface PlannedRow {
   recordSkip: number;
   minTimestamp: number;
   maxTimestamp: number;
+  deliverAt: number | null;
 }
 
 /**
@@ -116,8 +119,10 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
         open = null;
         return null;
       }
+      const deliverAt = run.deliverAt?.[i] ?? null;
+      if (open && open.deliverAt !== deliverAt) open = null;
       if (!open) {
-        open = { run: r, partitionKey: key, relFirst: next, count: 0, recordSkip: i, minTimestamp: ts, maxTimestamp: ts };
+        open = { run: r, partitionKey: key, relFirst: next, count: 0, recordSkip: i, minTimestamp: ts, maxTimestamp: ts, deliverAt };
         planned.push(open);
       }
       open.count++;
@@ -157,15 +162,15 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
         RETURNING id),
       idx AS (
         INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id,
-                                   byte_offset, byte_length, record_skip, min_timestamp, max_timestamp)
+                                   byte_offset, byte_length, record_skip, min_timestamp, max_timestamp, deliver_at)
         SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
-               r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts
+               r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts, NULLIF(r.deliver_at, 0)
         FROM unnest(${array(planned.map((r) => runOf(r).topicId), "bigint")}, ${array(planned.map((r) => runOf(r).partition), "int")},
                     ${array(planned.map((r) => r.relFirst), "bigint")}, ${array(planned.map((r) => r.count), "bigint")},
                     ${array(planned.map((r) => runOf(r).byteOffset), "int")}, ${array(planned.map((r) => runOf(r).byteLength), "int")},
                     ${array(planned.map((r) => r.recordSkip), "int")}, ${array(planned.map((r) => r.minTimestamp), "bigint")},
-                    ${array(planned.map((r) => r.maxTimestamp), "bigint")})
-             AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts)
+                    ${array(planned.map((r) => r.maxTimestamp), "bigint")}, ${array(planned.map((r) => r.deliverAt ?? 0), "bigint")})
+             AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at)
         JOIN adv a USING (topic_id, partition) CROSS JOIN seg
         RETURNING 1)
     SELECT topic_id, partition, base FROM adv`,

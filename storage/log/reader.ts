@@ -21,6 +21,8 @@ export interface StoredMessage {
   partition: number;
   offset: number;
   record: SegmentRecord;
+  /** Set for a delayed message: when groups may deliver it (ms). */
+  deliverAt?: number;
 }
 
 interface IndexRow {
@@ -31,6 +33,8 @@ interface IndexRow {
   byteOffset: number;
   byteLength: number;
   recordSkip: number;
+  deliverAt: number | null;
+  extraHeaders: Record<string, string> | null;
 }
 
 export interface PartitionBounds {
@@ -68,6 +72,8 @@ export async function readFrom(
       byteOffset: segmentIndex.byteOffset,
       byteLength: segmentIndex.byteLength,
       recordSkip: segmentIndex.recordSkip,
+      deliverAt: segmentIndex.deliverAt,
+      extraHeaders: segmentIndex.extraHeaders,
     })
     .from(segmentIndex)
     .innerJoin(segments, eq(segments.id, segmentIndex.segmentId))
@@ -89,9 +95,10 @@ export async function readFrom(
     const records = ranges[i];
     const first = Math.max(row.baseOffset, offset);
     for (let o = first; o <= row.lastOffset && messages.length < limit; o++) {
-      const record = records[row.recordSkip + (o - row.baseOffset)];
+      let record = records[row.recordSkip + (o - row.baseOffset)];
       if (!record) throw new ReservoirError("internal_error", `index row at offset ${row.baseOffset} names records its batch lacks`);
-      messages.push({ partition, offset: o, record });
+      if (row.extraHeaders) record = { ...record, headers: { ...record.headers, ...row.extraHeaders } };
+      messages.push(row.deliverAt === null ? { partition, offset: o, record } : { partition, offset: o, record, deliverAt: row.deliverAt });
     }
   }
   return messages;

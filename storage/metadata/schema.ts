@@ -102,6 +102,10 @@ export const segmentIndex = pgTable(
     recordSkip: integer("record_skip").notNull().default(0),
     minTimestamp: bigint("min_timestamp", { mode: "number" }).notNull(),
     maxTimestamp: bigint("max_timestamp", { mode: "number" }).notNull(),
+    /** Delayed messages: not delivered to groups before this time (ms). Null: at once. */
+    deliverAt: bigint("deliver_at", { mode: "number" }),
+    /** Headers added to the stored ones on read (a dead letter's x-reservoir-* headers). */
+    extraHeaders: jsonb("extra_headers").$type<Record<string, string>>(),
   },
   (t) => [
     primaryKey({ columns: [t.topicId, t.partition, t.baseOffset] }),
@@ -125,3 +129,92 @@ export const idempotencyKeys = pgTable(
   (t) => [primaryKey({ columns: [t.topicId, t.key] }), index("idempotency_keys_expiry_idx").on(t.expiresAt)],
 );
 
+
+/** Instance-wide secrets shared by every instance (e.g. the key that signs receipts). */
+export const settings = pgTable("settings", {
+  name: text("name").primaryKey(),
+  value: text("value").notNull(),
+});
+
+export const consumerGroups = pgTable(
+  "consumer_groups",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    topicId: bigint("topic_id", { mode: "number" })
+      .notNull()
+      .references(() => topics.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    startAt: text("start_at").$type<"earliest" | "latest">().notNull(),
+    ordering: text("ordering").$type<"none" | "key">().notNull(),
+    maxAttempts: integer("max_attempts").notNull(),
+    deadLetterTopic: text("dead_letter_topic").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("consumer_groups_topic_name_idx").on(t.topicId, t.name)],
+);
+
+/**
+ * A group's position in one partition. Every offset below `committed` is settled (acked or
+ * dead-lettered). At or above it, an offset a lease row covers is delivered (in flight, due
+ * again, or settled); an offset no row covers was never delivered. `frontier` is a hint: no
+ * offset below it is uncovered.
+ */
+export const groupPartitions = pgTable(
+  "group_partitions",
+  {
+    groupId: bigint("group_id", { mode: "number" })
+      .notNull()
+      .references(() => consumerGroups.id, { onDelete: "cascade" }),
+    partition: integer("partition").notNull(),
+    committed: bigint("committed", { mode: "number" }).notNull(),
+    frontier: bigint("frontier", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.partition] })],
+);
+
+/**
+ * A lease: offsets [first_offset, last_offset] of one partition delivered together, minus the
+ * relative positions in `settled`. In flight while visible_at (ms) is in the future; then due
+ * for redelivery with attempt + 1. Attempt 0 marks a delayed message not yet delivered.
+ * `token` changes with every grant, so receipts of an earlier grant go stale.
+ */
+export const groupLeases = pgTable(
+  "group_leases",
+  {
+    groupId: bigint("group_id", { mode: "number" })
+      .notNull()
+      .references(() => consumerGroups.id, { onDelete: "cascade" }),
+    partition: integer("partition").notNull(),
+    firstOffset: bigint("first_offset", { mode: "number" }).notNull(),
+    lastOffset: bigint("last_offset", { mode: "number" }).notNull(),
+    settled: integer("settled").array().notNull().default([]),
+    attempt: integer("attempt").notNull(),
+    visibleAt: bigint("visible_at", { mode: "number" }).notNull(),
+    token: bigint("token", { mode: "number" }).notNull(),
+    receiver: text("receiver"),
+    lastError: text("last_error"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.groupId, t.partition, t.firstOffset] }),
+    index("group_leases_due_idx").on(t.groupId, t.visibleAt),
+  ],
+);
+
+/** Messages a group gave up on, and where their references went. */
+export const deadLetters = pgTable(
+  "dead_letters",
+  {
+    groupId: bigint("group_id", { mode: "number" })
+      .notNull()
+      .references(() => consumerGroups.id, { onDelete: "cascade" }),
+    partition: integer("partition").notNull(),
+    offset: bigint("offset", { mode: "number" }).notNull(),
+    deadLetterTopicId: bigint("dead_letter_topic_id", { mode: "number" }).notNull(),
+    deadLetterPartition: integer("dead_letter_partition").notNull(),
+    deadLetterOffset: bigint("dead_letter_offset", { mode: "number" }).notNull(),
+    at: bigint("at", { mode: "number" }).notNull(),
+    redrivenAt: bigint("redriven_at", { mode: "number" }),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.partition, t.offset] })],
+);

@@ -3,6 +3,7 @@ import { and, asc, eq } from "drizzle-orm";
 import type { Database } from "./db.ts";
 import { partitions, topics } from "./schema.ts";
 import { ReservoirError } from "../errors.ts";
+import { addPartitionsToGroups } from "../groups/groups.ts";
 
 export interface Topic {
   id: number;
@@ -104,6 +105,7 @@ export async function updateTopic(
       await tx
         .insert(partitions)
         .values(Array.from({ length: target - row.partitions }, (_, i) => ({ topicId: row.id, partition: row.partitions + i })));
+      await addPartitionsToGroups(tx, row.id);
     }
     return toTopic(updated);
   });

@@ -12,7 +12,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -224,6 +224,12 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
       }
       // workerd may outlive wrangler for a moment; it is in the same group.
       killGroup(child, "SIGKILL");
+      // For post-mortems: RESERVOIR_TEST_WRANGLER_LOGS=<dir> keeps each run's whole output.
+      const keep = process.env.RESERVOIR_TEST_WRANGLER_LOGS;
+      if (keep) {
+        mkdirSync(keep, { recursive: true });
+        writeFileSync(join(keep, `wrangler-${started}-${port}.log`), log);
+      }
       cleanUp();
     })());
 

@@ -1,0 +1,176 @@
+/** Reading and writing lease rows and group positions; every statement takes a whole batch. */
+import { sql } from "drizzle-orm";
+import { rows, type Queryable } from "../metadata/db.ts";
+import type { LeaseRow } from "./lease-rows.ts";
+
+/** One array parameter (drizzle would otherwise expand a JS array into a list). */
+export const array = (items: (number | string | null)[], type: "bigint" | "int" | "text") =>
+  sql`${sql.param(items)}::${sql.raw(type)}[]`;
+
+interface RawRow {
+  partition: number;
+  first_offset: string | number;
+  last_offset: string | number;
+  settled: number[] | string;
+  attempt: number;
+  visible_at: string | number;
+  token: string | number;
+  receiver: string | null;
+  last_error: string | null;
+}
+
+const rowColumns = sql`partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error`;
+
+function toRow(r: RawRow): LeaseRow {
+  const settled = typeof r.settled === "string" ? parseIntArray(r.settled) : r.settled.map(Number);
+  return {
+    partition: r.partition,
+    firstOffset: Number(r.first_offset),
+    lastOffset: Number(r.last_offset),
+    settled,
+    attempt: r.attempt,
+    visibleAt: Number(r.visible_at),
+    token: Number(r.token),
+    receiver: r.receiver,
+    lastError: r.last_error,
+  };
+}
+
+function parseIntArray(text: string): number[] {
+  const inner = text.replace(/^\{|\}$/g, "");
+  return inner ? inner.split(",").map(Number) : [];
+}
+
+/** Rows due for (re)delivery, oldest first, skipping rows another receiver holds. */
+export async function lockDueRows(db: Queryable, groupId: number, now: number, limit: number): Promise<LeaseRow[]> {
+  const found = await rows<RawRow>(
+    db,
+    sql`SELECT ${rowColumns} FROM group_leases
+        WHERE group_id = ${groupId} AND visible_at <= ${now}
+        ORDER BY visible_at, partition, first_offset LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED`,
+  );
+  return found.map(toRow);
+}
+
+/** The rows named by (partition, first offset), locked. */
+export async function lockRows(db: Queryable, groupId: number, keys: [number, number][]): Promise<LeaseRow[]> {
+  if (keys.length === 0) return [];
+  const found = await rows<RawRow>(
+    db,
+    sql`SELECT ${rowColumns} FROM group_leases l
+        JOIN unnest(${array(keys.map((k) => k[0]), "int")}, ${array(keys.map((k) => k[1]), "bigint")}) AS k(p, f)
+          ON l.partition = k.p AND l.first_offset = k.f
+        WHERE l.group_id = ${groupId}
+        ORDER BY partition, first_offset
+        FOR UPDATE OF l`,
+  );
+  return found.map(toRow);
+}
+
+/** Every row of one partition, in offset order (the caller holds the partition's position lock). */
+export async function partitionRows(db: Queryable, groupId: number, partition: number): Promise<LeaseRow[]> {
+  const found = await rows<RawRow>(
+    db,
+    sql`SELECT ${rowColumns} FROM group_leases WHERE group_id = ${groupId} AND partition = ${partition} ORDER BY first_offset`,
+  );
+  return found.map(toRow);
+}
+
+export interface Position {
+  partition: number;
+  committed: number;
+  frontier: number;
+  highWatermark: number;
+}
+
+/**
+ * Positions of partitions that may have messages for the group, locked, skipping those
+ * another receiver holds. Rotated so that concurrent receivers start at different partitions.
+ */
+export async function lockPositions(
+  db: Queryable,
+  groupId: number,
+  topicId: number,
+  options: { from: "frontier" | "committed"; rotation: number; limit: number },
+): Promise<Position[]> {
+  const column = sql.raw(options.from === "frontier" ? "gp.frontier" : "gp.committed");
+  const found = await rows<{ partition: number; committed: string | number; frontier: string | number; next_offset: string | number }>(
+    db,
+    sql`SELECT gp.partition, gp.committed, gp.frontier, p.next_offset FROM group_partitions gp
+        JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
+        WHERE gp.group_id = ${groupId} AND ${column} < p.next_offset
+        ORDER BY (gp.partition + ${options.rotation}) % 1024
+        LIMIT ${options.limit}
+        FOR UPDATE OF gp SKIP LOCKED`,
+  );
+  return found.map((r) => ({
+    partition: r.partition,
+    committed: Number(r.committed),
+    frontier: Number(r.frontier),
+    highWatermark: Number(r.next_offset),
+  }));
+}
+
+export interface RowChanges {
+  /** Rows to delete, by (partition, first offset). */
+  remove: [number, number][];
+  /** Rows to insert (after the deletes). */
+  insert: LeaseRow[];
+  /** New frontier per partition. */
+  frontiers: Map<number, number>;
+}
+
+/** Applies a batch of row replacements and frontier moves in one statement. */
+export async function writeRows(db: Queryable, groupId: number, changes: RowChanges): Promise<void> {
+  const { insert, frontiers } = changes;
+  // A key both removed and inserted is upserted: one statement must not touch a row twice.
+  const reinserted = new Set(insert.map((r) => `${r.partition}:${r.firstOffset}`));
+  const remove = changes.remove.filter(([p, f]) => !reinserted.has(`${p}:${f}`));
+  if (remove.length === 0 && insert.length === 0 && frontiers.size === 0) return;
+  const f = [...frontiers];
+  await db.execute(sql`
+    WITH removed AS (
+      DELETE FROM group_leases l
+      USING unnest(${array(remove.map((k) => k[0]), "int")}, ${array(remove.map((k) => k[1]), "bigint")}) AS k(p, f)
+      WHERE l.group_id = ${groupId} AND l.partition = k.p AND l.first_offset = k.f
+      RETURNING 1),
+    moved AS (
+      UPDATE group_partitions gp SET frontier = v.f
+      FROM unnest(${array(f.map((x) => x[0]), "int")}, ${array(f.map((x) => x[1]), "bigint")}) AS v(p, f)
+      WHERE gp.group_id = ${groupId} AND gp.partition = v.p
+      RETURNING 1)
+    INSERT INTO group_leases (group_id, partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error)
+    SELECT ${groupId}, r.p, r.f, r.l, r.s::int[], r.a, r.v, r.t, r.rc, r.e
+    FROM unnest(${array(insert.map((r) => r.partition), "int")}, ${array(insert.map((r) => r.firstOffset), "bigint")},
+                ${array(insert.map((r) => r.lastOffset), "bigint")}, ${array(insert.map((r) => `{${r.settled.join(",")}}`), "text")},
+                ${array(insert.map((r) => r.attempt), "int")}, ${array(insert.map((r) => r.visibleAt), "bigint")},
+                ${array(insert.map((r) => r.token), "bigint")}, ${array(insert.map((r) => r.receiver), "text")},
+                ${array(insert.map((r) => r.lastError), "text")})
+      AS r(p, f, l, s, a, v, t, rc, e)
+    ON CONFLICT (group_id, partition, first_offset) DO UPDATE SET
+      last_offset = excluded.last_offset, settled = excluded.settled, attempt = excluded.attempt,
+      visible_at = excluded.visible_at, token = excluded.token, receiver = excluded.receiver, last_error = excluded.last_error`);
+}
+
+/**
+ * Moves each partition's committed cursor up to its first unsettled offset (or its frontier)
+ * and drops the rows wholly below it.
+ */
+export async function advanceCommitted(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
+  if (partitions.length === 0) return;
+  await db.execute(sql`
+    WITH c AS (
+      SELECT gp.partition, LEAST(gp.frontier, COALESCE((
+        SELECT min(l.first_offset) FROM group_leases l
+        WHERE l.group_id = gp.group_id AND l.partition = gp.partition
+          AND cardinality(l.settled) < l.last_offset - l.first_offset + 1), gp.frontier)) AS committed
+      FROM group_partitions gp
+      WHERE gp.group_id = ${groupId} AND gp.partition = ANY(${array(partitions, "int")})),
+    moved AS (
+      UPDATE group_partitions gp SET committed = c.committed FROM c
+      WHERE gp.group_id = ${groupId} AND gp.partition = c.partition AND gp.committed <> c.committed
+      RETURNING 1)
+    DELETE FROM group_leases l USING c
+    WHERE l.group_id = ${groupId} AND l.partition = c.partition AND l.last_offset < c.committed`);
+}

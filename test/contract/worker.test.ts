@@ -1,0 +1,188 @@
+// Contract target (c): the Cloudflare Worker (functions/worker.ts) under `wrangler dev` in local
+// mode (workerd, offline, 127.0.0.1), on a fresh Postgres database and a real S3-compatible server
+// (s3rver). Plus what is specific to Workers: concurrent requests of one isolate share the
+// produce batcher although each has its own database connection, and a Worker without an
+// operator token refuses to serve.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contractSuite, type ContractTarget } from "./contract.ts";
+import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
+import { freshDatabase, requireMultipleClients } from "../support/postgres.ts";
+import { startS3 } from "../support/s3.ts";
+import { startWorker } from "../support/wrangler.ts";
+
+interface WorkerStack extends ContractTarget {
+  logs(): string;
+}
+
+/** A fresh database, a fresh s3rver and `wrangler dev` on them; stop() tears down all three. */
+async function startWorkerStack(env: Record<string, string> = {}, options: { withoutAdminToken?: boolean } = {}): Promise<WorkerStack> {
+  const db = await freshDatabase();
+  try {
+    // The Worker opens one connection per request: PGlite over the wire takes only one.
+    requireMultipleClients(db, "The Worker (one Postgres connection per request)");
+  } catch (err) {
+    await db.drop();
+    throw err;
+  }
+  const s3 = await startS3().catch(async (err) => {
+    await db.drop();
+    throw err;
+  });
+  try {
+    const worker = await startWorker({
+      env: { DATABASE_URL: db.url, ...s3.env, ...env },
+      ...(options.withoutAdminToken ? { withoutAdminToken: true, ready: "listening" as const } : {}),
+    });
+    return {
+      baseUrl: worker.baseUrl,
+      adminToken: worker.adminToken,
+      logs: () => worker.logs(),
+      async stop() {
+        try {
+          await worker.stop();
+        } finally {
+          await s3.stop().catch(() => {});
+          await db.drop();
+        }
+      },
+    };
+  } catch (err) {
+    await s3.stop().catch(() => {});
+    await db.drop().catch(() => {});
+    throw err;
+  }
+}
+
+contractSuite("the Worker (wrangler dev) on Postgres + S3 (s3rver)", () => startWorkerStack());
+
+/** What workerd prints when a request is cancelled as hung, or I/O crosses requests. */
+const isolationFailures = [
+  /hung and would never generate a response/,
+  /Cannot perform I\/O on behalf of a different request/,
+  /resolved or rejected from a different request context/,
+];
+
+describe("the Worker under wrangler dev: one isolate, many concurrent requests", () => {
+  let stack: WorkerStack;
+  let admin: Api;
+
+  beforeAll(async () => {
+    stack = await startWorkerStack();
+    admin = api(stack.baseUrl, stack.adminToken);
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  }, 60_000);
+
+  async function produceStats(): Promise<Record<string, number>> {
+    const res = await admin.get("/v1/admin/metrics");
+    assertStatus(res, 200);
+    expect(res.body?.produce, describeResponse(res)).toBeTypeOf("object");
+    return res.body.produce;
+  }
+
+  it("50 concurrent produce requests all succeed with distinct dense offsets, in fewer flushes than requests", async () => {
+    const created = await admin.post("/v1/admin/tenants", { name: `worker-concurrency-${Date.now()}` });
+    assertStatus(created, 201);
+    const client = api(stack.baseUrl, created.body.apiKey);
+    assertStatus(await client.put("/v1/topics/burst", { partitions: 1 }), 201);
+    // Warm the isolate's caches (migrations, topic lookup) so the burst measures produce alone.
+    assertStatus(await client.post("/v1/topics/burst/messages", { messages: [{ value: "warm-up" }] }), 200);
+
+    const before = await produceStats();
+    const logMark = stack.logs().length;
+    const n = 50;
+    const responses = await Promise.all(
+      Array.from({ length: n }, (_, i) => client.post("/v1/topics/burst/messages", { messages: [{ value: `m-${i}`, key: `k-${i}` }] })),
+    );
+    const after = await produceStats();
+
+    for (const res of responses) {
+      assertStatus(res, 200);
+      expect(res.body.offsets, describeResponse(res)).toHaveLength(1);
+      expect(res.body.offsets[0].partition).toBe(0);
+    }
+    // Dense and distinct: exactly 1..50 after the warm-up message at offset 0.
+    const offsets = responses.map((r) => r.body.offsets[0].offset as number).sort((a, b) => a - b);
+    expect(offsets).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+
+    const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    expect(delta("requests"), JSON.stringify({ before, after })).toBe(n);
+    expect(delta("messages")).toBe(n);
+    expect(delta("failedFlushes")).toBe(0);
+    expect(delta("flushes")).toBeGreaterThanOrEqual(1);
+    expect(delta("flushes"), `flushes for ${n} concurrent requests: ${JSON.stringify({ before, after })}`).toBeLessThan(n);
+    // One PUT and one commit per flush.
+    expect(delta("puts")).toBe(delta("flushes"));
+    expect(delta("commits")).toBe(delta("flushes"));
+
+    // Each message is stored once, at the offset it was given.
+    const read = await client.get("/v1/topics/burst/partitions/0/messages", { query: { offset: 0, limit: 100 } });
+    assertStatus(read, 200);
+    expect(read.body.highWatermark).toBe(n + 1);
+    const byOffset = new Map<number, string>(read.body.messages.map((m: { offset: number; value: string }) => [m.offset, m.value]));
+    responses.forEach((res, i) => expect(byOffset.get(res.body.offsets[0].offset)).toBe(`m-${i}`));
+
+    const output = stack.logs().slice(logMark);
+    for (const failure of isolationFailures) expect(output, "workerd reported a cross-request problem").not.toMatch(failure);
+  });
+
+  it("concurrent produces to several topics and a long-poll reader of the same isolate all complete", async () => {
+    const created = await admin.post("/v1/admin/tenants", { name: `worker-mixed-${Date.now()}` });
+    assertStatus(created, 201);
+    const client = api(stack.baseUrl, created.body.apiKey);
+    for (const t of ["a", "b", "c"]) assertStatus(await client.put(`/v1/topics/${t}`, { partitions: 2 }), 201);
+    const logMark = stack.logs().length;
+
+    // A reader waiting for offset 0 of a/0, woken by a produce that another request flushes.
+    const poll = client.get("/v1/topics/a/partitions/0/messages", { query: { offset: 0, waitMs: 10_000 } });
+    const produces = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        client.post(`/v1/topics/${["a", "b", "c"][i % 3]}/messages`, { messages: [{ value: `v-${i}`, partition: i % 2 }] }),
+      ),
+    );
+    for (const res of produces) assertStatus(res, 200);
+    const polled = await poll;
+    assertStatus(polled, 200);
+    expect(polled.body.messages.length, describeResponse(polled)).toBeGreaterThan(0);
+    expect(polled.elapsedMs).toBeLessThan(9_000);
+
+    // Per (topic, partition), offsets are dense from 0.
+    const seen = new Map<string, number[]>();
+    produces.forEach((res, i) => {
+      const k = `${["a", "b", "c"][i % 3]}/${res.body.offsets[0].partition}`;
+      seen.set(k, [...(seen.get(k) ?? []), res.body.offsets[0].offset]);
+    });
+    for (const [k, list] of seen) expect(list.sort((x, y) => x - y), k).toEqual(list.map((_, i) => i));
+
+    const output = stack.logs().slice(logMark);
+    for (const failure of isolationFailures) expect(output, "workerd reported a cross-request problem").not.toMatch(failure);
+  });
+});
+
+describe("the Worker without RESERVOIR_ADMIN_TOKEN", () => {
+  let stack: WorkerStack;
+
+  beforeAll(async () => {
+    stack = await startWorkerStack({}, { withoutAdminToken: true });
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  }, 60_000);
+
+  it("answers every request with a problem+json 503 naming the missing setting", async () => {
+    const anon = api(stack.baseUrl, null);
+    for (const [method, path] of [
+      ["GET", "/healthz"],
+      ["GET", "/openapi.json"],
+      ["GET", "/v1/topics"],
+      ["POST", "/v1/admin/tenants"],
+    ] as const) {
+      const res = await anon.request(method, path, { allow5xx: true, json: method === "POST" ? { name: "x" } : undefined });
+      const problem = assertProblem(res, 503, "service_unavailable");
+      expect(problem.detail).toContain("RESERVOIR_ADMIN_TOKEN");
+    }
+  });
+});
