@@ -10,6 +10,7 @@ import { requireOperator, requireTenant } from "./auth.ts";
 import { invalid } from "./produce/parse.ts";
 import { errorToResponse, problemResponse } from "./problem.ts";
 import { registerAdmin } from "./routes/admin.ts";
+import { registerGroups } from "./routes/groups.ts";
 import { registerHealth } from "./routes/health.ts";
 import { registerProduce } from "./routes/produce.ts";
 import { registerRead } from "./routes/read.ts";
@@ -59,6 +60,7 @@ export function createApp() {
   registerTopics(app);
   registerProduce(app);
   registerRead(app);
+  registerGroups(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

@@ -16,6 +16,8 @@ import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import type { Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
 import { TopicCache } from "../storage/metadata/topic-cache.ts";
+import { receiptKey } from "../storage/metadata/settings.ts";
+import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
@@ -50,6 +52,7 @@ export async function main(env = process.env): Promise<void> {
   const config = readConfig(env);
   const database = await openDatabase(config);
   await migrate(database.db);
+  const receipts = new ReceiptSigner(await receiptKey(database.db));
   const { store, kind: storeKind } = openStore(config);
   const adminToken = config.adminToken ?? newSecret("rsv_op_");
   const batcher = new Batcher({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
@@ -63,6 +66,7 @@ export async function main(env = process.env): Promise<void> {
     commits: new CommitSignal(batcher),
     partitioner: new StickyPartitioner(),
     topics: new TopicCache(),
+    receipts,
     pollIntervalMs: 100,
   };
   const app = createApp();

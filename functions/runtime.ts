@@ -9,6 +9,7 @@ import type { BatchCache } from "../storage/log/batch-cache.ts";
 import type { CommitSignal } from "../storage/log/commit-signal.ts";
 import type { StickyPartitioner } from "../storage/log/partitioner.ts";
 import type { TopicCache } from "../storage/metadata/topic-cache.ts";
+import type { ReceiptSigner } from "../storage/groups/receipts.ts";
 
 export interface Clock {
   now(): number;
@@ -25,6 +26,8 @@ export interface Runtime {
   commits: CommitSignal;
   partitioner: StickyPartitioner;
   topics: TopicCache;
+  /** Signs and checks consumer-group receipts (key shared by all instances, from Postgres). */
+  receipts: ReceiptSigner;
   /** How often a long-poll re-reads the high watermark written by other instances. */
   pollIntervalMs: number;
 }

@@ -115,3 +115,73 @@ export const TopicParams = z.object({ topic: Name.openapi({ param: { name: "topi
 export const PartitionParams = TopicParams.extend({
   p: z.coerce.number().int().min(0).openapi({ param: { name: "p", in: "path", required: true }, example: 0 }),
 });
+
+export const GroupParams = TopicParams.extend({
+  group: Name.openapi({ param: { name: "group", in: "path", required: true }, example: "billing" }),
+});
+export const GroupSettings = z
+  .object({
+    startAt: z.enum(["earliest", "latest"]).optional(),
+    ordering: z.enum(["none", "key"]).optional(),
+    maxAttempts: z.number().int().min(1).max(100).optional(),
+    deadLetterTopic: Name.optional(),
+  })
+  .strict()
+  .openapi("GroupSettings");
+export const Group = z
+  .object({
+    name: z.string(),
+    topic: z.string(),
+    startAt: z.enum(["earliest", "latest"]),
+    ordering: z.enum(["none", "key"]),
+    maxAttempts: z.number().int(),
+    deadLetterTopic: z.string(),
+  })
+  .openapi("Group");
+export const GroupView = z
+  .object({
+    partitions: z.array(
+      z.object({
+        partition: z.number().int(),
+        committedOffset: z.number().int(),
+        highWatermark: z.number().int(),
+        lag: z.number().int(),
+        inFlight: z.number().int(),
+      }),
+    ),
+    deadLettered: z.number().int(),
+  })
+  .openapi("GroupView");
+export const ReceiveBody = z
+  .object({
+    max: z.number().int().min(1).max(1000).optional(),
+    visibilityTimeoutSeconds: z.number().int().min(1).max(43_200).optional(),
+    waitMs: z.number().int().min(0).max(limits.waitMs).optional(),
+  })
+  .strict()
+  .openapi("ReceiveRequest");
+export const ReceivedMessage = MessageOut.extend({ receipt: z.string(), attempt: z.number().int() }).openapi("ReceivedMessage");
+export const Received = z.object({ messages: z.array(ReceivedMessage) }).openapi("ReceiveResponse");
+const Receipts = z.array(z.string());
+export const AckBody = z.object({ receipts: Receipts }).strict().openapi("AckRequest");
+export const NackBody = z
+  .object({ receipts: Receipts, delaySeconds: z.number().int().min(0).max(43_200).optional() })
+  .strict()
+  .openapi("NackRequest");
+export const ExtendBody = z
+  .object({ receipts: Receipts, visibilityTimeoutSeconds: z.number().int().min(1).max(43_200) })
+  .strict()
+  .openapi("ExtendRequest");
+const Failed = z.array(z.object({ receipt: z.string(), code: z.enum(["receipt_expired", "receipt_unknown"]) }));
+export const Acked = z.object({ acked: z.number().int(), failed: Failed }).openapi("AckResponse");
+export const Nacked = z.object({ nacked: z.number().int(), failed: Failed }).openapi("NackResponse");
+export const Extended = z.object({ extended: z.number().int(), failed: Failed }).openapi("ExtendResponse");
+export const SeekBody = z
+  .union([
+    z.object({ offset: z.number().int().min(0), partition: z.number().int().min(0).optional() }).strict(),
+    z.object({ timestamp: z.number().int() }).strict(),
+    z.object({ to: z.enum(["earliest", "latest"]) }).strict(),
+  ])
+  .openapi("SeekRequest");
+export const RedriveBody = z.object({ max: z.number().int().min(1).max(10_000).optional() }).strict().openapi("RedriveRequest");
+export const Redriven = z.object({ redriven: z.number().int() }).openapi("RedriveResponse");

@@ -22,6 +22,7 @@ export const errorCodes = {
   message_too_large: 413,
   too_many_messages: 413,
   body_too_large: 413,
+  too_many_receipts: 413,
   unsupported_media_type: 415,
   offset_out_of_range: 416,
   quota_exceeded: 429,

@@ -1,10 +1,9 @@
 /** Reading by offset (with long-poll) and finding offsets by timestamp. */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { encodeBase64 } from "hono/utils/encode";
 import { ReservoirError } from "../../storage/errors.ts";
 import { highWatermarks } from "../../storage/metadata/topics.ts";
-import { offsetForTimestamp, partitionBounds, readFrom, type StoredMessage } from "../../storage/log/reader.ts";
-import type { Topic } from "../../storage/metadata/topics.ts";
+import { offsetForTimestamp, partitionBounds, readFrom } from "../../storage/log/reader.ts";
+import { messageJson } from "../message-json.ts";
 import { requireScope } from "../auth.ts";
 import type { AppEnv, Runtime } from "../runtime.ts";
 import { errorResponses, Offsets, OffsetsQuery, PartitionParams, problemContent, ReadQuery, ReadResult, TopicParams } from "../schemas.ts";
@@ -34,21 +33,6 @@ const offsetsRoute = createRoute({
   request: { params: TopicParams, query: OffsetsQuery },
   responses: { 200: { description: "Offsets", content: { "application/json": { schema: Offsets } } }, ...errorResponses },
 });
-
-const decoder = new TextDecoder();
-
-function toJson(topic: Topic, m: StoredMessage) {
-  const r = m.record;
-  return {
-    topic: topic.name,
-    partition: m.partition,
-    offset: m.offset,
-    timestamp: r.timestamp,
-    ...(r.key !== undefined && { key: r.key }),
-    ...(r.headers && { headers: r.headers }),
-    ...(r.binary ? { valueBase64: encodeBase64(r.value.slice().buffer) } : { value: decoder.decode(r.value) }),
-  };
-}
 
 /** Waits until the partition holds `offset` or the wait ends; returns the high watermark. */
 async function waitForOffset(rt: Runtime, topicId: number, partition: number, offset: number, highWatermark: number, waitMs: number) {
@@ -80,7 +64,7 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
       highWatermark = await waitForOffset(c.env, topic.id, p, offset, highWatermark, waitMs);
     }
     const stored = offset < highWatermark ? await readFrom(c.env, topic.id, p, offset, limit) : [];
-    const messages = stored.map((m) => toJson(topic, m));
+    const messages = stored.map((m) => messageJson(topic.name, m.partition, m.offset, m.record));
     const nextOffset = stored.length ? stored[stored.length - 1].offset + 1 : offset;
     // A commit after the bounds were read may put nextOffset past the high watermark seen then.
     return c.json({ messages, nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark }, 200);

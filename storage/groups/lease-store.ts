@@ -154,15 +154,16 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
 }
 
 /**
- * Moves each partition's committed cursor up to its first unsettled offset (or its frontier)
- * and drops the rows wholly below it.
+ * Moves each partition's committed cursor to its first unsettled offset (or its frontier:
+ * nothing below it is undelivered) and drops the rows wholly below it.
  */
 export async function advanceCommitted(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
   if (partitions.length === 0) return;
   await db.execute(sql`
     WITH c AS (
       SELECT gp.partition, LEAST(gp.frontier, COALESCE((
-        SELECT min(l.first_offset) FROM group_leases l
+        SELECT min(l.first_offset + (SELECT min(x) FROM generate_series(0, (l.last_offset - l.first_offset)::int) x WHERE x <> ALL(l.settled)))
+        FROM group_leases l
         WHERE l.group_id = gp.group_id AND l.partition = gp.partition
           AND cardinality(l.settled) < l.last_offset - l.first_offset + 1), gp.frontier)) AS committed
       FROM group_partitions gp

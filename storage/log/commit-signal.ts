@@ -28,10 +28,17 @@ export class CommitSignal {
     });
   }
 
+  /** Resolves on the next local commit to any partition of the topic, or after `ms`. */
+  waitTopic(topicId: number, ms: number): Promise<void> {
+    return this.wait(topicId, -1, ms);
+  }
+
   private wake(flush: CommittedFlush): void {
     for (const hw of flush.highWatermarks) {
-      const set = this.waiting.get(`${hw.topicId}:${hw.partition}`);
-      if (set) for (const done of [...set]) done();
+      for (const k of [`${hw.topicId}:${hw.partition}`, `${hw.topicId}:-1`]) {
+        const set = this.waiting.get(k);
+        if (set) for (const done of [...set]) done();
+      }
     }
   }
 }

@@ -4,7 +4,7 @@
  */
 import { and, asc, eq, gte, sql } from "drizzle-orm";
 import { decodeBatches, type SegmentRecord } from "../segment/codec.ts";
-import type { Database } from "../metadata/db.ts";
+import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
 import { segmentIndex, segments } from "../metadata/schema.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
@@ -12,7 +12,8 @@ import { ReservoirError, unavailable } from "../errors.ts";
 import { BatchCache } from "./batch-cache.ts";
 
 export interface ReadIo {
-  db: Database;
+  /** A database, or the transaction a caller reads within. */
+  db: Queryable;
   store: ObjectStore;
   cache: BatchCache;
 }

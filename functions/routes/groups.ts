@@ -1,0 +1,209 @@
+/** Consumer groups: lease-based receive, ack/nack/extend, seek, redrive, and the group view. */
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { ReservoirError } from "../../storage/errors.ts";
+import { ensureGroup, type Group as StoredGroup } from "../../storage/groups/groups.ts";
+import { groupView, seek } from "../../storage/groups/position.ts";
+import { receive } from "../../storage/groups/receive.ts";
+import { redrive } from "../../storage/groups/dead-letter.ts";
+import { settle, type Settlement } from "../../storage/groups/settle.ts";
+import type { Topic } from "../../storage/metadata/topics.ts";
+import { requireScope } from "../auth.ts";
+import { messageJson } from "../message-json.ts";
+import type { AppEnv } from "../runtime.ts";
+import {
+  AckBody,
+  Acked,
+  errorResponses,
+  Extended,
+  ExtendBody,
+  Group,
+  GroupParams,
+  GroupSettings,
+  GroupView,
+  NackBody,
+  Nacked,
+  problemContent,
+  Received,
+  ReceiveBody,
+  RedriveBody,
+  Redriven,
+  SeekBody,
+} from "../schemas.ts";
+
+const security = [{ apiKey: [] }];
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const base = "/v1/topics/{topic}/groups/{group}";
+const MAX_RECEIPTS = 1000;
+const DEFAULT_VISIBILITY_S = 30;
+
+const putGroup = createRoute({
+  method: "put",
+  path: base,
+  summary: "Create a consumer group (201) or update its settings (200)",
+  description: "Positions are set at creation by startAt and never moved by an update; use seek for that.",
+  security,
+  middleware: [requireScope("manage")] as const,
+  request: { params: GroupParams, body: { content: json(GroupSettings), required: false } },
+  responses: {
+    200: { description: "Updated", content: json(Group) },
+    201: { description: "Created", content: json(Group) },
+    ...errorResponses,
+  },
+});
+
+const getGroup = createRoute({
+  method: "get",
+  path: base,
+  summary: "Positions, lag and messages in flight per partition, and the dead-letter count",
+  security,
+  middleware: [requireScope("consume")] as const,
+  request: { params: GroupParams },
+  responses: { 200: { description: "The group", content: json(GroupView) }, ...errorResponses },
+});
+
+const receiveRoute = createRoute({
+  method: "post",
+  path: `${base}/receive`,
+  summary: "Lease up to `max` messages for visibilityTimeoutSeconds; with waitMs, wait for some",
+  security,
+  middleware: [requireScope("consume")] as const,
+  request: { params: GroupParams, body: { content: json(ReceiveBody), required: false } },
+  responses: { 200: { description: "Leased messages with receipts", content: json(Received) }, ...errorResponses },
+});
+
+function settleRoute(path: string, summary: string, body: z.ZodType, response: z.ZodType) {
+  return createRoute({
+    method: "post",
+    path: `${base}/${path}`,
+    summary,
+    security,
+    middleware: [requireScope("consume")] as const,
+    request: { params: GroupParams, body: { content: json(body), required: true } },
+    responses: {
+      200: { description: "Per-receipt outcome: failures are listed, not errors of the batch", content: json(response) },
+      413: { description: "More than 1,000 receipts", content: problemContent },
+      ...errorResponses,
+    },
+  });
+}
+const ackRoute = settleRoute("ack", "Acknowledge messages: they are done", AckBody, Acked);
+const nackRoute = settleRoute("nack", "Give messages back: visible again after delaySeconds", NackBody, Nacked);
+const extendRoute = settleRoute("extend", "Extend the visibility timeout of leased messages", ExtendBody, Extended);
+
+const seekRoute = createRoute({
+  method: "post",
+  path: `${base}/seek`,
+  summary: "Move the group to an offset, a timestamp, or the earliest/latest; leases in flight are dropped",
+  security,
+  middleware: [requireScope("consume")] as const,
+  request: { params: GroupParams, body: { content: json(SeekBody), required: true } },
+  responses: { 200: { description: "The group after the seek", content: json(GroupView) }, ...errorResponses },
+});
+
+const redriveRoute = createRoute({
+  method: "post",
+  path: `${base}/redrive`,
+  summary: "Move the group's dead letters back to the source topic (by reference)",
+  security,
+  middleware: [requireScope("consume")] as const,
+  request: { params: GroupParams, body: { content: json(RedriveBody), required: false } },
+  responses: { 200: { description: "How many were moved", content: json(Redriven) }, ...errorResponses },
+});
+
+async function resolve(c: Context<AppEnv>, params: { topic: string; group: string }): Promise<{ topic: Topic; group: StoredGroup }> {
+  const tenantId = c.get("principal").tenantId;
+  const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
+  const { group } = await ensureGroup(c.env.db, tenantId, topic, params.group);
+  return { topic, group };
+}
+
+function view(group: StoredGroup, topic: Topic) {
+  return {
+    name: group.name,
+    topic: topic.name,
+    startAt: group.startAt,
+    ordering: group.ordering,
+    maxAttempts: group.maxAttempts,
+    deadLetterTopic: group.deadLetterTopic,
+  };
+}
+
+function checkReceipts(receipts: string[]) {
+  if (receipts.length > MAX_RECEIPTS) {
+    throw new ReservoirError("too_many_receipts", `${receipts.length} receipts in one call; the limit is ${MAX_RECEIPTS}`, {
+      limit: MAX_RECEIPTS,
+    });
+  }
+}
+
+export function registerGroups(app: OpenAPIHono<AppEnv>) {
+  app.openapi(putGroup, async (c) => {
+    const params = c.req.valid("param");
+    const settings = c.req.valid("json") ?? {};
+    const tenantId = c.get("principal").tenantId;
+    const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
+    const { group, created } = await ensureGroup(c.env.db, tenantId, topic, params.group, settings);
+    return c.json(view(group, topic), created ? 201 : 200);
+  });
+
+  app.openapi(getGroup, async (c) => {
+    const { group } = await resolve(c, c.req.valid("param"));
+    return c.json(await groupView(c.env.db, group, c.env.clock.now()), 200);
+  });
+
+  app.openapi(receiveRoute, async (c) => {
+    const { topic, group } = await resolve(c, c.req.valid("param"));
+    const body = c.req.valid("json") ?? {};
+    const max = body.max ?? 10;
+    const visibilityMs = (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000;
+    const deadline = c.env.clock.now() + (body.waitMs ?? 0);
+    const receiver = c.get("principal").keyId;
+    for (;;) {
+      const now = c.env.clock.now();
+      const deliveries = await receive(c.env, group, topic, { max, visibilityMs, receiver, now });
+      const left = deadline - c.env.clock.now();
+      if (deliveries.length > 0 || left <= 0) {
+        const tenantId = c.get("principal").tenantId;
+        const messages = deliveries.map((d) => ({
+          ...messageJson(topic.name, d.partition, d.offset, d.record),
+          receipt: c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token }),
+          attempt: d.attempt,
+        }));
+        return c.json({ messages }, 200);
+      }
+      // Local commits wake us at once; leases timing out and other instances' commits are polled.
+      await c.env.commits.waitTopic(topic.id, Math.min(left, c.env.pollIntervalMs * 2.5));
+    }
+  });
+
+  const settleWith = (action: (body: any) => Settlement, count: string) => async (c: Context<AppEnv>) => {
+    const params = (c.req as any).valid("param") as { topic: string; group: string };
+    const body = (c.req as any).valid("json");
+    checkReceipts(body.receipts);
+    const { group } = await resolve(c, params);
+    const result = await settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, body.receipts, action(body), c.env.clock.now());
+    return c.json({ [count]: result.done, failed: result.failed }, 200);
+  };
+  app.openapi(ackRoute, settleWith(() => ({ kind: "ack" }), "acked") as any);
+  app.openapi(nackRoute, settleWith((b) => ({ kind: "nack", delayMs: (b.delaySeconds ?? 0) * 1000 }), "nacked") as any);
+  app.openapi(extendRoute, settleWith((b) => ({ kind: "extend", visibilityMs: b.visibilityTimeoutSeconds * 1000 }), "extended") as any);
+
+  app.openapi(seekRoute, async (c) => {
+    const { topic, group } = await resolve(c, c.req.valid("param"));
+    const target = c.req.valid("json");
+    if ("partition" in target && target.partition !== undefined && target.partition >= topic.partitions) {
+      throw new ReservoirError("partition_not_found", `topic '${topic.name}' has no partition ${target.partition}`);
+    }
+    await seek(c.env, group, topic, target);
+    return c.json(await groupView(c.env.db, group, c.env.clock.now()), 200);
+  });
+
+  app.openapi(redriveRoute, async (c) => {
+    const { topic, group } = await resolve(c, c.req.valid("param"));
+    const max = c.req.valid("json")?.max ?? 1000;
+    const redriven = await c.env.db.transaction((tx) => redrive(tx, group, topic, max, c.env.clock.now()));
+    c.env.topics.invalidate(group.tenantId, group.deadLetterTopic);
+    return c.json({ redriven }, 200);
+  });
+}

@@ -1,0 +1,68 @@
+/** A group's view (positions, lag, in flight, dead letters) and seeking. */
+import { sql } from "drizzle-orm";
+import { rows, type Database } from "../metadata/db.ts";
+import type { Topic } from "../metadata/topics.ts";
+import { offsetForTimestamp, type ReadIo } from "../log/reader.ts";
+import type { Group } from "./groups.ts";
+import { array } from "./lease-store.ts";
+
+export interface GroupView {
+  partitions: { partition: number; committedOffset: number; highWatermark: number; lag: number; inFlight: number }[];
+  deadLettered: number;
+}
+
+export async function groupView(db: Database, group: Group, now: number): Promise<GroupView> {
+  const found = await rows<{ partition: number; committed: string | number; next_offset: string | number; in_flight: string | number }>(
+    db,
+    sql`SELECT gp.partition, gp.committed, p.next_offset,
+          (SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) FROM group_leases l
+           WHERE l.group_id = gp.group_id AND l.partition = gp.partition AND l.visible_at > ${now} AND l.attempt > 0) AS in_flight
+        FROM group_partitions gp JOIN partitions p ON p.topic_id = ${group.topicId} AND p.partition = gp.partition
+        WHERE gp.group_id = ${group.id} ORDER BY gp.partition`,
+  );
+  const [dead] = await rows<{ n: string | number }>(
+    db,
+    sql`SELECT count(*) AS n FROM dead_letters WHERE group_id = ${group.id} AND redriven_at IS NULL`,
+  );
+  return {
+    partitions: found.map((r) => {
+      const committedOffset = Number(r.committed);
+      const highWatermark = Number(r.next_offset);
+      return { partition: r.partition, committedOffset, highWatermark, lag: Math.max(0, highWatermark - committedOffset), inFlight: Number(r.in_flight) };
+    }),
+    deadLettered: Number(dead.n),
+  };
+}
+
+export type SeekTarget = { offset: number; partition?: number } | { timestamp: number } | { to: "earliest" | "latest" };
+
+/** Drops the leases in flight and moves the positions; delivery resumes from there. */
+export async function seek(io: ReadIo & { db: Database }, group: Group, topic: Topic, target: SeekTarget): Promise<void> {
+  const bounds = await rows<{ partition: number; next_offset: string | number; earliest: string | number | null }>(
+    io.db,
+    sql`SELECT p.partition, p.next_offset,
+          (SELECT min(i.base_offset) FROM segment_index i WHERE i.topic_id = p.topic_id AND i.partition = p.partition) AS earliest
+        FROM partitions p WHERE p.topic_id = ${topic.id} ORDER BY p.partition`,
+  );
+  const targets = new Map<number, number>();
+  for (const b of bounds) {
+    const hw = Number(b.next_offset);
+    const earliest = b.earliest === null ? hw : Number(b.earliest);
+    let t: number | undefined;
+    if ("to" in target) t = target.to === "earliest" ? earliest : hw;
+    else if ("timestamp" in target) t = (await offsetForTimestamp(io, topic.id, b.partition, target.timestamp)) ?? hw;
+    else if (target.partition === undefined || target.partition === b.partition) t = target.offset;
+    if (t !== undefined) targets.set(b.partition, Math.min(Math.max(t, earliest), hw));
+  }
+  const parts = [...targets.keys()];
+  await io.db.transaction(async (tx) => {
+    // Lock first: the next statement's snapshot then sees every lease a receive committed meanwhile.
+    await tx.execute(sql`SELECT 1 FROM group_partitions WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) ORDER BY partition FOR UPDATE`);
+    await tx.execute(sql`
+      WITH dropped AS (
+        DELETE FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) RETURNING 1)
+      UPDATE group_partitions gp SET committed = t.o, frontier = t.o
+      FROM unnest(${array(parts, "int")}, ${array(parts.map((p) => targets.get(p)!), "bigint")}) AS t(p, o)
+      WHERE gp.group_id = ${group.id} AND gp.partition = t.p`);
+  });
+}

@@ -1,0 +1,89 @@
+/**
+ * Ack, nack and extend: one batch of receipts, one transaction. A receipt that is not this
+ * deployment's for this tenant and group is `receipt_unknown`; one whose grant has ended (the
+ * lease timed out, was nacked, or went to another receiver) is `receipt_expired`.
+ */
+import type { Database, Queryable } from "../metadata/db.ts";
+import type { Group } from "./groups.ts";
+import { isSettled, reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
+import { advanceCommitted, lockRows, writeRows } from "./lease-store.ts";
+import { newGrantToken, type ReceiptClaims, type ReceiptSigner } from "./receipts.ts";
+
+export type Settlement = { kind: "ack" } | { kind: "nack"; delayMs: number } | { kind: "extend"; visibilityMs: number };
+
+export interface SettleResult {
+  done: number;
+  failed: { receipt: string; code: "receipt_expired" | "receipt_unknown" }[];
+}
+
+export async function settle(
+  db: Database,
+  signer: ReceiptSigner,
+  tenantId: string,
+  group: Group,
+  receipts: string[],
+  action: Settlement,
+  now: number,
+): Promise<SettleResult> {
+  return db.transaction((tx) => settleIn(tx, signer, tenantId, group, receipts, action, now));
+}
+
+/** The same within a caller's transaction (a transaction commit applies acks this way). */
+export async function settleIn(
+  tx: Queryable,
+  signer: ReceiptSigner,
+  tenantId: string,
+  group: Group,
+  receipts: string[],
+  action: Settlement,
+  now: number,
+): Promise<SettleResult> {
+  const result: SettleResult = { done: 0, failed: [] };
+  const claims: [string, ReceiptClaims][] = [];
+  for (const receipt of receipts) {
+    const c = signer.verify(tenantId, receipt);
+    if (!c || c.groupId !== group.id) result.failed.push({ receipt, code: "receipt_unknown" });
+    else claims.push([receipt, c]);
+  }
+  const keys = [...new Map(claims.map(([, c]) => [`${c.partition}:${c.firstOffset}`, [c.partition, c.firstOffset] as [number, number]])).values()];
+  const found = await lockRows(tx, group.id, keys);
+  const byKey = new Map(found.map((r) => [`${r.partition}:${r.firstOffset}`, r]));
+  const changes = new Map<LeaseRow, Map<number, OffsetChange>>();
+  const nackToken = newGrantToken();
+  for (const [receipt, c] of claims) {
+    const row = byKey.get(`${c.partition}:${c.firstOffset}`);
+    const current = row && row.token === c.token && c.offset >= row.firstOffset && c.offset <= row.lastOffset;
+    if (!row || !current) {
+      result.failed.push({ receipt, code: "receipt_expired" });
+      continue;
+    }
+    if (isSettled(row, c.offset) || changes.get(row)?.get(c.offset)) {
+      // Repeating an ack is harmless; anything else on a settled message is too late.
+      if (action.kind === "ack") result.done++;
+      else result.failed.push({ receipt, code: "receipt_expired" });
+      continue;
+    }
+    if (row.visibleAt <= now) {
+      result.failed.push({ receipt, code: "receipt_expired" });
+      continue;
+    }
+    const change: OffsetChange =
+      action.kind === "ack"
+        ? { settle: true }
+        : action.kind === "nack"
+          ? { state: { attempt: row.attempt, visibleAt: now + action.delayMs, token: nackToken, receiver: null, lastError: row.lastError } }
+          : { state: { attempt: row.attempt, visibleAt: now + action.visibilityMs, token: row.token, receiver: row.receiver, lastError: row.lastError } };
+    const perRow = changes.get(row) ?? new Map<number, OffsetChange>();
+    perRow.set(c.offset, change);
+    changes.set(row, perRow);
+    result.done++;
+  }
+  if (changes.size === 0) return result;
+  await writeRows(tx, group.id, {
+    remove: [...changes.keys()].map((r) => [r.partition, r.firstOffset]),
+    insert: [...changes].flatMap(([row, change]) => reshape(row, change)),
+    frontiers: new Map(),
+  });
+  if (action.kind === "ack") await advanceCommitted(tx, group.id, [...new Set([...changes.keys()].map((r) => r.partition))]);
+  return result;
+}
