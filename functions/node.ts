@@ -22,6 +22,8 @@ import { FolderObjectStore } from "../storage/objects/folder-store.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
 
+const counters = { dbStatements: 0 };
+
 async function openDatabase(config: Config): Promise<{ db: Database; close(): Promise<void>; kind: string }> {
   if (config.databaseUrl) {
     const { default: postgres } = await import("postgres");
@@ -30,6 +32,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
     const sql = postgres(config.databaseUrl, {
       max: config.databasePoolMax ?? (urlMax ? Number(urlMax) : 20),
       onnotice: () => {},
+      debug: () => void counters.dbStatements++,
     });
     return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres" };
   }
@@ -67,6 +70,7 @@ export async function main(env = process.env): Promise<void> {
     partitioner: new StickyPartitioner(),
     topics: new TopicCache(),
     receipts,
+    counters,
     pollIntervalMs: 100,
   };
   const app = createApp();

@@ -28,6 +28,8 @@ export interface Runtime {
   topics: TopicCache;
   /** Signs and checks consumer-group receipts (key shared by all instances, from Postgres). */
   receipts: ReceiptSigner;
+  /** Statements sent to Postgres by this instance, where the driver can count them. */
+  counters: { dbStatements: number };
   /** How often a long-poll re-reads the high watermark written by other instances. */
   pollIntervalMs: number;
 }

@@ -43,7 +43,11 @@ const metricsRoute = createRoute({
   responses: {
     200: {
       description: "Counters since the instance started",
-      content: { "application/json": { schema: z.object({ produce: z.record(z.string(), z.number()) }) } },
+      content: {
+        "application/json": {
+          schema: z.object({ produce: z.record(z.string(), z.number()), db: z.object({ statements: z.number() }) }),
+        },
+      },
     },
     401: errorResponses[401],
   },
@@ -70,5 +74,5 @@ export function registerAdmin(app: OpenAPIHono<AppEnv>) {
     return c.body(null, 204);
   });
 
-  app.openapi(metricsRoute, (c) => c.json({ produce: { ...c.env.batcher.stats } }, 200));
+  app.openapi(metricsRoute, (c) => c.json({ produce: { ...c.env.batcher.stats }, db: { statements: c.env.counters.dbStatements } }, 200));
 }
