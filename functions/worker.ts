@@ -274,9 +274,6 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
 
 export default {
   async fetch(request: Request, env: WorkerEnv, ctx: WorkerContext): Promise<Response> {
-    const V0 = (env as any).V as string | undefined;
-    if (V0 === "plain") return new Response(JSON.stringify({type:"x",title:"x",status:400,detail:"x",code:"x"}), { status: 400, headers: { "content-type": "application/problem+json" } });
-    if (V0 === "plainwait") { await new Promise((r) => setTimeout(r, 5)); return new Response("{}", { status: 400, headers: { "content-type": "application/problem+json" } }); }
     const setup = setUp(env);
     if ("problem" in setup) return problemResponse("service_unavailable", setup.problem);
     const { db, done } = openDatabase(setup.databaseUrl);
@@ -284,9 +281,6 @@ export default {
       console.error(`reservoir: ${request.method} ${new URL(request.url).pathname} failed: ${describe(error)}`);
       return problemResponse("internal_error", "the service failed; the request may be retried");
     });
-    const V = (env as any).V as string | undefined;
-    if (V === "nowu") { const r = await withDeadline(work, REQUEST_DEADLINE_MS); await done(); return r; }
-    if (V === "nodb") { const r = await withDeadline(work, REQUEST_DEADLINE_MS); return r; }
     ctx.waitUntil(
       work
         .then(() => done())

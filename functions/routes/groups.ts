@@ -72,7 +72,7 @@ const receiveRoute = createRoute({
   responses: { 200: { description: "Leased messages with receipts", content: json(Received) }, ...errorResponses },
 });
 
-function settleRoute(path: string, summary: string, body: z.ZodType, response: z.ZodType) {
+function settleRoute<B extends z.ZodType, R extends z.ZodType>(path: string, summary: string, body: B, response: R) {
   return createRoute({
     method: "post",
     path: `${base}/${path}`,
@@ -177,17 +177,27 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     }
   });
 
-  const settleWith = (action: (body: any) => Settlement, count: string) => async (c: Context<AppEnv>) => {
-    const params = (c.req as any).valid("param") as { topic: string; group: string };
-    const body = (c.req as any).valid("json");
-    checkReceipts(body.receipts);
+  const settleReceipts = async (c: Context<AppEnv>, params: { topic: string; group: string }, receipts: string[], action: Settlement) => {
+    checkReceipts(receipts);
     const { group } = await resolve(c, params);
-    const result = await settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, body.receipts, action(body), c.env.clock.now());
-    return c.json({ [count]: result.done, failed: result.failed }, 200);
+    return settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, receipts, action, c.env.clock.now());
   };
-  app.openapi(ackRoute, settleWith(() => ({ kind: "ack" }), "acked") as any);
-  app.openapi(nackRoute, settleWith((b) => ({ kind: "nack", delayMs: (b.delaySeconds ?? 0) * 1000 }), "nacked") as any);
-  app.openapi(extendRoute, settleWith((b) => ({ kind: "extend", visibilityMs: b.visibilityTimeoutSeconds * 1000 }), "extended") as any);
+  app.openapi(ackRoute, async (c) => {
+    const { receipts } = c.req.valid("json");
+    const result = await settleReceipts(c, c.req.valid("param"), receipts, { kind: "ack" });
+    return c.json({ acked: result.done, failed: result.failed }, 200);
+  });
+  app.openapi(nackRoute, async (c) => {
+    const { receipts, delaySeconds } = c.req.valid("json");
+    const result = await settleReceipts(c, c.req.valid("param"), receipts, { kind: "nack", delayMs: (delaySeconds ?? 0) * 1000 });
+    return c.json({ nacked: result.done, failed: result.failed }, 200);
+  });
+  app.openapi(extendRoute, async (c) => {
+    const { receipts, visibilityTimeoutSeconds } = c.req.valid("json");
+    const action = { kind: "extend", visibilityMs: visibilityTimeoutSeconds * 1000 } as const;
+    const result = await settleReceipts(c, c.req.valid("param"), receipts, action);
+    return c.json({ extended: result.done, failed: result.failed }, 200);
+  });
 
   app.openapi(seekRoute, async (c) => {
     const { topic, group } = await resolve(c, c.req.valid("param"));

@@ -2,9 +2,14 @@
 // machine, offline, listening on 127.0.0.1 only.
 //
 // - The Worker is bundled once, up front, with the same command as `npm run build`
-//   (`wrangler deploy --dry-run`) into a temp dir, and `wrangler dev --no-bundle` serves that
-//   bundle. So the test exercises what `wrangler deploy` would upload, and edits to the sources
-//   while a test runs do not hot-reload the isolate under it (which would reset its counters).
+//   (`wrangler deploy --dry-run`) into a temp dir, and `wrangler dev` serves that bundle. So the
+//   test exercises what `wrangler deploy` would upload, and edits to the sources while a test
+//   runs do not hot-reload the isolate under it (which would reset its counters): wrangler dev
+//   watches only the bundle. It must still bundle it (no `--no-bundle`): in local mode wrangler
+//   wraps the Worker in a middleware that drains unread request bodies; without it, a request
+//   answered before its body was read (a 401, a 413 by Content-Length) fails at random with
+//   "Your worker restarted mid-request" (503), ECONNRESET, or a hang of the next request on
+//   the same connection (measured).
 // - Settings go to a generated .dev.vars-style file in the temp dir (`--env-file`), never to the
 //   repo; secrets therefore do not show up in `ps`.
 // - No prompts, no telemetry, no update check, no `Request.cf` download: nothing leaves 127.0.0.1.
@@ -170,7 +175,6 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
     wranglerBin,
     "dev",
     join(bundleDir, "worker.js"),
-    "--no-bundle",
     "--config",
     "wrangler.toml",
     "--local",
