@@ -7,15 +7,11 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "./app.ts";
 import { readConfig, type Config } from "./config.ts";
+import { createSharedState } from "./instance.ts";
 import type { Runtime } from "./runtime.ts";
-import { Batcher } from "../storage/log/batcher.ts";
-import { BatchCache } from "../storage/log/batch-cache.ts";
-import { CommitSignal } from "../storage/log/commit-signal.ts";
 import { newSecret } from "../storage/log/ids.ts";
-import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import type { Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
-import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
@@ -58,17 +54,12 @@ export async function main(env = process.env): Promise<void> {
   const receipts = new ReceiptSigner(await receiptKey(database.db));
   const { store, kind: storeKind } = openStore(config);
   const adminToken = config.adminToken ?? newSecret("rsv_op_");
-  const batcher = new Batcher({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
   const runtime: Runtime = {
+    ...createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes }),
     db: database.db,
     store,
     clock: { now: () => Date.now() },
     adminToken,
-    batcher,
-    cache: new BatchCache(),
-    commits: new CommitSignal(batcher),
-    partitioner: new StickyPartitioner(),
-    topics: new TopicCache(),
     receipts,
     counters,
     pollIntervalMs: 100,

@@ -4,28 +4,19 @@
  */
 import type { Database } from "../storage/metadata/db.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
-import type { Batcher } from "../storage/log/batcher.ts";
-import type { BatchCache } from "../storage/log/batch-cache.ts";
-import type { CommitSignal } from "../storage/log/commit-signal.ts";
-import type { StickyPartitioner } from "../storage/log/partitioner.ts";
-import type { TopicCache } from "../storage/metadata/topic-cache.ts";
+import type { SharedState } from "./instance.ts";
 import type { ReceiptSigner } from "../storage/groups/receipts.ts";
 
 export interface Clock {
   now(): number;
 }
 
-export interface Runtime {
+export interface Runtime extends SharedState {
   db: Database;
   store: ObjectStore;
   clock: Clock;
   /** The operator token for /v1/admin/*. */
   adminToken: string;
-  batcher: Batcher;
-  cache: BatchCache;
-  commits: CommitSignal;
-  partitioner: StickyPartitioner;
-  topics: TopicCache;
   /** Signs and checks consumer-group receipts (key shared by all instances, from Postgres). */
   receipts: ReceiptSigner;
   /** Statements sent to Postgres by this instance, where the driver can count them. */

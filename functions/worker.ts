@@ -42,27 +42,28 @@
  *    code then resumes in its own request (workerd's handle_cross_request_promise_resolution),
  *    so each response is built and sent in its own context.
  *
- *    The work is also passed to ctx.waitUntil, so a request that leads a flush (its socket
- *    carries other requests' messages) finishes that flush even if its own client goes away.
+ *    The work is also passed to ctx.waitUntil: per Cloudflare's documentation that keeps it
+ *    running (up to 30 s) after the client disconnects, so a request that leads a flush (its
+ *    socket carries other requests' messages) is not torn down in the middle of it. (Not
+ *    observable under wrangler dev, which does not cancel a request whose client goes away.)
  *
- * 3. Migrations run once per isolate, on the connection of the first request, before it is
- *    served; concurrent first requests wait on the same memoised promise. A failed attempt is
- *    forgotten, so the next request tries again; an attempt that never settles (its request
- *    was torn down) is replaced after MIGRATION_STALE_MS.
+ * 3. Migrations (and reading the shared receipt key) run once per isolate, on the connection
+ *    of the first request, before it is served; concurrent first requests wait on the same
+ *    memoised promise. A failed attempt is forgotten, so the next request tries again; an
+ *    attempt that never settles (its request was torn down) is replaced after
+ *    PREPARATION_STALE_MS.
  */
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { createApp } from "./app.ts";
 import { readConfig, type Config } from "./config.ts";
 import { problemResponse } from "./problem.ts";
+import { createSharedState, type SharedState } from "./instance.ts";
 import type { Runtime } from "./runtime.ts";
-import { Batcher } from "../storage/log/batcher.ts";
-import { BatchCache } from "../storage/log/batch-cache.ts";
-import { CommitSignal } from "../storage/log/commit-signal.ts";
-import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import type { Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
-import { TopicCache } from "../storage/metadata/topic-cache.ts";
+import { receiptKey } from "../storage/metadata/settings.ts";
+import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
 
 /** A Hyperdrive binding (only the part used here). */
@@ -97,25 +98,26 @@ export interface WorkerContext {
  * (60 s after the PUT starts) plus linger, and above the longest long-poll (30 s).
  */
 const REQUEST_DEADLINE_MS = 100_000;
-/** A migration attempt that has not settled after this long is abandoned and started again. */
-const MIGRATION_STALE_MS = 30_000;
+/** A preparation (migrations, receipt key) not settled after this long is abandoned and retried. */
+const PREPARATION_STALE_MS = 30_000;
 
 const app = createApp();
 
 /** What the isolate shares across requests: nothing in it holds an I/O object. */
-interface Instance {
+interface Instance extends SharedState {
   databaseUrl: string;
   adminToken: string;
   store: S3ObjectStore;
-  batcher: Batcher;
-  cache: BatchCache;
-  commits: CommitSignal;
-  partitioner: StickyPartitioner;
-  topics: TopicCache;
 }
 
 let instance: Instance | undefined;
-let migration: { promise: Promise<void>; started: number; done: boolean } | undefined;
+/** What the isolate learns from the database once, before serving: see the header, point 3. */
+interface Prepared {
+  receipts: ReceiptSigner;
+}
+let preparation: { promise: Promise<Prepared>; started: number; done: boolean } | undefined;
+/** Statements this isolate sent to Postgres (all its per-request clients). */
+const counters = { dbStatements: 0 };
 
 /** Builds the isolate's shared state on first use, or names what is missing. */
 function setUp(env: WorkerEnv): Instance | { problem: string } {
@@ -133,16 +135,11 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (missing.length > 0) return { problem: `the Worker is not configured: it needs ${missing.join("; ")}` };
 
   // See the header, point 1: queued flushes would start from another request's context.
-  const batcher = new Batcher({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY });
   instance = {
+    ...createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY }),
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
     store: new S3ObjectStore(config.s3!),
-    batcher,
-    cache: new BatchCache(),
-    commits: new CommitSignal(batcher),
-    partitioner: new StickyPartitioner(),
-    topics: new TopicCache(),
   };
   return instance;
 }
@@ -188,7 +185,7 @@ function learnArrayTypes(sql: Sql): void {
 }
 
 /** This request's own database client; nothing else may touch its socket. */
-function openDatabase(url: string): { sql: Sql; db: Database; done(): Promise<void> } {
+function openDatabase(url: string): { db: Database; done(): Promise<void> } {
   const learning = arrayTypes === undefined;
   const sql = postgres(url, {
     // One connection per request: the request's queries (and a flush it leads) run in order.
@@ -201,10 +198,10 @@ function openDatabase(url: string): { sql: Sql; db: Database; done(): Promise<vo
     // postgres.js describes every parameterised statement new to a connection first either way.
     connect_timeout: 10,
     onnotice: () => {},
+    debug: () => void counters.dbStatements++,
   });
   lendArrayTypes(sql);
   return {
-    sql,
     db: drizzle(sql) as unknown as Database,
     async done() {
       if (learning) learnArrayTypes(sql);
@@ -213,22 +210,29 @@ function openDatabase(url: string): { sql: Sql; db: Database; done(): Promise<vo
   };
 }
 
-/** Resolves once this isolate's migrations are applied (run on `db` if nobody has started them). */
-function migrated(db: Database): Promise<void> {
+/**
+ * Resolves once this isolate is ready to serve: migrations applied and the receipt key read
+ * (the same steps as the Node entry's start-up), run on `db` if no request has started them.
+ */
+function prepared(db: Database): Promise<Prepared> {
   const now = Date.now();
-  if (migration && (migration.done || now - migration.started < MIGRATION_STALE_MS)) return migration.promise;
-  const attempt = { started: now, done: false, promise: Promise.resolve() };
-  attempt.promise = migrate(db).then(
-    (applied) => {
+  if (preparation && (preparation.done || now - preparation.started < PREPARATION_STALE_MS)) return preparation.promise;
+  const attempt = { started: now, done: false, promise: undefined as unknown as Promise<Prepared> };
+  attempt.promise = (async () => {
+    const applied = await migrate(db);
+    if (applied.length > 0) console.log(`reservoir: applied migrations ${applied.join(", ")}`);
+    return { receipts: new ReceiptSigner(await receiptKey(db)) };
+  })().then(
+    (ready) => {
       attempt.done = true;
-      if (applied.length > 0) console.log(`reservoir: applied migrations ${applied.join(", ")}`);
+      return ready;
     },
     (error: unknown) => {
-      if (migration === attempt) migration = undefined;
+      if (preparation === attempt) preparation = undefined;
       throw error;
     },
   );
-  migration = attempt;
+  preparation = attempt;
   return attempt.promise;
 }
 
@@ -251,22 +255,25 @@ function withDeadline(work: Promise<Response>, ms: number): Promise<Response> {
 }
 
 async function handle(request: Request, instance: Instance, db: Database, ctx: WorkerContext): Promise<Response> {
+  let ready: Prepared;
   try {
-    await migrated(db);
+    ready = await prepared(db);
   } catch (error) {
-    console.error(`reservoir: migrations failed: ${describe(error)}`);
-    return problemResponse("service_unavailable", "the database is not ready (migrations could not be applied); retry");
+    console.error(`reservoir: preparing the database failed: ${describe(error)}`);
+    return problemResponse("service_unavailable", "the database is not ready (migrations or settings could not be applied); retry");
   }
   const runtime: Runtime = {
-    db,
-    store: instance.store,
-    clock: { now: () => Date.now() },
-    adminToken: instance.adminToken,
     batcher: instance.batcher,
     cache: instance.cache,
     commits: instance.commits,
     partitioner: instance.partitioner,
     topics: instance.topics,
+    db,
+    store: instance.store,
+    clock: { now: () => Date.now() },
+    adminToken: instance.adminToken,
+    receipts: ready.receipts,
+    counters,
     pollIntervalMs: 100,
   };
   return app.fetch(request, runtime, ctx);

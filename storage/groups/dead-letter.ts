@@ -82,15 +82,19 @@ async function appendReferences(
 
 /** The dead-letter topic, created on demand with the source topic's partitions and retention. */
 async function deadLetterTopic(tx: Queryable, group: Group, source: Topic): Promise<{ id: number; partitions: number }> {
-  const [topic] = await rows<{ id: string | number; partitions: number }>(
+  const existing = sql`SELECT id, partitions FROM topics WHERE tenant_id = ${group.tenantId} AND name = ${group.deadLetterTopic}`;
+  let [topic] = await rows<{ id: string | number; partitions: number }>(
     tx,
     sql`WITH created AS (
           INSERT INTO topics (tenant_id, name, partitions, retention_hours)
           VALUES (${group.tenantId}, ${group.deadLetterTopic}, ${source.partitions}, ${source.retentionHours})
           ON CONFLICT (tenant_id, name) DO NOTHING RETURNING id, partitions)
         SELECT id, partitions FROM created
-        UNION ALL SELECT id, partitions FROM topics WHERE tenant_id = ${group.tenantId} AND name = ${group.deadLetterTopic}`,
+        UNION ALL ${existing}`,
   );
+  // Created by a concurrent transaction that committed while the INSERT waited on it: the
+  // statement's snapshot predates that commit, so neither branch saw the row. A new statement does.
+  topic ??= (await rows<{ id: string | number; partitions: number }>(tx, existing))[0];
   const id = Number(topic.id);
   await tx.execute(sql`
     INSERT INTO partitions (topic_id, partition) SELECT ${id}, generate_series(0, ${topic.partitions} - 1)

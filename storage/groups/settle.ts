@@ -53,18 +53,24 @@ export async function settleIn(
   for (const [receipt, c] of claims) {
     const row = byKey.get(`${c.partition}:${c.firstOffset}`);
     const current = row && row.token === c.token && c.offset >= row.firstOffset && c.offset <= row.lastOffset;
-    if (!row || !current) {
+    // The lease first: a dead-lettered message is settled in a row that keeps its last grant,
+    // and a late ack of that grant must not pass for a repeated one.
+    if (!row || !current || row.visibleAt <= now) {
       result.failed.push({ receipt, code: "receipt_expired" });
       continue;
     }
-    if (isSettled(row, c.offset) || changes.get(row)?.get(c.offset)) {
+    const pending = changes.get(row)?.get(c.offset);
+    if (isSettled(row, c.offset) || (pending && "settle" in pending)) {
       // Repeating an ack is harmless; anything else on a settled message is too late.
       if (action.kind === "ack") result.done++;
       else result.failed.push({ receipt, code: "receipt_expired" });
       continue;
     }
-    if (row.visibleAt <= now) {
-      result.failed.push({ receipt, code: "receipt_expired" });
+    if (pending) {
+      // The same receipt twice in one call: extending again is harmless (the lease is still
+      // this grant's), but a nack has already ended the grant.
+      if (action.kind === "extend") result.done++;
+      else result.failed.push({ receipt, code: "receipt_expired" });
       continue;
     }
     const change: OffsetChange =

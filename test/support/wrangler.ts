@@ -13,7 +13,8 @@
 // - Settings go to a generated .dev.vars-style file in the temp dir (`--env-file`), never to the
 //   repo; secrets therefore do not show up in `ps`.
 // - No prompts, no telemetry, no update check, no `Request.cf` download: nothing leaves 127.0.0.1.
-// - wrangler runs in its own process group (workerd is its child); stop() kills the group.
+// - wrangler runs in its own process group (workerd is its child); stop() kills the group, and a
+//   watchdog leading the group kills it too if the test process dies without calling stop().
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -50,6 +51,25 @@ export interface StartWorkerOptions {
 }
 
 const MAX_LOG_CHARS = 2_000_000;
+
+/**
+ * Runs as the leader of wrangler's process group (node -e WATCHDOG <wrangler args>): starts
+ * wrangler, and if the test process dies without stopping it (vitest killed with SIGKILL: no
+ * exit hook runs), removes the temp dir and kills the group, so no workerd is left behind.
+ */
+const WATCHDOG = `
+const { spawn } = require("node:child_process");
+const { rmSync } = require("node:fs");
+const parent = process.ppid;
+const child = spawn(process.execPath, process.argv.slice(1), { stdio: "inherit" });
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+process.on("SIGTERM", () => child.kill("SIGTERM"));
+setInterval(() => {
+  if (process.ppid === parent) return;
+  try { rmSync(process.env.RESERVOIR_WATCHDOG_TEMP_DIR, { recursive: true, force: true }); } catch {}
+  process.kill(-process.pid, "SIGKILL");
+}, 500);
+`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Environment of the wrangler processes: no telemetry, no network, no colours, no prompts. */
@@ -64,6 +84,10 @@ function wranglerEnv(tempDir: string): NodeJS.ProcessEnv {
     WRANGLER_HIDE_BANNER: "true",
     // Otherwise wrangler dev downloads a Request.cf sample from workers.cloudflare.com.
     CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    // The generated env file is the Worker's only source of settings: not the runner's own
+    // environment (a developer's DATABASE_URL), not a .dev.vars in the repo.
+    CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: "true",
+    CLOUDFLARE_INCLUDE_PROCESS_ENV: "false",
     WRANGLER_LOG_PATH: join(tempDir, "logs"),
     WRANGLER_REGISTRY_PATH: join(tempDir, "registry"),
     NO_COLOR: "1",
@@ -196,7 +220,12 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
     "log",
   ];
   append(`\n===== wrangler dev on 127.0.0.1:${port} =====\n`);
-  const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(process.execPath, ["-e", WATCHDOG, ...args], {
+    cwd: repoRoot,
+    env: { ...env, RESERVOIR_WATCHDOG_TEMP_DIR: tempDir },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   live.add(child);
   child.stdout!.setEncoding("utf8");
   child.stderr!.setEncoding("utf8");

@@ -1,0 +1,339 @@
+/**
+ * Consume throughput of a consumer group: preload a backlog of N unique messages, create a group
+ * (startAt earliest), then C concurrent consumers loop receive(max = batch, visibility 30 s) →
+ * ack(all receipts) until the backlog is drained (or the time limit passes).
+ *
+ *   npx tsx bench/consume.ts [--consumers 4] [--batch 100] [--messages 20000] [--size 1024]
+ *                            [--partitions 16] [--ordering none|key] [--keys K]
+ *                            [--stack postgres-s3|embedded] [--seconds 300] [--cpu-prof DIR]
+ *
+ * --keys: number of distinct message keys (default 1000 with --ordering key, else no keys).
+ * --seconds: time limit of the consume phase.
+ * --cpu-prof DIR: the server writes a V8 CPU profile there on exit; it is summarised over the
+ *   consume phase only and printed to stderr (see bench/lib/cpuprofile.ts).
+ *
+ * Every value starts with its index, so each delivery is checked: a message delivered more than
+ * once and acked is a duplicate; with --ordering key, a key twice in one receive, or a key's
+ * messages first delivered out of offset order, is a key-order violation.
+ */
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { Agent } from "node:http";
+import { parseArgs } from "node:util";
+import { latencySummary, requestJson } from "./lib/http-json.ts";
+import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
+import { startStack } from "./lib/stack.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    consumers: { type: "string", default: "4" },
+    batch: { type: "string", default: "100" },
+    messages: { type: "string", default: "20000" },
+    size: { type: "string", default: "1024" },
+    partitions: { type: "string", default: "16" },
+    ordering: { type: "string", default: "none" },
+    keys: { type: "string" },
+    stack: { type: "string", default: "postgres-s3" },
+    seconds: { type: "string", default: "300" },
+    "produce-concurrency": { type: "string", default: "4" },
+    "cpu-prof": { type: "string" },
+  },
+});
+const consumers = Number(args.consumers);
+const batch = Number(args.batch);
+const total = Number(args.messages);
+const size = Number(args.size);
+const partitions = Number(args.partitions);
+const ordering = args.ordering as "none" | "key";
+const keys = Number(args.keys ?? (ordering === "key" ? 1000 : 0));
+const limitSeconds = Number(args.seconds);
+const produceConcurrency = Number(args["produce-concurrency"]);
+const PRODUCE_BATCH = 1000;
+const VISIBILITY_S = 30;
+const ID_DIGITS = 10;
+if (!["none", "key"].includes(ordering)) throw new Error(`--ordering must be none or key, not ${ordering}`);
+if (size < ID_DIGITS + 1) throw new Error(`--size must be at least ${ID_DIGITS + 1}`);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+const count = (m: Map<string, number>, k: string | number) => m.set(String(k), (m.get(String(k)) ?? 0) + 1);
+const valueOf = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
+const keyOf = (i: number) => (keys > 0 ? `k${i % keys}` : undefined);
+
+const profileDir = args["cpu-prof"];
+const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+const profilesBefore = new Set(profileDir ? safeList(profileDir) : []);
+const stack = await startStack(args.stack as "postgres-s3" | "embedded", {}, profile);
+let window: [number, number] | undefined;
+let failed = false;
+try {
+  const base = stack.server.baseUrl;
+  const agent = new Agent({ keepAlive: true, maxSockets: Math.max(consumers, produceConcurrency) + 2 });
+  const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
+  const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown, ok = [200, 201]) => {
+    const r = await requestJson(agent, method, new URL(path, base), headers, body);
+    if (!ok.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const tenant = await call("POST", "/v1/admin/tenants", admin, { name: "bench" });
+  const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
+  await call("PUT", "/v1/topics/bench", auth, { partitions });
+  const metrics = () => call("GET", "/v1/admin/metrics", admin);
+
+  // Preload: requests of 1,000 messages, a few at once.
+  const m0 = await metrics();
+  const preloadStart = performance.now();
+  let nextBatch = 0;
+  const batches = Math.ceil(total / PRODUCE_BATCH);
+  await Promise.all(
+    Array.from({ length: produceConcurrency }, async () => {
+      for (let b = nextBatch++; b < batches; b = nextBatch++) {
+        const messages = [];
+        for (let i = b * PRODUCE_BATCH; i < Math.min(total, (b + 1) * PRODUCE_BATCH); i++) {
+          const key = keyOf(i);
+          // Keyless messages of one request would share a partition: spread them evenly instead.
+          messages.push(key === undefined ? { value: valueOf(i), partition: i % partitions } : { key, value: valueOf(i) });
+        }
+        await call("POST", "/v1/topics/bench/messages", auth, { messages });
+      }
+    }),
+  );
+  const preloadSeconds = (performance.now() - preloadStart) / 1000;
+  const topic = await call("GET", "/v1/topics/bench", auth);
+  const stored = (topic.highWatermarks as number[]).reduce((a, b) => a + b, 0);
+  if (stored !== total) throw new Error(`preload: high watermarks sum to ${stored}, expected ${total}`);
+  const m1 = await metrics();
+
+  await call("PUT", "/v1/topics/bench/groups/g", auth, { startAt: "earliest", ordering });
+
+  // Consume.
+  const deliveries = new Uint16Array(total);
+  const acked = new Uint8Array(total);
+  let ackedDistinct = 0;
+  let received = 0;
+  let receivedBytes = 0;
+  let laterAttempts = 0;
+  let invalid = 0;
+  let emptyReceives = 0;
+  let keyTwiceInOneReceive = 0;
+  let keyOutOfOrder = 0;
+  const lastOffsetOfKey = new Map<string, number>();
+  const receiveMs: number[] = [];
+  const ackMs: number[] = [];
+  const receiveStatuses = new Map<string, number>();
+  const ackStatuses = new Map<string, number>();
+  const ackFailures = new Map<string, number>();
+  const errors: string[] = [];
+  const receiveUrl = new URL("/v1/topics/bench/groups/g/receive", base);
+  const ackUrl = new URL("/v1/topics/bench/groups/g/ack", base);
+  const receiveBody = Buffer.from(JSON.stringify({ max: batch, visibilityTimeoutSeconds: VISIBILITY_S }));
+
+  const before = await metrics();
+  const t0 = performance.now();
+  const startUs = nowUs();
+  const deadline = t0 + limitSeconds * 1000;
+  let drainedAt = NaN;
+  const note = (what: string) => {
+    if (errors.length < 20) errors.push(what);
+  };
+
+  await Promise.all(
+    Array.from({ length: consumers }, async () => {
+      while (ackedDistinct < total && performance.now() < deadline) {
+        let r;
+        try {
+          r = await requestJson(agent, "POST", receiveUrl, auth, receiveBody);
+        } catch (err) {
+          count(receiveStatuses, "network");
+          note(`receive: ${(err as Error).message}`);
+          await sleep(50);
+          continue;
+        }
+        count(receiveStatuses, r.status);
+        if (r.status !== 200) {
+          note(`receive ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+          await sleep(50);
+          continue;
+        }
+        const messages: any[] = r.body.messages;
+        if (messages.length === 0) {
+          emptyReceives++;
+          await sleep(5);
+          continue;
+        }
+        receiveMs.push(r.ms);
+        const ids: number[] = [];
+        const inThisBatch = new Set<string>();
+        for (const m of messages) {
+          const id = typeof m.value === "string" ? Number(m.value.slice(0, ID_DIGITS)) : NaN;
+          if (!Number.isInteger(id) || id < 0 || id >= total || m.value.length !== size || m.key !== keyOf(id)) {
+            invalid++;
+            ids.push(-1);
+            continue;
+          }
+          ids.push(id);
+          received++;
+          receivedBytes += size;
+          deliveries[id]++;
+          if (m.attempt > 1) laterAttempts++;
+          if (m.key !== undefined && ordering === "key") {
+            // Certain violations only: a key twice in one response, or a key's first deliveries
+            // out of offset order (the later offset was granted while the earlier was in flight).
+            if (inThisBatch.has(m.key)) keyTwiceInOneReceive++;
+            inThisBatch.add(m.key);
+            const last = lastOffsetOfKey.get(m.key);
+            if (deliveries[id] === 1) {
+              if (last !== undefined && m.offset < last) keyOutOfOrder++;
+              lastOffsetOfKey.set(m.key, Math.max(last ?? -1, m.offset));
+            }
+          }
+        }
+        const receipts = messages.map((m) => m.receipt as string);
+        let a;
+        try {
+          a = await requestJson(agent, "POST", ackUrl, auth, { receipts });
+        } catch (err) {
+          count(ackStatuses, "network");
+          note(`ack: ${(err as Error).message}`);
+          continue;
+        }
+        count(ackStatuses, a.status);
+        if (a.status !== 200) {
+          note(`ack ${a.status}: ${JSON.stringify(a.body).slice(0, 300)}`);
+          continue;
+        }
+        ackMs.push(a.ms);
+        const failedReceipts = new Set<string>();
+        for (const f of a.body.failed as { receipt: string; code: string }[]) {
+          failedReceipts.add(f.receipt);
+          count(ackFailures, f.code);
+        }
+        messages.forEach((m, i) => {
+          const id = ids[i];
+          if (id < 0 || failedReceipts.has(m.receipt) || acked[id]) return;
+          acked[id] = 1;
+          ackedDistinct++;
+        });
+        if (ackedDistinct >= total && Number.isNaN(drainedAt)) drainedAt = performance.now();
+      }
+    }),
+  );
+  const endUs = nowUs();
+  const after = await metrics();
+  window = [startUs, endUs];
+  const seconds = ((Number.isNaN(drainedAt) ? performance.now() : drainedAt) - t0) / 1000;
+
+  let duplicates = 0;
+  let redeliveries = 0;
+  let neverReceived = 0;
+  for (let i = 0; i < total; i++) {
+    if (deliveries[i] > 1) redeliveries += deliveries[i] - 1;
+    if (deliveries[i] > 1 && acked[i]) duplicates += deliveries[i] - 1;
+    if (deliveries[i] === 0) neverReceived++;
+  }
+
+  type PartitionView = { partition: number; committedOffset: number; highWatermark: number; lag: number; inFlight: number };
+  const groupView = async () => {
+    const view = await call("GET", "/v1/topics/bench/groups/g", auth);
+    const parts = view.partitions as PartitionView[];
+    return { view, parts, lag: parts.reduce((n, p) => n + p.lag, 0), inFlight: parts.reduce((n, p) => n + p.inFlight, 0) };
+  };
+  const { view, parts, lag, inFlight } = await groupView();
+  // Lag left over once everything is acked: does it settle by itself? (Nothing is sent meanwhile.)
+  const later = lag !== 0 ? (await sleep(3000), await groupView()) : undefined;
+  const statements = after.db.statements - before.db.statements;
+
+  const report = {
+    stack: args.stack,
+    consumers,
+    batch,
+    messages: total,
+    messageBytes: size,
+    partitions,
+    ordering,
+    keys,
+    preload: {
+      seconds: Number(preloadSeconds.toFixed(2)),
+      msgsPerSec: Math.round(total / preloadSeconds),
+      dbStatements: m1.db.statements - m0.db.statements,
+    },
+    drained: ackedDistinct === total,
+    seconds: Number(seconds.toFixed(2)),
+    msgsPerSec: Math.round(ackedDistinct / seconds),
+    mibPerSec: Number(((ackedDistinct * size) / seconds / 1024 / 1024).toFixed(2)),
+    received,
+    receivedMiB: Number((receivedBytes / 1024 / 1024).toFixed(2)),
+    ackedDistinct,
+    neverReceived,
+    duplicates,
+    redeliveries,
+    laterAttempts,
+    invalid,
+    ...(ordering === "key" && { keyTwiceInOneReceive, keyOutOfOrder }),
+    messagesPerReceive: Number((received / Math.max(1, receiveMs.length)).toFixed(1)),
+    emptyReceives,
+    receiveLatencyMs: latencySummary(receiveMs),
+    ackLatencyMs: latencySummary(ackMs),
+    receiveStatuses: Object.fromEntries(receiveStatuses),
+    ackStatuses: Object.fromEntries(ackStatuses),
+    ackFailures: Object.fromEntries(ackFailures),
+    dbStatements: statements,
+    dbStatementsPerMessage: Number((statements / Math.max(1, received)).toFixed(3)),
+    dbStatementsPerCall: Number((statements / Math.max(1, receiveMs.length + emptyReceives + ackMs.length)).toFixed(2)),
+    group: {
+      lag,
+      inFlight,
+      deadLettered: view.deadLettered,
+      committed: parts.reduce((n, p) => n + p.committedOffset, 0),
+      highWatermark: parts.reduce((n, p) => n + p.highWatermark, 0),
+      ...(later && { lagAfter3s: later.lag, inFlightAfter3s: later.inFlight }),
+      lagPerPartition: parts.map((p) => p.lag),
+      committedPerPartition: parts.map((p) => p.committedOffset),
+      highWatermarkPerPartition: parts.map((p) => p.highWatermark),
+    },
+    ...(errors.length > 0 && { errors }),
+  };
+  // One line per array of numbers.
+  console.log(JSON.stringify(report, null, 2).replace(/\[\s+([-\d.,\s]+?)\s+\]/g, (_, xs: string) => `[${xs.split(/,\s*/).join(", ")}]`));
+
+  const problems = [
+    !report.drained && `not drained: ${ackedDistinct}/${total} acked within ${limitSeconds} s`,
+    duplicates > 0 && `${duplicates} duplicate deliveries of acked messages`,
+    invalid > 0 && `${invalid} invalid messages`,
+    lag !== 0 && `group lag is ${lag}, not 0`,
+    inFlight !== 0 && `${inFlight} messages still in flight`,
+    keyTwiceInOneReceive + keyOutOfOrder > 0 && `key order violated (${keyTwiceInOneReceive} twice in one receive, ${keyOutOfOrder} out of order)`,
+  ].filter(Boolean);
+  if (problems.length > 0) {
+    failed = true;
+    console.error("PROBLEMS: " + problems.join("; "));
+  }
+  if (errors.length > 0 || problems.length > 0) {
+    const lines = stack.server.logs().split("\n").filter((l) => /error|fail|warn/i.test(l));
+    if (lines.length > 0) console.error("server log (errors):\n" + lines.slice(-10).join("\n"));
+  }
+  agent.destroy();
+} finally {
+  await stack.stop();
+}
+
+if (profileDir && window) {
+  const fresh = safeList(profileDir)
+    .filter((f) => f.endsWith(".cpuprofile") && !profilesBefore.has(f))
+    .map((f) => join(profileDir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (fresh.length === 0) console.error(`no new .cpuprofile in ${profileDir}`);
+  else {
+    console.error(`\nserver profile ${fresh[0]}, consume phase only (--from ${window[0]} --to ${window[1]}):\n`);
+    console.error(formatSummary(analyzeProfileFile(fresh[0], { top: 20, fromUs: window[0], toUs: window[1] })));
+  }
+}
+if (failed) process.exitCode = 1;
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

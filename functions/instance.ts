@@ -1,0 +1,19 @@
+/** What one instance (a Node process, a Worker isolate) shares across its requests. */
+import { Batcher, type BatcherOptions } from "../storage/log/batcher.ts";
+import { BatchCache } from "../storage/log/batch-cache.ts";
+import { CommitSignal } from "../storage/log/commit-signal.ts";
+import { StickyPartitioner } from "../storage/log/partitioner.ts";
+import { TopicCache } from "../storage/metadata/topic-cache.ts";
+
+export interface SharedState {
+  batcher: Batcher;
+  cache: BatchCache;
+  commits: CommitSignal;
+  partitioner: StickyPartitioner;
+  topics: TopicCache;
+}
+
+export function createSharedState(batcher: Partial<BatcherOptions>): SharedState {
+  const b = new Batcher(batcher);
+  return { batcher: b, cache: new BatchCache(), commits: new CommitSignal(b), partitioner: new StickyPartitioner(), topics: new TopicCache() };
+}
