@@ -1,27 +1,45 @@
 /**
- * Consume throughput of a consumer group: preload a backlog of N unique messages, create a group
- * (startAt earliest), then C concurrent consumers loop receive(max = batch, visibility 30 s) →
- * ack(all receipts) until the backlog is drained (or the time limit passes).
+ * Consume throughput of a consumer group: preload a backlog of N unique messages (requests of
+ * 1,000, a few at once), create a group (startAt earliest), then C concurrent consumers loop
+ * receive(max = batch, visibility 30 s) → ack(all receipts) until the backlog is drained (or the
+ * time limit passes). Prints a JSON report; exits 1 if the server misbehaved (not drained,
+ * duplicates, invalid messages, lag or messages in flight left, key order violated).
  *
  *   npx tsx bench/consume.ts [--consumers 4] [--batch 100] [--messages 20000] [--size 1024]
  *                            [--partitions 16] [--ordering none|key] [--keys K]
  *                            [--stack postgres-s3|embedded] [--seconds 300] [--cpu-prof DIR]
+ *                            [--produce-concurrency 4] [--watch-group MS]
  *
- * --keys: number of distinct message keys (default 1000 with --ordering key, else no keys).
+ * --keys: number of distinct message keys (default 1000 with --ordering key, else no keys;
+ *   keyless messages are spread over the partitions round-robin).
  * --seconds: time limit of the consume phase.
+ * --watch-group MS: also read the group view every MS during the consume phase and report any
+ *   partition whose committed offset moved backwards (its statements count in dbStatements).
  * --cpu-prof DIR: the server writes a V8 CPU profile there on exit; it is summarised over the
  *   consume phase only and printed to stderr (see bench/lib/cpuprofile.ts).
  *
+ * Report: msgsPerSec/mibPerSec (distinct messages received and acked, over the time to drain),
+ * receive/ack latency per call (receives that returned nothing are counted in emptyReceives,
+ * not in the latencies), dbStatementsPerMessage (delta of the server's db.statements over the
+ * consume phase / messages received), cpu (CPU seconds per process over the phase: server, its
+ * main thread, its Postgres backends, s3rver, this client; see bench/lib/proc-cpu.ts), and the
+ * final group view.
+ *
  * Every value starts with its index, so each delivery is checked: a message delivered more than
- * once and acked is a duplicate; with --ordering key, a key twice in one receive, or a key's
- * messages first delivered out of offset order, is a key-order violation.
+ * once and acked is a duplicate (the first ones are listed in duplicateDetails); with --ordering
+ * key, a key twice in one receive, or a key's messages first delivered out of offset order, is a
+ * key-order violation.
  */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { loadavg } from "node:os";
 import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { latencySummary, requestJson } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
+import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
 
 const { values: args } = parseArgs({
@@ -36,6 +54,7 @@ const { values: args } = parseArgs({
     stack: { type: "string", default: "postgres-s3" },
     seconds: { type: "string", default: "300" },
     "produce-concurrency": { type: "string", default: "4" },
+    "watch-group": { type: "string", default: "0" },
     "cpu-prof": { type: "string" },
   },
 });
@@ -60,6 +79,8 @@ const count = (m: Map<string, number>, k: string | number) => m.set(String(k), (
 const valueOf = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
 const keyOf = (i: number) => (keys > 0 ? `k${i % keys}` : undefined);
 
+// Which server code ran: HEAD plus a hash of uncommitted changes to it (others edit it meanwhile).
+const code = codeVersion();
 const profileDir = args["cpu-prof"];
 const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
 const profilesBefore = new Set(profileDir ? safeList(profileDir) : []);
@@ -118,6 +139,9 @@ try {
   let keyTwiceInOneReceive = 0;
   let keyOutOfOrder = 0;
   const lastOffsetOfKey = new Map<string, number>();
+  // Every delivery of every message, to describe duplicates.
+  type Delivery = { consumer: number; atMs: number; partition: number; offset: number; attempt: number; acked: boolean };
+  const history = new Map<number, Delivery[]>();
   const receiveMs: number[] = [];
   const ackMs: number[] = [];
   const receiveStatuses = new Map<string, number>();
@@ -129,6 +153,7 @@ try {
   const receiveBody = Buffer.from(JSON.stringify({ max: batch, visibilityTimeoutSeconds: VISIBILITY_S }));
 
   const before = await metrics();
+  const cpuBefore = cpuSnapshot(stack.server.pid);
   const t0 = performance.now();
   const startUs = nowUs();
   const deadline = t0 + limitSeconds * 1000;
@@ -137,8 +162,25 @@ try {
     if (errors.length < 20) errors.push(what);
   };
 
+  // Optional watcher: a committed offset must never move backwards.
+  const watchMs = Number(args["watch-group"]);
+  const backwards: { partition: number; from: number; to: number; atMs: number }[] = [];
+  let watching = watchMs > 0;
+  const watcher = (async () => {
+    const last = new Map<number, number>();
+    while (watching) {
+      const v = await requestJson(agent, "GET", new URL("/v1/topics/bench/groups/g", base), auth);
+      for (const p of (v.body?.partitions ?? []) as { partition: number; committedOffset: number }[]) {
+        const prev = last.get(p.partition);
+        if (prev !== undefined && p.committedOffset < prev) backwards.push({ partition: p.partition, from: prev, to: p.committedOffset, atMs: Math.round(performance.now() - t0) });
+        last.set(p.partition, p.committedOffset);
+      }
+      await sleep(watchMs);
+    }
+  })();
+
   await Promise.all(
-    Array.from({ length: consumers }, async () => {
+    Array.from({ length: consumers }, async (_, consumer) => {
       while (ackedDistinct < total && performance.now() < deadline) {
         let r;
         try {
@@ -163,18 +205,25 @@ try {
         }
         receiveMs.push(r.ms);
         const ids: number[] = [];
+        const entries: (Delivery | undefined)[] = [];
         const inThisBatch = new Set<string>();
         for (const m of messages) {
           const id = typeof m.value === "string" ? Number(m.value.slice(0, ID_DIGITS)) : NaN;
           if (!Number.isInteger(id) || id < 0 || id >= total || m.value.length !== size || m.key !== keyOf(id)) {
             invalid++;
             ids.push(-1);
+            entries.push(undefined);
             continue;
           }
           ids.push(id);
           received++;
           receivedBytes += size;
           deliveries[id]++;
+          const entry: Delivery = { consumer, atMs: Math.round(performance.now() - t0), partition: m.partition, offset: m.offset, attempt: m.attempt, acked: false };
+          const seen = history.get(id);
+          if (seen) seen.push(entry);
+          else history.set(id, [entry]);
+          entries.push(entry);
           if (m.attempt > 1) laterAttempts++;
           if (m.key !== undefined && ordering === "key") {
             // Certain violations only: a key twice in one response, or a key's first deliveries
@@ -210,6 +259,7 @@ try {
         }
         messages.forEach((m, i) => {
           const id = ids[i];
+          if (id >= 0 && !failedReceipts.has(m.receipt)) entries[i]!.acked = true;
           if (id < 0 || failedReceipts.has(m.receipt) || acked[id]) return;
           acked[id] = 1;
           ackedDistinct++;
@@ -218,11 +268,18 @@ try {
       }
     }),
   );
+  watching = false;
+  await watcher;
   const endUs = nowUs();
+  const cpu = cpuDelta(cpuBefore, cpuSnapshot(stack.server.pid));
   const after = await metrics();
   window = [startUs, endUs];
   const seconds = ((Number.isNaN(drainedAt) ? performance.now() : drainedAt) - t0) / 1000;
 
+  const duplicateDetails = [...history]
+    .filter(([, ds]) => ds.length > 1)
+    .slice(0, 10)
+    .map(([id, ds]) => ({ id, key: keyOf(id), deliveries: ds }));
   let duplicates = 0;
   let redeliveries = 0;
   let neverReceived = 0;
@@ -241,9 +298,12 @@ try {
   const { view, parts, lag, inFlight } = await groupView();
   // Lag left over once everything is acked: does it settle by itself? (Nothing is sent meanwhile.)
   const later = lag !== 0 ? (await sleep(3000), await groupView()) : undefined;
+  // The counter is postgres.js's debug hook: an embedded (PGlite) server counts nothing.
   const statements = after.db.statements - before.db.statements;
+  const counted = statements > 0 || received === 0;
 
   const report = {
+    code,
     stack: args.stack,
     consumers,
     batch,
@@ -255,7 +315,7 @@ try {
     preload: {
       seconds: Number(preloadSeconds.toFixed(2)),
       msgsPerSec: Math.round(total / preloadSeconds),
-      dbStatements: m1.db.statements - m0.db.statements,
+      dbStatements: counted ? m1.db.statements - m0.db.statements : null,
     },
     drained: ackedDistinct === total,
     seconds: Number(seconds.toFixed(2)),
@@ -277,9 +337,13 @@ try {
     receiveStatuses: Object.fromEntries(receiveStatuses),
     ackStatuses: Object.fromEntries(ackStatuses),
     ackFailures: Object.fromEntries(ackFailures),
-    dbStatements: statements,
-    dbStatementsPerMessage: Number((statements / Math.max(1, received)).toFixed(3)),
-    dbStatementsPerCall: Number((statements / Math.max(1, receiveMs.length + emptyReceives + ackMs.length)).toFixed(2)),
+    dbStatements: counted ? statements : null,
+    dbStatementsPerMessage: counted ? Number((statements / Math.max(1, received)).toFixed(3)) : null,
+    dbStatementsPerCall: counted ? Number((statements / Math.max(1, receiveMs.length + emptyReceives + ackMs.length)).toFixed(2)) : null,
+    // CPU seconds of each process over the consume phase (server, its Postgres backends, s3rver,
+    // this client), and the machine's other load: what the phase competed with on this box.
+    cpu,
+    loadAverage1m: Number(loadavg()[0].toFixed(2)),
     group: {
       lag,
       inFlight,
@@ -291,6 +355,8 @@ try {
       committedPerPartition: parts.map((p) => p.committedOffset),
       highWatermarkPerPartition: parts.map((p) => p.highWatermark),
     },
+    ...(watchMs > 0 && { committedMovedBackwards: backwards.length, committedBackwardMoves: backwards.slice(0, 10) }),
+    ...(duplicateDetails.length > 0 && { duplicateDetails }),
     ...(errors.length > 0 && { errors }),
   };
   // One line per array of numbers.
@@ -300,6 +366,7 @@ try {
     !report.drained && `not drained: ${ackedDistinct}/${total} acked within ${limitSeconds} s`,
     duplicates > 0 && `${duplicates} duplicate deliveries of acked messages`,
     invalid > 0 && `${invalid} invalid messages`,
+    backwards.length > 0 && `committed offset moved backwards ${backwards.length} times`,
     lag !== 0 && `group lag is ${lag}, not 0`,
     inFlight !== 0 && `${inFlight} messages still in flight`,
     keyTwiceInOneReceive + keyOutOfOrder > 0 && `key order violated (${keyTwiceInOneReceive} twice in one receive, ${keyOutOfOrder} out of order)`,
@@ -321,7 +388,8 @@ if (profileDir && window) {
   const fresh = safeList(profileDir)
     .filter((f) => f.endsWith(".cpuprofile") && !profilesBefore.has(f))
     .map((f) => join(profileDir, f))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    // The server writes one profile per thread (tsx's loader runs in a worker): take the largest.
+    .sort((a, b) => statSync(b).size - statSync(a).size);
   if (fresh.length === 0) console.error(`no new .cpuprofile in ${profileDir}`);
   else {
     console.error(`\nserver profile ${fresh[0]}, consume phase only (--from ${window[0]} --to ${window[1]}):\n`);
@@ -329,6 +397,17 @@ if (profileDir && window) {
   }
 }
 if (failed) process.exitCode = 1;
+
+function codeVersion(): string {
+  try {
+    const git = (...a: string[]) => execFileSync("git", a, { cwd: new URL("..", import.meta.url), encoding: "utf8" });
+    const head = git("rev-parse", "--short", "HEAD").trim();
+    const diff = git("diff", "HEAD", "--", "functions", "storage", "infra");
+    return diff ? `${head}+${createHash("sha256").update(diff).digest("hex").slice(0, 8)}` : head;
+  } catch {
+    return "unknown";
+  }
+}
 
 function safeList(dir: string): string[] {
   try {

@@ -3,7 +3,9 @@
  * package (node_modules package, repo folder, node: internals, V8/GC), and inclusive time per
  * function, optionally restricted to a time window.
  *
- *   npx tsx bench/lib/cpuprofile.ts FILE.cpuprofile [--top 25] [--from US] [--to US]
+ *   npx tsx bench/lib/cpuprofile.ts FILE.cpuprofile [--top 25] [--from US] [--to US] [--match RE] [--json]
+ *
+ * --match RE: only functions whose "name file:line" matches RE in the by-function lists.
  *
  * --from/--to are timestamps in the profile's clock: microseconds of the monotonic clock, the same
  * as process.hrtime.bigint() / 1000n in any process on the same machine (so a benchmark can
@@ -93,7 +95,15 @@ function functionOf(frame: CallFrame): string {
   return `${name} ${file}:${frame.lineNumber + 1}`;
 }
 
-export function analyzeProfile(profile: CpuProfile, options: { top?: number; fromUs?: number; toUs?: number } = {}): ProfileSummary {
+export interface AnalyzeOptions {
+  top?: number;
+  fromUs?: number;
+  toUs?: number;
+  /** Keep only functions matching this in the by-function lists. */
+  match?: RegExp;
+}
+
+export function analyzeProfile(profile: CpuProfile, options: AnalyzeOptions = {}): ProfileSummary {
   const top = options.top ?? 25;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -136,8 +146,9 @@ export function analyzeProfile(profile: CpuProfile, options: { top?: number; fro
     }
   }
   const windowUs = Number.isFinite(first) ? last - first : 0;
-  const list = (m: Map<string, number>) =>
+  const list = (m: Map<string, number>, filter = false) =>
     [...m]
+      .filter(([name]) => !filter || !options.match || options.match.test(name))
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, us]) => ({ name, ms: Math.round(us / 1000), pct: Number(((100 * us) / Math.max(1, busyUs)).toFixed(1)) }));
@@ -146,12 +157,12 @@ export function analyzeProfile(profile: CpuProfile, options: { top?: number; fro
     busyMs: Math.round(busyUs / 1000),
     busyShare: Number((busyUs / Math.max(1, windowUs)).toFixed(3)),
     selfByPackage: list(pkg),
-    selfByFunction: list(self),
-    inclusiveByFunction: list(incl),
+    selfByFunction: list(self, true),
+    inclusiveByFunction: list(incl, true),
   };
 }
 
-export function analyzeProfileFile(path: string, options: { top?: number; fromUs?: number; toUs?: number } = {}): ProfileSummary {
+export function analyzeProfileFile(path: string, options: AnalyzeOptions = {}): ProfileSummary {
   return analyzeProfile(JSON.parse(readFileSync(path, "utf8")) as CpuProfile, options);
 }
 
@@ -170,16 +181,23 @@ export function formatSummary(s: ProfileSummary): string {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { top: { type: "string", default: "25" }, from: { type: "string" }, to: { type: "string" }, json: { type: "boolean" } },
+    options: {
+      top: { type: "string", default: "25" },
+      from: { type: "string" },
+      to: { type: "string" },
+      match: { type: "string" },
+      json: { type: "boolean" },
+    },
   });
   if (positionals.length !== 1) {
-    console.error("usage: npx tsx bench/lib/cpuprofile.ts FILE.cpuprofile [--top 25] [--from US] [--to US] [--json]");
+    console.error("usage: npx tsx bench/lib/cpuprofile.ts FILE.cpuprofile [--top 25] [--from US] [--to US] [--match RE] [--json]");
     process.exit(2);
   }
   const summary = analyzeProfileFile(positionals[0], {
     top: Number(values.top),
     fromUs: values.from === undefined ? undefined : Number(values.from),
     toUs: values.to === undefined ? undefined : Number(values.to),
+    match: values.match === undefined ? undefined : new RegExp(values.match),
   });
   console.log(values.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
 }

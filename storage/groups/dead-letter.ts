@@ -121,12 +121,17 @@ export async function deadLetter(tx: Queryable, group: Group, source: Topic, ite
     return { item, partition: item.partition % dlq.partitions, ref, headers };
   });
   const offsets = await appendReferences(tx, group.tenantId, dlq.id, moved);
+  // A message can die again after a seek back. If its dead letter was redriven, this is a new
+  // one (counted, redriven again); if it still waits, it stays the one (one per message).
   await tx.execute(sql`
     INSERT INTO dead_letters (group_id, partition, "offset", dead_letter_topic_id, dead_letter_partition, dead_letter_offset, at)
     SELECT ${group.id}, d.p, d.o, ${dlq.id}, d.dp, d.do, ${now}
     FROM unnest(${array(moved.map((m) => m.item.partition), "int")}, ${array(moved.map((m) => m.item.offset), "bigint")},
                 ${array(moved.map((m) => m.partition), "int")}, ${array(offsets, "bigint")}) AS d(p, o, dp, "do")
-    ON CONFLICT DO NOTHING`);
+    ON CONFLICT (group_id, partition, "offset") DO UPDATE SET
+      dead_letter_topic_id = excluded.dead_letter_topic_id, dead_letter_partition = excluded.dead_letter_partition,
+      dead_letter_offset = excluded.dead_letter_offset, at = excluded.at, redriven_at = NULL
+    WHERE dead_letters.redriven_at IS NOT NULL`);
 }
 
 /** Moves up to `max` of the group's dead letters back to the source topic, as new messages. */

@@ -55,15 +55,21 @@ export async function ensureGroup(
 ): Promise<{ group: Group; created: boolean }> {
   const existing = await findGroup(db, topic, name);
   if (existing && !settings) return { group: existing, created: false };
-  const wanted = { ...defaultGroupSettings(topic.name), ...(existing ?? {}), ...(settings ?? {}) };
   return db.transaction(async (tx) => {
-    const inserted = await tx
-      .insert(consumerGroups)
-      .values({ tenantId, topicId: topic.id, name, ...pick(wanted) })
-      .onConflictDoUpdate({ target: [consumerGroups.topicId, consumerGroups.name], set: pick(wanted) })
-      .returning({ ...columns, created: sql<boolean>`xmax = 0` });
+    const values = { tenantId, topicId: topic.id, name, ...pick({ ...defaultGroupSettings(topic.name), ...(settings ?? {}) }) };
+    // Only the settings given change; first use without settings never overwrites a group
+    // that a concurrent PUT just wrote.
+    const changed = Object.fromEntries(Object.entries(settings ?? {}).filter(([, v]) => v !== undefined));
+    const insert = tx.insert(consumerGroups).values(values);
+    const inserted =
+      Object.keys(changed).length > 0
+        ? await insert
+            .onConflictDoUpdate({ target: [consumerGroups.topicId, consumerGroups.name], set: changed })
+            .returning({ ...columns, created: sql<boolean>`xmax = 0` })
+        : await insert.onConflictDoNothing().returning({ ...columns, created: sql<boolean>`true` });
+    if (inserted.length === 0) return { group: (await findGroup(tx, topic, name))!, created: false };
     const { created, ...group } = inserted[0];
-    if (created) await addGroupPartitions(tx, group.id, topic.id, wanted.startAt);
+    if (created) await addGroupPartitions(tx, group.id, topic.id, group.startAt);
     return { group, created };
   });
 }

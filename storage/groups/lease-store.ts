@@ -41,31 +41,50 @@ function parseIntArray(text: string): number[] {
   return inner ? inner.split(",").map(Number) : [];
 }
 
-/** Rows due for (re)delivery, oldest first, skipping rows another receiver holds. */
+/**
+ * Rows due for (re)delivery, oldest first, skipping rows another receiver holds. Rows whose
+ * offsets are all settled (acked, waiting for the committed offset to pass them) are not due:
+ * they would take the LIMIT's places, and, their old leases ending first, for good.
+ */
 export async function lockDueRows(db: Queryable, groupId: number, now: number, limit: number): Promise<LeaseRow[]> {
   const found = await rows<RawRow>(
     db,
     sql`SELECT ${rowColumns} FROM group_leases
-        WHERE group_id = ${groupId} AND visible_at <= ${now}
+        WHERE group_id = ${groupId} AND visible_at <= ${now} AND cardinality(settled) < last_offset - first_offset + 1
         ORDER BY visible_at, partition, first_offset LIMIT ${limit}
         FOR UPDATE SKIP LOCKED`,
   );
   return found.map(toRow);
 }
 
-/** The rows named by (partition, first offset), locked. */
-export async function lockRows(db: Queryable, groupId: number, keys: [number, number][]): Promise<LeaseRow[]> {
-  if (keys.length === 0) return [];
-  const found = await rows<RawRow>(
-    db,
-    sql`SELECT ${rowColumns} FROM group_leases l
-        JOIN unnest(${array(keys.map((k) => k[0]), "int")}, ${array(keys.map((k) => k[1]), "bigint")}) AS k(p, f)
-          ON l.partition = k.p AND l.first_offset = k.f
-        WHERE l.group_id = ${groupId}
-        ORDER BY partition, first_offset
-        FOR UPDATE OF l`,
-  );
-  return found.map(toRow);
+/**
+ * The rows holding the given (partition, offset)s, locked, each once. By offset, not by the
+ * first offset a receipt names: a nack or extend of some offsets of a row cuts it, and the
+ * others, still under the same grant, then live in rows that start elsewhere.
+ */
+export async function lockRowsHolding(db: Queryable, groupId: number, offsets: [number, number][]): Promise<LeaseRow[]> {
+  const held = new Map<string, LeaseRow>();
+  const holds = (r: LeaseRow, [p, o]: [number, number]) => r.partition === p && r.firstOffset <= o && o <= r.lastOffset;
+  // In (partition, offset) order, which is row order: concurrent calls lock rows in one order.
+  let wanted = [...offsets].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  while (wanted.length > 0) {
+    const found = await rows<RawRow>(
+      db,
+      sql`SELECT l.* FROM unnest(${array(wanted.map((k) => k[0]), "int")}, ${array(wanted.map((k) => k[1]), "bigint")}) AS k(p, o)
+          CROSS JOIN LATERAL (
+            SELECT ${rowColumns} FROM group_leases
+            WHERE group_id = ${groupId} AND partition = k.p AND first_offset <= k.o
+            ORDER BY first_offset DESC LIMIT 1
+            FOR UPDATE) l`,
+    );
+    const fresh = found.map(toRow).filter((r) => !held.has(`${r.partition}:${r.firstOffset}`));
+    if (fresh.length === 0) break;
+    for (const r of fresh) held.set(`${r.partition}:${r.firstOffset}`, r);
+    // A row that no longer holds an offset was cut by a transaction this one waited for: the
+    // rest went to rows it inserted, which this statement's snapshot predates. Look again.
+    wanted = wanted.filter((k) => ![...held.values()].some((r) => holds(r, k)));
+  }
+  return [...held.values()];
 }
 
 /** Every row of one partition, in offset order (the caller holds the partition's position lock). */
@@ -159,6 +178,12 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
  */
 export async function advanceCommitted(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
   if (partitions.length === 0) return;
+  // Positions first, in a statement of their own: the next one's snapshot then sees the settles
+  // of every transaction that held them before. (In one statement, two acks at once each miss
+  // the other's, and the later one leaves the cursor behind.)
+  await db.execute(
+    sql`SELECT 1 FROM group_partitions WHERE group_id = ${groupId} AND partition = ANY(${array(partitions, "int")}) ORDER BY partition FOR UPDATE`,
+  );
   await db.execute(sql`
     WITH c AS (
       SELECT gp.partition, LEAST(gp.frontier, COALESCE((

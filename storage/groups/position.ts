@@ -55,14 +55,34 @@ export async function seek(io: ReadIo & { db: Database }, group: Group, topic: T
     if (t !== undefined) targets.set(b.partition, Math.min(Math.max(t, earliest), hw));
   }
   const parts = [...targets.keys()];
-  await io.db.transaction(async (tx) => {
-    // Lock first: the next statement's snapshot then sees every lease a receive committed meanwhile.
-    await tx.execute(sql`SELECT 1 FROM group_partitions WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) ORDER BY partition FOR UPDATE`);
-    await tx.execute(sql`
-      WITH dropped AS (
-        DELETE FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) RETURNING 1)
-      UPDATE group_partitions gp SET committed = t.o, frontier = t.o
-      FROM unnest(${array(parts, "int")}, ${array(parts.map((p) => targets.get(p)!), "bigint")}) AS t(p, o)
-      WHERE gp.group_id = ${group.id} AND gp.partition = t.p`);
-  });
+  // A seek locks positions, then leases; acks (and receives that dead-letter) lock leases, then
+  // positions. Rather than deadlock with one of them, and have Postgres abort either side, a
+  // seek stops waiting well before deadlock_timeout (1 s by default) and starts over.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await io.db.transaction(async (tx) => {
+        await tx.execute(sql`SET LOCAL lock_timeout = '300ms'`);
+        // Lock first: the next statement's snapshot then sees every lease a receive committed meanwhile.
+        await tx.execute(sql`SELECT 1 FROM group_partitions WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) ORDER BY partition FOR UPDATE`);
+        // Then the leases, in a statement of their own: a settle or receive holding one may cut it
+        // into rows it inserts, which only a statement after it commits sees (and deletes).
+        await tx.execute(sql`SELECT 1 FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) FOR UPDATE`);
+        await tx.execute(sql`
+          WITH dropped AS (
+            DELETE FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) RETURNING 1)
+          UPDATE group_partitions gp SET committed = t.o, frontier = t.o
+          FROM unnest(${array(parts, "int")}, ${array(parts.map((p) => targets.get(p)!), "bigint")}) AS t(p, o)
+          WHERE gp.group_id = ${group.id} AND gp.partition = t.p`);
+      });
+      return;
+    } catch (error) {
+      if (attempt >= 10 || !isLockTimeout(error)) throw error;
+    }
+  }
+}
+
+/** Postgres lock_not_available (the driver's error, or the query error wrapping it). */
+function isLockTimeout(error: unknown): boolean {
+  const e = error as { code?: string; cause?: { code?: string } } | null;
+  return e?.code === "55P03" || e?.cause?.code === "55P03";
 }

@@ -194,7 +194,15 @@ async function planByKey(io: ReadIo, group: Group, topic: Topic, options: Receiv
     const end = Math.min(pos.highWatermark, pos.committed + KEY_SCAN_WINDOW);
     const messages = await readFrom(io, topic.id, pos.partition, pos.committed, end - pos.committed);
     const rowOf = (o: number) => existing.find((r) => r.firstOffset <= o && o <= r.lastOffset);
+    // A key with a message in flight is blocked before that message too: a delayed message of
+    // the key, skipped when that one was delivered, may have come due since.
     const blocked = new Set<string>();
+    for (const m of messages) {
+      const row = rowOf(m.offset);
+      if (m.record.key !== undefined && row && row.visibleAt > options.now && !row.settled.includes(m.offset - row.firstOffset)) {
+        blocked.add(m.record.key);
+      }
+    }
     const changesByRow = new Map<LeaseRow, Map<number, OffsetChange>>();
     const fresh: number[] = [];
     const grantStateNew = grantState(1, options, token);

@@ -6,7 +6,7 @@
 import type { Database, Queryable } from "../metadata/db.ts";
 import type { Group } from "./groups.ts";
 import { isSettled, reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
-import { advanceCommitted, lockRows, writeRows } from "./lease-store.ts";
+import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
 import { newGrantToken, type ReceiptClaims, type ReceiptSigner } from "./receipts.ts";
 
 export type Settlement = { kind: "ack" } | { kind: "nack"; delayMs: number } | { kind: "extend"; visibilityMs: number };
@@ -45,14 +45,13 @@ export async function settleIn(
     if (!c || c.groupId !== group.id) result.failed.push({ receipt, code: "receipt_unknown" });
     else claims.push([receipt, c]);
   }
-  const keys = [...new Map(claims.map(([, c]) => [`${c.partition}:${c.firstOffset}`, [c.partition, c.firstOffset] as [number, number]])).values()];
-  const found = await lockRows(tx, group.id, keys);
-  const byKey = new Map(found.map((r) => [`${r.partition}:${r.firstOffset}`, r]));
+  const offsets = [...new Map(claims.map(([, c]) => [`${c.partition}:${c.offset}`, [c.partition, c.offset] as [number, number]])).values()];
+  const found = await lockRowsHolding(tx, group.id, offsets);
   const changes = new Map<LeaseRow, Map<number, OffsetChange>>();
   const nackToken = newGrantToken();
   for (const [receipt, c] of claims) {
-    const row = byKey.get(`${c.partition}:${c.firstOffset}`);
-    const current = row && row.token === c.token && c.offset >= row.firstOffset && c.offset <= row.lastOffset;
+    const row = found.find((r) => r.partition === c.partition && r.firstOffset <= c.offset && c.offset <= r.lastOffset);
+    const current = row && row.token === c.token;
     // The lease first: a dead-lettered message is settled in a row that keeps its last grant,
     // and a late ack of that grant must not pass for a repeated one.
     if (!row || !current || row.visibleAt <= now) {

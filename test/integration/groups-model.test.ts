@@ -35,14 +35,15 @@ import { migrate } from "../../storage/metadata/migrate.ts";
 import { createTenant } from "../../storage/metadata/tenants.ts";
 import { ensureTopic, findTopic, type Topic } from "../../storage/metadata/topics.ts";
 import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
+import type { AssignedOffset } from "../../storage/log/commit.ts";
 import { BatchCache } from "../../storage/log/batch-cache.ts";
 import { readFrom, type ReadIo } from "../../storage/log/reader.ts";
 import { partitionForKey } from "../../storage/log/partitioner.ts";
 import { encodedRecordSize, type SegmentRecord } from "../../storage/segment/codec.ts";
 import { ensureGroup, type Group } from "../../storage/groups/groups.ts";
 import { receive, type Delivery } from "../../storage/groups/receive.ts";
-import { settle, type Settlement } from "../../storage/groups/settle.ts";
-import { groupView, seek, type SeekTarget } from "../../storage/groups/position.ts";
+import { settle, type Settlement, type SettleResult } from "../../storage/groups/settle.ts";
+import { groupView, seek, type GroupView, type SeekTarget } from "../../storage/groups/position.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import { ReceiptSigner } from "../../storage/groups/receipts.ts";
 import { MemoryObjectStore } from "../support/memory-store.ts";
@@ -107,9 +108,11 @@ interface DeadLetter {
   redriven: boolean;
 }
 
+/** What a serial order of operations is checked against (cloned to try an order). */
 interface State {
   now: number;
   msgs: MMsg[][];
+  deadLetters: Map<string, DeadLetter>;
 }
 
 class Model {
@@ -128,7 +131,7 @@ class Model {
   }
 
   get state(): State {
-    return { now: this.now, msgs: this.msgs };
+    return { now: this.now, msgs: this.msgs, deadLetters: this.deadLetters };
   }
 
   log(line: string) {
@@ -317,62 +320,15 @@ interface Real {
   dlq: Topic | null;
 }
 
-async function produce(real: Real, model: Model, requests: { key?: string; partition: number; delay: number; header: boolean }[][]) {
-  const now = model.now;
-  const made = requests.map((request) =>
-    request.map((spec) => {
-      const n = model.produced++;
-      const record: SegmentRecord = {
-        key: spec.key,
-        value: encoder.encode(`m${n}`),
-        binary: false,
-        headers: spec.header ? { h: `x${n}` } : undefined,
-        timestamp: now,
-      };
-      const entry: ProduceEntry = {
-        topicId: real.topic.id,
-        partition: spec.partition,
-        record,
-        deliverAt: spec.delay > 0 ? now + spec.delay : undefined,
-        bytes: encodedRecordSize(record),
-      };
-      return entry;
-    }),
-  );
-  const hw = model.msgs.map((l) => l.length);
-  const results = await Promise.all(made.map((entries) => real.batcher.submit(real.tenantId, entries, real.env)));
-  const assigned = new Map<number, number[]>();
-  results.forEach((offsets, r) =>
-    offsets.forEach((o, i) => {
-      const e = made[r][i];
-      if (o.partition !== e.partition) fail(`produce put a message in partition ${o.partition}, asked ${e.partition}`);
-      assigned.set(o.partition, [...(assigned.get(o.partition) ?? []), o.offset]);
-      model.msgs[o.partition][o.offset] = {
-        p: o.partition,
-        o: o.offset,
-        key: e.record.key,
-        value: decoder.decode(e.record.value),
-        headers: e.record.headers,
-        ts: now,
-        deliverAt: e.deliverAt,
-        attempts: 0,
-        visibleAt: 0,
-        grant: null,
-        settled: null,
-      };
-    }),
-  );
-  for (const [p, offsets] of assigned) {
-    const sorted = [...offsets].sort((a, b) => a - b);
-    if (sorted.some((o, i) => o !== hw[p] + i)) fail(`produce got offsets ${offsets} in partition ${p}, whose high watermark was ${hw[p]}`);
-  }
+interface DeadRead extends DeadEvent {
+  record: SegmentRecord;
 }
 
-/** New messages of the dead-letter topic since the last look, checked against the model. */
-async function readDeadLetters(real: Real, model: Model): Promise<DeadEvent[]> {
+/** New messages of the dead-letter topic since the last look. */
+async function readDeadLetters(real: Real, model: Model): Promise<DeadRead[]> {
   real.dlq ??= await findTopic(real.env.db, real.tenantId, `${real.topic.name}.dlq`);
   if (!real.dlq) return [];
-  const events: DeadEvent[] = [];
+  const reads: DeadRead[] = [];
   for (let p = 0; p < real.dlq.partitions; p++) {
     const found = await readFrom(real.io, real.dlq.id, p, model.dlqSeen[p], 1000);
     for (const [i, d] of found.entries()) {
@@ -380,71 +336,69 @@ async function readDeadLetters(real: Real, model: Model): Promise<DeadEvent[]> {
       const h = d.record.headers ?? {};
       const e = { p: Number(h["x-reservoir-source-partition"]), o: Number(h["x-reservoir-source-offset"]) };
       if (p !== e.p % real.dlq.partitions) fail(`dead letter of ${id(e)} is in dead-letter partition ${p}`);
-      events.push(e);
+      reads.push({ ...e, record: d.record });
     }
     model.dlqSeen[p] += found.length;
   }
-  return events;
+  return reads;
 }
 
-/** Applies dead-letter events, checking each dead letter's content. */
-async function applyDeadLetters(real: Real, model: Model, events: DeadEvent[]) {
-  if (events.length === 0) return;
+/** A dead letter is its message: key, value and headers, plus the x-reservoir-* headers. */
+function checkDeadLetterContents(s: State, setup: Setup, real: Real, reads: DeadRead[]) {
+  for (const d of reads) {
+    const m = s.msgs[d.p]?.[d.o];
+    if (!m) fail(`dead letter of ${id(d)}, which was never produced`);
+    const diff = sameRecord(m, d.record, {
+      "x-reservoir-source-topic": real.topic.name,
+      "x-reservoir-source-partition": String(m.p),
+      "x-reservoir-source-offset": String(m.o),
+      "x-reservoir-group": real.group.name,
+      "x-reservoir-error": `not acknowledged after ${m.attempts} deliveries (maxAttempts ${setup.maxAttempts})`,
+    });
+    if (diff) fail(`dead letter of ${id(m)}: ${diff}`);
+  }
+}
+
+function markDead(s: State, events: DeadEvent[]) {
   for (const e of events) {
-    const m = model.msgs[e.p][e.o];
+    const m = s.msgs[e.p][e.o];
     m.settled = "dead";
     m.grant = null;
-    const prior = model.deadLetters.get(id(e));
+    const prior = s.deadLetters.get(id(e));
     // A dead letter counts (and is redriven) until redriven; dying again after a seek back
     // while it still counts changes nothing.
-    if (!prior || prior.redriven) model.deadLetters.set(id(e), { p: e.p, o: e.o, at: model.now, redriven: false });
+    if (!prior || prior.redriven) s.deadLetters.set(id(e), { p: e.p, o: e.o, at: s.now, redriven: false });
   }
-  // Contents: re-read the new dead letters (readDeadLetters moved dlqSeen past them).
-  const dlq = real.dlq!;
-  const byPartition = new Map<number, number>();
-  for (const e of events) byPartition.set(e.p % dlq.partitions, (byPartition.get(e.p % dlq.partitions) ?? 0) + 1);
-  for (const [p, n] of byPartition) {
-    for (const d of await readFrom(real.io, dlq.id, p, model.dlqSeen[p] - n, n)) {
-      const h = d.record.headers ?? {};
-      const m = model.msgs[Number(h["x-reservoir-source-partition"])][Number(h["x-reservoir-source-offset"])];
-      const diff = sameRecord(m, d.record, {
-        "x-reservoir-source-topic": real.topic.name,
-        "x-reservoir-source-partition": String(m.p),
-        "x-reservoir-source-offset": String(m.o),
-        "x-reservoir-group": real.group.name,
-        "x-reservoir-error": `not acknowledged after ${m.attempts} deliveries (maxAttempts ${model.setup.maxAttempts})`,
-      });
-      if (diff) fail(`dead letter of ${id(m)}: ${diff}`);
-    }
-  }
-  model.log(`    dead-lettered ${events.map(id).join(" ")}`);
-  stats.deadLettered += events.length;
 }
 
-async function checkView(real: Real, model: Model) {
-  stats.steps++;
-  const view = await groupView(real.env.db, real.group, model.now);
+/** The group's view (and with key order, that no key has two messages in flight) against state `s`. */
+function compareView(view: GroupView, s: State, setup: Setup) {
   const want = {
-    partitions: model.msgs.map((list, p) => {
+    partitions: s.msgs.map((list, p) => {
       const committed = committedOffset(list);
       return {
         partition: p,
         committedOffset: committed,
         highWatermark: list.length,
         lag: list.length - committed,
-        inFlight: list.filter((m) => inFlight(m, model.now)).length,
+        inFlight: list.filter((m) => inFlight(m, s.now)).length,
       };
     }),
-    deadLettered: [...model.deadLetters.values()].filter((d) => !d.redriven).length,
+    deadLettered: [...s.deadLetters.values()].filter((d) => !d.redriven).length,
   };
   if (JSON.stringify(view) !== JSON.stringify(want)) {
     fail(`groupView ${JSON.stringify(view)}\n    model     ${JSON.stringify(want)}`);
   }
-  if (model.setup.ordering === "key") {
-    const keys = model.msgs.flat().filter((m) => m.key !== undefined && inFlight(m, model.now)).map((m) => `${m.p}/${m.key}`);
-    const twice = keys.find((k, i) => keys.indexOf(k) !== i);
-    if (twice) fail(`key ${twice} has two messages in flight`);
-  }
+  if (setup.ordering !== "key") return;
+  const keys = s.msgs.flat().filter((m) => m.key !== undefined && inFlight(m, s.now)).map((m) => `${m.p}/${m.key}`);
+  const twice = keys.find((k, i) => keys.indexOf(k) !== i);
+  if (twice) fail(`key ${twice} has two messages in flight`);
+}
+
+async function checkView(real: Real, model: Model) {
+  stats.steps++;
+  const view = await groupView(real.env.db, real.group, model.now);
+  compareView(view, model.state, model.setup);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,7 +411,7 @@ const stats = {
   steps: 0,
   produced: 0,
   receives: 0,
-  concurrentReceives: 0,
+  concurrent: 0,
   deliveries: 0,
   redeliveries: 0,
   done: { ack: 0, nack: 0, extend: 0 },
@@ -471,35 +425,10 @@ const stats = {
 };
 
 interface ProduceSpec {
+  /** key: an index into KEYS, or past it for no key (then `partition` places it). */
   msgs: { key: number; partition: number; delay: number; header: boolean }[];
+  /** As two requests at once. */
   split: boolean;
-}
-
-class ProduceCmd implements Cmd {
-  constructor(readonly spec: ProduceSpec) {}
-  check = () => true;
-  async run(model: Model, real: Real) {
-    const P = model.setup.partitions;
-    const specs = this.spec.msgs.map((m) => {
-      const key = m.key < KEYS.length ? KEYS[m.key] : undefined;
-      return { key, partition: key === undefined ? m.partition % P : partitionForKey(key, P), delay: m.delay, header: m.header };
-    });
-    const half = this.spec.split ? Math.ceil(specs.length / 2) : specs.length;
-    const requests = [specs.slice(0, half), specs.slice(half)].filter((r) => r.length > 0);
-    const before = model.produced;
-    await produce(real, model, requests);
-    stats.produced += specs.length;
-    model.log(
-      `${this} -> ${specs
-        .map((s, i) => `m${before + i}@${s.partition}${s.key ? `/${s.key}` : ""}${s.delay ? `+${s.delay}ms` : ""}`)
-        .join(" ")} (hw ${model.msgs.map((l) => l.length)})`,
-    );
-    await checkView(real, model);
-  }
-  toString() {
-    const m = this.spec.msgs.map((m) => `${m.key < KEYS.length ? KEYS[m.key] : "-"}${m.key < KEYS.length ? "" : `@${m.partition}`}${m.delay ? `+${m.delay}` : ""}${m.header ? "h" : ""}`);
-    return `produce(${m.join(",")}${this.spec.split ? ", split" : ""})`;
-  }
 }
 
 interface ReceiveSpec {
@@ -508,147 +437,312 @@ interface ReceiveSpec {
   visibility: number;
 }
 
-class ReceiveCmd implements Cmd {
-  constructor(readonly specs: ReceiveSpec[]) {}
-  check = () => true;
-  async run(model: Model, real: Real) {
-    const now = model.now;
-    const results = await Promise.all(
-      this.specs.map((s) => receive(real.io, real.group, real.topic, { max: s.max, visibilityMs: s.visibility, receiver: `r${s.receiver}`, now })),
-    );
-    const dead = await readDeadLetters(real, model);
-    model.log(
-      `${this} -> ${results.map((r) => `[${r.map((d) => `${d.partition}:${d.offset}#${d.attempt}`).join(" ")}]`).join(" ")}`,
-    );
-    if (this.specs.length === 1) {
-      checkReceive(model.state, model.setup, results[0], this.specs[0].max, true, dead);
-    } else {
-      // Two at once: some serial order must explain both (counts may fall short: SKIP LOCKED).
-      const attempt = (order: number[]) => {
-        const s: State = { now, msgs: structuredClone(model.msgs) };
-        for (const i of order) {
-          checkReceive(s, model.setup, results[i], this.specs[i].max, false, dead);
-          applyDeliveries(s, results[i], this.specs[i].visibility, () => 0);
-        }
-      };
-      try {
-        attempt([0, 1]);
-      } catch (first) {
-        try {
-          attempt([1, 0]);
-        } catch {
-          throw first;
-        }
-      }
-      const pl = plan(model.state, model.setup);
-      const something = pl.deliverable.some((l) => l.length > 0) || pl.dead.some((l) => l.length > 0);
-      if (something && results.every((r) => r.length === 0) && dead.length === 0) fail("two receives returned nothing while messages were deliverable");
-      stats.concurrentReceives++;
-    }
-    await applyDeadLetters(real, model, dead);
-    results.forEach((deliveries, i) => {
-      const grants = applyDeliveries(model.state, deliveries, this.specs[i].visibility, () => ++model.grants);
-      const held = model.held[this.specs[i].receiver];
-      deliveries.forEach((d, j) => {
-        const receipt = real.env.signer.sign(real.tenantId, { groupId: real.group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token });
-        held.push({ receipt, p: d.partition, o: d.offset, grant: grants[j] });
-        stats.deliveries++;
-        if (d.attempt > 1) stats.redeliveries++;
-        stats.maxAttempt = Math.max(stats.maxAttempt, d.attempt);
-      });
-      held.splice(0, Math.max(0, held.length - HELD_PER_RECEIVER));
-    });
-    stats.receives += this.specs.length;
-    await checkView(real, model);
-  }
-  toString() {
-    return this.specs.map((s) => `receive(r${s.receiver}, max ${s.max}, vis ${s.visibility})`).join(" || ");
-  }
-}
-
 interface SettleSpec {
   kind: "ack" | "nack" | "extend";
   receiver: number;
-  /** Indexes into the receiver's held receipts (mod their number); null: all of them. */
+  /** Receipts by age (0: the receiver's latest, mod how many it holds); null: all it holds. */
   picks: number[] | null;
   ms: number;
   /** 0: none; 1: garbage; 2: another group's; 3: signed with another key. */
   unknown: number;
 }
 
+type SeekSpec = { offset: number; partition: number | null } | { to: "earliest" | "latest" } | { timestampIndex: number };
+
+type OpSpec = { produce: ProduceSpec } | { receive: ReceiveSpec } | { settle: SettleSpec } | { seek: SeekSpec };
+
 type Outcome = "done" | "expired" | "unknown" | "done|expired";
 
-class SettleCmd implements Cmd {
-  constructor(readonly spec: SettleSpec) {}
+/** One operation as the system ran it. */
+type Ran =
+  | { op: "produce"; entries: ProduceEntry[][]; offsets: AssignedOffset[][]; first: number }
+  | { op: "receive"; spec: ReceiveSpec; deliveries: Delivery[] }
+  | { op: "settle"; spec: SettleSpec; chosen: (Held | string)[]; receipts: string[]; result: SettleResult }
+  | { op: "seek"; target: SeekTarget };
+
+async function execute(model: Model, real: Real, op: OpSpec, now: number): Promise<Ran> {
+  const P = model.setup.partitions;
+  if ("produce" in op) {
+    const first = model.produced;
+    const entries = op.produce.msgs.map((spec): ProduceEntry => {
+      const key = spec.key < KEYS.length ? KEYS[spec.key] : undefined;
+      const n = model.produced++;
+      const record: SegmentRecord = {
+        key,
+        value: encoder.encode(`m${n}`),
+        binary: false,
+        headers: spec.header ? { h: `x${n}` } : undefined,
+        timestamp: now,
+      };
+      const partition = key === undefined ? spec.partition % P : partitionForKey(key, P);
+      return { topicId: real.topic.id, partition, record, deliverAt: spec.delay > 0 ? now + spec.delay : undefined, bytes: encodedRecordSize(record) };
+    });
+    const half = op.produce.split ? Math.ceil(entries.length / 2) : entries.length;
+    const requests = [entries.slice(0, half), entries.slice(half)].filter((r) => r.length > 0);
+    const offsets = await Promise.all(requests.map((r) => real.batcher.submit(real.tenantId, r, real.env)));
+    stats.produced += entries.length;
+    return { op: "produce", entries: requests, offsets, first };
+  }
+  if ("receive" in op) {
+    const s = op.receive;
+    const deliveries = await receive(real.io, real.group, real.topic, { max: s.max, visibilityMs: s.visibility, receiver: `r${s.receiver}`, now });
+    return { op: "receive", spec: s, deliveries };
+  }
+  if ("seek" in op) {
+    const spec = op.seek;
+    let target: SeekTarget;
+    if ("to" in spec) target = { to: spec.to };
+    else if ("offset" in spec) target = spec.partition === null ? { offset: spec.offset } : { offset: spec.offset, partition: spec.partition % P };
+    else {
+      const stamps = [...new Set(model.msgs.flat().map((m) => m.ts)), now + 1].sort((a, b) => a - b);
+      target = { timestamp: stamps[spec.timestampIndex % stamps.length] };
+    }
+    await seek(real.io, real.group, real.topic, target);
+    stats.seeks++;
+    return { op: "seek", target };
+  }
+  const { kind, receiver, picks, ms, unknown } = op.settle;
+  const held = model.held[receiver];
+  const chosen: (Held | string)[] =
+    picks === null ? [...held] : held.length === 0 ? [] : picks.map((i) => held[held.length - 1 - (i % held.length)]);
+  if (unknown > 0) {
+    const claims = { groupId: real.group.id, partition: 0, firstOffset: 0, offset: 0, token: 1 };
+    const bogus =
+      unknown === 1
+        ? "bm90LWEtcmVjZWlwdA.AAAAAAAAAAAAAAAAAAAAAA"
+        : unknown === 2
+          ? real.env.signer.sign(real.tenantId, { ...claims, groupId: real.group.id + 100_000 })
+          : real.env.foreignSigner.sign(real.tenantId, claims);
+    chosen.splice(Math.min(1, chosen.length), 0, bogus);
+  }
+  const receipts = chosen.map((c) => (typeof c === "string" ? c : c.receipt));
+  const action: Settlement = kind === "ack" ? { kind } : kind === "nack" ? { kind, delayMs: ms } : { kind, visibilityMs: ms };
+  const result = await settle(real.env.db, real.env.signer, real.tenantId, real.group, receipts, action, now);
+  return { op: "settle", spec: op.settle, chosen, receipts, result };
+}
+
+/** Per partition, where a seek puts the group, by the messages of `s`. */
+function seekTargets(s: State, target: SeekTarget): Map<number, number> {
+  const targets = new Map<number, number>();
+  s.msgs.forEach((list, p) => {
+    if ("to" in target) targets.set(p, target.to === "earliest" ? 0 : list.length);
+    else if ("offset" in target) {
+      if (target.partition === undefined || target.partition === p) targets.set(p, Math.min(target.offset, list.length));
+    } else targets.set(p, list.find((m) => m.ts >= target.timestamp)?.o ?? list.length);
+  });
+  return targets;
+}
+
+/**
+ * Checks one operation's result against state `s` and applies it to `s`. A receive checks and
+ * applies `dead` (the dead letters that appeared) too. Returns the grants of a receive's
+ * deliveries, in order.
+ */
+function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEvent[], grant: () => number): number[] {
+  if (ran.op === "produce") {
+    const hw = s.msgs.map((l) => l.length);
+    const assigned = new Map<number, number[]>();
+    ran.offsets.forEach((offsets, r) =>
+      offsets.forEach((o, i) => {
+        const e = ran.entries[r][i];
+        if (o.partition !== e.partition) fail(`produce put a message in partition ${o.partition}, asked ${e.partition}`);
+        assigned.set(o.partition, [...(assigned.get(o.partition) ?? []), o.offset]);
+        s.msgs[o.partition][o.offset] = {
+          p: o.partition,
+          o: o.offset,
+          key: e.record.key,
+          value: decoder.decode(e.record.value),
+          headers: e.record.headers,
+          ts: e.record.timestamp,
+          deliverAt: e.deliverAt,
+          attempts: 0,
+          visibleAt: 0,
+          grant: null,
+          settled: null,
+        };
+      }),
+    );
+    for (const [p, offsets] of assigned) {
+      const sorted = [...offsets].sort((a, b) => a - b);
+      if (sorted.some((o, i) => o !== hw[p] + i)) fail(`produce got offsets ${offsets} in partition ${p}, whose high watermark was ${hw[p]}`);
+    }
+    return [];
+  }
+  if (ran.op === "receive") {
+    checkReceive(s, setup, ran.deliveries, ran.spec.max, strict, dead);
+    markDead(s, dead);
+    return applyDeliveries(s, ran.deliveries, ran.spec.visibility, grant);
+  }
+  if (ran.op === "seek") {
+    for (const [p, t] of seekTargets(s, ran.target)) {
+      for (const m of s.msgs[p]) {
+        m.grant = null;
+        if (m.o < t) m.settled = "skipped";
+        else Object.assign(m, { settled: null, attempts: 0, visibleAt: 0 });
+      }
+    }
+    return [];
+  }
+  const { kind, ms } = ran.spec;
+  const { chosen, receipts, result } = ran;
+  // The model, receipt by receipt in order.
+  const outcomes: Outcome[] = chosen.map((c) => {
+    if (typeof c === "string") return "unknown";
+    const m = s.msgs[c.p][c.o];
+    const current = m.grant === c.grant;
+    if (kind === "ack" && current && m.settled === "acked") return "done|expired"; // a repeated ack
+    if (!current || m.settled !== null || m.visibleAt <= s.now) return "expired";
+    if (kind === "ack") m.settled = "acked";
+    else if (kind === "nack") {
+      m.visibleAt = s.now + ms;
+      m.grant = null;
+    } else m.visibleAt = s.now + ms;
+    return "done";
+  });
+  // Compare per receipt string: codes in `failed`, the rest counted as done.
+  let done = 0;
+  const failedBy = new Map<string, string[]>();
+  for (const f of result.failed) failedBy.set(f.receipt, [...(failedBy.get(f.receipt) ?? []), f.code]);
+  const wantBy = new Map<string, Outcome[]>();
+  receipts.forEach((r, i) => wantBy.set(r, [...(wantBy.get(r) ?? []), outcomes[i]]));
+  const count = (list: string[], x: string) => list.filter((y) => y === x).length;
+  for (const [r, want] of wantBy) {
+    const got = failedBy.get(r) ?? [];
+    failedBy.delete(r);
+    const gotExpired = count(got, "receipt_expired");
+    const gotUnknown = count(got, "receipt_unknown");
+    const minExpired = count(want, "expired");
+    const maxExpired = minExpired + count(want, "done|expired");
+    if (gotUnknown !== count(want, "unknown") || gotExpired < minExpired || gotExpired > maxExpired || got.length !== gotExpired + gotUnknown) {
+      const where = chosen[receipts.indexOf(r)];
+      const m = typeof where === "string" ? null : s.msgs[where.p][where.o];
+      fail(
+        `${kind} of receipt ${typeof where === "string" ? "bogus" : `${where.p}:${where.o}#g${where.grant}`} failed with [${got}]; ` +
+          `the model says [${want}]${m ? ` (now ${describeMsg(m, s.now)}, current grant g${m.grant})` : ""}`,
+      );
+    }
+    done += want.length - got.length;
+  }
+  if (failedBy.size > 0) fail(`${kind} reported receipts it was not given: ${[...failedBy.keys()]}`);
+  if (result.done !== done) fail(`${kind} counted ${result.done} done; the receipts it did not fail number ${done}`);
+  return [];
+}
+
+function describeOp(op: OpSpec): string {
+  if ("produce" in op) {
+    const m = op.produce.msgs.map(
+      (m) => `${m.key < KEYS.length ? KEYS[m.key] : `-@${m.partition}`}${m.delay ? `+${m.delay}` : ""}${m.header ? "h" : ""}`,
+    );
+    return `produce(${m.join(",")}${op.produce.split ? ", split" : ""})`;
+  }
+  if ("receive" in op) return `receive(r${op.receive.receiver}, max ${op.receive.max}, vis ${op.receive.visibility})`;
+  if ("seek" in op) {
+    const s = op.seek;
+    return "to" in s ? `seek(${s.to})` : "offset" in s ? `seek(offset ${s.offset}${s.partition === null ? "" : `, partition #${s.partition}`})` : `seek(timestamp #${s.timestampIndex})`;
+  }
+  const { kind, receiver, picks, ms, unknown } = op.settle;
+  const arg = kind === "nack" ? `, delay ${ms}` : kind === "extend" ? `, vis ${ms}` : "";
+  return `${kind}(r${receiver}, ${picks === null ? "all" : `#${picks.join(",#")}`}${unknown ? `, bogus ${unknown}` : ""}${arg})`;
+}
+
+function describeRan(ran: Ran): string {
+  if (ran.op === "produce") {
+    return ran.entries
+      .flatMap((request, r) =>
+        request.map((e, i) => `${decoder.decode(e.record.value)}@${id({ p: ran.offsets[r][i].partition, o: ran.offsets[r][i].offset })}${e.record.key ? `/${e.record.key}` : ""}${e.deliverAt ? `+${e.deliverAt - e.record.timestamp}ms` : ""}`),
+      )
+      .join(" ");
+  }
+  if (ran.op === "receive") return `[${ran.deliveries.map((d) => `${d.partition}:${d.offset}#${d.attempt}`).join(" ")}]`;
+  if (ran.op === "seek") return `done ${JSON.stringify(ran.target)}`;
+  const r = ran.result;
+  const given = ran.chosen.map((c) => (typeof c === "string" ? "bogus" : `${c.p}:${c.o}#g${c.grant}`)).join(" ");
+  return `${ran.spec.kind}ed ${r.done} of [${given}], failed ${r.failed.map((f) => f.code.replace("receipt_", "")).join(",") || "-"}`;
+}
+
+/**
+ * Produces, receives, settles and seeks. Two of them may run at once: then some serial order
+ * must explain both results (without the exact-count checks: SKIP LOCKED may skip).
+ */
+class StepCmd implements Cmd {
+  /** skew: the second operation runs this many ms later by its clock (the requests still overlap). */
+  constructor(
+    readonly ops: OpSpec[],
+    readonly skew = 0,
+  ) {}
   check = () => true;
   async run(model: Model, real: Real) {
-    const { kind, receiver, picks, ms, unknown } = this.spec;
-    const held = model.held[receiver];
-    const chosen: (Held | string)[] = picks === null ? [...held] : held.length === 0 ? [] : picks.map((i) => held[i % held.length]);
-    if (unknown > 0) {
-      const claims = { groupId: real.group.id, partition: 0, firstOffset: 0, offset: 0, token: 1 };
-      const bogus =
-        unknown === 1
-          ? "bm90LWEtcmVjZWlwdA.AAAAAAAAAAAAAAAAAAAAAA"
-          : unknown === 2
-            ? real.env.signer.sign(real.tenantId, { ...claims, groupId: real.group.id + 100_000 })
-            : real.env.foreignSigner.sign(real.tenantId, claims);
-      chosen.splice(Math.min(1, chosen.length), 0, bogus);
-    }
-    const receipts = chosen.map((c) => (typeof c === "string" ? c : c.receipt));
-    const action: Settlement =
-      kind === "ack" ? { kind } : kind === "nack" ? { kind, delayMs: ms } : { kind, visibilityMs: ms };
-    const result = await settle(real.env.db, real.env.signer, real.tenantId, real.group, receipts, action, model.now);
-
-    // The model, receipt by receipt in order.
-    const outcomes: Outcome[] = chosen.map((c) => {
-      if (typeof c === "string") return "unknown";
-      const m = model.msgs[c.p][c.o];
-      const current = m.grant === c.grant;
-      if (kind === "ack" && current && m.settled === "acked") return "done|expired"; // a repeated ack
-      if (!current || m.settled !== null || m.visibleAt <= model.now) return "expired";
-      if (kind === "ack") m.settled = "acked";
-      else if (kind === "nack") {
-        m.visibleAt = model.now + ms;
-        m.grant = null;
-      } else m.visibleAt = model.now + ms;
-      return "done";
-    });
-    const describe = () =>
-      chosen.map((c, i) => `${typeof c === "string" ? "bogus" : `${c.p}:${c.o}#g${c.grant}`}=${outcomes[i]}`).join(" ");
-    model.log(`${this} -> ${kind}ed ${result.done}, failed ${result.failed.map((f) => f.code.replace("receipt_", "")).join(",") || "-"}; model ${describe()}`);
-    // Compare per receipt string: codes in `failed`, the rest counted as done.
-    let done = 0;
-    const failedBy = new Map<string, string[]>();
-    for (const f of result.failed) failedBy.set(f.receipt, [...(failedBy.get(f.receipt) ?? []), f.code]);
-    const wantBy = new Map<string, Outcome[]>();
-    receipts.forEach((r, i) => wantBy.set(r, [...(wantBy.get(r) ?? []), outcomes[i]]));
-    for (const [r, want] of wantBy) {
-      const got = failedBy.get(r) ?? [];
-      failedBy.delete(r);
-      const count = (list: string[], x: string) => list.filter((y) => y === x).length;
-      const gotExpired = count(got, "receipt_expired");
-      const gotUnknown = count(got, "receipt_unknown");
-      const minExpired = count(want, "expired");
-      const maxExpired = minExpired + count(want, "done|expired");
-      if (gotUnknown !== count(want, "unknown") || gotExpired < minExpired || gotExpired > maxExpired || got.length !== gotExpired + gotUnknown) {
-        const where = chosen[receipts.indexOf(r)];
-        const m = typeof where === "string" ? null : model.msgs[where.p][where.o];
-        fail(`${kind} of receipt ${typeof where === "string" ? "bogus" : `${where.p}:${where.o}#g${where.grant}`} failed with [${got}]; the model says [${want}]${m ? ` (${describeMsg(m, model.now)}, current grant g${m.grant})` : ""}`);
+    const nows = this.ops.map((_, i) => model.now + (i === 1 ? this.skew : 0));
+    const ran = await Promise.all(this.ops.map((op, i) => execute(model, real, op, nows[i])));
+    const before = model.now;
+    const reads = ran.some((r) => r.op === "receive") ? await readDeadLetters(real, model) : [];
+    const dead = reads.map(({ p, o }) => ({ p, o }));
+    model.log(`${this} -> ${ran.map(describeRan).join(" || ")}${dead.length ? `; dead-lettered ${dead.map(id).join(" ")}` : ""}`);
+    model.now = Math.max(...nows);
+    const view = await groupView(real.env.db, real.group, model.now);
+    const strict = ran.length === 1;
+    // The dead letters go with the first receive of an order (it does not matter which one made them).
+    const replay = (s: State, order: number[], grant: () => number, each?: (r: Ran, grants: number[]) => void) => {
+      const firstReceive = order.find((i) => ran[i].op === "receive");
+      for (const i of order) {
+        s.now = nows[i];
+        const grants = verify(s, model.setup, ran[i], strict, i === firstReceive ? dead : [], grant);
+        each?.(ran[i], grants);
       }
-      done += want.length - got.length;
+      s.now = model.now;
+    };
+    const orders = ran.length === 1 ? [[0]] : [[0, 1], [1, 0]];
+    let firstError: unknown;
+    const order = orders.find((o) => {
+      let g = model.grants;
+      try {
+        const s = { now: before, msgs: structuredClone(model.msgs), deadLetters: structuredClone(model.deadLetters) };
+        replay(s, o, () => ++g);
+        compareView(view, s, model.setup);
+        return true;
+      } catch (error) {
+        firstError ??= error;
+        return false;
+      }
+    });
+    if (!order) throw firstError;
+    if (ran.length > 1) {
+      stats.concurrent++;
+      const receives = ran.filter((r) => r.op === "receive");
+      if (receives.length === 2) {
+        const pl = plan({ ...model.state, now: before }, model.setup);
+        const something = pl.deliverable.some((l) => l.length > 0) || pl.dead.some((l) => l.length > 0);
+        if (something && receives.every((r) => r.deliveries.length === 0) && dead.length === 0) {
+          fail("two receives returned nothing while messages were deliverable");
+        }
+      }
     }
-    if (failedBy.size > 0) fail(`${kind} reported receipts it was not given: ${[...failedBy.keys()]}`);
-    if (result.done !== done) fail(`${kind} counted ${result.done} done; the receipts it did not fail number ${done}`);
-    stats.done[kind] += result.done;
-    stats.expired += outcomes.filter((o) => o === "expired").length;
-    stats.unknown += outcomes.filter((o) => o === "unknown").length;
-    await checkView(real, model);
+    checkDeadLetterContents(model.state, model.setup, real, reads);
+    stats.deadLettered += dead.length;
+    const state = model.state;
+    replay(state, order, () => ++model.grants, (r, grants) => {
+      if (r.op === "receive") {
+        const held = model.held[r.spec.receiver];
+        r.deliveries.forEach((d, j) => {
+          const receipt = real.env.signer.sign(real.tenantId, { groupId: real.group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token });
+          held.push({ receipt, p: d.partition, o: d.offset, grant: grants[j] });
+          stats.deliveries++;
+          if (d.attempt > 1) stats.redeliveries++;
+          stats.maxAttempt = Math.max(stats.maxAttempt, d.attempt);
+        });
+        held.splice(0, Math.max(0, held.length - HELD_PER_RECEIVER));
+        stats.receives++;
+      } else if (r.op === "settle") {
+        stats.done[r.spec.kind] += r.result.done;
+        stats.expired += r.result.failed.filter((f) => f.code === "receipt_expired").length;
+        stats.unknown += r.result.failed.filter((f) => f.code === "receipt_unknown").length;
+      }
+    });
+    stats.steps++;
+    compareView(view, model.state, model.setup);
   }
   toString() {
-    const { kind, receiver, picks, ms, unknown } = this.spec;
-    const arg = kind === "nack" ? `, delay ${ms}` : kind === "extend" ? `, vis ${ms}` : "";
-    return `${kind}(r${receiver}, ${picks === null ? "all" : `#${picks.join(",#")}`}${unknown ? `, bogus ${unknown}` : ""}${arg})`;
+    return this.ops.map((op, i) => `${describeOp(op)}${i === 1 && this.skew ? ` @+${this.skew}` : ""}`).join(" || ");
   }
 }
 
@@ -674,49 +768,6 @@ class AdvanceCmd implements Cmd {
   }
   toString() {
     return "by" in this.spec ? `advance(${this.spec.by})` : `advance(next${this.spec.next >= 0 ? "+" : ""}${this.spec.next})`;
-  }
-}
-
-type SeekSpec = { offset: number; partition: number | null } | { to: "earliest" | "latest" } | { timestampIndex: number };
-
-class SeekCmd implements Cmd {
-  constructor(readonly spec: SeekSpec) {}
-  check = () => true;
-  async run(model: Model, real: Real) {
-    const P = model.setup.partitions;
-    let target: SeekTarget;
-    const targets = new Map<number, number>();
-    if ("to" in this.spec) {
-      target = { to: this.spec.to };
-      for (let p = 0; p < P; p++) targets.set(p, this.spec.to === "earliest" ? 0 : model.msgs[p].length);
-    } else if ("offset" in this.spec) {
-      const partition = this.spec.partition === null ? undefined : this.spec.partition % P;
-      target = partition === undefined ? { offset: this.spec.offset } : { offset: this.spec.offset, partition };
-      for (let p = 0; p < P; p++) if (partition === undefined || partition === p) targets.set(p, Math.min(this.spec.offset, model.msgs[p].length));
-    } else {
-      const stamps = [...new Set(model.msgs.flat().map((m) => m.ts)), model.now + 1].sort((a, b) => a - b);
-      const timestamp = stamps[this.spec.timestampIndex % stamps.length];
-      target = { timestamp };
-      for (let p = 0; p < P; p++) {
-        const first = model.msgs[p].find((m) => m.ts >= timestamp);
-        targets.set(p, first ? first.o : model.msgs[p].length);
-      }
-    }
-    await seek(real.io, real.group, real.topic, target);
-    for (const [p, t] of targets) {
-      for (const m of model.msgs[p]) {
-        m.grant = null;
-        if (m.o < t) m.settled = "skipped";
-        else Object.assign(m, { settled: null, attempts: 0, visibleAt: 0 });
-      }
-    }
-    stats.seeks++;
-    model.log(`${this} = ${JSON.stringify(target)} -> ${[...targets].map(([p, t]) => `${p}@${t}`).join(" ")}`);
-    await checkView(real, model);
-  }
-  toString() {
-    const s = this.spec;
-    return "to" in s ? `seek(${s.to})` : "offset" in s ? `seek(offset ${s.offset}${s.partition === null ? "" : `, partition #${s.partition}`})` : `seek(timestamp #${s.timestampIndex})`;
   }
 }
 
@@ -764,12 +815,12 @@ async function drain(model: Model, real: Real) {
   const receiver = 0;
   for (let round = 0; ; round++) {
     if (round > model.msgs.flat().length + 5) fail("drain does not end");
-    await new ReceiveCmd([{ receiver, max: 30, visibility: 60_000 }]).run(model, real);
+    await new StepCmd([{ receive: { receiver, max: 30, visibility: 60_000 } }]).run(model, real);
     stats.drainReceives++;
     const held = model.held[receiver].filter((h) => model.msgs[h.p][h.o].grant === h.grant && model.msgs[h.p][h.o].settled === null);
     if (held.length === 0) break;
     model.held[receiver] = held;
-    await new SettleCmd({ kind: "ack", receiver, picks: null, ms: 0, unknown: 0 }).run(model, real);
+    await new StepCmd([{ settle: { kind: "ack", receiver, picks: null, ms: 0, unknown: 0 } }]).run(model, real);
   }
   const left = model.msgs.flat().filter((m) => m.settled === null);
   if (left.length > 0) fail(`drain left ${left.map((m) => describeMsg(m, model.now)).join("; ")}`);
@@ -787,51 +838,62 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   lingerMs: fc.integer({ min: 0, max: 1 }),
 });
 
-const produceArb = fc
-  .record({
-    msgs: fc.array(
-      fc.record({
-        key: fc.integer({ min: 0, max: KEYS.length + 1 }), // the last two: no key
-        partition: fc.nat(2),
-        delay: fc.oneof({ arbitrary: fc.constant(0), weight: 3 }, { arbitrary: fc.constantFrom(...DELAYS), weight: 1 }),
-        header: fc.boolean(),
-      }),
-      { minLength: 1, maxLength: 5 },
-    ),
-    split: fc.boolean(),
-  })
-  .map((spec) => new ProduceCmd(spec));
+const produceSpecArb: fc.Arbitrary<ProduceSpec> = fc.record({
+  msgs: fc.array(
+    fc.record({
+      key: fc.integer({ min: 0, max: KEYS.length + 1 }), // the last two: no key
+      partition: fc.nat(2),
+      delay: fc.oneof({ arbitrary: fc.constant(0), weight: 3 }, { arbitrary: fc.constantFrom(...DELAYS), weight: 1 }),
+      header: fc.boolean(),
+    }),
+    { minLength: 1, maxLength: 5 },
+  ),
+  split: fc.boolean(),
+});
+
+const seekSpecArb: fc.Arbitrary<SeekSpec> = fc.oneof(
+  fc.record({ offset: fc.nat(12), partition: fc.option(fc.nat(2)) }),
+  fc.record({ to: fc.constantFrom<"earliest" | "latest">("earliest", "latest") }),
+  fc.record({ timestampIndex: fc.nat(10) }),
+);
 
 const receiveSpecArb = fc.record({
   receiver: fc.nat(RECEIVERS - 1),
   max: fc.integer({ min: 1, max: 8 }),
   visibility: fc.constantFrom(...VISIBILITIES),
 });
-const receiveArb = fc
-  .oneof({ arbitrary: fc.tuple(receiveSpecArb), weight: 4 }, { arbitrary: fc.tuple(receiveSpecArb, receiveSpecArb), weight: 1 })
-  .map((specs) => new ReceiveCmd(specs));
 
-const settleArb = fc
+const settleSpecArb = fc
   .record({
     kind: fc.constantFrom<"ack" | "nack" | "extend">("ack", "ack", "nack", "extend"),
     receiver: fc.nat(RECEIVERS - 1),
-    picks: fc.oneof({ arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), weight: 4 }, { arbitrary: fc.constant(null), weight: 1 }),
+    picks: fc.oneof(
+      { arbitrary: fc.array(fc.nat(5), { minLength: 1, maxLength: 4 }), weight: 4 },
+      { arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), weight: 1 },
+      { arbitrary: fc.constant(null), weight: 1 },
+    ),
     ms: fc.constantFrom(...NACK_DELAYS, ...EXTENSIONS),
     unknown: fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.integer({ min: 1, max: 3 }), weight: 1 }),
   })
-  .map((spec) => new SettleCmd({ ...spec, ms: spec.kind === "extend" ? Math.max(spec.ms, 500) : spec.kind === "nack" ? spec.ms % 6_000 : 0 }));
+  .map((spec): SettleSpec => ({ ...spec, ms: spec.kind === "extend" ? Math.max(spec.ms, 500) : spec.kind === "nack" ? spec.ms % 6_000 : 0 }));
+
+const opArb: fc.Arbitrary<OpSpec> = fc.oneof(
+  { arbitrary: receiveSpecArb.map((receive) => ({ receive })), weight: 3 },
+  { arbitrary: settleSpecArb.map((settle) => ({ settle })), weight: 3 },
+  { arbitrary: produceSpecArb.map((produce) => ({ produce })), weight: 1 },
+  { arbitrary: seekSpecArb.map((seek) => ({ seek })), weight: 1 },
+);
+const produceArb = produceSpecArb.map((produce) => new StepCmd([{ produce }]));
+const receiveArb = receiveSpecArb.map((receive) => new StepCmd([{ receive }]));
+const settleArb = settleSpecArb.map((settle) => new StepCmd([{ settle }]));
+const seekArb = seekSpecArb.map((seek) => new StepCmd([{ seek }]));
+const concurrentArb = fc
+  .tuple(opArb, opArb, fc.constantFrom(0, 0, 1, 1_000))
+  .map(([a, b, skew]) => new StepCmd([a, b], skew));
 
 const advanceArb = fc
   .oneof(fc.constantFrom(...STEPS).map((by) => ({ by })), fc.integer({ min: -1, max: 1 }).map((next) => ({ next })))
   .map((spec) => new AdvanceCmd(spec));
-
-const seekArb = fc
-  .oneof(
-    fc.record({ offset: fc.nat(12), partition: fc.option(fc.nat(2)) }),
-    fc.record({ to: fc.constantFrom<"earliest" | "latest">("earliest", "latest") }),
-    fc.record({ timestampIndex: fc.nat(10) }),
-  )
-  .map((spec) => new SeekCmd(spec));
 
 const redriveArb = fc.integer({ min: 1, max: 4 }).map((max) => new RedriveCmd(max));
 
@@ -839,8 +901,9 @@ const commandsArb = fc.commands(
   [
     fc.oneof(
       { arbitrary: produceArb, weight: 5 },
-      { arbitrary: receiveArb, weight: 6 },
+      { arbitrary: receiveArb, weight: 5 },
       { arbitrary: settleArb, weight: 6 },
+      { arbitrary: concurrentArb, weight: 2 },
       { arbitrary: advanceArb, weight: 4 },
       { arbitrary: seekArb, weight: 1 },
       { arbitrary: redriveArb, weight: 1 },
@@ -852,25 +915,24 @@ const commandsArb = fc.commands(
 // ---------------------------------------------------------------------------------------------
 // Minimal traces of bugs the walk found (storage/groups), kept as fixed scenarios.
 
+const produceCmd = (produce: ProduceSpec) => new StepCmd([{ produce }]);
 const setupOf = (s: Partial<Setup>): Setup => ({ partitions: 1, ordering: "none", maxAttempts: 5, startAt: "earliest", before: 0, lingerMs: 0, ...s });
 const put = (...msgs: string[]) =>
-  new ProduceCmd({
+  produceCmd({
     msgs: msgs.map((m) => {
       const [key, delay] = m.split("+");
       return { key: key === "-" ? KEYS.length : KEYS.indexOf(key), partition: 0, delay: Number(delay ?? 0), header: false };
     }),
     split: false,
   });
-const recv = (...specs: [number, number, number][]) => new ReceiveCmd(specs.map(([receiver, max, visibility]) => ({ receiver, max, visibility })));
-const settleCmd = (kind: SettleSpec["kind"], receiver: number, picks: number[] | null, ms = 0) => new SettleCmd({ kind, receiver, picks, ms, unknown: 0 });
+const recv = (...specs: [number, number, number][]) => new StepCmd(specs.map(([receiver, max, visibility]) => ({ receive: { receiver, max, visibility } })));
+/** picks: receipts by age, 0 the latest. */
+const settleCmd = (kind: SettleSpec["kind"], receiver: number, picks: number[] | null, ms = 0) =>
+  new StepCmd([{ settle: { kind, receiver, picks, ms, unknown: 0 } }]);
 const advance = (by: number) => new AdvanceCmd({ by });
+const settleOp = (kind: SettleSpec["kind"], receiver: number, picks: number[] | null, ms = 0): OpSpec => ({ settle: { kind, receiver, picks, ms, unknown: 0 } });
 
 const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[] = [
-  {
-    name: "probe: nack one message of a lease, then ack the others",
-    setup: setupOf({}),
-    cmds: [put("a", "b", "c"), recv([0, 3, 10_000]), settleCmd("nack", 0, [0], 5_000), settleCmd("ack", 0, [1, 2])],
-  },
   {
     name: "one receipt twice in an extend call is extended, not receipt_expired",
     setup: setupOf({}),
@@ -887,6 +949,56 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
     repeat: 6, // a race: a single walk hits it about every other time
     setup: setupOf({ maxAttempts: 1 }),
     cmds: [put("a", "b"), recv([0, 1, 1_000]), recv([0, 1, 1_000]), advance(1_000), recv([0, 1, 1_000], [1, 1, 1_000])],
+  },
+  {
+    name: "a nack of one message of a lease leaves the receipts of the others valid",
+    setup: setupOf({}),
+    cmds: [put("a", "b", "c"), recv([0, 3, 10_000]), settleCmd("nack", 0, [2], 5_000), settleCmd("ack", 0, [1, 0])],
+  },
+  {
+    name: "an ack at the same time as a nack of another message of the lease",
+    repeat: 8, // a race: the ack must wait on the nack's row lock
+    setup: setupOf({}),
+    cmds: [put("a", "b"), recv([0, 2, 10_000]), new StepCmd([settleOp("nack", 0, [1], 1_000), settleOp("ack", 0, [0])])],
+  },
+  {
+    name: "key order: a delayed message coming due waits while a later one of its key is in flight",
+    setup: setupOf({ ordering: "key" }),
+    cmds: [put("c+1000", "c"), recv([0, 1, 10_000]), advance(1_000), recv([0, 1, 10_000])],
+  },
+  {
+    name: "a redriven dead letter that dies again after a seek back counts and is redriven again",
+    setup: setupOf({ maxAttempts: 1 }),
+    cmds: [put("a"), recv([0, 1, 1_000]), advance(1_000), recv([0, 1, 1_000]), new RedriveCmd(1), new StepCmd([{ seek: { offset: 0, partition: null } }]),
+      recv([0, 1, 1_000]), advance(1_000), recv([0, 1, 1_000]), new RedriveCmd(1)],
+  },
+  {
+    name: "an ack at the same time as a seek",
+    repeat: 8, // a race: the seek must hold the position while the ack holds the lease
+    setup: setupOf({}),
+    cmds: [put("a"), recv([0, 1, 10_000]), new StepCmd([settleOp("ack", 0, [0]), { seek: { to: "earliest" } }])],
+  },
+  {
+    name: "two acks at once in one partition both move the committed offset",
+    repeat: 8, // a race: each ack must compute the offset before the other commits
+    setup: setupOf({}),
+    cmds: [put("a", "b"), recv([0, 1, 10_000]), recv([1, 1, 10_000]), new StepCmd([settleOp("ack", 0, [0]), settleOp("ack", 1, [0])])],
+  },
+  {
+    name: "a seek at the same time as a nack that cuts a lease row drops the whole lease",
+    repeat: 8, // a race: the seek's delete must wait on the nack's row lock
+    setup: setupOf({ maxAttempts: 1 }),
+    cmds: [put("a", "a"), recv([1, 2, 1_000]), new StepCmd([settleOp("nack", 1, [0]), { seek: { to: "earliest" } }])],
+  },
+  {
+    name: "an acked lease row waiting for the committed offset does not hide a due message",
+    setup: setupOf({}),
+    cmds: [put("a", "b"), recv([0, 1, 3_000]), recv([0, 1, 1_000]), settleCmd("ack", 0, [0]), advance(5_000), recv([0, 1, 1_000]), recv([0, 1, 1_000])],
+  },
+  {
+    name: "an acked lease row does not keep an exhausted message from the dead-letter topic",
+    setup: setupOf({ maxAttempts: 1 }),
+    cmds: [put("a", "b", "c"), recv([0, 1, 1_000]), recv([0, 1, 1_000]), recv([0, 1, 1_000]), settleCmd("ack", 0, [1]), advance(10_000), recv([0, 2, 1_000])],
   },
 ];
 
@@ -927,8 +1039,10 @@ describe("consumer groups against a model", () => {
       const batcher = new Batcher({ lingerMs: setup.lingerMs });
       const real = { env, io: { db: env.db, store: env.store, cache: new BatchCache() }, batcher, tenantId, topic, dlq: null } as unknown as Real;
       if (setup.before > 0) {
-        const specs = Array.from({ length: setup.before }, (_, i) => ({ partition: i % setup.partitions, delay: 0, header: false }));
-        await produce(real, model, [specs]);
+        const msgs = Array.from({ length: setup.before }, (_, i) => ({ key: KEYS.length, partition: i, delay: 0, header: false }));
+        const ran = await execute(model, real, { produce: { msgs, split: false } }, model.now);
+        verify(model.state, setup, ran, true, [], () => 0);
+        model.log(`before the group: ${describeRan(ran)}`);
       }
       ({ group: real.group } = await ensureGroup(env.db, tenantId, topic, "g", {
         startAt: setup.startAt,
