@@ -87,6 +87,17 @@ export async function lockRowsHolding(db: Queryable, groupId: number, offsets: [
   return [...held.values()];
 }
 
+/** The due rows of one partition, locked, skipping rows another transaction holds. */
+export async function lockDuePartitionRows(db: Queryable, groupId: number, partition: number, now: number): Promise<LeaseRow[]> {
+  const found = await rows<RawRow>(
+    db,
+    sql`SELECT ${rowColumns} FROM group_leases
+        WHERE group_id = ${groupId} AND partition = ${partition} AND visible_at <= ${now}
+        FOR UPDATE SKIP LOCKED`,
+  );
+  return found.map(toRow);
+}
+
 /** Every row of one partition, in offset order (the caller holds the partition's position lock). */
 export async function partitionRows(db: Queryable, groupId: number, partition: number): Promise<LeaseRow[]> {
   const found = await rows<RawRow>(
@@ -174,7 +185,9 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
 
 /**
  * Moves each partition's committed cursor to its first unsettled offset (or its frontier:
- * nothing below it is undelivered) and drops the rows wholly below it.
+ * nothing below it is undelivered) and drops the rows wholly below it. A row another transaction
+ * holds (a repeated ack, say) is left to a later call: all settled, it is garbage, and waiting
+ * for it while holding the position would deadlock with that transaction's own advance.
  */
 export async function advanceCommitted(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
   if (partitions.length === 0) return;
@@ -196,7 +209,11 @@ export async function advanceCommitted(db: Queryable, groupId: number, partition
     moved AS (
       UPDATE group_partitions gp SET committed = c.committed FROM c
       WHERE gp.group_id = ${groupId} AND gp.partition = c.partition AND gp.committed <> c.committed
-      RETURNING 1)
-    DELETE FROM group_leases l USING c
-    WHERE l.group_id = ${groupId} AND l.partition = c.partition AND l.last_offset < c.committed`);
+      RETURNING 1),
+    below AS (
+      SELECT l.partition, l.first_offset FROM group_leases l JOIN c ON l.partition = c.partition
+      WHERE l.group_id = ${groupId} AND l.last_offset < c.committed
+      FOR UPDATE OF l SKIP LOCKED)
+    DELETE FROM group_leases l USING below b
+    WHERE l.group_id = ${groupId} AND l.partition = b.partition AND l.first_offset = b.first_offset`);
 }

@@ -13,7 +13,7 @@ import type { SegmentRecord } from "../segment/codec.ts";
 import type { Group } from "./groups.ts";
 import { deadLetter, type Exhausted } from "./dead-letter.ts";
 import { liveOffsets, reshape, type LeaseRow, type LeaseState, type OffsetChange } from "./lease-rows.ts";
-import { advanceCommitted, lockDueRows, lockPositions, partitionRows, writeRows, type RowChanges } from "./lease-store.ts";
+import { advanceCommitted, lockDuePartitionRows, lockDueRows, lockPositions, partitionRows, writeRows, type RowChanges } from "./lease-store.ts";
 import { newGrantToken } from "./receipts.ts";
 
 export interface ReceiveOptions {
@@ -33,8 +33,13 @@ export interface Delivery {
   token: number;
 }
 
-/** How far past its committed offset a key-ordered receive looks for deliverable messages. */
+/** A key-ordered receive reads messages in windows of this many... */
 export const KEY_SCAN_WINDOW = 1000;
+/** ...and looks at most this far past its committed offset for deliverable ones. */
+export const KEY_SCAN_LIMIT = 10_000;
+
+/** How far past its frontier (plus its budget) a receive in ranges knows the delayed messages. */
+const FRESH_SCAN_WINDOW = 1000;
 
 interface Grant {
   partition: number;
@@ -55,9 +60,14 @@ export async function receive(io: ReadIo & { db: Database }, group: Group, topic
   const plan = await io.db.transaction(async (tx) => {
     const txIo = { ...io, db: tx };
     const plan = group.ordering === "key" ? await planByKey(txIo, group, topic, options, token) : await planRanges(tx, group, topic, options, token);
-    if (plan.exhausted.length > 0) await deadLetter(tx, group, topic, plan.exhausted, options.now);
     await writeRows(tx, group.id, plan.changes);
-    if (plan.exhausted.length > 0) await advanceCommitted(tx, group.id, [...plan.touched]);
+    if (plan.exhausted.length > 0) {
+      await advanceCommitted(tx, group.id, [...plan.touched]);
+      // Last: the dead-letter topic's rows (created on demand, then its partitions) are locked
+      // only once this receive needs no position another receive may hold; the other order
+      // deadlocks two receives that both dead-letter.
+      await deadLetter(tx, group, topic, plan.exhausted, options.now);
+    }
     return plan;
   });
   if (plan.grants.length === 0) return [];
@@ -105,7 +115,9 @@ async function planRanges(tx: Queryable, group: Group, topic: Topic, options: Re
   const positions = await lockFreshPositions(tx, group.id, topic.id, options.now, budget);
   for (const pos of positions) {
     if (budget <= 0) break;
-    const end = Math.min(pos.highWatermark, pos.frontier + budget + pos.delayedCount);
+    // Not past the window the delayed runs were read for: beyond it a delayed message would
+    // pass for one due now. (The budget ends the scan sooner when enough are due.)
+    const end = Math.min(pos.highWatermark, pos.frontier + budget + FRESH_SCAN_WINDOW);
     let o = pos.frontier;
     let run: LeaseRow | null = null;
     const flush = () => {
@@ -113,6 +125,11 @@ async function planRanges(tx: Queryable, group: Group, topic: Topic, options: Re
       run = null;
     };
     for (; o < end && budget > 0; o++) {
+      // Leased already: key order, before the group switched to "none", leases past its frontier.
+      if (pos.covered.some((c) => c.first <= o && o <= c.last)) {
+        flush();
+        continue;
+      }
       const due = pos.delayed.find((d) => d.first <= o && o <= d.last)?.deliverAt;
       const state: LeaseState = due
         ? { attempt: 0, visibleAt: due, token: 0, receiver: null, lastError: null }
@@ -128,9 +145,19 @@ async function planRanges(tx: Queryable, group: Group, topic: Topic, options: Re
       }
     }
     flush();
+    // The frontier is the lowest offset no row covers: past rows key order left just after it.
+    for (let c = pos.covered.find((c) => c.first === o); c; c = pos.covered.find((c) => c.first === o)) o = c.last + 1;
     plan.changes.frontiers.set(pos.partition, o);
   }
   return plan;
+}
+
+/**
+ * Partitions one receive locks to lease fresh messages from: enough for its budget when each
+ * holds a few dozen, and no more, so that concurrent receivers (SKIP LOCKED) find others free.
+ */
+function freshPartitionsPerReceive(budget: number): number {
+  return Math.max(4, Math.ceil(budget / 25));
 }
 
 interface FreshPosition {
@@ -138,35 +165,47 @@ interface FreshPosition {
   frontier: number;
   highWatermark: number;
   delayed: { first: number; last: number; deliverAt: number }[];
-  delayedCount: number;
+  /** Lease rows past the frontier (left by key order). */
+  covered: { first: number; last: number }[];
 }
 
-/** Positions with undelivered messages, locked, with the delayed runs just past their frontier. */
+/**
+ * Positions with undelivered messages, locked, with the delayed runs and the lease rows just past
+ * their frontier.
+ */
 async function lockFreshPositions(tx: Queryable, groupId: number, topicId: number, now: number, budget: number): Promise<FreshPosition[]> {
-  const found = await rows<{ partition: number; frontier: string | number; next_offset: string | number; delayed: string[] | string | null }>(
+  type Listed = string[] | string | null;
+  const found = await rows<{ partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed }>(
     tx,
-    sql`SELECT gp.partition, gp.frontier, p.next_offset, d.delayed FROM group_partitions gp
+    sql`SELECT gp.partition, gp.frontier, p.next_offset, d.delayed, c.covered FROM group_partitions gp
         JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
         LEFT JOIN LATERAL (
           SELECT array_agg(i.base_offset || ':' || i.last_offset || ':' || i.deliver_at ORDER BY i.base_offset) AS delayed
           FROM segment_index i
           WHERE i.topic_id = ${topicId} AND i.partition = gp.partition AND i.deliver_at > ${now}
-            AND i.last_offset >= gp.frontier AND i.base_offset < gp.frontier + ${budget} + 1000) d ON true
+            AND i.last_offset >= gp.frontier AND i.base_offset < gp.frontier + ${budget} + ${FRESH_SCAN_WINDOW}) d ON true
+        LEFT JOIN LATERAL (
+          SELECT array_agg(l.first_offset || ':' || l.last_offset ORDER BY l.first_offset) AS covered
+          FROM group_leases l
+          WHERE l.group_id = gp.group_id AND l.partition = gp.partition
+            AND l.first_offset >= gp.frontier AND l.first_offset < gp.frontier + ${budget} + ${FRESH_SCAN_WINDOW}) c ON true
         WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset
         ORDER BY (gp.partition + ${Math.floor(Math.random() * 1024)}) % 1024
-        LIMIT 64
+        LIMIT ${freshPartitionsPerReceive(budget)}
         FOR UPDATE OF gp SKIP LOCKED`,
   );
-  return found.map((r) => {
-    const list = r.delayed === null ? [] : typeof r.delayed === "string" ? r.delayed.replace(/^\{|\}$/g, "").split(",").filter(Boolean) : r.delayed;
-    const delayed = list.map((d) => {
-      const [first, last, deliverAt] = d.replaceAll('"', "").split(":").map(Number);
-      return { first, last, deliverAt };
-    });
-    const frontier = Number(r.frontier);
-    const delayedCount = delayed.reduce((n, d) => n + Math.min(d.last, frontier + budget + 1000) - Math.max(d.first, frontier) + 1, 0);
-    return { partition: r.partition, frontier, highWatermark: Number(r.next_offset), delayed, delayedCount };
-  });
+  // "a:b:c" items of a text array (drivers give it parsed or as its literal) as numbers.
+  const parse = (listed: Listed) =>
+    (listed === null ? [] : typeof listed === "string" ? listed.replace(/^\{|\}$/g, "").split(",").filter(Boolean) : listed).map((d) =>
+      d.replaceAll('"', "").split(":").map(Number),
+    );
+  return found.map((r) => ({
+    partition: r.partition,
+    frontier: Number(r.frontier),
+    highWatermark: Number(r.next_offset),
+    delayed: parse(r.delayed).map(([first, last, deliverAt]) => ({ first, last, deliverAt })),
+    covered: parse(r.covered).map(([first, last]) => ({ first, last })),
+  }));
 }
 
 function settleExhausted(plan: Plan, row: LeaseRow, offsets: number[]) {
@@ -175,8 +214,20 @@ function settleExhausted(plan: Plan, row: LeaseRow, offsets: number[]) {
     plan.exhausted.push({ partition: row.partition, offset, attempts: row.attempt, lastError: row.lastError });
   }
   plan.changes.remove.push([row.partition, row.firstOffset]);
-  plan.changes.insert.push(...reshape(row, new Map(offsets.map((o) => [o, { settle: true } as OffsetChange]))));
+  plan.changes.insert.push(...deadLettered(row, offsets));
   plan.touched.add(row.partition);
+}
+
+/**
+ * The rows replacing `row` once `offsets` are dead-lettered: settled under a grant of their own.
+ * Under their last grant, an ack that waited on this receive (its clock a little behind) would
+ * find them settled and pass for a repeated ack; it must be receipt_expired.
+ */
+function deadLettered(row: LeaseRow, offsets: number[]): LeaseRow[] {
+  const dead: LeaseState = { attempt: row.attempt, visibleAt: row.visibleAt, token: newGrantToken(), receiver: null, lastError: row.lastError };
+  return reshape(row, new Map(offsets.map((o) => [o, { state: dead } as OffsetChange]))).flatMap((r) =>
+    r.token === dead.token ? reshape(r, new Map(liveOffsets(r).map((o) => [o, { settle: true } as OffsetChange]))) : [r],
+  );
 }
 
 /**
@@ -190,38 +241,57 @@ async function planByKey(io: ReadIo, group: Group, topic: Topic, options: Receiv
   const positions = await lockPositions(io.db, group.id, topic.id, { from: "committed", rotation: Math.floor(Math.random() * 1024), limit: 4 });
   for (const pos of positions) {
     if (budget <= 0) break;
+    // The due rows this walk may change, locked; a row a settle holds (and may be cutting) is
+    // skipped and counts as in flight. Waiting for it while holding the position could deadlock
+    // with an ack, which holds its rows and then waits for the position.
+    const mine = new Set((await lockDuePartitionRows(io.db, group.id, pos.partition, options.now)).map((r) => r.firstOffset));
     const existing = await partitionRows(io.db, group.id, pos.partition);
-    const end = Math.min(pos.highWatermark, pos.committed + KEY_SCAN_WINDOW);
-    const messages = await readFrom(io, topic.id, pos.partition, pos.committed, end - pos.committed);
+    const held = (row: LeaseRow) => row.visibleAt > options.now || !mine.has(row.firstOffset);
+    // Read at least past every held lease (so each key in flight is known before the walk
+    // starts), then on in windows while the budget lasts, up to KEY_SCAN_LIMIT past committed.
+    const limit = Math.min(pos.highWatermark, pos.committed + KEY_SCAN_LIMIT);
+    const heldEnd = existing.filter((r) => r.attempt > 0 && held(r)).reduce((end, r) => Math.max(end, r.lastOffset + 1), 0);
+    let readTo = Math.min(limit, Math.max(pos.committed + KEY_SCAN_WINDOW, heldEnd));
+    const messages = await readFrom(io, topic.id, pos.partition, pos.committed, readTo - pos.committed);
     const rowOf = (o: number) => existing.find((r) => r.firstOffset <= o && o <= r.lastOffset);
     // A key with a message in flight is blocked before that message too: a delayed message of
     // the key, skipped when that one was delivered, may have come due since.
     const blocked = new Set<string>();
     for (const m of messages) {
       const row = rowOf(m.offset);
-      if (m.record.key !== undefined && row && row.visibleAt > options.now && !row.settled.includes(m.offset - row.firstOffset)) {
+      if (m.record.key !== undefined && row && row.attempt > 0 && held(row) && !row.settled.includes(m.offset - row.firstOffset)) {
         blocked.add(m.record.key);
       }
     }
     const changesByRow = new Map<LeaseRow, Map<number, OffsetChange>>();
+    // Rows to dead-letter offsets of (all live offsets of a row share its attempt, so a row is
+    // either here or in changesByRow).
+    const deadByRow = new Map<LeaseRow, number[]>();
     const fresh: number[] = [];
     const grantStateNew = grantState(1, options, token);
-    for (const m of messages) {
-      if (budget <= 0) break;
+    for (let i = 0; budget > 0; i++) {
+      if (i >= messages.length) {
+        if (readTo >= limit) break;
+        const next = Math.min(limit, readTo + KEY_SCAN_WINDOW);
+        messages.push(...(await readFrom(io, topic.id, pos.partition, readTo, next - readTo)));
+        readTo = next;
+        if (i >= messages.length) break;
+      }
+      const m = messages[i];
       const key = m.record.key;
       const row = rowOf(m.offset);
       const settled = row ? row.settled.includes(m.offset - row.firstOffset) : false;
       if (settled) continue;
       if (!row && m.deliverAt !== undefined && m.deliverAt > options.now) continue;
+      // The same, with the row ordering "none" gives a delayed message (attempt 0) before a switch.
+      if (row && row.attempt === 0 && row.visibleAt > options.now) continue;
       if (key !== undefined && blocked.has(key)) continue;
-      if (row && row.visibleAt > options.now) {
+      if (row && held(row)) {
         if (key !== undefined) blocked.add(key);
         continue;
       }
       if (row && row.attempt >= group.maxAttempts) {
-        const change = changesByRow.get(row) ?? new Map<number, OffsetChange>();
-        change.set(m.offset, { settle: true });
-        changesByRow.set(row, change);
+        deadByRow.set(row, [...(deadByRow.get(row) ?? []), m.offset]);
         plan.exhausted.push({ partition: pos.partition, offset: m.offset, attempts: row.attempt, lastError: row.lastError });
         plan.touched.add(pos.partition);
         continue;
@@ -242,6 +312,10 @@ async function planByKey(io: ReadIo, group: Group, topic: Topic, options: Receiv
     for (const [row, change] of changesByRow) {
       plan.changes.remove.push([row.partition, row.firstOffset]);
       plan.changes.insert.push(...reshape(row, change));
+    }
+    for (const [row, offsets] of deadByRow) {
+      plan.changes.remove.push([row.partition, row.firstOffset]);
+      plan.changes.insert.push(...deadLettered(row, offsets));
     }
     for (const run of runs(fresh)) {
       plan.changes.insert.push({ partition: pos.partition, firstOffset: run[0], lastOffset: run[1], settled: [], ...grantStateNew });
