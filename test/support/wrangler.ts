@@ -19,7 +19,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "./node-server.ts";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -93,20 +93,6 @@ function wranglerEnv(tempDir: string): NodeJS.ProcessEnv {
     NO_COLOR: "1",
     FORCE_COLOR: "0",
   };
-}
-
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      if (!addr || typeof addr === "string") return reject(new Error("no port"));
-      srv.close(() => resolvePort(addr.port));
-    });
-  });
 }
 
 /** KEY='value' lines for dotenv (as wrangler reads .dev.vars / --env-file). */
