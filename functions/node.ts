@@ -3,7 +3,7 @@
  * Postgres and S3 when DATABASE_URL and S3_* are set. Injects them into the shared app.
  */
 import { serve } from "@hono/node-server";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "./app.ts";
 import { readConfig, type Config } from "./config.ts";
@@ -47,13 +47,23 @@ function openStore(config: Config): { store: ObjectStore; kind: string } {
   return { store: new FolderObjectStore(dir), kind: `folder (${dir})` };
 }
 
+/** Without RESERVOIR_ADMIN_TOKEN: one generated token, kept (mode 600) so restarts keep it. */
+function generatedAdminToken(dataDir: string): string {
+  const file = join(dataDir, "operator-token");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true });
+  const token = newSecret("rsv_op_");
+  writeFileSync(file, token + "\n", { mode: 0o600 });
+  return token;
+}
+
 export async function main(env = process.env): Promise<void> {
   const config = readConfig(env);
   const database = await openDatabase(config);
   await migrate(database.db);
   const receipts = new ReceiptSigner(await receiptKey(database.db));
   const { store, kind: storeKind } = openStore(config);
-  const adminToken = config.adminToken ?? newSecret("rsv_op_");
+  const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
   const runtime: Runtime = {
     ...createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes }),
     db: database.db,
@@ -69,7 +79,9 @@ export async function main(env = process.env): Promise<void> {
     console.log(`Reservoir listening on http://localhost:${info.port}`);
     console.log(`  metadata: ${database.kind}`);
     console.log(`  segments: ${storeKind}`);
-    if (!config.adminToken) console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset): ${adminToken}`);
+    if (!config.adminToken) {
+      console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset; kept in ${join(config.dataDir, "operator-token")}): ${adminToken}`);
+    }
   });
   const shutdown = () => {
     server.close();
