@@ -7,7 +7,7 @@ export interface Config {
   port: number;
   dataDir: string;
   databaseUrl?: string;
-  /** Connections in the Postgres pool of one Node instance (absent: the URL's `max`, else 20). */
+  /** Connections in the Postgres pool of one Node instance (a `max` in the URL wins; default 20). */
   databasePoolMax?: number;
   s3?: S3StoreConfig;
   adminToken?: string;

@@ -26,7 +26,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
     const { drizzle } = await import("drizzle-orm/postgres-js");
     const urlMax = new URL(config.databaseUrl).searchParams.get("max");
     const sql = postgres(config.databaseUrl, {
-      max: config.databasePoolMax ?? (urlMax ? Number(urlMax) : 20),
+      max: urlMax ? Number(urlMax) : (config.databasePoolMax ?? 20),
       onnotice: () => {},
       debug: () => void counters.dbStatements++,
     });

@@ -6,7 +6,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Database, Queryable } from "../metadata/db.ts";
-import { rows } from "../metadata/db.ts";
+import { retryConflicts, rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
 import { readFrom, type ReadIo } from "../log/reader.ts";
 import type { SegmentRecord } from "../segment/codec.ts";
@@ -57,7 +57,7 @@ interface Plan {
 
 export async function receive(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Delivery[]> {
   const token = newGrantToken();
-  const plan = await io.db.transaction(async (tx) => {
+  const plan = await retryConflicts(() => io.db.transaction(async (tx) => {
     const txIo = { ...io, db: tx };
     const plan = group.ordering === "key" ? await planByKey(txIo, group, topic, options, token) : await planRanges(tx, group, topic, options, token);
     await writeRows(tx, group.id, plan.changes);
@@ -69,7 +69,7 @@ export async function receive(io: ReadIo & { db: Database }, group: Group, topic
       await deadLetter(tx, group, topic, plan.exhausted, options.now);
     }
     return plan;
-  });
+  }));
   if (plan.grants.length === 0) return [];
   const records = plan.records ?? (await readGranted(io, topic, plan.grants));
   const rowsByPartition = new Map<number, LeaseRow[]>();

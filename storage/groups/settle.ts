@@ -3,7 +3,7 @@
  * deployment's for this tenant and group is `receipt_unknown`; one whose grant has ended (the
  * lease timed out, was nacked, or went to another receiver) is `receipt_expired`.
  */
-import type { Database, Queryable } from "../metadata/db.ts";
+import { retryConflicts, type Database, type Queryable } from "../metadata/db.ts";
 import type { Group } from "./groups.ts";
 import { isSettled, reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
 import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
@@ -25,7 +25,7 @@ export async function settle(
   action: Settlement,
   now: number,
 ): Promise<SettleResult> {
-  return db.transaction((tx) => settleIn(tx, signer, tenantId, group, receipts, action, now));
+  return retryConflicts(() => db.transaction((tx) => settleIn(tx, signer, tenantId, group, receipts, action, now)));
 }
 
 /** The same within a caller's transaction (a transaction commit applies acks this way). */

@@ -116,6 +116,8 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
 
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !SCRUBBED_ENV.includes(k)) env[k] = v;
+  // Several servers share one Postgres in a test run (max_connections 100): small pools.
+  env.DATABASE_POOL_MAX = opts.env?.DATABASE_POOL_MAX ?? "6";
   Object.assign(env, opts.env ?? {}, {
     PORT: String(port),
     RESERVOIR_DATA_DIR: dataDir,
