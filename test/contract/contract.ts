@@ -33,6 +33,17 @@ interface Offset {
 
 type Msg = Record<string, unknown>;
 
+/** Prints what the target's server wrote during a test, when that test fails. */
+export function showServerOutputOnFailure(name: string, target: () => ContractTarget | undefined): void {
+  beforeEach(({ onTestFailed }) => {
+    const mark = target()?.logs?.().length ?? 0;
+    onTestFailed(() => {
+      const out = target()?.logs?.().slice(mark) ?? "";
+      if (out.trim()) console.error(`----- ${name}: server output during the failed test -----\n${out.slice(-20_000)}`);
+    });
+  });
+}
+
 export function contractSuite(name: string, startTarget: () => Promise<ContractTarget>): void {
   describe(`HTTP contract (API.md) on ${name}`, () => {
     let target: ContractTarget | undefined;
@@ -56,13 +67,7 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
       await target?.stop();
     }, 60_000);
 
-    beforeEach(({ onTestFailed }) => {
-      const mark = target?.logs?.().length ?? 0;
-      onTestFailed(() => {
-        const out = target?.logs?.().slice(mark) ?? "";
-        if (out.trim()) console.error(`----- ${name}: server output during the failed test -----\n${out.slice(-20_000)}`);
-      });
-    });
+    showServerOutputOnFailure(name, () => target);
 
     // ---------------------------------------------------------------- helpers
 

@@ -11,9 +11,9 @@
 // their round a few times: a race that a round misses passes, one it hits is a server bug.
 
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
-import type { ContractTarget } from "./contract.ts";
+import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
 
 /**
  * One target shared by several suites of a test file: `start` starts it on first use and hands
@@ -109,13 +109,7 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       await target?.stop();
     }, 60_000);
 
-    beforeEach(({ onTestFailed }) => {
-      const mark = target?.logs?.().length ?? 0;
-      onTestFailed(() => {
-        const out = target?.logs?.().slice(mark) ?? "";
-        if (out.trim()) console.error(`----- ${name}: server output during the failed test -----\n${out.slice(-20_000)}`);
-      });
-    });
+    showServerOutputOnFailure(name, () => target);
 
     // ---------------------------------------------------------------- helpers
 

@@ -5,37 +5,12 @@ import { afterAll } from "vitest";
 import { contractSuite } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { startNodeServer } from "../support/node-server.ts";
-import { freshDatabase } from "../support/postgres.ts";
-import { startS3 } from "../support/s3.ts";
+import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 
 const name = "the Node server on Postgres + S3 (s3rver)";
-const shared = shareTarget(async () => {
-  const db = await freshDatabase();
-  const s3 = await startS3().catch(async (err) => {
-    await db.drop();
-    throw err;
-  });
-  try {
-    const server = await startNodeServer({ label: "node-postgres", env: { DATABASE_URL: db.url, ...s3.env } });
-    return {
-      baseUrl: server.baseUrl,
-      adminToken: server.adminToken,
-    logs: () => server.logs(),
-      async stop() {
-        try {
-          await server.stop();
-        } finally {
-          await s3.stop().catch(() => {});
-          await db.drop();
-        }
-      },
-    };
-  } catch (err) {
-    await s3.stop().catch(() => {});
-    await db.drop().catch(() => {});
-    throw err;
-  }
-});
+const shared = shareTarget(() =>
+  onPostgresAndS3((env) => startNodeServer({ label: "node-postgres", env })),
+);
 afterAll(() => shared.stop(), 60_000);
 
 contractSuite(name, shared.start);

@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contractSuite, type ContractTarget } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
-import { freshDatabase, requireMultipleClients } from "../support/postgres.ts";
-import { startS3 } from "../support/s3.ts";
+import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 import { startWorker } from "../support/wrangler.ts";
 
 interface WorkerStack extends ContractTarget {
@@ -16,42 +15,16 @@ interface WorkerStack extends ContractTarget {
 }
 
 /** A fresh database, a fresh s3rver and `wrangler dev` on them; stop() tears down all three. */
-async function startWorkerStack(env: Record<string, string> = {}, options: { withoutAdminToken?: boolean } = {}): Promise<WorkerStack> {
-  const db = await freshDatabase();
-  try {
+function startWorkerStack(env: Record<string, string> = {}, options: { withoutAdminToken?: boolean } = {}): Promise<WorkerStack> {
+  return onPostgresAndS3(
+    (stackEnv) =>
+      startWorker({
+        env: { ...stackEnv, ...env },
+        ...(options.withoutAdminToken ? { withoutAdminToken: true, ready: "listening" as const } : {}),
+      }),
     // The Worker opens one connection per request: PGlite over the wire takes only one.
-    requireMultipleClients(db, "The Worker (one Postgres connection per request)");
-  } catch (err) {
-    await db.drop();
-    throw err;
-  }
-  const s3 = await startS3().catch(async (err) => {
-    await db.drop();
-    throw err;
-  });
-  try {
-    const worker = await startWorker({
-      env: { DATABASE_URL: db.url, ...s3.env, ...env },
-      ...(options.withoutAdminToken ? { withoutAdminToken: true, ready: "listening" as const } : {}),
-    });
-    return {
-      baseUrl: worker.baseUrl,
-      adminToken: worker.adminToken,
-      logs: () => worker.logs(),
-      async stop() {
-        try {
-          await worker.stop();
-        } finally {
-          await s3.stop().catch(() => {});
-          await db.drop();
-        }
-      },
-    };
-  } catch (err) {
-    await s3.stop().catch(() => {});
-    await db.drop().catch(() => {});
-    throw err;
-  }
+    { multipleClients: "The Worker (one Postgres connection per request)" },
+  );
 }
 
 // One stack for both shared suites (the HTTP contract and the consumer groups), as on Node.

@@ -11,6 +11,7 @@ import { api, assertStatus, describeResponse, type Api } from "../support/http.t
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
+import { prng } from "../support/prng.ts";
 
 const PARTITIONS = 3;
 const CLIENTS = 6;
@@ -19,16 +20,6 @@ const KILL_AFTER_ACKED_MESSAGES = 800;
 const KILL_AFTER_MS = 15_000; // kill by then even if fewer messages were acknowledged
 const LOAD_DEADLINE_MS = 45_000; // hard bound on the whole load phase
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SentMessage {
   id: string;

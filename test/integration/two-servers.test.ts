@@ -8,6 +8,7 @@ import { api, assertStatus, describeResponse, type Api } from "../support/http.t
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
 import { freshDatabase, requireMultipleClients, type FreshDatabase } from "../support/postgres.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
+import { prng } from "../support/prng.ts";
 
 const PARTITIONS = 2;
 const CLIENTS_PER_SERVER = 8;
@@ -15,17 +16,6 @@ const REQUESTS_PER_CLIENT = 20;
 const MIN_BATCH = 8;
 const MAX_BATCH = 16; // ≈ 2 × 8 × 20 × 12 ≈ 3,800 messages in all
 
-/** Small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Ack {
   partition: number;
