@@ -11,6 +11,7 @@ import { invalid } from "./produce/parse.ts";
 import { errorToResponse, problemResponse } from "./problem.ts";
 import { registerAdmin } from "./routes/admin.ts";
 import { registerGroups } from "./routes/groups.ts";
+import { registerSubscriptions } from "./routes/subscriptions.ts";
 import { registerHealth } from "./routes/health.ts";
 import { registerProduce } from "./routes/produce.ts";
 import { registerRead } from "./routes/read.ts";
@@ -61,6 +62,7 @@ export function createApp() {
   registerProduce(app);
   registerRead(app);
   registerGroups(app);
+  registerSubscriptions(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

@@ -13,6 +13,14 @@ export interface Config {
   adminToken?: string;
   lingerMs: number;
   maxBatchBytes: number;
+  /** Hosts, addresses or CIDRs webhooks may reach although private or loopback. */
+  webhookAllowPrivate?: string;
+  /** Node: how often the dispatcher sweeps for retries and backlog it was not woken for. */
+  dispatchIntervalMs: number;
+  /** Workers: how long one cron event keeps sweeping (about once a second). */
+  sweepSeconds: number;
+  /** Workers: the DNS-over-HTTPS endpoint the address guard resolves host names with. */
+  dnsOverHttps?: string;
 }
 
 export function readConfig(env: Env): Config {
@@ -35,5 +43,9 @@ export function readConfig(env: Env): Config {
     adminToken: env.RESERVOIR_ADMIN_TOKEN || undefined,
     lingerMs: Number(env.RESERVOIR_LINGER_MS ?? 5),
     maxBatchBytes: Number(env.RESERVOIR_MAX_BATCH_BYTES ?? 4 * 1024 * 1024),
+    webhookAllowPrivate: env.RESERVOIR_WEBHOOK_ALLOW_PRIVATE || undefined,
+    dispatchIntervalMs: Number(env.RESERVOIR_DISPATCH_INTERVAL_MS ?? 1000),
+    sweepSeconds: Number(env.RESERVOIR_SWEEP_SECONDS ?? 50),
+    dnsOverHttps: env.RESERVOIR_DNS_OVER_HTTPS || undefined,
   };
 }

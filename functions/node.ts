@@ -17,10 +17,15 @@ import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
+import { createAddressGuard } from "./push/address-guard.ts";
+import { startBackgroundDispatch, type Listen } from "./push/background.ts";
+import { Dispatcher } from "./push/dispatcher.ts";
+import { nodeResolver } from "./push/resolve-node.ts";
+import { nodeTransport } from "./push/transport-node.ts";
 
 const counters = { dbStatements: 0 };
 
-async function openDatabase(config: Config): Promise<{ db: Database; close(): Promise<void>; kind: string }> {
+async function openDatabase(config: Config): Promise<{ db: Database; close(): Promise<void>; kind: string; listen: Listen }> {
   if (config.databaseUrl) {
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
@@ -30,14 +35,22 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
       onnotice: () => {},
       debug: () => void counters.dbStatements++,
     });
-    return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres" };
+    const listen: Listen = async (channel, onPayload) => {
+      const { unlisten } = await sql.listen(channel, onPayload);
+      return unlisten;
+    };
+    return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres", listen };
   }
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const dir = join(config.dataDir, "pg");
   mkdirSync(dir, { recursive: true });
   const client = await PGlite.create(dir);
-  return { db: drizzle(client) as unknown as Database, close: () => client.close(), kind: `embedded PGlite (${dir})` };
+  const listen: Listen = async (channel, onPayload) => {
+    const unlisten = await client.listen(channel, onPayload);
+    return () => unlisten();
+  };
+  return { db: drizzle(client) as unknown as Database, close: () => client.close(), kind: `embedded PGlite (${dir})`, listen };
 }
 
 function openStore(config: Config): { store: ObjectStore; kind: string } {
@@ -64,8 +77,16 @@ export async function main(env = process.env): Promise<void> {
   const receipts = new ReceiptSigner(await receiptKey(database.db));
   const { store, kind: storeKind } = openStore(config);
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
+  const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
+  const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);
+  const transport = nodeTransport(guard);
+  const dispatcher = new Dispatcher({ transport });
+  const dispatch = await startBackgroundDispatch({ db: database.db, store, cache: shared.cache }, dispatcher, {
+    intervalMs: config.dispatchIntervalMs,
+    listen: database.listen,
+  });
   const runtime: Runtime = {
-    ...createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes }),
+    ...shared,
     db: database.db,
     store,
     clock: { now: () => Date.now() },
@@ -73,6 +94,8 @@ export async function main(env = process.env): Promise<void> {
     receipts,
     counters,
     pollIntervalMs: 100,
+    guard,
+    push: dispatch.push,
   };
   const app = createApp();
   const server = serve({ fetch: (request) => app.fetch(request, runtime), port: config.port, hostname: env.HOST ?? "0.0.0.0" }, (info) => {
@@ -85,7 +108,11 @@ export async function main(env = process.env): Promise<void> {
   });
   const shutdown = () => {
     server.close();
-    void database.close().finally(() => process.exit(0));
+    // Deliveries in flight get to finish and be settled (bounded by their timeouts).
+    void dispatch
+      .stop()
+      .then(() => transport.close())
+      .finally(() => database.close().finally(() => process.exit(0)));
   };
   process.once("SIGINT", shutdown);
   process.once("SIGTERM", shutdown);

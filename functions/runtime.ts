@@ -6,6 +6,7 @@ import type { Database } from "../storage/metadata/db.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
 import type { SharedState } from "./instance.ts";
 import type { ReceiptSigner } from "../storage/groups/receipts.ts";
+import type { AddressGuard } from "./push/address-guard.ts";
 
 export interface Clock {
   now(): number;
@@ -23,6 +24,17 @@ export interface Runtime extends SharedState {
   counters: { dbStatements: number };
   /** How often a long-poll re-reads the high watermark written by other instances. */
   pollIntervalMs: number;
+  /** Where webhooks may go (checked when a subscription is saved, and again per delivery). */
+  guard: AddressGuard;
+  push: Push;
+}
+
+/** How the app starts webhook delivery; each runtime does it its own way. */
+export interface Push {
+  /** Subscriptions of these topics changed (created, resumed, replayed): deliver what is ready. */
+  wake(topicIds: number[]): void;
+  /** A produce request's messages committed to these topics. */
+  committed(topicIds: number[]): void;
 }
 
 export type Principal = import("../storage/metadata/tenants.ts").Principal;

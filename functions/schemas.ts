@@ -185,3 +185,87 @@ export const SeekBody = z
   .openapi("SeekRequest");
 export const RedriveBody = z.object({ max: z.number().int().min(1).max(10_000).optional() }).strict().openapi("RedriveRequest");
 export const Redriven = z.object({ redriven: z.number().int() }).openapi("RedriveResponse");
+
+// ------------------------------------------------------------ webhook subscriptions
+
+export const SubscriptionParams = TopicParams.extend({
+  name: Name.openapi({ param: { name: "name", in: "path", required: true }, example: "billing-hook" }),
+});
+const WebhookUrl = z
+  .string()
+  .max(2048)
+  .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), { message: "must be an absolute http:// or https:// URL" })
+  .openapi({ example: "https://example.com/hooks/reservoir" });
+const Seconds = z.number().min(0.001).max(86_400);
+export const SubscriptionSettings = z
+  .object({
+    url: WebhookUrl,
+    ordering: z.enum(["none", "key"]).optional(),
+    startAt: z.enum(["earliest", "latest"]).optional(),
+    maxAttempts: z.number().int().min(1).max(100).optional().openapi({ description: "Default 10" }),
+    backoff: z
+      .object({ initialSeconds: Seconds.optional().openapi({ description: "Default 5" }), maxSeconds: Seconds.optional().openapi({ description: "Default 3600" }) })
+      .strict()
+      .optional(),
+    maxConcurrency: z.number().int().min(1).max(100).optional().openapi({ description: "Default 10; across all instances" }),
+    timeoutMs: z.number().int().min(1).max(30_000).optional().openapi({ description: "Default 10000" }),
+    filter: z
+      .object({ headers: z.record(z.string(), z.string()).optional() })
+      .strict()
+      .optional()
+      .openapi({ description: "Deliver only messages that carry every listed header with exactly that value" }),
+    deadLetterTopic: Name.optional(),
+    format: z.enum(["json", "cloudevents"]).optional(),
+  })
+  .strict()
+  .openapi("SubscriptionSettings");
+export const Subscription = z
+  .object({
+    name: z.string(),
+    topic: z.string(),
+    url: z.string(),
+    ordering: z.enum(["none", "key"]),
+    startAt: z.enum(["earliest", "latest"]),
+    maxAttempts: z.number().int(),
+    backoff: z.object({ initialSeconds: z.number(), maxSeconds: z.number() }),
+    maxConcurrency: z.number().int(),
+    timeoutMs: z.number().int(),
+    filter: z.object({ headers: z.record(z.string(), z.string()) }).optional(),
+    deadLetterTopic: z.string(),
+    format: z.enum(["json", "cloudevents"]),
+    state: z.enum(["active", "paused", "disabled"]),
+    stateReason: z.string().optional(),
+    createdAt: z.number().int(),
+    secretRotatedAt: z.number().int().optional(),
+    previousSecretExpiresAt: z.number().int().optional(),
+    lag: z.number().int().openapi({ description: "Messages not yet delivered and acknowledged" }),
+    inFlight: z.number().int(),
+    deadLettered: z.number().int(),
+    secret: z.string().optional().openapi({ description: "whsec_<base64>: only in the answers to creation and rotation" }),
+  })
+  .openapi("Subscription");
+export const RotateSecretBody = z
+  .object({ graceSeconds: z.number().int().min(0).max(604_800).optional().openapi({ description: "How long the old secret keeps signing too; default 86400" }) })
+  .strict()
+  .openapi("RotateSecretRequest");
+export const ReplayBody = SeekBody.openapi("ReplayRequest");
+export const DeliveriesQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
+});
+export const Deliveries = z
+  .object({
+    deliveries: z.array(
+      z.object({
+        messageId: z.string(),
+        partition: z.number().int(),
+        offset: z.number().int(),
+        attempt: z.number().int(),
+        status: z.enum(["succeeded", "failed"]),
+        httpStatus: z.number().int().optional(),
+        error: z.string().optional(),
+        at: z.number().int(),
+        durationMs: z.number().int(),
+      }),
+    ),
+  })
+  .openapi("Deliveries");

@@ -52,6 +52,12 @@
  *    memoised promise. A failed attempt is forgotten, so the next request tries again; an
  *    attempt that never settles (its request was torn down) is replaced after
  *    PREPARATION_STALE_MS.
+ *
+ * 4. Webhooks (docs/webhooks.md): a produce whose flush reported subscribed topics starts
+ *    delivery with ctx.waitUntil on a client of its own, for at most WAIT_UNTIL_DISPATCH_MS; a
+ *    pump already running in the isolate is joined (awaited with a timer of the caller's own,
+ *    as in point 2) and then run again in the caller's event. The Cron Trigger (`scheduled`)
+ *    sweeps retries and backlog for RESERVOIR_SWEEP_SECONDS. Workerd offers no LISTEN.
  */
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -65,6 +71,11 @@ import { migrate } from "../storage/metadata/migrate.ts";
 import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
+import { pruneAttempts } from "../storage/subscriptions/delivery-log.ts";
+import { createAddressGuard, type AddressGuard } from "./push/address-guard.ts";
+import { Dispatcher } from "./push/dispatcher.ts";
+import { dohResolver } from "./push/resolve-doh.ts";
+import { fetchTransport } from "./push/transport-fetch.ts";
 
 /** A Hyperdrive binding (only the part used here). */
 interface Hyperdrive {
@@ -100,6 +111,9 @@ export interface WorkerContext {
 const REQUEST_DEADLINE_MS = 100_000;
 /** A preparation (migrations, receipt key) not settled after this long is abandoned and retried. */
 const PREPARATION_STALE_MS = 30_000;
+/** How long a produce's waitUntil may deliver: within the 30 s workerd gives it after the response. */
+const WAIT_UNTIL_DISPATCH_MS = 25_000;
+const SWEEP_INTERVAL_MS = 1000;
 
 const app = createApp();
 
@@ -108,6 +122,11 @@ interface Instance extends SharedState {
   databaseUrl: string;
   adminToken: string;
   store: S3ObjectStore;
+  guard: AddressGuard;
+  dispatcher: Dispatcher;
+  sweepMs: number;
+  /** Topics whose latest flush here reported active subscriptions (see the header, point 4). */
+  subscribedTopics: Set<number>;
 }
 
 let instance: Instance | undefined;
@@ -132,14 +151,31 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (!config.s3) missing.push("S3_BUCKET and the other S3_* settings (R2 through its S3 API, or any S3; there is no folder store on Workers)");
   if (!(Number.isFinite(config.lingerMs) && config.lingerMs >= 0)) missing.push("a valid RESERVOIR_LINGER_MS (milliseconds, >= 0)");
   if (!(Number.isFinite(config.maxBatchBytes) && config.maxBatchBytes > 0)) missing.push("a valid RESERVOIR_MAX_BATCH_BYTES (bytes, > 0)");
+  if (!(Number.isFinite(config.sweepSeconds) && config.sweepSeconds >= 0)) missing.push("a valid RESERVOIR_SWEEP_SECONDS (seconds, >= 0)");
+  let guard: AddressGuard | undefined;
+  try {
+    guard = createAddressGuard(config.webhookAllowPrivate, dohResolver(config.dnsOverHttps));
+  } catch (error) {
+    missing.push(`a valid RESERVOIR_WEBHOOK_ALLOW_PRIVATE (${(error as Error).message})`);
+  }
   if (missing.length > 0) return { problem: `the Worker is not configured: it needs ${missing.join("; ")}` };
 
   // See the header, point 1: queued flushes would start from another request's context.
+  const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY });
+  const subscribedTopics = new Set<number>();
+  shared.batcher.onCommit((flush) => {
+    for (const { topicId } of flush.highWatermarks) subscribedTopics.delete(topicId);
+    for (const topicId of flush.subscribedTopicIds) subscribedTopics.add(topicId);
+  });
   instance = {
-    ...createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY }),
+    ...shared,
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
     store: new S3ObjectStore(config.s3!),
+    guard: guard!,
+    dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
+    sweepMs: config.sweepSeconds * 1000,
+    subscribedTopics,
   };
   return instance;
 }
@@ -275,11 +311,63 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     receipts: ready.receipts,
     counters,
     pollIntervalMs: 100,
+    guard: instance.guard,
+    push: {
+      wake: (topicIds) => ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS)),
+      committed: (topicIds) => {
+        if (topicIds.some((id) => instance.subscribedTopics.has(id))) ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS));
+      },
+    },
   };
   return app.fetch(request, runtime, ctx);
 }
 
+/**
+ * Delivers what is ready, in the calling event, on a database client of its own (the request's
+ * closes when the response is done). Only the subscriptions of `topicIds`, or all of them.
+ */
+async function dispatchFor(instance: Instance, topicIds: number[] | undefined, until: number): Promise<void> {
+  const { db, done } = openDatabase(instance.databaseUrl);
+  try {
+    await prepared(db);
+    await instance.dispatcher.run({ db, store: instance.store, cache: instance.cache }, { topicIds, until, join: true });
+  } catch (error) {
+    console.error(`reservoir: dispatching webhooks failed: ${describe(error)}`);
+  } finally {
+    await done().catch(() => {});
+  }
+}
+
+/** The cron: sweeps retries and backlog about once a second for sweepMs. */
+async function sweep(instance: Instance): Promise<void> {
+  const deadline = Date.now() + instance.sweepMs;
+  const { db, done } = openDatabase(instance.databaseUrl);
+  try {
+    await prepared(db);
+    await pruneAttempts(db, Date.now());
+    do {
+      const started = Date.now();
+      await instance.dispatcher.run({ db, store: instance.store, cache: instance.cache }, { until: deadline, join: true });
+      const pause = SWEEP_INTERVAL_MS - (Date.now() - started);
+      if (pause > 0 && Date.now() + pause < deadline) await new Promise((r) => setTimeout(r, pause));
+    } while (Date.now() + SWEEP_INTERVAL_MS < deadline);
+  } catch (error) {
+    console.error(`reservoir: the webhook sweep failed: ${describe(error)}`);
+  } finally {
+    await done().catch(() => {});
+  }
+}
+
 export default {
+  async scheduled(_controller: unknown, env: WorkerEnv, ctx: WorkerContext): Promise<void> {
+    const setup = setUp(env);
+    if ("problem" in setup) {
+      console.error(`reservoir: ${setup.problem}`);
+      return;
+    }
+    ctx.waitUntil(sweep(setup));
+  },
+
   async fetch(request: Request, env: WorkerEnv, ctx: WorkerContext): Promise<Response> {
     const setup = setUp(env);
     if ("problem" in setup) return problemResponse("service_unavailable", setup.problem);

@@ -41,5 +41,19 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
       "CREATE UNIQUE INDEX \"consumer_groups_topic_name_idx\" ON \"consumer_groups\" USING btree (\"topic_id\",\"name\");",
       "CREATE INDEX \"group_leases_due_idx\" ON \"group_leases\" USING btree (\"group_id\",\"visible_at\");"
     ]
+  },
+  {
+    "tag": "0002_subscriptions",
+    "statements": [
+      "CREATE TABLE \"subscriptions\" (\n\t\"id\" bigserial PRIMARY KEY NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"topic_id\" bigint NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"group_id\" bigint NOT NULL,\n\t\"url\" text NOT NULL,\n\t\"format\" text NOT NULL,\n\t\"max_concurrency\" integer NOT NULL,\n\t\"timeout_ms\" integer NOT NULL,\n\t\"backoff_initial_ms\" integer NOT NULL,\n\t\"backoff_max_ms\" integer NOT NULL,\n\t\"filter_headers\" jsonb,\n\t\"secret\" text NOT NULL,\n\t\"previous_secret\" text,\n\t\"previous_secret_expires_at\" bigint,\n\t\"secret_rotated_at\" bigint,\n\t\"state\" text NOT NULL,\n\t\"state_reason\" text,\n\t\"created_at\" bigint NOT NULL\n);",
+      "CREATE TABLE \"webhook_deliveries\" (\n\t\"id\" bigserial PRIMARY KEY NOT NULL,\n\t\"subscription_id\" bigint NOT NULL,\n\t\"partition\" integer NOT NULL,\n\t\"offset\" bigint NOT NULL,\n\t\"attempt\" integer NOT NULL,\n\t\"succeeded\" boolean NOT NULL,\n\t\"http_status\" integer,\n\t\"error\" text,\n\t\"at\" bigint NOT NULL,\n\t\"duration_ms\" integer NOT NULL\n);",
+      "ALTER TABLE \"subscriptions\" ADD CONSTRAINT \"subscriptions_topic_id_topics_id_fk\" FOREIGN KEY (\"topic_id\") REFERENCES \"public\".\"topics\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"subscriptions\" ADD CONSTRAINT \"subscriptions_group_id_consumer_groups_id_fk\" FOREIGN KEY (\"group_id\") REFERENCES \"public\".\"consumer_groups\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"webhook_deliveries\" ADD CONSTRAINT \"webhook_deliveries_subscription_id_subscriptions_id_fk\" FOREIGN KEY (\"subscription_id\") REFERENCES \"public\".\"subscriptions\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE UNIQUE INDEX \"subscriptions_topic_name_idx\" ON \"subscriptions\" USING btree (\"topic_id\",\"name\");",
+      "CREATE UNIQUE INDEX \"subscriptions_group_idx\" ON \"subscriptions\" USING btree (\"group_id\");",
+      "CREATE INDEX \"webhook_deliveries_subscription_idx\" ON \"webhook_deliveries\" USING btree (\"subscription_id\",\"id\");",
+      "CREATE INDEX \"webhook_deliveries_at_idx\" ON \"webhook_deliveries\" USING btree (\"at\");"
+    ]
   }
 ];

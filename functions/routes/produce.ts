@@ -52,6 +52,7 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     }
     const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
     const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
+    c.env.push.committed([topic.id]);
     return c.json({ offsets }, 200);
   });
 }

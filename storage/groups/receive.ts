@@ -55,21 +55,38 @@ interface Plan {
   records?: Map<string, SegmentRecord>;
 }
 
+/** Leases planned and written by a receive's transaction; its messages are read after it commits. */
+export interface Lease {
+  plan: Plan;
+  token: number;
+}
+
 export async function receive(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Delivery[]> {
+  const lease = await retryConflicts(() => io.db.transaction((tx) => leaseIn({ ...io, db: tx }, group, topic, options)));
+  return leasedMessages(io, topic, lease);
+}
+
+/**
+ * Within the caller's transaction: leases up to `options.max` messages, and dead-letters the
+ * exhausted ones it meets. (The dispatcher calls this under its subscription's lock.)
+ */
+export async function leaseIn(txIo: ReadIo, group: Group, topic: Topic, options: ReceiveOptions): Promise<Lease> {
   const token = newGrantToken();
-  const plan = await retryConflicts(() => io.db.transaction(async (tx) => {
-    const txIo = { ...io, db: tx };
-    const plan = group.ordering === "key" ? await planByKey(txIo, group, topic, options, token) : await planRanges(tx, group, topic, options, token);
-    await writeRows(tx, group.id, plan.changes);
-    if (plan.exhausted.length > 0) {
-      await advanceCommitted(tx, group.id, [...plan.touched]);
-      // Last: the dead-letter topic's rows (created on demand, then its partitions) are locked
-      // only once this receive needs no position another receive may hold; the other order
-      // deadlocks two receives that both dead-letter.
-      await deadLetter(tx, group, topic, plan.exhausted, options.now);
-    }
-    return plan;
-  }));
+  const tx = txIo.db;
+  const plan = group.ordering === "key" ? await planByKey(txIo, group, topic, options, token) : await planRanges(tx, group, topic, options, token);
+  await writeRows(tx, group.id, plan.changes);
+  if (plan.exhausted.length > 0) {
+    await advanceCommitted(tx, group.id, [...plan.touched]);
+    // Last: the dead-letter topic's rows (created on demand, then its partitions) are locked
+    // only once this receive needs no position another receive may hold; the other order
+    // deadlocks two receives that both dead-letter.
+    await deadLetter(tx, group, topic, plan.exhausted, options.now);
+  }
+  return { plan, token };
+}
+
+/** The messages of a committed lease, each with the row and grant its receipt names. */
+export async function leasedMessages(io: ReadIo, topic: Topic, { plan, token }: Lease): Promise<Delivery[]> {
   if (plan.grants.length === 0) return [];
   const records = plan.records ?? (await readGranted(io, topic, plan.grants));
   const rowsByPartition = new Map<number, LeaseRow[]>();

@@ -9,7 +9,18 @@ import { isSettled, reshape, type LeaseRow, type OffsetChange } from "./lease-ro
 import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
 import { newGrantToken, type ReceiptClaims, type ReceiptSigner } from "./receipts.ts";
 
-export type Settlement = { kind: "ack" } | { kind: "nack"; delayMs: number } | { kind: "extend"; visibilityMs: number };
+export type Settlement =
+  | { kind: "ack" }
+  /** `error`, when given, is what a dead letter's x-reservoir-error will say if this was the last attempt. */
+  | { kind: "nack"; delayMs: number; error?: string }
+  | { kind: "extend"; visibilityMs: number };
+
+/** One message to settle, by its lease claims; `id` names it in the result. */
+export interface ClaimSettlement {
+  id: string;
+  claims: ReceiptClaims;
+  action: Settlement;
+}
 
 export interface SettleResult {
   done: number;
@@ -39,45 +50,77 @@ export async function settleIn(
   now: number,
 ): Promise<SettleResult> {
   const result: SettleResult = { done: 0, failed: [] };
-  const claims: [string, ReceiptClaims][] = [];
+  const items: ClaimSettlement[] = [];
   for (const receipt of receipts) {
     const c = signer.verify(tenantId, receipt);
     if (!c || c.groupId !== group.id) result.failed.push({ receipt, code: "receipt_unknown" });
-    else claims.push([receipt, c]);
+    else items.push({ id: receipt, claims: c, action });
   }
-  const offsets = [...new Map(claims.map(([, c]) => [`${c.partition}:${c.offset}`, [c.partition, c.offset] as [number, number]])).values()];
+  const settled = await settleClaims(tx, group, items, now);
+  return { done: result.done + settled.done, failed: [...result.failed, ...settled.failed.map((f) => ({ receipt: f.id, code: f.code }))] };
+}
+
+/**
+ * Settles messages by their claims, each with its own action, in the caller's transaction.
+ * A claim whose grant has ended is `receipt_expired`.
+ */
+export async function settleClaims(
+  tx: Queryable,
+  group: Group,
+  items: ClaimSettlement[],
+  now: number,
+): Promise<{ done: number; failed: { id: string; code: "receipt_expired" }[] }> {
+  const result = { done: 0, failed: [] as { id: string; code: "receipt_expired" }[] };
+  if (items.length === 0) return result;
+  const offsets = [...new Map(items.map(({ claims: c }) => [`${c.partition}:${c.offset}`, [c.partition, c.offset] as [number, number]])).values()];
   const found = await lockRowsHolding(tx, group.id, offsets);
   const changes = new Map<LeaseRow, Map<number, OffsetChange>>();
-  const nackToken = newGrantToken();
-  for (const [receipt, c] of claims) {
+  // Nacks due at the same time share a grant token, so their offsets stay in one row.
+  const nackTokens = new Map<number, number>();
+  const nackToken = (visibleAt: number) => {
+    const t = nackTokens.get(visibleAt) ?? newGrantToken();
+    nackTokens.set(visibleAt, t);
+    return t;
+  };
+  let acked = false;
+  for (const { id, claims: c, action } of items) {
     const row = found.find((r) => r.partition === c.partition && r.firstOffset <= c.offset && c.offset <= r.lastOffset);
     const current = row && row.token === c.token;
     // The lease first: a dead-lettered message is settled in a row that keeps its last grant,
     // and a late ack of that grant must not pass for a repeated one.
     if (!row || !current || row.visibleAt <= now) {
-      result.failed.push({ receipt, code: "receipt_expired" });
+      result.failed.push({ id, code: "receipt_expired" });
       continue;
     }
     const pending = changes.get(row)?.get(c.offset);
     if (isSettled(row, c.offset) || (pending && "settle" in pending)) {
       // Repeating an ack is harmless; anything else on a settled message is too late.
       if (action.kind === "ack") result.done++;
-      else result.failed.push({ receipt, code: "receipt_expired" });
+      else result.failed.push({ id, code: "receipt_expired" });
       continue;
     }
     if (pending) {
       // The same receipt twice in one call: extending again is harmless (the lease is still
       // this grant's), but a nack has already ended the grant.
       if (action.kind === "extend") result.done++;
-      else result.failed.push({ receipt, code: "receipt_expired" });
+      else result.failed.push({ id, code: "receipt_expired" });
       continue;
     }
     const change: OffsetChange =
       action.kind === "ack"
         ? { settle: true }
         : action.kind === "nack"
-          ? { state: { attempt: row.attempt, visibleAt: now + action.delayMs, token: nackToken, receiver: null, lastError: row.lastError } }
+          ? {
+              state: {
+                attempt: row.attempt,
+                visibleAt: now + action.delayMs,
+                token: nackToken(now + action.delayMs),
+                receiver: null,
+                lastError: action.error ?? row.lastError,
+              },
+            }
           : { state: { attempt: row.attempt, visibleAt: now + action.visibilityMs, token: row.token, receiver: row.receiver, lastError: row.lastError } };
+    if (action.kind === "ack") acked = true;
     const perRow = changes.get(row) ?? new Map<number, OffsetChange>();
     perRow.set(c.offset, change);
     changes.set(row, perRow);
@@ -89,6 +132,6 @@ export async function settleIn(
     insert: [...changes].flatMap(([row, change]) => reshape(row, change)),
     frontiers: new Map(),
   });
-  if (action.kind === "ack") await advanceCommitted(tx, group.id, [...new Set([...changes.keys()].map((r) => r.partition))]);
+  if (acked) await advanceCommitted(tx, group.id, [...new Set([...changes.keys()].map((r) => r.partition))]);
   return result;
 }

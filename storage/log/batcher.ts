@@ -65,6 +65,8 @@ export interface CommittedFlush {
   tenantId: string;
   /** Per touched partition: the next offset after this flush. */
   highWatermarks: { topicId: number; partition: number; next: number }[];
+  /** Topics with active webhook subscriptions. */
+  subscribedTopicIds: number[];
 }
 
 interface Waiter {
@@ -173,11 +175,11 @@ export class Batcher {
       } catch (error) {
         throw unavailable("the object store did not accept the segment; retry the request", error);
       }
-      let result;
+      let committed;
       const committing = now();
       try {
         this.stats.commits++;
-        result = await commitSegment(batch.io.db, {
+        committed = await commitSegment(batch.io.db, {
           tenantId: batch.tenantId,
           segmentId,
           objectKey,
@@ -191,6 +193,7 @@ export class Batcher {
       } catch (error) {
         throw unavailable("the metadata commit failed; retry the request", error);
       }
+      const result = committed.offsets;
       for (const [w, waiter] of batch.waiters.entries()) {
         const offsets = placement[w].map(([r, i]) => result[r][i]);
         if (offsets.some((o) => o === null)) {
@@ -202,7 +205,7 @@ export class Batcher {
       this.stats.requests += batch.waiters.length;
       this.stats.messages += runs.reduce((n, r) => n + r.timestamps.length, 0);
       this.stats.bytes += segment.length;
-      this.notify(batch.tenantId, runs, result);
+      this.notify(batch.tenantId, runs, result, committed.subscribedTopicIds);
     } catch (error) {
       this.stats.failedFlushes++;
       const failure = error instanceof ReservoirError ? error : unavailable("the flush failed; retry the request", error);
@@ -210,13 +213,13 @@ export class Batcher {
     }
   }
 
-  private notify(tenantId: string, runs: CommitRun[], result: (AssignedOffset | null)[][]): void {
+  private notify(tenantId: string, runs: CommitRun[], result: (AssignedOffset | null)[][], subscribedTopicIds: number[]): void {
     if (this.listeners.size === 0) return;
     const highWatermarks = runs.map((run, r) => {
       const last = result[r].reduce((max, o) => (o && o.offset > max ? o.offset : max), -1);
       return { topicId: run.topicId, partition: run.partition, next: last + 1 };
     });
-    for (const listener of this.listeners) listener({ tenantId, highWatermarks });
+    for (const listener of this.listeners) listener({ tenantId, highWatermarks, subscribedTopicIds });
   }
 }
 

@@ -42,6 +42,12 @@ export interface AssignedOffset {
 /** Per run, per record: its offset (the original one for a repeated idempotency key), or null if its topic is gone. */
 export type CommitResult = (AssignedOffset | null)[][];
 
+export interface Committed {
+  offsets: CommitResult;
+  /** Topics of the flush with active webhook subscriptions (their dispatchers were notified). */
+  subscribedTopicIds: number[];
+}
+
 export class CommitDeadlineError extends Error {
   constructor() {
     super("commit did not finish before its deadline");
@@ -56,12 +62,13 @@ const array = (items: (number | string)[], type: "bigint" | "int" | "text") => s
  * row locks are then held only while Postgres executes and syncs it, never across a round
  * trip to this process. With keys, the claims come first in the same transaction.
  */
-export async function commitSegment(db: Database, commit: SegmentCommit): Promise<CommitResult> {
+export async function commitSegment(db: Database, commit: SegmentCommit): Promise<Committed> {
   const hasKeys = commit.runs.some((run) => run.idempotencyKeys.some((k) => k !== undefined));
   if (!hasKeys) return indexSurvivors(db, commit, noClaims());
   return db.transaction(async (tx) => {
     const claims = await claimIdempotencyKeys(tx, commit);
-    const result = await indexSurvivors(tx, commit, claims);
+    const committed = await indexSurvivors(tx, commit, claims);
+    const result = committed.offsets;
     for (const [at, original] of claims.previous) {
       const [r, i] = at.split(":").map(Number);
       result[r][i] = original;
@@ -84,7 +91,7 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
         WHERE k.topic_id = v.t AND k.key = v.k`);
     }
     if (commit.clock() > commit.deadline) throw new CommitDeadlineError();
-    return result;
+    return committed;
   });
 }
 
@@ -105,7 +112,7 @@ interface PlannedRow {
  * any number of instances queue instead of deadlocking — advance next_offset, record the
  * segment, insert the index rows at base + relative offset.
  */
-async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Claims): Promise<CommitResult> {
+async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Claims): Promise<Committed> {
   const result: CommitResult = commit.runs.map((run) => run.timestamps.map(() => null));
   const counts = new Map<string, number>();
   const planned: PlannedRow[] = [];
@@ -133,7 +140,7 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
     counts.set(key, next);
     return rel;
   });
-  if (planned.length === 0) return result;
+  if (planned.length === 0) return { offsets: result, subscribedTopicIds: [] };
 
   const keys = [...counts.entries()]
     .filter(([, n]) => n > 0)
@@ -141,7 +148,7 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
   const runOf = (row: PlannedRow) => commit.runs[row.run];
   const remainingMs = Math.max(0, commit.deadline - commit.clock());
   // Arrays, not VALUES lists: the statement text never changes, so it is prepared once per connection.
-  const advanced = await rows<{ topic_id: string | number; partition: number; base: string | number }>(
+  const advanced = await rows<{ topic_id: string | number; partition: number; base: string | number; subscribed: boolean }>(
     db,
     sql`WITH v AS (
         SELECT * FROM unnest(${array(keys.map((k) => k[0]), "bigint")}, ${array(keys.map((k) => k[1]), "int")},
@@ -172,8 +179,15 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
                     ${array(planned.map((r) => r.maxTimestamp), "bigint")}, ${array(planned.map((r) => r.deliverAt ?? 0), "bigint")})
              AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at)
         JOIN adv a USING (topic_id, partition) CROSS JOIN seg
-        RETURNING 1)
-    SELECT topic_id, partition, base FROM adv`,
+        RETURNING 1),
+      -- Dispatchers LISTEN: a commit to a subscribed topic wakes them at once (sent on COMMIT).
+      subscribed AS MATERIALIZED (
+        SELECT DISTINCT a.topic_id FROM adv a
+        WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic_id = a.topic_id AND s.state = 'active')),
+      notified AS (
+        SELECT pg_notify('reservoir_commit', string_agg(topic_id::text, ',')) FROM subscribed HAVING count(*) > 0)
+    SELECT a.topic_id, a.partition, a.base, s.topic_id IS NOT NULL AS subscribed, (SELECT count(*) FROM notified) AS notified
+    FROM adv a LEFT JOIN subscribed s USING (topic_id)`,
   );
   if (advanced.length === 0 && keys.length > 0 && commit.clock() > commit.deadline) throw new CommitDeadlineError();
   const bases = new Map(advanced.map((a) => [`${Number(a.topic_id)}:${a.partition}`, Number(a.base)]));
@@ -184,7 +198,8 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
       if (rel !== null) result[r][i] = { partition: run.partition, offset: base + rel };
     });
   });
-  return result;
+  const subscribedTopicIds = [...new Set(advanced.filter((a) => a.subscribed).map((a) => Number(a.topic_id)))];
+  return { offsets: result, subscribedTopicIds };
 }
 
 const noClaims = (): Claims => ({ fresh: new Set(), previous: new Map(), alias: new Map() });

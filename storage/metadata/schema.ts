@@ -4,6 +4,7 @@
  */
 import {
   bigint,
+  boolean,
   bigserial,
   index,
   integer,
@@ -217,4 +218,62 @@ export const deadLetters = pgTable(
     redrivenAt: bigint("redriven_at", { mode: "number" }),
   },
   (t) => [primaryKey({ columns: [t.groupId, t.partition, t.offset] })],
+);
+
+/**
+ * A webhook subscription: a consumer group (its own, named `subscription:<name>`) whose
+ * receiver is the dispatcher. The signing secrets are kept as issued: signing needs them.
+ */
+export const subscriptions = pgTable(
+  "subscriptions",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    topicId: bigint("topic_id", { mode: "number" })
+      .notNull()
+      .references(() => topics.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    groupId: bigint("group_id", { mode: "number" })
+      .notNull()
+      .references(() => consumerGroups.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    format: text("format").$type<"json" | "cloudevents">().notNull(),
+    maxConcurrency: integer("max_concurrency").notNull(),
+    timeoutMs: integer("timeout_ms").notNull(),
+    backoffInitialMs: integer("backoff_initial_ms").notNull(),
+    backoffMaxMs: integer("backoff_max_ms").notNull(),
+    filterHeaders: jsonb("filter_headers").$type<Record<string, string>>(),
+    secret: text("secret").notNull(),
+    /** The secret before the last rotation: it signs too until previous_secret_expires_at (ms). */
+    previousSecret: text("previous_secret"),
+    previousSecretExpiresAt: bigint("previous_secret_expires_at", { mode: "number" }),
+    secretRotatedAt: bigint("secret_rotated_at", { mode: "number" }),
+    state: text("state").$type<"active" | "paused" | "disabled">().notNull(),
+    stateReason: text("state_reason"),
+    createdAt: bigint("created_at", { mode: "number" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("subscriptions_topic_name_idx").on(t.topicId, t.name),
+    uniqueIndex("subscriptions_group_idx").on(t.groupId),
+  ],
+);
+
+/** One row per delivery attempt, written with the attempt's ack or retry; kept for days. */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    subscriptionId: bigint("subscription_id", { mode: "number" })
+      .notNull()
+      .references(() => subscriptions.id, { onDelete: "cascade" }),
+    partition: integer("partition").notNull(),
+    offset: bigint("offset", { mode: "number" }).notNull(),
+    attempt: integer("attempt").notNull(),
+    succeeded: boolean("succeeded").notNull(),
+    httpStatus: integer("http_status"),
+    error: text("error"),
+    at: bigint("at", { mode: "number" }).notNull(),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [index("webhook_deliveries_subscription_idx").on(t.subscriptionId, t.id), index("webhook_deliveries_at_idx").on(t.at)],
 );

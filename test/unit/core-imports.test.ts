@@ -7,7 +7,13 @@ import { join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const root = resolve(import.meta.dirname, "../..");
-const runtimeSpecific = new Set(["functions/node.ts", "functions/worker.ts", "storage/objects/folder-store.ts"]);
+const runtimeSpecific = new Set([
+  "functions/node.ts",
+  "functions/worker.ts",
+  "storage/objects/folder-store.ts",
+  "functions/push/resolve-node.ts",
+  "functions/push/transport-node.ts",
+]);
 const forbidden = /(?:from|import)\s*\(?\s*["'](node:[^"']+|cloudflare:[^"']+|fs|path|os|net|crypto|@electric-sql\/pglite[^"']*|@hono\/node-server[^"']*|postgres)["']/g;
 
 function sources(dir: string): string[] {

@@ -1,0 +1,60 @@
+/** The delivery log: one row per attempt, written in the transaction that settles it. */
+import { sql } from "drizzle-orm";
+import { rows, type Queryable } from "../metadata/db.ts";
+import { array } from "../groups/lease-store.ts";
+
+export interface DeliveryAttempt {
+  partition: number;
+  offset: number;
+  attempt: number;
+  succeeded: boolean;
+  httpStatus: number | null;
+  error: string | null;
+  /** When the attempt started (ms). */
+  at: number;
+  durationMs: number;
+}
+
+/** How long attempts stay in the log. */
+export const DELIVERY_LOG_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+export async function recordAttempts(tx: Queryable, subscriptionId: number, attempts: DeliveryAttempt[]): Promise<void> {
+  if (attempts.length === 0) return;
+  const col = <K extends keyof DeliveryAttempt>(k: K) => attempts.map((a) => a[k]);
+  await tx.execute(sql`
+    INSERT INTO webhook_deliveries (subscription_id, partition, "offset", attempt, succeeded, http_status, error, at, duration_ms)
+    SELECT ${subscriptionId}, * FROM unnest(${array(col("partition"), "int")}, ${array(col("offset"), "bigint")},
+      ${array(col("attempt"), "int")}, ${sql.param(col("succeeded"))}::boolean[], ${array(col("httpStatus"), "int")},
+      ${array(col("error"), "text")}, ${array(col("at"), "bigint")}, ${array(col("durationMs"), "int")})`);
+}
+
+export async function latestAttempts(db: Queryable, subscriptionId: number, limit: number): Promise<DeliveryAttempt[]> {
+  const found = await rows<{
+    partition: number;
+    offset: string | number;
+    attempt: number;
+    succeeded: boolean;
+    http_status: number | null;
+    error: string | null;
+    at: string | number;
+    duration_ms: number;
+  }>(
+    db,
+    sql`SELECT partition, "offset", attempt, succeeded, http_status, error, at, duration_ms FROM webhook_deliveries
+        WHERE subscription_id = ${subscriptionId} ORDER BY id DESC LIMIT ${limit}`,
+  );
+  return found.map((r) => ({
+    partition: r.partition,
+    offset: Number(r.offset),
+    attempt: r.attempt,
+    succeeded: r.succeeded,
+    httpStatus: r.http_status,
+    error: r.error,
+    at: Number(r.at),
+    durationMs: r.duration_ms,
+  }));
+}
+
+export async function pruneAttempts(db: Queryable, now: number): Promise<void> {
+  await db.execute(sql`DELETE FROM webhook_deliveries WHERE at < ${now - DELIVERY_LOG_RETENTION_MS}`);
+}

@@ -1,0 +1,75 @@
+/**
+ * The dispatcher's two transactions: claim (lease messages for delivery, within the
+ * subscription's concurrency, under its row lock) and settle (acks, retries, the delivery log
+ * and a 410's disabling, together).
+ */
+import { sql } from "drizzle-orm";
+import { retryConflicts, rows, type Database } from "../metadata/db.ts";
+import type { ReadIo } from "../log/reader.ts";
+import { leaseIn, leasedMessages, type Delivery } from "../groups/receive.ts";
+import { settleClaims, type ClaimSettlement } from "../groups/settle.ts";
+import { recordAttempts, type DeliveryAttempt } from "./delivery-log.ts";
+import { setState, subscriptionById, type Subscription } from "./subscriptions.ts";
+
+/** The receiver named in the dispatcher's leases. */
+export const DISPATCHER = "dispatcher";
+/** A lease outlives its attempt's timeout by this much, for the settle to land. */
+const SETTLE_MARGIN_MS = 30_000;
+
+export interface Claimed {
+  /** The subscription as it is now (settings may have changed since the caller read it). */
+  subscription: Subscription;
+  deliveries: Delivery[];
+}
+
+/**
+ * Leases up to `want` messages, fewer if the subscription's deliveries in flight (on any
+ * instance) would exceed its maxConcurrency, none if an attempt could not end by `until`.
+ * Null when the subscription is gone or not active.
+ */
+export async function claimDeliveries(
+  io: ReadIo & { db: Database },
+  subscriptionId: number,
+  want: number,
+  now: number,
+  until: number,
+): Promise<Claimed | null> {
+  const claimed = await retryConflicts(() =>
+    io.db.transaction(async (tx) => {
+      // Claims of one subscription queue on its row, so in-flight counts never race.
+      const [row] = await rows<{ in_flight: string | number }>(
+        tx,
+        sql`SELECT (SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) FROM group_leases l
+               WHERE l.group_id = s.group_id AND l.visible_at > ${now} AND l.attempt > 0 AND l.receiver IS NOT NULL) AS in_flight
+            FROM subscriptions s WHERE s.id = ${subscriptionId} AND s.state = 'active' FOR UPDATE OF s`,
+      );
+      if (!row) return null;
+      const subscription = (await subscriptionById(tx, subscriptionId))!;
+      const fits = now + subscription.timeoutMs <= until;
+      const max = fits ? Math.min(want, subscription.maxConcurrency - Number(row.in_flight)) : 0;
+      if (max <= 0) return { subscription };
+      const options = { max, visibilityMs: subscription.timeoutMs + SETTLE_MARGIN_MS, receiver: DISPATCHER, now };
+      return { subscription, lease: await leaseIn({ ...io, db: tx }, subscription.group, subscription.topic, options) };
+    }),
+  );
+  if (!claimed) return null;
+  const deliveries = claimed.lease ? await leasedMessages(io, claimed.subscription.topic, claimed.lease) : [];
+  return { subscription: claimed.subscription, deliveries };
+}
+
+export interface Settling {
+  settlements: ClaimSettlement[];
+  attempts: DeliveryAttempt[];
+  /** Set when an endpoint answered 410 Gone: the subscription is disabled with this reason. */
+  disable?: string;
+}
+
+export async function settleDeliveries(db: Database, sub: Subscription, settling: Settling, now: number): Promise<void> {
+  await retryConflicts(() =>
+    db.transaction(async (tx) => {
+      await settleClaims(tx, sub.group, settling.settlements, now);
+      await recordAttempts(tx, sub.id, settling.attempts);
+      if (settling.disable) await setState(tx, sub.id, "disabled", settling.disable);
+    }),
+  );
+}
