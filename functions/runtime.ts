@@ -35,6 +35,8 @@ export interface Push {
   wake(topicIds: number[]): void;
   /** A produce request's messages committed to these topics. */
   committed(topicIds: number[]): void;
+  /** This instance's delivery counters. */
+  readonly stats: Readonly<Record<string, number>>;
 }
 
 export type Principal = import("../storage/metadata/tenants.ts").Principal;

@@ -317,6 +317,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
       committed: (topicIds) => {
         if (topicIds.some((id) => instance.subscribedTopics.has(id))) ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS));
       },
+      stats: instance.dispatcher.stats,
     },
   };
   return app.fetch(request, runtime, ctx);

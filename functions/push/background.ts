@@ -26,7 +26,28 @@ export async function startBackgroundDispatch(
 ): Promise<BackgroundDispatch> {
   const now = options.now ?? (() => Date.now());
   const log = options.log ?? ((m: string) => console.error(m));
-  const run = (topicIds?: number[]) => void dispatcher.run(io, { topicIds, until: Number.POSITIVE_INFINITY });
+  // Wake-ups that arrive while the search for ready subscriptions runs are merged into the
+  // next search: one query at a time, however many commits notify.
+  let searching = false;
+  let pending: Set<number> | "all" | null = null;
+  const run = (topicIds?: number[]) => {
+    if (!topicIds) pending = "all";
+    else if (pending !== "all") {
+      const merged: Set<number> = pending ?? new Set();
+      for (const id of topicIds) merged.add(id);
+      pending = merged;
+    }
+    if (searching) return;
+    searching = true;
+    void (async () => {
+      while (pending) {
+        const wanted: Set<number> | "all" = pending;
+        pending = null;
+        await dispatcher.start(io, { topicIds: wanted === "all" ? undefined : [...wanted], until: Number.POSITIVE_INFINITY });
+      }
+      searching = false;
+    })();
+  };
   const unlisten = await options.listen?.(COMMIT_CHANNEL, (payload) => {
     const ids = payload.split(",").map(Number).filter(Number.isSafeInteger);
     if (ids.length > 0) run(ids);
@@ -44,6 +65,7 @@ export async function startBackgroundDispatch(
       wake: (topicIds) => run(topicIds),
       // Without LISTEN (a database that cannot), the commit itself is the only signal.
       committed: (topicIds) => (unlisten ? undefined : run(topicIds)),
+      stats: dispatcher.stats,
     },
     async stop() {
       clearInterval(timer);

@@ -74,17 +74,22 @@ export class Dispatcher {
     this.log = options.log ?? ((m) => console.error(m));
   }
 
-  /** Pumps every subscription (of `topicIds`) that has messages ready. */
+  /** Pumps every subscription (of `topicIds`) that has messages ready, until they are done. */
   async run(io: DispatchIo, options: RunOptions): Promise<void> {
-    if (this.stopped) return;
+    await Promise.all(await this.start(io, options));
+  }
+
+  /** Starts (or nudges) the pumps; resolves once they are started, with their completions. */
+  async start(io: DispatchIo, options: RunOptions): Promise<Promise<void>[]> {
+    if (this.stopped) return [];
     let ids: number[];
     try {
       ids = await subscriptionsWithWork(io.db, this.now(), options.topicIds);
     } catch (error) {
       this.log(`reservoir: finding subscriptions with messages failed: ${describe(error)}`);
-      return;
+      return [];
     }
-    await Promise.all(ids.map((id) => this.pumpOnce(io, id, options)));
+    return ids.map((id) => this.pumpOnce(io, id, options));
   }
 
   /** Wakes the pumps this instance runs for the topics (all when omitted). */

@@ -38,14 +38,18 @@ const deleteKeyRoute = createRoute({
 const metricsRoute = createRoute({
   method: "get",
   path: "/v1/admin/metrics",
-  summary: "This instance's produce counters (flushes, PUTs, commits, messages, bytes)",
+  summary: "This instance's counters: produce (flushes, PUTs, commits, messages, bytes), webhooks (attempts, claims, settles), db",
   security,
   responses: {
     200: {
       description: "Counters since the instance started",
       content: {
         "application/json": {
-          schema: z.object({ produce: z.record(z.string(), z.number()), db: z.object({ statements: z.number() }) }),
+          schema: z.object({
+            produce: z.record(z.string(), z.number()),
+            webhooks: z.record(z.string(), z.number()),
+            db: z.object({ statements: z.number() }),
+          }),
         },
       },
     },
@@ -74,5 +78,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv>) {
     return c.body(null, 204);
   });
 
-  app.openapi(metricsRoute, (c) => c.json({ produce: { ...c.env.batcher.stats }, db: { statements: c.env.counters.dbStatements } }, 200));
+  app.openapi(metricsRoute, (c) =>
+    c.json({ produce: { ...c.env.batcher.stats }, webhooks: { ...c.env.push.stats }, db: { statements: c.env.counters.dbStatements } }, 200),
+  );
 }

@@ -20,12 +20,13 @@ export const DELIVERY_LOG_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
 export async function recordAttempts(tx: Queryable, subscriptionId: number, attempts: DeliveryAttempt[]): Promise<void> {
   if (attempts.length === 0) return;
-  const col = <K extends keyof DeliveryAttempt>(k: K) => attempts.map((a) => a[k]);
+  const col = <K extends Exclude<keyof DeliveryAttempt, "succeeded">>(k: K) => attempts.map((a) => a[k]);
   await tx.execute(sql`
     INSERT INTO webhook_deliveries (subscription_id, partition, "offset", attempt, succeeded, http_status, error, at, duration_ms)
-    SELECT ${subscriptionId}, * FROM unnest(${array(col("partition"), "int")}, ${array(col("offset"), "bigint")},
-      ${array(col("attempt"), "int")}, ${sql.param(col("succeeded"))}::boolean[], ${array(col("httpStatus"), "int")},
-      ${array(col("error"), "text")}, ${array(col("at"), "bigint")}, ${array(col("durationMs"), "int")})`);
+    SELECT ${subscriptionId}, p, o, a, s <> 0, h, e, t, d
+    FROM unnest(${array(col("partition"), "int")}, ${array(col("offset"), "bigint")}, ${array(col("attempt"), "int")},
+      ${array(attempts.map((a) => (a.succeeded ? 1 : 0)), "int")}, ${array(col("httpStatus"), "int")},
+      ${array(col("error"), "text")}, ${array(col("at"), "bigint")}, ${array(col("durationMs"), "int")}) AS v(p, o, a, s, h, e, t, d)`);
 }
 
 export async function latestAttempts(db: Queryable, subscriptionId: number, limit: number): Promise<DeliveryAttempt[]> {

@@ -36,14 +36,20 @@ export async function claimDeliveries(
 ): Promise<Claimed | null> {
   const claimed = await retryConflicts(() =>
     io.db.transaction(async (tx) => {
-      // Claims of one subscription queue on its row, so in-flight counts never race.
+      // Claims of one subscription queue on its row, so in-flight counts never race. The count
+      // is a statement of its own: one started before the lock was granted would not see the
+      // leases of the claim it waited for (READ COMMITTED snapshots are per statement).
+      const [locked] = await rows<{ id: string | number }>(
+        tx,
+        sql`SELECT id FROM subscriptions WHERE id = ${subscriptionId} AND state = 'active' FOR UPDATE`,
+      );
+      if (!locked) return null;
       const [row] = await rows<{ in_flight: string | number }>(
         tx,
-        sql`SELECT (SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) FROM group_leases l
-               WHERE l.group_id = s.group_id AND l.visible_at > ${now} AND l.attempt > 0 AND l.receiver IS NOT NULL) AS in_flight
-            FROM subscriptions s WHERE s.id = ${subscriptionId} AND s.state = 'active' FOR UPDATE OF s`,
+        sql`SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) AS in_flight
+            FROM group_leases l JOIN subscriptions s ON s.group_id = l.group_id
+            WHERE s.id = ${subscriptionId} AND l.visible_at > ${now} AND l.attempt > 0 AND l.receiver IS NOT NULL`,
       );
-      if (!row) return null;
       const subscription = (await subscriptionById(tx, subscriptionId))!;
       const fits = now + subscription.timeoutMs <= until;
       const max = fits ? Math.min(want, subscription.maxConcurrency - Number(row.in_flight)) : 0;
