@@ -20,7 +20,8 @@ export function retryDelayMs(backoff: Backoff, failedAttempt: number, random: ()
 export function retryAfterMs(value: string | null, now: number): number | null {
   if (!value) return null;
   const trimmed = value.trim();
-  const ms = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : Date.parse(trimmed) - now;
+  // An HTTP date names its day and month; Date.parse alone would take "-5" for a year.
+  const ms = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : /[A-Za-z]{3}/.test(trimmed) ? Date.parse(trimmed) - now : NaN;
   if (!Number.isFinite(ms)) return null;
   return Math.min(Math.max(0, ms), RETRY_AFTER_CAP_MS);
 }
