@@ -331,7 +331,7 @@ async function dispatchFor(instance: Instance, topicIds: number[] | undefined, u
   const { db, done } = openDatabase(instance.databaseUrl);
   try {
     await prepared(db);
-    await instance.dispatcher.run({ db, store: instance.store, cache: instance.cache }, { topicIds, until, join: true });
+    await instance.dispatcher.run({ db, store: instance.store, cache: instance.cache }, { topicIds, until, join: true, finishBy: true });
   } catch (error) {
     console.error(`reservoir: dispatching webhooks failed: ${describe(error)}`);
   } finally {

@@ -32,8 +32,13 @@ export interface DispatcherOptions {
 export interface RunOptions {
   /** Only subscriptions of these topics (all when omitted). */
   topicIds?: number[];
-  /** No delivery starts that could not finish by then (ms); Infinity to keep pumping. */
+  /** No claim after this time (ms); Infinity to keep pumping. */
   until: number;
+  /**
+   * Claim only what could also finish by `until` (an attempt may take the subscription's
+   * timeoutMs): for a Worker's waitUntil, which is cut off soon after. A cron event may run over.
+   */
+  finishBy?: boolean;
   /**
    * Wait for a pump this instance already runs for a subscription and then pump it in this
    * call (Workers: each run must do its I/O in its own request). Otherwise nudge it and return.
@@ -121,27 +126,30 @@ export class Dispatcher {
       await keepAlive(running.done);
     }
     const pump: Pump = { done: Promise.resolve(), again: false, wake: () => {} };
-    pump.done = this.pump(io, id, options.until, pump)
+    pump.done = this.pump(io, id, options, pump)
       .catch((error: unknown) => this.log(`reservoir: dispatching subscription ${id} failed: ${describe(error)}`))
       .finally(() => this.pumps.delete(id));
     this.pumps.set(id, pump);
     await pump.done;
   }
 
-  private async pump(io: DispatchIo, id: number, until: number, pump: Pump): Promise<void> {
+  private async pump(io: DispatchIo, id: number, { until, finishBy }: RunOptions, pump: Pump): Promise<void> {
     const active = new Set<Promise<void>>();
     const finished: Finished[] = [];
     let subscription: Subscription | null = null;
     let more = true;
-    let nextRetry = Number.POSITIVE_INFINITY;
+    /** When retries this pump scheduled come due: it stays up for those due before `until`. */
+    let retries: number[] = [];
     try {
       for (;;) {
         const now = this.now();
         const free = (subscription?.maxConcurrency ?? 1) - active.size;
-        const fits = now + (subscription?.timeoutMs ?? 0) <= until;
+        const claimUntil = finishBy ? until : Number.POSITIVE_INFINITY;
+        const fits = now <= until && now + (subscription?.timeoutMs ?? 0) <= claimUntil;
         if (more && free > 0 && fits && !this.stopped) {
           pump.again = false;
-          const claimed = await claimDeliveries(io, id, subscription ? free : 100, now, until);
+          retries = retries.filter((at) => at > now);
+          const claimed = await claimDeliveries(io, id, subscription ? free : 100, now, claimUntil);
           this.stats.claims++;
           if (!claimed) return; // deleted, paused or disabled
           subscription = claimed.subscription;
@@ -160,7 +168,7 @@ export class Dispatcher {
         if (finished.length > 0 && subscription) {
           const batch = finished.splice(0);
           await this.settle(io.db, subscription, batch);
-          for (const f of batch) if (f.retryAt !== null) nextRetry = Math.min(nextRetry, f.retryAt);
+          for (const f of batch) if (f.retryAt !== null) retries.push(f.retryAt);
           if (batch.some((f) => f.gone)) return;
           more = true;
           continue;
@@ -175,9 +183,9 @@ export class Dispatcher {
           continue;
         }
         // Idle: wait for a retry this pump scheduled, if it comes due in time.
+        const nextRetry = Math.min(...retries);
         const wait = nextRetry - this.now();
         if (this.stopped || !Number.isFinite(nextRetry) || nextRetry > until) return;
-        nextRetry = Number.POSITIVE_INFINITY;
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, wait)))), this.wakeOf(pump)]);
         clearTimeout(timer);

@@ -206,11 +206,9 @@ export async function saveSubscription(
         backoff_initial_ms = ${g.backoffInitialMs ?? current.backoffInitialMs}, backoff_max_ms = ${g.backoffMaxMs ?? current.backoffMaxMs},
         filter_headers = ${"filterHeaders" in g ? (g.filterHeaders === null ? null : JSON.stringify(g.filterHeaders)) : current.filterHeaders === null ? null : JSON.stringify(current.filterHeaders)}::jsonb
       WHERE id = ${current.id}`);
-    await ensureGroup(tx as unknown as Database, tenantId, topic, groupNameOf(name), {
-      ordering: g.ordering,
-      maxAttempts: g.maxAttempts,
-      deadLetterTopic: g.deadLetterTopic,
-    });
+    // Only the group settings given (an undefined one would overwrite the stored value).
+    const groupChanges = defined({ ordering: g.ordering, maxAttempts: g.maxAttempts, deadLetterTopic: g.deadLetterTopic });
+    if (Object.keys(groupChanges).length > 0) await ensureGroup(tx as unknown as Database, tenantId, topic, groupNameOf(name), groupChanges);
     return { subscription: (await subscriptionById(tx, current.id))!, created: false };
   });
 }

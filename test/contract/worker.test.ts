@@ -1,14 +1,16 @@
 // Contract target (c): the Cloudflare Worker (functions/worker.ts) under `wrangler dev` in local
 // mode (workerd, offline, 127.0.0.1), on a fresh Postgres database and a real S3-compatible server
-// (s3rver): the shared HTTP contract and consumer-group suites. Plus what is specific to Workers:
+// (s3rver): the shared HTTP contract, consumer-group and webhook-subscription suites, and the
+// webhook address guard on a second stack without the allow-list. Plus what is specific to Workers:
 // concurrent requests of one isolate share the produce batcher although each has its own
 // database connection, and a Worker without an operator token refuses to serve.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contractSuite, type ContractTarget } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
+import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
-import { startWorker } from "../support/wrangler.ts";
+import { startWorker, triggerScheduled } from "../support/wrangler.ts";
 
 interface WorkerStack extends ContractTarget {
   logs(): string;
@@ -27,12 +29,17 @@ function startWorkerStack(env: Record<string, string> = {}, options: { withoutAd
   );
 }
 
-// One stack for both shared suites (the HTTP contract and the consumer groups), as on Node.
+// One stack for the shared suites (the HTTP contract, the consumer groups, the webhook
+// subscriptions), as on Node. The webhook sink listens on 127.0.0.1, which the address guard
+// refuses unless allowed; wrangler dev fires no crons, so the subscription suite runs the Cron
+// Trigger itself, and a 3 s sweep per trigger keeps each run short.
 const name = "the Worker (wrangler dev) on Postgres + S3 (s3rver)";
-const shared = shareTarget(() => startWorkerStack());
+const shared = shareTarget(() => startWorkerStack({ RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_SWEEP_SECONDS: "3" }));
 afterAll(() => shared.stop(), 60_000);
 contractSuite(name, shared.start);
 groupsSuite(name, shared.start);
+subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
+addressGuardSuite(name, () => startWorkerStack());
 
 /** What workerd prints when a request is cancelled as hung, or I/O crosses requests. */
 const isolationFailures = [

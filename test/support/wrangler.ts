@@ -202,6 +202,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
     "--persist-to",
     join(tempDir, "state"),
     "--show-interactive-dev-session=false",
+    // Exposes GET /__scheduled, which runs the Worker's `scheduled` handler (the Cron Trigger)
+    // on demand: wrangler dev never fires crons by itself. Harmless for tests that do not call it.
+    "--test-scheduled",
     "--log-level",
     "log",
   ];
@@ -288,4 +291,15 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
     throw new Error(`wrangler dev not ready within ${readyTimeoutMs} ms (last /healthz: ${last}). Output:\n${output}`);
   }
   return { baseUrl, adminToken, stop, logs: () => log };
+}
+
+/**
+ * Runs the Worker's Cron Trigger once (`scheduled`, through the `/__scheduled` route that
+ * `--test-scheduled` adds) and resolves when wrangler answers; throws on any other answer than 200.
+ */
+export async function triggerScheduled(baseUrl: string, cron = "* * * * *"): Promise<void> {
+  const url = `${baseUrl}/__scheduled?cron=${cron.split(" ").map(encodeURIComponent).join("+")}`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(120_000) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`GET /__scheduled answered ${res.status}: ${text.slice(0, 1000)}`);
 }
