@@ -14,6 +14,7 @@ export interface SharedState {
 }
 
 export function createSharedState(batcher: Partial<BatcherOptions>): SharedState {
-  const b = new Batcher(batcher);
-  return { batcher: b, cache: new BatchCache(), commits: new CommitSignal(b), partitioner: new StickyPartitioner(), topics: new TopicCache() };
+  const cache = new BatchCache();
+  const b = new Batcher({ ...batcher, cache });
+  return { batcher: b, cache, commits: new CommitSignal(b), partitioner: new StickyPartitioner(), topics: new TopicCache() };
 }

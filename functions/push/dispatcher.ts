@@ -47,6 +47,8 @@ export interface RunOptions {
 }
 
 interface Finished {
+  /** When the attempt ended (ms). */
+  doneAt: number;
   settlement: ClaimSettlement;
   attempt: DeliveryAttempt | null;
   gone: boolean;
@@ -63,6 +65,8 @@ interface Pump {
 }
 
 const USER_AGENT = "Reservoir-Webhooks/1";
+/** A finished delivery is settled (acked or scheduled for retry, and logged) within this long. */
+const SETTLE_WITHIN_MS = 50;
 
 export class Dispatcher {
   private readonly pumps = new Map<number, Pump>();
@@ -140,41 +144,57 @@ export class Dispatcher {
     let more = true;
     /** When retries this pump scheduled come due: it stays up for those due before `until`. */
     let retries: number[] = [];
+    const noteRetries = (batch: Finished[]) => {
+      for (const f of batch) if (f.retryAt !== null) retries.push(f.retryAt);
+    };
     try {
       for (;;) {
         const now = this.now();
-        const free = (subscription?.maxConcurrency ?? 1) - active.size;
+        const max = subscription?.maxConcurrency ?? 1;
+        const free = max - active.size;
+        // Claims (with the settles they carry) wait for a quarter of the slots to free up, so
+        // that a busy subscription costs one transaction per many deliveries, not per one.
+        const worthIt = active.size === 0 || free >= Math.ceil(max / 4);
         const claimUntil = finishBy ? until : Number.POSITIVE_INFINITY;
         const fits = now <= until && now + (subscription?.timeoutMs ?? 0) <= claimUntil;
-        if (more && free > 0 && fits && !this.stopped) {
+        if (more && free > 0 && worthIt && fits && !this.stopped) {
           pump.again = false;
           retries = retries.filter((at) => at > now);
-          const claimed = await claimDeliveries(io, id, subscription ? free : 100, now, claimUntil);
+          const batch = finished.splice(0);
+          const settling = subscription && batch.length > 0 ? { subscription, ...this.settling(batch) } : undefined;
+          const claimed = await claimDeliveries(io, id, { want: subscription ? free : 100, now, until: claimUntil, settling });
           this.stats.claims++;
-          if (!claimed) return; // deleted, paused or disabled
+          if (settling) this.stats.settles++;
+          noteRetries(batch);
+          if (!claimed) return; // deleted, paused or disabled (a 410 among the settled)
           subscription = claimed.subscription;
           pump.topicId = subscription.topic.id;
           more = claimed.deliveries.length > 0;
           for (const d of claimed.deliveries) {
             const sub = subscription;
             const p: Promise<void> = this.deliver(sub, d).then((f) => {
-              finished.push(f);
+              finished.push({ ...f, doneAt: this.now() });
               active.delete(p);
             });
             active.add(p);
           }
           continue;
         }
-        if (finished.length > 0 && subscription) {
+        // Nothing to claim with (or for), or done a while ago: settle on its own what is done.
+        const waited = finished.length > 0 ? now - finished[0].doneAt : 0;
+        if (finished.length > 0 && subscription && (!more || active.size === 0 || !fits || this.stopped || waited >= SETTLE_WITHIN_MS)) {
           const batch = finished.splice(0);
           await this.settle(io.db, subscription, batch);
-          for (const f of batch) if (f.retryAt !== null) retries.push(f.retryAt);
+          noteRetries(batch);
           if (batch.some((f) => f.gone)) return;
           more = true;
           continue;
         }
         if (active.size > 0) {
-          await Promise.race([...active, this.wakeOf(pump)]);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const settleDue = finished.length > 0 ? new Promise<void>((r) => (timer = setTimeout(r, SETTLE_WITHIN_MS - waited))) : null;
+          await Promise.race([...active, this.wakeOf(pump), ...(settleDue ? [settleDue] : [])]);
+          clearTimeout(timer);
           if (pump.again) more = true;
           continue;
         }
@@ -207,18 +227,21 @@ export class Dispatcher {
     });
   }
 
-  private async settle(db: Database, subscription: Subscription, batch: Finished[]): Promise<void> {
+  private settling(batch: Finished[]): Settling {
     const gone = batch.find((f) => f.gone);
-    const settling: Settling = {
+    return {
       settlements: batch.map((f) => f.settlement),
       attempts: batch.flatMap((f) => (f.attempt ? [f.attempt] : [])),
       ...(gone && { disable: `the endpoint answered 410 Gone at ${new Date(gone.attempt!.at).toISOString()}` }),
     };
-    await settleDeliveries(db, subscription, settling, this.now());
+  }
+
+  private async settle(db: Database, subscription: Subscription, batch: Finished[]): Promise<void> {
+    await settleDeliveries(db, subscription, this.settling(batch), this.now());
     this.stats.settles++;
   }
 
-  private async deliver(sub: Subscription, d: Delivery): Promise<Finished> {
+  private async deliver(sub: Subscription, d: Delivery): Promise<Omit<Finished, "doneAt">> {
     try {
       return await this.attempt(sub, d);
     } catch (error) {
@@ -231,7 +254,7 @@ export class Dispatcher {
     }
   }
 
-  private async attempt(sub: Subscription, d: Delivery): Promise<Finished> {
+  private async attempt(sub: Subscription, d: Delivery): Promise<Omit<Finished, "doneAt">> {
     const claims = { groupId: sub.group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token };
     const id = webhookId(sub.id, d.partition, d.offset);
     if (!matches(sub.filterHeaders, d.record.headers)) {
@@ -248,7 +271,7 @@ export class Dispatcher {
         "user-agent": USER_AGENT,
         "webhook-id": id,
         "webhook-timestamp": String(timestamp),
-        "webhook-signature": signatureHeader(secrets, id, timestamp, body),
+        "webhook-signature": await signatureHeader(secrets, id, timestamp, body),
       },
       body,
       timeoutMs: sub.timeoutMs,

@@ -122,7 +122,7 @@ export async function lockPositions(
   db: Queryable,
   groupId: number,
   topicId: number,
-  options: { from: "frontier" | "committed"; rotation: number; limit: number },
+  options: { from: "frontier" | "committed"; partitions: number; limit: number },
 ): Promise<Position[]> {
   const column = sql.raw(options.from === "frontier" ? "gp.frontier" : "gp.committed");
   const found = await rows<{ partition: number; committed: string | number; frontier: string | number; next_offset: string | number }>(
@@ -130,7 +130,7 @@ export async function lockPositions(
     sql`SELECT gp.partition, gp.committed, gp.frontier, p.next_offset FROM group_partitions gp
         JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
         WHERE gp.group_id = ${groupId} AND ${column} < p.next_offset
-        ORDER BY (gp.partition + ${options.rotation}) % 1024
+        ORDER BY (gp.partition + ${rotation(options.partitions)}) % ${Math.max(1, options.partitions)}
         LIMIT ${options.limit}
         FOR UPDATE OF gp SKIP LOCKED`,
   );
@@ -140,6 +140,14 @@ export async function lockPositions(
     frontier: Number(r.frontier),
     highWatermark: Number(r.next_offset),
   }));
+}
+
+/**
+ * A random start among `partitions` partitions: ordering by (partition + start) % partitions
+ * makes concurrent receivers begin at different ones, and each reach every one in turn.
+ */
+export function rotation(partitions: number): number {
+  return Math.floor(Math.random() * Math.max(1, partitions));
 }
 
 export interface RowChanges {

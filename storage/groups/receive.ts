@@ -13,7 +13,7 @@ import type { SegmentRecord } from "../segment/codec.ts";
 import type { Group } from "./groups.ts";
 import { deadLetter, type Exhausted } from "./dead-letter.ts";
 import { liveOffsets, reshape, type LeaseRow, type LeaseState, type OffsetChange } from "./lease-rows.ts";
-import { advanceCommitted, lockDuePartitionRows, lockDueRows, lockPositions, partitionRows, writeRows, type RowChanges } from "./lease-store.ts";
+import { advanceCommitted, lockDuePartitionRows, lockDueRows, lockPositions, partitionRows, rotation, writeRows, type RowChanges } from "./lease-store.ts";
 import { newGrantToken } from "./receipts.ts";
 
 export interface ReceiveOptions {
@@ -21,6 +21,12 @@ export interface ReceiveOptions {
   visibilityMs: number;
   receiver: string;
   now: number;
+  /**
+   * Partitions one receive may lease from. Default: few, so that concurrent receivers (SKIP
+   * LOCKED) find others free. A receiver that is alone (the dispatcher, under its claim lock)
+   * takes them all, or messages in the others would wait for later claims.
+   */
+  maxPartitions?: number;
 }
 
 export interface Delivery {
@@ -129,7 +135,7 @@ async function planRanges(tx: Queryable, group: Group, topic: Topic, options: Re
   }
   if (budget <= 0) return plan;
 
-  const positions = await lockFreshPositions(tx, group.id, topic.id, options.now, budget);
+  const positions = await lockFreshPositions(tx, group.id, topic, options.now, budget, options.maxPartitions ?? freshPartitionsPerReceive(budget));
   for (const pos of positions) {
     if (budget <= 0) break;
     // Not past the window the delayed runs were read for: beyond it a delayed message would
@@ -190,7 +196,8 @@ interface FreshPosition {
  * Positions with undelivered messages, locked, with the delayed runs and the lease rows just past
  * their frontier.
  */
-async function lockFreshPositions(tx: Queryable, groupId: number, topicId: number, now: number, budget: number): Promise<FreshPosition[]> {
+async function lockFreshPositions(tx: Queryable, groupId: number, topic: Topic, now: number, budget: number, limit: number): Promise<FreshPosition[]> {
+  const topicId = topic.id;
   type Listed = string[] | string | null;
   const found = await rows<{ partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed }>(
     tx,
@@ -207,8 +214,8 @@ async function lockFreshPositions(tx: Queryable, groupId: number, topicId: numbe
           WHERE l.group_id = gp.group_id AND l.partition = gp.partition
             AND l.first_offset >= gp.frontier AND l.first_offset < gp.frontier + ${budget} + ${FRESH_SCAN_WINDOW}) c ON true
         WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset
-        ORDER BY (gp.partition + ${Math.floor(Math.random() * 1024)}) % 1024
-        LIMIT ${freshPartitionsPerReceive(budget)}
+        ORDER BY (gp.partition + ${rotation(topic.partitions)}) % ${Math.max(1, topic.partitions)}
+        LIMIT ${limit}
         FOR UPDATE OF gp SKIP LOCKED`,
   );
   // "a:b:c" items of a text array (drivers give it parsed or as its literal) as numbers.
@@ -255,7 +262,7 @@ function deadLettered(row: LeaseRow, offsets: number[]): LeaseRow[] {
 async function planByKey(io: ReadIo, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<Plan> {
   const plan: Plan = { changes: { remove: [], insert: [], frontiers: new Map() }, grants: [], exhausted: [], touched: new Set(), records: new Map() };
   let budget = options.max;
-  const positions = await lockPositions(io.db, group.id, topic.id, { from: "committed", rotation: Math.floor(Math.random() * 1024), limit: 4 });
+  const positions = await lockPositions(io.db, group.id, topic.id, { from: "committed", partitions: topic.partitions, limit: options.maxPartitions ?? 4 });
   for (const pos of positions) {
     if (budget <= 0) break;
     // The due rows this walk may change, locked; a row a settle holds (and may be cutting) is

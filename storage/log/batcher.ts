@@ -3,7 +3,8 @@
  * their topics and partitions, are coalesced into one segment per flush: one PUT, then one
  * Postgres transaction. Each request waits for its own flush and gets its own offsets.
  */
-import { SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
+import { decodeBatches, SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
+import { rangeKey, type BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
@@ -20,6 +21,8 @@ export interface BatcherOptions {
   /** A flush not committed this long after its PUT started is failed, never committed late. */
   commitDeadlineMs: number;
   now: () => number;
+  /** Where committed ranges go for readers of this instance (not decoded until read). */
+  cache?: BatchCache;
 }
 
 export const defaultBatcherOptions: BatcherOptions = {
@@ -205,11 +208,21 @@ export class Batcher {
       this.stats.requests += batch.waiters.length;
       this.stats.messages += runs.reduce((n, r) => n + r.timestamps.length, 0);
       this.stats.bytes += segment.length;
+      this.remember(segmentId, segment, runs);
       this.notify(batch.tenantId, runs, result, committed.subscribedTopicIds);
     } catch (error) {
       this.stats.failedFlushes++;
       const failure = error instanceof ReservoirError ? error : unavailable("the flush failed; retry the request", error);
       for (const waiter of batch.waiters) waiter.reject(failure);
+    }
+  }
+
+  private remember(segmentId: string, segment: Uint8Array, runs: CommitRun[]): void {
+    const cache = this.options.cache;
+    if (!cache) return;
+    for (const run of runs) {
+      const bytes = segment.subarray(run.byteOffset, run.byteOffset + run.byteLength);
+      cache.set(rangeKey(segmentId, run.byteOffset, run.byteLength), () => decodeBatches(bytes).flatMap((b) => b.records), run.byteLength);
     }
   }
 

@@ -9,7 +9,7 @@ import { rows } from "../metadata/db.ts";
 import { segmentIndex, segments } from "../metadata/schema.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
-import { BatchCache } from "./batch-cache.ts";
+import { BatchCache, rangeKey } from "./batch-cache.ts";
 
 export interface ReadIo {
   /** A database, or the transaction a caller reads within. */
@@ -177,5 +177,5 @@ function decodeRange(bytes: Uint8Array, row: IndexRow): SegmentRecord[] {
 }
 
 function cacheKey(row: IndexRow): string {
-  return `${row.segmentId}:${row.byteOffset}:${row.byteLength}`;
+  return rangeKey(row.segmentId, row.byteOffset, row.byteLength);
 }

@@ -4,12 +4,12 @@
  * and a 410's disabling, together).
  */
 import { sql } from "drizzle-orm";
-import { retryConflicts, rows, type Database } from "../metadata/db.ts";
+import { retryConflicts, rows, type Database, type Queryable } from "../metadata/db.ts";
 import type { ReadIo } from "../log/reader.ts";
 import { leaseIn, leasedMessages, type Delivery } from "../groups/receive.ts";
 import { settleClaims, type ClaimSettlement } from "../groups/settle.ts";
 import { recordAttempts, type DeliveryAttempt } from "./delivery-log.ts";
-import { setState, subscriptionById, type Subscription } from "./subscriptions.ts";
+import { setState, subscriptionForClaim, type Subscription } from "./subscriptions.ts";
 
 /** The receiver named in the dispatcher's leases. */
 export const DISPATCHER = "dispatcher";
@@ -23,39 +23,34 @@ export interface Claimed {
 }
 
 /**
- * Leases up to `want` messages, fewer if the subscription's deliveries in flight (on any
- * instance) would exceed its maxConcurrency, none if an attempt could not end by `until`.
- * Null when the subscription is gone or not active.
+ * One transaction: settles what the caller finished (if anything), then leases up to `want`
+ * messages, fewer if the subscription's deliveries in flight (on any instance) would exceed
+ * its maxConcurrency, none if an attempt could not end by `until`. Null when the subscription
+ * is gone or not active.
  */
 export async function claimDeliveries(
   io: ReadIo & { db: Database },
   subscriptionId: number,
-  want: number,
-  now: number,
-  until: number,
+  options: { want: number; now: number; until: number; settling?: { subscription: Subscription } & Settling },
 ): Promise<Claimed | null> {
+  const { want, now, until, settling } = options;
   const claimed = await retryConflicts(() =>
     io.db.transaction(async (tx) => {
-      // Claims of one subscription queue on its row, so in-flight counts never race. The count
-      // is a statement of its own: one started before the lock was granted would not see the
-      // leases of the claim it waited for (READ COMMITTED snapshots are per statement).
-      const [locked] = await rows<{ id: string | number }>(
-        tx,
-        sql`SELECT id FROM subscriptions WHERE id = ${subscriptionId} AND state = 'active' FOR UPDATE`,
-      );
+      // Claims of one subscription queue on its row, so in-flight counts never race. The row
+      // comes first, as in every claim, so that claims and settles lock in one order.
+      const [locked] = await rows<{ state: string }>(tx, sql`SELECT state FROM subscriptions WHERE id = ${subscriptionId} FOR UPDATE`);
       if (!locked) return null;
-      const [row] = await rows<{ in_flight: string | number }>(
-        tx,
-        sql`SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) AS in_flight
-            FROM group_leases l JOIN subscriptions s ON s.group_id = l.group_id
-            WHERE s.id = ${subscriptionId} AND l.visible_at > ${now} AND l.attempt > 0 AND l.receiver IS NOT NULL`,
-      );
-      const subscription = (await subscriptionById(tx, subscriptionId))!;
+      if (settling) await settleIn(tx, settling.subscription, settling, now);
+      if (locked.state !== "active" || settling?.disable) return null;
+      // A statement of its own, after the lock: one started before the lock was granted would
+      // not see the leases of the claim it waited for (READ COMMITTED snapshots are per statement).
+      const found = await subscriptionForClaim(tx, subscriptionId, now);
+      const { subscription, inFlight } = found!;
       const fits = now + subscription.timeoutMs <= until;
-      const max = fits ? Math.min(want, subscription.maxConcurrency - Number(row.in_flight)) : 0;
+      const max = fits ? Math.min(want, subscription.maxConcurrency - inFlight) : 0;
       if (max <= 0) return { subscription };
-      const options = { max, visibilityMs: subscription.timeoutMs + SETTLE_MARGIN_MS, receiver: DISPATCHER, now };
-      return { subscription, lease: await leaseIn({ ...io, db: tx }, subscription.group, subscription.topic, options) };
+      const lease = { max, visibilityMs: subscription.timeoutMs + SETTLE_MARGIN_MS, receiver: DISPATCHER, now, maxPartitions: subscription.topic.partitions };
+      return { subscription, lease: await leaseIn({ ...io, db: tx }, subscription.group, subscription.topic, lease) };
     }),
   );
   if (!claimed) return null;
@@ -71,11 +66,11 @@ export interface Settling {
 }
 
 export async function settleDeliveries(db: Database, sub: Subscription, settling: Settling, now: number): Promise<void> {
-  await retryConflicts(() =>
-    db.transaction(async (tx) => {
-      await settleClaims(tx, sub.group, settling.settlements, now);
-      await recordAttempts(tx, sub.id, settling.attempts);
-      if (settling.disable) await setState(tx, sub.id, "disabled", settling.disable);
-    }),
-  );
+  await retryConflicts(() => db.transaction((tx) => settleIn(tx, sub, settling, now)));
+}
+
+async function settleIn(tx: Queryable, sub: Subscription, settling: Settling, now: number): Promise<void> {
+  await settleClaims(tx, sub.group, settling.settlements, now);
+  await recordAttempts(tx, sub.id, settling.attempts);
+  if (settling.disable) await setState(tx, sub.id, "disabled", settling.disable);
 }

@@ -129,9 +129,10 @@ function toSubscription(r: RawSubscription): Subscription {
   };
 }
 
-const selectJoined = sql`SELECT s.*, g.name AS g_name, g.start_at, g.ordering, g.max_attempts, g.dead_letter_topic,
-    t.name AS t_name, t.partitions AS t_partitions, t.retention_hours AS t_retention_hours, t.created_at AS t_created_at
-  FROM subscriptions s JOIN consumer_groups g ON g.id = s.group_id JOIN topics t ON t.id = s.topic_id`;
+const joinedColumns = sql`s.*, g.name AS g_name, g.start_at, g.ordering, g.max_attempts, g.dead_letter_topic,
+    t.name AS t_name, t.partitions AS t_partitions, t.retention_hours AS t_retention_hours, t.created_at AS t_created_at`;
+const joinedTables = sql`subscriptions s JOIN consumer_groups g ON g.id = s.group_id JOIN topics t ON t.id = s.topic_id`;
+const selectJoined = sql`SELECT ${joinedColumns} FROM ${joinedTables}`;
 
 export async function findSubscription(db: Queryable, topic: Topic, name: string): Promise<Subscription | null> {
   const [row] = await rows<RawSubscription>(db, sql`${selectJoined} WHERE s.topic_id = ${topic.id} AND s.name = ${name}`);
@@ -141,6 +142,19 @@ export async function findSubscription(db: Queryable, topic: Topic, name: string
 export async function subscriptionById(db: Queryable, id: number): Promise<Subscription | null> {
   const [row] = await rows<RawSubscription>(db, sql`${selectJoined} WHERE s.id = ${id}`);
   return row ? toSubscription(row) : null;
+}
+
+/** The subscription and how many of its deliveries are in flight (leased, not yet settled). */
+export async function subscriptionForClaim(db: Queryable, id: number, now: number): Promise<{ subscription: Subscription; inFlight: number } | null> {
+  const [row] = await rows<RawSubscription & { in_flight: string | number }>(
+    db,
+    sql`SELECT ${joinedColumns}, f.in_flight FROM ${joinedTables}
+        CROSS JOIN LATERAL (
+          SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) AS in_flight FROM group_leases l
+          WHERE l.group_id = s.group_id AND l.visible_at > ${now} AND l.attempt > 0 AND l.receiver IS NOT NULL) f
+        WHERE s.id = ${id}`,
+  );
+  return row ? { subscription: toSubscription(row), inFlight: Number(row.in_flight) } : null;
 }
 
 /**
@@ -157,7 +171,7 @@ export async function subscriptionsWithWork(db: Queryable, now: number, topicIds
                   WHERE gp.group_id = s.group_id AND gp.frontier < p.next_offset)
           OR EXISTS (SELECT 1 FROM group_leases l WHERE l.group_id = s.group_id AND l.visible_at <= ${now}
                      AND cardinality(l.settled) < l.last_offset - l.first_offset + 1))
-        ORDER BY (s.id + ${Math.floor(Math.random() * 1024)}) % 1024 LIMIT ${limit}`,
+        ORDER BY random() LIMIT ${limit}`,
   );
   return found.map((r) => Number(r.id));
 }
