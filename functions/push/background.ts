@@ -48,10 +48,17 @@ export async function startBackgroundDispatch(
       searching = false;
     })();
   };
-  const unlisten = await options.listen?.(COMMIT_CHANNEL, (payload) => {
-    const ids = payload.split(",").map(Number).filter(Number.isSafeInteger);
-    if (ids.length > 0) run(ids);
-  });
+  // Without LISTEN (a database that allows one connection, like PGlite over a socket), the
+  // commits of this instance still wake it, and the sweep finds the rest.
+  let unlisten: (() => Promise<void>) | undefined;
+  try {
+    unlisten = await options.listen?.(COMMIT_CHANNEL, (payload) => {
+      const ids = payload.split(",").map(Number).filter(Number.isSafeInteger);
+      if (ids.length > 0) run(ids);
+    });
+  } catch (error) {
+    log(`reservoir: LISTEN ${COMMIT_CHANNEL} failed (${String(error)}); webhooks are woken by this instance's commits and a sweep every ${options.intervalMs} ms`);
+  }
   let lastPrune = 0;
   const timer = setInterval(() => {
     run();
@@ -63,7 +70,6 @@ export async function startBackgroundDispatch(
   return {
     push: {
       wake: (topicIds) => run(topicIds),
-      // Without LISTEN (a database that cannot), the commit itself is the only signal.
       committed: (topicIds) => (unlisten ? undefined : run(topicIds)),
       stats: dispatcher.stats,
     },
