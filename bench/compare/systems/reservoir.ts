@@ -1,0 +1,117 @@
+/**
+ * Reservoir itself, on Postgres + s3rver ("reservoir-s3") or on the embedded default
+ * ("reservoir-embedded"): the Node server as `npm start` runs it, over HTTP on keep-alive
+ * sockets. Publish: requests of up to `batch` messages with `window` requests in flight (the
+ * server coalesces them into one segment PUT + one commit per flush). Consume: a consumer
+ * group drained by `consumers` loops of receive(max 1,000) → ack.
+ */
+import { Agent } from "node:http";
+import { requestJson } from "../../lib/http-json.ts";
+import { startStack, type Stack } from "../../lib/stack.ts";
+import type { CostCounters, PublishOutcome, SystemUnderTest, Workload } from "../system.ts";
+
+export interface ReservoirOptions {
+  stack: "postgres-s3" | "embedded";
+  /** Messages per produce request. */
+  batch?: number;
+  /** Produce requests in flight. */
+  window?: number;
+  consumers?: number;
+}
+
+const decoder = new TextDecoder();
+
+export function reservoir(options: ReservoirOptions): SystemUnderTest {
+  const batch = options.batch ?? 1000;
+  const window = options.window ?? 32;
+  const consumers = options.consumers ?? 4;
+  const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4 });
+  let stack: Stack | undefined;
+  let base = "";
+  let auth: Record<string, string> = {};
+  let admin: Record<string, string> = {};
+  let topic = "";
+  let topics = 0;
+
+  const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
+    const res = await requestJson(agent, method, new URL(path, base), headers, body);
+    if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+    return res;
+  };
+
+  return {
+    name: options.stack === "embedded" ? "reservoir-embedded" : "reservoir-s3",
+    settings: {
+      durability: options.stack === "embedded" ? "PGlite commit + folder store (fsync of file and directory)" : "Postgres commit (synchronous_commit on) after the segment PUT",
+      messagesPerRequest: batch,
+      requestsInFlight: window,
+      lingerMs: 5,
+      consumers,
+      consumeBatch: 1000,
+    },
+
+    async setup(workload: Workload) {
+      stack ??= await startStack(options.stack);
+      base = stack.server.baseUrl;
+      admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
+      const tenant = await call("POST", "/v1/admin/tenants", admin, { name: `bench-${Date.now()}` });
+      auth = { authorization: `Bearer ${tenant.body.apiKey}`, "content-type": "application/json" };
+      topic = `${workload.name}-${++topics}`;
+      await call("PUT", `/v1/topics/${topic}`, auth, { partitions: workload.partitions });
+      await call("PUT", `/v1/topics/${topic}/groups/bench`, auth, { startAt: "earliest" });
+    },
+
+    async publish(count, payload, { onAck } = {}): Promise<PublishOutcome> {
+      const latenciesMs: number[] = new Array(count);
+      let next = 0;
+      let acked = 0;
+      const loop = async () => {
+        while (next < count) {
+          const first = next;
+          const n = Math.min(batch, count - first);
+          next += n;
+          const messages = Array.from({ length: n }, (_, j) => ({ value: decoder.decode(payload(first + j)) }));
+          const res = await call("POST", `/v1/topics/${topic}/messages`, auth, { messages });
+          for (let j = 0; j < n; j++) {
+            latenciesMs[first + j] = res.ms;
+            onAck?.(first + j);
+          }
+          acked += n;
+        }
+      };
+      await Promise.all(Array.from({ length: window }, loop));
+      return { acked, latenciesMs };
+    },
+
+    async consume(count, onMessage) {
+      let received = 0;
+      const loop = async () => {
+        while (received < count) {
+          const got = await call("POST", `/v1/topics/${topic}/groups/bench/receive`, auth, { max: 1000, waitMs: 1000 });
+          const messages = got.body.messages as { value: string; receipt: string }[];
+          if (messages.length === 0) continue;
+          received += messages.length;
+          if (onMessage) for (const m of messages) onMessage(new TextEncoder().encode(m.value));
+          await call("POST", `/v1/topics/${topic}/groups/bench/ack`, auth, { receipts: messages.map((m) => m.receipt) });
+        }
+      };
+      await Promise.all(Array.from({ length: consumers }, loop));
+    },
+
+    async cost(): Promise<CostCounters> {
+      const res = await call("GET", "/v1/admin/metrics", admin);
+      const p = res.body.produce;
+      return { puts: p.puts, commits: p.commits, flushes: p.flushes };
+    },
+
+    async teardown() {
+      // One server serves every workload of a run (each gets its own tenant and topic).
+    },
+
+    async close() {
+      agent.destroy();
+      await stack?.stop();
+      stack = undefined;
+    },
+  };
+}

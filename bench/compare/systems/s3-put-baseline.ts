@@ -1,0 +1,173 @@
+/**
+ * The raw storage baseline: the limit of Reservoir's storage path. The same message bytes,
+ * length-prefixed and packed into objects of `objectBytes`, PUT to the same s3rver (its own
+ * process, as for reservoir-s3) with the same S3 client settings Reservoir's S3 store uses, and
+ * `window` PUTs in flight. No metadata commit, no HTTP front end, no encoding: only the PUTs.
+ * A message's latency is its object's PUT time from when the message was ready (max rate: from
+ * when the object was packed). Consume GETs the objects back in order and splits them.
+ *
+ * Partitions do not apply: Reservoir writes one segment per flush for all partitions of a
+ * tenant, so the baseline packs every message into the same stream of objects.
+ */
+import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { startS3Process } from "../../lib/stack.ts";
+import { Unavailable, type CostCounters, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
+
+export interface S3PutBaselineOptions {
+  /**
+   * Bytes per object. Default 1 MiB: the order of a Reservoir segment at max rate (its flushes
+   * are cut by the 5 ms linger well before RESERVOIR_MAX_BATCH_BYTES, 4 MiB). Pass the mean
+   * segment size a Reservoir run measured (bytes / flushes) to match it exactly.
+   */
+  objectBytes?: number;
+  /** PUTs (and GETs) in flight. */
+  window?: number;
+}
+
+const LINGER_MS = 5; // fixed-rate mode: an object waits at most this long to fill (Reservoir's default linger)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTest {
+  const objectBytes = options.objectBytes ?? 1 << 20;
+  const window = options.window ?? 8;
+  let s3: Awaited<ReturnType<typeof startS3Process>> | undefined;
+  let client: S3Client | undefined;
+  let bucket = "";
+  let prefix = "";
+  let perObject = 1;
+  let objects: { key: string; messages: number }[] = []; // in publish order, appended once stored
+  let stored: (() => void)[] = []; // consumers waiting for the next object
+  let puts = 0;
+  let gets = 0;
+
+  return {
+    name: "s3-put-baseline",
+    settings: {
+      durability: "as Reservoir's segment: the PUT answered 200 (s3rver writes a file, no fsync)",
+      objectBytes,
+      putsInFlight: window,
+      lingerMs: LINGER_MS,
+      framing: "4-byte length prefix per message",
+      client: "@aws-sdk/client-s3, checksums WHEN_REQUIRED, If-None-Match: * (as Reservoir's S3 store)",
+      partitions: "n/a: one object stream, as Reservoir writes one segment per flush for all partitions",
+    },
+
+    async setup(workload: Workload) {
+      s3 = await startS3Process().catch((err: Error) => {
+        throw new Unavailable(`s3rver: ${err.message}`);
+      });
+      const env = s3.env;
+      bucket = env.S3_BUCKET;
+      client = new S3Client({
+        endpoint: env.S3_ENDPOINT,
+        region: env.S3_REGION,
+        forcePathStyle: true,
+        credentials: { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY },
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+      });
+      prefix = `baseline/${workload.name}/`;
+      perObject = Math.max(1, Math.floor(objectBytes / (4 + workload.messageBytes)));
+      objects = [];
+      stored = [];
+      puts = gets = 0;
+    },
+
+    async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
+      const c = client!;
+      const latenciesMs: number[] = new Array(count);
+      const start = performance.now();
+      const readyAt = (i: number) => (ratePerSec ? start + (i * 1000) / ratePerSec : start);
+      let next = 0;
+      let seq = objects.length;
+      const lane = async () => {
+        for (;;) {
+          const first = next;
+          if (first >= count) return;
+          // Fixed rate: wait until a full object is ready or its first message has lingered.
+          const due = ratePerSec ? Math.min(readyAt(Math.min(count, first + perObject) - 1), readyAt(first) + LINGER_MS) : 0;
+          const now = performance.now();
+          if (now < due) {
+            await sleep(due - now);
+            continue; // another lane may have taken these messages meanwhile
+          }
+          const ready = ratePerSec ? Math.floor(((now - start) * ratePerSec) / 1000) + 1 : count;
+          const n = Math.max(1, Math.min(perObject, ready - first, count - first));
+          next = first + n;
+          const key = `${prefix}${String(seq++).padStart(10, "0")}`;
+          const t0 = performance.now();
+          const body = pack(payload, first, n);
+          await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, IfNoneMatch: "*" }));
+          puts++;
+          const at = performance.now();
+          for (let j = 0; j < n; j++) {
+            latenciesMs[first + j] = at - (ratePerSec ? readyAt(first + j) : t0);
+            onAck?.(first + j);
+          }
+          objects.push({ key, messages: n });
+          for (const wake of stored.splice(0)) wake();
+        }
+      };
+      await Promise.all(Array.from({ length: window }, lane));
+      return { acked: count, latenciesMs };
+    },
+
+    async consume(count, onMessage) {
+      const c = client!;
+      let received = 0;
+      let nextObject = 0;
+      const lane = async () => {
+        while (received < count) {
+          if (nextObject >= objects.length) {
+            await new Promise<void>((resolve) => stored.push(resolve)); // still being published
+            continue;
+          }
+          const { key, messages } = objects[nextObject++];
+          received += messages; // claimed before the GET, so lanes stop at `count`
+          const res = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          gets++;
+          const body = await res.Body!.transformToByteArray();
+          const got = unpack(body, onMessage);
+          if (got !== messages) throw new Error(`${key}: ${got} messages, expected ${messages}`);
+        }
+      };
+      await Promise.all(Array.from({ length: window }, lane));
+    },
+
+    async cost(): Promise<CostCounters> {
+      return { puts, gets, flushes: puts };
+    },
+
+    async teardown() {
+      client?.destroy();
+      client = undefined;
+      await s3?.stop(); // s3rver's directory is a fresh temp folder per process
+      s3 = undefined;
+    },
+  };
+}
+
+/** Messages first..first+n-1, each as a 4-byte big-endian length and its bytes. */
+function pack(payload: (i: number) => Uint8Array, first: number, n: number): Uint8Array {
+  const parts = Array.from({ length: n }, (_, j) => payload(first + j));
+  const body = new Uint8Array(parts.reduce((sum, p) => sum + 4 + p.byteLength, 0));
+  const view = new DataView(body.buffer);
+  let at = 0;
+  for (const p of parts) {
+    view.setUint32(at, p.byteLength);
+    body.set(p, at + 4);
+    at += 4 + p.byteLength;
+  }
+  return body;
+}
+
+function unpack(body: Uint8Array, onMessage?: (payload: Uint8Array) => void): number {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let count = 0;
+  for (let at = 0; at < body.byteLength; count++) {
+    const length = view.getUint32(at);
+    onMessage?.(body.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return count;
+}
