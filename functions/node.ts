@@ -15,7 +15,7 @@ import { migrate } from "../storage/metadata/migrate.ts";
 import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
-import type { ObjectStore } from "../storage/objects/object-store.ts";
+import { countingStore, type ObjectStore } from "../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
 import { createAddressGuard } from "./push/address-guard.ts";
 import { startBackgroundDispatch, type Listen } from "./push/background.ts";
@@ -23,7 +23,7 @@ import { Dispatcher } from "./push/dispatcher.ts";
 import { nodeResolver } from "./push/resolve-node.ts";
 import { nodeTransport } from "./push/transport-node.ts";
 
-const counters = { dbStatements: 0 };
+const counters = { dbStatements: 0, store: { puts: 0, gets: 0 } };
 
 async function openDatabase(config: Config): Promise<{ db: Database; close(): Promise<void>; kind: string; listen: Listen }> {
   if (config.databaseUrl) {
@@ -75,7 +75,9 @@ export async function main(env = process.env): Promise<void> {
   const database = await openDatabase(config);
   await migrate(database.db);
   const receipts = new ReceiptSigner(await receiptKey(database.db));
-  const { store, kind: storeKind } = openStore(config);
+  const opened = openStore(config);
+  const store = countingStore(opened.store, counters.store);
+  const storeKind = opened.kind;
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
   const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
   const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);

@@ -3,7 +3,7 @@
  * object store, the clock and the instance's shared state. The app imports no runtime module.
  */
 import type { Database } from "../storage/metadata/db.ts";
-import type { ObjectStore } from "../storage/objects/object-store.ts";
+import type { ObjectStore, StoreCounters } from "../storage/objects/object-store.ts";
 import type { SharedState } from "./instance.ts";
 import type { ReceiptSigner } from "../storage/groups/receipts.ts";
 import type { AddressGuard } from "./push/address-guard.ts";
@@ -20,8 +20,8 @@ export interface Runtime extends SharedState {
   adminToken: string;
   /** Signs and checks consumer-group receipts (key shared by all instances, from Postgres). */
   receipts: ReceiptSigner;
-  /** Statements sent to Postgres by this instance, where the driver can count them. */
-  counters: { dbStatements: number };
+  /** Statements sent to Postgres by this instance (where the driver can count them), and its object store requests. */
+  counters: { dbStatements: number; store: StoreCounters };
   /** How often a long-poll re-reads the high watermark written by other instances. */
   pollIntervalMs: number;
   /** Where webhooks may go (checked when a subscription is saved, and again per delivery). */

@@ -70,6 +70,7 @@ import type { Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
 import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
+import { countingStore, type ObjectStore } from "../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
 import { pruneAttempts } from "../storage/subscriptions/delivery-log.ts";
 import { createAddressGuard, type AddressGuard } from "./push/address-guard.ts";
@@ -121,7 +122,7 @@ const app = createApp();
 interface Instance extends SharedState {
   databaseUrl: string;
   adminToken: string;
-  store: S3ObjectStore;
+  store: ObjectStore;
   guard: AddressGuard;
   dispatcher: Dispatcher;
   sweepMs: number;
@@ -136,7 +137,7 @@ interface Prepared {
 }
 let preparation: { promise: Promise<Prepared>; started: number; done: boolean } | undefined;
 /** Statements this isolate sent to Postgres (all its per-request clients). */
-const counters = { dbStatements: 0 };
+const counters = { dbStatements: 0, store: { puts: 0, gets: 0 } };
 
 /** Builds the isolate's shared state on first use, or names what is missing. */
 function setUp(env: WorkerEnv): Instance | { problem: string } {
@@ -171,7 +172,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     ...shared,
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
-    store: new S3ObjectStore(config.s3!),
+    store: countingStore(new S3ObjectStore(config.s3!), counters.store),
     guard: guard!,
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
     sweepMs: config.sweepSeconds * 1000,

@@ -38,7 +38,7 @@ const deleteKeyRoute = createRoute({
 const metricsRoute = createRoute({
   method: "get",
   path: "/v1/admin/metrics",
-  summary: "This instance's counters: produce (flushes, PUTs, commits, messages, bytes), webhooks (attempts, claims, settles), db",
+  summary: "This instance's counters: produce (flushes, PUTs, commits, messages, bytes), webhooks (attempts, claims, settles), object store requests, db statements",
   security,
   responses: {
     200: {
@@ -48,6 +48,7 @@ const metricsRoute = createRoute({
           schema: z.object({
             produce: z.record(z.string(), z.number()),
             webhooks: z.record(z.string(), z.number()),
+            store: z.object({ puts: z.number(), gets: z.number() }),
             db: z.object({ statements: z.number() }),
           }),
         },
@@ -79,6 +80,6 @@ export function registerAdmin(app: OpenAPIHono<AppEnv>) {
   });
 
   app.openapi(metricsRoute, (c) =>
-    c.json({ produce: { ...c.env.batcher.stats }, webhooks: { ...c.env.push.stats }, db: { statements: c.env.counters.dbStatements } }, 200),
+    c.json({ produce: { ...c.env.batcher.stats }, webhooks: { ...c.env.push.stats }, store: { ...c.env.counters.store }, db: { statements: c.env.counters.dbStatements } }, 200),
   );
 }

@@ -39,3 +39,20 @@ export class ObjectNotFoundError extends Error {
     this.name = "ObjectNotFoundError";
   }
 }
+
+/** Requests an instance made to its object store, for the metrics endpoint and cost figures. */
+export interface StoreCounters {
+  puts: number;
+  gets: number;
+}
+
+/** `store`, counting its PUTs and GETs into `counters`. */
+export function countingStore(store: ObjectStore, counters: StoreCounters): ObjectStore {
+  return {
+    put: (key, body) => (counters.puts++, store.put(key, body)),
+    get: (key, range) => (counters.gets++, store.get(key, range)),
+    delete: (key) => store.delete(key),
+    list: (prefix, options) => store.list(prefix, options),
+    check: () => store.check(),
+  };
+}

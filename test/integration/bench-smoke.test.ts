@@ -35,6 +35,7 @@ describe("npm run bench on a tiny workload", () => {
     const reservoirRun = report.runs[0];
     expect(reservoirRun.cost.putsPerFlush).toBe(1);
     expect(reservoirRun.cost.commitsPerFlush).toBe(1);
+    expect(reservoirRun.cost.getsPerMillion).toBeGreaterThanOrEqual(0);
     expect(report.runs[1].cost.putsPerMillion).toBeGreaterThan(0);
     expect(readFileSync(join(out, "latest.md"), "utf8")).toMatch(/\| 16p-1KiB \| reservoir-embedded \| [\d,]+ \|/);
     const dated = report.machine.startedAt.replaceAll(":", "-").slice(0, 19);

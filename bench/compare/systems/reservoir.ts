@@ -101,7 +101,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     async cost(): Promise<CostCounters> {
       const res = await call("GET", "/v1/admin/metrics", admin);
       const p = res.body.produce;
-      return { puts: p.puts, commits: p.commits, flushes: p.flushes };
+      return { puts: p.puts, gets: res.body.store.gets, commits: p.commits, flushes: p.flushes };
     },
 
     async teardown() {
