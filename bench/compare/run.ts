@@ -6,9 +6,13 @@
  *   npm run bench -- --quick            small counts (a few minutes)
  *   npm run bench -- --systems reservoir-s3,nats-jetstream --workloads 16p-1KiB --messages 50000
  *   npm run bench -- --out DIR          where results go (default bench/results)
+ *   npm run bench -- --rate 5000        the fixed-rate mode's rate (msgs/s)
  *
- * Per (system, workload): publish N messages at the system's max rate (its fastest honest
- * client path, see docs/benchmarks.md), then consume and acknowledge them all. Results:
+ * Per (system, workload), two runs. Max rate: publish N messages as fast as the system takes
+ * them (its fastest honest client path, see docs/benchmarks.md), then consume and acknowledge
+ * them all. Fixed rate (--rate, default 5,000 msgs/s): publish N/2 messages on a schedule while
+ * a consumer runs; end-to-end latency is a message's arrival minus its scheduled send time,
+ * and publish latency counts from the schedule too (a stall is charged in full). Results:
  * DIR/latest.json (and a dated copy), DIR/latest.md. A system whose service is not reachable
  * is recorded as skipped. Progress goes to stderr.
  */
@@ -43,12 +47,15 @@ const SYSTEMS: Record<SystemName, () => SystemUnderTest> = {
 export interface RunResult {
   system: SystemName;
   workload: string;
+  mode: "max-rate" | "fixed-rate";
+  /** Fixed rate: the schedule (msgs/s). */
+  ratePerSec?: number;
   messageBytes: number;
   partitions: number;
   messages: number;
   skipped?: string;
   publish?: { msgsPerSec: number; mibPerSec: number; p50Ms: number; p99Ms: number; p999Ms: number };
-  /** Not measured yet: publish and consume run one after the other. */
+  /** Fixed rate only (at max rate, publish and consume run one after the other). */
   endToEnd?: { p50Ms: number | null; p99Ms: number | null };
   consume?: { msgsPerSec: number };
   cost?: {
@@ -92,8 +99,13 @@ function costFigures(before: CostCounters, after: CostCounters, messages: number
   };
 }
 
-async function runOne(sut: SystemUnderTest, workload: Workload, messages: number): Promise<RunResult> {
-  const base = { system: sut.name, workload: workload.name, messageBytes: workload.messageBytes, partitions: workload.partitions, messages };
+const indexDecoder = new TextDecoder();
+/** The message index payloadFor wrote at the start of the bytes. */
+const indexOf = (bytes: Uint8Array) => Number(indexDecoder.decode(bytes.subarray(0, Math.min(12, bytes.length))));
+
+async function runOne(sut: SystemUnderTest, workload: Workload, messages: number, ratePerSec?: number): Promise<RunResult> {
+  const mode = ratePerSec ? ("fixed-rate" as const) : ("max-rate" as const);
+  const base = { system: sut.name, workload: workload.name, mode, ...(ratePerSec && { ratePerSec }), messageBytes: workload.messageBytes, partitions: workload.partitions, messages };
   try {
     await sut.setup(workload);
   } catch (error) {
@@ -103,16 +115,26 @@ async function runOne(sut: SystemUnderTest, workload: Workload, messages: number
   try {
     const payload = payloadFor(workload.messageBytes);
     const before = (await sut.cost?.()) ?? {};
-    const t0 = performance.now();
-    const published = await sut.publish(messages, payload);
+    const endToEnd: number[] = [];
+    let t0 = performance.now();
+    let lastArrival = 0;
+    // At a fixed rate the consumer runs meanwhile; at max rate it drains afterwards.
+    const consume = () =>
+      sut.consume(messages, (bytes) => {
+        lastArrival = performance.now();
+        if (ratePerSec) endToEnd.push(lastArrival - (t0 + (indexOf(bytes) * 1000) / ratePerSec));
+      });
+    const consuming = ratePerSec ? consume() : null;
+    t0 = performance.now();
+    const published = await sut.publish(messages, payload, ratePerSec ? { ratePerSec } : {});
     const publishSeconds = (performance.now() - t0) / 1000;
     if (published.acked !== messages) throw new Error(`${sut.name}: ${published.acked} of ${messages} published`);
     const t1 = performance.now();
-    let consumed = 0;
-    await sut.consume(messages, () => consumed++);
-    const consumeSeconds = (performance.now() - t1) / 1000;
+    await (consuming ?? consume());
+    const consumeSeconds = ((ratePerSec ? lastArrival - t0 : performance.now() - t1) || 1) / 1000;
     const after = (await sut.cost?.()) ?? {};
     const sorted = published.latenciesMs.slice().sort((a, b) => a - b);
+    const e2e = endToEnd.sort((a, b) => a - b);
     return {
       ...base,
       publish: {
@@ -122,7 +144,7 @@ async function runOne(sut: SystemUnderTest, workload: Workload, messages: number
         p99Ms: round(percentile(sorted, 99)),
         p999Ms: round(percentile(sorted, 99.9)),
       },
-      endToEnd: { p50Ms: null, p99Ms: null },
+      endToEnd: ratePerSec ? { p50Ms: round(percentile(e2e, 50)), p99Ms: round(percentile(e2e, 99)) } : { p50Ms: null, p99Ms: null },
       consume: { msgsPerSec: Math.round(messages / consumeSeconds) },
       cost: costFigures(before, after, messages),
       settings: sut.settings,
@@ -145,6 +167,7 @@ async function main(): Promise<void> {
       systems: { type: "string" },
       workloads: { type: "string" },
       messages: { type: "string" },
+      rate: { type: "string", default: "5000" },
       out: { type: "string", default: "bench/results" },
     },
   });
@@ -152,24 +175,32 @@ async function main(): Promise<void> {
   for (const s of systems) if (!SYSTEMS[s]) throw new Error(`unknown system '${s}' (known: ${Object.keys(SYSTEMS).join(", ")})`);
   const workloads = args.workloads ? WORKLOADS.filter((w) => args.workloads!.split(",").includes(w.name)) : WORKLOADS;
   const messages = Number(args.messages ?? (args.quick ? 20_000 : 200_000));
+  const rate = Number(args.rate);
   const runs: RunResult[] = [];
-  const total = systems.length * workloads.length;
+  const total = systems.length * workloads.length * 2;
   progress(0, total, "starting");
   for (const name of systems) {
     const sut = SYSTEMS[name]();
     try {
       for (const workload of workloads) {
-        const result: RunResult = await runOne(sut, workload, messages).catch((error: unknown) => ({
-          system: name,
-          workload: workload.name,
-          messageBytes: workload.messageBytes,
-          partitions: workload.partitions,
-          messages,
-          skipped: `failed: ${(error as Error).message}`,
-        }));
-        runs.push(result);
-        const summary = result.skipped ? `skipped (${result.skipped})` : `publish ${result.publish!.msgsPerSec} msgs/s, consume ${result.consume!.msgsPerSec} msgs/s`;
-        progress(runs.length, total, `${name} ${workload.name}: ${summary}`);
+        for (const ratePerSec of [undefined, rate]) {
+          const count = ratePerSec ? Math.max(1, Math.floor(messages / 2)) : messages;
+          const result: RunResult = await runOne(sut, workload, count, ratePerSec).catch((error: unknown) => ({
+            system: name,
+            workload: workload.name,
+            mode: ratePerSec ? ("fixed-rate" as const) : ("max-rate" as const),
+            messageBytes: workload.messageBytes,
+            partitions: workload.partitions,
+            messages: count,
+            skipped: `failed: ${(error as Error).message}`,
+          }));
+          runs.push(result);
+          const e2e = result.endToEnd?.p50Ms != null ? `, end-to-end p50 ${result.endToEnd.p50Ms} ms` : "";
+          const summary = result.skipped
+            ? `skipped (${result.skipped})`
+            : `publish ${result.publish!.msgsPerSec} msgs/s p99 ${result.publish!.p99Ms} ms, consume ${result.consume!.msgsPerSec} msgs/s${e2e}`;
+          progress(runs.length, total, `${name} ${workload.name} ${result.mode}: ${summary}`);
+        }
       }
     } finally {
       await sut.close?.();
@@ -186,6 +217,7 @@ async function main(): Promise<void> {
       startedAt: new Date().toISOString(),
       quick: args.quick,
       messagesPerRun: messages,
+      fixedRatePerSec: rate,
     },
     runs,
   };

@@ -20,6 +20,8 @@ export interface ReservoirOptions {
 }
 
 const decoder = new TextDecoder();
+/** At a fixed rate, how long the client gathers due messages into one request. */
+const CLIENT_LINGER_MS = 5;
 
 export function reservoir(options: ReservoirOptions): SystemUnderTest {
   const batch = options.batch ?? 1000;
@@ -61,22 +63,42 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       await call("PUT", `/v1/topics/${topic}/groups/bench`, auth, { startAt: "earliest" });
     },
 
-    async publish(count, payload, { onAck } = {}): Promise<PublishOutcome> {
+    async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
       const latenciesMs: number[] = new Array(count);
       let next = 0;
       let acked = 0;
+      const send = async (first: number, n: number, from: (i: number) => number) => {
+        const messages = Array.from({ length: n }, (_, j) => ({ value: decoder.decode(payload(first + j)) }));
+        await call("POST", `/v1/topics/${topic}/messages`, auth, { messages });
+        const at = performance.now();
+        for (let j = 0; j < n; j++) {
+          latenciesMs[first + j] = at - from(first + j);
+          onAck?.(first + j);
+        }
+        acked += n;
+      };
+      if (ratePerSec) {
+        // Open loop: every LINGER_MS, one request with the messages that came due meanwhile;
+        // latency counts from when each was due, so a slow answer is charged in full.
+        const t0 = performance.now();
+        const due = (i: number) => t0 + (i * 1000) / ratePerSec;
+        const inFlight: Promise<void>[] = [];
+        while (next < count) {
+          const ready = Math.min(count, Math.floor(((performance.now() - t0) * ratePerSec) / 1000) + 1);
+          for (let first = next; first < ready; first += batch) inFlight.push(send(first, Math.min(batch, ready - first), due));
+          next = Math.max(next, ready);
+          await new Promise((r) => setTimeout(r, CLIENT_LINGER_MS));
+        }
+        await Promise.all(inFlight);
+        return { acked, latenciesMs };
+      }
       const loop = async () => {
         while (next < count) {
           const first = next;
           const n = Math.min(batch, count - first);
           next += n;
-          const messages = Array.from({ length: n }, (_, j) => ({ value: decoder.decode(payload(first + j)) }));
-          const res = await call("POST", `/v1/topics/${topic}/messages`, auth, { messages });
-          for (let j = 0; j < n; j++) {
-            latenciesMs[first + j] = res.ms;
-            onAck?.(first + j);
-          }
-          acked += n;
+          const sentAt = performance.now();
+          await send(first, n, () => sentAt);
         }
       };
       await Promise.all(Array.from({ length: window }, loop));
