@@ -13,7 +13,7 @@
  * them all. Fixed rate (--rate, default 5,000 msgs/s): publish N/2 messages on a schedule while
  * a consumer runs; end-to-end latency is a message's arrival minus its scheduled send time,
  * and publish latency counts from the schedule too (a stall is charged in full). Results:
- * DIR/latest.json (and a dated copy), DIR/latest.md. A system whose service is not reachable
+ * DIR/latest.json (and a dated copy), DIR/latest.md, DIR/latest.png. A system whose service is not reachable
  * is recorded as skipped. Progress goes to stderr.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -27,6 +27,7 @@ import { pgBoss } from "./systems/pg-boss.ts";
 import { rabbitmq } from "./systems/rabbitmq.ts";
 import { reservoir } from "./systems/reservoir.ts";
 import { s3PutBaseline } from "./systems/s3-put-baseline.ts";
+import { chartPng } from "./chart.ts";
 import { markdownReport } from "./report.ts";
 
 export const WORKLOADS: Workload[] = [
@@ -226,7 +227,9 @@ async function main(): Promise<void> {
   writeFileSync(join(args.out!, "latest.json"), json);
   writeFileSync(join(args.out!, `${report.machine.startedAt.replaceAll(":", "-").slice(0, 19)}.json`), json);
   writeFileSync(join(args.out!, "latest.md"), markdownReport(report));
-  process.stderr.write(`results: ${join(args.out!, "latest.json")}, ${join(args.out!, "latest.md")}\n`);
+  const caption = `Reservoir and its peers — ${report.machine.cpus} × ${report.machine.cpuModel}, ${messages} messages per run${args.quick ? " (--quick)" : ""}`;
+  writeFileSync(join(args.out!, "latest.png"), chartPng(runs, caption));
+  process.stderr.write(`results: ${["latest.json", "latest.md", "latest.png"].map((f) => join(args.out!, f)).join(", ")}\n`);
 }
 
 await main();

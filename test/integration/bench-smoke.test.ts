@@ -12,7 +12,7 @@ describe("npm run bench on a tiny workload", () => {
   const out = mkdtempSync(join(tmpdir(), "reservoir-bench-"));
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-  it("measures each system and writes latest.json, a dated copy and latest.md", () => {
+  it("measures each system and writes latest.json, a dated copy, latest.md and latest.png", () => {
     const run = spawnSync(
       process.execPath,
       ["--import", "tsx", "bench/compare/run.ts", "--systems", "reservoir-embedded,s3-put-baseline", "--workloads", "16p-1KiB", "--messages", "300", "--rate", "1000", "--out", out],
@@ -50,6 +50,10 @@ describe("npm run bench on a tiny workload", () => {
     expect(reservoirRun.cost.getsPerMillion).toBeGreaterThanOrEqual(0);
     expect(report.runs[2].cost.putsPerMillion).toBeGreaterThan(0);
     expect(readFileSync(join(out, "latest.md"), "utf8")).toMatch(/\| 16p-1KiB \| reservoir-embedded \| max-rate \| [\d,]+ \|/);
+    // A PNG (its signature), not an empty file.
+    const png = readFileSync(join(out, "latest.png"));
+    expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    expect(png.length).toBeGreaterThan(1000);
     const dated = report.machine.startedAt.replaceAll(":", "-").slice(0, 19);
     expect(existsSync(join(out, `${dated}.json`))).toBe(true);
   }, 180_000);
