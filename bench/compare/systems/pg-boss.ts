@@ -13,6 +13,7 @@
 import PgBoss from "pg-boss";
 import { freshDatabase, type FreshDatabase } from "../../../test/support/postgres.ts";
 import { Unavailable, type CostCounters, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
+import { publishInBatches } from "../batched-publish.ts";
 
 export interface PgBossOptions {
   /** Jobs per insert() (one INSERT statement, one commit). */
@@ -76,39 +77,15 @@ export function pgBoss(options: PgBossOptions = {}): SystemUnderTest {
 
     async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
       const b = boss!;
-      const latenciesMs: number[] = new Array(count);
-      const start = performance.now();
-      const readyAt = (i: number) => (ratePerSec ? start + (i * 1000) / ratePerSec : start);
-      let next = 0;
       let batches = 0;
-      const lane = async () => {
-        for (;;) {
-          const first = next;
-          if (first >= count) return;
-          // Fixed rate: wait until a full batch is ready or the first message has lingered.
-          const due = ratePerSec ? Math.min(readyAt(Math.min(count, first + batch) - 1), readyAt(first) + LINGER_MS) : 0;
-          const now = performance.now();
-          if (now < due) {
-            await sleep(due - now);
-            continue; // another lane may have taken these messages meanwhile
-          }
-          const ready = ratePerSec ? Math.floor(((now - start) * ratePerSec) / 1000) + 1 : count;
-          const n = Math.max(1, Math.min(batch, ready - first, count - first));
-          next = first + n;
+      return publishInBatches({
+        count, batch, window, lingerMs: LINGER_MS, ratePerSec, onAck,
+        send: async (first, n) => {
           const name = queues[batches++ % queues.length];
-          const jobs = Array.from({ length: n }, (_, j) => ({ name, data: { v: decoder.decode(payload(first + j)) } }));
-          const t0 = performance.now();
-          await b.insert(jobs);
+          await b.insert(Array.from({ length: n }, (_, j) => ({ name, data: { v: decoder.decode(payload(first + j)) } })));
           inserts++;
-          const at = performance.now();
-          for (let j = 0; j < n; j++) {
-            latenciesMs[first + j] = at - (ratePerSec ? readyAt(first + j) : t0);
-            onAck?.(first + j);
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: window }, lane));
-      return { acked: count, latenciesMs };
+        },
+      });
     },
 
     async consume(count, onMessage) {

@@ -9,6 +9,7 @@ import { Agent } from "node:http";
 import { requestJson } from "../../lib/http-json.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, SystemUnderTest, Workload } from "../system.ts";
+import { publishInBatches } from "../batched-publish.ts";
 
 export interface ReservoirOptions {
   stack: "postgres-s3" | "embedded";
@@ -64,45 +65,14 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     },
 
     async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
-      const latenciesMs: number[] = new Array(count);
-      let next = 0;
-      let acked = 0;
-      const send = async (first: number, n: number, from: (i: number) => number) => {
-        const messages = Array.from({ length: n }, (_, j) => ({ value: decoder.decode(payload(first + j)) }));
-        await call("POST", `/v1/topics/${topic}/messages`, auth, { messages });
-        const at = performance.now();
-        for (let j = 0; j < n; j++) {
-          latenciesMs[first + j] = at - from(first + j);
-          onAck?.(first + j);
-        }
-        acked += n;
-      };
-      if (ratePerSec) {
-        // Open loop: every LINGER_MS, one request with the messages that came due meanwhile;
-        // latency counts from when each was due, so a slow answer is charged in full.
-        const t0 = performance.now();
-        const due = (i: number) => t0 + (i * 1000) / ratePerSec;
-        const inFlight: Promise<void>[] = [];
-        while (next < count) {
-          const ready = Math.min(count, Math.floor(((performance.now() - t0) * ratePerSec) / 1000) + 1);
-          for (let first = next; first < ready; first += batch) inFlight.push(send(first, Math.min(batch, ready - first), due));
-          next = Math.max(next, ready);
-          await new Promise((r) => setTimeout(r, CLIENT_LINGER_MS));
-        }
-        await Promise.all(inFlight);
-        return { acked, latenciesMs };
-      }
-      const loop = async () => {
-        while (next < count) {
-          const first = next;
-          const n = Math.min(batch, count - first);
-          next += n;
-          const sentAt = performance.now();
-          await send(first, n, () => sentAt);
-        }
-      };
-      await Promise.all(Array.from({ length: window }, loop));
-      return { acked, latenciesMs };
+      // At a fixed rate, requests leave as messages come due (no window to wait for).
+      return publishInBatches({
+        count, batch, window: ratePerSec ? 64 : window, lingerMs: CLIENT_LINGER_MS, ratePerSec, onAck,
+        send: async (first, n) => {
+          const messages = Array.from({ length: n }, (_, j) => ({ value: decoder.decode(payload(first + j)) }));
+          await call("POST", `/v1/topics/${topic}/messages`, auth, { messages });
+        },
+      });
     },
 
     async consume(count, onMessage) {

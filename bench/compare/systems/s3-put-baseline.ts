@@ -12,6 +12,7 @@
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { startS3Process } from "../../lib/stack.ts";
 import { Unavailable, type CostCounters, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
+import { publishInBatches } from "../batched-publish.ts";
 
 export interface S3PutBaselineOptions {
   /**
@@ -25,7 +26,6 @@ export interface S3PutBaselineOptions {
 }
 
 const LINGER_MS = 5; // fixed-rate mode: an object waits at most this long to fill (Reservoir's default linger)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTest {
   const objectBytes = options.objectBytes ?? 1 << 20;
@@ -75,41 +75,18 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
 
     async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
       const c = client!;
-      const latenciesMs: number[] = new Array(count);
-      const start = performance.now();
-      const readyAt = (i: number) => (ratePerSec ? start + (i * 1000) / ratePerSec : start);
-      let next = 0;
       let seq = objects.length;
-      const lane = async () => {
-        for (;;) {
-          const first = next;
-          if (first >= count) return;
-          // Fixed rate: wait until a full object is ready or its first message has lingered.
-          const due = ratePerSec ? Math.min(readyAt(Math.min(count, first + perObject) - 1), readyAt(first) + LINGER_MS) : 0;
-          const now = performance.now();
-          if (now < due) {
-            await sleep(due - now);
-            continue; // another lane may have taken these messages meanwhile
-          }
-          const ready = ratePerSec ? Math.floor(((now - start) * ratePerSec) / 1000) + 1 : count;
-          const n = Math.max(1, Math.min(perObject, ready - first, count - first));
-          next = first + n;
+      return publishInBatches({
+        count, batch: perObject, window, lingerMs: LINGER_MS, ratePerSec, onAck,
+        send: async (first, n) => {
           const key = `${prefix}${String(seq++).padStart(10, "0")}`;
-          const t0 = performance.now();
           const body = pack(payload, first, n);
           await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, IfNoneMatch: "*" }));
           puts++;
-          const at = performance.now();
-          for (let j = 0; j < n; j++) {
-            latenciesMs[first + j] = at - (ratePerSec ? readyAt(first + j) : t0);
-            onAck?.(first + j);
-          }
           objects.push({ key, messages: n });
           for (const wake of stored.splice(0)) wake();
-        }
-      };
-      await Promise.all(Array.from({ length: window }, lane));
-      return { acked: count, latenciesMs };
+        },
+      });
     },
 
     async consume(count, onMessage) {
