@@ -37,6 +37,7 @@ import { join } from "node:path";
 import { loadavg } from "node:os";
 import { Agent } from "node:http";
 import { parseArgs } from "node:util";
+import { checkedCall, preload } from "./lib/preload.ts";
 import { latencySummary, requestJson } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
@@ -67,7 +68,6 @@ const ordering = args.ordering as "none" | "key";
 const keys = Number(args.keys ?? (ordering === "key" ? 1000 : 0));
 const limitSeconds = Number(args.seconds);
 const produceConcurrency = Number(args["produce-concurrency"]);
-const PRODUCE_BATCH = 1000;
 const VISIBILITY_S = 30;
 const ID_DIGITS = 10;
 if (!["none", "key"].includes(ordering)) throw new Error(`--ordering must be none or key, not ${ordering}`);
@@ -91,11 +91,7 @@ try {
   const base = stack.server.baseUrl;
   const agent = new Agent({ keepAlive: true, maxSockets: Math.max(consumers, produceConcurrency) + 2 });
   const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
-  const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown, ok = [200, 201]) => {
-    const r = await requestJson(agent, method, new URL(path, base), headers, body);
-    if (!ok.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body;
-  };
+  const call = checkedCall(agent, base);
   const tenant = await call("POST", "/v1/admin/tenants", admin, { name: "bench" });
   const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
   await call("PUT", "/v1/topics/bench", auth, { partitions });
@@ -103,26 +99,7 @@ try {
 
   // Preload: requests of 1,000 messages, a few at once.
   const m0 = await metrics();
-  const preloadStart = performance.now();
-  let nextBatch = 0;
-  const batches = Math.ceil(total / PRODUCE_BATCH);
-  await Promise.all(
-    Array.from({ length: produceConcurrency }, async () => {
-      for (let b = nextBatch++; b < batches; b = nextBatch++) {
-        const messages = [];
-        for (let i = b * PRODUCE_BATCH; i < Math.min(total, (b + 1) * PRODUCE_BATCH); i++) {
-          const key = keyOf(i);
-          // Keyless messages of one request would share a partition: spread them evenly instead.
-          messages.push(key === undefined ? { value: valueOf(i), partition: i % partitions } : { key, value: valueOf(i) });
-        }
-        await call("POST", "/v1/topics/bench/messages", auth, { messages });
-      }
-    }),
-  );
-  const preloadSeconds = (performance.now() - preloadStart) / 1000;
-  const topic = await call("GET", "/v1/topics/bench", auth);
-  const stored = (topic.highWatermarks as number[]).reduce((a, b) => a + b, 0);
-  if (stored !== total) throw new Error(`preload: high watermarks sum to ${stored}, expected ${total}`);
+  const preloadSeconds = await preload(call, auth, "bench", { total, partitions, concurrency: produceConcurrency, valueOf, keyOf });
   const m1 = await metrics();
 
   await call("PUT", "/v1/topics/bench/groups/g", auth, { startAt: "earliest", ordering });

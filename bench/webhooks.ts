@@ -74,7 +74,7 @@ import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
-import { requestJson } from "./lib/http-json.ts";
+import { checkedCall, preload } from "./lib/preload.ts";
 import { percentile, post } from "./lib/load.ts";
 import { cpuDelta, cpuSnapshot, type CpuUse } from "./lib/proc-cpu.ts";
 import { codeVersion, listDir, newProfiles } from "./lib/run-info.ts";
@@ -111,7 +111,6 @@ const warmup = Number(args.warmup);
 const timeoutS = Number(args.timeout);
 const phases = new Set(args.phases!.split(",").map((s) => s.trim()));
 const produceConcurrency = Number(args["produce-concurrency"]);
-const PRODUCE_BATCH = 1000;
 const ID_DIGITS = 10;
 /** Verify the signature of the first this many requests of a phase, then one in SAMPLE_EVERY. */
 const SAMPLE_FIRST = 20;
@@ -323,11 +322,7 @@ try {
   const base = stack.server.baseUrl;
   const agent = new Agent({ keepAlive: true, maxSockets: 1000 });
   const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
-  const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown, ok = [200, 201]) => {
-    const r = await requestJson(agent, method, new URL(path, base), headers, body);
-    if (!ok.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body;
-  };
+  const call = checkedCall(agent, base);
   progress(`server up (${stackKind}, pid ${stack.server.pid})`);
   const tenant = await call("POST", "/v1/admin/tenants", admin, { name: "bench" });
   const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
@@ -405,26 +400,7 @@ try {
   if (phases.has("max")) {
     await call("PUT", "/v1/topics/backlog", auth, { partitions });
     const valueOf = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
-    const preloadStart = performance.now();
-    let nextBatch = 0;
-    const batches = Math.ceil(total / PRODUCE_BATCH);
-    await Promise.all(
-      Array.from({ length: produceConcurrency }, async () => {
-        for (let b = nextBatch++; b < batches; b = nextBatch++) {
-          const messages = [];
-          for (let i = b * PRODUCE_BATCH; i < Math.min(total, (b + 1) * PRODUCE_BATCH); i++) {
-            const key = keyOf(i);
-            // Keyless messages of one request would share a partition: spread them evenly instead.
-            messages.push(key === undefined ? { value: valueOf(i), partition: i % partitions } : { key, value: valueOf(i) });
-          }
-          await call("POST", "/v1/topics/backlog/messages", auth, { messages });
-        }
-      }),
-    );
-    const preloadSeconds = (performance.now() - preloadStart) / 1000;
-    const topic = await call("GET", "/v1/topics/backlog", auth);
-    const stored = (topic.highWatermarks as number[]).reduce((a, b) => a + b, 0);
-    if (stored !== total) throw new Error(`preload: high watermarks sum to ${stored}, expected ${total}`);
+    const preloadSeconds = await preload(call, auth, "backlog", { total, partitions, concurrency: produceConcurrency, valueOf, keyOf });
     progress(`preloaded ${total} messages in ${preloadSeconds.toFixed(1)} s; subscribing (startAt earliest)`);
 
     const seen = new Uint8Array(total);
