@@ -13,6 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
+import { produce, readAll, topicPath } from "../support/topics.ts";
 import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
 
 /**
@@ -119,7 +120,6 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       return { tenantId: res.body.tenantId, apiKey: res.body.apiKey, client: api(target!.baseUrl, res.body.apiKey) };
     }
 
-    const topicPath = (topic: string) => `/v1/topics/${encodeURIComponent(topic)}`;
     const groupPath = (topic: string, group: string) => `${topicPath(topic)}/groups/${encodeURIComponent(group)}`;
 
     async function createTopic(client: Api, settings: { partitions?: number; retentionHours?: number } = {}, topic = uniq("t")) {
@@ -131,27 +131,6 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       const res = await client.get(topicPath(topic));
       assertStatus(res, 200);
       return res.body.highWatermarks as number[];
-    }
-
-    async function produce(client: Api, topic: string, messages: Msg[]): Promise<{ partition: number; offset: number }[]> {
-      const res = await client.post(`${topicPath(topic)}/messages`, { messages });
-      assertStatus(res, 200);
-      expect(res.body.offsets, describeResponse(res)).toHaveLength(messages.length);
-      return res.body.offsets;
-    }
-
-    /** Every message of a partition from `from` up to its high watermark. */
-    async function readAll(client: Api, topic: string, partition: number, from = 0): Promise<Msg[]> {
-      const out: Msg[] = [];
-      let offset = from;
-      for (let page = 0; page < 1000; page++) {
-        const res = await client.get(`${topicPath(topic)}/partitions/${partition}/messages`, { query: { offset, limit: 1000 } });
-        assertStatus(res, 200);
-        out.push(...(res.body.messages as Msg[]));
-        if (res.body.messages.length === 0 || res.body.nextOffset >= res.body.highWatermark) break;
-        offset = res.body.nextOffset;
-      }
-      return out;
     }
 
     async function putGroup(client: Api, topic: string, group: string, settings: Record<string, unknown> = {}, status = 201) {

@@ -19,6 +19,7 @@ import { CloudEvent, HTTP } from "cloudevents";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
+import { produce, readAll, topicPath } from "../support/topics.ts";
 import { describeRequests, startWebhookSink, type SinkRequest, type WebhookSink } from "../support/webhook-sink.ts";
 import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
 
@@ -235,33 +236,11 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
       return { tenantId: res.body.tenantId, apiKey: res.body.apiKey, client: api(target!.baseUrl, res.body.apiKey) };
     }
 
-    const topicPath = (topic: string) => `/v1/topics/${encodeURIComponent(topic)}`;
     const subPath = (topic: string, sub: string) => `${topicPath(topic)}/subscriptions/${encodeURIComponent(sub)}`;
 
     async function createTopic(client: Api, partitions = 1, topic = uniq("t")): Promise<string> {
       assertStatus(await client.put(topicPath(topic), { partitions }), 201);
       return topic;
-    }
-
-    async function produce(client: Api, topic: string, messages: Msg[]): Promise<{ partition: number; offset: number }[]> {
-      const res = await client.post(`${topicPath(topic)}/messages`, { messages });
-      assertStatus(res, 200);
-      expect(res.body.offsets, describeResponse(res)).toHaveLength(messages.length);
-      return res.body.offsets;
-    }
-
-    /** Every message of a partition from `from` up to its high watermark. */
-    async function readAll(client: Api, topic: string, partition: number, from = 0): Promise<Msg[]> {
-      const out: Msg[] = [];
-      let offset = from;
-      for (let page = 0; page < 1000; page++) {
-        const res = await client.get(`${topicPath(topic)}/partitions/${partition}/messages`, { query: { offset, limit: 1000 } });
-        assertStatus(res, 200);
-        out.push(...(res.body.messages as Msg[]));
-        if (res.body.messages.length === 0 || res.body.nextOffset >= res.body.highWatermark) break;
-        offset = res.body.nextOffset;
-      }
-      return out;
     }
 
     /** The stored messages at the given positions, as the read API returns them. */
