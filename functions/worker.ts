@@ -59,6 +59,7 @@
  *    as in point 2) and then run again in the caller's event. The Cron Trigger (`scheduled`)
  *    sweeps retries and backlog for RESERVOIR_SWEEP_SECONDS. Workerd offers no LISTEN.
  */
+import { describeError } from "../storage/errors.ts";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { createApp } from "./app.ts";
@@ -273,12 +274,6 @@ function prepared(db: Database): Promise<Prepared> {
   return attempt.promise;
 }
 
-function describe(error: unknown): string {
-  const causes: string[] = [];
-  for (let e: unknown = error; e instanceof Error && causes.length < 4; e = e.cause) causes.push(e.message.split("\n")[0]);
-  return causes.join(" <- ") || String(error);
-}
-
 /** Settles with `work`, holding a timer of this request's own meanwhile (see the header, point 2). */
 function withDeadline(work: Promise<Response>, ms: number): Promise<Response> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -296,7 +291,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
   try {
     ready = await prepared(db);
   } catch (error) {
-    console.error(`reservoir: preparing the database failed: ${describe(error)}`);
+    console.error(`reservoir: preparing the database failed: ${describeError(error)}`);
     return problemResponse("service_unavailable", "the database is not ready (migrations or settings could not be applied); retry");
   }
   const runtime: Runtime = {
@@ -334,7 +329,7 @@ async function dispatchFor(instance: Instance, topicIds: number[] | undefined, u
     await prepared(db);
     await instance.dispatcher.run({ db, store: instance.store, cache: instance.cache }, { topicIds, until, join: true, finishBy: true });
   } catch (error) {
-    console.error(`reservoir: dispatching webhooks failed: ${describe(error)}`);
+    console.error(`reservoir: dispatching webhooks failed: ${describeError(error)}`);
   } finally {
     await done().catch(() => {});
   }
@@ -354,7 +349,7 @@ async function sweep(instance: Instance): Promise<void> {
       if (pause > 0 && Date.now() + pause < deadline) await new Promise((r) => setTimeout(r, pause));
     } while (Date.now() + SWEEP_INTERVAL_MS < deadline);
   } catch (error) {
-    console.error(`reservoir: the webhook sweep failed: ${describe(error)}`);
+    console.error(`reservoir: the webhook sweep failed: ${describeError(error)}`);
   } finally {
     await done().catch(() => {});
   }
@@ -375,13 +370,13 @@ export default {
     if ("problem" in setup) return problemResponse("service_unavailable", setup.problem);
     const { db, done } = openDatabase(setup.databaseUrl);
     const work = handle(request, setup, db, ctx).catch((error: unknown) => {
-      console.error(`reservoir: ${request.method} ${new URL(request.url).pathname} failed: ${describe(error)}`);
+      console.error(`reservoir: ${request.method} ${new URL(request.url).pathname} failed: ${describeError(error)}`);
       return problemResponse("internal_error", "the service failed; the request may be retried");
     });
     ctx.waitUntil(
       work
         .then(() => done())
-        .catch((error: unknown) => console.error(`reservoir: closing the database connection failed: ${describe(error)}`)),
+        .catch((error: unknown) => console.error(`reservoir: closing the database connection failed: ${describeError(error)}`)),
     );
     return withDeadline(work, REQUEST_DEADLINE_MS);
   },

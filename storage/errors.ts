@@ -51,3 +51,10 @@ export class ReservoirError extends Error {
 export function unavailable(detail: string, cause?: unknown): ReservoirError {
   return new ReservoirError("service_unavailable", detail, {}, { cause });
 }
+
+/** An error and its causes on one line ("a <- b <- c"), for logs. */
+export function describeError(error: unknown): string {
+  const causes: string[] = [];
+  for (let e: unknown = error; e instanceof Error && causes.length < 4; e = e.cause) causes.push(e.message.split("\n")[0]);
+  return causes.join(" <- ") || String(error);
+}

@@ -7,6 +7,7 @@
  * Entry points decide when it runs: Node keeps pumps alive (until: Infinity) and wakes them on
  * commits and a timer; a Worker runs them inside waitUntil or a cron event, with a deadline.
  */
+import { describeError } from "../../storage/errors.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import type { ReadIo } from "../../storage/log/reader.ts";
 import type { Delivery } from "../../storage/groups/receive.ts";
@@ -95,7 +96,7 @@ export class Dispatcher {
     try {
       ids = await subscriptionsWithWork(io.db, this.now(), options.topicIds);
     } catch (error) {
-      this.log(`reservoir: finding subscriptions with messages failed: ${describe(error)}`);
+      this.log(`reservoir: finding subscriptions with messages failed: ${describeError(error)}`);
       return [];
     }
     return ids.map((id) => this.pumpOnce(io, id, options));
@@ -131,7 +132,7 @@ export class Dispatcher {
     }
     const pump: Pump = { done: Promise.resolve(), again: false, wake: () => {} };
     pump.done = this.pump(io, id, options, pump)
-      .catch((error: unknown) => this.log(`reservoir: dispatching subscription ${id} failed: ${describe(error)}`))
+      .catch((error: unknown) => this.log(`reservoir: dispatching subscription ${id} failed: ${describeError(error)}`))
       .finally(() => this.pumps.delete(id));
     this.pumps.set(id, pump);
     await pump.done;
@@ -246,7 +247,7 @@ export class Dispatcher {
       return await this.attempt(sub, d);
     } catch (error) {
       // Not the endpoint's fault, but the message must not be lost: retry it like a failure.
-      this.log(`reservoir: delivering ${sub.topic.name}/${d.partition}/${d.offset} failed: ${describe(error)}`);
+      this.log(`reservoir: delivering ${sub.topic.name}/${d.partition}/${d.offset} failed: ${describeError(error)}`);
       const claims = { groupId: sub.group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token };
       const delayMs = retryDelayMs({ initialMs: sub.backoffInitialMs, maxMs: sub.backoffMaxMs }, d.attempt, this.random);
       const action = { kind: "nack" as const, delayMs, error: "internal error" };
@@ -301,12 +302,6 @@ export class Dispatcher {
 function matches(filter: Record<string, string> | null, headers: Record<string, string> | undefined): boolean {
   if (!filter) return true;
   return Object.entries(filter).every(([k, v]) => headers?.[k] === v);
-}
-
-function describe(error: unknown): string {
-  const causes: string[] = [];
-  for (let e: unknown = error; e instanceof Error && causes.length < 4; e = e.cause) causes.push(e.message.split("\n")[0]);
-  return causes.join(" <- ") || String(error);
 }
 
 /**
