@@ -5,11 +5,14 @@
  *   npx tsx bench/produce.ts [--clients 50] [--seconds 15] [--batch 1] [--size 1024]
  *                            [--partitions 16] [--stack postgres-s3|embedded] [--linger 5]
  *                            [--cpu-prof DIR]   (the server writes a V8 CPU profile there on exit)
+ *
+ * cpu: CPU seconds per process over the measured phase (server, Postgres backends, s3rver, client).
  */
 import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { closedLoop, percentile, post } from "./lib/load.ts";
 import { startStack } from "./lib/stack.ts";
+import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -51,7 +54,9 @@ try {
 
   await closedLoop(clients, 2, send); // warm-up
   const before = await metrics();
+  const cpuBefore = cpuSnapshot(stack.server.pid);
   const result = await closedLoop(clients, seconds, send);
+  const cpu = cpuDelta(cpuBefore, cpuSnapshot(stack.server.pid));
   const after = await metrics();
   agent.destroy();
 
@@ -83,6 +88,7 @@ try {
     failedFlushes: d("failedFlushes"),
     putMsPerFlush: Number((d("putMs") / d("flushes")).toFixed(2)),
     commitMsPerFlush: Number((d("commitMs") / d("flushes")).toFixed(2)),
+    cpu,
   };
   console.log(JSON.stringify(report, null, 2));
   if (result.errors > 0) console.error(stack.server.logs().split("\n").filter((l) => l.includes("failed")).slice(-5).join("\n"));

@@ -35,10 +35,19 @@ const deleteKeyRoute = createRoute({
   responses: { 204: { description: "Revoked" }, ...errorResponses },
 });
 
+const Histogram = z.object({
+  boundsMs: z.array(z.number().nullable()),
+  counts: z.array(z.number().int()),
+  count: z.number().int(),
+  sumMs: z.number(),
+});
+
 const metricsRoute = createRoute({
   method: "get",
   path: "/v1/admin/metrics",
   summary: "This instance's counters: produce (flushes, PUTs, commits, messages, bytes), webhooks (attempts, claims, settles), object store requests, db statements",
+  description:
+    "latency holds cumulative histograms (ms, log-spaced buckets, the last bound null = +Infinity) of each flush's PUT and commit and of each produce request's wait for its offsets; subtract two snapshots to get an interval's distribution.",
   security,
   responses: {
     200: {
@@ -50,6 +59,7 @@ const metricsRoute = createRoute({
             webhooks: z.record(z.string(), z.number()),
             store: z.object({ puts: z.number(), gets: z.number() }),
             db: z.object({ statements: z.number() }),
+            latency: z.record(z.string(), Histogram),
           }),
         },
       },
@@ -79,7 +89,17 @@ export function registerAdmin(app: OpenAPIHono<AppEnv>) {
     return c.body(null, 204);
   });
 
-  app.openapi(metricsRoute, (c) =>
-    c.json({ produce: { ...c.env.batcher.stats }, webhooks: { ...c.env.push.stats }, store: { ...c.env.counters.store }, db: { statements: c.env.counters.dbStatements } }, 200),
-  );
+  app.openapi(metricsRoute, (c) => {
+    const { putMs, commitMs, submitMs } = c.env.batcher.latency;
+    return c.json(
+      {
+        produce: { ...c.env.batcher.stats },
+        webhooks: { ...c.env.push.stats },
+        store: { ...c.env.counters.store },
+        db: { statements: c.env.counters.dbStatements },
+        latency: { putMs: putMs.snapshot(), commitMs: commitMs.snapshot(), produceWaitMs: submitMs.snapshot() },
+      },
+      200,
+    );
+  });
 }

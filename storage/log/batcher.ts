@@ -10,6 +10,7 @@ import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
 import { commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
 import { newSegmentId, segmentObjectKey } from "./ids.ts";
+import { LatencyHistogram } from "./latency-histogram.ts";
 
 export interface BatcherOptions {
   /** Flush once this many record bytes are pending (default 4 MiB). */
@@ -90,6 +91,8 @@ interface Batch {
 
 export class Batcher {
   readonly stats: FlushStats = { flushes: 0, puts: 0, commits: 0, failedFlushes: 0, messages: 0, bytes: 0, requests: 0, putMs: 0, commitMs: 0 };
+  /** PUT and commit durations per flush, and each request's wait from submit to its offsets. */
+  readonly latency = { putMs: new LatencyHistogram(), commitMs: new LatencyHistogram(), submitMs: new LatencyHistogram() };
   private readonly options: BatcherOptions;
   private readonly open = new Map<string, Batch>();
   private readonly sealed = new Map<string, Batch[]>();
@@ -118,7 +121,15 @@ export class Batcher {
           this.pump(tenantId);
         }, this.options.lingerMs);
       }
-      batch.waiters.push({ entries, resolve, reject });
+      const submitted = this.options.now();
+      batch.waiters.push({
+        entries,
+        resolve: (offsets) => {
+          this.latency.submitMs.record(this.options.now() - submitted);
+          resolve(offsets);
+        },
+        reject,
+      });
       for (const e of entries) batch.bytes += e.bytes;
       if (batch.bytes >= this.options.maxBytes) {
         // The request that fills the batch flushes it on its own I/O (matters on Workers).
@@ -174,7 +185,9 @@ export class Batcher {
       try {
         this.stats.puts++;
         await batch.io.store.put(objectKey, segment);
-        this.stats.putMs += now() - started;
+        const putMs = now() - started;
+        this.stats.putMs += putMs;
+        this.latency.putMs.record(putMs);
       } catch (error) {
         throw unavailable("the object store did not accept the segment; retry the request", error);
       }
@@ -192,7 +205,9 @@ export class Batcher {
           deadline: started + commitDeadlineMs,
           clock: now,
         });
-        this.stats.commitMs += now() - committing;
+        const commitMs = now() - committing;
+        this.stats.commitMs += commitMs;
+        this.latency.commitMs.record(commitMs);
       } catch (error) {
         throw unavailable("the metadata commit failed; retry the request", error);
       }
