@@ -4,14 +4,14 @@
  */
 import { decodeBase64 } from "hono/utils/encode";
 import { ReservoirError } from "../../storage/errors.ts";
-import { encodedRecordSize } from "../../storage/segment/codec.ts";
+import { encodedRecordSize, utf8Length } from "../../storage/segment/codec.ts";
+import { Utf8Arena } from "./utf8-arena.ts";
 import type { ProduceEntry } from "../../storage/log/batcher.ts";
 import { partitionForKey, type StickyPartitioner } from "../../storage/log/partitioner.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { limits } from "../schemas.ts";
 import type { IncomingMessage } from "./parse.ts";
 
-const encoder = new TextEncoder();
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export function toEntries(
@@ -21,13 +21,16 @@ export function toEntries(
   timestamp: number,
 ): ProduceEntry[] {
   let sticky: number | undefined;
+  const arena = new Utf8Arena();
   return messages.map((m, i) => {
     const binary = m.valueBase64 !== undefined;
-    const value = binary ? decodeValue(m.valueBase64!, i) : encodeText(m.value!, `messages.${i}.value`);
+    const value = binary ? decodeValue(m.valueBase64!, i) : arena.encode(wellFormed(m.value!, `messages.${i}.value`));
     let bytes = value.byteLength;
-    if (m.key !== undefined) bytes += encodeText(m.key, `messages.${i}.key`).byteLength;
-    for (const [name, v] of Object.entries(m.headers ?? {})) {
-      bytes += encodeText(name, `messages.${i}.headers`).byteLength + encodeText(v, `messages.${i}.headers.${name}`).byteLength;
+    if (m.key !== undefined) bytes += utf8Length(wellFormed(m.key, `messages.${i}.key`));
+    if (m.headers) {
+      for (const name in m.headers) {
+        bytes += utf8Length(wellFormed(name, `messages.${i}.headers`)) + utf8Length(wellFormed(m.headers[name], `messages.${i}.headers.${name}`));
+      }
     }
     if (bytes > limits.messageBytes) {
       throw new ReservoirError(
@@ -62,9 +65,9 @@ export function toEntries(
   });
 }
 
-function encodeText(text: string, where: string): Uint8Array {
+function wellFormed(text: string, where: string): string {
   if (!text.isWellFormed()) throw new ReservoirError("invalid_request", `${where} is not well-formed Unicode`);
-  return encoder.encode(text);
+  return text;
 }
 
 function decodeValue(base64: string, i: number): Uint8Array {

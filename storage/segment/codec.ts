@@ -243,7 +243,7 @@ function measureRecord(record: SegmentRecord, firstTimestamp: number, lengths: n
 }
 
 /** Bytes TextEncoder would produce for `s` (a lone surrogate becomes the 3-byte U+FFFD). */
-function utf8Length(s: string): number {
+export function utf8Length(s: string): number {
   const units = s.length;
   let n = units;
   for (let i = 0; i < units; i++) {
