@@ -20,58 +20,60 @@ export interface ReceiptClaims {
 }
 
 const MAC_BYTES = 16;
+const MAC_CHARS = 22; // base64url of 16 bytes, unpadded
+const B64URL = /^[A-Za-z0-9_-]*$/;
 
-function b64url(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+// The body is ASCII (digits and dots), so btoa/atob take and give it as is: no byte arrays and
+// no TextEncoder per receipt, which dominated the cost of a 1,000-message receive and ack.
+function b64url(ascii: string): string {
+  return btoa(ascii).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
-function fromB64url(text: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+function fromB64url(text: string): string | null {
+  if (!B64URL.test(text)) return null;
   try {
-    const bin = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    return atob(text.replaceAll("-", "+").replaceAll("_", "/"));
   } catch {
     return null;
   }
 }
 
+/** Compares in time independent of where the strings differ (both are MAC_CHARS long). */
+function sameMac(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < MAC_CHARS; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
 export class ReceiptSigner {
-  private readonly macs = new Map<string, Uint8Array>();
+  private readonly macs = new Map<string, string>();
 
   constructor(private readonly key: Uint8Array) {}
 
   sign(tenantId: string, c: ReceiptClaims): string {
-    const body = `${c.groupId}.${c.partition}.${c.firstOffset}.${c.offset}.${c.token}`;
-    return `${b64url(utf8ToBytes(body))}.${b64url(this.mac(tenantId, c.groupId, c.token))}`;
+    return `${b64url(`${c.groupId}.${c.partition}.${c.firstOffset}.${c.offset}.${c.token}`)}.${this.mac(tenantId, c.groupId, c.token)}`;
   }
 
   /** The claims of a receipt this deployment issued to this tenant, else null. */
   verify(tenantId: string, receipt: string): ReceiptClaims | null {
     if (typeof receipt !== "string" || receipt.length > 200) return null;
-    const [bodyPart, macPart, extra] = receipt.split(".");
-    if (extra !== undefined || !bodyPart || !macPart) return null;
-    const bodyBytes = fromB64url(bodyPart);
-    const mac = fromB64url(macPart);
-    if (!bodyBytes || !mac || mac.length !== MAC_BYTES) return null;
-    const body = new TextDecoder().decode(bodyBytes);
-    if (!/^\d{1,16}(\.\d{1,16}){4}$/.test(body)) return null;
+    const dot = receipt.indexOf(".");
+    if (dot <= 0 || receipt.length - dot - 1 !== MAC_CHARS) return null;
+    const body = fromB64url(receipt.slice(0, dot));
+    if (!body || !/^\d{1,16}(\.\d{1,16}){4}$/.test(body)) return null;
     const [groupId, partition, firstOffset, offset, token] = body.split(".").map(Number);
     if (![groupId, partition, firstOffset, offset, token].every(Number.isSafeInteger)) return null;
-    const expected = this.mac(tenantId, groupId, token);
-    let diff = 0;
-    for (let i = 0; i < MAC_BYTES; i++) diff |= expected[i] ^ mac[i];
-    if (diff !== 0) return null;
+    if (!sameMac(this.mac(tenantId, groupId, token), receipt.slice(dot + 1))) return null;
     return { groupId, partition, firstOffset, offset, token };
   }
 
   /** One HMAC per grant: the receipts of one receive (and of one ack batch) share it. */
-  private mac(tenantId: string, groupId: number, token: number): Uint8Array {
+  private mac(tenantId: string, groupId: number, token: number): string {
     const input = `${tenantId}|${groupId}|${token}`;
     let mac = this.macs.get(input);
     if (!mac) {
-      mac = hmac(sha256, this.key, utf8ToBytes(input)).subarray(0, MAC_BYTES);
+      const bytes = hmac(sha256, this.key, utf8ToBytes(input)).subarray(0, MAC_BYTES);
+      mac = b64url(String.fromCharCode(...bytes));
       if (this.macs.size >= 4096) this.macs.clear();
       this.macs.set(input, mac);
     }

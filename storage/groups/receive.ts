@@ -176,12 +176,15 @@ async function planRanges(tx: Queryable, group: Group, topic: Topic, options: Re
 }
 
 /**
- * Partitions one receive locks to lease fresh messages from: enough for its budget when each
- * holds a few dozen, and no more, so that concurrent receivers (SKIP LOCKED) find others free.
+ * At most how many partitions one receive locks to lease fresh messages from; fewer are
+ * locked when fewer hold enough messages for its budget (see lockFreshPositions).
  */
 function freshPartitionsPerReceive(budget: number): number {
   return Math.max(4, Math.ceil(budget / 25));
 }
+
+/** Partitions a receive locks beyond those its budget needs, in case others hold those. */
+const SPARE_PARTITIONS = 1;
 
 interface FreshPosition {
   partition: number;
@@ -194,10 +197,13 @@ interface FreshPosition {
 
 /**
  * Positions with undelivered messages, locked, with the delayed runs and the lease rows just past
- * their frontier.
+ * their frontier. Only as many partitions as the budget needs (counting what each holds past
+ * its frontier), plus a spare: a receive that locked every partition would leave concurrent
+ * receivers (SKIP LOCKED) nothing, and make acks wait to advance their committed offsets.
  */
 async function lockFreshPositions(tx: Queryable, groupId: number, topic: Topic, now: number, budget: number, limit: number): Promise<FreshPosition[]> {
   const topicId = topic.id;
+  const turn = sql`(gp.partition + ${rotation(topic.partitions)}) % ${Math.max(1, topic.partitions)}`;
   type Listed = string[] | string | null;
   const found = await rows<{ partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed }>(
     tx,
@@ -214,7 +220,16 @@ async function lockFreshPositions(tx: Queryable, groupId: number, topic: Topic, 
           WHERE l.group_id = gp.group_id AND l.partition = gp.partition
             AND l.first_offset >= gp.frontier AND l.first_offset < gp.frontier + ${budget} + ${FRESH_SCAN_WINDOW}) c ON true
         WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset
-        ORDER BY (gp.partition + ${rotation(topic.partitions)}) % ${Math.max(1, topic.partitions)}
+          AND gp.partition IN (
+            SELECT partition FROM (
+              SELECT partition, nth, count(*) FILTER (WHERE before < ${budget}) OVER () AS needed FROM (
+                SELECT gp.partition, row_number() OVER w AS nth,
+                       coalesce(sum(p.next_offset - gp.frontier) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                FROM group_partitions gp JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
+                WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset
+                WINDOW w AS (ORDER BY ${turn})) ahead) counted
+            WHERE nth <= needed + ${SPARE_PARTITIONS})
+        ORDER BY ${turn}
         LIMIT ${limit}
         FOR UPDATE OF gp SKIP LOCKED`,
   );

@@ -275,13 +275,21 @@ function writeString(buf: Uint8Array, pos: number, s: string, length: number): n
   return pos + length;
 }
 
+export interface DecodeOptions {
+  /**
+   * false only for bytes that never left this process (a flush's own segment, decoded for the
+   * read cache): the CRC guards bytes that were stored or sent, and costs a pass over them.
+   */
+  verifyCrc?: boolean;
+}
+
 /**
  * Decode exactly one batch from its own byte range (length field must equal bytes.length; CRC checked).
  *
  * Zero copy: each record's `value` is a view into `bytes`' buffer, so it shares (and keeps alive)
  * that buffer; copy it if the buffer will be reused or must be freed sooner.
  */
-export function decodeBatch(bytes: Uint8Array): DecodedBatch {
+export function decodeBatch(bytes: Uint8Array, options: DecodeOptions = {}): DecodedBatch {
   const n = bytes.length;
   if (n < BATCH_FIXED_BYTES + 1) {
     throw new SegmentCorruptError(`batch of ${n} bytes is shorter than a batch header`);
@@ -291,10 +299,12 @@ export function decodeBatch(bytes: Uint8Array): DecodedBatch {
   if (length !== n) {
     throw new SegmentCorruptError(`batch length field says ${length} bytes but the range holds ${n}`);
   }
-  const stored = view.getUint32(4);
-  const computed = crc32c(bytes.subarray(8));
-  if (stored !== computed) {
-    throw new SegmentCorruptError(`batch CRC32C mismatch: stored ${hex(stored)}, computed ${hex(computed)}`);
+  if (options.verifyCrc !== false) {
+    const stored = view.getUint32(4);
+    const computed = crc32c(bytes.subarray(8));
+    if (stored !== computed) {
+      throw new SegmentCorruptError(`batch CRC32C mismatch: stored ${hex(stored)}, computed ${hex(computed)}`);
+    }
   }
   if (bytes[8] !== BATCH_VERSION) throw new SegmentCorruptError(`unsupported batch version ${bytes[8]}`);
   const flags = bytes[9];
@@ -383,8 +393,8 @@ function readString(bytes: Uint8Array, cursor: Cursor, end: number): string {
 }
 
 /** Decode a byte range holding one or more consecutive whole batches. */
-export function decodeBatches(bytes: Uint8Array): DecodedBatch[] {
-  return decodeBatchesFrom(bytes, 0);
+export function decodeBatches(bytes: Uint8Array, options: DecodeOptions = {}): DecodedBatch[] {
+  return decodeBatchesFrom(bytes, 0, options);
 }
 
 /** Check the segment header (magic + version) and decode all batches of a whole segment. */
@@ -399,10 +409,10 @@ export function decodeSegment(bytes: Uint8Array): DecodedBatch[] {
   if (bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
     throw new SegmentCorruptError("segment header reserved bytes are not zero");
   }
-  return decodeBatchesFrom(bytes, SEGMENT_HEADER_BYTES);
+  return decodeBatchesFrom(bytes, SEGMENT_HEADER_BYTES, {});
 }
 
-function decodeBatchesFrom(bytes: Uint8Array, pos: number): DecodedBatch[] {
+function decodeBatchesFrom(bytes: Uint8Array, pos: number, options: DecodeOptions): DecodedBatch[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   const batches: DecodedBatch[] = [];
   while (pos < bytes.length) {
@@ -416,7 +426,7 @@ function decodeBatchesFrom(bytes: Uint8Array, pos: number): DecodedBatch[] {
       );
     }
     try {
-      batches.push(decodeBatch(bytes.subarray(pos, pos + length)));
+      batches.push(decodeBatch(bytes.subarray(pos, pos + length), options));
     } catch (error) {
       if (error instanceof SegmentCorruptError) error.message = `batch at byte ${pos}: ${error.message}`;
       throw error;

@@ -399,3 +399,15 @@ describe("varint", () => {
     expect(read([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])).toThrow(/8 bytes/);
   });
 });
+
+describe("decoding without the CRC check (a flush's own bytes)", () => {
+  it("skips only the CRC: a bad CRC passes, a bad length does not", () => {
+    const { segment, ranges } = write([sample]);
+    const batch = rangeOf(segment, ranges[0]).slice();
+    batch[4] ^= 0xff; // the stored CRC
+    expect(() => decodeBatches(batch)).toThrow(SegmentCorruptError);
+    expect(comparable(decodeBatches(batch, { verifyCrc: false })[0])).toEqual(comparable(decodeBatches(rangeOf(segment, ranges[0]))[0]));
+    const truncated = batch.subarray(0, batch.length - 1);
+    expect(() => decodeBatches(truncated, { verifyCrc: false })).toThrow(SegmentCorruptError);
+  });
+});
