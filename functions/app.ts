@@ -32,12 +32,26 @@ const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
   return limitJsonBody(c, next);
 };
 
-const limitJsonBody = bodyLimit({
+const tooLarge = () => new ReservoirError("body_too_large", `the request body exceeds ${limits.jsonBodyBytes} bytes`);
+
+const limitStreamedBody = bodyLimit({
   maxSize: limits.jsonBodyBytes,
   onError: () => {
-    throw new ReservoirError("body_too_large", `the request body exceeds ${limits.jsonBodyBytes} bytes`);
+    throw tooLarge();
   },
 });
+
+/**
+ * A declared length is checked from the header alone (the HTTP parser reads no further), so
+ * the body stays unread until the validator reads it once: on Node that read skips web
+ * streams altogether. Only a body without a length is counted as it streams in.
+ */
+const limitJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const declared = c.req.header("content-length");
+  if (declared === undefined || c.req.header("transfer-encoding") !== undefined) return limitStreamedBody(c, next);
+  if (Number(declared) > limits.jsonBodyBytes) throw tooLarge();
+  return next();
+};
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({

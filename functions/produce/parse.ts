@@ -30,6 +30,9 @@ export async function readBody(request: Request, maxBytes: number): Promise<stri
     new ReservoirError("body_too_large", `the request body exceeds the limit of ${maxBytes} bytes (8 MiB)`);
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge();
+  // A declared length bounds the body (the HTTP parser reads no further): read it whole, which
+  // on Node skips web streams. Only a body of unknown length is counted as it streams in.
+  if (declared >= 0 && !request.headers.has("transfer-encoding")) return request.text();
   if (!request.body) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
