@@ -4,6 +4,7 @@
  * At max rate a batch is taken at once and a message's latency is its batch's round trip. At a
  * fixed rate (open loop) a lane waits until a full batch is due or its first message has waited
  * `lingerMs`, and latency counts from each message's scheduled time, so a stall is charged.
+ * Each request's own round trip is kept too (requestLatenciesMs), whatever the mode.
  */
 import type { PublishOutcome } from "./system.ts";
 
@@ -23,6 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function publishInBatches(p: BatchedPublish): Promise<PublishOutcome> {
   const { count, batch, ratePerSec } = p;
   const latenciesMs: number[] = new Array(count);
+  const requestLatenciesMs: number[] = [];
   const start = performance.now();
   const readyAt = (i: number) => (ratePerSec ? start + (i * 1000) / ratePerSec : start);
   let next = 0;
@@ -42,6 +44,7 @@ export async function publishInBatches(p: BatchedPublish): Promise<PublishOutcom
       const sentAt = performance.now();
       await p.send(first, n);
       const at = performance.now();
+      requestLatenciesMs.push(at - sentAt);
       for (let j = 0; j < n; j++) {
         latenciesMs[first + j] = at - (ratePerSec ? readyAt(first + j) : sentAt);
         p.onAck?.(first + j);
@@ -49,5 +52,5 @@ export async function publishInBatches(p: BatchedPublish): Promise<PublishOutcom
     }
   };
   await Promise.all(Array.from({ length: p.window }, lane));
-  return { acked: count, latenciesMs };
+  return { acked: count, latenciesMs, requestLatenciesMs };
 }

@@ -4,7 +4,7 @@
  * SVG and rendered with resvg (system fonts; DejaVu Sans where present).
  */
 import { Resvg } from "@resvg/resvg-js";
-import type { RunResult } from "./run.ts";
+import type { RunResult } from "./result.ts";
 
 const COLORS: Record<string, string> = {
   "reservoir-s3": "#1f77b4",
@@ -48,7 +48,7 @@ function panel(title: string, unit: string, bars: Bar[], x: number, y: number, w
 }
 
 export function chartPng(runs: RunResult[], caption: string): Buffer {
-  const workloads = [...new Set(runs.map((r) => r.workload))];
+  const workloads = [...new Set(runs.filter((r) => r.mode !== "backlog-drain").map((r) => r.workload))];
   const colW = 480;
   let body = "";
   let height = 0;

@@ -2,35 +2,37 @@
  * The side-by-side benchmark (issue 5): every system, every workload, the same message bytes,
  * in one run on this machine.
  *
- *   npm run bench                       full run
- *   npm run bench -- --quick            small counts (a few minutes)
+ *   npm run bench                       full run (with the 1 GiB backlog drain per system)
+ *   npm run bench -- --quick            small counts, no backlog drain (under 3 minutes here)
  *   npm run bench -- --systems reservoir-s3,nats-jetstream --workloads 16p-1KiB --messages 50000
  *   npm run bench -- --out DIR          where results go (default bench/results)
  *   npm run bench -- --rate 5000        the fixed-rate mode's rate (msgs/s)
+ *   npm run bench -- --backlog-mib 64   the backlog drain's size (default 1024; 0: none)
  *
- * Per (system, workload), two runs. Max rate: publish N messages as fast as the system takes
- * them (its fastest honest client path, see docs/benchmarks.md), then consume and acknowledge
- * them all. Fixed rate (--rate, default 5,000 msgs/s): publish N/2 messages on a schedule while
- * a consumer runs; end-to-end latency is a message's arrival minus its scheduled send time,
- * and publish latency counts from the schedule too (a stall is charged in full). Results:
- * DIR/latest.json (and a dated copy), DIR/latest.md, DIR/latest.png. A system whose service is not reachable
- * is recorded as skipped. Progress goes to stderr.
+ * Per (system, workload): an untimed warm-up on a setup of its own (warm-up.ts), then two
+ * measured runs (measure.ts): max rate with N messages, and a fixed rate (--rate, default 5,000
+ * msgs/s) with N/2 (at most 10,000 with --quick). Then per system, unless --quick, the backlog
+ * drain (backlog.ts). Results: DIR/latest.json (and a dated copy), DIR/latest.md, DIR/latest.png.
+ * A system whose service is not reachable is recorded as skipped. Progress goes to stderr.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem, type as osType, release } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { percentile } from "../lib/load.ts";
-import { Unavailable, type CostCounters, type SystemName, type SystemUnderTest, type Workload } from "./system.ts";
+import { backlogDrain, BACKLOG_WORKLOAD } from "./backlog.ts";
+import { chartPng } from "./chart.ts";
+import { measureRun } from "./measure.ts";
+import { markdownReport } from "./report.ts";
+import { round, type RunResult } from "./result.ts";
+import type { SystemName, SystemUnderTest, Workload } from "./system.ts";
 import { natsJetStream } from "./systems/nats-jetstream.ts";
 import { pgBoss } from "./systems/pg-boss.ts";
 import { rabbitmq } from "./systems/rabbitmq.ts";
 import { reservoir } from "./systems/reservoir.ts";
 import { s3PutBaseline } from "./systems/s3-put-baseline.ts";
-import { chartPng } from "./chart.ts";
-import { markdownReport } from "./report.ts";
+import { warmUp, warmUpCount } from "./warm-up.ts";
 
-export const WORKLOADS: Workload[] = [
+const WORKLOADS: Workload[] = [
   { name: "16p-1KiB", partitions: 16, messageBytes: 1024 },
   { name: "1p-1KiB", partitions: 1, messageBytes: 1024 },
   { name: "16p-100B", partitions: 16, messageBytes: 100 },
@@ -45,121 +47,39 @@ const SYSTEMS: Record<SystemName, () => SystemUnderTest> = {
   "s3-put-baseline": () => s3PutBaseline(),
 };
 
-export interface RunResult {
-  system: SystemName;
-  workload: string;
-  mode: "max-rate" | "fixed-rate";
-  /** Fixed rate: the schedule (msgs/s). */
-  ratePerSec?: number;
-  messageBytes: number;
-  partitions: number;
-  messages: number;
-  skipped?: string;
-  publish?: { msgsPerSec: number; mibPerSec: number; p50Ms: number; p99Ms: number; p999Ms: number };
-  /** Fixed rate only (at max rate, publish and consume run one after the other). */
-  endToEnd?: { p50Ms: number | null; p99Ms: number | null };
-  consume?: { msgsPerSec: number };
-  cost?: {
-    putsPerFlush: number | null;
-    commitsPerFlush: number | null;
-    putsPerMillion: number | null;
-    getsPerMillion: number | null;
-    commitsPerMillion: number | null;
-  };
-  settings?: Record<string, string | number | boolean>;
-}
-
-const round = (x: number, digits = 2) => Number(x.toFixed(digits));
-
-/** Distinct, deterministic bytes per message: printable, so every client sends them as is. */
-function payloadFor(bytes: number): (i: number) => Uint8Array {
-  const filler = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) filler[i] = 97 + (i % 26);
-  return (i) => {
-    const out = filler.slice();
-    const tag = String(i).padStart(Math.min(12, bytes), "0");
-    for (let k = 0; k < tag.length && k < bytes; k++) out[k] = tag.charCodeAt(k);
-    return out;
-  };
-}
-
-function costFigures(before: CostCounters, after: CostCounters, messages: number): RunResult["cost"] {
-  const delta = (k: keyof CostCounters) => (after[k] === undefined || before[k] === undefined ? null : after[k]! - before[k]!);
-  const puts = delta("puts");
-  const gets = delta("gets");
-  const commits = delta("commits");
-  const flushes = delta("flushes");
-  const perMillion = (x: number | null) => (x === null ? null : round((x / messages) * 1e6, 1));
-  const perFlush = (x: number | null) => (x === null || !flushes ? null : round(x / flushes, 3));
-  return {
-    putsPerFlush: perFlush(puts),
-    commitsPerFlush: perFlush(commits),
-    putsPerMillion: perMillion(puts),
-    getsPerMillion: perMillion(gets),
-    commitsPerMillion: perMillion(commits),
-  };
-}
-
-const indexDecoder = new TextDecoder();
-/** The message index payloadFor wrote at the start of the bytes. */
-const indexOf = (bytes: Uint8Array) => Number(indexDecoder.decode(bytes.subarray(0, Math.min(12, bytes.length))));
-
-async function runOne(sut: SystemUnderTest, workload: Workload, messages: number, ratePerSec?: number): Promise<RunResult> {
-  const mode = ratePerSec ? ("fixed-rate" as const) : ("max-rate" as const);
-  const base = { system: sut.name, workload: workload.name, mode, ...(ratePerSec && { ratePerSec }), messageBytes: workload.messageBytes, partitions: workload.partitions, messages };
-  try {
-    await sut.setup(workload);
-  } catch (error) {
-    if (error instanceof Unavailable) return { ...base, skipped: error.message };
-    throw error;
-  }
-  try {
-    const payload = payloadFor(workload.messageBytes);
-    const before = (await sut.cost?.()) ?? {};
-    const endToEnd: number[] = [];
-    let t0 = performance.now();
-    let lastArrival = 0;
-    // At a fixed rate the consumer runs meanwhile; at max rate it drains afterwards.
-    const consume = () =>
-      sut.consume(messages, (bytes) => {
-        lastArrival = performance.now();
-        if (ratePerSec) endToEnd.push(lastArrival - (t0 + (indexOf(bytes) * 1000) / ratePerSec));
-      });
-    const consuming = ratePerSec ? consume() : null;
-    t0 = performance.now();
-    const published = await sut.publish(messages, payload, ratePerSec ? { ratePerSec } : {});
-    const publishSeconds = (performance.now() - t0) / 1000;
-    if (published.acked !== messages) throw new Error(`${sut.name}: ${published.acked} of ${messages} published`);
-    const t1 = performance.now();
-    await (consuming ?? consume());
-    const consumeSeconds = ((ratePerSec ? lastArrival - t0 : performance.now() - t1) || 1) / 1000;
-    const after = (await sut.cost?.()) ?? {};
-    const sorted = published.latenciesMs.slice().sort((a, b) => a - b);
-    const e2e = endToEnd.sort((a, b) => a - b);
-    return {
-      ...base,
-      publish: {
-        msgsPerSec: Math.round(messages / publishSeconds),
-        mibPerSec: round((messages * workload.messageBytes) / publishSeconds / 1024 / 1024),
-        p50Ms: round(percentile(sorted, 50)),
-        p99Ms: round(percentile(sorted, 99)),
-        p999Ms: round(percentile(sorted, 99.9)),
-      },
-      endToEnd: ratePerSec ? { p50Ms: round(percentile(e2e, 50)), p99Ms: round(percentile(e2e, 99)) } : { p50Ms: null, p99Ms: null },
-      consume: { msgsPerSec: Math.round(messages / consumeSeconds) },
-      cost: costFigures(before, after, messages),
-      settings: sut.settings,
-    };
-  } finally {
-    await sut.teardown();
-  }
-}
+/**
+ * Max-rate messages per run with --quick: several rounds of every system's publish window
+ * (Reservoir's is 32 requests of 1,000), while the whole quick run stays under 3 minutes here.
+ */
+const QUICK_MESSAGES = 80_000;
+const FULL_MESSAGES = 200_000;
+/** With --quick, the fixed-rate run's count is capped: at 5,000 msgs/s its length is count / rate. */
+const QUICK_FIXED_RATE_MESSAGES = 10_000;
 
 function progress(done: number, total: number, label: string): void {
   const width = 30;
   const filled = Math.round((done / total) * width);
   process.stderr.write(`[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total} ${label}\n`);
 }
+
+function summary(r: RunResult): string {
+  if (r.skipped) return `skipped (${r.skipped})`;
+  if (r.drain) return `drained ${r.drain.messages} messages in ${r.drain.seconds} s: ${r.drain.msgsPerSec} msgs/s, ${r.drain.mibPerSec} MiB/s`;
+  const e2e = r.endToEnd?.p50Ms != null ? `, end-to-end p50 ${r.endToEnd.p50Ms} ms` : "";
+  const overhead = r.produceOverhead ? `, produce overhead p99 ${r.produceOverhead.overheadP99Ms} ms` : "";
+  return `publish ${r.publish!.msgsPerSec} msgs/s p99 ${r.publish!.p99Ms} ms, consume ${r.consume!.msgsPerSec} msgs/s${e2e}${overhead}`;
+}
+
+/** A run that threw is recorded as failed, and the benchmark goes on. */
+const failed = (sut: SystemUnderTest, workload: Workload, mode: RunResult["mode"], messages: number) => (error: unknown): RunResult => ({
+  system: sut.name,
+  workload: workload.name,
+  mode,
+  messageBytes: workload.messageBytes,
+  partitions: workload.partitions,
+  messages,
+  skipped: `failed: ${(error as Error).message}`,
+});
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
@@ -169,40 +89,40 @@ async function main(): Promise<void> {
       workloads: { type: "string" },
       messages: { type: "string" },
       rate: { type: "string", default: "5000" },
+      "backlog-mib": { type: "string", default: "1024" },
       out: { type: "string", default: "bench/results" },
     },
   });
   const systems = (args.systems?.split(",") ?? Object.keys(SYSTEMS)) as SystemName[];
   for (const s of systems) if (!SYSTEMS[s]) throw new Error(`unknown system '${s}' (known: ${Object.keys(SYSTEMS).join(", ")})`);
   const workloads = args.workloads ? WORKLOADS.filter((w) => args.workloads!.split(",").includes(w.name)) : WORKLOADS;
-  const messages = Number(args.messages ?? (args.quick ? 20_000 : 200_000));
+  const messages = Number(args.messages ?? (args.quick ? QUICK_MESSAGES : FULL_MESSAGES));
+  const fixedRateMessages = Math.max(1, Math.min(Math.floor(messages / 2), args.quick ? QUICK_FIXED_RATE_MESSAGES : Infinity));
+  const warmUpMessages = warmUpCount(messages);
   const rate = Number(args.rate);
+  const backlogMiB = args.quick ? 0 : Number(args["backlog-mib"]);
   const runs: RunResult[] = [];
-  const total = systems.length * workloads.length * 2;
+  const total = systems.length * (workloads.length * 2 + (backlogMiB > 0 ? 1 : 0));
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
   progress(0, total, "starting");
+  const record = (r: RunResult) => {
+    runs.push(r);
+    progress(runs.length, total, `${r.system} ${r.workload} ${r.mode}: ${summary(r)}`);
+  };
   for (const name of systems) {
     const sut = SYSTEMS[name]();
     try {
       for (const workload of workloads) {
-        for (const ratePerSec of [undefined, rate]) {
-          const count = ratePerSec ? Math.max(1, Math.floor(messages / 2)) : messages;
-          const result: RunResult = await runOne(sut, workload, count, ratePerSec).catch((error: unknown) => ({
-            system: name,
-            workload: workload.name,
-            mode: ratePerSec ? ("fixed-rate" as const) : ("max-rate" as const),
-            messageBytes: workload.messageBytes,
-            partitions: workload.partitions,
-            messages: count,
-            skipped: `failed: ${(error as Error).message}`,
-          }));
-          runs.push(result);
-          const e2e = result.endToEnd?.p50Ms != null ? `, end-to-end p50 ${result.endToEnd.p50Ms} ms` : "";
-          const summary = result.skipped
-            ? `skipped (${result.skipped})`
-            : `publish ${result.publish!.msgsPerSec} msgs/s p99 ${result.publish!.p99Ms} ms, consume ${result.consume!.msgsPerSec} msgs/s${e2e}`;
-          progress(runs.length, total, `${name} ${workload.name} ${result.mode}: ${summary}`);
-        }
+        const warmStart = performance.now();
+        await warmUp(sut, workload, warmUpMessages).then(
+          () => process.stderr.write(`  warm-up ${name} ${workload.name}: ${warmUpMessages} messages in ${round((performance.now() - warmStart) / 1000, 1)} s\n`),
+          (error: unknown) => process.stderr.write(`  warm-up ${name} ${workload.name} failed: ${(error as Error).message}\n`),
+        );
+        record(await measureRun(sut, workload, messages).catch(failed(sut, workload, "max-rate", messages)));
+        record(await measureRun(sut, workload, fixedRateMessages, rate).catch(failed(sut, workload, "fixed-rate", fixedRateMessages)));
       }
+      if (backlogMiB > 0) record(await backlogDrain(sut, backlogMiB).catch(failed(sut, BACKLOG_WORKLOAD, "backlog-drain", Math.round(backlogMiB * 1024))));
     } finally {
       await sut.close?.();
     }
@@ -215,10 +135,14 @@ async function main(): Promise<void> {
       freeMemoryGiB: round(freemem() / 2 ** 30, 1),
       os: `${osType()} ${release()}`,
       node: process.version,
-      startedAt: new Date().toISOString(),
+      startedAt,
       quick: args.quick,
       messagesPerRun: messages,
+      fixedRateMessagesPerRun: fixedRateMessages,
       fixedRatePerSec: rate,
+      warmUpMessages,
+      backlogMiB: backlogMiB > 0 ? backlogMiB : null,
+      wallSeconds: round((performance.now() - started) / 1000, 1),
     },
     runs,
   };
@@ -230,6 +154,7 @@ async function main(): Promise<void> {
   const caption = `Reservoir and its peers — ${report.machine.cpus} × ${report.machine.cpuModel}, ${messages} messages per run${args.quick ? " (--quick)" : ""}`;
   writeFileSync(join(args.out!, "latest.png"), chartPng(runs, caption));
   process.stderr.write(`results: ${["latest.json", "latest.md", "latest.png"].map((f) => join(args.out!, f)).join(", ")}\n`);
+  process.stderr.write(`wall time: ${report.machine.wallSeconds} s\n`);
 }
 
 await main();

@@ -28,7 +28,6 @@ export interface PgBossOptions {
 
 const LINGER_MS = 5; // fixed-rate mode: a batch waits at most this long for company (Reservoir's default)
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function pgBoss(options: PgBossOptions = {}): SystemUnderTest {
@@ -101,7 +100,7 @@ export function pgBoss(options: PgBossOptions = {}): SystemUnderTest {
             continue;
           }
           received += jobs.length;
-          if (onMessage) for (const job of jobs) onMessage(encoder.encode(job.data.v));
+          if (onMessage) for (const job of jobs) onMessage(job.data.v); // the text as stored, not re-encoded
           await b.complete(name, jobs.map((job) => job.id));
           k--; // stay on a queue while it has jobs
         }

@@ -2,14 +2,17 @@
  * Reservoir itself, on Postgres + s3rver ("reservoir-s3") or on the embedded default
  * ("reservoir-embedded"): the Node server as `npm start` runs it, over HTTP on keep-alive
  * sockets. Publish: requests of up to `batch` messages with `window` requests in flight (the
- * server coalesces them into one segment PUT + one commit per flush). Consume: a consumer
- * group drained by `consumers` loops of receive(max 1,000) → ack.
+ * server coalesces them into one segment PUT + one commit per flush), each body written
+ * straight from the payload bytes (reservoir-body.ts). Consume: a consumer group drained by
+ * `consumers` loops of receive(max 1,000) → ack; values are handed over as the text received.
+ * The server's metrics give the PUT, commit and produce-wait histograms (produce overhead).
  */
 import { Agent } from "node:http";
 import { requestJson } from "../../lib/http-json.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
-import type { CostCounters, PublishOutcome, SystemUnderTest, Workload } from "../system.ts";
+import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
 import { publishInBatches } from "../batched-publish.ts";
+import { produceBody } from "./reservoir-body.ts";
 
 export interface ReservoirOptions {
   stack: "postgres-s3" | "embedded";
@@ -20,7 +23,6 @@ export interface ReservoirOptions {
   consumers?: number;
 }
 
-const decoder = new TextDecoder();
 /** At a fixed rate, how long the client gathers due messages into one request. */
 const CLIENT_LINGER_MS = 5;
 
@@ -69,25 +71,35 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       return publishInBatches({
         count, batch, window: ratePerSec ? 64 : window, lingerMs: CLIENT_LINGER_MS, ratePerSec, onAck,
         send: async (first, n) => {
-          const messages = Array.from({ length: n }, (_, j) => ({ value: decoder.decode(payload(first + j)) }));
-          await call("POST", `/v1/topics/${topic}/messages`, auth, { messages });
+          const res = await call("POST", `/v1/topics/${topic}/messages`, auth, produceBody(payload, first, n));
+          if (res.body?.offsets?.length !== n) throw new Error(`produce of ${n} messages answered ${JSON.stringify(res.body).slice(0, 300)}`);
         },
       });
     },
 
     async consume(count, onMessage) {
       let received = 0;
+      let acked = 0;
+      let allAcked!: () => void;
+      const done = new Promise<void>((resolve) => (allAcked = resolve));
       const loop = async () => {
         while (received < count) {
           const got = await call("POST", `/v1/topics/${topic}/groups/bench/receive`, auth, { max: 1000, waitMs: 1000 });
           const messages = got.body.messages as { value: string; receipt: string }[];
           if (messages.length === 0) continue;
           received += messages.length;
-          if (onMessage) for (const m of messages) onMessage(new TextEncoder().encode(m.value));
+          // The text as the API delivers it: re-encoding it to bytes would be client work
+          // that the byte-oriented clients of the other systems do not do.
+          if (onMessage) for (const m of messages) onMessage(m.value);
           await call("POST", `/v1/topics/${topic}/groups/bench/ack`, auth, { receipts: messages.map((m) => m.receipt) });
+          if ((acked += messages.length) >= count) allAcked();
         }
       };
-      await Promise.all(Array.from({ length: consumers }, loop));
+      const loops = Promise.all(Array.from({ length: consumers }, loop));
+      // Done once the last message is acked: the other loops may sit in a long poll (waitMs)
+      // for messages that will not come, which is not the consumer's work.
+      await Promise.race([loops, done]);
+      loops.catch(() => {}); // such a poll may end after close() destroyed the agent
     },
 
     async cost(): Promise<CostCounters> {
@@ -95,6 +107,12 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       const p = res.body.produce;
       return { puts: p.puts, gets: res.body.store.gets, commits: p.commits, flushes: p.flushes };
     },
+
+    async serverLatency(): Promise<ServerLatency> {
+      return (await call("GET", "/v1/admin/metrics", admin)).body.latency;
+    },
+
+    serverPid: () => stack?.server.pid,
 
     async teardown() {
       // One server serves every workload of a run (each gets its own tenant and topic).

@@ -11,7 +11,7 @@
  */
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { startS3Process } from "../../lib/stack.ts";
-import { Unavailable, type CostCounters, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
+import { Unavailable, type CostCounters, type Payloads, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
 import { publishInBatches } from "../batched-publish.ts";
 
 export interface S3PutBaselineOptions {
@@ -39,6 +39,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
   let stored: (() => void)[] = []; // consumers waiting for the next object
   let puts = 0;
   let gets = 0;
+  let setups = 0;
 
   return {
     name: "s3-put-baseline",
@@ -53,12 +54,14 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
     },
 
     async setup(workload: Workload) {
-      s3 = await startS3Process().catch((err: Error) => {
+      // One s3rver for the whole run, as reservoir-s3 has: a process started per workload
+      // would charge its start-up (and its JIT warming up) to every measured run.
+      s3 ??= await startS3Process().catch((err: Error) => {
         throw new Unavailable(`s3rver: ${err.message}`);
       });
       const env = s3.env;
       bucket = env.S3_BUCKET;
-      client = new S3Client({
+      client ??= new S3Client({
         endpoint: env.S3_ENDPOINT,
         region: env.S3_REGION,
         forcePathStyle: true,
@@ -66,7 +69,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
         requestChecksumCalculation: "WHEN_REQUIRED",
         responseChecksumValidation: "WHEN_REQUIRED",
       });
-      prefix = `baseline/${workload.name}/`;
+      prefix = `baseline/${workload.name}-${++setups}/`; // If-None-Match: * needs fresh keys per setup
       perObject = Math.max(1, Math.floor(objectBytes / (4 + workload.messageBytes)));
       objects = [];
       stored = [];
@@ -116,16 +119,20 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
     },
 
     async teardown() {
+      // The objects stay until close(): s3rver's directory is a fresh temp folder per process.
+    },
+
+    async close() {
       client?.destroy();
       client = undefined;
-      await s3?.stop(); // s3rver's directory is a fresh temp folder per process
+      await s3?.stop();
       s3 = undefined;
     },
   };
 }
 
 /** Messages first..first+n-1, each as a 4-byte big-endian length and its bytes. */
-function pack(payload: (i: number) => Uint8Array, first: number, n: number): Uint8Array {
+function pack(payload: Payloads, first: number, n: number): Uint8Array {
   const parts = Array.from({ length: n }, (_, j) => payload(first + j));
   const body = new Uint8Array(parts.reduce((sum, p) => sum + 4 + p.byteLength, 0));
   const view = new DataView(body.buffer);
