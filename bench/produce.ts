@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { closedLoop, percentile, post } from "./lib/load.ts";
 import { startStack } from "./lib/stack.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
+import { histogramDelta, histogramPercentile, type HistogramSnapshot } from "../storage/log/latency-histogram.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -39,7 +40,7 @@ try {
   const tenant = await (await fetch(`${base}/v1/admin/tenants`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }) })).json();
   const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
   await fetch(`${base}/v1/topics/bench`, { method: "PUT", headers: auth, body: JSON.stringify({ partitions: Number(args.partitions) }) });
-  const metrics = async () => (await (await fetch(`${base}/v1/admin/metrics`, { headers: admin })).json()).produce;
+  const allMetrics = async () => (await (await fetch(`${base}/v1/admin/metrics`, { headers: admin })).json()) as { produce: Record<string, number>; latency: Record<string, HistogramSnapshot> };
 
   const value = "x".repeat(size);
   const body = Buffer.from(JSON.stringify({ messages: Array.from({ length: batch }, () => ({ value })) }));
@@ -53,14 +54,16 @@ try {
   };
 
   await closedLoop(clients, 2, send); // warm-up
-  const before = await metrics();
+  const before = await allMetrics();
   const cpuBefore = cpuSnapshot(stack.server.pid);
   const result = await closedLoop(clients, seconds, send);
   const cpu = cpuDelta(cpuBefore, cpuSnapshot(stack.server.pid));
-  const after = await metrics();
+  const after = await allMetrics();
   agent.destroy();
 
-  const d = (k: string) => after[k] - before[k];
+  const d = (k: string) => after.produce[k] - before.produce[k];
+  // Server-side distributions over the measured phase (cumulative histograms, subtracted).
+  const serverP = (name: string, p: number) => Number(histogramPercentile(histogramDelta(before.latency[name], after.latency[name]), p)!.toFixed(2));
   const ok = result.requests - result.errors;
   const msgs = ok * batch;
   const report = {
@@ -88,6 +91,13 @@ try {
     failedFlushes: d("failedFlushes"),
     putMsPerFlush: Number((d("putMs") / d("flushes")).toFixed(2)),
     commitMsPerFlush: Number((d("commitMs") / d("flushes")).toFixed(2)),
+    server: {
+      putMs: { p50: serverP("putMs", 50), p99: serverP("putMs", 99) },
+      commitMs: { p50: serverP("commitMs", 50), p99: serverP("commitMs", 99) },
+      produceWaitMs: { p50: serverP("produceWaitMs", 50), p99: serverP("produceWaitMs", 99) },
+    },
+    // The issue's target: request p99 − (PUT p99 + commit p99) ≤ 10 ms.
+    overheadP99Ms: Number((percentile(result.latenciesMs, 99) - serverP("putMs", 99) - serverP("commitMs", 99)).toFixed(2)),
     cpu,
   };
   console.log(JSON.stringify(report, null, 2));

@@ -16,7 +16,8 @@ import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
 import { countingStore, type ObjectStore } from "../storage/objects/object-store.ts";
-import { S3ObjectStore } from "../storage/objects/s3-store.ts";
+import { S3ObjectStore, type S3Credentials } from "../storage/objects/s3-store.ts";
+import { nodeHttpSend } from "./node-http-send.ts";
 import { createAddressGuard } from "./push/address-guard.ts";
 import { startBackgroundDispatch, type Listen } from "./push/background.ts";
 import { Dispatcher } from "./push/dispatcher.ts";
@@ -54,10 +55,28 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
 }
 
 function openStore(config: Config): { store: ObjectStore; kind: string } {
-  if (config.s3) return { store: new S3ObjectStore(config.s3), kind: `s3 (${config.s3.endpoint ?? "aws"}/${config.s3.bucket})` };
+  if (config.s3) {
+    const store = new S3ObjectStore({ ...config.s3, send: nodeHttpSend(), credentials: awsDefaultCredentials() });
+    return { store, kind: `s3 (${config.s3.endpoint ?? "aws"}/${config.s3.bucket})` };
+  }
   const dir = join(config.dataDir, "segments");
   mkdirSync(dir, { recursive: true });
   return { store: new FolderObjectStore(dir), kind: `folder (${dir})` };
+}
+
+/**
+ * Without S3_ACCESS_KEY_ID: the AWS default chain (AWS_* variables, shared config, SSO, web
+ * identity, ECS and EC2 roles), loaded on first use and refreshed before expiry.
+ */
+function awsDefaultCredentials(): () => Promise<S3Credentials> {
+  let provider: (() => Promise<S3Credentials>) | undefined;
+  return async () => {
+    if (!provider) {
+      const { fromNodeProviderChain } = await import("@aws-sdk/credential-providers");
+      provider = fromNodeProviderChain();
+    }
+    return provider();
+  };
 }
 
 /** Without RESERVOIR_ADMIN_TOKEN: one generated token, kept (mode 600) so restarts keep it. */
