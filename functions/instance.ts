@@ -4,6 +4,8 @@ import { BatchCache } from "../storage/log/batch-cache.ts";
 import { CommitSignal } from "../storage/log/commit-signal.ts";
 import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import { TopicCache } from "../storage/metadata/topic-cache.ts";
+import { TtlCache } from "../storage/metadata/ttl-cache.ts";
+import type { Group } from "../storage/groups/groups.ts";
 
 export interface SharedState {
   batcher: Batcher;
@@ -11,10 +13,12 @@ export interface SharedState {
   commits: CommitSignal;
   partitioner: StickyPartitioner;
   topics: TopicCache;
+  /** Consumer groups by topic id and name, for receive and settle (1 s, like topics). */
+  groups: TtlCache<Group>;
 }
 
 export function createSharedState(batcher: Partial<BatcherOptions>): SharedState {
   const cache = new BatchCache();
   const b = new Batcher({ ...batcher, cache });
-  return { batcher: b, cache, commits: new CommitSignal(b), partitioner: new StickyPartitioner(), topics: new TopicCache() };
+  return { batcher: b, cache, commits: new CommitSignal(b), partitioner: new StickyPartitioner(), topics: new TopicCache(), groups: new TtlCache() };
 }

@@ -300,6 +300,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     commits: instance.commits,
     partitioner: instance.partitioner,
     topics: instance.topics,
+    groups: instance.groups,
     db,
     store: instance.store,
     clock: { now: () => Date.now() },

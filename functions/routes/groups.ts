@@ -111,10 +111,13 @@ const redriveRoute = createRoute({
   responses: { 200: { description: "How many were moved", content: json(Redriven) }, ...errorResponses },
 });
 
+const groupKey = (topic: Topic, name: string) => `${topic.id}\u0000${name}`;
+
 async function resolve(c: Context<AppEnv>, params: { topic: string; group: string }): Promise<{ topic: Topic; group: StoredGroup }> {
   const tenantId = c.get("principal").tenantId;
   const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
-  const { group } = await ensureGroup(c.env.db, tenantId, topic, params.group);
+  // Cached like the topic: a change made through another instance is seen within a second.
+  const group = await c.env.groups.get(groupKey(topic, params.group), async () => (await ensureGroup(c.env.db, tenantId, topic, params.group)).group);
   return { topic, group };
 }
 
@@ -146,6 +149,7 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     const tenantId = c.get("principal").tenantId;
     const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
     const { group, created } = await ensureGroup(c.env.db, tenantId, topic, params.group, settings);
+    c.env.groups.invalidate(groupKey(topic, params.group));
     return c.json(view(group, topic), created ? 201 : 200);
   });
 
