@@ -13,6 +13,7 @@ const runtimeSpecific = new Set([
   "storage/objects/folder-store.ts",
   "functions/push/resolve-node.ts",
   "functions/push/transport-node.ts",
+  "functions/node-http-send.ts",
 ]);
 const forbidden = /(?:from|import)\s*\(?\s*["'](node:[^"']+|cloudflare:[^"']+|fs|path|os|net|crypto|@electric-sql\/pglite[^"']*|@hono\/node-server[^"']*|postgres)["']/g;
 
