@@ -21,7 +21,7 @@ export function toEntries(
   timestamp: number,
 ): ProduceEntry[] {
   let sticky: number | undefined;
-  const arena = new Utf8Arena();
+  const arena = new Utf8Arena(messages.reduce((n, m) => n + (m.value?.length ?? 0), 0));
   return messages.map((m, i) => {
     const binary = m.valueBase64 !== undefined;
     const value = binary ? decodeValue(m.valueBase64!, i) : arena.encode(wellFormed(m.value!, `messages.${i}.value`));

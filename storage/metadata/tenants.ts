@@ -1,5 +1,5 @@
 /** Tenants and their API keys. Keys are stored only as SHA-256 hashes. */
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "./db.ts";
 import { apiKeys, tenants } from "./schema.ts";
 import { newId, newSecret } from "../log/ids.ts";
@@ -43,13 +43,23 @@ export async function deleteKey(db: Database, tenantId: string, keyId: string): 
   return deleted.length > 0;
 }
 
-/** The principal a presented key stands for, or null. Looked up by hash, never by secret. */
-export async function authenticate(db: Database, presented: string): Promise<Principal | null> {
-  const found = await db
+function keyByHash(db: Database) {
+  return db
     .select({ tenantId: apiKeys.tenantId, keyId: apiKeys.id, scopes: apiKeys.scopes })
     .from(apiKeys)
-    .where(eq(apiKeys.secretHash, sha256Hex(presented)))
-    .limit(1);
+    .where(eq(apiKeys.secretHash, sql.placeholder("hash")))
+    .limit(1)
+    .prepare("reservoir_key_by_hash");
+}
+
+// Built once per database handle: every request runs it, and building it cost more than running it.
+const prepared = new WeakMap<Database, ReturnType<typeof keyByHash>>();
+
+/** The principal a presented key stands for, or null. Looked up by hash, never by secret. */
+export async function authenticate(db: Database, presented: string): Promise<Principal | null> {
+  let query = prepared.get(db);
+  if (!query) prepared.set(db, (query = keyByHash(db)));
+  const found = await query.execute({ hash: sha256Hex(presented) });
   return found.length ? { ...found[0], scopes: found[0].scopes as Scope[] } : null;
 }
 

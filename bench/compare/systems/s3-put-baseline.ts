@@ -1,7 +1,7 @@
 /**
  * The raw storage baseline: the limit of Reservoir's storage path. The same message bytes,
  * length-prefixed and packed into objects of `objectBytes`, PUT to the same s3rver (its own
- * process, as for reservoir-s3) with the same S3 client settings Reservoir's S3 store uses, and
+ * process, as for reservoir-s3) through Reservoir's own S3 store and HTTP client, and
  * `window` PUTs in flight. No metadata commit, no HTTP front end, no encoding: only the PUTs.
  * A message's latency is its object's PUT time from when the message was ready (max rate: from
  * when the object was packed). Consume GETs the objects back in order and splits them.
@@ -9,16 +9,17 @@
  * Partitions do not apply: Reservoir writes one segment per flush for all partitions of a
  * tenant, so the baseline packs every message into the same stream of objects.
  */
-import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { nodeHttpSend } from "../../../functions/node-http-send.ts";
+import { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { startS3Process } from "../../lib/stack.ts";
 import { Unavailable, type CostCounters, type Payloads, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
 import { publishInBatches } from "../batched-publish.ts";
 
 export interface S3PutBaselineOptions {
   /**
-   * Bytes per object. Default 1 MiB: the order of a Reservoir segment at max rate (its flushes
-   * are cut by the 5 ms linger well before RESERVOIR_MAX_BATCH_BYTES, 4 MiB). Pass the mean
-   * segment size a Reservoir run measured (bytes / flushes) to match it exactly.
+   * Bytes per object. Default 4 MiB: a Reservoir segment at max rate (its flushes fill up to
+   * RESERVOIR_MAX_BATCH_BYTES, 4 MiB, while earlier ones are in flight). At a fixed rate
+   * objects are cut by the 5 ms linger, as Reservoir's flushes are.
    */
   objectBytes?: number;
   /** PUTs (and GETs) in flight. */
@@ -28,11 +29,10 @@ export interface S3PutBaselineOptions {
 const LINGER_MS = 5; // fixed-rate mode: an object waits at most this long to fill (Reservoir's default linger)
 
 export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTest {
-  const objectBytes = options.objectBytes ?? 1 << 20;
+  const objectBytes = options.objectBytes ?? 4 << 20;
   const window = options.window ?? 8;
   let s3: Awaited<ReturnType<typeof startS3Process>> | undefined;
-  let client: S3Client | undefined;
-  let bucket = "";
+  let client: S3ObjectStore | undefined;
   let prefix = "";
   let perObject = 1;
   let objects: { key: string; messages: number }[] = []; // in publish order, appended once stored
@@ -49,7 +49,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
       putsInFlight: window,
       lingerMs: LINGER_MS,
       framing: "4-byte length prefix per message",
-      client: "@aws-sdk/client-s3, checksums WHEN_REQUIRED, If-None-Match: * (as Reservoir's S3 store)",
+      client: "Reservoir's S3 store (SigV4 with the payload's SHA-256, If-None-Match: *) over keep-alive node:http",
       partitions: "n/a: one object stream, as Reservoir writes one segment per flush for all partitions",
     },
 
@@ -60,14 +60,14 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
         throw new Unavailable(`s3rver: ${err.message}`);
       });
       const env = s3.env;
-      bucket = env.S3_BUCKET;
-      client ??= new S3Client({
+      client ??= new S3ObjectStore({
         endpoint: env.S3_ENDPOINT,
         region: env.S3_REGION,
+        bucket: env.S3_BUCKET,
         forcePathStyle: true,
-        credentials: { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY },
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
+        accessKeyId: env.S3_ACCESS_KEY_ID,
+        secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+        send: nodeHttpSend(),
       });
       prefix = `baseline/${workload.name}-${++setups}/`; // If-None-Match: * needs fresh keys per setup
       perObject = Math.max(1, Math.floor(objectBytes / (4 + workload.messageBytes)));
@@ -84,7 +84,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
         send: async (first, n) => {
           const key = `${prefix}${String(seq++).padStart(10, "0")}`;
           const body = pack(payload, first, n);
-          await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, IfNoneMatch: "*" }));
+          await c.put(key, body);
           puts++;
           objects.push({ key, messages: n });
           for (const wake of stored.splice(0)) wake();
@@ -104,9 +104,8 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
           }
           const { key, messages } = objects[nextObject++];
           received += messages; // claimed before the GET, so lanes stop at `count`
-          const res = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          const body = await c.get(key);
           gets++;
-          const body = await res.Body!.transformToByteArray();
           const got = unpack(body, onMessage);
           if (got !== messages) throw new Error(`${key}: ${got} messages, expected ${messages}`);
         }
@@ -123,7 +122,6 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
     },
 
     async close() {
-      client?.destroy();
       client = undefined;
       await s3?.stop();
       s3 = undefined;
