@@ -4,14 +4,28 @@ import type { SegmentRecord } from "../storage/segment/codec.ts";
 
 const decoder = new TextDecoder();
 
-export function messageJson(topic: string, partition: number, offset: number, r: SegmentRecord) {
-  return {
-    topic,
-    partition,
-    offset,
-    timestamp: r.timestamp,
-    ...(r.key !== undefined && { key: r.key }),
-    ...(r.headers && Object.keys(r.headers).length > 0 && { headers: r.headers }),
-    ...(r.binary ? { valueBase64: encodeBase64(r.value.slice().buffer) } : { value: decoder.decode(r.value) }),
-  };
+export interface MessageJson {
+  topic: string;
+  partition: number;
+  offset: number;
+  timestamp: number;
+  key?: string;
+  headers?: Record<string, string>;
+  value?: string;
+  valueBase64?: string;
+}
+
+// Built field by field rather than by spreads: a receive builds a thousand of these at a time.
+export function messageJson(topic: string, partition: number, offset: number, r: SegmentRecord): MessageJson {
+  const out: MessageJson = { topic, partition, offset, timestamp: r.timestamp };
+  if (r.key !== undefined) out.key = r.key;
+  if (r.headers) {
+    for (const _ in r.headers) {
+      out.headers = r.headers;
+      break;
+    }
+  }
+  if (r.binary) out.valueBase64 = encodeBase64(r.value.slice().buffer);
+  else out.value = decoder.decode(r.value);
+  return out;
 }

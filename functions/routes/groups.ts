@@ -171,11 +171,12 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
       const left = deadline - c.env.clock.now();
       if (deliveries.length > 0 || left <= 0) {
         const tenantId = c.get("principal").tenantId;
-        const messages = deliveries.map((d) => ({
-          ...messageJson(topic.name, d.partition, d.offset, d.record),
-          receipt: c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token }),
-          attempt: d.attempt,
-        }));
+        const messages = deliveries.map((d) =>
+          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), {
+            receipt: c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token }),
+            attempt: d.attempt,
+          }),
+        );
         return c.json({ messages }, 200);
       }
       // Local commits wake us at once; leases timing out and other instances' commits are polled.

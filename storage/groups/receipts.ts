@@ -47,6 +47,8 @@ function sameMac(a: string, b: string): boolean {
 
 export class ReceiptSigner {
   private readonly macs = new Map<string, string>();
+  // The receipts of one receive or ack share a grant: the last MAC answers them without a lookup.
+  private last = { tenantId: "", groupId: -1, token: -1, mac: "" };
 
   constructor(private readonly key: Uint8Array) {}
 
@@ -69,6 +71,8 @@ export class ReceiptSigner {
 
   /** One HMAC per grant: the receipts of one receive (and of one ack batch) share it. */
   private mac(tenantId: string, groupId: number, token: number): string {
+    const last = this.last;
+    if (last.token === token && last.groupId === groupId && last.tenantId === tenantId) return last.mac;
     const input = `${tenantId}|${groupId}|${token}`;
     let mac = this.macs.get(input);
     if (!mac) {
@@ -77,6 +81,7 @@ export class ReceiptSigner {
       if (this.macs.size >= 4096) this.macs.clear();
       this.macs.set(input, mac);
     }
+    this.last = { tenantId, groupId, token, mac };
     return mac;
   }
 }

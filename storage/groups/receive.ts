@@ -58,7 +58,7 @@ interface Plan {
   grants: Grant[];
   exhausted: Exhausted[];
   touched: Set<number>;
-  records?: Map<string, SegmentRecord>;
+  records?: RecordsByPosition;
 }
 
 /** Leases planned and written by a receive's transaction; its messages are read after it commits. */
@@ -103,7 +103,7 @@ export async function leasedMessages(io: ReadIo, topic: Topic, { plan, token }: 
     rowsByPartition.set(row.partition, list);
   }
   return plan.grants.flatMap((g) => {
-    const record = records.get(`${g.partition}:${g.offset}`);
+    const record = records.get(g.partition)?.get(g.offset);
     const row = rowsByPartition.get(g.partition)?.find((r) => r.firstOffset <= g.offset && g.offset <= r.lastOffset);
     // A message removed by retention since it was indexed cannot be delivered; its lease lapses.
     return record && row ? [{ ...g, record, firstOffset: row.firstOffset, token }] : [];
@@ -345,7 +345,7 @@ async function planByKey(io: ReadIo, group: Group, topic: Topic, options: Receiv
         fresh.push(m.offset);
       }
       plan.grants.push({ partition: pos.partition, offset: m.offset, attempt });
-      plan.records!.set(`${pos.partition}:${m.offset}`, m.record);
+      recordAt(plan.records!, pos.partition).set(m.offset, m.record);
       budget--;
     }
     for (const [row, change] of changesByRow) {
@@ -386,17 +386,27 @@ function lowestUncovered(covered: LeaseRow[], from: number): number {
   return o;
 }
 
+/** Records by partition, then offset (numbers: no key string built per message). */
+type RecordsByPosition = Map<number, Map<number, SegmentRecord>>;
+
+function recordAt(records: RecordsByPosition, partition: number): Map<number, SegmentRecord> {
+  let inPartition = records.get(partition);
+  if (!inPartition) records.set(partition, (inPartition = new Map()));
+  return inPartition;
+}
+
 /** Messages of the granted offsets, read per partition over the span they cover. */
-async function readGranted(io: ReadIo, topic: Topic, grants: Grant[]): Promise<Map<string, SegmentRecord>> {
+async function readGranted(io: ReadIo, topic: Topic, grants: Grant[]): Promise<RecordsByPosition> {
   const spans = new Map<number, [number, number]>();
   for (const g of grants) {
     const span = spans.get(g.partition);
     spans.set(g.partition, span ? [Math.min(span[0], g.offset), Math.max(span[1], g.offset)] : [g.offset, g.offset]);
   }
-  const out = new Map<string, SegmentRecord>();
+  const out: RecordsByPosition = new Map();
   await Promise.all(
     [...spans].map(async ([partition, [from, to]]) => {
-      for (const m of await readFrom(io, topic.id, partition, from, to - from + 1)) out.set(`${partition}:${m.offset}`, m.record);
+      const inPartition = recordAt(out, partition);
+      for (const m of await readFrom(io, topic.id, partition, from, to - from + 1)) inPartition.set(m.offset, m.record);
     }),
   );
   return out;
