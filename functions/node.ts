@@ -16,8 +16,9 @@ import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
 import { countingStore, type ObjectStore } from "../storage/objects/object-store.ts";
-import { S3ObjectStore, type S3Credentials } from "../storage/objects/s3-store.ts";
+import { S3ObjectStore } from "../storage/objects/s3-store.ts";
 import { nodeHttpSend } from "./node-http-send.ts";
+import { awsDefaultCredentials } from "./aws-credentials.ts";
 import { createAddressGuard } from "./push/address-guard.ts";
 import { startBackgroundDispatch, type Listen } from "./push/background.ts";
 import { Dispatcher } from "./push/dispatcher.ts";
@@ -62,21 +63,6 @@ function openStore(config: Config): { store: ObjectStore; kind: string } {
   const dir = join(config.dataDir, "segments");
   mkdirSync(dir, { recursive: true });
   return { store: new FolderObjectStore(dir), kind: `folder (${dir})` };
-}
-
-/**
- * Without S3_ACCESS_KEY_ID: the AWS default chain (AWS_* variables, shared config, SSO, web
- * identity, ECS and EC2 roles), loaded on first use and refreshed before expiry.
- */
-function awsDefaultCredentials(): () => Promise<S3Credentials> {
-  let provider: (() => Promise<S3Credentials>) | undefined;
-  return async () => {
-    if (!provider) {
-      const { fromNodeProviderChain } = await import("@aws-sdk/credential-providers");
-      provider = fromNodeProviderChain();
-    }
-    return provider();
-  };
 }
 
 /** Without RESERVOIR_ADMIN_TOKEN: one generated token, kept (mode 600) so restarts keep it. */

@@ -10,6 +10,7 @@ import { ObjectExistsError, ObjectNotFoundError, type ObjectStore } from "../../
 import { S3ObjectStore, type S3StoreConfig } from "../../storage/objects/s3-store.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { awsDefaultCredentials } from "../../functions/aws-credentials.ts";
 
 /** SHA-256 and HMAC-SHA256 as the SDK's signer takes them. */
 class NodeSha256 {
@@ -355,6 +356,29 @@ describe("S3ObjectStore", () => {
       const signature = (h: unknown) => String(h).match(/Signature=([0-9a-f]{64})/)?.[1];
       expect(signature(got.headers.authorization)).toBeDefined();
       expect(signature(got.headers.authorization)).toBe(signature(signed.headers.authorization));
+    });
+
+    it("without keys in the configuration, signs with the AWS default chain (here its AWS_* variables)", async () => {
+      answer = { status: 200, code: "" };
+      const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+      process.env.AWS_ACCESS_KEY_ID = "AKIDFROMTHECHAIN";
+      process.env.AWS_SECRET_ACCESS_KEY = "secret-from-the-chain";
+      try {
+        const store = new S3ObjectStore({ ...config, accessKeyId: undefined, secretAccessKey: undefined, credentials: awsDefaultCredentials() });
+        await store.put("k", text("x"));
+        expect(requests[0].headers.authorization).toMatch(/Credential=AKIDFROMTHECHAIN\//);
+      } finally {
+        for (const [name, value] of [["AWS_ACCESS_KEY_ID", saved.id], ["AWS_SECRET_ACCESS_KEY", saved.secret]] as const) {
+          if (value === undefined) delete process.env[name];
+          else process.env[name] = value;
+        }
+      }
+    });
+
+    it("without keys or a chain, fails with a message saying what to set, and sends nothing", async () => {
+      const store = new S3ObjectStore({ ...config, accessKeyId: undefined, secretAccessKey: undefined });
+      await expect(store.put("k", text("x"))).rejects.toThrow(/S3_ACCESS_KEY_ID/);
+      expect(requests).toHaveLength(0);
     });
 
     it("retries throttling and server errors, then gives up with the last answer", async () => {

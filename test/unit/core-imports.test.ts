@@ -14,6 +14,7 @@ const runtimeSpecific = new Set([
   "functions/push/resolve-node.ts",
   "functions/push/transport-node.ts",
   "functions/node-http-send.ts",
+  "functions/aws-credentials.ts",
 ]);
 const forbidden = /(?:from|import)\s*\(?\s*["'](node:[^"']+|cloudflare:[^"']+|fs|path|os|net|crypto|@electric-sql\/pglite[^"']*|@hono\/node-server[^"']*|postgres)["']/g;
 
