@@ -19,6 +19,8 @@ import { countingStore, type ObjectStore } from "../storage/objects/object-store
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
 import { nodeHttpSend } from "./node-http-send.ts";
 import { awsDefaultCredentials } from "./aws-credentials.ts";
+import { nativeCrc32c } from "./native-crc32c.ts";
+import { useNativeCrc32c } from "../storage/segment/crc32c.ts";
 import { createAddressGuard } from "./push/address-guard.ts";
 import { startBackgroundDispatch, type Listen } from "./push/background.ts";
 import { Dispatcher } from "./push/dispatcher.ts";
@@ -77,6 +79,8 @@ function generatedAdminToken(dataDir: string): string {
 
 export async function main(env = process.env): Promise<void> {
   const config = readConfig(env);
+  const crc = await nativeCrc32c();
+  if (crc) useNativeCrc32c(crc);
   const database = await openDatabase(config);
   await migrate(database.db);
   const receipts = new ReceiptSigner(await receiptKey(database.db));
@@ -109,6 +113,7 @@ export async function main(env = process.env): Promise<void> {
     console.log(`Reservoir listening on http://localhost:${info.port}`);
     console.log(`  metadata: ${database.kind}`);
     console.log(`  segments: ${storeKind}`);
+    console.log(`  checksums: ${crc ? "native CRC32C" : "CRC32C in JavaScript"}`);
     if (!config.adminToken) {
       console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset; kept in ${join(config.dataDir, "operator-token")}): ${adminToken}`);
     }

@@ -15,6 +15,7 @@ const runtimeSpecific = new Set([
   "functions/push/transport-node.ts",
   "functions/node-http-send.ts",
   "functions/aws-credentials.ts",
+  "functions/native-crc32c.ts",
 ]);
 const forbidden = /(?:from|import)\s*\(?\s*["'](node:[^"']+|cloudflare:[^"']+|fs|path|os|net|crypto|@electric-sql\/pglite[^"']*|@hono\/node-server[^"']*|postgres)["']/g;
 

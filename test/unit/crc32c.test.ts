@@ -1,7 +1,8 @@
 import { crc32c as awsCrc32c } from "@aws-crypto/crc32c";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { crc32c } from "../../storage/segment/crc32c.ts";
+import { crc32c, crc32cJs, useNativeCrc32c } from "../../storage/segment/crc32c.ts";
+import { nativeCrc32c } from "../../functions/native-crc32c.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
@@ -52,5 +53,30 @@ describe("crc32c", () => {
     const value = crc32c(ascii("123456789"));
     expect(value).toBeGreaterThan(0x7fffffff);
     expect(Number.isInteger(value)).toBe(true);
+  });
+});
+
+describe("the native CRC32C Node hands over", () => {
+  it("is found here, and agrees with the JavaScript one on views at any offset, and when continued", async () => {
+    const native = await nativeCrc32c();
+    expect(native).toBeDefined();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 5000 }), fc.nat(), fc.nat(), fc.nat(), (data, a, b, split) => {
+        const start = data.length === 0 ? 0 : a % data.length;
+        const bytes = data.subarray(start, start + (b % (data.length - start + 1)));
+        expect(native!(bytes)).toBe(crc32cJs(bytes));
+        const at = bytes.length === 0 ? 0 : split % bytes.length;
+        expect(native!(bytes.subarray(at), native!(bytes.subarray(0, at)))).toBe(crc32cJs(bytes));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("replaces the JavaScript one once handed over", async () => {
+    let calls = 0;
+    const native = (await nativeCrc32c())!;
+    useNativeCrc32c((bytes, initial) => (calls++, native(bytes, initial)));
+    expect(crc32c(ascii("123456789"))).toBe(0xe3069283);
+    expect(calls).toBe(1);
   });
 });
