@@ -91,7 +91,7 @@ function validated(raw: unknown): ProduceRequestBody {
  * message (a thousand objects per request). It accepts only what ProduceBody accepts; anything
  * else, valid or not, goes through zod, which also words the errors.
  */
-const MESSAGE_KEYS = new Set(["value", "valueBase64", "key", "headers", "partition", "idempotencyKey", "delaySeconds", "deliverAt"]);
+const MESSAGE_KEYS = new Set(Object.keys(MessageIn.shape));
 
 const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
 const optional = (x: unknown, check: (x: unknown) => boolean) => x === undefined || check(x);
