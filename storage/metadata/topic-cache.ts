@@ -1,5 +1,5 @@
 /**
- * Topic lookups on the produce and read paths, cached per instance for a second (TtlCache).
+ * Topic lookups on the produce and read paths, cached per instance for a second (TtlCache, an LRU of at most 10,000).
  * Staleness is safe for produce: the commit itself refuses partitions that no longer exist.
  */
 import type { Database } from "./db.ts";
