@@ -1,10 +1,22 @@
-/** Reading the environment (API.md, "Configuration"): the same names on Node and Workers. */
+/**
+ * The configuration (README "Configuration", API.md "Configuration (environment)"): the same
+ * variable names on Node and Workers, read through one zod schema. A value that does not parse
+ * (a non-numeric PORT, `RESERVOIR_MAX_BATCH_BYTES=abc`, a negative linger, `S3_FORCE_PATH_STYLE=maybe`)
+ * is an error naming the variable: nothing runs on NaN or on a guess. The Node server refuses to
+ * start (exit 1); the Worker answers every request 503 naming it (functions/worker.ts).
+ *
+ * An empty value counts as unset (so `PORT=` takes the default), as in most deployment tools.
+ */
+import { z } from "zod";
 import type { S3StoreConfig } from "../storage/objects/s3-store.ts";
+import { createAddressGuard } from "./push/address-guard.ts";
 
 export type Env = Record<string, string | undefined>;
 
 export interface Config {
   port: number;
+  /** Node: the interface the server listens on. */
+  host: string;
   dataDir: string;
   databaseUrl?: string;
   /** Connections in the Postgres pool of one Node instance (a `max` in the URL wins; default 20). */
@@ -23,29 +35,147 @@ export interface Config {
   dnsOverHttps?: string;
 }
 
+/**
+ * Variables whose value an error does not echo: secrets (DATABASE_URL may hold a password), and
+ * the allow-list, whose message quotes the one entry at fault.
+ */
+const UNECHOED = new Set(["DATABASE_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "RESERVOIR_ADMIN_TOKEN", "RESERVOIR_WEBHOOK_ALLOW_PRIVATE"]);
+
+/** A bad configuration: `problems` has one line per variable at fault, each starting with its name. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const blankIsUnset = (value: unknown) => (typeof value === "string" && value.trim() === "" ? undefined : value);
+
+/** An optional string; empty counts as unset. */
+const text = () => z.preprocess(blankIsUnset, z.string().optional());
+
+/** A decimal number within [min, max] (a whole one unless `fractions`), as text. */
+function numberText(min: number, max: number, unit: string, fractions = false) {
+  const what = `must be ${fractions ? "a number" : "a whole number"} from ${min} to ${max} (${unit})`;
+  return z
+    .string()
+    .trim()
+    .regex(fractions ? /^\d+(\.\d+)?$/ : /^\d+$/, { error: what })
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, { error: what });
+}
+
+/** A number, or `fallback` when unset. */
+const number = (fallback: number, min: number, max: number, unit: string, fractions = false) =>
+  z.preprocess(blankIsUnset, numberText(min, max, unit, fractions).default(fallback));
+
+/** A number, or undefined when unset. */
+const optionalNumber = (min: number, max: number, unit: string) => z.preprocess(blankIsUnset, numberText(min, max, unit).optional());
+
+/** true/false in the usual spellings; anything else is an error rather than a silent false. */
+const flag = (fallback: boolean) =>
+  z.preprocess(
+    blankIsUnset,
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .refine((v) => ["1", "true", "yes", "on", "0", "false", "no", "off"].includes(v), {
+        error: "must be true or false (also 1/0, yes/no, on/off)",
+      })
+      .transform((v) => ["1", "true", "yes", "on"].includes(v))
+      .optional()
+      .transform((v) => v ?? fallback),
+  );
+
+/** An absolute URL with one of `schemes` (e.g. "https:"). */
+const url = (schemes: string[]) =>
+  z.preprocess(
+    blankIsUnset,
+    z
+      .string()
+      .trim()
+      .refine((v) => URL.canParse(v) && schemes.includes(new URL(v).protocol), {
+        error: `must be a URL starting with ${schemes.map((s) => `${s}//`).join(" or ")}`,
+      })
+      .optional(),
+  );
+
+const envSchema = z
+  .object({
+    PORT: number(8787, 0, 65_535, "port"),
+    HOST: text(),
+    RESERVOIR_DATA_DIR: text(),
+    DATABASE_URL: url(["postgres:", "postgresql:"]),
+    DATABASE_POOL_MAX: optionalNumber(1, 10_000, "connections"),
+    S3_BUCKET: text(),
+    S3_ENDPOINT: url(["http:", "https:"]),
+    S3_REGION: text(),
+    S3_ACCESS_KEY_ID: text(),
+    S3_SECRET_ACCESS_KEY: text(),
+    S3_FORCE_PATH_STYLE: flag(false),
+    RESERVOIR_ADMIN_TOKEN: text(),
+    RESERVOIR_LINGER_MS: number(5, 0, 60_000, "milliseconds", true),
+    RESERVOIR_MAX_BATCH_BYTES: number(4 * 1024 * 1024, 1, 1024 * 1024 * 1024, "bytes"),
+    RESERVOIR_WEBHOOK_ALLOW_PRIVATE: text().superRefine((value, ctx) => {
+      try {
+        // The guard parses its list eagerly and throws on an entry it cannot read.
+        createAddressGuard(value, async () => []);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message.replace(/^RESERVOIR_WEBHOOK_ALLOW_PRIVATE: /, "") });
+      }
+    }),
+    RESERVOIR_DISPATCH_INTERVAL_MS: number(1000, 1, 3_600_000, "milliseconds"),
+    RESERVOIR_SWEEP_SECONDS: number(50, 0, 900, "seconds", true),
+    RESERVOIR_DNS_OVER_HTTPS: url(["https:"]),
+  })
+  .superRefine((env, ctx) => {
+    // One key without the other would silently fall back to the default chain (Node) or fail
+    // at the first PUT (Workers): say so at start instead.
+    if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
+      const missing = env.S3_ACCESS_KEY_ID ? "S3_SECRET_ACCESS_KEY" : "S3_ACCESS_KEY_ID";
+      ctx.addIssue({ code: "custom", path: [missing], message: "must be set together with the other S3 key (or neither)" });
+    }
+  });
+
+/** The variables the schema reads (README's configuration table lists the same). */
+export const configVariables: readonly string[] = Object.keys(envSchema.shape);
+
+/** The configuration in `env`, or a ConfigError naming every variable that does not parse. */
 export function readConfig(env: Env): Config {
-  const bucket = env.S3_BUCKET;
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? "configuration");
+      const raw = env[name];
+      const shown = raw === undefined || UNECHOED.has(name) ? "" : `=${JSON.stringify(raw)}`;
+      return `${name}${shown}: ${issue.message}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const e = result.data;
   return {
-    port: Number(env.PORT ?? 8787),
-    dataDir: env.RESERVOIR_DATA_DIR ?? "./.reservoir",
-    databaseUrl: env.DATABASE_URL || undefined,
-    databasePoolMax: env.DATABASE_POOL_MAX ? Number(env.DATABASE_POOL_MAX) : undefined,
-    s3: bucket
+    port: e.PORT,
+    host: e.HOST ?? "0.0.0.0",
+    dataDir: e.RESERVOIR_DATA_DIR ?? "./.reservoir",
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    s3: e.S3_BUCKET
       ? {
-          bucket,
-          endpoint: env.S3_ENDPOINT || undefined,
-          region: env.S3_REGION || "auto",
-          accessKeyId: env.S3_ACCESS_KEY_ID || undefined,
-          secretAccessKey: env.S3_SECRET_ACCESS_KEY || undefined,
-          forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ""),
+          bucket: e.S3_BUCKET,
+          endpoint: e.S3_ENDPOINT,
+          region: e.S3_REGION ?? "auto",
+          accessKeyId: e.S3_ACCESS_KEY_ID,
+          secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+          forcePathStyle: e.S3_FORCE_PATH_STYLE,
         }
       : undefined,
-    adminToken: env.RESERVOIR_ADMIN_TOKEN || undefined,
-    lingerMs: Number(env.RESERVOIR_LINGER_MS ?? 5),
-    maxBatchBytes: Number(env.RESERVOIR_MAX_BATCH_BYTES ?? 4 * 1024 * 1024),
-    webhookAllowPrivate: env.RESERVOIR_WEBHOOK_ALLOW_PRIVATE || undefined,
-    dispatchIntervalMs: Number(env.RESERVOIR_DISPATCH_INTERVAL_MS ?? 1000),
-    sweepSeconds: Number(env.RESERVOIR_SWEEP_SECONDS ?? 50),
-    dnsOverHttps: env.RESERVOIR_DNS_OVER_HTTPS || undefined,
+    adminToken: e.RESERVOIR_ADMIN_TOKEN,
+    lingerMs: e.RESERVOIR_LINGER_MS,
+    maxBatchBytes: e.RESERVOIR_MAX_BATCH_BYTES,
+    webhookAllowPrivate: e.RESERVOIR_WEBHOOK_ALLOW_PRIVATE,
+    dispatchIntervalMs: e.RESERVOIR_DISPATCH_INTERVAL_MS,
+    sweepSeconds: e.RESERVOIR_SWEEP_SECONDS,
+    dnsOverHttps: e.RESERVOIR_DNS_OVER_HTTPS,
   };
 }

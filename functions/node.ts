@@ -6,7 +6,7 @@ import { serve } from "@hono/node-server";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "./app.ts";
-import { readConfig, type Config } from "./config.ts";
+import { ConfigError, readConfig, type Config } from "./config.ts";
 import { createSharedState } from "./instance.ts";
 import type { Runtime } from "./runtime.ts";
 import { newSecret } from "../storage/log/ids.ts";
@@ -77,8 +77,19 @@ function generatedAdminToken(dataDir: string): string {
   return token;
 }
 
+/** The configuration, or exit 1 naming each variable that does not parse (nothing starts). */
+function configOrExit(env: NodeJS.ProcessEnv): Config {
+  try {
+    return readConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`reservoir: not starting, the configuration is invalid:\n${error.problems.map((p) => `  ${p}`).join("\n")}`);
+    process.exit(1);
+  }
+}
+
 export async function main(env = process.env): Promise<void> {
-  const config = readConfig(env);
+  const config = configOrExit(env);
   const crc = await nativeCrc32c();
   if (crc) useNativeCrc32c(crc);
   const database = await openDatabase(config);
@@ -109,7 +120,7 @@ export async function main(env = process.env): Promise<void> {
     push: dispatch.push,
   };
   const app = createApp();
-  const server = serve({ fetch: (request) => app.fetch(request, runtime), port: config.port, hostname: env.HOST ?? "0.0.0.0" }, (info) => {
+  const server = serve({ fetch: (request) => app.fetch(request, runtime), port: config.port, hostname: config.host }, (info) => {
     console.log(`Reservoir listening on http://localhost:${info.port}`);
     console.log(`  metadata: ${database.kind}`);
     console.log(`  segments: ${storeKind}`);

@@ -5,7 +5,8 @@
  * DATABASE_URL or a Hyperdrive binding named HYPERDRIVE, S3_* (R2 through its S3 API, or any
  * S3), RESERVOIR_ADMIN_TOKEN (required here: there is no console to print a generated one),
  * RESERVOIR_LINGER_MS, RESERVOIR_MAX_BATCH_BYTES. There is no embedded fallback on Workers
- * (no PGlite, no folder store): a missing setting answers every request with a 503 naming it.
+ * (no PGlite, no folder store): a missing setting, or a value functions/config.ts cannot parse,
+ * answers every request with a 503 naming it (and the cron logs it and does nothing).
  *
  * What workerd imposes, and how it is handled (measured under `wrangler dev`; details in
  * infra/workers.md):
@@ -63,7 +64,7 @@ import { describeError } from "../storage/errors.ts";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { createApp } from "./app.ts";
-import { readConfig, type Config } from "./config.ts";
+import { ConfigError, readConfig, type Config } from "./config.ts";
 import { problemResponse } from "./problem.ts";
 import { createSharedState, type SharedState } from "./instance.ts";
 import type { Runtime } from "./runtime.ts";
@@ -145,15 +146,20 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (instance) return instance;
   const strings: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(env)) if (typeof v === "string") strings[k] = v;
-  const config: Config = readConfig(strings);
+  // A value that does not parse is not guessed at: every request answers 503 naming it (the
+  // Worker has no start-up to refuse), and the isolate is built once the value is fixed.
+  let config: Config;
+  try {
+    config = readConfig(strings);
+  } catch (error) {
+    if (error instanceof ConfigError) return { problem: `the Worker's configuration is invalid: ${error.problems.join("; ")}` };
+    throw error;
+  }
   const missing: string[] = [];
   if (!config.adminToken) missing.push("RESERVOIR_ADMIN_TOKEN (the operator token; set it with `wrangler secret put RESERVOIR_ADMIN_TOKEN`)");
   const databaseUrl = env.HYPERDRIVE?.connectionString || config.databaseUrl;
   if (!databaseUrl) missing.push("DATABASE_URL or a Hyperdrive binding named HYPERDRIVE (there is no embedded database on Workers)");
   if (!config.s3) missing.push("S3_BUCKET and the other S3_* settings (R2 through its S3 API, or any S3; there is no folder store on Workers)");
-  if (!(Number.isFinite(config.lingerMs) && config.lingerMs >= 0)) missing.push("a valid RESERVOIR_LINGER_MS (milliseconds, >= 0)");
-  if (!(Number.isFinite(config.maxBatchBytes) && config.maxBatchBytes > 0)) missing.push("a valid RESERVOIR_MAX_BATCH_BYTES (bytes, > 0)");
-  if (!(Number.isFinite(config.sweepSeconds) && config.sweepSeconds >= 0)) missing.push("a valid RESERVOIR_SWEEP_SECONDS (seconds, >= 0)");
   let guard: AddressGuard | undefined;
   try {
     guard = createAddressGuard(config.webhookAllowPrivate, dohResolver(config.dnsOverHttps));

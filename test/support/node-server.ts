@@ -119,7 +119,8 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
   // Several servers share one Postgres in a test run (max_connections 100): small pools.
   env.DATABASE_POOL_MAX = opts.env?.DATABASE_POOL_MAX ?? "6";
   Object.assign(env, opts.env ?? {}, {
-    PORT: String(port),
+    // A test may pass its own (e.g. a bad one, to see the server refuse to start).
+    PORT: opts.env?.PORT ?? String(port),
     RESERVOIR_DATA_DIR: dataDir,
     RESERVOIR_ADMIN_TOKEN: adminToken,
     NODE_ENV: opts.env?.NODE_ENV ?? "test",
