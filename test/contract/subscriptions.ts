@@ -93,9 +93,6 @@ function expectSigned(req: SinkRequest, secret: string, what = "delivery"): void
   expect(why, `${what} must verify with the subscription's secret (standardwebhooks): ${describeRequests([req])}`).toBeNull();
 }
 
-/** The value a body carries for a message: its text or its base64. */
-const payloadOf = (m: Msg) => (m.value !== undefined ? `v:${m.value}` : `b:${m.valueBase64}`);
-
 /** The documented fields of a JSON delivery body (extra fields are not the contract's concern). */
 function documented(body: Msg): Msg {
   const out: Msg = {};
@@ -116,7 +113,10 @@ function peakConcurrency(requests: SinkRequest[]): number {
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let now = 0;
   let peak = 0;
-  for (const [, d] of events) peak = Math.max(peak, (now += d));
+  for (const [, d] of events) {
+    now += d;
+    peak = Math.max(peak, now);
+  }
   return peak;
 }
 
@@ -651,7 +651,7 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         const all = sink.requests(sub.path);
         expect(all.map((r) => r.status), describeRequests(all)).toEqual([500, 500, 200]);
         expect(requests.length).toBe(3);
-        all.forEach((r, i) => expectJsonDelivery(r, sub, message!, i + 1));
+        for (const [i, r] of all.entries()) expectJsonDelivery(r, sub, message!, i + 1);
         const id = all[0]!.headers["webhook-id"];
         expect(all.map((r) => r.headers["webhook-id"]), "one webhook-id across retries").toEqual([id, id, id]);
 
@@ -728,7 +728,7 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
 
         const all = await withState(sub, sink.waitForCount(sub.path, 3));
         await drained(tenant.client, sub);
-        all.forEach((r, i) => expectJsonDelivery(r, sub, message!, i + 1));
+        for (const [i, r] of all.entries()) expectJsonDelivery(r, sub, message!, i + 1);
         expect(sink.requests(elsewhere), "the Location was never requested").toEqual([]);
         const log = await logOf(tenant.client, sub, 3);
         expect(log.map((e) => [e.status, e.httpStatus])).toEqual([
@@ -765,7 +765,7 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         expect(letters).toHaveLength(1);
         const letter = letters[0]!;
         expect(letter).toMatchObject({ topic: dlq, key: sent.key, value: sent.value });
-        const { ["x-reservoir-error"]: error, ...headers } = letter.headers as Record<string, string>;
+        const { "x-reservoir-error": error, ...headers } = letter.headers as Record<string, string>;
         expect(headers).toEqual({
           ...sent.headers,
           "x-reservoir-source-topic": topic,

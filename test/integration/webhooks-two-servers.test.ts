@@ -24,7 +24,10 @@ function peakConcurrency(requests: SinkRequest[]): number {
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let open = 0;
   let peak = 0;
-  for (const [, d] of events) peak = Math.max(peak, (open += d));
+  for (const [, d] of events) {
+    open += d;
+    peak = Math.max(peak, open);
+  }
   return peak;
 }
 
@@ -81,7 +84,9 @@ describe("two Node servers dispatching one subscription", () => {
             messages: Array.from({ length: 10 }, (_, j) => ({ value: `m${i + s * 10 + j}` })),
           }),
         ),
-      ).then((answers) => answers.forEach((a) => assertStatus(a, 200)));
+      ).then((answers) => {
+        for (const a of answers) assertStatus(a, 200);
+      });
     }
 
     const delivered = await sink!.waitFor("/hook", (rs) => new Set(rs.map((r) => r.headers["webhook-id"])).size >= MESSAGES, 60_000);

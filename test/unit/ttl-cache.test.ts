@@ -4,7 +4,12 @@ import { TtlCache } from "../../storage/metadata/ttl-cache.ts";
 /** A clock the test moves by hand: the cache ages entries by it alone. */
 function manualClock(start = 1_000_000) {
   let t = start;
-  return { now: () => t, advance: (ms: number) => void (t += ms) };
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
 }
 
 function counter() {
