@@ -53,7 +53,7 @@ describe("migrations", () => {
   });
 
   it("apply on a fresh Postgres database, and again as a no-op (concurrent start-ups)", async () => {
-    const database = await freshDatabase();
+    const database = await freshDatabase({ migrated: false });
     cleanups.push(() => database.drop());
     const sql = postgres(database.url, { max: 4, onnotice: () => {} });
     cleanups.push(() => sql.end());
