@@ -7,12 +7,34 @@ import { ObjectExistsError, ObjectNotFoundError, type ByteRange, type ObjectStor
 export class MemoryObjectStore implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
   failPuts = false;
-  putDelayMs = 0;
   puts = 0;
+  private held?: { started: () => void; released: Promise<void> };
+
+  /**
+   * Holds every PUT until release(): a flush can be kept "in its PUT" for as long as a test
+   * needs. `started` resolves as soon as a held PUT has begun.
+   */
+  holdPuts(): { started: Promise<void>; release(): void } {
+    let started!: () => void;
+    let release!: () => void;
+    const startedPromise = new Promise<void>((resolve) => (started = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.held = { started, released };
+    return {
+      started: startedPromise,
+      release: () => {
+        this.held = undefined;
+        release();
+      },
+    };
+  }
 
   async put(key: string, body: Uint8Array): Promise<void> {
     this.puts++;
-    if (this.putDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.putDelayMs));
+    if (this.held) {
+      this.held.started();
+      await this.held.released;
+    }
     if (this.failPuts) throw new Error("injected PUT failure");
     if (this.objects.has(key)) throw new ObjectExistsError(key);
     this.objects.set(key, body.slice());

@@ -69,13 +69,19 @@ describe("Batcher", () => {
 
   it("under load, batches grow while flushes are in flight instead of queueing up as small flushes", async () => {
     const store = new MemoryObjectStore();
-    store.putDelayMs = 100;
+    const gate = store.holdPuts();
     const batcher = new Batcher({ lingerMs: 1, maxInFlight: 1 });
     const io = { db, store };
     const first = batcher.submit(tenantId, [entry(orders, 2, "first")], io);
-    await new Promise((resolve) => setTimeout(resolve, 20)); // the first flush is now in its PUT
-    const rest = Array.from({ length: 10 }, (_, i) => batcher.submit(tenantId, [entry(orders, 2, `later-${i}`)], io));
-    await Promise.all([first, ...rest]);
+    await gate.started; // the first flush is now in its PUT, and stays there until released
+    const early = Array.from({ length: 5 }, (_, i) => batcher.submit(tenantId, [entry(orders, 2, `early-${i}`)], io));
+    // Waits for time itself: the early requests' linger must run out while the only flush slot
+    // is taken, so that their batch is due. A due batch must stay open and keep growing (the
+    // late ones join it) rather than be queued as a flush of its own: the counts below show which.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const late = Array.from({ length: 5 }, (_, i) => batcher.submit(tenantId, [entry(orders, 2, `late-${i}`)], io));
+    gate.release();
+    await Promise.all([first, ...early, ...late]);
     expect(batcher.stats).toMatchObject({ flushes: 2, puts: 2, commits: 2, requests: 11 });
   });
 
