@@ -102,8 +102,6 @@ function installExitHook(): void {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export async function startNodeServer(opts: StartNodeServerOptions = {}): Promise<NodeServer> {
   installExitHook();
   const ownsDataDir = opts.dataDir === undefined;
@@ -129,9 +127,12 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
   });
 
   let log = "";
+  /** Called on every output and on exit: what waitReady waits on instead of polling. */
+  let onEvent: (() => void) | undefined;
   const append = (s: string) => {
     log += s;
     if (log.length > MAX_LOG_CHARS) log = "[...earlier output dropped...]\n" + log.slice(-MAX_LOG_CHARS / 2);
+    onEvent?.();
   };
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
@@ -169,30 +170,52 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
     });
   }
 
-  async function waitReady(): Promise<void> {
+  /** Resolves on the next output or exit of the server, or after `ms`. */
+  function nextEvent(ms: number): Promise<void> {
+    return new Promise((resolveEvent) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        onEvent = undefined;
+        resolveEvent();
+      }
+      onEvent = done;
+    });
+  }
+
+  /** Healthy: /healthz answers 200 {"ok":true}; else what it answered. */
+  async function healthz(): Promise<true | string> {
+    try {
+      const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      const text = await res.text();
+      if (res.status === 200 && /"ok"\s*:\s*true/.test(text)) return true;
+      return `${res.status} ${text.slice(0, 300)}`;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  /**
+   * Waits for the server's "Reservoir listening on" line (printed once it listens, after
+   * migrations), then for /healthz to answer 200. Fails at once if the process exits.
+   */
+  async function waitReady(startedAt: number): Promise<void> {
     const deadline = Date.now() + readyTimeoutMs;
     let last = "no answer yet";
+    let checked = Date.now();
     while (Date.now() < deadline) {
       if (exitInfo !== null) {
         throw new Error(`[${label}] exited before it was ready (${exitInfo}). Output:\n${log}`);
       }
-      try {
-        const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
-        const text = await res.text();
-        if (res.status === 200) {
-          let body: unknown;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            /* reported below */
-          }
-          if (body && typeof body === "object" && (body as { ok?: unknown }).ok === true) return;
-        }
-        last = `${res.status} ${text.slice(0, 300)}`;
-      } catch (err) {
-        last = (err as Error).message;
+      // Also once a second without the line, should its wording ever change.
+      if (log.includes("Reservoir listening on", startedAt) || Date.now() - checked >= 1_000) {
+        checked = Date.now();
+        const health = await healthz();
+        if (health === true) return;
+        last = health;
       }
-      await sleep(150);
+      // The next line of output or the exit; a bounded wait only to re-check /healthz.
+      await nextEvent(Math.min(250, Math.max(0, deadline - Date.now())));
     }
     const output = log;
     await kill("SIGKILL");
@@ -216,7 +239,8 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
 
   async function startAndWait(): Promise<void> {
     spawnOnce();
-    await waitReady();
+    // Only this start's output counts (a restart's log still holds the earlier "listening").
+    await waitReady(log.lastIndexOf("===== ["));
   }
 
   await startAndWait();

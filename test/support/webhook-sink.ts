@@ -63,8 +63,9 @@ export interface WebhookSink {
   /** Every request so far, in arrival order (or only those to `path`). */
   requests(path?: string): SinkRequest[];
   /**
-   * Polls the requests to `path` (every path when null) until `predicate` holds, then returns
-   * them; throws, listing what did arrive, once `timeoutMs` passed.
+   * Waits until the requests to `path` (every path when null) satisfy `predicate`, checking on
+   * every arrival and answer, then returns them; throws, listing what did arrive, once
+   * `timeoutMs` passed.
    */
   waitFor(path: string | null, predicate: (requests: SinkRequest[]) => boolean, timeoutMs?: number, what?: string): Promise<SinkRequest[]>;
   /** Shorthand: waits until at least `n` requests to `path` are over (answered, or given up by the client). */
@@ -72,8 +73,6 @@ export interface WebhookSink {
   /** Closes the server and every connection (pending hangs included). */
   close(): Promise<void>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function answerFor(behaviour: SinkBehaviour | undefined, request: SinkRequest): SinkAnswer {
   if (behaviour === undefined) return {};
@@ -108,6 +107,11 @@ export async function startWebhookSink(): Promise<WebhookSink> {
   const perPath = new Map<string, number>();
   const behaviours = new Map<string, SinkBehaviour>();
   let closing = false;
+  /** Wakes every waitFor: called whenever a request arrives, is answered or is given up. */
+  const watchers = new Set<() => void>();
+  const changed = () => {
+    for (const wake of [...watchers]) wake();
+  };
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const arrivedAt = performance.now();
@@ -135,6 +139,7 @@ export async function startWebhookSink(): Promise<WebhookSink> {
         json,
       };
       recorded.push(entry);
+      changed();
       let answer: SinkAnswer;
       try {
         answer = answerFor(behaviours.get(path), entry);
@@ -148,6 +153,7 @@ export async function startWebhookSink(): Promise<WebhookSink> {
         done = true;
         entry.abandoned = true;
         entry.respondedAt = performance.now();
+        changed();
       });
       if (answer.hang) return;
       const send = () => {
@@ -157,6 +163,7 @@ export async function startWebhookSink(): Promise<WebhookSink> {
         entry.respondedAt = performance.now();
         res.writeHead(entry.status, answer.headers ?? {});
         res.end(answer.body ?? "");
+        changed();
       };
       if (answer.delayMs && answer.delayMs > 0) setTimeout(send, answer.delayMs);
       else send();
@@ -181,10 +188,20 @@ export async function startWebhookSink(): Promise<WebhookSink> {
     for (;;) {
       const seen = select(path);
       if (predicate(seen)) return seen;
-      if (performance.now() > deadline) {
+      const left = deadline - performance.now();
+      if (left <= 0) {
         throw new Error(`webhook sink: ${what} did not arrive at ${path ?? "any path"} within ${timeoutMs} ms; got:\n${describeRequests(seen)}`);
       }
-      await sleep(25);
+      // Until the next arrival or answer (no polling), or the deadline.
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          watchers.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        watchers.add(wake);
+      });
     }
   }
 

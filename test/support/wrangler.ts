@@ -70,7 +70,6 @@ setInterval(() => {
   process.kill(-process.pid, "SIGKILL");
 }, 500);
 `;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Environment of the wrangler processes: no telemetry, no network, no colours, no prompts. */
 function wranglerEnv(tempDir: string): NodeJS.ProcessEnv {
@@ -166,10 +165,24 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
   writeFileSync(varsPath, envFile(vars), { mode: 0o600 });
 
   let log = "";
+  /** Called on every output (and so on exit): what the readiness loop waits on. */
+  let onOutput: (() => void) | undefined;
   const append = (s: string) => {
     log += s;
     if (log.length > MAX_LOG_CHARS) log = "[...earlier output dropped...]\n" + log.slice(-MAX_LOG_CHARS / 2);
+    onOutput?.();
   };
+  /** Resolves on the next output of wrangler or workerd, or after `ms`. */
+  const nextOutput = (ms: number) =>
+    new Promise<void>((resolveOutput) => {
+      const done = () => {
+        clearTimeout(timer);
+        onOutput = undefined;
+        resolveOutput();
+      };
+      const timer = setTimeout(done, ms);
+      onOutput = done;
+    });
 
   const cleanUp = () => rmSync(tempDir, { recursive: true, force: true });
   const bundleDir = join(tempDir, "bundle");
@@ -230,6 +243,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
     });
     child.once("error", (err) => {
       exitInfo = `spawn error ${err.message}`;
+      append(`\n===== wrangler dev failed to start: ${err.message} =====\n`);
       live.delete(child);
       res();
     });
@@ -283,7 +297,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
         last = (err as Error).message;
       }
     }
-    await sleep(200);
+    // Before "Ready on": until wrangler prints more (or exits). After it: a bounded wait
+    // before asking /healthz again (the isolate may still be starting).
+    await nextOutput(baseUrl ? 200 : Math.max(0, readyTimeoutMs - (Date.now() - started)));
   }
   if (!isReady || !baseUrl) {
     const output = log;
