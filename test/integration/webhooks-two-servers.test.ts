@@ -90,8 +90,17 @@ describe("two Node servers dispatching one subscription", () => {
     }
 
     const delivered = await sink!.waitFor("/hook", (rs) => new Set(rs.map((r) => r.headers["webhook-id"])).size >= MESSAGES, 60_000);
-    // Anything late (a duplicate) would arrive soon after the last first delivery.
-    await new Promise((r) => setTimeout(r, 1500));
+    // No wait for stragglers: once the subscription is drained (lag 0, inFlight 0) both
+    // instances have settled every attempt they made, each answered by the sink, so the sink's
+    // record below is complete; a duplicate would have been an attempt of its own.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const view = await clients[0].get("/v1/topics/events/subscriptions/hook");
+      assertStatus(view, 200);
+      if (view.body.lag === 0 && view.body.inFlight === 0) break;
+      if (Date.now() > deadline) throw new Error(`the subscription did not drain: ${JSON.stringify(view.body)}`);
+      await new Promise((r) => setTimeout(r, 100)); // the poll's interval
+    }
     const all = sink!.requests("/hook");
     const ids = all.map((r) => r.headers["webhook-id"]);
     expect(new Set(ids).size).toBe(MESSAGES);
