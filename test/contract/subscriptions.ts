@@ -278,7 +278,7 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         if (got !== undefined && got !== false) return got;
         last = got;
         if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last probe: ${JSON.stringify(last)})`);
-        await sleep(100);
+        await sleep(100); // the poll's interval
       }
     }
 
