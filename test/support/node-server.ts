@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { configVariables } from "../../functions/config.ts";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -44,21 +45,12 @@ export interface StartNodeServerOptions {
   nodeArgs?: string[];
 }
 
-/** Variables a test server must not inherit from the test runner's environment. */
+/**
+ * Variables a test server must not inherit from the test runner's environment: every
+ * configuration variable (functions/config.ts), and the runner's own.
+ */
 const SCRUBBED_ENV = [
-  "PORT",
-  "HOST",
-  "RESERVOIR_DATA_DIR",
-  "DATABASE_URL",
-  "S3_ENDPOINT",
-  "S3_BUCKET",
-  "S3_REGION",
-  "S3_ACCESS_KEY_ID",
-  "S3_SECRET_ACCESS_KEY",
-  "S3_FORCE_PATH_STYLE",
-  "RESERVOIR_ADMIN_TOKEN",
-  "RESERVOIR_LINGER_MS",
-  "RESERVOIR_WEBHOOK_ALLOW_PRIVATE",
+  ...configVariables,
   "NODE_OPTIONS",
   // vitest marks its workers with these; the server is not a test process.
   "VITEST",
