@@ -39,7 +39,13 @@ export interface Config {
  * Variables whose value an error does not echo: secrets (DATABASE_URL may hold a password), and
  * the allow-list, whose message quotes the one entry at fault.
  */
-const UNECHOED = new Set(["DATABASE_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "RESERVOIR_ADMIN_TOKEN", "RESERVOIR_WEBHOOK_ALLOW_PRIVATE"]);
+const UNECHOED = new Set([
+  "DATABASE_URL",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+  "RESERVOIR_ADMIN_TOKEN",
+  "RESERVOIR_WEBHOOK_ALLOW_PRIVATE",
+]);
 
 /** A bad configuration: `problems` has one line per variable at fault, each starting with its name. */
 export class ConfigError extends Error {

@@ -37,7 +37,9 @@ export function checkMigrations() {
     const added = readdirSync(join(work, "migrations")).filter((f) => !before.includes(f));
     if (added.length > 0 || !output.includes("No schema changes")) {
       const sql = added.filter((f) => f.endsWith(".sql")).map((f) => readFileSync(join(work, "migrations", f), "utf8"));
-      problems.push(`the schema has changes no committed migration holds (drizzle-kit would write ${added.join(", ") || "a migration"}):\n${sql.join("\n")}`);
+      problems.push(
+        `the schema has changes no committed migration holds (drizzle-kit would write ${added.join(", ") || "a migration"}):\n${sql.join("\n")}`,
+      );
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
