@@ -136,6 +136,15 @@ const envSchema = z
     RESERVOIR_DNS_OVER_HTTPS: url(["https:"]),
   })
   .superRefine((env, ctx) => {
+    // The Node pool honours a `max` in the URL over DATABASE_POOL_MAX: it must be a count too.
+    const urlMax = env.DATABASE_URL ? new URL(env.DATABASE_URL).searchParams.get("max") : null;
+    if (urlMax !== null && !/^[1-9]\d{0,4}$/.test(urlMax)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DATABASE_URL"],
+        message: "its max parameter must be a whole number of connections from 1 to 99999",
+      });
+    }
     // One key without the other would silently fall back to the default chain (Node) or fail
     // at the first PUT (Workers): say so at start instead.
     if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {

@@ -48,6 +48,12 @@ describe("the Node server with a bad configuration value", () => {
     expect(message).toMatch(/DATABASE_URL: must be a URL starting with postgres:\/\//);
     expect(message).not.toContain("hunter2");
   });
+
+  it("DATABASE_URL with a max parameter that is not a count: exits 1 naming it", async () => {
+    const { message } = await refusedStart({ DATABASE_URL: "postgres://user:hunter2@127.0.0.1:1/x?max=lots" });
+    expect(message).toMatch(/DATABASE_URL: its max parameter must be a whole number/);
+    expect(message).not.toContain("hunter2");
+  });
 });
 
 describe("the configuration schema", () => {
