@@ -154,13 +154,16 @@ async function planRanges(tx: Queryable, group: Group, topic: Topic, options: Re
     }
   }
 
-  // First the partitions the budget needs by their counts (plus a spare); when delayed messages
-  // or leases past the frontier made those counts too high, a second pass takes all the others.
+  // The partitions the budget needs by their counts (plus a spare); when delayed messages or
+  // leases past the frontier made those counts too high, another pass takes more, until the
+  // budget is spent or no partition this receive can lock has messages left.
   const start = rotation(topic.partitions);
   const locked: number[] = [];
-  for (let pass = 0; pass < 2 && budget > 0; pass++) {
-    const choice = pass === 0 ? { budget, limit: options.maxPartitions } : { exclude: locked };
-    for (const pos of await lockFreshPositions(tx, group.id, topic, options.now, budget, start, choice)) {
+  for (let pass = 0; budget > 0; pass++) {
+    const choice = { budget, exclude: locked, limit: pass === 0 ? options.maxPartitions : undefined };
+    const positions = await lockFreshPositions(tx, group.id, topic, options.now, budget, start, choice);
+    if (positions.length === 0) break;
+    for (const pos of positions) {
       locked.push(pos.partition);
       if (budget > 0) budget = await leaseFresh(tx, group.id, topic, pos, plan, options, token, budget);
     }
@@ -331,12 +334,15 @@ function deadLettered(row: LeaseRow, offsets: number[]): LeaseRow[] {
 async function planByKey(io: ReadIo, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<Plan> {
   const plan: Plan = { changes: { remove: [], insert: [], frontiers: new Map() }, grants: [], exhausted: [], touched: new Set(), records: new Map() };
   let budget = options.max;
-  // As in planRanges: the partitions the budget needs by their counts, then, short of it, the others.
+  // As in planRanges: the partitions the budget needs by their counts, and more, pass by pass,
+  // while it falls short. Every partition is considered before a receive answers under-full.
   const start = rotation(topic.partitions);
   const locked: number[] = [];
-  for (let pass = 0; pass < 2 && budget > 0; pass++) {
-    const choice = pass === 0 ? { budget, limit: options.maxPartitions } : { exclude: locked };
-    for (const pos of await lockPositions(io.db, group.id, topic.id, { from: "committed", partitions: topic.partitions, start, ...choice })) {
+  for (let pass = 0; budget > 0; pass++) {
+    const choice = { budget, exclude: locked, limit: pass === 0 ? options.maxPartitions : undefined };
+    const positions = await lockPositions(io.db, group.id, topic.id, { from: "committed", partitions: topic.partitions, start, ...choice });
+    if (positions.length === 0) break;
+    for (const pos of positions) {
       locked.push(pos.partition);
       if (budget > 0) budget = await leaseByKey(io, group, topic, pos, plan, options, token, budget);
     }
