@@ -122,7 +122,10 @@ export interface Position {
 
 /** Which partitions a receive locks: those of `candidates` it needs, or all of them. */
 export interface PartitionChoice {
-  /** The messages wanted: only as many partitions as hold that many (counted from `from` to the high watermark), plus SPARE_PARTITIONS. */
+  /**
+   * The messages wanted: only as many partitions as hold that many (counted from the position
+   * to the high watermark), plus SPARE_PARTITIONS.
+   */
   budget?: number;
   /** Partitions this receive has locked already (a later pass takes the others). */
   exclude?: number[];
@@ -135,9 +138,10 @@ export const SPARE_PARTITIONS = 1;
 
 /**
  * The condition choosing a receive's partitions among the group's positions `gp` (joined with
- * their `partitions` row `p`) that have messages past `from`, rotated from `start`. Counting by offsets overestimates
- * (delayed messages, leases in flight), so a receive that falls short takes a second pass over
- * the rest; the count only spares concurrent receivers (SKIP LOCKED) partitions they can use.
+ * their `partitions` row `p`) that have messages past `from`, counted in rotation from `start`.
+ * Counting by offsets overestimates (delayed messages, leases in flight), so a receive that
+ * falls short takes another pass over the rest; the count only leaves concurrent receivers
+ * (SKIP LOCKED) partitions they can use.
  */
 export function choosePartitions(groupId: number, topicId: number, partitions: number, from: "frontier" | "committed", choice: PartitionChoice, start: number): SQL {
   const column = sql.raw(from === "frontier" ? "gp.frontier" : "gp.committed");

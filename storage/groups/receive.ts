@@ -34,9 +34,9 @@ export interface ReceiveOptions {
   receiver: string;
   now: number;
   /**
-   * Partitions one receive may lease from. Default: few, so that concurrent receivers (SKIP
-   * LOCKED) find others free. A receiver that is alone (the dispatcher, under its claim lock)
-   * takes them all, or messages in the others would wait for later claims.
+   * At most how many partitions the first pass locks (default: as many as the budget needs by
+   * their counts, plus one, so that concurrent receivers find others free). Later passes, while
+   * the receive falls short, take more whatever this says.
    */
   maxPartitions?: number;
 }
