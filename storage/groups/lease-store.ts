@@ -1,5 +1,5 @@
 /** Reading and writing lease rows and group positions; every statement takes a whole batch. */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { rows, type Queryable } from "../metadata/db.ts";
 import type { LeaseRow } from "./lease-rows.ts";
 
@@ -42,15 +42,21 @@ function parseIntArray(text: string): number[] {
 }
 
 /**
- * Rows due for (re)delivery, oldest first, skipping rows another receiver holds. Rows whose
- * offsets are all settled (acked, waiting for the committed offset to pass them) are not due:
- * they would take the LIMIT's places, and, their old leases ending first, for good.
+ * Rows due for (re)delivery, oldest first, skipping rows another receiver holds and the rows
+ * in `skip` (this transaction's own locks do not skip them: a receive that asks again names
+ * those it has). Rows whose offsets are all settled (acked, waiting for the committed offset to
+ * pass them) are not due: they would take the LIMIT's places, and, their old leases ending
+ * first, for good.
  */
-export async function lockDueRows(db: Queryable, groupId: number, now: number, limit: number): Promise<LeaseRow[]> {
+export async function lockDueRows(db: Queryable, groupId: number, now: number, limit: number, skip: [number, number][] = []): Promise<LeaseRow[]> {
+  const skipped =
+    skip.length === 0
+      ? sql``
+      : sql`AND (partition, first_offset) NOT IN (SELECT * FROM unnest(${array(skip.map((k) => k[0]), "int")}, ${array(skip.map((k) => k[1]), "bigint")}))`;
   const found = await rows<RawRow>(
     db,
     sql`SELECT ${rowColumns} FROM group_leases
-        WHERE group_id = ${groupId} AND visible_at <= ${now} AND cardinality(settled) < last_offset - first_offset + 1
+        WHERE group_id = ${groupId} AND visible_at <= ${now} AND cardinality(settled) < last_offset - first_offset + 1 ${skipped}
         ORDER BY visible_at, partition, first_offset LIMIT ${limit}
         FOR UPDATE SKIP LOCKED`,
   );
@@ -114,6 +120,50 @@ export interface Position {
   highWatermark: number;
 }
 
+/** Which partitions a receive locks: those of `candidates` it needs, or all of them. */
+export interface PartitionChoice {
+  /**
+   * The messages wanted: only as many partitions as hold that many (counted from the position
+   * to the high watermark), plus SPARE_PARTITIONS.
+   */
+  budget?: number;
+  /** Partitions this receive has locked already (a later pass takes the others). */
+  exclude?: number[];
+  /** At most this many. */
+  limit?: number;
+}
+
+/** Partitions a receive locks beyond those its budget needs, in case others hold those. */
+export const SPARE_PARTITIONS = 1;
+
+/**
+ * The condition choosing a receive's partitions among the group's positions `gp` (joined with
+ * their `partitions` row `p`) that have messages past `from`, counted in rotation from `start`.
+ * Counting by offsets overestimates (delayed messages, leases in flight), so a receive that
+ * falls short takes another pass over the rest; the count only leaves concurrent receivers
+ * (SKIP LOCKED) partitions they can use.
+ */
+export function choosePartitions(groupId: number, topicId: number, partitions: number, from: "frontier" | "committed", choice: PartitionChoice, start: number): SQL {
+  const column = sql.raw(from === "frontier" ? "gp.frontier" : "gp.committed");
+  const inner = sql.raw(from === "frontier" ? "g2.frontier" : "g2.committed");
+  const exclude = choice.exclude?.length ? sql`AND gp.partition <> ALL(${array(choice.exclude, "int")})` : sql``;
+  const innerExclude = choice.exclude?.length ? sql`AND g2.partition <> ALL(${array(choice.exclude, "int")})` : sql``;
+  const innerTurn = sql`(g2.partition + ${start}) % ${Math.max(1, partitions)}`;
+  const needed =
+    choice.budget === undefined
+      ? sql``
+      : sql`AND gp.partition IN (
+            SELECT partition FROM (
+              SELECT partition, nth, count(*) FILTER (WHERE before < ${choice.budget}) OVER () AS needed FROM (
+                SELECT g2.partition, row_number() OVER w AS nth,
+                       coalesce(sum(p2.next_offset - ${inner}) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                FROM group_partitions g2 JOIN partitions p2 ON p2.topic_id = ${topicId} AND p2.partition = g2.partition
+                WHERE g2.group_id = ${groupId} AND ${inner} < p2.next_offset ${innerExclude}
+                WINDOW w AS (ORDER BY ${innerTurn})) ahead) counted
+            WHERE nth <= needed + ${SPARE_PARTITIONS})`;
+  return sql`gp.group_id = ${groupId} AND ${column} < p.next_offset ${exclude} ${needed}`;
+}
+
 /**
  * Positions of partitions that may have messages for the group, locked, skipping those
  * another receiver holds. Rotated so that concurrent receivers start at different partitions.
@@ -122,16 +172,15 @@ export async function lockPositions(
   db: Queryable,
   groupId: number,
   topicId: number,
-  options: { from: "frontier" | "committed"; partitions: number; limit: number },
+  options: { from: "frontier" | "committed"; partitions: number; start: number } & PartitionChoice,
 ): Promise<Position[]> {
-  const column = sql.raw(options.from === "frontier" ? "gp.frontier" : "gp.committed");
   const found = await rows<{ partition: number; committed: string | number; frontier: string | number; next_offset: string | number }>(
     db,
     sql`SELECT gp.partition, gp.committed, gp.frontier, p.next_offset FROM group_partitions gp
         JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
-        WHERE gp.group_id = ${groupId} AND ${column} < p.next_offset
-        ORDER BY (gp.partition + ${rotation(options.partitions)}) % ${Math.max(1, options.partitions)}
-        LIMIT ${options.limit}
+        WHERE ${choosePartitions(groupId, topicId, options.partitions, options.from, options, options.start)}
+        ORDER BY (gp.partition + ${options.start}) % ${Math.max(1, options.partitions)}
+        ${options.limit === undefined ? sql`` : sql`LIMIT ${options.limit}`}
         FOR UPDATE OF gp SKIP LOCKED`,
   );
   return found.map((r) => ({

@@ -4,7 +4,7 @@
  * its committed offset so that no key has two messages in flight and each key goes in offset
  * order. Messages nobody has received cost no rows. Exhausted messages are dead-lettered here.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { retryConflicts, rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
@@ -13,7 +13,19 @@ import type { SegmentRecord } from "../segment/codec.ts";
 import type { Group } from "./groups.ts";
 import { deadLetter, type Exhausted } from "./dead-letter.ts";
 import { liveOffsets, reshape, type LeaseRow, type LeaseState, type OffsetChange } from "./lease-rows.ts";
-import { advanceCommitted, lockDuePartitionRows, lockDueRows, lockPositions, partitionRows, rotation, writeRows, type RowChanges } from "./lease-store.ts";
+import {
+  advanceCommitted,
+  choosePartitions,
+  lockDuePartitionRows,
+  lockDueRows,
+  lockPositions,
+  partitionRows,
+  rotation,
+  writeRows,
+  type PartitionChoice,
+  type Position,
+  type RowChanges,
+} from "./lease-store.ts";
 import { newGrantToken } from "./receipts.ts";
 
 export interface ReceiveOptions {
@@ -22,9 +34,9 @@ export interface ReceiveOptions {
   receiver: string;
   now: number;
   /**
-   * Partitions one receive may lease from. Default: few, so that concurrent receivers (SKIP
-   * LOCKED) find others free. A receiver that is alone (the dispatcher, under its claim lock)
-   * takes them all, or messages in the others would wait for later claims.
+   * At most how many partitions the first pass locks (default: as many as the budget needs by
+   * their counts, plus one, so that concurrent receivers find others free). Later passes, while
+   * the receive falls short, take more whatever this says.
    */
   maxPartitions?: number;
 }
@@ -43,9 +55,6 @@ export interface Delivery {
 export const KEY_SCAN_WINDOW = 1000;
 /** ...and looks at most this far past its committed offset for deliverable ones. */
 export const KEY_SCAN_LIMIT = 10_000;
-
-/** How far past its frontier (plus its budget) a receive in ranges knows the delayed messages. */
-const FRESH_SCAN_WINDOW = 1000;
 
 interface Grant {
   partition: number;
@@ -114,137 +123,184 @@ function grantState(attempt: number, options: ReceiveOptions, token: number): Le
   return { attempt, visibleAt: options.now + options.visibilityMs, token, receiver: options.receiver, lastError: null };
 }
 
-/** Rows due again first (oldest first), then fresh ranges from the partitions' frontiers. */
+/**
+ * Rows due again first (oldest first), then fresh ranges from the partitions' frontiers. The
+ * budget is spent in full while any partition this receive can lock has deliverable messages.
+ */
 async function planRanges(tx: Queryable, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<Plan> {
   const plan: Plan = { changes: { remove: [], insert: [], frontiers: new Map() }, grants: [], exhausted: [], touched: new Set() };
   let budget = options.max;
-  for (const row of await lockDueRows(tx, group.id, options.now, options.max)) {
-    const live = liveOffsets(row);
-    if (row.attempt >= group.maxAttempts) {
-      settleExhausted(plan, row, live);
-      continue;
-    }
-    if (budget <= 0 || live.length === 0) continue;
-    const take = live.slice(0, budget);
-    budget -= take.length;
-    const state = grantState(row.attempt + 1, options, token);
-    const changes = new Map<number, OffsetChange>(take.map((o) => [o, { state }]));
-    plan.changes.remove.push([row.partition, row.firstOffset]);
-    plan.changes.insert.push(...reshape(row, changes));
-    for (const offset of take) plan.grants.push({ partition: row.partition, offset, attempt: row.attempt + 1 });
-  }
-  if (budget <= 0) return plan;
-
-  const positions = await lockFreshPositions(tx, group.id, topic, options.now, budget, options.maxPartitions ?? freshPartitionsPerReceive(budget));
-  for (const pos of positions) {
-    if (budget <= 0) break;
-    // Not past the window the delayed runs were read for: beyond it a delayed message would
-    // pass for one due now. (The budget ends the scan sooner when enough are due.)
-    const end = Math.min(pos.highWatermark, pos.frontier + budget + FRESH_SCAN_WINDOW);
-    let o = pos.frontier;
-    let run: LeaseRow | null = null;
-    const flush = () => {
-      if (run) plan.changes.insert.push(run);
-      run = null;
-    };
-    for (; o < end && budget > 0; o++) {
-      // Leased already: key order, before the group switched to "none", leases past its frontier.
-      if (pos.covered.some((c) => c.first <= o && o <= c.last)) {
-        flush();
+  // LIMIT max rows serves the budget (each due row holds a live offset) unless exhausted rows,
+  // dead-lettered without spending it, took places: then ask again, past the rows already taken.
+  const taken: [number, number][] = [];
+  for (let full = true; full && budget > 0; ) {
+    const due = await lockDueRows(tx, group.id, options.now, options.max, taken);
+    full = due.length === options.max && due.some((row) => row.attempt >= group.maxAttempts);
+    for (const row of due) {
+      taken.push([row.partition, row.firstOffset]);
+      const live = liveOffsets(row);
+      if (row.attempt >= group.maxAttempts) {
+        settleExhausted(plan, row, live);
         continue;
       }
-      const due = pos.delayed.find((d) => d.first <= o && o <= d.last)?.deliverAt;
-      const state: LeaseState = due
-        ? { attempt: 0, visibleAt: due, token: 0, receiver: null, lastError: null }
-        : grantState(1, options, token);
-      if (!run || (run as LeaseRow).token !== state.token || (run as LeaseRow).visibleAt !== state.visibleAt) {
-        flush();
-        run = { partition: pos.partition, firstOffset: o, lastOffset: o, settled: [], ...state };
-      }
-      run.lastOffset = o;
-      if (!due) {
-        plan.grants.push({ partition: pos.partition, offset: o, attempt: 1 });
-        budget--;
-      }
+      if (budget <= 0 || live.length === 0) continue;
+      const take = live.slice(0, budget);
+      budget -= take.length;
+      const state = grantState(row.attempt + 1, options, token);
+      const changes = new Map<number, OffsetChange>(take.map((o) => [o, { state }]));
+      plan.changes.remove.push([row.partition, row.firstOffset]);
+      plan.changes.insert.push(...reshape(row, changes));
+      for (const offset of take) plan.grants.push({ partition: row.partition, offset, attempt: row.attempt + 1 });
     }
-    flush();
-    // The frontier is the lowest offset no row covers: past rows key order left just after it.
-    for (let c = pos.covered.find((c) => c.first === o); c; c = pos.covered.find((c) => c.first === o)) o = c.last + 1;
-    plan.changes.frontiers.set(pos.partition, o);
+  }
+
+  // The partitions the budget needs by their counts (plus a spare); when delayed messages or
+  // leases past the frontier made those counts too high, another pass takes more, until the
+  // budget is spent or no partition this receive can lock has messages left.
+  const start = rotation(topic.partitions);
+  const locked: number[] = [];
+  for (let pass = 0; budget > 0; pass++) {
+    const choice = { budget, exclude: locked, limit: pass === 0 ? options.maxPartitions : undefined };
+    const positions = await lockFreshPositions(tx, group.id, topic, options.now, budget, start, choice);
+    if (positions.length === 0) break;
+    for (const pos of positions) {
+      locked.push(pos.partition);
+      if (budget > 0) budget = await leaseFresh(tx, group.id, topic, pos, plan, options, token, budget);
+    }
   }
   return plan;
 }
 
 /**
- * At most how many partitions one receive locks to lease fresh messages from; fewer are
- * locked when fewer hold enough messages for its budget (see lockFreshPositions).
+ * Leases up to `budget` messages of one locked partition from its frontier, and gives the
+ * delayed messages it passes rows of their own (due later, attempt 0). Returns what is left of
+ * the budget.
  */
-function freshPartitionsPerReceive(budget: number): number {
-  return Math.max(4, Math.ceil(budget / 25));
+async function leaseFresh(
+  tx: Queryable,
+  groupId: number,
+  topic: Topic,
+  pos: FreshPosition,
+  plan: Plan,
+  options: ReceiveOptions,
+  token: number,
+  budget: number,
+): Promise<number> {
+  let { delayed, covered, windowEnd } = pos;
+  let o = pos.frontier;
+  let run: LeaseRow | null = null;
+  const flush = () => {
+    if (run) plan.changes.insert.push(run);
+    run = null;
+  };
+  for (; o < pos.highWatermark && budget > 0; o++) {
+    // Not past the window the delayed runs were read for: beyond it a delayed message would
+    // pass for one due now. The next window is read when the walk gets there.
+    if (o >= windowEnd) ({ delayed, covered, windowEnd } = await freshWindow(tx, groupId, topic.id, pos.partition, o, budget, options.now));
+    // Leased already: key order, before the group switched to "none", leases past its frontier.
+    if (covered.some((c) => c.first <= o && o <= c.last)) {
+      flush();
+      continue;
+    }
+    const due = delayed.find((d) => d.first <= o && o <= d.last)?.deliverAt;
+    const state: LeaseState = due ? { attempt: 0, visibleAt: due, token: 0, receiver: null, lastError: null } : grantState(1, options, token);
+    if (!run || (run as LeaseRow).token !== state.token || (run as LeaseRow).visibleAt !== state.visibleAt) {
+      flush();
+      run = { partition: pos.partition, firstOffset: o, lastOffset: o, settled: [], ...state };
+    }
+    run.lastOffset = o;
+    if (!due) {
+      plan.grants.push({ partition: pos.partition, offset: o, attempt: 1 });
+      budget--;
+    }
+  }
+  flush();
+  // The frontier is the lowest offset no row covers: past rows key order left just after it.
+  for (let c = covered.find((c) => c.first === o); c; c = covered.find((c) => c.first === o)) o = c.last + 1;
+  plan.changes.frontiers.set(pos.partition, o);
+  return budget;
 }
 
-/** Partitions a receive locks beyond those its budget needs, in case others hold those. */
-const SPARE_PARTITIONS = 1;
+/** How far past its frontier (plus its budget) a receive in ranges reads the delayed messages at once. */
+const FRESH_SCAN_WINDOW = 1000;
 
-interface FreshPosition {
-  partition: number;
-  frontier: number;
-  highWatermark: number;
+interface Window {
   delayed: { first: number; last: number; deliverAt: number }[];
   /** Lease rows past the frontier (left by key order). */
   covered: { first: number; last: number }[];
+  /** The window's end: what lies at or past it is not known yet. */
+  windowEnd: number;
 }
 
-/**
- * Positions with undelivered messages, locked, with the delayed runs and the lease rows just past
- * their frontier. Only as many partitions as the budget needs (counting what each holds past
- * its frontier), plus a spare: a receive that locked every partition would leave concurrent
- * receivers (SKIP LOCKED) nothing, and make acks wait to advance their committed offsets.
- */
-async function lockFreshPositions(tx: Queryable, groupId: number, topic: Topic, now: number, budget: number, limit: number): Promise<FreshPosition[]> {
-  const topicId = topic.id;
-  const turn = sql`(gp.partition + ${rotation(topic.partitions)}) % ${Math.max(1, topic.partitions)}`;
-  type Listed = string[] | string | null;
-  const found = await rows<{ partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed }>(
-    tx,
-    sql`SELECT gp.partition, gp.frontier, p.next_offset, d.delayed, c.covered FROM group_partitions gp
-        JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
-        LEFT JOIN LATERAL (
-          SELECT array_agg(i.base_offset || ':' || i.last_offset || ':' || i.deliver_at ORDER BY i.base_offset) AS delayed
-          FROM segment_index i
-          WHERE i.topic_id = ${topicId} AND i.partition = gp.partition AND i.deliver_at > ${now}
-            AND i.last_offset >= gp.frontier AND i.base_offset < gp.frontier + ${budget} + ${FRESH_SCAN_WINDOW}) d ON true
-        LEFT JOIN LATERAL (
-          SELECT array_agg(l.first_offset || ':' || l.last_offset ORDER BY l.first_offset) AS covered
-          FROM group_leases l
-          WHERE l.group_id = gp.group_id AND l.partition = gp.partition
-            AND l.first_offset >= gp.frontier AND l.first_offset < gp.frontier + ${budget} + ${FRESH_SCAN_WINDOW}) c ON true
-        WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset
-          AND gp.partition IN (
-            SELECT partition FROM (
-              SELECT partition, nth, count(*) FILTER (WHERE before < ${budget}) OVER () AS needed FROM (
-                SELECT gp.partition, row_number() OVER w AS nth,
-                       coalesce(sum(p.next_offset - gp.frontier) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-                FROM group_partitions gp JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
-                WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset
-                WINDOW w AS (ORDER BY ${turn})) ahead) counted
-            WHERE nth <= needed + ${SPARE_PARTITIONS})
-        ORDER BY ${turn}
-        LIMIT ${limit}
-        FOR UPDATE OF gp SKIP LOCKED`,
-  );
+interface FreshPosition extends Window {
+  partition: number;
+  frontier: number;
+  highWatermark: number;
+}
+
+type Listed = string[] | string | null;
+
+/** The delayed runs (index rows due after `now`) and lease rows from `from` to the window's end. */
+function windowColumns(groupId: number, topicId: number, partition: SQL, from: SQL, end: SQL, now: number): SQL {
+  return sql`
+    (SELECT array_agg(i.base_offset || ':' || i.last_offset || ':' || i.deliver_at ORDER BY i.base_offset)
+     FROM segment_index i
+     WHERE i.topic_id = ${topicId} AND i.partition = ${partition} AND i.deliver_at > ${now}
+       AND i.last_offset >= ${from} AND i.base_offset < ${end}) AS delayed,
+    (SELECT array_agg(l.first_offset || ':' || l.last_offset ORDER BY l.first_offset)
+     FROM group_leases l
+     WHERE l.group_id = ${groupId} AND l.partition = ${partition} AND l.first_offset >= ${from} AND l.first_offset < ${end}) AS covered`;
+}
+
+function toWindow(r: { delayed: Listed; covered: Listed }, windowEnd: number): Window {
   // "a:b:c" items of a text array (drivers give it parsed or as its literal) as numbers.
   const parse = (listed: Listed) =>
     (listed === null ? [] : typeof listed === "string" ? listed.replace(/^\{|\}$/g, "").split(",").filter(Boolean) : listed).map((d) =>
       d.replaceAll('"', "").split(":").map(Number),
     );
-  return found.map((r) => ({
-    partition: r.partition,
-    frontier: Number(r.frontier),
-    highWatermark: Number(r.next_offset),
+  return {
     delayed: parse(r.delayed).map(([first, last, deliverAt]) => ({ first, last, deliverAt })),
     covered: parse(r.covered).map(([first, last]) => ({ first, last })),
-  }));
+    windowEnd,
+  };
+}
+
+/** The next window of a partition this receive holds, from `from`. */
+async function freshWindow(tx: Queryable, groupId: number, topicId: number, partition: number, from: number, budget: number, now: number): Promise<Window> {
+  const end = from + budget + FRESH_SCAN_WINDOW;
+  const [r] = await rows<{ delayed: Listed; covered: Listed }>(tx, sql`SELECT ${windowColumns(groupId, topicId, sql`${partition}`, sql`${from}`, sql`${end}`, now)}`);
+  return toWindow(r, end);
+}
+
+/**
+ * Positions with undelivered messages, locked (those another receiver holds are skipped), each
+ * with its first window: the delayed runs and the lease rows just past its frontier.
+ */
+async function lockFreshPositions(
+  tx: Queryable,
+  groupId: number,
+  topic: Topic,
+  now: number,
+  budget: number,
+  start: number,
+  choice: PartitionChoice,
+): Promise<FreshPosition[]> {
+  const topicId = topic.id;
+  const end = sql`gp.frontier + ${budget + FRESH_SCAN_WINDOW}`;
+  const found = await rows<{ partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed }>(
+    tx,
+    sql`SELECT gp.partition, gp.frontier, p.next_offset, ${windowColumns(groupId, topicId, sql`gp.partition`, sql`gp.frontier`, end, now)}
+        FROM group_partitions gp
+        JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
+        WHERE ${choosePartitions(groupId, topicId, topic.partitions, "frontier", choice, start)}
+        ORDER BY (gp.partition + ${start}) % ${Math.max(1, topic.partitions)}
+        ${choice.limit === undefined ? sql`` : sql`LIMIT ${choice.limit}`}
+        FOR UPDATE OF gp SKIP LOCKED`,
+  );
+  return found.map((r) => {
+    const frontier = Number(r.frontier);
+    return { partition: r.partition, frontier, highWatermark: Number(r.next_offset), ...toWindow(r, frontier + budget + FRESH_SCAN_WINDOW) };
+  });
 }
 
 function settleExhausted(plan: Plan, row: LeaseRow, offsets: number[]) {
@@ -271,98 +327,126 @@ function deadLettered(row: LeaseRow, offsets: number[]): LeaseRow[] {
 
 /**
  * Key order: per locked partition, walk from the committed offset. A key is blocked by its
- * first unsettled message; a due message past its last attempt is dead-lettered and so stops
- * blocking. Keyless messages are not ordered. Delayed messages not yet due block nothing.
+ * first unsettled message: one in flight, or a delayed one not yet due (it holds back the later
+ * messages of its key until it is delivered and settled); a due message past its last attempt
+ * is dead-lettered and so stops blocking. Keyless messages are not ordered.
  */
 async function planByKey(io: ReadIo, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<Plan> {
   const plan: Plan = { changes: { remove: [], insert: [], frontiers: new Map() }, grants: [], exhausted: [], touched: new Set(), records: new Map() };
   let budget = options.max;
-  const positions = await lockPositions(io.db, group.id, topic.id, { from: "committed", partitions: topic.partitions, limit: options.maxPartitions ?? 4 });
-  for (const pos of positions) {
-    if (budget <= 0) break;
-    // The due rows this walk may change, locked; a row a settle holds (and may be cutting) is
-    // skipped and counts as in flight. Waiting for it while holding the position could deadlock
-    // with an ack, which holds its rows and then waits for the position.
-    const mine = new Set((await lockDuePartitionRows(io.db, group.id, pos.partition, options.now)).map((r) => r.firstOffset));
-    const existing = await partitionRows(io.db, group.id, pos.partition);
-    const held = (row: LeaseRow) => row.visibleAt > options.now || !mine.has(row.firstOffset);
-    // Read at least past every held lease (so each key in flight is known before the walk
-    // starts), then on in windows while the budget lasts, up to KEY_SCAN_LIMIT past committed.
-    const limit = Math.min(pos.highWatermark, pos.committed + KEY_SCAN_LIMIT);
-    const heldEnd = existing.filter((r) => r.attempt > 0 && held(r)).reduce((end, r) => Math.max(end, r.lastOffset + 1), 0);
-    let readTo = Math.min(limit, Math.max(pos.committed + KEY_SCAN_WINDOW, heldEnd));
-    const messages = await readFrom(io, topic.id, pos.partition, pos.committed, readTo - pos.committed);
-    const rowOf = (o: number) => existing.find((r) => r.firstOffset <= o && o <= r.lastOffset);
-    // A key with a message in flight is blocked before that message too: a delayed message of
-    // the key, skipped when that one was delivered, may have come due since.
-    const blocked = new Set<string>();
-    for (const m of messages) {
-      const row = rowOf(m.offset);
-      if (m.record.key !== undefined && row && row.attempt > 0 && held(row) && !row.settled.includes(m.offset - row.firstOffset)) {
-        blocked.add(m.record.key);
-      }
+  // As in planRanges: the partitions the budget needs by their counts, and more, pass by pass,
+  // while it falls short. Every partition is considered before a receive answers under-full.
+  const start = rotation(topic.partitions);
+  const locked: number[] = [];
+  for (let pass = 0; budget > 0; pass++) {
+    const choice = { budget, exclude: locked, limit: pass === 0 ? options.maxPartitions : undefined };
+    const positions = await lockPositions(io.db, group.id, topic.id, { from: "committed", partitions: topic.partitions, start, ...choice });
+    if (positions.length === 0) break;
+    for (const pos of positions) {
+      locked.push(pos.partition);
+      if (budget > 0) budget = await leaseByKey(io, group, topic, pos, plan, options, token, budget);
     }
-    const changesByRow = new Map<LeaseRow, Map<number, OffsetChange>>();
-    // Rows to dead-letter offsets of (all live offsets of a row share its attempt, so a row is
-    // either here or in changesByRow).
-    const deadByRow = new Map<LeaseRow, number[]>();
-    const fresh: number[] = [];
-    const grantStateNew = grantState(1, options, token);
-    for (let i = 0; budget > 0; i++) {
-      if (i >= messages.length) {
-        if (readTo >= limit) break;
-        const next = Math.min(limit, readTo + KEY_SCAN_WINDOW);
-        messages.push(...(await readFrom(io, topic.id, pos.partition, readTo, next - readTo)));
-        readTo = next;
-        if (i >= messages.length) break;
-      }
-      const m = messages[i];
-      const key = m.record.key;
-      const row = rowOf(m.offset);
-      const settled = row ? row.settled.includes(m.offset - row.firstOffset) : false;
-      if (settled) continue;
-      if (!row && m.deliverAt !== undefined && m.deliverAt > options.now) continue;
-      // The same, with the row ordering "none" gives a delayed message (attempt 0) before a switch.
-      if (row && row.attempt === 0 && row.visibleAt > options.now) continue;
-      if (key !== undefined && blocked.has(key)) continue;
-      if (row && held(row)) {
-        if (key !== undefined) blocked.add(key);
-        continue;
-      }
-      if (row && row.attempt >= group.maxAttempts) {
-        deadByRow.set(row, [...(deadByRow.get(row) ?? []), m.offset]);
-        plan.exhausted.push({ partition: pos.partition, offset: m.offset, attempts: row.attempt, lastError: row.lastError });
-        plan.touched.add(pos.partition);
-        continue;
-      }
-      if (key !== undefined) blocked.add(key);
-      const attempt = row ? row.attempt + 1 : 1;
-      if (row) {
-        const change = changesByRow.get(row) ?? new Map<number, OffsetChange>();
-        change.set(m.offset, { state: grantState(attempt, options, token) });
-        changesByRow.set(row, change);
-      } else {
-        fresh.push(m.offset);
-      }
-      plan.grants.push({ partition: pos.partition, offset: m.offset, attempt });
-      recordAt(plan.records!, pos.partition).set(m.offset, m.record);
-      budget--;
-    }
-    for (const [row, change] of changesByRow) {
-      plan.changes.remove.push([row.partition, row.firstOffset]);
-      plan.changes.insert.push(...reshape(row, change));
-    }
-    for (const [row, offsets] of deadByRow) {
-      plan.changes.remove.push([row.partition, row.firstOffset]);
-      plan.changes.insert.push(...deadLettered(row, offsets));
-    }
-    for (const run of runs(fresh)) {
-      plan.changes.insert.push({ partition: pos.partition, firstOffset: run[0], lastOffset: run[1], settled: [], ...grantStateNew });
-    }
-    const covered = [...existing, ...plan.changes.insert.filter((r) => r.partition === pos.partition)];
-    plan.changes.frontiers.set(pos.partition, lowestUncovered(covered, pos.committed));
   }
   return plan;
+}
+
+/** The walk of one locked partition in key order; returns what is left of the budget. */
+async function leaseByKey(
+  io: ReadIo,
+  group: Group,
+  topic: Topic,
+  pos: Position,
+  plan: Plan,
+  options: ReceiveOptions,
+  token: number,
+  budget: number,
+): Promise<number> {
+  // The due rows this walk may change, locked; a row a settle holds (and may be cutting) is
+  // skipped and counts as in flight. Waiting for it while holding the position could deadlock
+  // with an ack, which holds its rows and then waits for the position.
+  const mine = new Set((await lockDuePartitionRows(io.db, group.id, pos.partition, options.now)).map((r) => r.firstOffset));
+  const existing = await partitionRows(io.db, group.id, pos.partition);
+  const held = (row: LeaseRow) => row.visibleAt > options.now || !mine.has(row.firstOffset);
+  // Read at least past every held lease (so each key in flight is known before the walk
+  // starts), then on in windows while the budget lasts, up to KEY_SCAN_LIMIT past committed.
+  const limit = Math.min(pos.highWatermark, pos.committed + KEY_SCAN_LIMIT);
+  const heldEnd = existing.filter((r) => r.attempt > 0 && held(r)).reduce((end, r) => Math.max(end, r.lastOffset + 1), 0);
+  let readTo = Math.min(limit, Math.max(pos.committed + KEY_SCAN_WINDOW, heldEnd));
+  const messages = await readFrom(io, topic.id, pos.partition, pos.committed, readTo - pos.committed);
+  const rowOf = (o: number) => existing.find((r) => r.firstOffset <= o && o <= r.lastOffset);
+  // A key with a message in flight is blocked before that message too: a delayed message of
+  // the key, skipped when that one was delivered, may have come due since.
+  const blocked = new Set<string>();
+  for (const m of messages) {
+    const row = rowOf(m.offset);
+    if (m.record.key !== undefined && row && row.attempt > 0 && held(row) && !row.settled.includes(m.offset - row.firstOffset)) {
+      blocked.add(m.record.key);
+    }
+  }
+  const changesByRow = new Map<LeaseRow, Map<number, OffsetChange>>();
+  // Rows to dead-letter offsets of (all live offsets of a row share its attempt, so a row is
+  // either here or in changesByRow).
+  const deadByRow = new Map<LeaseRow, number[]>();
+  const fresh: number[] = [];
+  const grantStateNew = grantState(1, options, token);
+  for (let i = 0; budget > 0; i++) {
+    if (i >= messages.length) {
+      if (readTo >= limit) break;
+      const next = Math.min(limit, readTo + KEY_SCAN_WINDOW);
+      messages.push(...(await readFrom(io, topic.id, pos.partition, readTo, next - readTo)));
+      readTo = next;
+      if (i >= messages.length) break;
+    }
+    const m = messages[i];
+    const key = m.record.key;
+    const row = rowOf(m.offset);
+    const settled = row ? row.settled.includes(m.offset - row.firstOffset) : false;
+    if (settled) continue;
+    // Delayed, not yet due (a row of attempt 0 is one ordering "none" gave it before a switch):
+    // the later messages of its key wait for it.
+    const waiting = row ? row.attempt === 0 && row.visibleAt > options.now : m.deliverAt !== undefined && m.deliverAt > options.now;
+    if (waiting) {
+      if (key !== undefined) blocked.add(key);
+      continue;
+    }
+    if (key !== undefined && blocked.has(key)) continue;
+    if (row && held(row)) {
+      if (key !== undefined) blocked.add(key);
+      continue;
+    }
+    if (row && row.attempt >= group.maxAttempts) {
+      deadByRow.set(row, [...(deadByRow.get(row) ?? []), m.offset]);
+      plan.exhausted.push({ partition: pos.partition, offset: m.offset, attempts: row.attempt, lastError: row.lastError });
+      plan.touched.add(pos.partition);
+      continue;
+    }
+    if (key !== undefined) blocked.add(key);
+    const attempt = row ? row.attempt + 1 : 1;
+    if (row) {
+      const change = changesByRow.get(row) ?? new Map<number, OffsetChange>();
+      change.set(m.offset, { state: grantState(attempt, options, token) });
+      changesByRow.set(row, change);
+    } else {
+      fresh.push(m.offset);
+    }
+    plan.grants.push({ partition: pos.partition, offset: m.offset, attempt });
+    recordAt(plan.records!, pos.partition).set(m.offset, m.record);
+    budget--;
+  }
+  for (const [row, change] of changesByRow) {
+    plan.changes.remove.push([row.partition, row.firstOffset]);
+    plan.changes.insert.push(...reshape(row, change));
+  }
+  for (const [row, offsets] of deadByRow) {
+    plan.changes.remove.push([row.partition, row.firstOffset]);
+    plan.changes.insert.push(...deadLettered(row, offsets));
+  }
+  for (const run of runs(fresh)) {
+    plan.changes.insert.push({ partition: pos.partition, firstOffset: run[0], lastOffset: run[1], settled: [], ...grantStateNew });
+  }
+  const covered = [...existing, ...plan.changes.insert.filter((r) => r.partition === pos.partition)];
+  plan.changes.frontiers.set(pos.partition, lowestUncovered(covered, pos.committed));
+  return budget;
 }
 
 function runs(sorted: number[]): [number, number][] {

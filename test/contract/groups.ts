@@ -6,8 +6,9 @@
 // Every call goes through test/support/http.ts, which fails the test at once on any 5xx: no
 // request of this suite may ever get one.
 //
-// Timing: visibility timeouts of 1–2 s and delays of 1–2 s are waited for (sleep, or polling
-// receive until a bound); nothing is asserted about how fast anything was. Tests of races repeat
+// Timing: visibility timeouts of 1–2 s and delays of 1–2 s are waited for by polling the
+// observable condition (receive, or the group view) until a bound; nothing is asserted about how
+// fast anything was. Tests of races repeat
 // their round a few times: a race that a round misses passes, one it hits is a server bug.
 
 import { randomBytes } from "node:crypto";
@@ -214,6 +215,17 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
     }
 
     const sum = (v: GroupView, k: "lag" | "inFlight") => v.partitions.reduce((n, p) => n + p[k], 0);
+
+    /** Polls the group view until no message is in flight: every lease has ended (a bound, not an assertion of speed). */
+    async function untilNothingInFlight(client: Api, topic: string, group: string, boundMs = 15_000): Promise<void> {
+      const until = Date.now() + boundMs;
+      for (;;) {
+        const v = await view(client, topic, group);
+        if (sum(v, "inFlight") === 0) return;
+        if (Date.now() > until) throw new Error(`messages still in flight after ${boundMs} ms: ${JSON.stringify(v)}`);
+        await sleep(50);
+      }
+    }
 
     /** Lag and in-flight are 0 in every partition, and the committed offsets are the high watermarks. */
     async function expectDrained(client: Api, topic: string, group: string): Promise<void> {
@@ -427,6 +439,8 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       it("a long-polling receive (waitMs) returns the message produced while it waits", async () => {
         const { topic, group } = await topicWithGroup(tenant.client);
         const polling = receive(tenant.client, topic, group, { waitMs: 10_000, max: 10 });
+        // Not a synchronisation: the result is the same if the produce lands first. The pause only
+        // makes it likely that the receive is already waiting (which nothing outside can observe).
         await sleep(300);
         await produce(tenant.client, topic, [{ value: "wake-up" }]);
         const got = await polling;
@@ -442,6 +456,48 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await ackAll(tenant.client, topic, group, got);
         await expectDrained(tenant.client, topic, group);
       });
+      // A receive returns min(max, deliverable) while no other receiver holds the rest, however
+      // many partitions hold them and whatever is delayed ahead of them (issue 10).
+      for (const ordering of ["none", "key"] as const) {
+        it(`ordering ${ordering}: 64 partitions with one message each: receive max 64 returns all 64`, async () => {
+          const { topic, group } = await topicWithGroup(tenant.client, { partitions: 64 }, { ordering });
+          await produce(tenant.client, topic, Array.from({ length: 64 }, (_, p) => ({ key: `k-${p}`, value: `m-${p}`, partition: p })));
+          const got = await receive(tenant.client, topic, group, { max: 64, visibilityTimeoutSeconds: 30 });
+          expect(got.map(id).sort()).toEqual(Array.from({ length: 64 }, (_, p) => `${p}:0`).sort());
+          for (const m of got) expect(m.value).toBe(`m-${m.partition}`);
+          await ackAll(tenant.client, topic, group, got);
+          await expectDrained(tenant.client, topic, group);
+        });
+
+        it(`ordering ${ordering}: delayed messages at the head of most partitions do not make a receive under-full`, async () => {
+          const partitions = 16;
+          const { topic, group } = await topicWithGroup(tenant.client, { partitions }, { ordering });
+          // Partition 0 has no delayed head; each other one starts with a message due in 10 minutes.
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: partitions }, (_, p) => [
+              ...(p === 0 ? [] : [{ key: `d-${p}`, value: `delayed-${p}`, partition: p, delaySeconds: 600 }]),
+              { key: `a-${p}`, value: `a-${p}`, partition: p },
+              { key: `b-${p}`, value: `b-${p}`, partition: p },
+            ]).flat(),
+          );
+          const first = await receive(tenant.client, topic, group, { max: 20, visibilityTimeoutSeconds: 30 });
+          expect(first.length, "max 20 of the 32 due messages").toBe(20);
+          const rest = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
+          expect(rest.length, "the other 12 due messages").toBe(12);
+          const all = [...first, ...rest];
+          expect(all.map((m) => m.value).sort()).toEqual(Array.from({ length: partitions }, (_, p) => [`a-${p}`, `b-${p}`]).flat().sort());
+          expect(await receive(tenant.client, topic, group, { max: 100 }), "only the delayed messages are left").toEqual([]);
+          await ackAll(tenant.client, topic, group, all);
+          const v = await view(tenant.client, topic, group);
+          expect(
+            v.partitions.map((p) => [p.committedOffset, p.inFlight]),
+            "each cursor waits at its delayed head; partition 0 has none",
+          ).toEqual(Array.from({ length: partitions }, (_, p) => [p === 0 ? 2 : 0, 0]));
+        });
+      }
+
       it("a partition added to the topic later is delivered from its start", async () => {
         const { topic, group } = await topicWithGroup(tenant.client, { partitions: 1 });
         await produce(tenant.client, topic, [{ value: "p0", partition: 0 }]);
@@ -474,7 +530,7 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await ackAll(tenant.client, topic, group, acked);
         expect(await receive(tenant.client, topic, group, { max: 100 }), "leased messages are invisible").toEqual([]);
 
-        await sleep(2_100);
+        // Polls until the timeout has passed and the three come back.
         const again = await receiveUntil(tenant.client, topic, group, 3, { visibilityTimeoutSeconds: 30 });
         expect(again.map((m) => [m.offset, m.value, m.attempt])).toEqual([
           [1, "m-1", 2],
@@ -546,7 +602,7 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         expect(first.map((m) => m.offset)).toEqual([0, 1]);
         expect(await settle(tenant.client, topic, group, "extend", { receipts: [first[0].receipt], visibilityTimeoutSeconds: 6 })).toEqual({ extended: 1, failed: [] });
 
-        await sleep(2_100);
+        // Polls until the original timeout has passed and the message not extended comes back.
         const again = await receiveUntil(tenant.client, topic, group, 1, { visibilityTimeoutSeconds: 30 });
         expect(again.map((m) => [m.offset, m.attempt]), "only the message that was not extended comes back").toEqual([[1, 2]]);
         expect(await receive(tenant.client, topic, group, { max: 100 }), "the extended message is still invisible").toEqual([]);
@@ -585,7 +641,7 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const [done, lapsing] = await receive(tenant.client, topic, group, { max: 2, visibilityTimeoutSeconds: 1 });
         // Whether or not the ack beat the 1 s timeout, the lease of `done` is over afterwards.
         await settle(tenant.client, topic, group, "ack", { receipts: [done.receipt] });
-        await sleep(1_100);
+        await untilNothingInFlight(tenant.client, topic, group);
         for (const m of [done, lapsing]) {
           expect(await settle(tenant.client, topic, group, "nack", { receipts: [m.receipt] })).toEqual({ nacked: 0, failed: [{ receipt: m.receipt, code: "receipt_expired" }] });
           expect(await settle(tenant.client, topic, group, "extend", { receipts: [m.receipt], visibilityTimeoutSeconds: 30 })).toEqual({
@@ -1175,18 +1231,40 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await expectDrained(tenant.client, topic, group);
       });
 
-      it('ordering "key": a delayed message does not block its key, and is delivered when due', async () => {
+      it('ordering "key": a delayed message holds back the later messages of its key until it is delivered and acked; other keys go on', async () => {
         const { topic, group } = await topicWithGroup(tenant.client, {}, { ordering: "key" });
         await produce(tenant.client, topic, [
-          { key: "k", value: "k-delayed", delaySeconds: 2 },
-          { key: "k", value: "k-now" },
+          { key: "k", value: "k-1-delayed", delaySeconds: 2 },
+          { key: "k", value: "k-2" },
+          { key: "other", value: "other-1" },
         ]);
         const first = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
-        expect(first.map((m) => m.value)).toEqual(["k-now"]);
+        expect(first.map((m) => m.value), "k-2 waits for the delayed k-1; the other key goes on").toEqual(["other-1"]);
         await ackAll(tenant.client, topic, group, first);
         const later = await receiveUntil(tenant.client, topic, group, 1, { visibilityTimeoutSeconds: 30 });
-        expect(later.map((m) => [m.value, m.attempt])).toEqual([["k-delayed", 1]]);
+        expect(later.map((m) => [m.value, m.attempt]), "the delayed message comes first, alone").toEqual([["k-1-delayed", 1]]);
+        expect(await receive(tenant.client, topic, group, { max: 100 }), "k-2 waits while k-1 is in flight").toEqual([]);
         await ackAll(tenant.client, topic, group, later);
+        const last = await receive(tenant.client, topic, group, { max: 100 });
+        expect(last.map((m) => [m.value, m.attempt])).toEqual([["k-2", 1]]);
+        await ackAll(tenant.client, topic, group, last);
+        await expectDrained(tenant.client, topic, group);
+      });
+
+      it('ordering "key": a delayed message that is dead-lettered lets its key go on', async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, {}, { ordering: "key", maxAttempts: 1 });
+        await produce(tenant.client, topic, [
+          { key: "k", value: "k-1-delayed", delaySeconds: 1 },
+          { key: "k", value: "k-2" },
+        ]);
+        expect(await receive(tenant.client, topic, group, { max: 100 }), "k-2 waits for the delayed k-1").toEqual([]);
+        const due = await receiveUntil(tenant.client, topic, group, 1, { visibilityTimeoutSeconds: 1 });
+        expect(due.map((m) => [m.value, m.attempt])).toEqual([["k-1-delayed", 1]]);
+        // Not acked: when its only lease ends it is dead-lettered, and k-2 comes.
+        const next = await receiveUntil(tenant.client, topic, group, 1, { visibilityTimeoutSeconds: 30 });
+        expect(next.map((m) => [m.value, m.attempt])).toEqual([["k-2", 1]]);
+        expect((await view(tenant.client, topic, group)).deadLettered).toBe(1);
+        await ackAll(tenant.client, topic, group, next);
         await expectDrained(tenant.client, topic, group);
       });
 
