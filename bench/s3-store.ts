@@ -5,9 +5,12 @@
  *
  *   npx tsx bench/s3-store.ts [--size 20480] [--count 2000] [--window 8] [--rounds 3]
  *
- * Per round: CPU µs per PUT and per GET of this process (process.cpuUsage: user + system, so
- * the HTTP client's own work counts too) and requests per second. The first round warms up.
+ * Per round, per request: CPU µs of this process (process.cpuUsage: user + system of all its
+ * threads, so the HTTP client's and the thread pool's work count too), event-loop µs (time the
+ * main thread was busy: what a server cannot spend serving), and requests per second. The
+ * first round warms up. Figures: docs/benchmarks.md, "The S3 client".
  */
+import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { nodeS3Store } from "../functions/node-s3.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
@@ -37,10 +40,11 @@ function openStore(env: Record<string, string>): ObjectStore {
   });
 }
 
-/** Runs `op(i)` for i in [0, count) with `window` in flight; CPU µs per op and ops per second. */
-async function measure(op: (i: number) => Promise<unknown>): Promise<{ cpuUs: number; perSecond: number }> {
+/** Runs `op(i)` for i in [0, count) with `window` in flight; CPU and event-loop µs per op, ops per second. */
+async function measure(op: (i: number) => Promise<unknown>): Promise<{ cpuUs: number; loopUs: number; perSecond: number }> {
   let next = 0;
   const cpu = process.cpuUsage();
+  const loop = performance.eventLoopUtilization();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: window }, async () => {
@@ -49,7 +53,8 @@ async function measure(op: (i: number) => Promise<unknown>): Promise<{ cpuUs: nu
   );
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
-  return { cpuUs: (used.user + used.system) / count, perSecond: count / seconds };
+  const busy = performance.eventLoopUtilization(loop).active * 1000;
+  return { cpuUs: (used.user + used.system) / count, loopUs: busy / count, perSecond: count / seconds };
 }
 
 const s3 = await startS3Process();
@@ -61,10 +66,8 @@ try {
     const prefix = `bench/${round}/`;
     const put = await measure((i) => store.put(`${prefix}${String(i).padStart(8, "0")}`, body));
     const get = await measure((i) => store.get(`${prefix}${String(i).padStart(8, "0")}`, { offset: size >> 2, length: size >> 1 }));
-    console.log(
-      `round ${round}${round === 0 ? " (warm-up)" : ""}: PUT ${put.cpuUs.toFixed(0)} µs CPU, ${put.perSecond.toFixed(0)}/s; ` +
-        `ranged GET ${get.cpuUs.toFixed(0)} µs CPU, ${get.perSecond.toFixed(0)}/s`,
-    );
+    const show = (r: typeof put) => `${r.cpuUs.toFixed(0)} µs CPU, ${r.loopUs.toFixed(0)} µs event loop, ${r.perSecond.toFixed(0)}/s`;
+    console.log(`round ${round}${round === 0 ? " (warm-up)" : ""}: PUT ${show(put)}; ranged GET ${show(get)}`);
   }
 } finally {
   await s3.stop();
