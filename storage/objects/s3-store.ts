@@ -67,8 +67,12 @@ export class S3ObjectStore implements ObjectStore {
 
   constructor(config: S3StoreConfig) {
     if (!config.bucket) throw new Error("S3_BUCKET is empty");
-    if (config.endpoint !== undefined && !URL.canParse(config.endpoint)) {
-      throw new Error(`S3_ENDPOINT is not a URL: ${JSON.stringify(config.endpoint)}`);
+    if (config.endpoint !== undefined) {
+      try {
+        new URL(config.endpoint);
+      } catch {
+        throw new Error(`S3_ENDPOINT is not a URL: ${JSON.stringify(config.endpoint)}`);
+      }
     }
     this.bucket = config.bucket;
     this.prefix = config.prefix ?? "";
