@@ -1,7 +1,7 @@
 /**
  * On Node, without S3_ACCESS_KEY_ID: the AWS default chain (AWS_* variables, shared config,
  * SSO, web identity, ECS and EC2 roles), loaded on first use; the SDK's provider caches the
- * keys and refreshes them before they expire.
+ * keys and the S3 client asks again shortly before temporary ones expire.
  */
 import type { S3Credentials } from "../storage/objects/s3-store.ts";
 

@@ -16,9 +16,7 @@ import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { FolderObjectStore } from "../storage/objects/folder-store.ts";
 import { countingStore, type ObjectStore } from "../storage/objects/object-store.ts";
-import { S3ObjectStore } from "../storage/objects/s3-store.ts";
-import { nodeHttpSend } from "./node-http-send.ts";
-import { awsDefaultCredentials } from "./aws-credentials.ts";
+import { nodeS3Store } from "./node-s3.ts";
 import { nativeCrc32c } from "./native-crc32c.ts";
 import { useNativeCrc32c } from "../storage/segment/crc32c.ts";
 import { createAddressGuard } from "./push/address-guard.ts";
@@ -59,7 +57,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
 
 function openStore(config: Config): { store: ObjectStore; kind: string } {
   if (config.s3) {
-    const store = new S3ObjectStore({ ...config.s3, send: nodeHttpSend(), credentials: awsDefaultCredentials() });
+    const store = nodeS3Store(config.s3);
     return { store, kind: `s3 (${config.s3.endpoint ?? "aws"}/${config.s3.bucket})` };
   }
   const dir = join(config.dataDir, "segments");

@@ -74,6 +74,7 @@ import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
 import { countingStore, type ObjectStore } from "../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../storage/objects/s3-store.ts";
+import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { pruneAttempts } from "../storage/subscriptions/delivery-log.ts";
 import { createAddressGuard, type AddressGuard } from "./push/address-guard.ts";
 import { Dispatcher } from "./push/dispatcher.ts";
@@ -179,7 +180,8 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     ...shared,
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
-    store: countingStore(new S3ObjectStore(config.s3!), counters.store),
+    // workerd's fetch, per operation in the calling request's context; 60 s as on Node.
+    store: countingStore(new S3ObjectStore({ ...config.s3!, requestHandler: new FetchHttpHandler({ requestTimeout: 60_000 }) }), counters.store),
     guard: guard!,
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
     sweepMs: config.sweepSeconds * 1000,

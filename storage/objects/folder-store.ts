@@ -1,12 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { constants, type Dirent } from "node:fs";
-import { access, link, mkdir, open, readdir, unlink } from "node:fs/promises";
+import { access, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { unavailable } from "../errors.ts";
 import {
   ObjectExistsError,
   ObjectNotFoundError,
   type ByteRange,
   type ListPage,
+  type ObjectInfo,
   type ObjectStore,
 } from "./object-store.ts";
 
@@ -16,6 +18,7 @@ const TEMP_PREFIX = ".reservoir-tmp-";
 /**
  * Objects as files under `rootDir` (key `a/b/c` is the file `rootDir/a/b/c`), for the embedded
  * single-node setup. A key cannot be both an object and a "directory" of other keys.
+ * Filesystem failures (a full disk, permissions, I/O errors) leave as `unavailable(...)`.
  */
 export class FolderObjectStore implements ObjectStore {
   private readonly root: string;
@@ -26,6 +29,10 @@ export class FolderObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array): Promise<void> {
     const path = this.pathOf(key);
+    await this.write(key, path, body).catch((error) => failed("write", key, error));
+  }
+
+  private async write(key: string, path: string, body: Uint8Array): Promise<void> {
     const dir = dirname(path);
     const firstCreated = await mkdir(dir, { recursive: true });
     const temp = join(dir, TEMP_PREFIX + randomUUID());
@@ -54,8 +61,9 @@ export class FolderObjectStore implements ObjectStore {
 
   async get(key: string, range?: ByteRange): Promise<Uint8Array> {
     if (range) checkRange(range);
+    const path = this.pathOf(key);
     try {
-      const file = await open(this.pathOf(key), "r");
+      const file = await open(path, "r");
       try {
         if (!range) return asUint8Array(await file.readFile());
         const out = new Uint8Array(range.length);
@@ -71,15 +79,27 @@ export class FolderObjectStore implements ObjectStore {
       }
     } catch (err) {
       // EISDIR: the key is only a prefix of other keys.
-      if (["ENOENT", "ENOTDIR", "EISDIR"].includes(errno(err)!)) throw new ObjectNotFoundError(key);
-      throw err;
+      if (ABSENT.includes(errno(err)!)) throw new ObjectNotFoundError(key);
+      return failed("read", key, err);
     }
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    const info = await stat(path).catch((err) => (ABSENT.includes(errno(err)!) ? undefined : failed("stat", key, err)));
+    if (!info?.isFile()) throw new ObjectNotFoundError(key);
+    return { size: info.size, lastModified: info.mtimeMs };
   }
 
   async delete(key: string): Promise<void> {
     await unlink(this.pathOf(key)).catch((err) => {
-      if (!["ENOENT", "ENOTDIR", "EISDIR"].includes(errno(err)!)) throw err;
+      if (!ABSENT.includes(errno(err)!)) failed("delete", key, err);
     });
+  }
+
+  async deleteMany(keys: string[]): Promise<void> {
+    for (const key of keys) this.pathOf(key); // every key valid before any is deleted
+    for (const key of keys) await this.delete(key);
   }
 
   async list(prefix: string, options: { startAfter?: string; limit?: number } = {}): Promise<ListPage> {
@@ -89,16 +109,24 @@ export class FolderObjectStore implements ObjectStore {
     const base = prefix.slice(0, prefix.lastIndexOf("/") + 1);
     if (base) this.pathOf(base.slice(0, -1));
     const keys: string[] = [];
-    for await (const key of this.walk(base, prefix, options.startAfter ?? "")) {
-      if (keys.length === limit) return { keys, nextStartAfter: keys[limit - 1] };
-      keys.push(key);
+    try {
+      for await (const key of this.walk(base, prefix, options.startAfter ?? "")) {
+        if (keys.length === limit) return { keys, nextStartAfter: keys[limit - 1] };
+        keys.push(key);
+      }
+    } catch (err) {
+      return failed("list", prefix, err);
     }
     return { keys };
   }
 
   async check(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
-    await access(this.root, constants.R_OK | constants.W_OK);
+    try {
+      await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.R_OK | constants.W_OK);
+    } catch (err) {
+      failed("check", this.root, err);
+    }
   }
 
   /** Keys under the directory `base` (a key prefix ending in "/", or ""), in lexicographic order. */
@@ -134,6 +162,15 @@ export class FolderObjectStore implements ObjectStore {
     }
     return join(this.root, ...segments);
   }
+}
+
+/** Errors meaning "no such key": the path, or a directory on it, is missing, or is a directory. */
+const ABSENT = ["ENOENT", "ENOTDIR", "EISDIR"];
+
+/** A filesystem failure as the project's error: the store is unavailable (the caller may retry). */
+function failed(operation: string, key: string, error: unknown): never {
+  if (error instanceof ObjectExistsError || error instanceof ObjectNotFoundError || error instanceof RangeError) throw error;
+  throw unavailable(`folder store: could not ${operation} ${key}: ${(error as Error)?.message ?? String(error)}`, error);
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -1,21 +1,36 @@
 // No `node:*` imports here: this module is also bundled into the Cloudflare Worker.
 /**
- * The object store on any S3-compatible service: SigV4 requests (signed by aws4fetch) over the
- * runtime's HTTP client. This replaced @aws-sdk/client-s3, measured at about 1.6 ms of CPU per
- * 20 KB PUT against s3rver (middleware and schema work per call), where a signed request over
- * a keep-alive `node:http` agent costs a fraction of that; at a few hundred flushes a second
- * that was a large share of a small machine.
+ * The object store on any S3-compatible service (AWS S3, R2, MinIO), through
+ * @aws-sdk/client-s3: SigV4 signing, the standard retry strategy, clock-skew correction,
+ * credential refresh and the addressing rules of each service come from the SDK.
  *
- * Payloads are signed with their SHA-256 (computed by Web Crypto, off the main thread on
- * Node), so S3 refuses a body damaged in transit.
+ * The runtime pieces are injected by the entry point, so this module needs none: on Node a
+ * keep-alive NodeHttpHandler and the AWS default credential chain (functions/node-s3.ts), on
+ * Workers the fetch handler.
+ *
+ * Every failure of the service (network, 5xx, throttling after the retries, refused
+ * credentials, a missing bucket) leaves here as `unavailable(...)`; only the outcomes the
+ * ObjectStore contract names (exists, not found) have their own errors.
  */
-import { AwsV4Signer } from "aws4fetch";
-import { fetchSend, type HttpRequest, type HttpResponse, type HttpSend } from "./http-send.ts";
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { unavailable } from "../errors.ts";
 import {
   ObjectExistsError,
   ObjectNotFoundError,
   type ByteRange,
   type ListPage,
+  type ObjectInfo,
   type ObjectStore,
 } from "./object-store.ts";
 
@@ -23,6 +38,8 @@ export interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
+  /** When temporary keys expire; the SDK asks the provider again shortly before. */
+  expiration?: Date;
 }
 
 export interface S3StoreConfig {
@@ -31,59 +48,68 @@ export interface S3StoreConfig {
   bucket: string;
   accessKeyId?: string;
   secretAccessKey?: string;
-  /** Where keys come from when not given above (e.g. the AWS default chain on Node). */
+  /** Where keys come from when not given above (the AWS default chain on Node). */
   credentials?: () => Promise<S3Credentials>;
   forcePathStyle?: boolean;
   /** Prepended to every key (e.g. "reservoir/"); hidden from callers. */
   prefix?: string;
-  /** The HTTP client (default: fetch). */
-  send?: HttpSend;
+  /** The runtime's HTTP handler (Node: keep-alive NodeHttpHandler; default: the SDK's own for the runtime). */
+  requestHandler?: S3ClientConfig["requestHandler"];
 }
 
-/** An S3 answer that is not a success and not one the ObjectStore contract names. */
-export class S3Error extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string | undefined,
-    message: string,
-  ) {
-    super(message);
-    this.name = "S3Error";
-  }
-}
-
-const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-const ATTEMPTS = 3;
-const RETRY_BASE_MS = 50;
+/** DeleteObjects takes at most this many keys per request. */
+const DELETE_BATCH = 1000;
 
 export class S3ObjectStore implements ObjectStore {
+  private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
-  private readonly region: string;
-  private readonly send: HttpSend;
-  private readonly credentials: () => Promise<S3Credentials>;
-  /** Signing keys by (secret, date, region, service), kept by aws4fetch. */
-  private readonly signingKeys = new Map<string, ArrayBuffer>();
-  private readonly origin: string;
-  private readonly pathStyle: boolean;
 
   constructor(config: S3StoreConfig) {
+    if (!config.bucket) throw new Error("S3_BUCKET is empty");
+    if (config.endpoint !== undefined) {
+      try {
+        new URL(config.endpoint);
+      } catch {
+        throw new Error(`S3_ENDPOINT is not a URL: ${JSON.stringify(config.endpoint)}`);
+      }
+    }
     this.bucket = config.bucket;
     this.prefix = config.prefix ?? "";
-    this.region = config.region;
-    this.send = config.send ?? fetchSend;
     const { accessKeyId, secretAccessKey } = config;
-    const fixed = accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined;
-    this.credentials = fixed
-      ? async () => fixed
-      : (config.credentials ??
-        (async () => {
-          throw new Error("S3 credentials are not configured (S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)");
-        }));
-    const endpoint = new URL(config.endpoint ?? `https://s3.${config.region}.amazonaws.com`);
-    this.pathStyle = config.forcePathStyle ?? false;
-    const host = this.pathStyle ? endpoint.host : `${config.bucket}.${endpoint.host}`;
-    this.origin = `${endpoint.protocol}//${host}${endpoint.pathname.replace(/\/$/, "")}`;
+    this.client = new S3Client({
+      endpoint: config.endpoint,
+      region: config.region,
+      forcePathStyle: config.forcePathStyle ?? false,
+      // Static keys, else the injected provider. Never the SDK's own default: on Workers it has
+      // none, and on Node the entry point chooses (and the tests can see) which chain it is.
+      credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : (config.credentials ?? missingCredentials),
+      requestHandler: config.requestHandler,
+      // Since 3.729 the SDK adds a CRC32 of every upload (computed in JavaScript: ~10 ms per
+      // 4 MiB segment) and validates one on every download. Only where S3 requires one
+      // (DeleteObjects). Each segment carries its own CRC32C per run, checked by the reader
+      // on every (ranged) read, which is end to end where a whole-object checksum cannot be
+      // for ranged reads; the upload's body is still covered by the signed SHA-256 payload
+      // hash. Several S3-compatible services also reject the flexible-checksum headers.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      // The standard strategy (3 attempts, exponential backoff with jitter, a retry quota so an
+      // outage does not multiply the load): retries 5xx, throttling and transient network errors.
+      retryMode: "standard",
+      maxAttempts: 3,
+      // The levers below were measured one by one (docs/benchmarks.md, "The S3 client").
+      // The middleware stack is resolved once per command class instead of on every call (about
+      // a third of the SDK's own CPU per request); nothing here adds middleware per command.
+      cacheMiddleware: true,
+      // Node: no `Expect: 100-continue` on bodies over 2 MiB, which costs a round trip before
+      // every full segment to save sending one that would be refused (a misconfiguration).
+      expectContinueHeader: false,
+    });
+    const stack = this.client.middlewareStack;
+    // Per request work Reservoir has no use for: the user agent string (built and escaped per
+    // request), Lambda's recursion detection header, and a logger that logs nothing.
+    for (const name of ["getUserAgentMiddleware", "recursionDetectionMiddleware", "loggerMiddleware"]) stack.remove(name);
+    stack.add(hashPayloadOffThread, { step: "build", name: "reservoirPayloadHash", override: true });
   }
 
   /**
@@ -91,133 +117,166 @@ export class S3ObjectStore implements ObjectStore {
    * do. s3rver (the test double) ignores the header and overwrites.
    */
   async put(key: string, body: Uint8Array): Promise<void> {
-    const res = await this.request("PUT", this.objectUrl(key), { "if-none-match": "*" }, body);
-    if (res.status === 200) return;
-    // 409 ConditionalRequestConflict: another conditional write to the key is in flight. A retry
-    // of a PUT that did land also ends here; the object is then an orphan for the collector.
-    const code = errorCode(res);
-    if (res.status === 412 || code === "PreconditionFailed" || code === "ConditionalRequestConflict") throw new ObjectExistsError(key);
-    throw failure("PUT", key, res);
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentLength: body.byteLength, IfNoneMatch: "*" }),
+      );
+    } catch (error) {
+      // 409 ConditionalRequestConflict: another conditional write to the key is in flight. A
+      // retry of a PUT that did land also ends here; the object is then an orphan for the collector.
+      const name = errorName(error);
+      if (status(error) === 412 || name === "PreconditionFailed" || name === "ConditionalRequestConflict") throw new ObjectExistsError(key);
+      throw this.failure("PUT", key, error);
+    }
   }
 
   async get(key: string, range?: ByteRange): Promise<Uint8Array> {
     if (range) checkRange(range);
-    // An empty range still asks for a byte, so that a missing key is reported as such.
-    const headers: Record<string, string> = range ? { range: `bytes=${range.offset}-${range.offset + Math.max(range.length, 1) - 1}` } : {};
-    const res = await this.request("GET", this.objectUrl(key), headers);
-    if (res.status === 200 || res.status === 206) {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          // An empty range still asks for a byte, so that a missing key is reported as such.
+          Range: range ? `bytes=${range.offset}-${range.offset + Math.max(range.length, 1) - 1}` : undefined,
+        }),
+      );
+      const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array(0);
       // Trims the byte an empty range asked for, and guards against s3rver, which answers
       // `bytes=0-0` with the whole object (it reads end 0 as "no end").
-      return range && res.body.byteLength > range.length ? res.body.subarray(0, range.length) : res.body;
+      return range && bytes.byteLength > range.length ? bytes.subarray(0, range.length) : bytes;
+    } catch (error) {
+      if (errorName(error) === "NoSuchKey") throw new ObjectNotFoundError(key);
+      // A range starting at or past the end: same answer as a short read, like the folder store.
+      if (errorName(error) === "InvalidRange" || status(error) === 416) return new Uint8Array(0);
+      throw this.failure("GET", key, error);
     }
-    if (res.status === 404 && errorCode(res) !== "NoSuchBucket") throw new ObjectNotFoundError(key);
-    // A range starting at or past the end: same answer as a short read, like the folder store.
-    if (res.status === 416) return new Uint8Array(0);
-    throw failure("GET", key, res);
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return { size: res.ContentLength ?? 0, lastModified: res.LastModified?.getTime() ?? 0 };
+    } catch (error) {
+      // A HEAD answer has no body, so no error code: a 404 is the key's unless the bucket is gone.
+      if (status(error) === 404 && errorName(error) !== "NoSuchBucket") throw new ObjectNotFoundError(key);
+      throw this.failure("HEAD", key, error);
+    }
   }
 
   async delete(key: string): Promise<void> {
-    // S3 answers 204 for absent keys too, so this is idempotent as is.
-    const res = await this.request("DELETE", this.objectUrl(key));
-    if (res.status !== 204 && res.status !== 200) throw failure("DELETE", key, res);
+    try {
+      // S3 answers 204 for absent keys too, so this is idempotent as is.
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+    } catch (error) {
+      throw this.failure("DELETE", key, error);
+    }
+  }
+
+  async deleteMany(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      let errors;
+      try {
+        const res = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true } }),
+        );
+        errors = res.Errors ?? [];
+      } catch (error) {
+        throw this.failure("DELETE", `${batch.length} keys from ${batch[0]}`, error);
+      }
+      // Quiet mode reports only the keys it could not delete (an absent key is deleted).
+      if (errors.length > 0) {
+        const first = errors[0];
+        throw unavailable(`S3 DELETE: ${errors.length} of ${batch.length} keys not deleted, e.g. ${first.Key}: ${first.Code} ${first.Message ?? ""}`.trim());
+      }
+    }
   }
 
   async list(prefix: string, options: { startAfter?: string; limit?: number } = {}): Promise<ListPage> {
     const limit = options.limit ?? 1000;
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`invalid list limit: ${limit}`);
-    const query: [string, string][] = [
-      ["list-type", "2"],
-      ["max-keys", String(limit)],
-      ["prefix", this.prefix + prefix],
-    ];
-    if (options.startAfter !== undefined) query.push(["start-after", this.prefix + options.startAfter]);
-    const res = await this.request("GET", `${this.bucketUrl()}?${query.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&")}`);
-    if (res.status !== 200) throw failure("LIST", prefix, res);
-    const xml = new TextDecoder().decode(res.body);
-    const keys = [...xml.matchAll(/<Contents>[\s\S]*?<Key>([\s\S]*?)<\/Key>[\s\S]*?<\/Contents>/g)].map((m) => xmlText(m[1]).slice(this.prefix.length));
-    const truncated = /<IsTruncated>\s*true\s*<\/IsTruncated>/.test(xml);
-    return truncated && keys.length > 0 ? { keys, nextStartAfter: keys[keys.length - 1] } : { keys };
+    let res;
+    try {
+      res = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix + prefix,
+          StartAfter: options.startAfter === undefined ? undefined : this.prefix + options.startAfter,
+          MaxKeys: limit,
+        }),
+      );
+    } catch (error) {
+      throw this.failure("LIST", prefix, error);
+    }
+    const keys = (res.Contents ?? []).map((o) => o.Key!.slice(this.prefix.length));
+    return res.IsTruncated && keys.length > 0 ? { keys, nextStartAfter: keys[keys.length - 1] } : { keys };
   }
 
   async check(): Promise<void> {
-    const res = await this.request("HEAD", this.bucketUrl());
-    if (res.status !== 200) throw new S3Error(res.status, undefined, `bucket '${this.bucket}' answered HEAD with ${res.status}`);
-  }
-
-  private bucketUrl(): string {
-    return this.pathStyle ? `${this.origin}/${uriEncode(this.bucket)}` : this.origin;
-  }
-
-  private objectUrl(key: string): string {
-    const path = (this.prefix + key).split("/").map(uriEncode).join("/");
-    return `${this.bucketUrl()}/${path}`;
-  }
-
-  /** One signed request, retried on throttling, server errors and failed connections. */
-  private async request(method: HttpRequest["method"], url: string, headers: Record<string, string> = {}, body?: Uint8Array): Promise<HttpResponse> {
-    const payloadHash = body && body.byteLength > 0 ? hex(await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>)) : EMPTY_SHA256;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const res = await this.send(await this.sign({ method, url, headers: { ...headers, "x-amz-content-sha256": payloadHash }, body }));
-        if (attempt < ATTEMPTS && (res.status >= 500 || res.status === 429)) {
-          await backoff(attempt);
-          continue;
-        }
-        return res;
-      } catch (error) {
-        if (attempt >= ATTEMPTS) throw error;
-        await backoff(attempt);
-      }
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      throw this.failure("HEAD bucket", this.bucket, error);
     }
   }
 
-  private async sign(request: HttpRequest): Promise<HttpRequest> {
-    const credentials = await this.credentials();
-    const signed = await new AwsV4Signer({
-      method: request.method,
-      url: request.url,
-      headers: request.headers,
-      accessKeyId: credentials.accessKeyId,
-      secretAccessKey: credentials.secretAccessKey,
-      sessionToken: credentials.sessionToken,
-      service: "s3",
-      region: this.region,
-      cache: this.signingKeys,
-    }).sign();
-    const headers: Record<string, string> = {};
-    signed.headers.forEach((value, name) => (headers[name] = value));
-    return { method: request.method, url: request.url, headers, body: request.body };
+  /** The service failed (after the SDK's retries): what went wrong, in the operator's terms. */
+  private failure(operation: string, key: string, error: unknown) {
+    const code = status(error);
+    const answer = code === undefined ? describe(error) : `${code} ${errorName(error) ?? ""}`.trim();
+    let hint = "";
+    if (code === 401 || code === 403 || error === missingCredentialsError) {
+      hint = ": check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (or the AWS credentials and their permissions on the bucket)";
+    } else if (errorName(error) === "NoSuchBucket" || (operation === "HEAD bucket" && code === 404)) {
+      hint = `: the bucket '${this.bucket}' does not exist (S3_BUCKET)`;
+    }
+    const attempts = (error as { $metadata?: { attempts?: number } })?.$metadata?.attempts;
+    return unavailable(`S3 ${operation} ${key}: ${answer}${attempts && attempts > 1 ? ` after ${attempts} attempts` : ""}${hint}`, error);
   }
 }
 
-/** S3's URI encoding: every byte but the RFC 3986 unreserved characters, percent-encoded. */
-function uriEncode(text: string): string {
-  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+/**
+ * The signed payload's SHA-256 by Web Crypto, which on Node runs on the thread pool: the SDK
+ * hashes synchronously on the event loop (about 2 ms per 4 MiB segment, during which the
+ * server serves nothing). The signer takes an `x-amz-content-sha256` already present as the
+ * payload hash; set here, before the retry step, it is computed once per PUT, not per attempt.
+ */
+const hashPayloadOffThread = <Input extends object, Output extends object>(next: (args: { input: Input; request: unknown }) => Promise<Output>) =>
+  async (args: { input: Input; request: unknown }): Promise<Output> => {
+    const request = args.request as { headers?: Record<string, string>; body?: unknown } | undefined;
+    const body = request?.body;
+    if (request?.headers && body instanceof Uint8Array && body.byteLength > 0) {
+      const digest = await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>);
+      request.headers["x-amz-content-sha256"] = hex(new Uint8Array(digest));
+    }
+    return next(args);
+  };
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+function hex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += HEX[b];
+  return out;
 }
 
-function hex(buffer: ArrayBuffer): string {
-  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+const missingCredentialsError = new Error("S3 credentials are not configured (S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)");
+const missingCredentials = async (): Promise<S3Credentials> => {
+  throw missingCredentialsError;
+};
+
+function status(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
 }
 
-const backoff = (attempt: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * RETRY_BASE_MS * 2 ** attempt));
-
-function errorCode(res: HttpResponse): string | undefined {
-  if (res.body.byteLength === 0) return undefined;
-  const match = /<Code>([^<]*)<\/Code>/.exec(new TextDecoder().decode(res.body.subarray(0, 4096)));
-  return match ? xmlText(match[1]) : undefined;
+function errorName(error: unknown): string | undefined {
+  return error instanceof S3ServiceException ? error.name : undefined;
 }
 
-function failure(operation: string, key: string, res: HttpResponse): S3Error {
-  const code = errorCode(res);
-  return new S3Error(res.status, code, `S3 ${operation} ${key}: ${res.status}${code ? ` ${code}` : ""}`);
-}
-
-const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
-
-function xmlText(text: string): string {
-  return text.replace(/&(#x[0-9a-fA-F]+|#\d+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
-    e[0] === "#" ? String.fromCodePoint(e[1] === "x" ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : ENTITIES[e],
-  );
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && !error.message.includes(code) ? `${error.message} (${code})` : error.message;
 }
 
 function checkRange(range: ByteRange): void {

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,25 +7,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FolderObjectStore } from "../../storage/objects/folder-store.ts";
 import { ObjectExistsError, ObjectNotFoundError, type ObjectStore } from "../../storage/objects/object-store.ts";
+import { ReservoirError } from "../../storage/errors.ts";
 import { S3ObjectStore, type S3StoreConfig } from "../../storage/objects/s3-store.ts";
+import { nodeS3Store } from "../../functions/node-s3.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
-import { SignatureV4 } from "@smithy/signature-v4";
-import { awsDefaultCredentials } from "../../functions/aws-credentials.ts";
-
-/** SHA-256 and HMAC-SHA256 as the SDK's signer takes them. */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    const key = typeof secret === "string" ? Buffer.from(secret) : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : secret && Buffer.from(secret);
-    this.hash = key === undefined ? createHash("sha256") : createHmac("sha256", key);
-  }
-  update(data: string | Uint8Array) {
-    this.hash.update(typeof data === "string" ? data : Buffer.from(data));
-  }
-  async digest() {
-    return new Uint8Array(this.hash.digest());
-  }
-}
 
 interface Backend {
   store: ObjectStore;
@@ -146,6 +131,41 @@ function objectStoreContract(name: string, createOnly: boolean, open: () => Prom
       expect((await store.list(ns)).keys).toEqual([ns + "k"]);
     });
 
+    it("head() tells an object's size and age; a missing key rejects with ObjectNotFoundError", async () => {
+      const before = Date.now();
+      await store.put(ns + "obj", bytes(12_345));
+      const info = await store.head(ns + "obj");
+      expect(info.size).toBe(12_345);
+      // Servers keep whole seconds (S3's Last-Modified); the folder store keeps milliseconds.
+      expect(info.lastModified).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+      expect(info.lastModified).toBeLessThanOrEqual(Date.now());
+      expect(await store.head(ns + "empty").catch((e) => e)).toBeInstanceOf(ObjectNotFoundError);
+      await store.put(ns + "empty", new Uint8Array(0));
+      expect((await store.head(ns + "empty")).size).toBe(0);
+    });
+
+    it("deleteMany deletes exactly the keys named, absent ones included", async () => {
+      const keys = Array.from({ length: 12 }, (_, i) => `${ns}segments/${String(i).padStart(4, "0")}`);
+      for (const key of keys) await store.put(key, text(key));
+      await store.deleteMany([...keys.filter((_, i) => i % 3 === 0), `${ns}segments/absent`]);
+      expect((await store.list(ns)).keys).toEqual(keys.filter((_, i) => i % 3 !== 0));
+      await expect(store.deleteMany([])).resolves.toBeUndefined();
+      await store.deleteMany(keys);
+      expect(await store.list(ns)).toEqual({ keys: [] });
+    });
+
+    it("keeps keys that need escaping intact through put, get, head, list and delete", async () => {
+      const keys = [`${ns}a b+c/x=1&y`, `${ns}a b+c/t é (1)*!'~.bin`, `${ns}a b+c/%2F?#`];
+      for (const key of keys) await store.put(key, text(key));
+      for (const key of keys) expect(await store.get(key, { offset: 0, length: 1000 }), key).toEqual(text(key));
+      for (const key of keys) expect((await store.head(key)).size, key).toBe(text(key).byteLength);
+      expect((await store.list(`${ns}a b+c/`)).keys).toEqual([...keys].sort());
+      expect((await store.list(`${ns}a b+c/`, { startAfter: `${ns}a b+c/t` })).keys).toEqual([...keys].sort().filter((k) => k > `${ns}a b+c/t`));
+      await store.deleteMany(keys.slice(1));
+      await store.delete(keys[0]);
+      expect(await store.list(ns)).toEqual({ keys: [] });
+    });
+
     it("lists only keys under the prefix, in lexicographic order", async () => {
       // Not "a" with "a-b": s3rver orders keys by its file names ("a-b._S3rver_object" before
       // "a._S3rver_object"). Segment ids are fixed-width; the folder store's own tests cover it.
@@ -188,9 +208,10 @@ objectStoreContract("FolderObjectStore", true, async () => {
   };
 });
 
+// The store as the Node server builds it: keep-alive NodeHttpHandler, default credential chain.
 objectStoreContract("S3ObjectStore on s3rver", false, async () => {
   const s3 = await startS3();
-  return { store: new S3ObjectStore(s3.config), close: () => s3.stop() };
+  return { store: nodeS3Store(s3.config), close: () => s3.stop() };
 });
 
 describe("FolderObjectStore", () => {
@@ -236,6 +257,18 @@ describe("FolderObjectStore", () => {
     const nested = new FolderObjectStore(join(dir, "not", "yet"));
     await expect(nested.check()).resolves.toBeUndefined();
   });
+
+  it("reports a filesystem failure as the service being unavailable (503), naming the cause", async () => {
+    // A root that is a file: every write and the health check fail in the filesystem.
+    await writeFile(join(dir, "a-file"), text("x"));
+    const broken = new FolderObjectStore(join(dir, "a-file"));
+    for (const attempt of [broken.put("tenants/t/segments/1", text("x")), broken.check()]) {
+      const error = await attempt.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ReservoirError);
+      expect(error).toMatchObject({ code: "service_unavailable", cause: { code: expect.stringMatching(/^E[A-Z]+$/) } });
+      expect((error as Error).message).toMatch(/^folder store: could not (write|check) /);
+    }
+  });
 });
 
 describe("S3ObjectStore", () => {
@@ -245,43 +278,54 @@ describe("S3ObjectStore", () => {
   });
   afterAll(() => s3?.stop());
 
-  it("check() rejects when nothing listens at the endpoint", async () => {
+  it("check() fails as unavailable when nothing listens at the endpoint", async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
     const { port } = probe.address() as AddressInfo;
     await new Promise((resolve) => probe.close(resolve));
-    const store = new S3ObjectStore({ ...s3.config, endpoint: `http://127.0.0.1:${port}` });
-    await expect(store.check()).rejects.toThrow();
+    const store = nodeS3Store({ ...s3.config, endpoint: `http://127.0.0.1:${port}` });
+    await expect(store.check()).rejects.toMatchObject({ name: "ReservoirError", code: "service_unavailable", message: expect.stringMatching(/ECONNREFUSED/) });
   });
 
-  it("check() rejects for a missing bucket", async () => {
-    await expect(new S3ObjectStore({ ...s3.config, bucket: "no-such-bucket" }).check()).rejects.toThrow();
+  it("check() fails as unavailable for a missing bucket, naming S3_BUCKET", async () => {
+    const store = nodeS3Store({ ...s3.config, bucket: "no-such-bucket" });
+    await expect(store.check()).rejects.toMatchObject({ code: "service_unavailable", message: expect.stringMatching(/'no-such-bucket' does not exist \(S3_BUCKET\)/) });
+    await expect(store.put("k", text("x"))).rejects.toMatchObject({ code: "service_unavailable", message: expect.stringMatching(/does not exist/) });
+  });
+
+  it("refuses a configuration that cannot work, at construction", () => {
+    expect(() => new S3ObjectStore({ ...s3.config, endpoint: "not a url" })).toThrow(/S3_ENDPOINT is not a URL/);
+    expect(() => new S3ObjectStore({ ...s3.config, bucket: "" })).toThrow(/S3_BUCKET/);
   });
 
   it("keeps the configured key prefix out of callers' sight", async () => {
-    const scoped = new S3ObjectStore({ ...s3.config, prefix: "scoped/" });
-    const raw = new S3ObjectStore(s3.config);
+    const scoped = nodeS3Store({ ...s3.config, prefix: "scoped/" });
+    const raw = nodeS3Store(s3.config);
     await scoped.put("tenants/t/segments/1", text("one"));
     await scoped.put("tenants/t/segments/2", text("two"));
     expect(await scoped.get("tenants/t/segments/1")).toEqual(text("one"));
+    expect((await scoped.head("tenants/t/segments/2")).size).toBe(3);
     expect(await scoped.list("tenants/t/", { limit: 1 })).toEqual({
       keys: ["tenants/t/segments/1"],
       nextStartAfter: "tenants/t/segments/1",
     });
     expect((await scoped.list("tenants/", { startAfter: "tenants/t/segments/1" })).keys).toEqual(["tenants/t/segments/2"]);
     expect((await raw.list("scoped/")).keys).toEqual(["scoped/tenants/t/segments/1", "scoped/tenants/t/segments/2"]);
+    await scoped.deleteMany(["tenants/t/segments/1"]);
+    expect((await raw.list("scoped/")).keys).toEqual(["scoped/tenants/t/segments/2"]);
   });
 
   it("s3rver ignores If-None-Match on PUT (why create-only is checked against a stub below)", async () => {
-    const store = new S3ObjectStore(s3.config);
+    const store = nodeS3Store(s3.config);
     await store.put("overwritten", text("first"));
     await store.put("overwritten", text("second"));
     expect(await store.get("overwritten")).toEqual(text("second"));
   });
 
-  describe("create-only against a server that answers like S3", () => {
+  describe("against a server that answers like S3", () => {
     let requests: { method?: string; url?: string; headers: IncomingHttpHeaders }[];
-    let answer: { status: number; code: string };
+    /** The answers to give, in order; the last one repeats. */
+    let answers: { status: number; code: string }[];
     let config: S3StoreConfig;
     let close: () => Promise<void>;
 
@@ -290,8 +334,10 @@ describe("S3ObjectStore", () => {
         req.resume();
         req.on("end", () => {
           requests.push({ method: req.method, url: req.url, headers: req.headers });
+          const answer = answers.length > 1 ? answers.shift()! : answers[0];
           res.writeHead(answer.status, { "content-type": "application/xml" });
-          res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${answer.code}</Code><Message>stub</Message></Error>`);
+          if (answer.status === 200) res.end();
+          else res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${answer.code}</Code><Message>stub</Message></Error>`);
         });
       });
       await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
@@ -307,11 +353,9 @@ describe("S3ObjectStore", () => {
       { status: 412, code: "PreconditionFailed" },
       { status: 409, code: "ConditionalRequestConflict" },
     ])("sends If-None-Match: * and maps $status $code to ObjectExistsError", async (a) => {
-      answer = a;
-      const store = new S3ObjectStore(config);
-      await expect(store.put("tenants/t/segments/1", text("x"))).rejects.toEqual(
-        new ObjectExistsError("tenants/t/segments/1"),
-      );
+      answers = [a];
+      const store = nodeS3Store(config);
+      await expect(store.put("tenants/t/segments/1", text("x"))).rejects.toEqual(new ObjectExistsError("tenants/t/segments/1"));
       expect(requests).toHaveLength(1);
       expect(requests[0].method).toBe("PUT");
       expect(requests[0].headers["if-none-match"]).toBe("*");
@@ -319,52 +363,29 @@ describe("S3ObjectStore", () => {
       expect(Object.keys(requests[0].headers).filter((h) => h.startsWith("x-amz-checksum-") || h.startsWith("x-amz-sdk-checksum"))).toEqual([]);
     });
 
-    it("passes other errors through", async () => {
-      answer = { status: 403, code: "AccessDenied" };
-      await expect(new S3ObjectStore(config).put("k", text("x"))).rejects.toMatchObject({ name: "S3Error", status: 403, code: "AccessDenied" });
+    it("refused credentials fail at once as unavailable, saying which settings to check", async () => {
+      answers = [{ status: 403, code: "AccessDenied" }];
+      const error = await nodeS3Store(config).put("k", text("x")).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: "ReservoirError", code: "service_unavailable", cause: { name: "AccessDenied", $metadata: { httpStatusCode: 403 } } });
+      expect((error as Error).message).toMatch(/^S3 PUT k: 403 AccessDenied: check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY/);
       expect(requests).toHaveLength(1);
     });
 
     it("signs the payload's SHA-256, so S3 refuses a body damaged on the way", async () => {
-      answer = { status: 200, code: "" };
+      answers = [{ status: 200, code: "" }];
       const body = text("the segment");
-      await new S3ObjectStore(config).put("k", body);
+      await nodeS3Store(config).put("k", body);
       expect(requests[0].headers["x-amz-content-sha256"]).toBe(createHash("sha256").update(body).digest("hex"));
-      expect(requests[0].headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=.*SignedHeaders=.*x-amz-content-sha256.*Signature=[0-9a-f]{64}$/);
+      expect(requests[0].headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=S3RVER\/.*SignedHeaders=.*x-amz-content-sha256.*Signature=[0-9a-f]{64}$/);
     });
 
-    // s3rver does not check V4 signatures, so the AWS SDK's own signer is the oracle: signing
-    // what the server received must give the signature that came with it.
-    it.each([
-      ["PUT of a key needing escapes", (store: S3ObjectStore) => store.put("tenants/t é/seg (1)*!'~.bin", text("x"))],
-      ["ranged GET", (store: S3ObjectStore) => store.get("tenants/t/segments/1", { offset: 5, length: 10 })],
-      ["LIST with a prefix and a start", (store: S3ObjectStore) => store.list("tenants/a b+c/", { startAfter: "tenants/a b+c/x=1&y", limit: 7 })],
-    ])("signs a %s as AWS's own signer does", async (_, call) => {
-      answer = { status: 200, code: "" };
-      await call(new S3ObjectStore({ ...config, prefix: "pre fix/" })).catch(() => {});
-      const got = requests[0];
-      const url = new URL(got.url!, config.endpoint);
-      // The same headers as the request signed (SigV4 lets a signer choose; aws4fetch leaves out range).
-      const signedNames = String(got.headers.authorization).match(/SignedHeaders=([^,]+)/)![1].split(";");
-      const headers = Object.fromEntries(signedNames.map((k) => [k, String(got.headers[k])]));
-      const amzDate = got.headers["x-amz-date"] as string;
-      const signer = new SignatureV4({ service: "s3", region: config.region, credentials: { accessKeyId: config.accessKeyId!, secretAccessKey: config.secretAccessKey! }, sha256: NodeSha256, uriEscapePath: false });
-      const signed = await signer.sign(
-        { method: got.method!, protocol: "http:", hostname: url.hostname, port: Number(url.port), path: url.pathname, query: Object.fromEntries(url.searchParams), headers },
-        { signingDate: new Date(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13)}`) },
-      );
-      const signature = (h: unknown) => String(h).match(/Signature=([0-9a-f]{64})/)?.[1];
-      expect(signature(got.headers.authorization)).toBeDefined();
-      expect(signature(got.headers.authorization)).toBe(signature(signed.headers.authorization));
-    });
-
-    it("without keys in the configuration, signs with the AWS default chain (here its AWS_* variables)", async () => {
-      answer = { status: 200, code: "" };
+    it("without keys in the configuration, the Node store signs with the AWS default chain (here its AWS_* variables)", async () => {
+      answers = [{ status: 200, code: "" }];
       const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
       process.env.AWS_ACCESS_KEY_ID = "AKIDFROMTHECHAIN";
       process.env.AWS_SECRET_ACCESS_KEY = "secret-from-the-chain";
       try {
-        const store = new S3ObjectStore({ ...config, accessKeyId: undefined, secretAccessKey: undefined, credentials: awsDefaultCredentials() });
+        const store = nodeS3Store({ ...config, accessKeyId: undefined, secretAccessKey: undefined });
         await store.put("k", text("x"));
         expect(requests[0].headers.authorization).toMatch(/Credential=AKIDFROMTHECHAIN\//);
       } finally {
@@ -375,15 +396,27 @@ describe("S3ObjectStore", () => {
       }
     });
 
-    it("without keys or a chain, fails with a message saying what to set, and sends nothing", async () => {
+    it("without keys or a chain, fails as unavailable saying what to set, and sends nothing", async () => {
+      answers = [{ status: 200, code: "" }];
       const store = new S3ObjectStore({ ...config, accessKeyId: undefined, secretAccessKey: undefined });
-      await expect(store.put("k", text("x"))).rejects.toThrow(/S3_ACCESS_KEY_ID/);
+      await expect(store.put("k", text("x"))).rejects.toMatchObject({ code: "service_unavailable", message: expect.stringMatching(/S3_ACCESS_KEY_ID/) });
       expect(requests).toHaveLength(0);
     });
 
-    it("retries throttling and server errors, then gives up with the last answer", async () => {
-      answer = { status: 503, code: "SlowDown" };
-      await expect(new S3ObjectStore(config).get("k")).rejects.toMatchObject({ status: 503, code: "SlowDown" });
+    it.each([
+      { status: 503, code: "SlowDown" },
+      { status: 500, code: "InternalError" },
+      { status: 429, code: "TooManyRequests" },
+    ])("retries $status $code and succeeds when the server recovers", async (failure) => {
+      answers = [failure, { status: 200, code: "" }];
+      await expect(nodeS3Store(config).put("k", text("x"))).resolves.toBeUndefined();
+      expect(requests.map((r) => r.method)).toEqual(["PUT", "PUT"]);
+    });
+
+    it("gives up after 3 attempts as unavailable, with the last answer", async () => {
+      answers = [{ status: 503, code: "SlowDown" }];
+      const error = await nodeS3Store(config).get("k").catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "service_unavailable", message: "S3 GET k: 503 SlowDown after 3 attempts", cause: { name: "SlowDown" } });
       expect(requests).toHaveLength(3);
     });
   });

@@ -46,8 +46,18 @@ export class MemoryObjectStore implements ObjectStore {
     return range ? body.slice(range.offset, range.offset + range.length) : body.slice();
   }
 
+  async head(key: string) {
+    const body = this.objects.get(key);
+    if (!body) throw new ObjectNotFoundError(key);
+    return { size: body.byteLength, lastModified: 0 };
+  }
+
   async delete(key: string): Promise<void> {
     this.objects.delete(key);
+  }
+
+  async deleteMany(keys: string[]): Promise<void> {
+    for (const key of keys) this.objects.delete(key);
   }
 
   async list(prefix: string, options: { startAfter?: string; limit?: number } = {}) {

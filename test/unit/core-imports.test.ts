@@ -13,7 +13,7 @@ const runtimeSpecific = new Set([
   "storage/objects/folder-store.ts",
   "functions/push/resolve-node.ts",
   "functions/push/transport-node.ts",
-  "functions/node-http-send.ts",
+  "functions/node-s3.ts",
   "functions/aws-credentials.ts",
   "functions/native-crc32c.ts",
 ]);

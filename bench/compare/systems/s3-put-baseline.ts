@@ -1,7 +1,7 @@
 /**
  * The raw storage baseline: the limit of Reservoir's storage path. The same message bytes,
  * length-prefixed and packed into objects of `objectBytes`, PUT to the same s3rver (its own
- * process, as for reservoir-s3) through Reservoir's own S3 store and HTTP client, and
+ * process, as for reservoir-s3) through Reservoir's own S3 store as the Node server builds it, and
  * `window` PUTs in flight. No metadata commit, no HTTP front end, no encoding: only the PUTs.
  * A message's latency is its object's PUT time from when the message was ready (max rate: from
  * when the object was packed). Consume GETs the objects back in order and splits them.
@@ -9,8 +9,8 @@
  * Partitions do not apply: Reservoir writes one segment per flush for all partitions of a
  * tenant, so the baseline packs every message into the same stream of objects.
  */
-import { nodeHttpSend } from "../../../functions/node-http-send.ts";
-import { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
+import { nodeS3Store } from "../../../functions/node-s3.ts";
+import type { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { startS3Process } from "../../lib/stack.ts";
 import { Unavailable, type CostCounters, type Payloads, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
 import { publishInBatches } from "../batched-publish.ts";
@@ -49,7 +49,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
       putsInFlight: window,
       lingerMs: LINGER_MS,
       framing: "4-byte length prefix per message",
-      client: "Reservoir's S3 store (SigV4 with the payload's SHA-256, If-None-Match: *) over keep-alive node:http",
+      client: "Reservoir's S3 store (@aws-sdk/client-s3, If-None-Match: *) on a keep-alive NodeHttpHandler",
       partitions: "n/a: one object stream, as Reservoir writes one segment per flush for all partitions",
     },
 
@@ -60,14 +60,13 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
         throw new Unavailable(`s3rver: ${err.message}`);
       });
       const env = s3.env;
-      client ??= new S3ObjectStore({
+      client ??= nodeS3Store({
         endpoint: env.S3_ENDPOINT,
         region: env.S3_REGION,
         bucket: env.S3_BUCKET,
         forcePathStyle: true,
         accessKeyId: env.S3_ACCESS_KEY_ID,
         secretAccessKey: env.S3_SECRET_ACCESS_KEY,
-        send: nodeHttpSend(),
       });
       prefix = `baseline/${workload.name}-${++setups}/`; // If-None-Match: * needs fresh keys per setup
       perObject = Math.max(1, Math.floor(objectBytes / (4 + workload.messageBytes)));
