@@ -21,6 +21,8 @@ export interface Config {
   sweepSeconds: number;
   /** Workers: the DNS-over-HTTPS endpoint the address guard resolves host names with. */
   dnsOverHttps?: string;
+  /** Server-side bound of a request (a long-poll gets its waitMs on top); see functions/deadline.ts. */
+  requestTimeoutMs?: number;
 }
 
 export function readConfig(env: Env): Config {
@@ -47,5 +49,6 @@ export function readConfig(env: Env): Config {
     dispatchIntervalMs: Number(env.RESERVOIR_DISPATCH_INTERVAL_MS ?? 1000),
     sweepSeconds: Number(env.RESERVOIR_SWEEP_SECONDS ?? 50),
     dnsOverHttps: env.RESERVOIR_DNS_OVER_HTTPS || undefined,
+    requestTimeoutMs: env.RESERVOIR_REQUEST_TIMEOUT_MS ? Number(env.RESERVOIR_REQUEST_TIMEOUT_MS) : undefined,
   };
 }

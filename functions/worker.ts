@@ -59,6 +59,7 @@
  *    as in point 2) and then run again in the caller's event. The Cron Trigger (`scheduled`)
  *    sweeps retries and backlog for RESERVOIR_SWEEP_SECONDS. Workerd offers no LISTEN.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { describeError } from "../storage/errors.ts";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -78,6 +79,7 @@ import { createAddressGuard, type AddressGuard } from "./push/address-guard.ts";
 import { Dispatcher } from "./push/dispatcher.ts";
 import { dohResolver } from "./push/resolve-doh.ts";
 import { fetchTransport } from "./push/transport-fetch.ts";
+import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "./waiting-on.ts";
 
 /** A Hyperdrive binding (only the part used here). */
 interface Hyperdrive {
@@ -127,6 +129,9 @@ interface Instance extends SharedState {
   guard: AddressGuard;
   dispatcher: Dispatcher;
   sweepMs: number;
+  requestTimeoutMs?: number;
+  /** The request whose code runs now (nodejs_compat's AsyncLocalStorage), for the deadline's log. */
+  scope: RequestScope;
   /** Topics whose latest flush here reported active subscriptions (see the header, point 4). */
   subscribedTopics: Set<number>;
 }
@@ -164,6 +169,9 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
 
   // See the header, point 1: queued flushes would start from another request's context.
   const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY });
+  const storage = new AsyncLocalStorage<Waits>();
+  const scope: RequestScope = { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
+  trackShared(shared, scope);
   const subscribedTopics = new Set<number>();
   shared.batcher.onCommit((flush) => {
     for (const { topicId } of flush.highWatermarks) subscribedTopics.delete(topicId);
@@ -173,10 +181,12 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     ...shared,
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
-    store: countingStore(new S3ObjectStore(config.s3!), counters.store),
+    store: trackStore(countingStore(new S3ObjectStore(config.s3!), counters.store), scope),
     guard: guard!,
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
     sweepMs: config.sweepSeconds * 1000,
+    requestTimeoutMs: config.requestTimeoutMs,
+    scope,
     subscribedTopics,
   };
   return instance;
@@ -301,13 +311,15 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     partitioner: instance.partitioner,
     topics: instance.topics,
     groups: instance.groups,
-    db,
+    db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
     adminToken: instance.adminToken,
     receipts: ready.receipts,
     counters,
     pollIntervalMs: 100,
+    requestTimeoutMs: instance.requestTimeoutMs,
+    scope: instance.scope,
     guard: instance.guard,
     push: {
       wake: (topicIds) => ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS)),

@@ -9,6 +9,7 @@ import { redrive } from "../../storage/groups/dead-letter.ts";
 import { settle, type Settlement } from "../../storage/groups/settle.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
+import { allowWait } from "../deadline.ts";
 import { messageJson } from "../message-json.ts";
 import type { AppEnv } from "../runtime.ts";
 import {
@@ -164,6 +165,7 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     const max = body.max ?? 10;
     const visibilityMs = (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000;
     const deadline = c.env.clock.now() + (body.waitMs ?? 0);
+    allowWait(c, body.waitMs ?? 0);
     const receiver = c.get("principal").keyId;
     for (let attempt = 1; ; attempt++) {
       const now = c.env.clock.now();

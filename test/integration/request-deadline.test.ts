@@ -1,0 +1,101 @@
+// Every request has a server-side deadline (functions/deadline.ts): a request stuck on a
+// dependency that stopped answering is answered with a retryable 503 problem (code
+// request_timeout, Retry-After) and logged with its route, its tenant and what it was waiting
+// on; long-polls get their waitMs on top of the bound. The dependency here is real: s3rver
+// behind a loopback proxy that stops answering segment PUTs, as a hung object store would.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, type Api } from "../support/http.ts";
+import { startNodeServer, type NodeServer } from "../support/node-server.ts";
+import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
+import { startS3, type S3Server } from "../support/s3.ts";
+import { startStallingProxy, type StallingProxy } from "../support/stalling-proxy.ts";
+
+/** The bound of this server's requests: small, so that the test waits little for it. */
+const BOUND_MS = 2_000;
+/** A long-poll longer than the bound: answered 200 at its end, not 503 at the bound. */
+const WAIT_MS = 3_000;
+
+async function eventually<T>(what: string, probe: () => T | undefined, ms = 10_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe("request deadline", () => {
+  let db: FreshDatabase;
+  let s3: S3Server;
+  let proxy: StallingProxy;
+  let server: NodeServer;
+  let client: Api;
+  let tenantId: string;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    s3 = await startS3();
+    proxy = await startStallingProxy(s3.env.S3_ENDPOINT);
+    server = await startNodeServer({
+      label: "deadline",
+      env: { DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url, RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) },
+    });
+    const admin = api(server.baseUrl, server.adminToken);
+    const tenant = await admin.post("/v1/admin/tenants", { name: "deadline" });
+    expect(tenant.status).toBe(201);
+    tenantId = tenant.body.tenantId;
+    client = api(server.baseUrl, tenant.body.apiKey);
+    expect((await client.put("/v1/topics/orders", { partitions: 1 })).status).toBe(201);
+    expect((await client.put("/v1/topics/quiet", { partitions: 1 })).status).toBe(201);
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await proxy?.close();
+    await s3?.stop();
+    await db?.drop();
+  });
+
+  it("answers a produce stuck on a hung object store 503 request_timeout, and logs where it waited", async () => {
+    expect((await client.post("/v1/topics/orders/messages", { messages: [{ value: "before" }] })).status).toBe(200);
+
+    proxy.stall((method, path) => method === "PUT" && path.includes("/segments/"));
+    const stuck = await client.post("/v1/topics/orders/messages", { messages: [{ value: "stuck" }] }, { allow5xx: true });
+    expect(stuck.status).toBe(503);
+    expect(stuck.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(stuck.headers.get("retry-after")).toBe("1");
+    expect(stuck.body).toMatchObject({ status: 503, code: "request_timeout", timeoutMs: BOUND_MS });
+    expect(proxy.held()).toBe(1);
+
+    const line = await eventually("the timeout's log line", () =>
+      server
+        .logs()
+        .split("\n")
+        .find((l) => l.includes("request_timeout") && l.includes("POST /v1/topics/orders/messages")),
+    );
+    expect(line).toContain(`(tenant ${tenantId})`);
+    expect(line).toMatch(/Waiting on: .*batcher: waiting for the flush/);
+    expect(line).toContain(`object store: PUT tenants/${tenantId}/segments/`);
+    console.log(`the server logged: ${line}`);
+
+    // The dependency answers again: the held PUT goes through, and so do new produces.
+    proxy.release();
+    const after = await client.post("/v1/topics/orders/messages", { messages: [{ value: "after" }] });
+    expect(after.status).toBe(200);
+  }, 30_000);
+
+  it("gives a receive long-poll its waitMs on top of the bound", async () => {
+    const polled = await client.post("/v1/topics/quiet/groups/idle/receive", { waitMs: WAIT_MS });
+    expect(polled.status).toBe(200);
+    expect(polled.body.messages).toEqual([]);
+  }, 30_000);
+
+  it("gives a read long-poll its waitMs on top of the bound", async () => {
+    const hw = (await client.get("/v1/topics/orders")).body.highWatermarks[0] as number;
+    const polled = await client.get("/v1/topics/orders/partitions/0/messages", { query: { offset: hw, waitMs: WAIT_MS } });
+    expect(polled.status).toBe(200);
+    expect(polled.body.messages).toEqual([]);
+  }, 30_000);
+});
