@@ -3,8 +3,12 @@
  * run loudly, naming the call that hung, instead of leaving the benchmark waiting forever.
  */
 
-/** Default bound of one call (a long poll adds its own wait to it). */
-export const CALL_TIMEOUT_MS = Number(process.env.BENCH_CALL_TIMEOUT_MS ?? 60_000);
+/**
+ * Default bound of one call (a long poll adds its own wait to it): longer than Reservoir's own
+ * request deadline (65 s), so that a server stuck in a handler answers its 503 (and logs where it
+ * waited) first. BENCH_CALL_TIMEOUT_MS overrides it.
+ */
+export const CALL_TIMEOUT_MS = Number(process.env.BENCH_CALL_TIMEOUT_MS ?? 90_000);
 
 export class CallTimeout extends Error {
   constructor(readonly what: string, readonly ms: number) {

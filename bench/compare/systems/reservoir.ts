@@ -39,9 +39,16 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   let topics = 0;
 
   const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
-    const res = await requestJson(agent, method, new URL(path, base), headers, body);
-    if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
-    return res;
+    try {
+      const res = await requestJson(agent, method, new URL(path, base), headers, body);
+      if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+      return res;
+    } catch (error) {
+      // What the server said about it (a request past its deadline logs where it waited).
+      const logs = stack?.server.logs().trim().split("\n").slice(-20).join("\n");
+      if (logs) process.stderr.write(`  reservoir: ${method} ${path} failed; the server's last log lines:\n${logs}\n`);
+      throw error;
+    }
   };
 
   return {
