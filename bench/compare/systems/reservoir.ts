@@ -9,6 +9,7 @@
  */
 import { Agent } from "node:http";
 import { requestJson } from "../../lib/http-json.ts";
+import { CallTimeout } from "../../lib/timeout.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
 import { publishInBatches } from "../batched-publish.ts";
@@ -39,16 +40,20 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   let topics = 0;
 
   const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
-    try {
-      const res = await requestJson(agent, method, new URL(path, base), headers, body);
-      if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
-      return res;
-    } catch (error) {
-      // What the server said about it (a request past its deadline logs where it waited).
-      const logs = stack?.server.logs().trim().split("\n").slice(-20).join("\n");
-      if (logs) process.stderr.write(`  reservoir: ${method} ${path} failed; the server's last log lines:\n${logs}\n`);
+    const res = await requestJson(agent, method, new URL(path, base), headers, body).catch((error: unknown) => {
+      if (error instanceof CallTimeout) serverSays(`${method} ${path} hung`);
       throw error;
+    });
+    if (res.status >= 300) {
+      if (res.status >= 500) serverSays(`${method} ${path} answered ${res.status}`);
+      throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
     }
+    return res;
+  };
+  /** What the server logged lately (a request past its deadline logs what it was waiting on). */
+  const serverSays = (what: string) => {
+    const logs = stack?.server.logs().trim().split("\n").slice(-20).join("\n");
+    if (logs) process.stderr.write(`  reservoir: ${what}; the server's last log lines:\n${logs}\n`);
   };
 
   return {
