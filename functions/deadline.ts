@@ -9,7 +9,7 @@
  * produce is answered by its own flush first). A long-poll gets its `waitMs` on top (see
  * allowWait). What the handler does after its deadline is dropped; its transaction, if any,
  * still ends as it would have (a produce answered 503 may yet commit: retry it with
- * idempotency keys).
+ * idempotency keys; a receive gives back what it leased too late, see pastDeadline).
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { problemResponse } from "./problem.ts";
@@ -21,10 +21,17 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 65_000;
 interface Deadline {
   /** Moves the deadline to `waitMs` after the bound (once per request, by long-polls). */
   allowWait(waitMs: number): void;
+  /** Whether the request has been answered 503 already. */
+  readonly expired: boolean;
 }
 
 // Keyed by the request: the routes that long-poll reach their deadline without a typed variable.
 const deadlines = new WeakMap<Request, Deadline>();
+
+/** Whether the request was answered 503 request_timeout already: what it does now, nobody sees. */
+export function pastDeadline(c: Context<AppEnv>): boolean {
+  return deadlines.get(c.req.raw)?.expired ?? false;
+}
 
 /** A long-poll's deadline: its wait plus the bound every request gets. */
 export function allowWait(c: Context<AppEnv>, waitMs: number): void {
@@ -37,8 +44,9 @@ export const requestDeadline: MiddlewareHandler<AppEnv> = async (c, next) => {
   const waits = new Waits();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let limitMs = boundMs;
+  let isExpired = false;
   let expire!: () => void;
-  const expired = new Promise<"expired">((resolve) => (expire = () => resolve("expired")));
+  const expired = new Promise<"expired">((resolve) => (expire = () => ((isExpired = true), resolve("expired"))));
   const arm = () => {
     clearTimeout(timer);
     timer = setTimeout(expire, Math.max(0, started + limitMs - Date.now()));
@@ -47,6 +55,9 @@ export const requestDeadline: MiddlewareHandler<AppEnv> = async (c, next) => {
     allowWait(waitMs) {
       limitMs = boundMs + waitMs;
       arm();
+    },
+    get expired() {
+      return isExpired;
     },
   });
   arm();

@@ -9,7 +9,7 @@ import { redrive } from "../../storage/groups/dead-letter.ts";
 import { settle, type Settlement } from "../../storage/groups/settle.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
-import { allowWait } from "../deadline.ts";
+import { allowWait, pastDeadline } from "../deadline.ts";
 import { messageJson } from "../message-json.ts";
 import type { AppEnv } from "../runtime.ts";
 import {
@@ -173,11 +173,16 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
       const left = deadline - c.env.clock.now();
       if (deliveries.length > 0 || left <= 0) {
         const tenantId = c.get("principal").tenantId;
+        const receipt = (d: (typeof deliveries)[number]) =>
+          c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token });
+        if (pastDeadline(c) && deliveries.length > 0) {
+          // Answered 503 already: what was leased too late goes back at once, not after its
+          // visibility timeout (best effort; if this fails, the timeout brings them back).
+          await settle(c.env.db, c.env.receipts, tenantId, group, deliveries.map(receipt), { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
+          return c.json({ messages: [] }, 200);
+        }
         const messages = deliveries.map((d) =>
-          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), {
-            receipt: c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token }),
-            attempt: d.attempt,
-          }),
+          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: receipt(d), attempt: d.attempt }),
         );
         return c.json({ messages }, 200);
       }

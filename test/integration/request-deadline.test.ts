@@ -4,6 +4,7 @@
 // on; long-polls get their waitMs on top of the bound. The dependency here is real: s3rver
 // behind a loopback proxy that stops answering segment PUTs, as a hung object store would.
 
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, type Api } from "../support/http.ts";
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
@@ -15,6 +16,15 @@ import { startStallingProxy, type StallingProxy } from "../support/stalling-prox
 const BOUND_MS = 2_000;
 /** A long-poll longer than the bound: answered 200 at its end, not 503 at the bound. */
 const WAIT_MS = 3_000;
+
+function logLine(server: NodeServer, route: string): Promise<string> {
+  return eventually(`the timeout's log line for ${route}`, () =>
+    server
+      .logs()
+      .split("\n")
+      .find((l) => l.includes("request_timeout") && l.includes(route)),
+  );
+}
 
 async function eventually<T>(what: string, probe: () => T | undefined, ms = 10_000): Promise<T> {
   const until = Date.now() + ms;
@@ -69,12 +79,7 @@ describe("request deadline", () => {
     expect(stuck.body).toMatchObject({ status: 503, code: "request_timeout", timeoutMs: BOUND_MS });
     expect(proxy.held()).toBe(1);
 
-    const line = await eventually("the timeout's log line", () =>
-      server
-        .logs()
-        .split("\n")
-        .find((l) => l.includes("request_timeout") && l.includes("POST /v1/topics/orders/messages")),
-    );
+    const line = await logLine(server, "POST /v1/topics/orders/messages");
     expect(line).toContain(`(tenant ${tenantId})`);
     expect(line).toMatch(/Waiting on: .*batcher: waiting for the flush/);
     expect(line).toContain(`object store: PUT tenants/${tenantId}/segments/`);
@@ -84,6 +89,35 @@ describe("request deadline", () => {
     proxy.release();
     const after = await client.post("/v1/topics/orders/messages", { messages: [{ value: "after" }] });
     expect(after.status).toBe(200);
+  }, 30_000);
+
+  it("answers a receive stuck behind a database lock 503 request_timeout, and logs the transaction it waited in", async () => {
+    expect((await client.put("/v1/topics/orders/groups/locked", { startAt: "earliest" })).status).toBe(201);
+    // Another session holds the group positions, as a stuck transaction of another instance would.
+    const other = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const release = await new Promise<() => void>((ready, fail) => {
+        other
+          .begin(async (tx) => {
+            await tx`LOCK TABLE group_partitions IN ACCESS EXCLUSIVE MODE`;
+            await new Promise<void>((done) => ready(done));
+          })
+          .catch(fail);
+      });
+      const stuck = await client.post("/v1/topics/orders/groups/locked/receive", { max: 10 }, { allow5xx: true });
+      expect(stuck.status).toBe(503);
+      expect(stuck.body).toMatchObject({ code: "request_timeout" });
+      const line = await logLine(server, "POST /v1/topics/orders/groups/locked/receive");
+      expect(line).toContain(`(tenant ${tenantId})`);
+      expect(line).toMatch(/Waiting on: database: in a transaction/);
+      release();
+      // The abandoned receive leased the messages once the lock went, and gave them back.
+      const received = await client.post("/v1/topics/orders/groups/locked/receive", { max: 10, waitMs: WAIT_MS });
+      expect(received.status).toBe(200);
+      expect(received.body.messages.map((m: { value: string }) => m.value)).toEqual(["before", "stuck", "after"]);
+    } finally {
+      await other.end();
+    }
   }, 30_000);
 
   it("gives a receive long-poll its waitMs on top of the bound", async () => {
