@@ -1,7 +1,7 @@
 /** JSON requests over a keep-alive agent, timed: for benchmarks that need response bodies. */
 import { Agent, request } from "node:http";
 import { percentile } from "./load.ts";
-import { CALL_TIMEOUT_MS, withTimeout } from "./timeout.ts";
+import { CALL_TIMEOUT_MS, CallTimeout, withTimeout } from "./timeout.ts";
 
 export interface JsonResponse<T = any> {
   status: number;
@@ -50,7 +50,11 @@ export function requestJson<T = any>(
     req.end(payload);
   });
   const what = `${method} ${url.pathname}${url.search}${payload && payload.length <= 200 ? ` ${payload.toString("utf8")}` : ""}`;
-  return withTimeout(what, answered, timeoutMs, (error) => req?.destroy(error));
+  return withTimeout(what, answered, timeoutMs, (error) => req?.destroy(error)).catch((error: unknown) => {
+    // Name the request that failed (a socket error alone does not say which).
+    if (error instanceof CallTimeout) throw error;
+    throw new Error(`${what}: ${(error as Error).message}`, { cause: error });
+  });
 }
 
 /** The long-poll wait a request asks the server for (Reservoir's `waitMs`, in the body or the query). */
