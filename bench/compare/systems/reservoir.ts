@@ -79,11 +79,13 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     },
 
     async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
+      // This run's topic and key, whatever setup comes next (see consume).
+      const [mine, myAuth] = [topic, auth];
       // At a fixed rate, requests leave as messages come due (no window to wait for).
       return publishInBatches({
         count, batch, window: ratePerSec ? 64 : window, lingerMs: CLIENT_LINGER_MS, ratePerSec, onAck,
         send: async (first, n) => {
-          const res = await call("POST", `/v1/topics/${topic}/messages`, auth, produceBody(payload, first, n));
+          const res = await call("POST", `/v1/topics/${mine}/messages`, myAuth, produceBody(payload, first, n));
           if (res.body?.offsets?.length !== n) throw new Error(`produce of ${n} messages answered ${JSON.stringify(res.body).slice(0, 300)}`);
         },
       });
@@ -94,16 +96,19 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       let acked = 0;
       let allAcked!: () => void;
       const done = new Promise<void>((resolve) => (allAcked = resolve));
+      // This consume's topic and keys: loops still polling after it ended (a long poll, or a
+      // failed run) never touch the next run's topic, and stop once the next setup began.
+      const [mine, myAuth, generation] = [topic, auth, topics];
       const loop = async () => {
-        while (received < count) {
-          const got = await call("POST", `/v1/topics/${topic}/groups/bench/receive`, auth, { max: 1000, waitMs: 1000 });
+        while (received < count && generation === topics) {
+          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, myAuth, { max: 1000, waitMs: 1000 });
           const messages = got.body.messages as { value: string; receipt: string }[];
           if (messages.length === 0) continue;
           received += messages.length;
           // The text as the API delivers it: re-encoding it to bytes would be client work
           // that the byte-oriented clients of the other systems do not do.
           if (onMessage) for (const m of messages) onMessage(m.value);
-          await call("POST", `/v1/topics/${topic}/groups/bench/ack`, auth, { receipts: messages.map((m) => m.receipt) });
+          await call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: messages.map((m) => m.receipt) });
           if ((acked += messages.length) >= count) allAcked();
         }
       };
