@@ -131,6 +131,11 @@ export async function main(env = process.env): Promise<void> {
       console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset; kept in ${join(config.dataDir, "operator-token")}): ${adminToken}`);
     }
   });
+  // Idle keep-alive connections are closed by the client first: Node's default of 5 s lets a
+  // client reuse a connection the server is closing that instant (ECONNRESET/EPIPE on the
+  // client, seen in the benchmark on a loaded machine); 65 s also outlasts the 60 s idle
+  // timeout of common load balancers. Clients that honour the Keep-Alive hint stop at 64 s.
+  (server as import("node:http").Server).keepAliveTimeout = 65_000;
   const shutdown = () => {
     server.close();
     // Deliveries in flight get to finish and be settled (bounded by their timeouts).

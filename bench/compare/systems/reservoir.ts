@@ -31,7 +31,9 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   const batch = options.batch ?? 1000;
   const window = options.window ?? 32;
   const consumers = options.consumers ?? 4;
-  const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4 });
+  // Idle sockets are dropped after 30 s (or 1 s before the server's Keep-Alive hint), before the
+  // server closes them: reusing one the server is closing fails a request (ECONNRESET, EPIPE).
+  const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4, timeout: 30_000 });
   let stack: Stack | undefined;
   let base = "";
   let auth: Record<string, string> = {};
