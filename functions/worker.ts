@@ -110,7 +110,9 @@ export interface WorkerContext {
 
 /**
  * Longest a request may take before it is answered 503: above the batcher's commit deadline
- * (60 s after the PUT starts) plus linger, and above the longest long-poll (30 s).
+ * (60 s after the PUT starts) plus linger, and above the longest long-poll (30 s). The app's own
+ * deadline (functions/deadline.ts: 65 s, plus waitMs for a long-poll) answers first, with the
+ * route, tenant and waits logged; this one is the last resort.
  */
 const REQUEST_DEADLINE_MS = 100_000;
 /** A preparation (migrations, receipt key) not settled after this long is abandoned and retried. */
