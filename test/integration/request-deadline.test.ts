@@ -2,22 +2,31 @@
 // dependency that stopped answering is answered with a retryable 503 problem (code
 // request_timeout, Retry-After) and logged with its route, its tenant and what it was waiting
 // on; long-polls get their waitMs on top of the bound. The dependency here is real: s3rver
-// behind a loopback proxy that stops answering segment PUTs, as a hung object store would.
+// behind a loopback proxy that stops answering segment PUTs, as a hung object store would, or
+// Postgres with a lock another session holds. On the Node server and on the Worker (wrangler dev).
 
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, type Api } from "../support/http.ts";
-import { startNodeServer, type NodeServer } from "../support/node-server.ts";
+import { startNodeServer } from "../support/node-server.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
 import { startStallingProxy, type StallingProxy } from "../support/stalling-proxy.ts";
+import { startWorker } from "../support/wrangler.ts";
+
+interface Target {
+  baseUrl: string;
+  adminToken: string;
+  logs(): string;
+  stop(): Promise<void>;
+}
 
 /** The bound of this server's requests: small, so that the test waits little for it. */
 const BOUND_MS = 2_000;
 /** A long-poll longer than the bound: answered 200 at its end, not 503 at the bound. */
 const WAIT_MS = 3_000;
 
-function logLine(server: NodeServer, route: string): Promise<string> {
+function logLine(server: Target, route: string): Promise<string> {
   return eventually(`the timeout's log line for ${route}`, () =>
     server
       .logs()
@@ -36,11 +45,16 @@ async function eventually<T>(what: string, probe: () => T | undefined, ms = 10_0
   }
 }
 
-describe("request deadline", () => {
+const targets: [string, (env: Record<string, string>) => Promise<Target>][] = [
+  ["the Node server", (env) => startNodeServer({ label: "deadline", env })],
+  ["the Worker (wrangler dev)", (env) => startWorker({ env })],
+];
+
+describe.each(targets)("request deadline on %s", (name, start) => {
   let db: FreshDatabase;
   let s3: S3Server;
   let proxy: StallingProxy;
-  let server: NodeServer;
+  let server: Target;
   let client: Api;
   let tenantId: string;
 
@@ -48,10 +62,7 @@ describe("request deadline", () => {
     db = await freshDatabase();
     s3 = await startS3();
     proxy = await startStallingProxy(s3.env.S3_ENDPOINT);
-    server = await startNodeServer({
-      label: "deadline",
-      env: { DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url, RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) },
-    });
+    server = await start({ DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url, RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) });
     const admin = api(server.baseUrl, server.adminToken);
     const tenant = await admin.post("/v1/admin/tenants", { name: "deadline" });
     expect(tenant.status).toBe(201);
@@ -59,7 +70,7 @@ describe("request deadline", () => {
     client = api(server.baseUrl, tenant.body.apiKey);
     expect((await client.put("/v1/topics/orders", { partitions: 1 })).status).toBe(201);
     expect((await client.put("/v1/topics/quiet", { partitions: 1 })).status).toBe(201);
-  }, 60_000);
+  }, 180_000);
 
   afterAll(async () => {
     await server?.stop();
@@ -111,10 +122,12 @@ describe("request deadline", () => {
       expect(line).toContain(`(tenant ${tenantId})`);
       expect(line).toMatch(/Waiting on: database: in a transaction/);
       release();
-      // The abandoned receive leased the messages once the lock went, and gave them back.
+      // The abandoned receive leased the messages once the lock went, and gave them back (on
+      // the Node server; the Worker closes the request's connection once it has answered, which
+      // rolls the abandoned transaction back, or its lease lapses after the visibility timeout).
       const received = await client.post("/v1/topics/orders/groups/locked/receive", { max: 10, waitMs: WAIT_MS });
       expect(received.status).toBe(200);
-      expect(received.body.messages.map((m: { value: string }) => m.value)).toEqual(["before", "stuck", "after"]);
+      if (name === "the Node server") expect(received.body.messages.map((m: { value: string }) => m.value)).toEqual(["before", "stuck", "after"]);
     } finally {
       await other.end();
     }
