@@ -87,6 +87,9 @@ function asyncScope(): RequestScope {
 
 export async function main(env = process.env): Promise<void> {
   const config = readConfig(env);
+  if (config.requestTimeoutMs !== undefined && !(config.requestTimeoutMs > 0)) {
+    throw new Error(`RESERVOIR_REQUEST_TIMEOUT_MS must be a number of milliseconds above 0, not '${env.RESERVOIR_REQUEST_TIMEOUT_MS}'`);
+  }
   const scope = asyncScope();
   const crc = await nativeCrc32c();
   if (crc) useNativeCrc32c(crc);

@@ -161,6 +161,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (!(Number.isFinite(config.lingerMs) && config.lingerMs >= 0)) missing.push("a valid RESERVOIR_LINGER_MS (milliseconds, >= 0)");
   if (!(Number.isFinite(config.maxBatchBytes) && config.maxBatchBytes > 0)) missing.push("a valid RESERVOIR_MAX_BATCH_BYTES (bytes, > 0)");
   if (!(Number.isFinite(config.sweepSeconds) && config.sweepSeconds >= 0)) missing.push("a valid RESERVOIR_SWEEP_SECONDS (seconds, >= 0)");
+  if (config.requestTimeoutMs !== undefined && !(config.requestTimeoutMs > 0)) missing.push("a valid RESERVOIR_REQUEST_TIMEOUT_MS (milliseconds, > 0)");
   let guard: AddressGuard | undefined;
   try {
     guard = createAddressGuard(config.webhookAllowPrivate, dohResolver(config.dnsOverHttps));
