@@ -146,3 +146,11 @@ describe.each(targets)("request deadline on %s", (name, start) => {
     expect(polled.body.messages).toEqual([]);
   }, 30_000);
 });
+
+describe("RESERVOIR_REQUEST_TIMEOUT_MS", () => {
+  it("that is not a positive number of milliseconds stops the Node server at start, naming it", async () => {
+    await expect(startNodeServer({ label: "bad-deadline", env: { RESERVOIR_REQUEST_TIMEOUT_MS: "soon" } })).rejects.toThrow(
+      /RESERVOIR_REQUEST_TIMEOUT_MS must be a number of milliseconds above 0, not 'soon'/,
+    );
+  }, 60_000);
+});
