@@ -38,6 +38,7 @@ import { loadavg } from "node:os";
 import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { checkedCall, preload } from "./lib/preload.ts";
+import { CallTimeout } from "./lib/timeout.ts";
 import { latencySummary, requestJson } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
@@ -163,7 +164,7 @@ try {
         try {
           r = await requestJson(agent, "POST", receiveUrl, auth, receiveBody);
         } catch (err) {
-          count(receiveStatuses, "network");
+          count(receiveStatuses, err instanceof CallTimeout ? "timeout" : "network");
           note(`receive: ${(err as Error).message}`);
           await sleep(50);
           continue;
@@ -219,7 +220,7 @@ try {
         try {
           a = await requestJson(agent, "POST", ackUrl, auth, { receipts });
         } catch (err) {
-          count(ackStatuses, "network");
+          count(ackStatuses, err instanceof CallTimeout ? "timeout" : "network");
           note(`ack: ${(err as Error).message}`);
           continue;
         }

@@ -11,6 +11,7 @@
 import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { closedLoop, percentile, post } from "./lib/load.ts";
+import { CALL_TIMEOUT_MS } from "./lib/timeout.ts";
 import { startStack } from "./lib/stack.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { histogramDelta, histogramPercentile, type HistogramSnapshot } from "../storage/log/latency-histogram.ts";
@@ -37,10 +38,10 @@ const stack = await startStack(args.stack as "postgres-s3" | "embedded", { RESER
 try {
   const base = stack.server.baseUrl;
   const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
-  const tenant = await (await fetch(`${base}/v1/admin/tenants`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }) })).json();
+  const tenant = await (await fetch(`${base}/v1/admin/tenants`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }), signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json();
   const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
-  await fetch(`${base}/v1/topics/bench`, { method: "PUT", headers: auth, body: JSON.stringify({ partitions: Number(args.partitions) }) });
-  const allMetrics = async () => (await (await fetch(`${base}/v1/admin/metrics`, { headers: admin })).json()) as { produce: Record<string, number>; latency: Record<string, HistogramSnapshot> };
+  await fetch(`${base}/v1/topics/bench`, { method: "PUT", headers: auth, body: JSON.stringify({ partitions: Number(args.partitions) }), signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+  const allMetrics = async () => (await (await fetch(`${base}/v1/admin/metrics`, { headers: admin, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json()) as { produce: Record<string, number>; latency: Record<string, HistogramSnapshot> };
 
   const value = "x".repeat(size);
   const body = Buffer.from(JSON.stringify({ messages: Array.from({ length: batch }, () => ({ value })) }));

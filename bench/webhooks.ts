@@ -75,6 +75,7 @@ import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { checkedCall, preload } from "./lib/preload.ts";
+import { CallTimeout } from "./lib/timeout.ts";
 import { percentile, post } from "./lib/load.ts";
 import { cpuDelta, cpuSnapshot, type CpuUse } from "./lib/proc-cpu.ts";
 import { codeVersion, listDir, newProfiles } from "./lib/run-info.ts";
@@ -552,7 +553,10 @@ try {
             statuses.set(String(status), (statuses.get(String(status)) ?? 0) + 1);
             if (status === 200) produced++;
           },
-          () => void statuses.set("network", (statuses.get("network") ?? 0) + 1),
+          (error: unknown) => {
+            const kind = error instanceof CallTimeout ? "timeout" : "network";
+            statuses.set(kind, (statuses.get(kind) ?? 0) + 1);
+          },
         ),
       );
     }

@@ -7,6 +7,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ReservoirError } from "../storage/errors.ts";
 import { requireOperator, requireTenant } from "./auth.ts";
+import { requestDeadline } from "./deadline.ts";
 import { invalid } from "./produce/parse.ts";
 import { errorToResponse, problemResponse } from "./problem.ts";
 import { registerAdmin } from "./routes/admin.ts";
@@ -66,6 +67,7 @@ export function createApp() {
   app.onError((error, c) => errorToResponse(error, c));
   app.notFound(() => problemResponse("not_found", "no such route"));
 
+  app.use("*", requestDeadline);
   app.use("/v1/admin/*", requireOperator, jsonBodies);
   app.use("/v1/*", async (c, next) => (c.req.path.startsWith("/v1/admin/") ? next() : requireTenant(c, next)));
   app.use("/v1/*", async (c, next) => (c.req.path.endsWith("/messages") && c.req.method === "POST" ? next() : jsonBodies(c, next)));

@@ -33,6 +33,8 @@ export interface Config {
   sweepSeconds: number;
   /** Workers: the DNS-over-HTTPS endpoint the address guard resolves host names with. */
   dnsOverHttps?: string;
+  /** Server-side bound of a request (a long-poll gets its waitMs on top); see functions/deadline.ts. */
+  requestTimeoutMs?: number;
 }
 
 /**
@@ -134,6 +136,7 @@ const envSchema = z
     RESERVOIR_DISPATCH_INTERVAL_MS: number(1000, 1, 3_600_000, "milliseconds"),
     RESERVOIR_SWEEP_SECONDS: number(50, 0, 900, "seconds", true),
     RESERVOIR_DNS_OVER_HTTPS: url(["https:"]),
+    RESERVOIR_REQUEST_TIMEOUT_MS: optionalNumber(1, 3_600_000, "milliseconds"),
   })
   .superRefine((env, ctx) => {
     // The Node pool honours a `max` in the URL over DATABASE_POOL_MAX: it must be a count too.
@@ -192,5 +195,6 @@ export function readConfig(env: Env): Config {
     dispatchIntervalMs: e.RESERVOIR_DISPATCH_INTERVAL_MS,
     sweepSeconds: e.RESERVOIR_SWEEP_SECONDS,
     dnsOverHttps: e.RESERVOIR_DNS_OVER_HTTPS,
+    requestTimeoutMs: e.RESERVOIR_REQUEST_TIMEOUT_MS,
   };
 }

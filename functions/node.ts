@@ -3,6 +3,7 @@
  * Postgres and S3 when DATABASE_URL and S3_* are set. Injects them into the shared app.
  */
 import { serve } from "@hono/node-server";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "./app.ts";
@@ -24,6 +25,7 @@ import { startBackgroundDispatch, type Listen } from "./push/background.ts";
 import { Dispatcher } from "./push/dispatcher.ts";
 import { nodeResolver } from "./push/resolve-node.ts";
 import { nodeTransport } from "./push/transport-node.ts";
+import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "./waiting-on.ts";
 
 const counters = { dbStatements: 0, store: { puts: 0, gets: 0 } };
 
@@ -75,6 +77,12 @@ function generatedAdminToken(dataDir: string): string {
   return token;
 }
 
+/** The request whose code runs now, for the deadline's "waiting on" labels (waiting-on.ts). */
+function asyncScope(): RequestScope {
+  const storage = new AsyncLocalStorage<Waits>();
+  return { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
+}
+
 /** The configuration, or exit 1 naming each variable that does not parse (nothing starts). */
 function configOrExit(env: NodeJS.ProcessEnv): Config {
   try {
@@ -88,16 +96,19 @@ function configOrExit(env: NodeJS.ProcessEnv): Config {
 
 export async function main(env = process.env): Promise<void> {
   const config = configOrExit(env);
+  const scope = asyncScope();
   const crc = await nativeCrc32c();
   if (crc) useNativeCrc32c(crc);
   const database = await openDatabase(config);
+  trackDatabase(database.db, scope);
   await migrate(database.db);
   const receipts = new ReceiptSigner(await receiptKey(database.db));
   const opened = openStore(config);
-  const store = countingStore(opened.store, counters.store);
+  const store = trackStore(countingStore(opened.store, counters.store), scope);
   const storeKind = opened.kind;
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
   const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
+  trackShared(shared, scope);
   const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);
   const transport = nodeTransport(guard);
   const dispatcher = new Dispatcher({ transport });
@@ -114,6 +125,8 @@ export async function main(env = process.env): Promise<void> {
     receipts,
     counters,
     pollIntervalMs: 100,
+    requestTimeoutMs: config.requestTimeoutMs,
+    scope,
     guard,
     push: dispatch.push,
   };
@@ -127,6 +140,11 @@ export async function main(env = process.env): Promise<void> {
       console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset; kept in ${join(config.dataDir, "operator-token")}): ${adminToken}`);
     }
   });
+  // Idle keep-alive connections are closed by the client first: Node's default of 5 s lets a
+  // client reuse a connection the server is closing that instant (ECONNRESET/EPIPE on the
+  // client, seen in the benchmark on a loaded machine); 65 s also outlasts the 60 s idle
+  // timeout of common load balancers. Clients that honour the Keep-Alive hint stop at 64 s.
+  (server as import("node:http").Server).keepAliveTimeout = 65_000;
   const shutdown = () => {
     server.close();
     // Deliveries in flight get to finish and be settled (bounded by their timeouts).

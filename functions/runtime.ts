@@ -7,6 +7,7 @@ import type { ObjectStore, StoreCounters } from "../storage/objects/object-store
 import type { SharedState } from "./instance.ts";
 import type { ReceiptSigner } from "../storage/groups/receipts.ts";
 import type { AddressGuard } from "./push/address-guard.ts";
+import type { RequestScope } from "./waiting-on.ts";
 
 export interface Clock {
   now(): number;
@@ -27,6 +28,10 @@ export interface Runtime extends SharedState {
   /** Where webhooks may go (checked when a subscription is saved, and again per delivery). */
   guard: AddressGuard;
   push: Push;
+  /** Bound of a request, plus its waitMs for a long-poll (deadline.ts; default 65 s). */
+  requestTimeoutMs?: number;
+  /** The request whose code runs now, for the deadline's "waiting on" (absent: not labelled). */
+  scope?: RequestScope;
 }
 
 /** How the app starts webhook delivery; each runtime does it its own way. */

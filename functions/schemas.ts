@@ -31,6 +31,10 @@ export const errorResponses = {
   400: { description: "Invalid request", content: problemContent },
   401: { description: "Missing or unknown credentials", content: problemContent },
   404: { description: "Not found (also another tenant's resource)", content: problemContent },
+  503: {
+    description: "A dependency failed (service_unavailable) or the request overran its deadline (request_timeout: 65 s, plus waitMs for a long-poll); retry after Retry-After",
+    content: problemContent,
+  },
 } as const;
 
 export const Quotas = z

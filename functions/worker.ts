@@ -60,6 +60,7 @@
  *    as in point 2) and then run again in the caller's event. The Cron Trigger (`scheduled`)
  *    sweeps retries and backlog for RESERVOIR_SWEEP_SECONDS. Workerd offers no LISTEN.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { describeError } from "../storage/errors.ts";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -80,6 +81,7 @@ import { createAddressGuard, type AddressGuard } from "./push/address-guard.ts";
 import { Dispatcher } from "./push/dispatcher.ts";
 import { dohResolver } from "./push/resolve-doh.ts";
 import { fetchTransport } from "./push/transport-fetch.ts";
+import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "./waiting-on.ts";
 
 /** A Hyperdrive binding (only the part used here). */
 interface Hyperdrive {
@@ -110,7 +112,9 @@ export interface WorkerContext {
 
 /**
  * Longest a request may take before it is answered 503: above the batcher's commit deadline
- * (60 s after the PUT starts) plus linger, and above the longest long-poll (30 s).
+ * (60 s after the PUT starts) plus linger, and above the longest long-poll (30 s). The app's own
+ * deadline (functions/deadline.ts: 65 s, plus waitMs for a long-poll) answers first, with the
+ * route, tenant and waits logged; this one is the last resort.
  */
 const REQUEST_DEADLINE_MS = 100_000;
 /** A preparation (migrations, receipt key) not settled after this long is abandoned and retried. */
@@ -129,6 +133,9 @@ interface Instance extends SharedState {
   guard: AddressGuard;
   dispatcher: Dispatcher;
   sweepMs: number;
+  requestTimeoutMs?: number;
+  /** The request whose code runs now (nodejs_compat's AsyncLocalStorage), for the deadline's log. */
+  scope: RequestScope;
   /** Topics whose latest flush here reported active subscriptions (see the header, point 4). */
   subscribedTopics: Set<number>;
 }
@@ -171,6 +178,9 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
 
   // See the header, point 1: queued flushes would start from another request's context.
   const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY });
+  const storage = new AsyncLocalStorage<Waits>();
+  const scope: RequestScope = { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
+  trackShared(shared, scope);
   const subscribedTopics = new Set<number>();
   shared.batcher.onCommit((flush) => {
     for (const { topicId } of flush.highWatermarks) subscribedTopics.delete(topicId);
@@ -181,10 +191,12 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
     // workerd's fetch, per operation in the calling request's context; 60 s as on Node.
-    store: countingStore(new S3ObjectStore({ ...config.s3!, requestHandler: new FetchHttpHandler({ requestTimeout: 60_000 }) }), counters.store),
+    store: trackStore(countingStore(new S3ObjectStore({ ...config.s3!, requestHandler: new FetchHttpHandler({ requestTimeout: 60_000 }) }), counters.store), scope),
     guard: guard!,
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
     sweepMs: config.sweepSeconds * 1000,
+    requestTimeoutMs: config.requestTimeoutMs,
+    scope,
     subscribedTopics,
   };
   return instance;
@@ -309,13 +321,15 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     partitioner: instance.partitioner,
     topics: instance.topics,
     groups: instance.groups,
-    db,
+    db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
     adminToken: instance.adminToken,
     receipts: ready.receipts,
     counters,
     pollIntervalMs: 100,
+    requestTimeoutMs: instance.requestTimeoutMs,
+    scope: instance.scope,
     guard: instance.guard,
     push: {
       wake: (topicIds) => ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS)),

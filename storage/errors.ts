@@ -30,6 +30,8 @@ export const errorCodes = {
   quota_exceeded: 429,
   internal_error: 500,
   service_unavailable: 503,
+  /** The request overran its server-side deadline (functions/deadline.ts); retry it. */
+  request_timeout: 503,
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -4,7 +4,8 @@
  * At max rate a batch is taken at once and a message's latency is its batch's round trip. At a
  * fixed rate (open loop) a lane waits until a full batch is due or its first message has waited
  * `lingerMs`, and latency counts from each message's scheduled time, so a stall is charged.
- * Each request's own round trip is kept too (requestLatenciesMs), whatever the mode.
+ * Each request's own round trip is kept too (requestLatenciesMs), whatever the mode. Once a
+ * send fails, no lane sends again: a failed run must not go on publishing behind the next one.
  */
 import type { PublishOutcome } from "./system.ts";
 
@@ -28,10 +29,11 @@ export async function publishInBatches(p: BatchedPublish): Promise<PublishOutcom
   const start = performance.now();
   const readyAt = (i: number) => (ratePerSec ? start + (i * 1000) / ratePerSec : start);
   let next = 0;
+  let failed = false;
   const lane = async () => {
     for (;;) {
       const first = next;
-      if (first >= count) return;
+      if (first >= count || failed) return;
       const due = ratePerSec ? Math.min(readyAt(Math.min(count, first + batch) - 1), readyAt(first) + p.lingerMs) : 0;
       const now = performance.now();
       if (now < due) {
@@ -42,7 +44,10 @@ export async function publishInBatches(p: BatchedPublish): Promise<PublishOutcom
       const n = Math.max(1, Math.min(batch, ready - first, count - first));
       next = first + n;
       const sentAt = performance.now();
-      await p.send(first, n);
+      await p.send(first, n).catch((error: unknown) => {
+        failed = true;
+        throw error;
+      });
       const at = performance.now();
       requestLatenciesMs.push(at - sentAt);
       for (let j = 0; j < n; j++) {

@@ -31,6 +31,7 @@ import { rabbitmq } from "./systems/rabbitmq.ts";
 import { reservoir } from "./systems/reservoir.ts";
 import { s3PutBaseline } from "./systems/s3-put-baseline.ts";
 import { warmUp, warmUpCount } from "./warm-up.ts";
+import { guarded } from "./guard.ts";
 
 const WORKLOADS: Workload[] = [
   { name: "16p-1KiB", partitions: 16, messageBytes: 1024 },
@@ -111,7 +112,8 @@ async function main(): Promise<void> {
     progress(runs.length, total, `${r.system} ${r.workload} ${r.mode}: ${summary(r)}`);
   };
   for (const name of systems) {
-    const sut = SYSTEMS[name]();
+    // Every call bounded: a system that stops answering fails its run, loudly (issue 19).
+    const sut = guarded(SYSTEMS[name]());
     try {
       for (const workload of workloads) {
         const warmStart = performance.now();

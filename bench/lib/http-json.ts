@@ -1,6 +1,7 @@
 /** JSON requests over a keep-alive agent, timed: for benchmarks that need response bodies. */
 import { Agent, request } from "node:http";
 import { percentile } from "./load.ts";
+import { CALL_TIMEOUT_MS, CallTimeout, withTimeout } from "./timeout.ts";
 
 export interface JsonResponse<T = any> {
   status: number;
@@ -10,17 +11,23 @@ export interface JsonResponse<T = any> {
   ms: number;
 }
 
+/**
+ * One request; it fails with a CallTimeout naming it (and its socket is destroyed) when no whole
+ * answer came within `timeoutMs` (default: CALL_TIMEOUT_MS plus the body's `waitMs`, if any).
+ */
 export function requestJson<T = any>(
   agent: Agent,
   method: string,
   url: URL,
   headers: Record<string, string>,
   body?: unknown,
+  timeoutMs = CALL_TIMEOUT_MS + longPollMs(url, body),
 ): Promise<JsonResponse<T>> {
   const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
   const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = request(
+  let req: ReturnType<typeof request> | undefined;
+  const answered = new Promise<JsonResponse<T>>((resolve, reject) => {
+    req = request(
       url,
       { method, agent, headers: payload ? { ...headers, "content-length": payload.length } : headers },
       (res) => {
@@ -42,6 +49,18 @@ export function requestJson<T = any>(
     req.on("error", reject);
     req.end(payload);
   });
+  const what = `${method} ${url.pathname}${url.search}${payload && payload.length <= 200 ? ` ${payload.toString("utf8")}` : ""}`;
+  return withTimeout(what, answered, timeoutMs, (error) => req?.destroy(error)).catch((error: unknown) => {
+    // Name the request that failed (a socket error alone does not say which).
+    if (error instanceof CallTimeout) throw error;
+    throw new Error(`${what}: ${(error as Error).message}`, { cause: error });
+  });
+}
+
+/** The long-poll wait a request asks the server for (Reservoir's `waitMs`, in the body or the query). */
+function longPollMs(url: URL, body: unknown): number {
+  const waitMs = body && typeof body === "object" && !Buffer.isBuffer(body) ? (body as { waitMs?: unknown }).waitMs : url.searchParams.get("waitMs");
+  return Number(waitMs) || 0;
 }
 
 /** p50/p99/max/mean of a list of latencies (ms), rounded to 0.01 ms. */

@@ -1,5 +1,6 @@
 /** A closed-loop HTTP load generator on keep-alive sockets, with latency percentiles. */
 import { Agent, request } from "node:http";
+import { CALL_TIMEOUT_MS, CallTimeout, withTimeout } from "./timeout.ts";
 
 export interface LoadResult {
   requests: number;
@@ -13,15 +14,18 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-export function post(agent: Agent, url: URL, headers: Record<string, string>, body: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": body.length } }, (res) => {
+/** A POST; it fails with a CallTimeout naming it (its socket destroyed) without an answer within `timeoutMs`. */
+export function post(agent: Agent, url: URL, headers: Record<string, string>, body: Buffer, timeoutMs = CALL_TIMEOUT_MS): Promise<number> {
+  let req: ReturnType<typeof request> | undefined;
+  const answered = new Promise<number>((resolve, reject) => {
+    req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": body.length } }, (res) => {
       res.resume();
       res.on("end", () => resolve(res.statusCode ?? 0));
     });
     req.on("error", reject);
     req.end(body);
   });
+  return withTimeout(`POST ${url.pathname} (${body.length} bytes)`, answered, timeoutMs, (error) => req?.destroy(error));
 }
 
 /** `clients` loops, each sending one request after the other, for `seconds`. */
@@ -39,7 +43,11 @@ export async function closedLoop(
     Array.from({ length: clients }, async (_, client) => {
       for (let i = 0; performance.now() < end; i++) {
         const t0 = performance.now();
-        const ok = await send(client, i).catch(() => false);
+        // A failed request is counted; one that hung ends the run, naming it.
+        const ok = await send(client, i).catch((error: unknown) => {
+          if (error instanceof CallTimeout) throw error;
+          return false;
+        });
         latenciesMs.push(performance.now() - t0);
         requests++;
         if (!ok) errors++;

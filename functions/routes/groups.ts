@@ -9,6 +9,7 @@ import { redrive } from "../../storage/groups/dead-letter.ts";
 import { settle, type Settlement } from "../../storage/groups/settle.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
+import { allowWait, pastDeadline } from "../deadline.ts";
 import { messageJson } from "../message-json.ts";
 import type { AppEnv } from "../runtime.ts";
 import {
@@ -164,6 +165,7 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     const max = body.max ?? 10;
     const visibilityMs = (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000;
     const deadline = c.env.clock.now() + (body.waitMs ?? 0);
+    allowWait(c, body.waitMs ?? 0);
     const receiver = c.get("principal").keyId;
     for (let attempt = 1; ; attempt++) {
       const now = c.env.clock.now();
@@ -171,11 +173,16 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
       const left = deadline - c.env.clock.now();
       if (deliveries.length > 0 || left <= 0) {
         const tenantId = c.get("principal").tenantId;
+        const receipt = (d: (typeof deliveries)[number]) =>
+          c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token });
+        if (pastDeadline(c) && deliveries.length > 0) {
+          // Answered 503 already: what was leased too late goes back at once, not after its
+          // visibility timeout (best effort; if this fails, the timeout brings them back).
+          await settle(c.env.db, c.env.receipts, tenantId, group, deliveries.map(receipt), { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
+          return c.json({ messages: [] }, 200);
+        }
         const messages = deliveries.map((d) =>
-          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), {
-            receipt: c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token }),
-            attempt: d.attempt,
-          }),
+          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: receipt(d), attempt: d.attempt }),
         );
         return c.json({ messages }, 200);
       }

@@ -31,8 +31,12 @@ const produceRoute = createRoute({
     200: { description: "Committed", content: { "application/json": { schema: Produced } } },
     413: { description: "A size or count limit was exceeded", content: problemContent },
     415: { description: "Not JSON or ndjson", content: problemContent },
-    503: { description: "Storage failed; nothing was stored; retry", content: problemContent },
     ...errorResponses,
+    503: {
+      description:
+        "service_unavailable: storage failed, nothing was stored; request_timeout: past the deadline, the messages may still commit (retry with idempotency keys)",
+      content: problemContent,
+    },
   },
 });
 

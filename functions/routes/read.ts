@@ -5,6 +5,7 @@ import { highWatermarks } from "../../storage/metadata/topics.ts";
 import { offsetForTimestamp, partitionBounds, readFrom } from "../../storage/log/reader.ts";
 import { messageJson } from "../message-json.ts";
 import { requireScope } from "../auth.ts";
+import { allowWait } from "../deadline.ts";
 import type { AppEnv, Runtime } from "../runtime.ts";
 import { errorResponses, Offsets, OffsetsQuery, PartitionParams, problemContent, ReadQuery, ReadResult, TopicParams } from "../schemas.ts";
 
@@ -51,6 +52,7 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
   app.openapi(readRoute, async (c) => {
     const { topic: name, p } = c.req.valid("param");
     const { offset, limit, waitMs } = c.req.valid("query");
+    allowWait(c, waitMs);
     const topic = await c.env.topics.get(c.env.db, c.get("principal").tenantId, name);
     const bounds = p < topic.partitions ? await partitionBounds(c.env.db, topic.id, p) : null;
     if (!bounds) throw new ReservoirError("partition_not_found", `topic '${name}' has no partition ${p}`);

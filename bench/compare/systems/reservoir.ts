@@ -9,6 +9,7 @@
  */
 import { Agent } from "node:http";
 import { requestJson } from "../../lib/http-json.ts";
+import { CallTimeout } from "../../lib/timeout.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
 import { publishInBatches } from "../batched-publish.ts";
@@ -30,7 +31,9 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   const batch = options.batch ?? 1000;
   const window = options.window ?? 32;
   const consumers = options.consumers ?? 4;
-  const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4 });
+  // Idle sockets are dropped after 30 s (or 1 s before the server's Keep-Alive hint), before the
+  // server closes them: reusing one the server is closing fails a request (ECONNRESET, EPIPE).
+  const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4, timeout: 30_000 });
   let stack: Stack | undefined;
   let base = "";
   let auth: Record<string, string> = {};
@@ -39,9 +42,20 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   let topics = 0;
 
   const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
-    const res = await requestJson(agent, method, new URL(path, base), headers, body);
-    if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+    const res = await requestJson(agent, method, new URL(path, base), headers, body).catch((error: unknown) => {
+      if (error instanceof CallTimeout) serverSays(`${method} ${path} hung`);
+      throw error;
+    });
+    if (res.status >= 300) {
+      if (res.status >= 500) serverSays(`${method} ${path} answered ${res.status}`);
+      throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+    }
     return res;
+  };
+  /** What the server logged lately (a request past its deadline logs what it was waiting on). */
+  const serverSays = (what: string) => {
+    const logs = stack?.server.logs().trim().split("\n").slice(-20).join("\n");
+    if (logs) process.stderr.write(`  reservoir: ${what}; the server's last log lines:\n${logs}\n`);
   };
 
   return {
@@ -67,11 +81,13 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     },
 
     async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
+      // This run's topic and key, whatever setup comes next (see consume).
+      const [mine, myAuth] = [topic, auth];
       // At a fixed rate, requests leave as messages come due (no window to wait for).
       return publishInBatches({
         count, batch, window: ratePerSec ? 64 : window, lingerMs: CLIENT_LINGER_MS, ratePerSec, onAck,
         send: async (first, n) => {
-          const res = await call("POST", `/v1/topics/${topic}/messages`, auth, produceBody(payload, first, n));
+          const res = await call("POST", `/v1/topics/${mine}/messages`, myAuth, produceBody(payload, first, n));
           if (res.body?.offsets?.length !== n) throw new Error(`produce of ${n} messages answered ${JSON.stringify(res.body).slice(0, 300)}`);
         },
       });
@@ -82,16 +98,19 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       let acked = 0;
       let allAcked!: () => void;
       const done = new Promise<void>((resolve) => (allAcked = resolve));
+      // This consume's topic and keys: loops still polling after it ended (a long poll, or a
+      // failed run) never touch the next run's topic, and stop once the next setup began.
+      const [mine, myAuth, generation] = [topic, auth, topics];
       const loop = async () => {
-        while (received < count) {
-          const got = await call("POST", `/v1/topics/${topic}/groups/bench/receive`, auth, { max: 1000, waitMs: 1000 });
+        while (received < count && generation === topics) {
+          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, myAuth, { max: 1000, waitMs: 1000 });
           const messages = got.body.messages as { value: string; receipt: string }[];
           if (messages.length === 0) continue;
           received += messages.length;
           // The text as the API delivers it: re-encoding it to bytes would be client work
           // that the byte-oriented clients of the other systems do not do.
           if (onMessage) for (const m of messages) onMessage(m.value);
-          await call("POST", `/v1/topics/${topic}/groups/bench/ack`, auth, { receipts: messages.map((m) => m.receipt) });
+          await call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: messages.map((m) => m.receipt) });
           if ((acked += messages.length) >= count) allAcked();
         }
       };

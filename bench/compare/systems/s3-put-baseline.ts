@@ -76,32 +76,33 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
     },
 
     async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
-      const c = client!;
-      let seq = objects.length;
+      // This setup's keys and lists: a failed run's lanes never write into the next one's.
+      const [c, keyPrefix, written, waiting] = [client!, prefix, objects, stored];
+      let seq = written.length;
       return publishInBatches({
         count, batch: perObject, window, lingerMs: LINGER_MS, ratePerSec, onAck,
         send: async (first, n) => {
-          const key = `${prefix}${String(seq++).padStart(10, "0")}`;
+          const key = `${keyPrefix}${String(seq++).padStart(10, "0")}`;
           const body = pack(payload, first, n);
           await c.put(key, body);
           puts++;
-          objects.push({ key, messages: n });
-          for (const wake of stored.splice(0)) wake();
+          written.push({ key, messages: n });
+          for (const wake of waiting.splice(0)) wake();
         },
       });
     },
 
     async consume(count, onMessage) {
-      const c = client!;
+      const [c, written, waiting] = [client!, objects, stored];
       let received = 0;
       let nextObject = 0;
       const lane = async () => {
         while (received < count) {
-          if (nextObject >= objects.length) {
-            await new Promise<void>((resolve) => stored.push(resolve)); // still being published
+          if (nextObject >= written.length) {
+            await new Promise<void>((resolve) => waiting.push(resolve)); // still being published
             continue;
           }
-          const { key, messages } = objects[nextObject++];
+          const { key, messages } = written[nextObject++];
           received += messages; // claimed before the GET, so lanes stop at `count`
           const body = await c.get(key);
           gets++;

@@ -1,0 +1,156 @@
+// Every request has a server-side deadline (functions/deadline.ts): a request stuck on a
+// dependency that stopped answering is answered with a retryable 503 problem (code
+// request_timeout, Retry-After) and logged with its route, its tenant and what it was waiting
+// on; long-polls get their waitMs on top of the bound. The dependency here is real: s3rver
+// behind a loopback proxy that stops answering segment PUTs, as a hung object store would, or
+// Postgres with a lock another session holds. On the Node server and on the Worker (wrangler dev).
+
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, type Api } from "../support/http.ts";
+import { startNodeServer } from "../support/node-server.ts";
+import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
+import { startS3, type S3Server } from "../support/s3.ts";
+import { startStallingProxy, type StallingProxy } from "../support/stalling-proxy.ts";
+import { startWorker } from "../support/wrangler.ts";
+
+interface Target {
+  baseUrl: string;
+  adminToken: string;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** The bound of this server's requests: small, so that the test waits little for it. */
+const BOUND_MS = 2_000;
+/** A long-poll longer than the bound: answered 200 at its end, not 503 at the bound. */
+const WAIT_MS = 3_000;
+
+function logLine(server: Target, route: string): Promise<string> {
+  return eventually(`the timeout's log line for ${route}`, () =>
+    server
+      .logs()
+      .split("\n")
+      .find((l) => l.includes("request_timeout") && l.includes(route)),
+  );
+}
+
+async function eventually<T>(what: string, probe: () => T | undefined, ms = 10_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const targets: [string, (env: Record<string, string>) => Promise<Target>][] = [
+  ["the Node server", (env) => startNodeServer({ label: "deadline", env })],
+  ["the Worker (wrangler dev)", (env) => startWorker({ env })],
+];
+
+describe.each(targets)("request deadline on %s", (name, start) => {
+  let db: FreshDatabase;
+  let s3: S3Server;
+  let proxy: StallingProxy;
+  let server: Target;
+  let client: Api;
+  let tenantId: string;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    s3 = await startS3();
+    proxy = await startStallingProxy(s3.env.S3_ENDPOINT);
+    server = await start({ DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url, RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) });
+    const admin = api(server.baseUrl, server.adminToken);
+    const tenant = await admin.post("/v1/admin/tenants", { name: "deadline" });
+    expect(tenant.status).toBe(201);
+    tenantId = tenant.body.tenantId;
+    client = api(server.baseUrl, tenant.body.apiKey);
+    expect((await client.put("/v1/topics/orders", { partitions: 1 })).status).toBe(201);
+    expect((await client.put("/v1/topics/quiet", { partitions: 1 })).status).toBe(201);
+  }, 180_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await proxy?.close();
+    await s3?.stop();
+    await db?.drop();
+  });
+
+  it("answers a produce stuck on a hung object store 503 request_timeout, and logs where it waited", async () => {
+    expect((await client.post("/v1/topics/orders/messages", { messages: [{ value: "before" }] })).status).toBe(200);
+
+    proxy.stall((method, path) => method === "PUT" && path.includes("/segments/"));
+    const stuck = await client.post("/v1/topics/orders/messages", { messages: [{ value: "stuck" }] }, { allow5xx: true });
+    expect(stuck.status).toBe(503);
+    expect(stuck.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(stuck.headers.get("retry-after")).toBe("1");
+    expect(stuck.body).toMatchObject({ status: 503, code: "request_timeout", timeoutMs: BOUND_MS });
+    expect(proxy.held()).toBe(1);
+
+    const line = await logLine(server, "POST /v1/topics/orders/messages");
+    expect(line).toContain(`(tenant ${tenantId})`);
+    expect(line).toMatch(/Waiting on: .*batcher: waiting for the flush/);
+    expect(line).toContain(`object store: PUT tenants/${tenantId}/segments/`);
+    console.log(`the server logged: ${line}`);
+
+    // The dependency answers again: the held PUT goes through, and so do new produces.
+    proxy.release();
+    const after = await client.post("/v1/topics/orders/messages", { messages: [{ value: "after" }] });
+    expect(after.status).toBe(200);
+  }, 30_000);
+
+  it("answers a receive stuck behind a database lock 503 request_timeout, and logs the transaction it waited in", async () => {
+    expect((await client.put("/v1/topics/orders/groups/locked", { startAt: "earliest" })).status).toBe(201);
+    // Another session holds the group positions, as a stuck transaction of another instance would.
+    const other = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const release = await new Promise<() => void>((ready, fail) => {
+        other
+          .begin(async (tx) => {
+            await tx`LOCK TABLE group_partitions IN ACCESS EXCLUSIVE MODE`;
+            await new Promise<void>((done) => ready(done));
+          })
+          .catch(fail);
+      });
+      const stuck = await client.post("/v1/topics/orders/groups/locked/receive", { max: 10 }, { allow5xx: true });
+      expect(stuck.status).toBe(503);
+      expect(stuck.body).toMatchObject({ code: "request_timeout" });
+      const line = await logLine(server, "POST /v1/topics/orders/groups/locked/receive");
+      expect(line).toContain(`(tenant ${tenantId})`);
+      expect(line).toMatch(/Waiting on: database: in a transaction/);
+      release();
+      // The abandoned receive leased the messages once the lock went, and gave them back (on
+      // the Node server; the Worker closes the request's connection once it has answered, which
+      // rolls the abandoned transaction back, or its lease lapses after the visibility timeout).
+      const received = await client.post("/v1/topics/orders/groups/locked/receive", { max: 10, waitMs: WAIT_MS });
+      expect(received.status).toBe(200);
+      if (name === "the Node server") expect(received.body.messages.map((m: { value: string }) => m.value)).toEqual(["before", "stuck", "after"]);
+    } finally {
+      await other.end();
+    }
+  }, 30_000);
+
+  it("gives a receive long-poll its waitMs on top of the bound", async () => {
+    const polled = await client.post("/v1/topics/quiet/groups/idle/receive", { waitMs: WAIT_MS });
+    expect(polled.status).toBe(200);
+    expect(polled.body.messages).toEqual([]);
+  }, 30_000);
+
+  it("gives a read long-poll its waitMs on top of the bound", async () => {
+    const hw = (await client.get("/v1/topics/orders")).body.highWatermarks[0] as number;
+    const polled = await client.get("/v1/topics/orders/partitions/0/messages", { query: { offset: hw, waitMs: WAIT_MS } });
+    expect(polled.status).toBe(200);
+    expect(polled.body.messages).toEqual([]);
+  }, 30_000);
+});
+
+describe("RESERVOIR_REQUEST_TIMEOUT_MS", () => {
+  it("that is not a positive number of milliseconds stops the Node server at start, naming it", async () => {
+    await expect(startNodeServer({ label: "bad-deadline", env: { RESERVOIR_REQUEST_TIMEOUT_MS: "soon" } })).rejects.toThrow(
+      /RESERVOIR_REQUEST_TIMEOUT_MS must be a number of milliseconds above 0, not 'soon'/,
+    );
+  }, 60_000);
+});

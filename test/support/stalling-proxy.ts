@@ -1,0 +1,66 @@
+/**
+ * A loopback HTTP proxy in front of a real server (s3rver) that can stop answering: while
+ * stalled, the requests it is told to hold are read and then neither forwarded nor answered,
+ * as a hung dependency would do. release() forwards what it held and passes everything again.
+ */
+import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+
+export interface StallingProxy {
+  /** The proxy's origin (http://127.0.0.1:port). */
+  url: string;
+  /** From now on, requests for which `hold` is true go unanswered. */
+  stall(hold: (method: string, path: string) => boolean): void;
+  /** How many requests are held right now. */
+  held(): number;
+  /** Forwards the held requests and stops stalling. */
+  release(): void;
+  close(): Promise<void>;
+}
+
+export async function startStallingProxy(target: string): Promise<StallingProxy> {
+  const upstream = new URL(target);
+  let hold: ((method: string, path: string) => boolean) | undefined;
+  const waiting: (() => void)[] = [];
+
+  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse) => {
+    const out = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    out.on("error", () => res.destroy());
+    out.end(body);
+  };
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      if (hold?.(req.method ?? "", req.url ?? "")) waiting.push(() => forward(req, body, res));
+      else forward(req, body, res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("the proxy has no port");
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    stall(predicate) {
+      hold = predicate;
+    },
+    held: () => waiting.length,
+    release() {
+      hold = undefined;
+      for (const send of waiting.splice(0)) send();
+    },
+    async close() {
+      hold = undefined;
+      waiting.length = 0;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
