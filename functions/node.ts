@@ -10,7 +10,7 @@ import { readConfig, type Config } from "./config.ts";
 import { createSharedState } from "./instance.ts";
 import type { Runtime } from "./runtime.ts";
 import { newSecret } from "../storage/log/ids.ts";
-import type { Database } from "../storage/metadata/db.ts";
+import { translateFailures, type Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
 import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
@@ -43,7 +43,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
       const { unlisten } = await sql.listen(channel, onPayload);
       return unlisten;
     };
-    return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres", listen };
+    return { db: translateFailures(drizzle(sql) as unknown as Database), close: () => sql.end(), kind: "postgres", listen };
   }
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
@@ -54,7 +54,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
     const unlisten = await client.listen(channel, onPayload);
     return () => unlisten();
   };
-  return { db: drizzle(client) as unknown as Database, close: () => client.close(), kind: `embedded PGlite (${dir})`, listen };
+  return { db: translateFailures(drizzle(client) as unknown as Database), close: () => client.close(), kind: `embedded PGlite (${dir})`, listen };
 }
 
 function openStore(config: Config): { store: ObjectStore; kind: string } {
