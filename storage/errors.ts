@@ -28,9 +28,11 @@ export const errorCodeNames = [
   "body_too_large",
   "too_many_receipts",
   "unsupported_media_type",
+  "request_timeout",
   "offset_out_of_range",
   "expectation_failed",
   "quota_exceeded",
+  "headers_too_large",
   "internal_error",
   "service_unavailable",
 ] as const;
