@@ -8,6 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { ReservoirError } from "../storage/errors.ts";
 import { requireOperator, requireTenant } from "./auth.ts";
 import { invalid } from "./produce/parse.ts";
+import { documentProblems } from "./openapi-problems.ts";
 import { errorToResponse, problemResponse } from "./problem.ts";
 import { refuseUnstorableText } from "./storable-text.ts";
 import { registerAdmin } from "./routes/admin.ts";
@@ -134,6 +135,7 @@ export function createApp() {
     scheme: "bearer",
     description: "The operator token (RESERVOIR_ADMIN_TOKEN)",
   });
+  documentProblems(app.openAPIRegistry);
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {

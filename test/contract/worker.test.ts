@@ -5,6 +5,7 @@
 // concurrent requests of one isolate share the produce batcher although each has its own
 // database connection, and a Worker without an operator token refuses to serve.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fuzzSuite } from "./fuzz.ts";
 import { contractSuite, type ContractTarget } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
@@ -40,6 +41,7 @@ contractSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
 addressGuardSuite(name, () => startWorkerStack());
+fuzzSuite(name, shared.start);
 
 /** What workerd prints when a request is cancelled as hung, or I/O crosses requests. */
 const isolationFailures = [
