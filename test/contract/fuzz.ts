@@ -260,3 +260,59 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
     }, 120_000);
   });
 }
+
+// ------------------------------------------------------------------ below the app
+
+/** Requests an HTTP parser or adapter refuses before the app sees them, sent as raw bytes. */
+export const MALFORMED_HTTP: { name: string; bytes: Buffer; status: number; code: string }[] = [
+  { name: "an unknown method", bytes: Buffer.from("FOO /v1/topics HTTP/1.1\r\nHost: x\r\n\r\n"), status: 400, code: "invalid_request" },
+  { name: "an unparseable Host", bytes: Buffer.from("GET /v1/topics HTTP/1.1\r\nHost: a b\r\n\r\n"), status: 400, code: "invalid_request" },
+  { name: "a backslash in the path", bytes: Buffer.from("GET /v1/a\\b HTTP/1.1\r\nHost: x\r\n\r\n"), status: 400, code: "invalid_request" },
+  { name: "a raw non-ASCII byte in the request line", bytes: Buffer.concat([Buffer.from("GET /v1/"), Buffer.from([0xff]), Buffer.from(" HTTP/1.1\r\nHost: x\r\n\r\n")]), status: 400, code: "invalid_request" },
+  { name: "an Expect other than 100-continue", bytes: Buffer.from("GET /v1/topics HTTP/1.1\r\nHost: x\r\nExpect: fuzz\r\n\r\n"), status: 417, code: "expectation_failed" },
+  { name: "headers past the parser's limit", bytes: Buffer.from(`GET /v1/topics HTTP/1.1\r\nHost: x\r\nX-Pad: ${"a".repeat(20_000)}\r\n\r\n`), status: 431, code: "headers_too_large" },
+];
+
+/** Sends `bytes` on a new connection and returns the status line, headers and body of the answer. */
+export async function rawExchange(baseUrl: string, bytes: Buffer): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const { connect } = await import("node:net");
+  const url = new URL(baseUrl);
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname);
+    const chunks: Buffer[] = [];
+    socket.setTimeout(15_000, () => socket.destroy(new Error("no answer within 15 s")));
+    socket.on("data", (d) => chunks.push(d));
+    socket.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    socket.on("error", (e) => (chunks.length ? resolve(Buffer.concat(chunks).toString("latin1")) : reject(e)));
+    socket.end(bytes);
+  });
+  const [head, ...rest] = text.split("\r\n\r\n");
+  const [statusLine, ...lines] = head.split("\r\n");
+  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+  let body = rest.join("\r\n\r\n");
+  if (headers["transfer-encoding"] === "chunked") body = body.replace(/^[0-9a-f]+\r\n/i, "").replace(/\r\n0\r\n\r\n$/, "");
+  return { status: Number(statusLine.split(" ")[1]), headers, body };
+}
+
+/** On the Node server, each of MALFORMED_HTTP answers problem+json with a stable code. */
+export function malformedHttpSuite(name: string, startTarget: () => Promise<ContractTarget>): void {
+  describe(`requests refused below the app answer problem+json on ${name}`, () => {
+    let target: ContractTarget | undefined;
+    beforeAll(async () => {
+      target = await startTarget();
+    }, 180_000);
+    afterAll(async () => {
+      await target?.stop();
+    }, 60_000);
+
+    for (const c of MALFORMED_HTTP) {
+      it(`${c.name}: ${c.status} ${c.code}`, async () => {
+        const res = await rawExchange(target!.baseUrl, c.bytes);
+        const what = `${c.name}: ${JSON.stringify(res).slice(0, 500)}`;
+        expect(res.status, what).toBe(c.status);
+        expect(res.headers["content-type"], what).toMatch(/^application\/problem\+json/);
+        expect(JSON.parse(res.body), what).toMatchObject({ status: c.status, code: c.code, type: `/problems/${c.code}` });
+      });
+    }
+  });
+}
