@@ -6,6 +6,7 @@
  *
  * Message keys, values and headers are not SQL: they are bytes in segments, where U+0000 is
  * an ordinary character (functions/produce/entries.ts refuses only lone surrogates there).
+ * Receipts are not SQL either (below).
  */
 import { ReservoirError } from "../storage/errors.ts";
 
@@ -30,9 +31,20 @@ export function unstorableText(value: unknown, path: (string | number)[] = []): 
   return null;
 }
 
+/**
+ * Members of a JSON body that never reach SQL: receipts are opaque tokens, verified by their
+ * MAC and decoded into numbers; one that is garbage is that receipt's `receipt_unknown`, not
+ * the whole request's 400, so that the other receipts of an ack still count.
+ */
+const OPAQUE_MEMBERS = new Set(["receipts"]);
+
 /** Throws a 400 naming the first unstorable string of `value` (found at `where`: "query", "messages.3"). */
 export function refuseUnstorableText(value: unknown, where: string): void {
-  const path = unstorableText(value);
+  const stored =
+    typeof value === "object" && value !== null && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).filter(([key]) => !OPAQUE_MEMBERS.has(key)))
+      : value;
+  const path = unstorableText(stored);
   if (path === null) return;
   const at = [where, ...path].join(".");
   throw new ReservoirError("invalid_request", `${at}: text must not contain U+0000 or unpaired surrogates`, {
