@@ -66,14 +66,16 @@ export interface Settling {
 }
 
 /**
- * Settles under the subscription's row lock, taken first as in every claim. A subscription
- * deleted while its deliveries were in flight (its group, leases and log went with it) has
- * nothing left to settle: the settle does nothing rather than violate a foreign key.
+ * Settles holding the subscription row (key share, taken first as the claims take theirs, so
+ * the two lock in one order; settles do not wait for each other): a DELETE waits for the
+ * settle. A subscription deleted while its deliveries were in flight (its group, leases and
+ * log went with it) has nothing left to settle: the settle does nothing rather than violate a
+ * foreign key.
  */
 export async function settleDeliveries(db: Database, sub: Subscription, settling: Settling, now: number): Promise<void> {
   await retryConflicts(() =>
     db.transaction(async (tx) => {
-      const [locked] = await rows<{ id: string | number }>(tx, sql`SELECT id FROM subscriptions WHERE id = ${sub.id} FOR UPDATE`);
+      const [locked] = await rows<{ id: string | number }>(tx, sql`SELECT id FROM subscriptions WHERE id = ${sub.id} FOR KEY SHARE`);
       if (locked) await settleIn(tx, sub, settling, now);
     }),
   );
