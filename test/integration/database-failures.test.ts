@@ -1,10 +1,15 @@
-// The error boundary of the database adapter (storage/metadata/db.ts): when the database goes
-// away, requests answer 503 service_unavailable with Retry-After (a failure of a dependency,
-// retryable), not 500; when it comes back, they succeed again. The Node server reaches the
-// database through a TCP proxy in this test, which cuts every connection and refuses new ones
-// on demand: a real outage as the driver sees it.
+// The error boundary of the database adapter (storage/metadata/db.ts): a failure of the
+// database itself becomes `unavailable` (503, retryable) where it happens, while a statement
+// that is wrong stays an error of its own (a bug: 500). On a real Postgres: the adapter alone,
+// then the Node server reaching its database through a TCP proxy that cuts every connection and
+// refuses new ones on demand — a real outage as the driver sees it.
 import { createServer, connect, type Server, type Socket } from "node:net";
+import { sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ReservoirError } from "../../storage/errors.ts";
+import { retryConflicts, translateFailures, type Database } from "../../storage/metadata/db.ts";
 import { api, assertProblem, assertStatus, type Api } from "../support/http.ts";
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
@@ -42,6 +47,71 @@ async function cuttableProxy(target: URL): Promise<{ url: string; cut(): void; r
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+describe("the database adapter's error boundary (translateFailures)", () => {
+  let database: FreshDatabase;
+  let client: ReturnType<typeof postgres>;
+  let db: Database;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    client = postgres(database.url, { max: 2, onnotice: () => {} });
+    db = translateFailures(drizzle(client) as unknown as Database);
+    await db.execute(sql`CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (parent int REFERENCES parent(id))`);
+  }, 60_000);
+
+  afterAll(async () => {
+    await client?.end({ timeout: 1 });
+    await database?.drop();
+  }, 60_000);
+
+  const failure = (work: Promise<unknown>) => work.then(() => expect.fail("the statement succeeded"), (error: unknown) => error);
+
+  it("a wrong statement (syntax, division by zero, a foreign key) is not turned into unavailable", async () => {
+    for (const statement of [sql`SELEC 1`, sql`SELECT 1 / 0`, sql`INSERT INTO child VALUES (42)`]) {
+      const error = await failure(db.execute(statement));
+      expect(error).not.toBeInstanceOf(ReservoirError);
+    }
+    const inTransaction = await failure(db.transaction((tx) => tx.execute(sql`INSERT INTO child VALUES (7)`)));
+    expect(inTransaction).not.toBeInstanceOf(ReservoirError);
+  });
+
+  it("a serialization failure is retried by retryConflicts, and unavailable once the retries are spent", async () => {
+    let attempts = 0;
+    const error = await failure(
+      retryConflicts(() =>
+        db.transaction(async (tx) => {
+          attempts++;
+          await tx.execute(sql`DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`);
+        }),
+      ),
+    );
+    expect(attempts).toBe(4);
+    expect(error).toMatchObject({ code: "service_unavailable" });
+  });
+
+  // (Inside a transaction the same holds, by the same code path as the serialization failure
+  // below; terminating a connection postgres.js reserved for a transaction upsets its client.)
+  it("a statement whose connection the server terminates is service_unavailable", async () => {
+    const admin = postgres(database.url, { max: 1, onnotice: () => {} });
+    try {
+      /** Runs pg_sleep on the adapter and terminates its backend from another connection once it sleeps. */
+      const terminated = async (run: (statement: ReturnType<typeof sql>) => Promise<unknown>, marker: string) => {
+        const sleeping = failure(run(sql.raw(`SELECT pg_sleep(30) AS ${marker}`)));
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const [row] = await admin`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE query LIKE ${`%AS ${marker}%`} AND pid <> pg_backend_pid()`;
+          if (row?.done) break;
+          if (Date.now() > deadline) throw new Error("the statement never started");
+        }
+        return sleeping;
+      };
+      expect(await terminated((s) => db.execute(s), "terminated_here")).toMatchObject({ code: "service_unavailable" });
+    } finally {
+      await admin.end();
+    }
+  });
+});
 
 describe("the Node server when its database fails", () => {
   let db: FreshDatabase;
