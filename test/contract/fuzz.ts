@@ -1,8 +1,9 @@
 // A fuzz test of every route of the OpenAPI document (GET /openapi.json), with fast-check and
 // fixed seeds: malformed JSON, wrong types, boundary values, odd content types, path tricks
 // (%00, %2F, .., unicode), NUL and lone surrogates, bodies past the limits. Whatever the
-// request, the answer is below 500, and every 4xx is problem+json with a `code`; for a sample
-// of the refused requests, nothing the tenant can see changed.
+// request, the answer is below 500 and one the route's OpenAPI responses list, and every 4xx is
+// problem+json with a `code`; for a sample of the refused requests, nothing the tenant can see
+// changed.
 //
 // Short in `npm test` (RESERVOIR_FUZZ_RUNS runs per route, default 12, seed 20261203); a long
 // run: `RESERVOIR_FUZZ_RUNS=500 RESERVOIR_FUZZ_SEED=<n> npx vitest run test/contract/node-embedded.test.ts -t fuzz`.
@@ -25,6 +26,8 @@ interface Operation {
   parameters: { name: string; in: string; required?: boolean; schema?: Schema }[];
   body?: { contentTypes: string[]; schema: Schema; required: boolean };
   admin: boolean;
+  /** The statuses the document says this route answers. */
+  statuses: string[];
 }
 
 export interface FuzzRequest {
@@ -149,6 +152,7 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
             parameters: op.parameters ?? [],
             body: types.length ? { contentTypes: types, schema: content[types[0]].schema, required: !!op.requestBody.required } : undefined,
             admin: path.startsWith("/v1/admin/"),
+            statuses: Object.keys(op.responses ?? {}),
           };
         }),
       );
@@ -222,9 +226,10 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
       return { topic: [topic.status, topic.body], group: [group.status, group.body?.partitions?.map((p: any) => [p.partition, p.committedOffset]), group.body?.deadLettered], keyWorks };
     }
 
-    function check(req: FuzzRequest, res: ApiResponse): void {
+    function check(op: Operation, req: FuzzRequest, res: ApiResponse): void {
       const what = `${req.method} ${req.path} ${JSON.stringify(req)}`;
       expect(res.status, `${what}\n→ ${describeResponse(res)}`).toBeLessThan(500);
+      expect(op.statuses, `${op.method} ${op.path} answered ${res.status}, which its OpenAPI responses do not list: ${what}`).toContain(String(res.status));
       if (res.status >= 400) {
         const problem = assertProblem(res, res.status);
         expect(problem.type, `${what}: type of ${describeResponse(res)}`).toBe(`/problems/${problem.code}`);
@@ -239,7 +244,7 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
             const sample = sent++ % SNAPSHOT_EVERY === 0 && req.method !== "GET";
             const before = sample ? await snapshot() : undefined;
             const res = await send(op, req);
-            check(req, res);
+            check(op, req, res);
             if (sample && res.status >= 400) {
               expect(await snapshot(), `${req.method} ${req.path} was refused (${res.status}) but changed the fixture`).toEqual(before);
             }
