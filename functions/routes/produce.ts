@@ -47,7 +47,9 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const format = bodyFormat(c.req.header("content-type"));
     const body = parseProduceBody(await readBody(c.req.raw, limits.produceBodyBytes), format);
     // Of a message only the idempotency key reaches SQL; key, value and headers are segment bytes.
-    body.messages.forEach((m, i) => m.idempotencyKey !== undefined && refuseUnstorableText(m.idempotencyKey, `messages.${i}.idempotencyKey`));
+    body.messages.forEach((m, i) => {
+      if (m.idempotencyKey !== undefined) refuseUnstorableText(m.idempotencyKey, `messages.${i}.idempotencyKey`);
+    });
     if (body.transactionId !== undefined) refuseUnstorableText(body.transactionId, "transactionId");
     const tenantId = c.get("principal").tenantId;
     const topic = await c.env.topics.get(c.env.db, tenantId, name);
