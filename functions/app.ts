@@ -9,29 +9,73 @@ import { ReservoirError } from "../storage/errors.ts";
 import { requireOperator, requireTenant } from "./auth.ts";
 import { requestDeadline } from "./deadline.ts";
 import { invalid } from "./produce/parse.ts";
+import { documentProblems } from "./openapi-problems.ts";
 import { errorToResponse, problemResponse } from "./problem.ts";
+import { refuseUnstorableText } from "./storable-text.ts";
 import { registerAdmin } from "./routes/admin.ts";
 import { registerGroups } from "./routes/groups.ts";
 import { registerSubscriptions } from "./routes/subscriptions.ts";
 import { registerHealth } from "./routes/health.ts";
+import { registerProblems } from "./routes/problems.ts";
 import { registerProduce } from "./routes/produce.ts";
 import { registerRead } from "./routes/read.ts";
 import { registerTopics } from "./routes/topics.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
-/** JSON bodies other than produce: JSON only, and at most 1 MiB. */
+/**
+ * JSON bodies other than produce: JSON only, and at most 1 MiB. This is the one place that
+ * judges a Content-Type; the route validators downstream see either none or a plain one.
+ * - No content (Content-Length: 0, or no body at all): a Content-Type describes nothing and is
+ *   ignored, so `PUT /v1/topics/t` with `Content-Type: text/plain` and no body creates `t`.
+ * - Content: its media type must be application/json (415 otherwise). Parameters are ignored,
+ *   even malformed ones (`application/json;`), except a charset other than UTF-8 (415): JSON
+ *   is UTF-8 (RFC 8259).
+ */
 const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.method === "GET" || c.req.method === "HEAD" || c.req.method === "DELETE") return next();
-  const length = Number(c.req.header("content-length") ?? NaN);
-  const hasBody = length > 0 || (Number.isNaN(length) && c.req.raw.body !== null);
-  if (!hasBody) return next();
-  const type = c.req.header("content-type")?.split(";")[0].trim().toLowerCase();
-  if (type !== "application/json") {
+  const contentType = c.req.header("content-type");
+  // HTTP/1.1 framing: a body has a length, or is chunked; a request with neither has none (on
+  // Node the Request still carries an empty stream then).
+  const declared = c.req.header("content-length");
+  const hasBody = declared !== undefined ? Number(declared) !== 0 : c.req.header("transfer-encoding") !== undefined;
+  if (!hasBody) {
+    if (contentType !== undefined) c.req.raw = withHeaders(c.req.raw, { "content-type": null }, false);
+    return next();
+  }
+  const media = mediaType(contentType);
+  if (media.type !== "application/json") {
     throw new ReservoirError("unsupported_media_type", "request bodies must be application/json");
   }
+  if (media.charset !== undefined && media.charset !== "utf-8") {
+    throw new ReservoirError("unsupported_media_type", `JSON is UTF-8; charset=${media.charset} is not accepted`);
+  }
+  if (contentType !== "application/json") c.req.raw = withHeaders(c.req.raw, { "content-type": "application/json" }, true);
   return limitJsonBody(c, next);
 };
+
+/** The media type (lowercase) and the charset parameter, if well-formed, of a Content-Type. */
+function mediaType(contentType: string | undefined): { type: string | undefined; charset?: string } {
+  if (contentType === undefined) return { type: undefined };
+  const [type, ...parameters] = contentType.split(";");
+  const charset = parameters
+    .map((p) => p.trim().match(/^charset\s*=\s*"?([^";]+)"?$/i)?.[1])
+    .find((value) => value !== undefined);
+  return { type: type.trim().toLowerCase(), ...(charset && { charset: charset.trim().toLowerCase() }) };
+}
+
+/** The same request with some headers replaced (null: removed), with or without its body. */
+function withHeaders(request: Request, changes: Record<string, string | null>, keepBody: boolean): Request {
+  const headers = new Headers(request.headers);
+  for (const [name, value] of Object.entries(changes)) {
+    if (value === null) headers.delete(name);
+    else headers.set(name, value);
+  }
+  if (!keepBody) headers.delete("content-length");
+  const init: RequestInit & { duplex?: "half" } = { method: request.method, headers, signal: request.signal };
+  if (keepBody) Object.assign(init, { body: request.body, duplex: "half" });
+  return new Request(request.url, init);
+}
 
 const tooLarge = () => new ReservoirError("body_too_large", `the request body exceeds ${limits.jsonBodyBytes} bytes`);
 
@@ -57,7 +101,9 @@ const limitJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
-      if (result.success) return;
+      // Every validated string (params, query, JSON body) passes here once: the one edge check
+      // for text Postgres cannot store.
+      if (result.success) return refuseUnstorableText(result.data, result.target === "json" ? "body" : result.target);
       const badName = result.target === "param" && result.error.issues.some((i) => i.path[0] === "topic");
       if (badName) throw new ReservoirError("invalid_name", "names match ^[A-Za-z0-9._-]{1,200}$");
       throw invalid(result.error);
@@ -73,6 +119,7 @@ export function createApp() {
   app.use("/v1/*", async (c, next) => (c.req.path.endsWith("/messages") && c.req.method === "POST" ? next() : jsonBodies(c, next)));
 
   registerHealth(app);
+  registerProblems(app);
   registerAdmin(app);
   registerTopics(app);
   registerProduce(app);
@@ -90,6 +137,7 @@ export function createApp() {
     scheme: "bearer",
     description: "The operator token (RESERVOIR_ADMIN_TOKEN)",
   });
+  documentProblems(app.openAPIRegistry);
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {

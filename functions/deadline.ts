@@ -1,6 +1,6 @@
 /**
  * Every request has a server-side deadline: a handler stuck on something that never settles is
- * answered with a retryable 503 (`request_timeout`, Retry-After) and logged with its route, its
+ * answered with a retryable 503 (`deadline_exceeded`, Retry-After) and logged with its route, its
  * tenant and what it was waiting on (waiting-on.ts), instead of leaving the client waiting
  * forever (a Worker burning its time, a consumer's messages staying leased).
  *
@@ -28,7 +28,7 @@ interface Deadline {
 // Keyed by the request: the routes that long-poll reach their deadline without a typed variable.
 const deadlines = new WeakMap<Request, Deadline>();
 
-/** Whether the request was answered 503 request_timeout already: what it does now, nobody sees. */
+/** Whether the request was answered 503 deadline_exceeded already: what it does now, nobody sees. */
 export function pastDeadline(c: Context<AppEnv>): boolean {
   return deadlines.get(c.req.raw)?.expired ?? false;
 }
@@ -73,9 +73,9 @@ export const requestDeadline: MiddlewareHandler<AppEnv> = async (c, next) => {
   const seconds = limitMs / 1000;
   const tenant = c.get("principal")?.tenantId ?? "(not yet authenticated)";
   console.error(
-    `reservoir: ${c.req.method} ${c.req.path} (tenant ${tenant}) did not finish within ${seconds} s; answered 503 request_timeout. ` +
+    `reservoir: ${c.req.method} ${c.req.path} (tenant ${tenant}) did not finish within ${seconds} s; answered 503 deadline_exceeded. ` +
       `Waiting on: ${waits.describe()}`,
   );
-  c.res = problemResponse("request_timeout", `the request did not finish within ${seconds} s; retry it`, { timeoutMs: limitMs });
+  c.res = problemResponse("deadline_exceeded", `the request did not finish within ${seconds} s; retry it`, { timeoutMs: limitMs });
   return c.res;
 };

@@ -2,16 +2,20 @@
  * The Node entry: `npm start`. Embedded default (PGlite and a folder under the data dir), or
  * Postgres and S3 when DATABASE_URL and S3_* are set. Injects them into the shared app.
  */
-import { serve } from "@hono/node-server";
-import { AsyncLocalStorage } from "node:async_hooks";
+import { getRequestListener, RequestError } from "@hono/node-server";
+import { createServer, STATUS_CODES, type Server } from "node:http";
+import type { Duplex } from "node:stream";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createApp } from "./app.ts";
+import { problemBody, problemHeaders, problemResponse } from "./problem.ts";
+import type { ErrorCode } from "../storage/errors.ts";
 import { ConfigError, readConfig, type Config } from "./config.ts";
 import { createSharedState } from "./instance.ts";
 import type { Runtime } from "./runtime.ts";
 import { newSecret } from "../storage/log/ids.ts";
-import type { Database } from "../storage/metadata/db.ts";
+import { translateFailures, type Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
 import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
@@ -43,7 +47,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
       const { unlisten } = await sql.listen(channel, onPayload);
       return unlisten;
     };
-    return { db: drizzle(sql) as unknown as Database, close: () => sql.end(), kind: "postgres", listen };
+    return { db: translateFailures(drizzle(sql) as unknown as Database), close: () => sql.end(), kind: "postgres", listen };
   }
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
@@ -54,7 +58,7 @@ async function openDatabase(config: Config): Promise<{ db: Database; close(): Pr
     const unlisten = await client.listen(channel, onPayload);
     return () => unlisten();
   };
-  return { db: drizzle(client) as unknown as Database, close: () => client.close(), kind: `embedded PGlite (${dir})`, listen };
+  return { db: translateFailures(drizzle(client) as unknown as Database), close: () => client.close(), kind: `embedded PGlite (${dir})`, listen };
 }
 
 function openStore(config: Config): { store: ObjectStore; kind: string } {
@@ -94,6 +98,43 @@ function configOrExit(env: NodeJS.ProcessEnv): Config {
   }
 }
 
+/**
+ * A request @hono/node-server cannot turn into a web Request (a Host that is no host, a
+ * backslash in the path, an absolute URL it refuses): a 400 problem, like every other refusal.
+ */
+function requestError(error: unknown): Response {
+  if (error instanceof RequestError) return problemResponse("invalid_request", `the request is malformed: ${error.message}`);
+  console.error(`request failed before the app: ${error instanceof Error ? error.message : String(error)}`);
+  return problemResponse("internal_error", "the service failed; the request may be retried");
+}
+
+/**
+ * What Node's HTTP parser refuses never reaches the app (an unknown method, a raw non-ASCII
+ * byte in the request line, headers too large, an Expect other than 100-continue). Node would
+ * answer with an empty body; these hooks answer problem+json, then close the connection.
+ */
+function answerParserErrors(server: Server): void {
+  server.on("clientError", (error: Error & { code?: string }, socket: Duplex) => {
+    if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy();
+    const [code, detail]: [ErrorCode, string] =
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? ["headers_too_large", "the request's headers are too large"]
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? ["request_timeout", "the request did not arrive in time"]
+          : ["invalid_request", `the request is not valid HTTP/1.1 (${error.code ?? "parse error"})`];
+    const body = JSON.stringify(problemBody(code, detail));
+    const status = problemBody(code, detail).status;
+    const head = Object.entries({ ...problemHeaders(code), "content-length": String(Buffer.byteLength(body)), connection: "close" })
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join("");
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`);
+  });
+  server.on("checkExpectation", (_request, response) => {
+    const body = JSON.stringify(problemBody("expectation_failed", "only Expect: 100-continue is supported"));
+    response.writeHead(417, { ...problemHeaders("expectation_failed"), "content-length": Buffer.byteLength(body) }).end(body);
+  });
+}
+
 export async function main(env = process.env): Promise<void> {
   const config = configOrExit(env);
   const scope = asyncScope();
@@ -131,8 +172,14 @@ export async function main(env = process.env): Promise<void> {
     push: dispatch.push,
   };
   const app = createApp();
-  const server = serve({ fetch: (request) => app.fetch(request, runtime), port: config.port, hostname: config.host }, (info) => {
-    console.log(`Reservoir listening on http://localhost:${info.port}`);
+  const listener = getRequestListener((request) => app.fetch(request, runtime), {
+    hostname: config.host,
+    errorHandler: requestError,
+  });
+  const server = createServer(listener);
+  answerParserErrors(server);
+  server.listen(config.port, config.host, () => {
+    console.log(`Reservoir listening on http://localhost:${config.port}`);
     console.log(`  metadata: ${database.kind}`);
     console.log(`  segments: ${storeKind}`);
     console.log(`  checksums: ${crc ? "native CRC32C" : "CRC32C in JavaScript"}`);

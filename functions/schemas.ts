@@ -27,14 +27,10 @@ export const Problem = z
   .openapi("Problem");
 
 export const problemContent = { "application/problem+json": { schema: Problem } };
+/** The rest of each route's problem statuses (403, 404, 413, 415, 500, 503) are added by openapi-problems.ts. */
 export const errorResponses = {
   400: { description: "Invalid request", content: problemContent },
   401: { description: "Missing or unknown credentials", content: problemContent },
-  404: { description: "Not found (also another tenant's resource)", content: problemContent },
-  503: {
-    description: "A dependency failed (service_unavailable) or the request overran its deadline (request_timeout: 65 s, plus waitMs for a long-poll); retry after Retry-After",
-    content: problemContent,
-  },
 } as const;
 
 export const Quotas = z

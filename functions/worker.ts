@@ -69,7 +69,7 @@ import { ConfigError, readConfig, type Config } from "./config.ts";
 import { problemResponse } from "./problem.ts";
 import { createSharedState, type SharedState } from "./instance.ts";
 import type { Runtime } from "./runtime.ts";
-import type { Database } from "../storage/metadata/db.ts";
+import { translateFailures, type Database } from "../storage/metadata/db.ts";
 import { migrate } from "../storage/metadata/migrate.ts";
 import { receiptKey } from "../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../storage/groups/receipts.ts";
@@ -260,7 +260,7 @@ function openDatabase(url: string): { db: Database; done(): Promise<void> } {
   });
   lendArrayTypes(sql);
   return {
-    db: drizzle(sql) as unknown as Database,
+    db: translateFailures(drizzle(sql) as unknown as Database),
     async done() {
       if (learning) learnArrayTypes(sql);
       await sql.end({ timeout: 5 });

@@ -1,40 +1,44 @@
 /**
  * The one error family of Reservoir. Code that refuses a request throws a ReservoirError with
- * a stable `code`; functions/problem.ts alone maps codes to HTTP statuses and problem+json.
+ * a stable `code`; adapters of the database and the object store turn their failures into
+ * `unavailable(...)` where they happen. functions/problem.ts alone maps codes to HTTP statuses
+ * and problem+json (docs/problems.md documents each); anything else thrown is a bug: a 500.
  */
-export const errorCodes = {
-  invalid_request: 400,
-  malformed_json: 400,
-  invalid_name: 400,
-  partitions_cannot_shrink: 400,
-  partition_out_of_range: 400,
-  delay_too_long: 400,
-  url_not_allowed: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  tenant_not_found: 404,
-  key_not_found: 404,
-  topic_not_found: 404,
-  transaction_not_found: 404,
-  partition_not_found: 404,
-  subscription_not_found: 404,
-  method_not_allowed: 405,
-  topic_conflict: 409,
-  message_too_large: 413,
-  too_many_messages: 413,
-  body_too_large: 413,
-  too_many_receipts: 413,
-  unsupported_media_type: 415,
-  offset_out_of_range: 416,
-  quota_exceeded: 429,
-  internal_error: 500,
-  service_unavailable: 503,
-  /** The request overran its server-side deadline (functions/deadline.ts); retry it. */
-  request_timeout: 503,
-} as const;
+export const errorCodeNames = [
+  "invalid_request",
+  "malformed_json",
+  "invalid_name",
+  "partitions_cannot_shrink",
+  "partition_out_of_range",
+  "delay_too_long",
+  "url_not_allowed",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "tenant_not_found",
+  "key_not_found",
+  "topic_not_found",
+  "transaction_not_found",
+  "partition_not_found",
+  "subscription_not_found",
+  "method_not_allowed",
+  "topic_conflict",
+  "message_too_large",
+  "too_many_messages",
+  "body_too_large",
+  "too_many_receipts",
+  "unsupported_media_type",
+  "request_timeout",
+  "deadline_exceeded",
+  "offset_out_of_range",
+  "expectation_failed",
+  "quota_exceeded",
+  "headers_too_large",
+  "internal_error",
+  "service_unavailable",
+] as const;
 
-export type ErrorCode = keyof typeof errorCodes;
+export type ErrorCode = (typeof errorCodeNames)[number];
 
 export class ReservoirError extends Error {
   constructor(

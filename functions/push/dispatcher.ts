@@ -280,7 +280,9 @@ export class Dispatcher {
     const durationMs = Math.max(0, this.now() - started);
     const status = outcome.kind === "response" ? outcome.status : null;
     const succeeded = status !== null && status >= 200 && status < 300;
-    const error = succeeded ? null : outcome.kind === "error" ? outcome.error : `HTTP ${status}`;
+    // The transport's message comes from the network; it goes to the delivery log (text) and a
+    // dead letter's x-reservoir-error header (JSONB), which hold neither U+0000 nor lone surrogates.
+    const error = succeeded ? null : outcome.kind === "error" ? outcome.error.replaceAll("\u0000", "\uFFFD").toWellFormed() : `HTTP ${status}`;
     const attempt: DeliveryAttempt = { partition: d.partition, offset: d.offset, attempt: d.attempt, succeeded, httpStatus: status, error, at: started, durationMs };
     this.stats.attempts++;
     if (succeeded) {

@@ -7,6 +7,8 @@ import { groupView, seek } from "../../storage/groups/position.ts";
 import { receive } from "../../storage/groups/receive.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import { settle, type Settlement } from "../../storage/groups/settle.ts";
+import type { Database } from "../../storage/metadata/db.ts";
+import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
 import { allowWait, pastDeadline } from "../deadline.ts";
@@ -149,7 +151,10 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     const settings = c.req.valid("json") ?? {};
     const tenantId = c.get("principal").tenantId;
     const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
-    const { group, created } = await ensureGroup(c.env.db, tenantId, topic, params.group, settings);
+    const { group, created } = await c.env.db.transaction(async (tx) => {
+      await holdTopic(tx, topic);
+      return ensureGroup(tx as unknown as Database, tenantId, topic, params.group, settings);
+    });
     c.env.groups.invalidate(groupKey(topic, params.group));
     return c.json(view(group, topic), created ? 201 : 200);
   });

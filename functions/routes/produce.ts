@@ -5,6 +5,7 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
 import { requireScope } from "../auth.ts";
+import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
 import { bodyFormat, parseProduceBody, readBody } from "../produce/parse.ts";
 import type { AppEnv } from "../runtime.ts";
@@ -34,7 +35,7 @@ const produceRoute = createRoute({
     ...errorResponses,
     503: {
       description:
-        "service_unavailable: storage failed, nothing was stored; request_timeout: past the deadline, the messages may still commit (retry with idempotency keys)",
+        "service_unavailable: storage failed, nothing was stored; deadline_exceeded: past the deadline, the messages may still commit (retry with idempotency keys)",
       content: problemContent,
     },
   },
@@ -49,6 +50,11 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     if (!parsedName.success) throw new ReservoirError("invalid_name", `'${name}' is not a valid topic name`);
     const format = bodyFormat(c.req.header("content-type"));
     const body = parseProduceBody(await readBody(c.req.raw, limits.produceBodyBytes), format);
+    // Of a message only the idempotency key reaches SQL; key, value and headers are segment bytes.
+    body.messages.forEach((m, i) => {
+      if (m.idempotencyKey !== undefined) refuseUnstorableText(m.idempotencyKey, `messages.${i}.idempotencyKey`);
+    });
+    if (body.transactionId !== undefined) refuseUnstorableText(body.transactionId, "transactionId");
     const tenantId = c.get("principal").tenantId;
     const topic = await c.env.topics.get(c.env.db, tenantId, name);
     if (body.transactionId !== undefined) {

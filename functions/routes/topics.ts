@@ -10,6 +10,7 @@ import {
   updateTopic,
   type Topic as StoredTopic,
 } from "../../storage/metadata/topics.ts";
+import { retryConflicts } from "../../storage/metadata/db.ts";
 import { requireScope } from "../auth.ts";
 import type { AppEnv } from "../runtime.ts";
 import { errorResponses, problemContent, Topic, TopicDetail, TopicParams, TopicSettings } from "../schemas.ts";
@@ -113,7 +114,9 @@ export function registerTopics(app: OpenAPIHono<AppEnv>) {
   app.openapi(deleteRoute, async (c) => {
     const name = c.req.valid("param").topic;
     const tenantId = c.get("principal").tenantId;
-    const deleted = await deleteTopic(c.env.db, tenantId, name);
+    // The cascade locks rows that produce, receive and settle lock too: when Postgres breaks a
+    // deadlock by aborting the delete, the delete runs again (the other side went on).
+    const deleted = await retryConflicts(() => deleteTopic(c.env.db, tenantId, name));
     c.env.topics.invalidate(tenantId, name);
     if (!deleted) {
       throw new ReservoirError("topic_not_found", `topic '${name}' does not exist`);

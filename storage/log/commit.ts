@@ -215,50 +215,57 @@ interface Claims {
 
 /**
  * Claims each key with a placeholder row. A concurrent commit claiming the same key waits on
- * the unique index until the first one ends, so a key is never committed twice.
+ * the unique index until the first one ends, so a key is never committed twice. Only keys of
+ * topics that still exist are claimed, under a key-share lock on the topic row: a DELETE of
+ * the topic then waits for this commit, or has already removed the row and the topic's
+ * records find no partition (null: topic_not_found) — never a foreign-key violation.
  */
 async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promise<Claims> {
   const claims: Claims = { fresh: new Set(), previous: new Map(), alias: new Map() };
-  const first = new Map<string, string>();
+  /** "topicId:key" (unambiguous: a topic id holds no ':') → its first occurrence. */
+  const first = new Map<string, { topicId: number; key: string; at: string }>();
   commit.runs.forEach((run, r) =>
     run.idempotencyKeys.forEach((key, i) => {
       if (key === undefined) return;
-      const id = `${run.topicId}\u0000${key}`;
+      const id = `${run.topicId}:${key}`;
       const seen = first.get(id);
-      if (seen) claims.alias.set(`${r}:${i}`, seen);
-      else first.set(id, `${r}:${i}`);
+      if (seen) claims.alias.set(`${r}:${i}`, seen.at);
+      else first.set(id, { topicId: run.topicId, key, at: `${r}:${i}` });
     }),
   );
   if (first.size === 0) return claims;
 
   const expiresAt = new Date(commit.now + IDEMPOTENCY_WINDOW_MS).toISOString();
-  const ids = [...first.keys()].map((id) => id.split("\u0000"));
+  const wanted = [...first.values()];
   const claimed = await rows<{ topic_id: string | number; key: string }>(
     tx,
-    sql`INSERT INTO idempotency_keys (topic_id, key, expires_at)
-        SELECT t, k, ${expiresAt}::timestamptz FROM unnest(${array(ids.map((i) => Number(i[0])), "bigint")}, ${array(ids.map((i) => i[1]), "text")}) AS c(t, k)
+    sql`WITH live AS MATERIALIZED (
+          SELECT id FROM topics WHERE id = ANY(${array([...new Set(wanted.map((w) => w.topicId))], "bigint")}) FOR KEY SHARE)
+        INSERT INTO idempotency_keys (topic_id, key, expires_at)
+        SELECT c.t, c.k, ${expiresAt}::timestamptz
+        FROM unnest(${array(wanted.map((w) => w.topicId), "bigint")}, ${array(wanted.map((w) => w.key), "text")}) AS c(t, k)
+        JOIN live ON live.id = c.t
         ON CONFLICT (topic_id, key) DO UPDATE SET expires_at = excluded.expires_at, partition = NULL, "offset" = NULL
         WHERE idempotency_keys.expires_at <= now()
         RETURNING topic_id, key`,
   );
-  const claimedIds = new Set(claimed.map((c) => `${Number(c.topic_id)}\u0000${c.key}`));
-  const taken: string[][] = [];
-  for (const [id, at] of first) {
-    if (claimedIds.has(id)) claims.fresh.add(at);
-    else taken.push(id.split("\u0000"));
+  const claimedIds = new Set(claimed.map((c) => `${Number(c.topic_id)}:${c.key}`));
+  const taken: { topicId: number; key: string }[] = [];
+  for (const [id, w] of first) {
+    if (claimedIds.has(id)) claims.fresh.add(w.at);
+    else taken.push(w);
   }
   if (taken.length > 0) {
     const existing = await rows<{ topic_id: string | number; key: string; partition: number; offset: string | number }>(
       tx,
       sql`SELECT i.topic_id, i.key, i.partition, i."offset" FROM idempotency_keys i
-          JOIN unnest(${array(taken.map((i) => Number(i[0])), "bigint")}, ${array(taken.map((i) => i[1]), "text")}) AS c(t, k)
+          JOIN unnest(${array(taken.map((w) => w.topicId), "bigint")}, ${array(taken.map((w) => w.key), "text")}) AS c(t, k)
             ON i.topic_id = c.t AND i.key = c.k`,
     );
     for (const row of existing) {
-      const at = first.get(`${Number(row.topic_id)}\u0000${row.key}`);
+      const at = first.get(`${Number(row.topic_id)}:${row.key}`)?.at;
       if (at && row.partition !== null) claims.previous.set(at, { partition: row.partition, offset: Number(row.offset) });
     }
   }
   return claims;
 }
-

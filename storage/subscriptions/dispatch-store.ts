@@ -65,8 +65,20 @@ export interface Settling {
   disable?: string;
 }
 
+/**
+ * Settles holding the subscription row (key share, taken first as the claims take theirs, so
+ * the two lock in one order; settles do not wait for each other): a DELETE waits for the
+ * settle. A subscription deleted while its deliveries were in flight (its group, leases and
+ * log went with it) has nothing left to settle: the settle does nothing rather than violate a
+ * foreign key.
+ */
 export async function settleDeliveries(db: Database, sub: Subscription, settling: Settling, now: number): Promise<void> {
-  await retryConflicts(() => db.transaction((tx) => settleIn(tx, sub, settling, now)));
+  await retryConflicts(() =>
+    db.transaction(async (tx) => {
+      const [locked] = await rows<{ id: string | number }>(tx, sql`SELECT id FROM subscriptions WHERE id = ${sub.id} FOR KEY SHARE`);
+      if (locked) await settleIn(tx, sub, settling, now);
+    }),
+  );
 }
 
 async function settleIn(tx: Queryable, sub: Subscription, settling: Settling, now: number): Promise<void> {

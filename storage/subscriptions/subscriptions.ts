@@ -4,6 +4,7 @@
  */
 import { sql } from "drizzle-orm";
 import { rows, type Database, type Queryable } from "../metadata/db.ts";
+import { holdTopic } from "../metadata/topic-hold.ts";
 import type { Topic } from "../metadata/topics.ts";
 import { ensureGroup, type Group, type GroupSettings } from "../groups/groups.ts";
 
@@ -190,6 +191,7 @@ export async function saveSubscription(
   now: number,
 ): Promise<{ subscription: Subscription; created: boolean }> {
   return db.transaction(async (tx) => {
+    await holdTopic(tx, topic);
     const existing = await findSubscription(tx, topic, name);
     if (!existing) {
       const settings = { ...defaultSubscriptionSettings(topic), ...defined(given) } as SubscriptionSettings;

@@ -18,7 +18,14 @@ export interface ContractTarget {
 }
 
 const MiB = 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves once `condition` holds, checking it on every turn of the event loop; fails after 10 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 interface Tenant {
   tenantId: string;
@@ -1003,7 +1010,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const poll = readMessages(tenant.client, topic, 1, { offset: 1, waitMs: 20_000 }).finally(() => {
           settled = true;
         });
-        await sleep(600);
+        // The signal that the poll is waiting: a shorter poll at the same offset, sent after it,
+        // came back empty while the first one still waits.
+        const probe = await readMessages(tenant.client, topic, 1, { offset: 1, waitMs: 300 });
+        assertStatus(probe, 200);
+        expect(probe.body.messages).toEqual([]);
         expect(settled, "the read must wait while there is no message at the offset").toBe(false);
         const [o] = await produce(tenant.client, topic, [{ value: "wake up", partition: 1 }]);
         expect(o).toEqual({ partition: 1, offset: 1 });
@@ -1030,10 +1041,16 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
     describe("offsets by timestamp: GET /v1/topics/{topic}/offsets", () => {
       it("returns per partition the first offset whose timestamp >= T, and the high watermark when there is none", async () => {
         const topic = await createTopic(tenant.client, { partitions: 3 });
+        // Each request after the clock has passed the previous one's timestamp (as stored), so
+        // that the three get distinct timestamps.
+        const clockPassed = async (partition: number) => {
+          const stored = (await readAll(tenant.client, topic, partition)).at(-1)!.timestamp as number;
+          await until(() => Date.now() > stored, "the clock passes the last stored timestamp");
+        };
         await produce(tenant.client, topic, [0, 0, 0].map((partition, i) => ({ value: `a${i}`, partition })));
-        await sleep(30);
+        await clockPassed(0);
         await produce(tenant.client, topic, [0, 1, 0].map((partition, i) => ({ value: `b${i}`, partition })));
-        await sleep(30);
+        await clockPassed(1);
         await produce(tenant.client, topic, [1].map((partition, i) => ({ value: `c${i}`, partition })));
         const parts = [await readAll(tenant.client, topic, 0), await readAll(tenant.client, topic, 1), await readAll(tenant.client, topic, 2)];
         const hws = await highWatermarks(tenant.client, topic);
@@ -1057,6 +1074,118 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         assertProblem(await tenant.client.get(`${topicPath(topic)}/offsets`, { query: { timestamp: "yesterday" } }), 400, "invalid_request");
         assertProblem(await tenant.client.get(`${topicPath(uniq("missing"))}/offsets`, { query: { timestamp: 0 } }), 404, "topic_not_found");
       });
+    });
+
+    // ---------------------------------------------------------------- refusals found by outside clients
+
+    describe("refusals are 4xx problems, never 5xx (issue 10's examples)", () => {
+      it("a body-less request may carry any Content-Type; a JSON media type with parameters is JSON; other charsets are 415", async () => {
+        for (const type of ["text/plain", "application/x-ndjson", "application/octet-stream", "multipart/form-data"]) {
+          const name = uniq("ct");
+          const res = await tenant.client.request("PUT", topicPath(name), { raw: "", contentType: type });
+          assertStatus(res, 201);
+          expect(res.body).toMatchObject({ name, partitions: 1 });
+        }
+        const topic = await createTopic(tenant.client);
+        for (const [i, type] of ["application/json;", "application/json; charset", "application/json;charset=utf-8;", "APPLICATION/JSON; Charset=UTF-8"].entries()) {
+          const res = await tenant.client.request("PATCH", topicPath(topic), { raw: JSON.stringify({ retentionHours: 10 + i }), contentType: type });
+          assertStatus(res, 200);
+          expect(res.body.retentionHours).toBe(10 + i);
+        }
+        for (const type of ["application/json; charset=latin1", "text/plain", "application/x-ndjson"]) {
+          assertProblem(await tenant.client.request("PATCH", topicPath(topic), { raw: '{"retentionHours":99}', contentType: type }), 415, "unsupported_media_type");
+        }
+        assertProblem(await tenant.client.request("PATCH", topicPath(topic), { raw: '{"retentionHours":99}', contentType: null }), 415, "unsupported_media_type");
+        expect((await tenant.client.get(topicPath(topic))).body.retentionHours).toBe(13);
+      });
+
+      it("U+0000 and unpaired surrogates in strings that reach Postgres are 400 invalid_request, and nothing is stored", async () => {
+        const before = await admin.post("/v1/admin/tenants", { name: uniq("nul-probe") });
+        assertStatus(before, 201);
+        for (const name of ["\u0000", "a\u0000b", "\ud800", "x\udfff"]) {
+          assertProblem(await admin.post("/v1/admin/tenants", { name }), 400, "invalid_request");
+        }
+        assertProblem(await admin.post("/v1/admin/tenants/%00/keys", {}), 400, "invalid_request");
+        assertProblem(await admin.request("POST", "/v1/admin/tenants/%00/keys"), 400, "invalid_request");
+        assertProblem(await admin.delete("/v1/admin/tenants/%00/keys/x"), 400, "invalid_request");
+        assertProblem(await admin.delete(`/v1/admin/tenants/${before.body.tenantId}/keys/%00`), 400, "invalid_request");
+        const topic = await createTopic(tenant.client);
+        for (const value of ["\u0000", "\ud800", "a\u0000"]) {
+          const sub = await tenant.client.put(`${topicPath(topic)}/subscriptions/nul`, { url: "http://127.0.0.1:9/hook", filter: { headers: { h: value } } });
+          assertProblem(sub, 400, "invalid_request");
+          const named = await tenant.client.put(`${topicPath(topic)}/subscriptions/nul`, { url: "http://127.0.0.1:9/hook", filter: { headers: { [value]: "v" } } });
+          assertProblem(named, 400, "invalid_request");
+          const keyed = await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", idempotencyKey: value }] });
+          assertProblem(keyed, 400, "invalid_request");
+        }
+        assertProblem(await tenant.client.get(`${topicPath(topic)}/subscriptions/nul`), 404, "subscription_not_found");
+        expect(await highWatermarks(tenant.client, topic)).toEqual([0]);
+        // A message's key, value and headers are segment bytes, not SQL: U+0000 is an ordinary character there.
+        const [o] = await produce(tenant.client, topic, [{ key: "k\u0000", value: "v\u0000", headers: { "h\u0000": "\u0000" } }]);
+        const [m] = await readAll(tenant.client, topic, o.partition);
+        expect(m).toMatchObject({ key: "k\u0000", value: "v\u0000", headers: { "h\u0000": "\u0000" } });
+      });
+
+      it("a problem's type resolves on the service to the documentation of its code", async () => {
+        const problem = assertProblem(await tenant.client.get(topicPath(uniq("missing"))), 404, "topic_not_found");
+        expect(problem.type).toBe("/problems/topic_not_found");
+        const doc = await anon.get(problem.type);
+        assertStatus(doc, 200);
+        expect(doc.body).toMatchObject({ code: "topic_not_found", status: 404, type: problem.type });
+        expect(doc.body.description).toEqual(expect.any(String));
+        const all = await anon.get("/problems");
+        assertStatus(all, 200);
+        const codes = (all.body.problems as { code: string }[]).map((p) => p.code);
+        expect(codes).toEqual(expect.arrayContaining(["invalid_request", "unsupported_media_type", "topic_not_found", "service_unavailable"]));
+        for (const code of codes) assertStatus(await anon.get(`/problems/${code}`), 200);
+        assertProblem(await anon.get("/problems/no_such_code"), 404, "not_found");
+      });
+    });
+
+    describe("requests racing a DELETE of their topic end in 2xx or 404, never 5xx", () => {
+      it("10 concurrent produces with idempotency keys, then DELETE of the topic, 40 rounds", async () => {
+        const outcomes = new Map<number, number>();
+        for (let round = 0; round < 40; round++) {
+          const topic = await createTopic(tenant.client, { partitions: 2 });
+          const produces = Array.from({ length: 10 }, (_, i) =>
+            tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: `v${i}`, idempotencyKey: `key-${i}` }] }),
+          );
+          const deleted = tenant.client.delete(topicPath(topic));
+          for (const res of await Promise.all(produces)) {
+            if (res.status !== 200) assertProblem(res, 404, "topic_not_found");
+            outcomes.set(res.status, (outcomes.get(res.status) ?? 0) + 1);
+          }
+          assertStatus(await deleted, 204);
+        }
+        expect([...outcomes.keys()].every((s) => s === 200 || s === 404), JSON.stringify([...outcomes])).toBe(true);
+      }, 180_000);
+
+      it("creating groups and subscriptions, receiving, acking and seeking while the topic is deleted, 15 rounds", async () => {
+        for (let round = 0; round < 15; round++) {
+          const topic = await createTopic(tenant.client, { partitions: 2 });
+          const t = topicPath(topic);
+          await produce(tenant.client, topic, [{ value: "a" }, { value: "b", key: "k" }]);
+          assertStatus(await tenant.client.put(`${t}/groups/g`, { startAt: "earliest" }), 201);
+          const received = await tenant.client.post(`${t}/groups/g/receive`, { max: 2 });
+          assertStatus(received, 200);
+          const receipts = (received.body.messages as { receipt: string }[]).map((m) => m.receipt);
+          const racing = [
+            tenant.client.put(`${t}/groups/g2`, {}),
+            tenant.client.put(`${t}/subscriptions/s`, { url: "http://127.0.0.1:9/hook" }),
+            tenant.client.post(`${t}/groups/g/receive`, { max: 5 }),
+            tenant.client.post(`${t}/groups/g/ack`, { receipts }),
+            tenant.client.post(`${t}/groups/g/seek`, { to: "earliest" }),
+            tenant.client.post(`${t}/groups/g/redrive`, {}),
+            tenant.client.post(`${t}/messages`, { messages: [{ value: "c", idempotencyKey: "i" }] }),
+          ];
+          const deleted = tenant.client.delete(t);
+          for (const res of await Promise.all(racing)) {
+            if (res.status >= 400) assertProblem(res, 404);
+          }
+          assertStatus(await deleted, 204);
+        }
+        expect(target!.logs?.() ?? "", "no foreign-key violation reached the log").not.toMatch(/foreign key/i);
+      }, 180_000);
     });
   });
 }

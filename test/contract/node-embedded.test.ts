@@ -3,6 +3,7 @@
 // One server for the HTTP contract, the consumer groups and the webhook subscriptions; the
 // address guard needs a second one, started without the allow-list the first one has.
 import { afterAll } from "vitest";
+import { fuzzSuite, malformedHttpSuite } from "./fuzz.ts";
 import { contractSuite } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
@@ -29,6 +30,8 @@ afterAll(() => shared.stop(), 60_000);
 contractSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
+fuzzSuite(name, shared.start);
+malformedHttpSuite(name, shared.start);
 addressGuardSuite(name, async () => {
   const server = await startNodeServer({ label: "node-embedded-guard" });
   return { baseUrl: server.baseUrl, adminToken: server.adminToken, logs: () => server.logs(), stop: () => server.stop() };

@@ -3,6 +3,7 @@
 // the webhook subscriptions. The address guard is not run here: it is the same code on every
 // Node server whatever the storage, and node-embedded.test.ts runs it on a server of its own.
 import { afterAll } from "vitest";
+import { fuzzSuite, malformedHttpSuite } from "./fuzz.ts";
 import { contractSuite } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { subscriptionsSuite } from "./subscriptions.ts";
@@ -24,3 +25,5 @@ afterAll(() => shared.stop(), 60_000);
 contractSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
+fuzzSuite(name, shared.start);
+malformedHttpSuite(name, shared.start);

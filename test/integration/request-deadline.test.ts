@@ -1,6 +1,6 @@
 // Every request has a server-side deadline (functions/deadline.ts): a request stuck on a
 // dependency that stopped answering is answered with a retryable 503 problem (code
-// request_timeout, Retry-After) and logged with its route, its tenant and what it was waiting
+// deadline_exceeded, Retry-After) and logged with its route, its tenant and what it was waiting
 // on; long-polls get their waitMs on top of the bound. The dependency here is real: s3rver
 // behind a loopback proxy that stops answering segment PUTs, as a hung object store would, or
 // Postgres with a lock another session holds. On the Node server and on the Worker (wrangler dev).
@@ -31,7 +31,7 @@ function logLine(server: Target, route: string): Promise<string> {
     server
       .logs()
       .split("\n")
-      .find((l) => l.includes("request_timeout") && l.includes(route)),
+      .find((l) => l.includes("deadline_exceeded") && l.includes(route)),
   );
 }
 
@@ -79,7 +79,7 @@ describe.each(targets)("request deadline on %s", (name, start) => {
     await db?.drop();
   });
 
-  it("answers a produce stuck on a hung object store 503 request_timeout, and logs where it waited", async () => {
+  it("answers a produce stuck on a hung object store 503 deadline_exceeded, and logs where it waited", async () => {
     expect((await client.post("/v1/topics/orders/messages", { messages: [{ value: "before" }] })).status).toBe(200);
 
     proxy.stall((method, path) => method === "PUT" && path.includes("/segments/"));
@@ -87,7 +87,7 @@ describe.each(targets)("request deadline on %s", (name, start) => {
     expect(stuck.status).toBe(503);
     expect(stuck.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     expect(stuck.headers.get("retry-after")).toBe("1");
-    expect(stuck.body).toMatchObject({ status: 503, code: "request_timeout", timeoutMs: BOUND_MS });
+    expect(stuck.body).toMatchObject({ status: 503, code: "deadline_exceeded", timeoutMs: BOUND_MS });
     expect(proxy.held()).toBe(1);
 
     const line = await logLine(server, "POST /v1/topics/orders/messages");
@@ -102,7 +102,7 @@ describe.each(targets)("request deadline on %s", (name, start) => {
     expect(after.status).toBe(200);
   }, 30_000);
 
-  it("answers a receive stuck behind a database lock 503 request_timeout, and logs the transaction it waited in", async () => {
+  it("answers a receive stuck behind a database lock 503 deadline_exceeded, and logs the transaction it waited in", async () => {
     expect((await client.put("/v1/topics/orders/groups/locked", { startAt: "earliest" })).status).toBe(201);
     // Another session holds the group positions, as a stuck transaction of another instance would.
     const other = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -117,7 +117,7 @@ describe.each(targets)("request deadline on %s", (name, start) => {
       });
       const stuck = await client.post("/v1/topics/orders/groups/locked/receive", { max: 10 }, { allow5xx: true });
       expect(stuck.status).toBe(503);
-      expect(stuck.body).toMatchObject({ code: "request_timeout" });
+      expect(stuck.body).toMatchObject({ code: "deadline_exceeded" });
       const line = await logLine(server, "POST /v1/topics/orders/groups/locked/receive");
       expect(line).toContain(`(tenant ${tenantId})`);
       expect(line).toMatch(/Waiting on: database: in a transaction/);
