@@ -50,9 +50,14 @@ const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (media.charset !== undefined && media.charset !== "utf-8") {
     throw new ReservoirError("unsupported_media_type", `JSON is UTF-8; charset=${media.charset} is not accepted`);
   }
-  if (contentType !== "application/json") c.req.raw = withHeaders(c.req.raw, { "content-type": "application/json" }, true);
+  // Only a Content-Type the route validator would refuse (`application/json;`) is replaced: a
+  // new Request costs Node's fast body read, and nearly every client sends a well-formed one.
+  if (!wellFormedJson.test(contentType!)) c.req.raw = withHeaders(c.req.raw, { "content-type": "application/json" }, true);
   return limitJsonBody(c, next);
 };
+
+/** What @hono/zod-openapi's validator takes for a JSON Content-Type (its jsonRequestRegex). */
+const wellFormedJson = /^application\/json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
 /** The media type (lowercase) and the charset parameter, if well-formed, of a Content-Type. */
 function mediaType(contentType: string | undefined): { type: string | undefined; charset?: string } {

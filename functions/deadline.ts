@@ -18,24 +18,21 @@ import { Waits } from "./waiting-on.ts";
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 65_000;
 
-interface Deadline {
+export interface Deadline {
   /** Moves the deadline to `waitMs` after the bound (once per request, by long-polls). */
   allowWait(waitMs: number): void;
   /** Whether the request has been answered 503 already. */
   readonly expired: boolean;
 }
 
-// Keyed by the request: the routes that long-poll reach their deadline without a typed variable.
-const deadlines = new WeakMap<Request, Deadline>();
-
 /** Whether the request was answered 503 deadline_exceeded already: what it does now, nobody sees. */
 export function pastDeadline(c: Context<AppEnv>): boolean {
-  return deadlines.get(c.req.raw)?.expired ?? false;
+  return c.get("deadline")?.expired ?? false;
 }
 
 /** A long-poll's deadline: its wait plus the bound every request gets. */
 export function allowWait(c: Context<AppEnv>, waitMs: number): void {
-  if (waitMs > 0) deadlines.get(c.req.raw)?.allowWait(waitMs);
+  if (waitMs > 0) c.get("deadline")?.allowWait(waitMs);
 }
 
 export const requestDeadline: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -51,7 +48,9 @@ export const requestDeadline: MiddlewareHandler<AppEnv> = async (c, next) => {
     clearTimeout(timer);
     timer = setTimeout(expire, Math.max(0, started + limitMs - Date.now()));
   };
-  deadlines.set(c.req.raw, {
+  // In the context, not keyed by the Request: middleware may replace c.req.raw (app.ts does
+  // to normalise a Content-Type).
+  c.set("deadline", {
     allowWait(waitMs) {
       limitMs = boundMs + waitMs;
       arm();

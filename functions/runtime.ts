@@ -2,6 +2,7 @@
  * What an entry point injects into the app, per request, as Hono's `env`: the database, the
  * object store, the clock and the instance's shared state. The app imports no runtime module.
  */
+import type { Deadline } from "./deadline.ts";
 import type { Database } from "../storage/metadata/db.ts";
 import type { ObjectStore, StoreCounters } from "../storage/objects/object-store.ts";
 import type { SharedState } from "./instance.ts";
@@ -48,5 +49,5 @@ export type Principal = import("../storage/metadata/tenants.ts").Principal;
 
 export interface AppEnv {
   Bindings: Runtime;
-  Variables: { principal: Principal };
+  Variables: { principal: Principal; deadline: Deadline };
 }

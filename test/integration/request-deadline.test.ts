@@ -150,7 +150,7 @@ describe.each(targets)("request deadline on %s", (name, start) => {
 describe("RESERVOIR_REQUEST_TIMEOUT_MS", () => {
   it("that is not a positive number of milliseconds stops the Node server at start, naming it", async () => {
     await expect(startNodeServer({ label: "bad-deadline", env: { RESERVOIR_REQUEST_TIMEOUT_MS: "soon" } })).rejects.toThrow(
-      /RESERVOIR_REQUEST_TIMEOUT_MS must be a number of milliseconds above 0, not 'soon'/,
+      /RESERVOIR_REQUEST_TIMEOUT_MS="soon": must be a whole number/,
     );
   }, 60_000);
 });
