@@ -87,7 +87,7 @@ export class S3ObjectStore implements ObjectStore {
       requestHandler: config.requestHandler,
       // Flexible checksums only where S3 requires one (DeleteObjects). By default (since 3.729)
       // the SDK computes a CRC32 of every upload and validates one on every download. Not
-      // needed here: each segment carries its own CRC32C per run, checked by the reader on
+      // needed here: each segment carries a CRC32C per batch, checked by the reader on
       // every read, ranged ones included (which a whole-object checksum cannot cover), so it
       // is end to end; and the upload's body is still covered by the signed SHA-256 payload
       // hash. Several S3-compatible services also reject the flexible-checksum headers.
