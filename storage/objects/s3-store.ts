@@ -85,11 +85,11 @@ export class S3ObjectStore implements ObjectStore {
       // none, and on Node the entry point chooses (and the tests can see) which chain it is.
       credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : (config.credentials ?? missingCredentials),
       requestHandler: config.requestHandler,
-      // Since 3.729 the SDK adds a CRC32 of every upload (computed in JavaScript: ~10 ms per
-      // 4 MiB segment) and validates one on every download. Only where S3 requires one
-      // (DeleteObjects). Each segment carries its own CRC32C per run, checked by the reader
-      // on every (ranged) read, which is end to end where a whole-object checksum cannot be
-      // for ranged reads; the upload's body is still covered by the signed SHA-256 payload
+      // Flexible checksums only where S3 requires one (DeleteObjects). By default (since 3.729)
+      // the SDK computes a CRC32 of every upload and validates one on every download. Not
+      // needed here: each segment carries a CRC32C per batch, checked by the reader on
+      // every read, ranged ones included (which a whole-object checksum cannot cover), so it
+      // is end to end; and the upload's body is still covered by the signed SHA-256 payload
       // hash. Several S3-compatible services also reject the flexible-checksum headers.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
