@@ -12,7 +12,7 @@
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { GetObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
-import { nodeS3RequestHandler, nodeS3Store } from "../functions/node-s3.ts";
+import { nodeS3RequestHandler, nodeS3Store } from "../functions/runtime/node/s3.ts";
 import { startS3Process } from "./lib/stack.ts";
 
 const { values: args } = parseArgs({

@@ -12,7 +12,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { nodeS3Store } from "../functions/node-s3.ts";
+import { nodeS3Store } from "../functions/runtime/node/s3.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
 import { startS3Process } from "./lib/stack.ts";
 

@@ -3,7 +3,7 @@
  * variable names on Node and Workers, read through one zod schema. A value that does not parse
  * (a non-numeric PORT, `RESERVOIR_MAX_BATCH_BYTES=abc`, a negative linger, `S3_FORCE_PATH_STYLE=maybe`)
  * is an error naming the variable: nothing runs on NaN or on a guess. The Node server refuses to
- * start (exit 1); the Worker answers every request 503 naming it (functions/worker.ts).
+ * start (exit 1); the Worker answers every request 503 naming it (functions/runtime/workers/worker.ts).
  *
  * An empty value counts as unset (so `PORT=` takes the default), as in most deployment tools.
  */

@@ -43,7 +43,13 @@ export const requestDeadline: MiddlewareHandler<AppEnv> = async (c, next) => {
   let limitMs = boundMs;
   let isExpired = false;
   let expire!: () => void;
-  const expired = new Promise<"expired">((resolve) => (expire = () => ((isExpired = true), resolve("expired"))));
+  // (Promise.withResolvers is not in Node 20.)
+  const expired = new Promise<"expired">((resolve) => {
+    expire = () => {
+      isExpired = true;
+      resolve("expired");
+    };
+  });
   const arm = () => {
     clearTimeout(timer);
     timer = setTimeout(expire, Math.max(0, started + limitMs - Date.now()));

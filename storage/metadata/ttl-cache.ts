@@ -4,7 +4,7 @@
  *
  * Backed by lru-cache: at `maxEntries` the least recently used entry goes, not the whole cache.
  * Concurrent misses of one key each load on their own on purpose: on Workers a load runs on the
- * calling request's database client, which no other request may await (functions/worker.ts).
+ * calling request's database client, which no other request may await (functions/runtime/workers/worker.ts).
  */
 import { LRUCache } from "lru-cache";
 

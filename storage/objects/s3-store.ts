@@ -5,7 +5,7 @@
  * credential refresh and the addressing rules of each service come from the SDK.
  *
  * The runtime pieces are injected by the entry point, so this module needs none: on Node a
- * keep-alive NodeHttpHandler and the AWS default credential chain (functions/node-s3.ts), on
+ * keep-alive NodeHttpHandler and the AWS default credential chain (functions/runtime/node/s3.ts), on
  * Workers the fetch handler.
  *
  * Every failure of the service (network, 5xx, throttling after the retries, refused
@@ -19,6 +19,7 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -176,7 +177,7 @@ export class S3ObjectStore implements ObjectStore {
   async deleteMany(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
-      let errors;
+      let errors: { Key?: string; Code?: string; Message?: string }[];
       try {
         const res = await this.client.send(
           new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true } }),
@@ -196,7 +197,7 @@ export class S3ObjectStore implements ObjectStore {
   async list(prefix: string, options: { startAfter?: string; limit?: number } = {}): Promise<ListPage> {
     const limit = options.limit ?? 1000;
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`invalid list limit: ${limit}`);
-    let res;
+    let res: ListObjectsV2CommandOutput;
     try {
       res = await this.client.send(
         new ListObjectsV2Command({

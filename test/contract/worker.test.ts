@@ -1,4 +1,4 @@
-// Contract target (c): the Cloudflare Worker (functions/worker.ts) under `wrangler dev` in local
+// Contract target (c): the Cloudflare Worker (functions/runtime/workers/worker.ts) under `wrangler dev` in local
 // mode (workerd, offline, 127.0.0.1), on a fresh Postgres database and a real S3-compatible server
 // (s3rver): the shared HTTP contract, consumer-group and webhook-subscription suites, and the
 // webhook address guard on a second stack without the allow-list. Plus what is specific to Workers:

@@ -46,7 +46,7 @@ describe("bench call timeouts", () => {
       name: "nats-jetstream",
       settings: {},
       setup: async () => {},
-      publish: (count, _payload, options = {}) =>
+      publish: (_count, _payload, options = {}) =>
         new Promise(() => {
           for (let i = 0; i < 3; i++) options.onAck?.(i);
         }),

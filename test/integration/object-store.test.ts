@@ -5,11 +5,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { FolderObjectStore } from "../../storage/objects/folder-store.ts";
+import { FolderObjectStore } from "../../functions/runtime/node/folder-store.ts";
 import { ObjectExistsError, ObjectNotFoundError, type ObjectStore } from "../../storage/objects/object-store.ts";
 import { ReservoirError } from "../../storage/errors.ts";
 import { S3ObjectStore, type S3StoreConfig } from "../../storage/objects/s3-store.ts";
-import { nodeS3Store } from "../../functions/node-s3.ts";
+import { nodeS3Store } from "../../functions/runtime/node/s3.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
 
 interface Backend {

@@ -7,9 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createAddressGuard, type AddressGuard } from "../../functions/push/address-guard.ts";
-import { nodeResolver } from "../../functions/push/resolve-node.ts";
+import { nodeResolver } from "../../functions/runtime/node/resolve.ts";
 import { fetchTransport } from "../../functions/push/transport-fetch.ts";
-import { nodeTransport } from "../../functions/push/transport-node.ts";
+import { nodeTransport } from "../../functions/runtime/node/webhook-transport.ts";
 import type { WebhookRequest, WebhookTransport } from "../../functions/push/transport.ts";
 
 interface Received {

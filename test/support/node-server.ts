@@ -1,5 +1,5 @@
-// Starts the Node server (`functions/node.ts`) as a real child process, so that `kill("SIGKILL")`
-// is a real kill -9. The child runs `node --import tsx functions/node.ts` directly (not through
+// Starts the Node server (`functions/runtime/node/server.ts`) as a real child process, so that `kill("SIGKILL")`
+// is a real kill -9. The child runs `node --import tsx functions/runtime/node/server.ts` directly (not through
 // npx, whose wrapper process would survive a kill of the server).
 
 import { spawn, type ChildProcess } from "node:child_process";
@@ -134,8 +134,8 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
   function spawnOnce(): void {
     starts++;
     exitInfo = null;
-    append(`\n===== [${label}] start #${starts}: node --import tsx functions/node.ts (port ${port}, data dir ${dataDir}) =====\n`);
-    const c = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "functions/node.ts"], {
+    append(`\n===== [${label}] start #${starts}: node --import tsx functions/runtime/node/server.ts (port ${port}, data dir ${dataDir}) =====\n`);
+    const c = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "functions/runtime/node/server.ts"], {
       cwd: repoRoot,
       env,
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,4 +1,4 @@
-// Runs the Worker (functions/worker.ts) under `wrangler dev` in local mode: workerd on this
+// Runs the Worker (functions/runtime/workers/worker.ts) under `wrangler dev` in local mode: workerd on this
 // machine, offline, listening on 127.0.0.1 only.
 //
 // - The Worker is bundled once, up front, with the same command as `npm run build`

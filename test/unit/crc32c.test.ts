@@ -2,7 +2,7 @@ import { crc32c as awsCrc32c } from "@aws-crypto/crc32c";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { crc32c, crc32cJs, useNativeCrc32c } from "../../storage/segment/crc32c.ts";
-import { nativeCrc32c } from "../../functions/native-crc32c.ts";
+import { nativeCrc32c } from "../../functions/runtime/node/native-crc32c.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 

@@ -9,7 +9,7 @@
  * Partitions do not apply: Reservoir writes one segment per flush for all partitions of a
  * tenant, so the baseline packs every message into the same stream of objects.
  */
-import { nodeS3Store } from "../../../functions/node-s3.ts";
+import { nodeS3Store } from "../../../functions/runtime/node/s3.ts";
 import type { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { startS3Process } from "../../lib/stack.ts";
 import { Unavailable, type CostCounters, type Payloads, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";

@@ -1,12 +1,12 @@
 /**
- * The S3 store's Node pieces, injected by functions/node.ts (the core imports no runtime): a
+ * The S3 store's Node pieces, injected by functions/runtime/node/server.ts (the core imports no runtime): a
  * NodeHttpHandler on keep-alive agents, and the AWS default credential chain when no static
  * keys are configured.
  */
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { S3ObjectStore, type S3StoreConfig } from "../storage/objects/s3-store.ts";
+import { S3ObjectStore, type S3StoreConfig } from "../../../storage/objects/s3-store.ts";
 import { awsDefaultCredentials } from "./aws-credentials.ts";
 
 /**

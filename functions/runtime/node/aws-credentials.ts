@@ -3,7 +3,7 @@
  * SSO, web identity, ECS and EC2 roles), loaded on first use; the SDK's provider caches the
  * keys and the S3 client asks again shortly before temporary ones expire.
  */
-import type { S3Credentials } from "../storage/objects/s3-store.ts";
+import type { S3Credentials } from "../../../storage/objects/s3-store.ts";
 
 export function awsDefaultCredentials(): () => Promise<S3Credentials> {
   let provider: (() => Promise<S3Credentials>) | undefined;

@@ -3,7 +3,7 @@
  * search domains apply), every address, in the order it gives them.
  */
 import { lookup } from "node:dns/promises";
-import type { Resolver } from "./address-guard.ts";
+import type { Resolver } from "../../push/address-guard.ts";
 
 export const nodeResolver: Resolver = async (hostname) => {
   const answers = await lookup(hostname, { all: true, verbatim: true });

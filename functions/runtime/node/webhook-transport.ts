@@ -6,10 +6,10 @@
 import { lookup as dnsLookup } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import { Agent, request } from "undici";
-import { ReservoirError } from "../../storage/errors.ts";
-import type { AddressGuard } from "./address-guard.ts";
-import type { WebhookTransport } from "./transport.ts";
-import { MAX_RESPONSE_BYTES, failure } from "./transport-fetch.ts";
+import { ReservoirError } from "../../../storage/errors.ts";
+import type { AddressGuard } from "../../push/address-guard.ts";
+import type { WebhookTransport } from "../../push/transport.ts";
+import { MAX_RESPONSE_BYTES, failure } from "../../push/transport-fetch.ts";
 
 const KEEP_ALIVE_MS = 30_000;
 

@@ -1,5 +1,5 @@
 /**
- * The Cloudflare Worker entry: the same Hono app as functions/node.ts, on workerd.
+ * The Cloudflare Worker entry: the same Hono app as functions/runtime/node/server.ts, on workerd.
  *
  * Configuration comes from vars and secrets with the names of API.md "Configuration":
  * DATABASE_URL or a Hyperdrive binding named HYPERDRIVE, S3_* (R2 through its S3 API, or any
@@ -61,27 +61,27 @@
  *    sweeps retries and backlog for RESERVOIR_SWEEP_SECONDS. Workerd offers no LISTEN.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { describeError } from "../storage/errors.ts";
+import { describeError } from "../../../storage/errors.ts";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { createApp } from "./app.ts";
-import { ConfigError, readConfig, type Config } from "./config.ts";
-import { problemResponse } from "./problem.ts";
-import { createSharedState, type SharedState } from "./instance.ts";
-import type { Runtime } from "./runtime.ts";
-import { translateFailures, type Database } from "../storage/metadata/db.ts";
-import { migrate } from "../storage/metadata/migrate.ts";
-import { receiptKey } from "../storage/metadata/settings.ts";
-import { ReceiptSigner } from "../storage/groups/receipts.ts";
-import { countingStore, type ObjectStore } from "../storage/objects/object-store.ts";
-import { S3ObjectStore } from "../storage/objects/s3-store.ts";
+import { createApp } from "../../app.ts";
+import { ConfigError, readConfig, type Config } from "../../config.ts";
+import { problemResponse } from "../../problem.ts";
+import { createSharedState, type SharedState } from "../../instance.ts";
+import type { Runtime } from "../../runtime.ts";
+import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
+import { migrate } from "../../../storage/metadata/migrate.ts";
+import { receiptKey } from "../../../storage/metadata/settings.ts";
+import { ReceiptSigner } from "../../../storage/groups/receipts.ts";
+import { countingStore, type ObjectStore } from "../../../storage/objects/object-store.ts";
+import { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
-import { pruneAttempts } from "../storage/subscriptions/delivery-log.ts";
-import { createAddressGuard, type AddressGuard } from "./push/address-guard.ts";
-import { Dispatcher } from "./push/dispatcher.ts";
-import { dohResolver } from "./push/resolve-doh.ts";
-import { fetchTransport } from "./push/transport-fetch.ts";
-import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "./waiting-on.ts";
+import { pruneAttempts } from "../../../storage/subscriptions/delivery-log.ts";
+import { createAddressGuard, type AddressGuard } from "../../push/address-guard.ts";
+import { Dispatcher } from "../../push/dispatcher.ts";
+import { dohResolver } from "../../push/resolve-doh.ts";
+import { fetchTransport } from "../../push/transport-fetch.ts";
+import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
 
 /** A Hyperdrive binding (only the part used here). */
 interface Hyperdrive {

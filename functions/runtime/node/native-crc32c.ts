@@ -3,7 +3,7 @@
  * the standard check value before it is trusted. Without a binary for the platform, the
  * JavaScript implementation stays in use.
  */
-import type { Crc32c } from "../storage/segment/crc32c.ts";
+import type { Crc32c } from "../../../storage/segment/crc32c.ts";
 
 export async function nativeCrc32c(): Promise<Crc32c | undefined> {
   try {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { constants, type Dirent } from "node:fs";
 import { access, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { unavailable } from "../errors.ts";
+import { unavailable } from "../../../storage/errors.ts";
 import {
   ObjectExistsError,
   ObjectNotFoundError,
@@ -10,7 +10,7 @@ import {
   type ListPage,
   type ObjectInfo,
   type ObjectStore,
-} from "./object-store.ts";
+} from "../../../storage/objects/object-store.ts";
 
 /** Names of in-progress writes; never valid as a key segment and never listed. */
 const TEMP_PREFIX = ".reservoir-tmp-";

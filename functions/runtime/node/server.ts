@@ -1,0 +1,140 @@
+/**
+ * The Node entry: `npm start`. Embedded default (PGlite and a folder under the data dir), or
+ * Postgres and S3 when DATABASE_URL and S3_* are set. Injects them into the shared app.
+ */
+import { getRequestListener } from "@hono/node-server";
+import { createServer } from "node:http";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { createApp } from "../../app.ts";
+import { ConfigError, readConfig, type Config } from "../../config.ts";
+import { createSharedState } from "../../instance.ts";
+import type { Runtime } from "../../runtime.ts";
+import { newSecret } from "../../../storage/log/ids.ts";
+import { migrate } from "../../../storage/metadata/migrate.ts";
+import { receiptKey } from "../../../storage/metadata/settings.ts";
+import { ReceiptSigner } from "../../../storage/groups/receipts.ts";
+import { FolderObjectStore } from "./folder-store.ts";
+import { countingStore, type ObjectStore } from "../../../storage/objects/object-store.ts";
+import { nodeS3Store } from "./s3.ts";
+import { nativeCrc32c } from "./native-crc32c.ts";
+import { useNativeCrc32c } from "../../../storage/segment/crc32c.ts";
+import { createAddressGuard } from "../../push/address-guard.ts";
+import { startBackgroundDispatch } from "../../push/background.ts";
+import { Dispatcher } from "../../push/dispatcher.ts";
+import { nodeResolver } from "./resolve.ts";
+import { nodeTransport } from "./webhook-transport.ts";
+import { openDatabase } from "./database.ts";
+import { answerParserErrors, requestError } from "./parser-errors.ts";
+import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
+
+const counters = { dbStatements: 0, store: { puts: 0, gets: 0 } };
+
+function openStore(config: Config): { store: ObjectStore; kind: string } {
+  if (config.s3) {
+    const store = nodeS3Store(config.s3);
+    return { store, kind: `s3 (${config.s3.endpoint ?? "aws"}/${config.s3.bucket})` };
+  }
+  const dir = join(config.dataDir, "segments");
+  mkdirSync(dir, { recursive: true });
+  return { store: new FolderObjectStore(dir), kind: `folder (${dir})` };
+}
+
+/** Without RESERVOIR_ADMIN_TOKEN: one generated token, kept (mode 600) so restarts keep it. */
+function generatedAdminToken(dataDir: string): string {
+  const file = join(dataDir, "operator-token");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true });
+  const token = newSecret("rsv_op_");
+  writeFileSync(file, token + "\n", { mode: 0o600 });
+  return token;
+}
+
+/** The request whose code runs now, for the deadline's "waiting on" labels (waiting-on.ts). */
+function asyncScope(): RequestScope {
+  const storage = new AsyncLocalStorage<Waits>();
+  return { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
+}
+
+/** The configuration, or exit 1 naming each variable that does not parse (nothing starts). */
+function configOrExit(env: NodeJS.ProcessEnv): Config {
+  try {
+    return readConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`reservoir: not starting, the configuration is invalid:\n${error.problems.map((p) => `  ${p}`).join("\n")}`);
+    process.exit(1);
+  }
+}
+
+export async function main(env = process.env): Promise<void> {
+  const config = configOrExit(env);
+  const scope = asyncScope();
+  const crc = await nativeCrc32c();
+  if (crc) useNativeCrc32c(crc);
+  const database = await openDatabase(config, counters);
+  trackDatabase(database.db, scope);
+  await migrate(database.db);
+  const receipts = new ReceiptSigner(await receiptKey(database.db));
+  const opened = openStore(config);
+  const store = trackStore(countingStore(opened.store, counters.store), scope);
+  const storeKind = opened.kind;
+  const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
+  const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
+  trackShared(shared, scope);
+  const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);
+  const transport = nodeTransport(guard);
+  const dispatcher = new Dispatcher({ transport });
+  const dispatch = await startBackgroundDispatch({ db: database.db, store, cache: shared.cache }, dispatcher, {
+    intervalMs: config.dispatchIntervalMs,
+    listen: database.listen,
+  });
+  const runtime: Runtime = {
+    ...shared,
+    db: database.db,
+    store,
+    clock: { now: () => Date.now() },
+    adminToken,
+    receipts,
+    counters,
+    pollIntervalMs: 100,
+    requestTimeoutMs: config.requestTimeoutMs,
+    scope,
+    guard,
+    push: dispatch.push,
+  };
+  const app = createApp();
+  const listener = getRequestListener((request) => app.fetch(request, runtime), {
+    hostname: config.host,
+    errorHandler: requestError,
+  });
+  const server = createServer(listener);
+  answerParserErrors(server);
+  server.listen(config.port, config.host, () => {
+    console.log(`Reservoir listening on http://localhost:${config.port}`);
+    console.log(`  metadata: ${database.kind}`);
+    console.log(`  segments: ${storeKind}`);
+    console.log(`  checksums: ${crc ? "native CRC32C" : "CRC32C in JavaScript"}`);
+    if (!config.adminToken) {
+      console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset; kept in ${join(config.dataDir, "operator-token")}): ${adminToken}`);
+    }
+  });
+  // Idle keep-alive connections are closed by the client first: Node's default of 5 s lets a
+  // client reuse a connection the server is closing that instant (ECONNRESET/EPIPE on the
+  // client, seen in the benchmark on a loaded machine); 65 s also outlasts the 60 s idle
+  // timeout of common load balancers. Clients that honour the Keep-Alive hint stop at 64 s.
+  server.keepAliveTimeout = 65_000;
+  const shutdown = () => {
+    server.close();
+    // Deliveries in flight get to finish and be settled (bounded by their timeouts).
+    void dispatch
+      .stop()
+      .then(() => transport.close())
+      .finally(() => database.close().finally(() => process.exit(0)));
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+}
+
+await main();
