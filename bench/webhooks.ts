@@ -591,7 +591,8 @@ try {
       if (!arrivedIdx[i]) continue;
       if (ackedWall[i] > 0) afterAck.push(arrivedWall[i] - ackedWall[i]);
       const sec = Math.floor((i - measuredFrom) / rate);
-      (bySecond[sec] ??= []).push(arrivedWall[i] - sentWall[i]);
+      bySecond[sec] ??= [];
+      bySecond[sec].push(arrivedWall[i] - sentWall[i]);
     }
     report.latency = {
       rate,
