@@ -210,7 +210,9 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
           unacked.push(batch);
           continue;
         }
-        batch.forEach((m, i) => acked.set(m.id, { partition: offs[i].partition, offset: offs[i].offset }));
+        batch.forEach((m, i) => {
+          acked.set(m.id, { partition: offs[i].partition, offset: offs[i].offset });
+        });
         if (acked.size >= KILL_AFTER_ACKED_MESSAGES) killNow();
       }
     };
