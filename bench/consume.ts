@@ -39,7 +39,7 @@ import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { checkedCall, preload } from "./lib/preload.ts";
 import { CallTimeout } from "./lib/timeout.ts";
-import { latencySummary, requestJson } from "./lib/http-json.ts";
+import { latencySummary, requestJson, type JsonResponse } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
@@ -160,7 +160,7 @@ try {
   await Promise.all(
     Array.from({ length: consumers }, async (_, consumer) => {
       while (ackedDistinct < total && performance.now() < deadline) {
-        let r;
+        let r: JsonResponse;
         try {
           r = await requestJson(agent, "POST", receiveUrl, auth, receiveBody);
         } catch (err) {
@@ -216,7 +216,7 @@ try {
           }
         }
         const receipts = messages.map((m) => m.receipt as string);
-        let a;
+        let a: JsonResponse;
         try {
           a = await requestJson(agent, "POST", ackUrl, auth, { receipts });
         } catch (err) {

@@ -355,7 +355,7 @@ try {
   };
   /** The subscription's view once nothing is in flight and nothing lags (at most 5 s). */
   const settledView = async (topic: string, name: string) => {
-    let view;
+    let view: any;
     for (const end = performance.now() + 5000; ; await sleep(100)) {
       view = await call("GET", `/v1/topics/${topic}/subscriptions/${name}`, auth);
       if ((view.lag === 0 && view.inFlight === 0) || performance.now() > end) break;
