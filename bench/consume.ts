@@ -77,7 +77,7 @@ if (size < ID_DIGITS + 1) throw new Error(`--size must be at least ${ID_DIGITS +
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const count = (m: Map<string, number>, k: string | number) => m.set(String(k), (m.get(String(k)) ?? 0) + 1);
-const valueOf = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
+const messageValue = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
 const keyOf = (i: number) => (keys > 0 ? `k${i % keys}` : undefined);
 
 // Which server code ran: HEAD plus a hash of uncommitted changes to it (others edit it meanwhile).
@@ -100,7 +100,7 @@ try {
 
   // Preload: requests of 1,000 messages, a few at once.
   const m0 = await metrics();
-  const preloadSeconds = await preload(call, auth, "bench", { total, partitions, concurrency: produceConcurrency, valueOf, keyOf });
+  const preloadSeconds = await preload(call, auth, "bench", { total, partitions, concurrency: produceConcurrency, valueOf: messageValue, keyOf });
   const m1 = await metrics();
 
   await call("PUT", "/v1/topics/bench/groups/g", auth, { startAt: "earliest", ordering });

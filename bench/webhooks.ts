@@ -400,8 +400,8 @@ try {
   // Phase 1: deliveries per second, from a preloaded backlog.
   if (phases.has("max")) {
     await call("PUT", "/v1/topics/backlog", auth, { partitions });
-    const valueOf = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
-    const preloadSeconds = await preload(call, auth, "backlog", { total, partitions, concurrency: produceConcurrency, valueOf, keyOf });
+    const messageValue = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
+    const preloadSeconds = await preload(call, auth, "backlog", { total, partitions, concurrency: produceConcurrency, valueOf: messageValue, keyOf });
     progress(`preloaded ${total} messages in ${preloadSeconds.toFixed(1)} s; subscribing (startAt earliest)`);
 
     const seen = new Uint8Array(total);
@@ -409,7 +409,7 @@ try {
     let keyOutOfOrder = 0;
     const route = sink.route("/max", ({ body, first }) => {
       const i = typeof body.value === "string" ? Number(body.value.slice(0, ID_DIGITS)) : NaN;
-      if (!Number.isInteger(i) || i < 0 || i >= total || body.value !== valueOf(i)) return `unexpected value ${String(body.value).slice(0, 40)}`;
+      if (!Number.isInteger(i) || i < 0 || i >= total || body.value !== messageValue(i)) return `unexpected value ${String(body.value).slice(0, 40)}`;
       if (body.key !== keyOf(i)) return `message ${i}: key ${body.key}, expected ${keyOf(i)}`;
       if (body.topic !== "backlog") return `message ${i}: topic ${body.topic}`;
       if (first) {
