@@ -275,7 +275,7 @@ try {
   };
   const { view, parts, lag, inFlight } = await groupView();
   // Lag left over once everything is acked: does it settle by itself? (Nothing is sent meanwhile.)
-  const later = lag !== 0 ? (await sleep(3000), await groupView()) : undefined;
+  const later = lag !== 0 ? await sleep(3000).then(() => groupView()) : undefined;
   // The counter is postgres.js's debug hook: an embedded (PGlite) server counts nothing.
   const statements = after.db.statements - before.db.statements;
   const counted = statements > 0 || received === 0;
