@@ -27,7 +27,7 @@ interface Ack {
 describe("two Node servers sharing one Postgres database and one S3 bucket", () => {
   let db: FreshDatabase | undefined;
   let s3: S3Server | undefined;
-  let servers: NodeServer[] = [];
+  const servers: NodeServer[] = [];
   let clients: Api[] = [];
   const topic = "shared-log";
   const acked = new Map<string, Ack>();
