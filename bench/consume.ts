@@ -39,7 +39,7 @@ import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { checkedCall, preload } from "./lib/preload.ts";
 import { CallTimeout } from "./lib/timeout.ts";
-import { latencySummary, requestJson } from "./lib/http-json.ts";
+import { latencySummary, requestJson, type JsonResponse } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
@@ -77,7 +77,7 @@ if (size < ID_DIGITS + 1) throw new Error(`--size must be at least ${ID_DIGITS +
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const count = (m: Map<string, number>, k: string | number) => m.set(String(k), (m.get(String(k)) ?? 0) + 1);
-const valueOf = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
+const messageValue = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
 const keyOf = (i: number) => (keys > 0 ? `k${i % keys}` : undefined);
 
 // Which server code ran: HEAD plus a hash of uncommitted changes to it (others edit it meanwhile).
@@ -100,7 +100,7 @@ try {
 
   // Preload: requests of 1,000 messages, a few at once.
   const m0 = await metrics();
-  const preloadSeconds = await preload(call, auth, "bench", { total, partitions, concurrency: produceConcurrency, valueOf, keyOf });
+  const preloadSeconds = await preload(call, auth, "bench", { total, partitions, concurrency: produceConcurrency, valueOf: messageValue, keyOf });
   const m1 = await metrics();
 
   await call("PUT", "/v1/topics/bench/groups/g", auth, { startAt: "earliest", ordering });
@@ -160,7 +160,7 @@ try {
   await Promise.all(
     Array.from({ length: consumers }, async (_, consumer) => {
       while (ackedDistinct < total && performance.now() < deadline) {
-        let r;
+        let r: JsonResponse;
         try {
           r = await requestJson(agent, "POST", receiveUrl, auth, receiveBody);
         } catch (err) {
@@ -216,7 +216,7 @@ try {
           }
         }
         const receipts = messages.map((m) => m.receipt as string);
-        let a;
+        let a: JsonResponse;
         try {
           a = await requestJson(agent, "POST", ackUrl, auth, { receipts });
         } catch (err) {
@@ -275,7 +275,7 @@ try {
   };
   const { view, parts, lag, inFlight } = await groupView();
   // Lag left over once everything is acked: does it settle by itself? (Nothing is sent meanwhile.)
-  const later = lag !== 0 ? (await sleep(3000), await groupView()) : undefined;
+  const later = lag !== 0 ? await sleep(3000).then(() => groupView()) : undefined;
   // The counter is postgres.js's debug hook: an embedded (PGlite) server counts nothing.
   const statements = after.db.statements - before.db.statements;
   const counted = statements > 0 || received === 0;

@@ -355,7 +355,7 @@ try {
   };
   /** The subscription's view once nothing is in flight and nothing lags (at most 5 s). */
   const settledView = async (topic: string, name: string) => {
-    let view;
+    let view: any;
     for (const end = performance.now() + 5000; ; await sleep(100)) {
       view = await call("GET", `/v1/topics/${topic}/subscriptions/${name}`, auth);
       if ((view.lag === 0 && view.inFlight === 0) || performance.now() > end) break;
@@ -400,8 +400,8 @@ try {
   // Phase 1: deliveries per second, from a preloaded backlog.
   if (phases.has("max")) {
     await call("PUT", "/v1/topics/backlog", auth, { partitions });
-    const valueOf = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
-    const preloadSeconds = await preload(call, auth, "backlog", { total, partitions, concurrency: produceConcurrency, valueOf, keyOf });
+    const messageValue = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
+    const preloadSeconds = await preload(call, auth, "backlog", { total, partitions, concurrency: produceConcurrency, valueOf: messageValue, keyOf });
     progress(`preloaded ${total} messages in ${preloadSeconds.toFixed(1)} s; subscribing (startAt earliest)`);
 
     const seen = new Uint8Array(total);
@@ -409,7 +409,7 @@ try {
     let keyOutOfOrder = 0;
     const route = sink.route("/max", ({ body, first }) => {
       const i = typeof body.value === "string" ? Number(body.value.slice(0, ID_DIGITS)) : NaN;
-      if (!Number.isInteger(i) || i < 0 || i >= total || body.value !== valueOf(i)) return `unexpected value ${String(body.value).slice(0, 40)}`;
+      if (!Number.isInteger(i) || i < 0 || i >= total || body.value !== messageValue(i)) return `unexpected value ${String(body.value).slice(0, 40)}`;
       if (body.key !== keyOf(i)) return `message ${i}: key ${body.key}, expected ${keyOf(i)}`;
       if (body.topic !== "backlog") return `message ${i}: topic ${body.topic}`;
       if (first) {
@@ -591,7 +591,8 @@ try {
       if (!arrivedIdx[i]) continue;
       if (ackedWall[i] > 0) afterAck.push(arrivedWall[i] - ackedWall[i]);
       const sec = Math.floor((i - measuredFrom) / rate);
-      (bySecond[sec] ??= []).push(arrivedWall[i] - sentWall[i]);
+      bySecond[sec] ??= [];
+      bySecond[sec].push(arrivedWall[i] - sentWall[i]);
     }
     report.latency = {
       rate,

@@ -15,7 +15,7 @@ const COLORS: Record<string, string> = {
   "s3-put-baseline": "#7f7f7f",
 };
 
-const escape = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+const escapeXml = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 const fmt = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(x >= 10_000 ? 0 : 1)}k` : x >= 10 ? x.toFixed(0) : x.toFixed(1));
 
 interface Bar {
@@ -32,17 +32,17 @@ function panel(title: string, unit: string, bars: Bar[], x: number, y: number, w
   const labelW = 150;
   const barW = width - labelW - 140;
   const max = Math.max(1e-9, ...bars.map((b) => b.extra ?? b.value));
-  let svg = `<text x="${x}" y="${y + 14}" font-size="13" font-weight="bold">${escape(title)}</text>`;
+  let svg = `<text x="${x}" y="${y + 14}" font-size="13" font-weight="bold">${escapeXml(title)}</text>`;
   bars.forEach((b, i) => {
     const top = y + 24 + i * rowH;
     const w = (b.value / max) * barW;
-    svg += `<text x="${x + labelW - 6}" y="${top + 12}" font-size="11" text-anchor="end">${escape(b.label)}</text>`;
+    svg += `<text x="${x + labelW - 6}" y="${top + 12}" font-size="11" text-anchor="end">${escapeXml(b.label)}</text>`;
     if (b.extra !== undefined) {
       svg += `<rect x="${x + labelW}" y="${top + 2}" width="${(b.extra / max) * barW}" height="${rowH - 5}" fill="${b.color}" opacity="0.35"/>`;
     }
     svg += `<rect x="${x + labelW}" y="${top + 2}" width="${w}" height="${rowH - 5}" fill="${b.color}"/>`;
     const text = b.extra !== undefined ? `${fmt(b.value)} / ${fmt(b.extra)} ${unit}` : `${fmt(b.value)} ${unit}`;
-    svg += `<text x="${x + labelW + Math.max(w, b.extra !== undefined ? (b.extra / max) * barW : 0) + 4}" y="${top + 12}" font-size="10">${escape(text)}</text>`;
+    svg += `<text x="${x + labelW + Math.max(w, b.extra !== undefined ? (b.extra / max) * barW : 0) + 4}" y="${top + 12}" font-size="10">${escapeXml(text)}</text>`;
   });
   return { svg, height: 30 + bars.length * rowH };
 }
@@ -77,7 +77,7 @@ export function chartPng(runs: RunResult[], caption: string): Buffer {
   const width = 20 + workloads.length * colW;
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="22" font-size="15" font-weight="bold">${escape(caption)}</text>
+<text x="10" y="22" font-size="15" font-weight="bold">${escapeXml(caption)}</text>
 ${body}</svg>`;
   return new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans" } }).render().asPng();
 }

@@ -1,5 +1,5 @@
 /** JSON requests over a keep-alive agent, timed: for benchmarks that need response bodies. */
-import { Agent, request } from "node:http";
+import { type Agent, request } from "node:http";
 import { percentile } from "./load.ts";
 import { CALL_TIMEOUT_MS, CallTimeout, withTimeout } from "./timeout.ts";
 

@@ -1,5 +1,5 @@
 /** A closed-loop HTTP load generator on keep-alive sockets, with latency percentiles. */
-import { Agent, request } from "node:http";
+import { type Agent, request } from "node:http";
 import { CALL_TIMEOUT_MS, CallTimeout, withTimeout } from "./timeout.ts";
 
 export interface LoadResult {

@@ -2,7 +2,7 @@
  * Reads a produce body once (JSON or ndjson) and validates it. Checks run cheapest first so
  * that a refused request costs little: media type, size while reading, syntax, count, shape.
  */
-import { z } from "@hono/zod-openapi";
+import type { z } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
 import { limits, MessageIn, ProduceBody } from "../schemas.ts";
 

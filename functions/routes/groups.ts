@@ -1,5 +1,5 @@
 /** Consumer groups: lease-based receive, ack/nack/extend, seek, redrive, and the group view. */
-import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
 import { ensureGroup, type Group as StoredGroup } from "../../storage/groups/groups.ts";

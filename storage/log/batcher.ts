@@ -8,7 +8,7 @@ import { rangeKey, type BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
-import { commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
+import { commitSegment, type AssignedOffset, type CommitRun, type Committed } from "./commit.ts";
 import { newSegmentId, segmentObjectKey } from "./ids.ts";
 import { LatencyHistogram } from "./latency-histogram.ts";
 
@@ -191,7 +191,7 @@ export class Batcher {
       } catch (error) {
         throw unavailable("the object store did not accept the segment; retry the request", error);
       }
-      let committed;
+      let committed: Committed;
       const committing = now();
       try {
         this.stats.commits++;

@@ -224,15 +224,15 @@ async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promi
   const claims: Claims = { fresh: new Set(), previous: new Map(), alias: new Map() };
   /** "topicId:key" (unambiguous: a topic id holds no ':') → its first occurrence. */
   const first = new Map<string, { topicId: number; key: string; at: string }>();
-  commit.runs.forEach((run, r) =>
+  commit.runs.forEach((run, r) => {
     run.idempotencyKeys.forEach((key, i) => {
       if (key === undefined) return;
       const id = `${run.topicId}:${key}`;
       const seen = first.get(id);
       if (seen) claims.alias.set(`${r}:${i}`, seen.at);
       else first.set(id, { topicId: run.topicId, key, at: `${r}:${i}` });
-    }),
-  );
+    });
+  });
   if (first.size === 0) return claims;
 
   const expiresAt = new Date(commit.now + IDEMPOTENCY_WINDOW_MS).toISOString();

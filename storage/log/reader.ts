@@ -9,7 +9,7 @@ import { rows } from "../metadata/db.ts";
 import { segmentIndex, segments } from "../metadata/schema.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
-import { BatchCache, rangeKey } from "./batch-cache.ts";
+import { type BatchCache, rangeKey } from "./batch-cache.ts";
 
 export interface ReadIo {
   /** A database, or the transaction a caller reads within. */

@@ -58,7 +58,10 @@ const prepared = new WeakMap<Database, ReturnType<typeof keyByHash>>();
 /** The principal a presented key stands for, or null. Looked up by hash, never by secret. */
 export async function authenticate(db: Database, presented: string): Promise<Principal | null> {
   let query = prepared.get(db);
-  if (!query) prepared.set(db, (query = keyByHash(db)));
+  if (!query) {
+    query = keyByHash(db);
+    prepared.set(db, query);
+  }
   const found = await query.execute({ hash: sha256Hex(presented) });
   return found.length ? { ...found[0], scopes: found[0].scopes as Scope[] } : null;
 }

@@ -64,8 +64,14 @@ export interface StoreCounters {
 /** `store`, counting its PUTs and GETs into `counters`. */
 export function countingStore(store: ObjectStore, counters: StoreCounters): ObjectStore {
   return {
-    put: (key, body) => (counters.puts++, store.put(key, body)),
-    get: (key, range) => (counters.gets++, store.get(key, range)),
+    put: (key, body) => {
+      counters.puts++;
+      return store.put(key, body);
+    },
+    get: (key, range) => {
+      counters.gets++;
+      return store.get(key, range);
+    },
     head: (key) => store.head(key),
     delete: (key) => store.delete(key),
     deleteMany: (keys) => store.deleteMany(keys),

@@ -51,7 +51,8 @@ export function crc32c(bytes: Uint8Array, initial = 0): number {
 
 /** The JavaScript implementation (slice-by-8). */
 export function crc32cJs(bytes: Uint8Array, initial = 0): number {
-  const t = (table ??= buildTable());
+  table ??= buildTable();
+  const t = table;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let crc = ~initial;
   const n = bytes.length;

@@ -223,8 +223,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const deref = (x: any) => (x && typeof x.$ref === "string" ? resolve(x.$ref) : x);
         // Every local $ref resolves.
         const walk = (node: unknown, at: string) => {
-          if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${at}/${i}`));
-          else if (node && typeof node === "object") {
+          if (Array.isArray(node)) {
+            node.forEach((v, i) => {
+              walk(v, `${at}/${i}`);
+            });
+          } else if (node && typeof node === "object") {
             for (const [k, v] of Object.entries(node)) {
               if (k === "$ref" && typeof v === "string" && v.startsWith("#") && resolve(v) === undefined) problems.push(`${at}: unresolvable $ref ${v}`);
               walk(v, `${at}/${k}`);
@@ -669,7 +672,9 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const first = await produce(tenant.client, topic, keys.map((key) => ({ key, value: `1-${key}` })));
         const second = await produce(tenant.client, topic, [...keys].reverse().map((key) => ({ key, value: `2-${key}` })));
         const partitionOf = new Map(keys.map((k, i) => [k, first[i].partition]));
-        [...keys].reverse().forEach((k, i) => expect(second[i].partition, `key ${k}`).toBe(partitionOf.get(k)));
+        [...keys].reverse().forEach((k, i) => {
+          expect(second[i].partition, `key ${k}`).toBe(partitionOf.get(k));
+        });
         const third = await produce(tenant.client, topic, [{ key: "user-3", value: "3a" }, { key: "user-3", value: "3b" }]);
         expect(third[0].partition).toBe(partitionOf.get("user-3"));
         expect(third[1]).toEqual({ partition: third[0].partition, offset: third[0].offset + 1 });
@@ -938,7 +943,9 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         res = await readMessages(tenant.client, topic, 0, { offset: 3, limit: 15 });
         const msgs = res.body.messages as Msg[];
         expect(msgs.map((m) => m.value)).toEqual(Array.from({ length: 15 }, (_, i) => `v${i + 3}`));
-        msgs.forEach((m, i) => expectMessageShape(m, topic, 0, i + 3));
+        msgs.forEach((m, i) => {
+          expectMessageShape(m, topic, 0, i + 3);
+        });
         expect(res.body.nextOffset).toBe(18);
         res = await readMessages(tenant.client, topic, 0, { offset: 20, limit: 10 });
         expect((res.body.messages as Msg[]).map((m) => m.offset)).toEqual([20, 21, 22, 23, 24]);

@@ -145,7 +145,9 @@ describe("the Worker under wrangler dev: one isolate, many concurrent requests",
     assertStatus(read, 200);
     expect(read.body.highWatermark).toBe(n + 1);
     const byOffset = new Map<number, string>(read.body.messages.map((m: { offset: number; value: string }) => [m.offset, m.value]));
-    responses.forEach((res, i) => expect(byOffset.get(res.body.offsets[0].offset)).toBe(`m-${i}`));
+    responses.forEach((res, i) => {
+      expect(byOffset.get(res.body.offsets[0].offset)).toBe(`m-${i}`);
+    });
 
     const output = stack.logs().slice(logMark);
     for (const failure of isolationFailures) expect(output, "workerd reported a cross-request problem").not.toMatch(failure);

@@ -7,7 +7,7 @@
 
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { api, assertStatus, describeResponse, type Api } from "../support/http.ts";
+import { api, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
@@ -190,7 +190,7 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
           sent.set(m.id, m);
         }
         const body = { messages: batch.map(wire) };
-        let res;
+        let res: ApiResponse;
         try {
           res = await client.post(`/v1/topics/${topic}/messages`, body, { timeoutMs: 20_000 });
         } catch (err) {
@@ -210,7 +210,9 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
           unacked.push(batch);
           continue;
         }
-        batch.forEach((m, i) => acked.set(m.id, { partition: offs[i].partition, offset: offs[i].offset }));
+        batch.forEach((m, i) => {
+          acked.set(m.id, { partition: offs[i].partition, offset: offs[i].offset });
+        });
         if (acked.size >= KILL_AFTER_ACKED_MESSAGES) killNow();
       }
     };

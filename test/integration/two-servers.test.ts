@@ -27,7 +27,7 @@ interface Ack {
 describe("two Node servers sharing one Postgres database and one S3 bucket", () => {
   let db: FreshDatabase | undefined;
   let s3: S3Server | undefined;
-  let servers: NodeServer[] = [];
+  const servers: NodeServer[] = [];
   let clients: Api[] = [];
   const topic = "shared-log";
   const acked = new Map<string, Ack>();
@@ -60,7 +60,9 @@ describe("two Node servers sharing one Postgres database and one S3 bucket", () 
   beforeEach(({ onTestFailed }) => {
     const marks = servers.map((s) => s.logs().length);
     onTestFailed(() => {
-      servers.forEach((s, i) => console.error(`----- output of server ${i === 0 ? "A" : "B"} during the failed test -----\n${s.logs().slice(marks[i]).slice(-20_000)}`));
+      servers.forEach((s, i) => {
+        console.error(`----- output of server ${i === 0 ? "A" : "B"} during the failed test -----\n${s.logs().slice(marks[i]).slice(-20_000)}`);
+      });
     });
   });
 

@@ -75,7 +75,10 @@ describe("the native CRC32C Node hands over", () => {
   it("replaces the JavaScript one once handed over", async () => {
     let calls = 0;
     const native = (await nativeCrc32c())!;
-    useNativeCrc32c((bytes, initial) => (calls++, native(bytes, initial)));
+    useNativeCrc32c((bytes, initial) => {
+      calls++;
+      return native(bytes, initial);
+    });
     expect(crc32c(ascii("123456789"))).toBe(0xe3069283);
     expect(calls).toBe(1);
   });

@@ -102,7 +102,10 @@ export function natsJetStream(options: NatsJetStreamOptions = {}): SystemUnderTe
       const sub = api === "pipelined"
         ? conn.subscribe(`${inbox}.*`, {
             callback: (err, m) => {
-              if (err) return void (failure ??= err);
+              if (err) {
+                failure ??= err;
+                return;
+              }
               const i = Number(m.subject.slice(inbox.length + 1));
               const ack = m.data.length ? (JSON.parse(decoder.decode(m.data)) as { seq?: number; error?: unknown }) : {};
               settle(i, ack.seq ? undefined : new Error(`no PubAck for message ${i}: ${JSON.stringify(ack.error ?? m.headers?.code)}`));

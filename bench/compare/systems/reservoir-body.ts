@@ -15,6 +15,7 @@ const OPEN = Buffer.from('{"value":"');
 const CLOSE = Buffer.from('"}');
 const TAIL = Buffer.from("]}");
 /** Bytes a JSON string cannot hold as they are: controls, quote, backslash, and non-ASCII. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching the control bytes JSON must escape is the point
 const NEEDS_ESCAPING = /[\x00-\x1f"\\\x7f-\xff]/;
 const decoder = new TextDecoder();
 

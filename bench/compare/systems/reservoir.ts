@@ -111,7 +111,8 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
           // that the byte-oriented clients of the other systems do not do.
           if (onMessage) for (const m of messages) onMessage(m.value);
           await call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: messages.map((m) => m.receipt) });
-          if ((acked += messages.length) >= count) allAcked();
+          acked += messages.length;
+          if (acked >= count) allAcked();
         }
       };
       const loops = Promise.all(Array.from({ length: consumers }, loop));

@@ -202,7 +202,8 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   return instance;
 }
 
-type Codec = (value: any) => unknown;
+/** A parser or serializer of postgres.js, as its options hold them. */
+type Codec = Sql["options"]["parsers"][number];
 /**
  * The array types of the database, learnt by the isolate's first client (postgres.js's
  * `fetch_types`) and lent to every later one. postgres.js needs them to bind a JS array to an
