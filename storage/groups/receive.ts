@@ -287,9 +287,16 @@ async function lockFreshPositions(
 ): Promise<FreshPosition[]> {
   const topicId = topic.id;
   const end = sql`gp.frontier + ${budget + FRESH_SCAN_WINDOW}`;
-  const found = await rows<{ partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed }>(
+  type Found = { partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed; version: string; seen: string | null };
+  // `version` is the row locked, `seen` the one of the statement's snapshot. They differ when a
+  // transaction (a seek, say) changed the position after the snapshot and committed before the
+  // lock: the lock then gives its new row, but the window's subqueries read the old snapshot
+  // (leases the seek dropped would pass for covered, and their messages be skipped for good).
+  const found = await rows<Found>(
     tx,
-    sql`SELECT gp.partition, gp.frontier, p.next_offset, ${windowColumns(groupId, topicId, sql`gp.partition`, sql`gp.frontier`, end, now)}
+    sql`SELECT gp.partition, gp.frontier, p.next_offset, ${windowColumns(groupId, topicId, sql`gp.partition`, sql`gp.frontier`, end, now)},
+          gp.xmin::text AS version,
+          (SELECT g.xmin::text FROM group_partitions g WHERE g.group_id = gp.group_id AND g.partition = gp.partition) AS seen
         FROM group_partitions gp
         JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
         WHERE ${choosePartitions(groupId, topicId, topic.partitions, "frontier", choice, start)}
@@ -297,10 +304,14 @@ async function lockFreshPositions(
         ${choice.limit === undefined ? sql`` : sql`LIMIT ${choice.limit}`}
         FOR UPDATE OF gp SKIP LOCKED`,
   );
-  return found.map((r) => {
+  const positions: FreshPosition[] = [];
+  for (const r of found) {
     const frontier = Number(r.frontier);
-    return { partition: r.partition, frontier, highWatermark: Number(r.next_offset), ...toWindow(r, frontier + budget + FRESH_SCAN_WINDOW) };
-  });
+    // Changed since the snapshot: the window again, in a statement of its own (it sees every commit before the lock).
+    const window = r.version === r.seen ? toWindow(r, frontier + budget + FRESH_SCAN_WINDOW) : await freshWindow(tx, groupId, topicId, r.partition, frontier, budget, now);
+    positions.push({ partition: r.partition, frontier, highWatermark: Number(r.next_offset), ...window });
+  }
+  return positions;
 }
 
 function settleExhausted(plan: Plan, row: LeaseRow, offsets: number[]) {
