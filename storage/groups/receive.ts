@@ -486,7 +486,10 @@ type RecordsByPosition = Map<number, Map<number, SegmentRecord>>;
 
 function recordAt(records: RecordsByPosition, partition: number): Map<number, SegmentRecord> {
   let inPartition = records.get(partition);
-  if (!inPartition) records.set(partition, (inPartition = new Map()));
+  if (!inPartition) {
+    inPartition = new Map();
+    records.set(partition, inPartition);
+  }
   return inPartition;
 }
 

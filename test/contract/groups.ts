@@ -79,14 +79,6 @@ interface SettleResult {
   [count: string]: any;
 }
 
-const DLQ_HEADERS = [
-  "x-reservoir-source-topic",
-  "x-reservoir-source-partition",
-  "x-reservoir-source-offset",
-  "x-reservoir-group",
-  "x-reservoir-error",
-] as const;
-
 /** `partition:offset`, the identity of a message within a topic. */
 const id = (m: { partition: number; offset: number }) => `${m.partition}:${m.offset}`;
 
@@ -790,7 +782,7 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           expect([m.partition, m.offset, m.value, m.attempt], `round ${round}: ${m.key} message #${i}`).toEqual([want.partition, want.offset, want.value, 1]);
           next.set(m.key!, i + 1);
         };
-        head.forEach((m) => take(m, -1));
+        for (const m of head) take(m, -1);
 
         let held: Received[] = head;
         let parallelRounds = 0;
@@ -957,7 +949,7 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           expect(letter!.key).toBe(m.key);
           expect(letter!.value).toBe(m.value);
           expect(letter!.valueBase64).toBe(m.valueBase64);
-          const { ["x-reservoir-error"]: error, ...headers } = letter!.headers as Record<string, string>;
+          const { "x-reservoir-error": error, ...headers } = letter!.headers as Record<string, string>;
           expect(headers).toEqual({
             ...(m.headers ?? {}),
             "x-reservoir-source-topic": topic,

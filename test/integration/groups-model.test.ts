@@ -570,7 +570,7 @@ function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEve
   if (ran.op === "produce") {
     const hw = s.msgs.map((l) => l.length);
     const assigned = new Map<number, number[]>();
-    ran.offsets.forEach((offsets, r) =>
+    ran.offsets.forEach((offsets, r) => {
       offsets.forEach((o, i) => {
         const e = ran.entries[r][i];
         if (o.partition !== e.partition) fail(`produce put a message in partition ${o.partition}, asked ${e.partition}`);
@@ -588,8 +588,8 @@ function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEve
           grant: null,
           settled: null,
         };
-      }),
-    );
+      });
+    });
     for (const [p, offsets] of assigned) {
       const sorted = [...offsets].sort((a, b) => a - b);
       if (sorted.some((o, i) => o !== hw[p] + i)) fail(`produce got offsets ${offsets} in partition ${p}, whose high watermark was ${hw[p]}`);
@@ -633,7 +633,9 @@ function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEve
   const failedBy = new Map<string, string[]>();
   for (const f of result.failed) failedBy.set(f.receipt, [...(failedBy.get(f.receipt) ?? []), f.code]);
   const wantBy = new Map<string, Outcome[]>();
-  receipts.forEach((r, i) => wantBy.set(r, [...(wantBy.get(r) ?? []), outcomes[i]]));
+  receipts.forEach((r, i) => {
+    wantBy.set(r, [...(wantBy.get(r) ?? []), outcomes[i]]);
+  });
   const count = (list: string[], x: string) => list.filter((y) => y === x).length;
   for (const [r, want] of wantBy) {
     const got = failedBy.get(r) ?? [];
