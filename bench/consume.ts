@@ -100,7 +100,13 @@ try {
 
   // Preload: requests of 1,000 messages, a few at once.
   const m0 = await metrics();
-  const preloadSeconds = await preload(call, auth, "bench", { total, partitions, concurrency: produceConcurrency, valueOf: messageValue, keyOf });
+  const preloadSeconds = await preload(call, auth, "bench", {
+    total,
+    partitions,
+    concurrency: produceConcurrency,
+    valueOf: messageValue,
+    keyOf,
+  });
   const m1 = await metrics();
 
   await call("PUT", "/v1/topics/bench/groups/g", auth, { startAt: "earliest", ordering });
@@ -150,7 +156,8 @@ try {
       const v = await requestJson(agent, "GET", new URL("/v1/topics/bench/groups/g", base), auth);
       for (const p of (v.body?.partitions ?? []) as { partition: number; committedOffset: number }[]) {
         const prev = last.get(p.partition);
-        if (prev !== undefined && p.committedOffset < prev) backwards.push({ partition: p.partition, from: prev, to: p.committedOffset, atMs: Math.round(performance.now() - t0) });
+        if (prev !== undefined && p.committedOffset < prev)
+          backwards.push({ partition: p.partition, from: prev, to: p.committedOffset, atMs: Math.round(performance.now() - t0) });
         last.set(p.partition, p.committedOffset);
       }
       await sleep(watchMs);
@@ -197,7 +204,14 @@ try {
           received++;
           receivedBytes += size;
           deliveries[id]++;
-          const entry: Delivery = { consumer, atMs: Math.round(performance.now() - t0), partition: m.partition, offset: m.offset, attempt: m.attempt, acked: false };
+          const entry: Delivery = {
+            consumer,
+            atMs: Math.round(performance.now() - t0),
+            partition: m.partition,
+            offset: m.offset,
+            attempt: m.attempt,
+            acked: false,
+          };
           const seen = history.get(id);
           if (seen) seen.push(entry);
           else history.set(id, [entry]);
@@ -347,14 +361,18 @@ try {
     backwards.length > 0 && `committed offset moved backwards ${backwards.length} times`,
     lag !== 0 && `group lag is ${lag}, not 0`,
     inFlight !== 0 && `${inFlight} messages still in flight`,
-    keyTwiceInOneReceive + keyOutOfOrder > 0 && `key order violated (${keyTwiceInOneReceive} twice in one receive, ${keyOutOfOrder} out of order)`,
+    keyTwiceInOneReceive + keyOutOfOrder > 0 &&
+      `key order violated (${keyTwiceInOneReceive} twice in one receive, ${keyOutOfOrder} out of order)`,
   ].filter(Boolean);
   if (problems.length > 0) {
     failed = true;
     console.error("PROBLEMS: " + problems.join("; "));
   }
   if (errors.length > 0 || problems.length > 0) {
-    const lines = stack.server.logs().split("\n").filter((l) => /error|fail|warn/i.test(l));
+    const lines = stack.server
+      .logs()
+      .split("\n")
+      .filter((l) => /error|fail|warn/i.test(l));
     if (lines.length > 0) console.error("server log (errors):\n" + lines.slice(-10).join("\n"));
   }
   agent.destroy();

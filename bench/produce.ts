@@ -38,10 +38,26 @@ const stack = await startStack(args.stack as "postgres-s3" | "embedded", { RESER
 try {
   const base = stack.server.baseUrl;
   const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
-  const tenant = await (await fetch(`${base}/v1/admin/tenants`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }), signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json();
+  const tenant = await (
+    await fetch(`${base}/v1/admin/tenants`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ name: "bench" }),
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    })
+  ).json();
   const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
-  await fetch(`${base}/v1/topics/bench`, { method: "PUT", headers: auth, body: JSON.stringify({ partitions: Number(args.partitions) }), signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
-  const allMetrics = async () => (await (await fetch(`${base}/v1/admin/metrics`, { headers: admin, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json()) as { produce: Record<string, number>; latency: Record<string, HistogramSnapshot> };
+  await fetch(`${base}/v1/topics/bench`, {
+    method: "PUT",
+    headers: auth,
+    body: JSON.stringify({ partitions: Number(args.partitions) }),
+    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+  });
+  const allMetrics = async () =>
+    (await (await fetch(`${base}/v1/admin/metrics`, { headers: admin, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json()) as {
+      produce: Record<string, number>;
+      latency: Record<string, HistogramSnapshot>;
+    };
 
   const value = "x".repeat(size);
   const body = Buffer.from(JSON.stringify({ messages: Array.from({ length: batch }, () => ({ value })) }));
@@ -64,7 +80,8 @@ try {
 
   const d = (k: string) => after.produce[k] - before.produce[k];
   // Server-side distributions over the measured phase (cumulative histograms, subtracted).
-  const serverP = (name: string, p: number) => Number(histogramPercentile(histogramDelta(before.latency[name], after.latency[name]), p)!.toFixed(2));
+  const serverP = (name: string, p: number) =>
+    Number(histogramPercentile(histogramDelta(before.latency[name], after.latency[name]), p)!.toFixed(2));
   const ok = result.requests - result.errors;
   const msgs = ok * batch;
   const report = {
@@ -102,7 +119,15 @@ try {
     cpu,
   };
   console.log(JSON.stringify(report, null, 2));
-  if (result.errors > 0) console.error(stack.server.logs().split("\n").filter((l) => l.includes("failed")).slice(-5).join("\n"));
+  if (result.errors > 0)
+    console.error(
+      stack.server
+        .logs()
+        .split("\n")
+        .filter((l) => l.includes("failed"))
+        .slice(-5)
+        .join("\n"),
+    );
 } finally {
   await stack.stop();
 }

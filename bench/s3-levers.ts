@@ -71,9 +71,11 @@ try {
       responseChecksumValidation: "WHEN_REQUIRED",
       ...levers.config,
     });
-    if (levers.strip) for (const name of ["getUserAgentMiddleware", "recursionDetectionMiddleware", "loggerMiddleware"]) c.middlewareStack.remove(name);
+    if (levers.strip)
+      for (const name of ["getUserAgentMiddleware", "recursionDetectionMiddleware", "loggerMiddleware"]) c.middlewareStack.remove(name);
     return {
-      put: (key, body) => c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, IfNoneMatch: "*" })),
+      put: (key, body) =>
+        c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, IfNoneMatch: "*" })),
       get: async (key, { offset, length }) => {
         const res = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }));
         return res.Body!.transformToByteArray();
@@ -85,7 +87,10 @@ try {
     ["+ cacheMiddleware", client({ config: { cacheMiddleware: true } })],
     ["+ no UA/recursion/logger mw", client({ config: { cacheMiddleware: true }, strip: true })],
     ["+ no Expect: 100-continue", client({ config: { cacheMiddleware: true, expectContinueHeader: false }, strip: true })],
-    ["the store (+ hash off-thread)", nodeS3Store({ endpoint: base.endpoint, region: base.region, forcePathStyle: true, bucket, ...base.credentials })],
+    [
+      "the store (+ hash off-thread)",
+      nodeS3Store({ endpoint: base.endpoint, region: base.region, forcePathStyle: true, bucket, ...base.credentials }),
+    ],
   ];
 
   const body = new Uint8Array(size).map((_, i) => (i * 7919) & 0xff);
@@ -108,7 +113,8 @@ try {
   const pair = (v: number[]) => `${median(v).toFixed(0)} / ${Math.min(...v).toFixed(0)}`;
   console.log(`${size} B objects, ${count} requests per round, ${window} in flight; median / best of ${rounds - 1} rounds, µs per request`);
   console.log("| variant | PUT CPU | PUT event loop | ranged GET CPU | PUTs/s |\n|---|---:|---:|---:|---:|");
-  for (const [name, r] of results) console.log(`| ${name} | ${pair(r.put)} | ${pair(r.loop)} | ${pair(r.get)} | ${median(r.rate).toFixed(0)} |`);
+  for (const [name, r] of results)
+    console.log(`| ${name} | ${pair(r.put)} | ${pair(r.loop)} | ${pair(r.get)} | ${median(r.rate).toFixed(0)} |`);
 } finally {
   await s3.stop();
 }

@@ -212,7 +212,10 @@ function startSink() {
         !(h["content-type"] ?? "").startsWith("application/json")
       ) {
         route.badHeaders++;
-        note(route, `bad request: ${req.method} id=${id} ts=${h["webhook-timestamp"]} sig=${h["webhook-signature"]} ct=${h["content-type"]}`);
+        note(
+          route,
+          `bad request: ${req.method} id=${id} ts=${h["webhook-timestamp"]} sig=${h["webhook-signature"]} ct=${h["content-type"]}`,
+        );
       }
       let parsed: any;
       try {
@@ -254,7 +257,19 @@ function startSink() {
       return `http://${SINK_HOST}:${await listening}${path}`;
     },
     route(path: string, check: Route["check"]): Route {
-      const route: Route = { requests: 0, ids: new Map(), newIdAt: [], duplicates: 0, laterAttempts: 0, invalid: 0, badHeaders: 0, samples: [], signatures: { checked: 0, failed: 0 }, problems: [], check };
+      const route: Route = {
+        requests: 0,
+        ids: new Map(),
+        newIdAt: [],
+        duplicates: 0,
+        laterAttempts: 0,
+        invalid: 0,
+        badHeaders: 0,
+        samples: [],
+        signatures: { checked: 0, failed: 0 },
+        problems: [],
+        check,
+      };
       routes.set(path, route);
       return route;
     },
@@ -291,7 +306,14 @@ function startSink() {
 function summary(ms: number[]) {
   const s = [...ms].sort((a, b) => a - b);
   const mean = s.length === 0 ? NaN : s.reduce((a, b) => a + b, 0) / s.length;
-  return { count: s.length, p50: r2(percentile(s, 50)), p90: r2(percentile(s, 90)), p99: r2(percentile(s, 99)), max: r2(s.at(-1) ?? NaN), mean: r2(mean) };
+  return {
+    count: s.length,
+    p50: r2(percentile(s, 50)),
+    p90: r2(percentile(s, 90)),
+    p99: r2(percentile(s, 99)),
+    max: r2(s.at(-1) ?? NaN),
+    mean: r2(mean),
+  };
 }
 
 function perDelivery(cpu: CpuUse, n: number): Record<string, number> {
@@ -382,7 +404,12 @@ try {
   };
   // The postgres.js counter: an embedded (PGlite) server counts nothing.
   const counted = (n: number, work: number) => (n > 0 || work === 0 ? n : null);
-  const phaseProblems = (phase: string, route: Route, signatures: { failed: number }, sub: { lag: number; inFlight: number; deadLettered: number }) => {
+  const phaseProblems = (
+    phase: string,
+    route: Route,
+    signatures: { failed: number },
+    sub: { lag: number; inFlight: number; deadLettered: number },
+  ) => {
     const out = [
       route.duplicates > 0 && `${route.duplicates} duplicate deliveries`,
       route.laterAttempts > 0 && `${route.laterAttempts} deliveries with attempt > 1 (the sink never failed)`,
@@ -401,7 +428,13 @@ try {
   if (phases.has("max")) {
     await call("PUT", "/v1/topics/backlog", auth, { partitions });
     const messageValue = (i: number) => String(i).padStart(ID_DIGITS, "0") + "-" + "x".repeat(size - ID_DIGITS - 1);
-    const preloadSeconds = await preload(call, auth, "backlog", { total, partitions, concurrency: produceConcurrency, valueOf: messageValue, keyOf });
+    const preloadSeconds = await preload(call, auth, "backlog", {
+      total,
+      partitions,
+      concurrency: produceConcurrency,
+      valueOf: messageValue,
+      keyOf,
+    });
     progress(`preloaded ${total} messages in ${preloadSeconds.toFixed(1)} s; subscribing (startAt earliest)`);
 
     const seen = new Uint8Array(total);
@@ -409,7 +442,8 @@ try {
     let keyOutOfOrder = 0;
     const route = sink.route("/max", ({ body, first }) => {
       const i = typeof body.value === "string" ? Number(body.value.slice(0, ID_DIGITS)) : NaN;
-      if (!Number.isInteger(i) || i < 0 || i >= total || body.value !== messageValue(i)) return `unexpected value ${String(body.value).slice(0, 40)}`;
+      if (!Number.isInteger(i) || i < 0 || i >= total || body.value !== messageValue(i))
+        return `unexpected value ${String(body.value).slice(0, 40)}`;
       if (body.key !== keyOf(i)) return `message ${i}: key ${body.key}, expected ${keyOf(i)}`;
       if (body.topic !== "backlog") return `message ${i}: topic ${body.topic}`;
       if (first) {
@@ -481,7 +515,8 @@ try {
     let neverSeen = 0;
     for (let i = 0; i < total; i++) if (!seen[i]) neverSeen++;
     if (!all) problems.push(`max: ${delivered}/${total} delivered within ${timeoutS} s`);
-    if (neverSeen > total - route.ids.size) problems.push(`max: ${neverSeen} messages' values never arrived, though ${route.ids.size} distinct ids did`);
+    if (neverSeen > total - route.ids.size)
+      problems.push(`max: ${neverSeen} messages' values never arrived, though ${route.ids.size} distinct ids did`);
     if (keyOutOfOrder > 0) problems.push(`max: ${keyOutOfOrder} key-order violations`);
     phaseProblems("max", route, signatures, sub);
   }
@@ -502,7 +537,8 @@ try {
     let keyOutOfOrder = 0;
     const route = sink.route("/latency", ({ body, arrivedAt, first }) => {
       const [idx, sent] = typeof body.value === "string" ? body.value.split(":", 2).map(Number) : [NaN, NaN];
-      if (!Number.isInteger(idx) || idx < 0 || idx >= count || !Number.isFinite(sent)) return `unexpected value ${String(body.value).slice(0, 40)}`;
+      if (!Number.isInteger(idx) || idx < 0 || idx >= count || !Number.isFinite(sent))
+        return `unexpected value ${String(body.value).slice(0, 40)}`;
       if (body.key !== keyOf(idx)) return `message ${idx}: key ${body.key}, expected ${keyOf(idx)}`;
       if (body.topic !== "live") return `message ${idx}: topic ${body.topic}`;
       if (!first) return null;
@@ -627,8 +663,10 @@ try {
       deliveryLog: log,
       profileWindowUs: windows.latency,
     };
-    if (produced !== count) problems.push(`latency: ${count - produced} of ${count} produce requests failed (${JSON.stringify(Object.fromEntries(statuses))})`);
-    if (!all || missing > 0) problems.push(`latency: ${delivered}/${count} delivered within ${timeoutS} s of the last send (${missing} not at all)`);
+    if (produced !== count)
+      problems.push(`latency: ${count - produced} of ${count} produce requests failed (${JSON.stringify(Object.fromEntries(statuses))})`);
+    if (!all || missing > 0)
+      problems.push(`latency: ${delivered}/${count} delivered within ${timeoutS} s of the last send (${missing} not at all)`);
     if (keyOutOfOrder > 0) problems.push(`latency: ${keyOutOfOrder} key-order violations`);
     phaseProblems("latency", route, signatures, sub);
   }
@@ -638,7 +676,10 @@ try {
   console.log(JSON.stringify(report, null, 2).replace(/\[\s+([-\d.,\s]+?)\s+\]/g, (_, xs: string) => `[${xs.split(/,\s*/).join(", ")}]`));
   if (problems.length > 0) {
     console.error("PROBLEMS:\n  " + problems.join("\n  "));
-    const lines = stack.server.logs().split("\n").filter((l) => /error|fail|warn/i.test(l) && !/NodeVersionSupportWarning|trace-warnings/.test(l));
+    const lines = stack.server
+      .logs()
+      .split("\n")
+      .filter((l) => /error|fail|warn/i.test(l) && !/NodeVersionSupportWarning|trace-warnings/.test(l));
     if (lines.length > 0) console.error("server log (errors):\n" + lines.slice(-10).join("\n"));
   }
   agent.destroy();

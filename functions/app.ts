@@ -63,9 +63,7 @@ const wellFormedJson = /^application\/json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 function mediaType(contentType: string | undefined): { type: string | undefined; charset?: string } {
   if (contentType === undefined) return { type: undefined };
   const [type, ...parameters] = contentType.split(";");
-  const charset = parameters
-    .map((p) => p.trim().match(/^charset\s*=\s*"?([^";]+)"?$/i)?.[1])
-    .find((value) => value !== undefined);
+  const charset = parameters.map((p) => p.trim().match(/^charset\s*=\s*"?([^";]+)"?$/i)?.[1]).find((value) => value !== undefined);
   return { type: type.trim().toLowerCase(), ...(charset && { charset: charset.trim().toLowerCase() }) };
 }
 

@@ -20,7 +20,7 @@ export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 export const requireOperator: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = bearer(c.req.header("authorization"));
-  if (!token || !(secretsEqual(token, c.env.adminToken))) {
+  if (!token || !secretsEqual(token, c.env.adminToken)) {
     throw new ReservoirError("unauthorized", "the operator token is required (Authorization: Bearer <token>)");
   }
   await next();

@@ -20,5 +20,12 @@ export interface SharedState {
 export function createSharedState(batcher: Partial<BatcherOptions>): SharedState {
   const cache = new BatchCache();
   const b = new Batcher({ ...batcher, cache });
-  return { batcher: b, cache, commits: new CommitSignal(b), partitioner: new StickyPartitioner(), topics: new TopicCache(), groups: new TtlCache() };
+  return {
+    batcher: b,
+    cache,
+    commits: new CommitSignal(b),
+    partitioner: new StickyPartitioner(),
+    topics: new TopicCache(),
+    groups: new TtlCache(),
+  };
 }

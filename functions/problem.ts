@@ -15,14 +15,25 @@ export interface ProblemType {
 }
 
 export const problemTypes: Record<ErrorCode, ProblemType> = {
-  invalid_request: { status: 400, description: "The request does not match the API: a field is missing, of the wrong type or out of range, or a string holds U+0000 or an unpaired surrogate. `errors` lists the problems. Fix the request; repeating it fails again." },
+  invalid_request: {
+    status: 400,
+    description:
+      "The request does not match the API: a field is missing, of the wrong type or out of range, or a string holds U+0000 or an unpaired surrogate. `errors` lists the problems. Fix the request; repeating it fails again.",
+  },
   malformed_json: { status: 400, description: "The body (or an ndjson line) is not valid JSON." },
   invalid_name: { status: 400, description: "A topic, group or subscription name does not match ^[A-Za-z0-9._-]{1,200}$." },
   partitions_cannot_shrink: { status: 400, description: "A topic's partition count may only grow." },
   partition_out_of_range: { status: 400, description: "A message names a partition the topic does not have." },
   delay_too_long: { status: 400, description: "A message is delayed (delaySeconds or deliverAt) more than 7 days ahead." },
-  url_not_allowed: { status: 400, description: "A webhook URL resolves to a private, loopback or link-local address that RESERVOIR_WEBHOOK_ALLOW_PRIVATE does not allow, or does not resolve." },
-  unauthorized: { status: 401, description: "No credentials, or unknown or revoked ones: send Authorization: Bearer <API key> (the operator token on /v1/admin/*)." },
+  url_not_allowed: {
+    status: 400,
+    description:
+      "A webhook URL resolves to a private, loopback or link-local address that RESERVOIR_WEBHOOK_ALLOW_PRIVATE does not allow, or does not resolve.",
+  },
+  unauthorized: {
+    status: 401,
+    description: "No credentials, or unknown or revoked ones: send Authorization: Bearer <API key> (the operator token on /v1/admin/*).",
+  },
   forbidden: { status: 403, description: "The API key lacks the scope the route needs (produce, consume or manage)." },
   not_found: { status: 404, description: "No such route." },
   tenant_not_found: { status: 404, description: "No tenant has this id." },
@@ -30,21 +41,38 @@ export const problemTypes: Record<ErrorCode, ProblemType> = {
   topic_not_found: { status: 404, description: "The tenant has no topic of this name (also when it was deleted while the request ran)." },
   transaction_not_found: { status: 404, description: "No open transaction has this id." },
   partition_not_found: { status: 404, description: "The topic has no partition of this number." },
-  subscription_not_found: { status: 404, description: "The topic has no subscription (or group) of this name (also when it was deleted while the request ran)." },
+  subscription_not_found: {
+    status: 404,
+    description: "The topic has no subscription (or group) of this name (also when it was deleted while the request ran).",
+  },
   method_not_allowed: { status: 405, description: "The route exists but not with this method." },
   topic_conflict: { status: 409, description: "The topic exists with other settings; `existing` holds them." },
   message_too_large: { status: 413, description: "A message's key, value and headers exceed 1 MiB; `index` names it." },
   too_many_messages: { status: 413, description: "More than 1,000 messages in one produce request." },
   body_too_large: { status: 413, description: "The body exceeds the limit (8 MiB for produce, 1 MiB elsewhere)." },
   too_many_receipts: { status: 413, description: "More receipts in one ack, nack or extend than allowed." },
-  unsupported_media_type: { status: 415, description: "The body's Content-Type is not accepted: application/json (UTF-8) everywhere, application/x-ndjson too for produce. A request without a body may carry any Content-Type." },
-  request_timeout: { status: 408, description: "The request did not arrive completely in time (Node: the server's request timeout). Send it again." },
+  unsupported_media_type: {
+    status: 415,
+    description:
+      "The body's Content-Type is not accepted: application/json (UTF-8) everywhere, application/x-ndjson too for produce. A request without a body may carry any Content-Type.",
+  },
+  request_timeout: {
+    status: 408,
+    description: "The request did not arrive completely in time (Node: the server's request timeout). Send it again.",
+  },
   offset_out_of_range: { status: 416, description: "The offset is below the earliest retained one; `earliestOffset` says where to start." },
   expectation_failed: { status: 417, description: "The Expect header holds something other than 100-continue." },
   quota_exceeded: { status: 429, description: "The tenant exceeded a quota; retry after Retry-After." },
   headers_too_large: { status: 431, description: "The request's header section is larger than the server accepts." },
-  internal_error: { status: 500, description: "A bug in Reservoir, logged with the request. The request may or may not have taken effect." },
-  service_unavailable: { status: 503, description: "A dependency (the database or the object store) failed or did not answer in time; nothing was acknowledged. Retry after Retry-After." },
+  internal_error: {
+    status: 500,
+    description: "A bug in Reservoir, logged with the request. The request may or may not have taken effect.",
+  },
+  service_unavailable: {
+    status: 503,
+    description:
+      "A dependency (the database or the object store) failed or did not answer in time; nothing was acknowledged. Retry after Retry-After.",
+  },
   deadline_exceeded: {
     status: 503,
     description:

@@ -42,10 +42,18 @@ export const Quotas = z
   })
   .strict();
 
-export const CreateTenant = z.object({ name: z.string().min(1).max(200), quotas: Quotas.optional() }).strict().openapi("CreateTenant");
+export const CreateTenant = z
+  .object({ name: z.string().min(1).max(200), quotas: Quotas.optional() })
+  .strict()
+  .openapi("CreateTenant");
 export const CreatedTenant = z.object({ tenantId: z.string(), apiKey: z.string(), keyId: z.string() }).openapi("CreatedTenant");
 export const CreateKey = z
-  .object({ scopes: z.array(z.enum(["produce", "consume", "manage"])).min(1).optional() })
+  .object({
+    scopes: z
+      .array(z.enum(["produce", "consume", "manage"]))
+      .min(1)
+      .optional(),
+  })
   .strict()
   .openapi("CreateKey");
 export const CreatedKey = z.object({ apiKey: z.string(), keyId: z.string(), scopes: z.array(z.string()) }).openapi("CreatedKey");
@@ -53,7 +61,12 @@ export const CreatedKey = z.object({ apiKey: z.string(), keyId: z.string(), scop
 export const TopicSettings = z
   .object({
     partitions: z.number().int().min(1).max(256).optional(),
-    retentionHours: z.number().int().min(1).max(24 * 365 * 10).optional(),
+    retentionHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 365 * 10)
+      .optional(),
   })
   .strict()
   .openapi("TopicSettings");
@@ -113,7 +126,11 @@ export const Offsets = z
 
 export const TopicParams = z.object({ topic: Name.openapi({ param: { name: "topic", in: "path", required: true }, example: "orders" }) });
 export const PartitionParams = TopicParams.extend({
-  p: z.coerce.number().int().min(0).openapi({ param: { name: "p", in: "path", required: true }, example: 0 }),
+  p: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .openapi({ param: { name: "p", in: "path", required: true }, example: 0 }),
 });
 
 export const GroupParams = TopicParams.extend({
@@ -183,7 +200,10 @@ export const SeekBody = z
     z.object({ to: z.enum(["earliest", "latest"]) }).strict(),
   ])
   .openapi("SeekRequest");
-export const RedriveBody = z.object({ max: z.number().int().min(1).max(10_000).optional() }).strict().openapi("RedriveRequest");
+export const RedriveBody = z
+  .object({ max: z.number().int().min(1).max(10_000).optional() })
+  .strict()
+  .openapi("RedriveRequest");
 export const Redriven = z.object({ redriven: z.number().int() }).openapi("RedriveResponse");
 
 // ------------------------------------------------------------ webhook subscriptions
@@ -204,7 +224,10 @@ export const SubscriptionSettings = z
     startAt: z.enum(["earliest", "latest"]).optional(),
     maxAttempts: z.number().int().min(1).max(100).optional().openapi({ description: "Default 10" }),
     backoff: z
-      .object({ initialSeconds: Seconds.optional().openapi({ description: "Default 5" }), maxSeconds: Seconds.optional().openapi({ description: "Default 3600" }) })
+      .object({
+        initialSeconds: Seconds.optional().openapi({ description: "Default 5" }),
+        maxSeconds: Seconds.optional().openapi({ description: "Default 3600" }),
+      })
       .strict()
       .optional(),
     maxConcurrency: z.number().int().min(1).max(100).optional().openapi({ description: "Default 10; across all instances" }),
@@ -245,12 +268,26 @@ export const Subscription = z
   })
   .openapi("Subscription");
 export const RotateSecretBody = z
-  .object({ graceSeconds: z.number().int().min(0).max(604_800).optional().openapi({ description: "How long the old secret keeps signing too; default 86400" }) })
+  .object({
+    graceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(604_800)
+      .optional()
+      .openapi({ description: "How long the old secret keeps signing too; default 86400" }),
+  })
   .strict()
   .openapi("RotateSecretRequest");
 export const ReplayBody = SeekBody.openapi("ReplayRequest");
 export const DeliveriesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ param: { name: "limit", in: "query" }, example: 100 }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .optional()
+    .openapi({ param: { name: "limit", in: "query" }, example: 100 }),
 });
 export const Deliveries = z
   .object({

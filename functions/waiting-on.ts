@@ -71,7 +71,13 @@ export function trackDatabase(db: Database, scope: RequestScope): Database {
     const prepared = prepare(...args) as Record<string, unknown>;
     for (const name of ["execute", "all", "values"] as const) {
       if (typeof prepared[name] !== "function") continue;
-      around(prepared, name, (run) => (...a) => waitingOn(scope, "database: query", run(...a) as Promise<unknown>));
+      around(
+        prepared,
+        name,
+        (run) =>
+          (...a) =>
+            waitingOn(scope, "database: query", run(...a) as Promise<unknown>),
+      );
     }
     return prepared;
   });
@@ -94,7 +100,8 @@ export function trackDatabase(db: Database, scope: RequestScope): Database {
 export function trackStore(store: ObjectStore, scope: RequestScope): ObjectStore {
   return {
     put: (key, body) => waitingOn(scope, `object store: PUT ${key}`, store.put(key, body)),
-    get: (key, range) => waitingOn(scope, `object store: GET ${key}${range ? ` bytes ${range.offset}+${range.length}` : ""}`, store.get(key, range)),
+    get: (key, range) =>
+      waitingOn(scope, `object store: GET ${key}${range ? ` bytes ${range.offset}+${range.length}` : ""}`, store.get(key, range)),
     head: (key) => waitingOn(scope, `object store: HEAD ${key}`, store.head(key)),
     delete: (key) => waitingOn(scope, `object store: DELETE ${key}`, store.delete(key)),
     deleteMany: (keys) => waitingOn(scope, `object store: DELETE ${keys.length} objects`, store.deleteMany(keys)),
@@ -105,8 +112,18 @@ export function trackStore(store: ObjectStore, scope: RequestScope): ObjectStore
 
 /** Labels a produce's wait for its flush (coalescing, PUT and commit), and long-poll waits. */
 export function trackShared(shared: { batcher: Batcher; commits: CommitSignal }, scope: RequestScope): void {
-  around(shared.batcher, "submit", (submit) => (...args) =>
-    waitingOn(scope, "batcher: waiting for the flush of this produce (segment PUT, then commit)", submit(...args) as Promise<unknown>),
+  around(
+    shared.batcher,
+    "submit",
+    (submit) =>
+      (...args) =>
+        waitingOn(scope, "batcher: waiting for the flush of this produce (segment PUT, then commit)", submit(...args) as Promise<unknown>),
   );
-  around(shared.commits, "wait", (wait) => (...args) => waitingOn(scope, "long-poll: waiting for new messages", wait(...args) as Promise<unknown>));
+  around(
+    shared.commits,
+    "wait",
+    (wait) =>
+      (...args) =>
+        waitingOn(scope, "long-poll: waiting for new messages", wait(...args) as Promise<unknown>),
+  );
 }

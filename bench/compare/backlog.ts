@@ -16,7 +16,14 @@ export const BACKLOG_WORKLOAD: Workload = { name: "16p-1KiB", partitions: 16, me
 export async function backlogDrain(sut: SystemUnderTest, backlogMiB: number): Promise<RunResult> {
   const workload = BACKLOG_WORKLOAD;
   const messages = Math.max(1, Math.round((backlogMiB * 1024 * 1024) / workload.messageBytes));
-  const base = { system: sut.name, workload: workload.name, mode: "backlog-drain" as const, messageBytes: workload.messageBytes, partitions: workload.partitions, messages };
+  const base = {
+    system: sut.name,
+    workload: workload.name,
+    mode: "backlog-drain" as const,
+    messageBytes: workload.messageBytes,
+    partitions: workload.partitions,
+    messages,
+  };
   return withSetup(sut, workload, base, async () => {
     const costBefore = (await sut.cost?.()) ?? {};
     const t0 = performance.now();
@@ -37,7 +44,13 @@ export async function backlogDrain(sut: SystemUnderTest, backlogMiB: number): Pr
       publish: publishFigures(messages, workload.messageBytes, publishSeconds, published.latenciesMs),
       endToEnd: { p50Ms: null, p99Ms: null },
       consume: { msgsPerSec },
-      drain: { backlogMiB: round((messages * workload.messageBytes) / 2 ** 20), messages, seconds: round(seconds), msgsPerSec, mibPerSec: round((messages * workload.messageBytes) / seconds / 2 ** 20) },
+      drain: {
+        backlogMiB: round((messages * workload.messageBytes) / 2 ** 20),
+        messages,
+        seconds: round(seconds),
+        msgsPerSec,
+        mibPerSec: round((messages * workload.messageBytes) / seconds / 2 ** 20),
+      },
       cost: costFigures(costBefore, costAfter, messages),
       cpu,
       cpuMicrosPerMessage: cpuMicrosPerMessage(cpu, messages),

@@ -66,7 +66,12 @@ export function chartPng(runs: RunResult[], caption: string): Buffer {
     const latency = panel(
       `${workload}: end-to-end at a fixed rate`,
       "ms (p50 / p99)",
-      of("fixed-rate").map((r) => ({ label: r.system, value: r.endToEnd!.p50Ms ?? 0, extra: r.endToEnd!.p99Ms ?? 0, color: COLORS[r.system] ?? "#333" })),
+      of("fixed-rate").map((r) => ({
+        label: r.system,
+        value: r.endToEnd!.p50Ms ?? 0,
+        extra: r.endToEnd!.p99Ms ?? 0,
+        color: COLORS[r.system] ?? "#333",
+      })),
       x,
       60 + throughput.height,
       colW - 20,

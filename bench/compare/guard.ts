@@ -18,11 +18,14 @@ function stallWatch(what: () => string, ms: number): { progress(): void; stalled
   let since = performance.now();
   let timer: ReturnType<typeof setInterval> | undefined;
   const stalled = new Promise<never>((_, reject) => {
-    timer = setInterval(() => {
-      const now = performance.now();
-      if (count !== seen) [seen, since] = [count, now];
-      else if (now - since > ms) reject(new CallTimeout(what(), ms));
-    }, Math.min(1000, ms / 4));
+    timer = setInterval(
+      () => {
+        const now = performance.now();
+        if (count !== seen) [seen, since] = [count, now];
+        else if (now - since > ms) reject(new CallTimeout(what(), ms));
+      },
+      Math.min(1000, ms / 4),
+    );
     timer.unref?.();
   });
   stalled.catch(() => {});

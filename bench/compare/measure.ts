@@ -15,7 +15,12 @@ import { Unavailable, type SystemUnderTest, type Workload } from "./system.ts";
 type RunBase = Pick<RunResult, "system" | "workload" | "mode" | "ratePerSec" | "messageBytes" | "partitions" | "messages">;
 
 /** Sets up `workload`, runs `measure`, tears down; a system whose service is not there is recorded as skipped. */
-export async function withSetup(sut: SystemUnderTest, workload: Workload, base: RunBase, measure: () => Promise<RunResult>): Promise<RunResult> {
+export async function withSetup(
+  sut: SystemUnderTest,
+  workload: Workload,
+  base: RunBase,
+  measure: () => Promise<RunResult>,
+): Promise<RunResult> {
   try {
     await sut.setup(workload);
   } catch (error) {
@@ -31,7 +36,15 @@ export async function withSetup(sut: SystemUnderTest, workload: Workload, base: 
 
 export async function measureRun(sut: SystemUnderTest, workload: Workload, messages: number, ratePerSec?: number): Promise<RunResult> {
   const mode = ratePerSec ? ("fixed-rate" as const) : ("max-rate" as const);
-  const base: RunBase = { system: sut.name, workload: workload.name, mode, ...(ratePerSec && { ratePerSec }), messageBytes: workload.messageBytes, partitions: workload.partitions, messages };
+  const base: RunBase = {
+    system: sut.name,
+    workload: workload.name,
+    mode,
+    ...(ratePerSec && { ratePerSec }),
+    messageBytes: workload.messageBytes,
+    partitions: workload.partitions,
+    messages,
+  };
   return withSetup(sut, workload, base, async () => {
     const payload = payloadFor(workload.messageBytes);
     const check = new ReceivedCheck(messages, workload.messageBytes);
@@ -67,7 +80,8 @@ export async function measureRun(sut: SystemUnderTest, workload: Workload, messa
       endToEnd: ratePerSec ? { p50Ms: round(percentile(e2e, 50)), p99Ms: round(percentile(e2e, 99)) } : { p50Ms: null, p99Ms: null },
       consume: { msgsPerSec: Math.round(messages / consumeSeconds) },
       cost: costFigures(costBefore, costAfter, messages),
-      ...(latencyBefore && latencyAfter && { produceOverhead: produceOverhead(latencyBefore, latencyAfter, published.requestLatenciesMs ?? []) }),
+      ...(latencyBefore &&
+        latencyAfter && { produceOverhead: produceOverhead(latencyBefore, latencyAfter, published.requestLatenciesMs ?? []) }),
       cpu,
       cpuMicrosPerMessage: cpuMicrosPerMessage(cpu, messages),
       settings: sut.settings,

@@ -45,7 +45,10 @@ export class ReceivedCheck {
   private distinct = 0;
   private problem: string | undefined;
 
-  constructor(private readonly count: number, private readonly messageBytes: number) {
+  constructor(
+    private readonly count: number,
+    private readonly messageBytes: number,
+  ) {
     this.seen = new Uint8Array(count);
   }
 
@@ -53,7 +56,8 @@ export class ReceivedCheck {
   take(payload: ReceivedPayload): number {
     const index = indexOf(payload);
     if (index < 0 || index >= this.count || payload.length !== this.messageBytes) {
-      const head = typeof payload === "string" ? payload.slice(0, INDEX_DIGITS) : Buffer.from(payload.subarray(0, INDEX_DIGITS)).toString("latin1");
+      const head =
+        typeof payload === "string" ? payload.slice(0, INDEX_DIGITS) : Buffer.from(payload.subarray(0, INDEX_DIGITS)).toString("latin1");
       this.problem ??= `received a message that was not sent: ${payload.length} bytes starting '${head}'`;
       return -1;
     }
@@ -67,6 +71,7 @@ export class ReceivedCheck {
   /** Throws unless every message arrived whole (a redelivered duplicate leaves another missing). */
   assertComplete(): void {
     if (this.problem) throw new Error(this.problem);
-    if (this.distinct !== this.count) throw new Error(`${this.count - this.distinct} of ${this.count} messages never arrived (others arrived twice)`);
+    if (this.distinct !== this.count)
+      throw new Error(`${this.count - this.distinct} of ${this.count} messages never arrived (others arrived twice)`);
   }
 }

@@ -24,7 +24,12 @@ export interface ProduceOverhead {
 
 export function produceOverhead(before: ServerLatency, after: ServerLatency, requestLatenciesMs: number[]): ProduceOverhead {
   const p99 = (name: keyof ServerLatency) => histogramPercentile(histogramDelta(before[name], after[name]), 99);
-  const request = requestLatenciesMs.length ? percentile(requestLatenciesMs.slice().sort((a, b) => a - b), 99) : null;
+  const request = requestLatenciesMs.length
+    ? percentile(
+        requestLatenciesMs.slice().sort((a, b) => a - b),
+        99,
+      )
+    : null;
   const put = p99("putMs");
   const commit = p99("commitMs");
   const wait = p99("produceWaitMs");

@@ -12,7 +12,11 @@ const e2e = (r: RunResult) => (r.endToEnd?.p50Ms == null ? "—" : `${cell(r.end
 
 /** A Markdown table; `align` has one letter per column: l (text) or r (a number). */
 function table(columns: string[], align: string, rows: string[][]): string[] {
-  return [`| ${columns.join(" | ")} |`, `|${[...align].map((a) => (a === "r" ? "---:" : "---")).join("|")}|`, ...rows.map((cells) => `| ${cells.join(" | ")} |`)];
+  return [
+    `| ${columns.join(" | ")} |`,
+    `|${[...align].map((a) => (a === "r" ? "---:" : "---")).join("|")}|`,
+    ...rows.map((cells) => `| ${cells.join(" | ")} |`),
+  ];
 }
 
 /** A titled section of the report; nothing when it has no rows. */
@@ -21,10 +25,31 @@ function section(title: string, intro: string, body: string[]): string[] {
 }
 
 /** The cells of a skipped run: its reason in the first measured column, the rest empty. */
-const skippedCells = (r: RunResult, leading: string[], width: number) => [...leading, `skipped: ${r.skipped!.replaceAll("|", "/")}`, ...Array(width - leading.length - 1).fill("")];
+const skippedCells = (r: RunResult, leading: string[], width: number) => [
+  ...leading,
+  `skipped: ${r.skipped!.replaceAll("|", "/")}`,
+  ...Array(width - leading.length - 1).fill(""),
+];
 
 function mainTable(runs: RunResult[]): string[] {
-  const columns = ["workload", "system", "mode", "publish msgs/s", "MiB/s", "p50 ms", "p99 ms", "p99.9 ms", "end-to-end p50 / p99 ms", "consume msgs/s", "PUTs/flush", "commits/flush", "PUTs/M msgs", "GETs/M msgs", "commits/M msgs", "CPU µs/msg"];
+  const columns = [
+    "workload",
+    "system",
+    "mode",
+    "publish msgs/s",
+    "MiB/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "end-to-end p50 / p99 ms",
+    "consume msgs/s",
+    "PUTs/flush",
+    "commits/flush",
+    "PUTs/M msgs",
+    "GETs/M msgs",
+    "commits/M msgs",
+    "CPU µs/msg",
+  ];
   return table(
     columns,
     "lll" + "r".repeat(columns.length - 3),
@@ -33,7 +58,22 @@ function mainTable(runs: RunResult[]): string[] {
       if (r.skipped) return skippedCells(r, id, columns.length);
       const p = r.publish!;
       const c = r.cost!;
-      return [...id, cell(p.msgsPerSec), cell(p.mibPerSec), cell(p.p50Ms), cell(p.p99Ms), cell(p.p999Ms), e2e(r), cell(r.consume!.msgsPerSec), cell(c.putsPerFlush), cell(c.commitsPerFlush), cell(c.putsPerMillion), cell(c.getsPerMillion), cell(c.commitsPerMillion), cell(r.cpuMicrosPerMessage)];
+      return [
+        ...id,
+        cell(p.msgsPerSec),
+        cell(p.mibPerSec),
+        cell(p.p50Ms),
+        cell(p.p99Ms),
+        cell(p.p999Ms),
+        e2e(r),
+        cell(r.consume!.msgsPerSec),
+        cell(c.putsPerFlush),
+        cell(c.commitsPerFlush),
+        cell(c.putsPerMillion),
+        cell(c.getsPerMillion),
+        cell(c.commitsPerMillion),
+        cell(r.cpuMicrosPerMessage),
+      ];
     }),
   );
 }
@@ -43,7 +83,16 @@ function backlogTable(runs: RunResult[]): string[] {
   const rows = runs.map((r) => {
     if (r.skipped) return [r.system, "", cell(r.messages), `skipped: ${r.skipped.replaceAll("|", "/")}`, "", "", "", ""];
     const d = r.drain!;
-    return [r.system, cell(d.backlogMiB), cell(d.messages), cell(r.publish!.msgsPerSec), cell(d.seconds), cell(d.msgsPerSec), cell(d.mibPerSec), cell(r.cpuMicrosPerMessage)];
+    return [
+      r.system,
+      cell(d.backlogMiB),
+      cell(d.messages),
+      cell(r.publish!.msgsPerSec),
+      cell(d.seconds),
+      cell(d.msgsPerSec),
+      cell(d.mibPerSec),
+      cell(r.cpuMicrosPerMessage),
+    ];
   });
   return section(
     "Backlog drain",
@@ -57,12 +106,25 @@ function overheadTable(runs: RunResult[]): string[] {
     .filter((r) => r.produceOverhead)
     .map((r) => {
       const o = r.produceOverhead!;
-      return [r.workload, r.system, r.mode, cell(o.requestP99Ms), cell(o.putP99Ms), cell(o.commitP99Ms), cell(o.overheadP99Ms), cell(o.serverWaitP99Ms)];
+      return [
+        r.workload,
+        r.system,
+        r.mode,
+        cell(o.requestP99Ms),
+        cell(o.putP99Ms),
+        cell(o.commitP99Ms),
+        cell(o.overheadP99Ms),
+        cell(o.serverWaitP99Ms),
+      ];
     });
   return section(
     "Reservoir: produce overhead (p99)",
     "A produce request's round trip as the client measured it, against the segment PUT and the commit it waited for (the server's histograms over the run). Target: overhead ≤ 10 ms.",
-    table(["workload", "system", "mode", "request p99 ms", "PUT p99 ms", "commit p99 ms", "overhead p99 ms", "server wait p99 ms"], "lllrrrrr", rows),
+    table(
+      ["workload", "system", "mode", "request p99 ms", "PUT p99 ms", "commit p99 ms", "overhead p99 ms", "server wait p99 ms"],
+      "lllrrrrr",
+      rows,
+    ),
   );
 }
 

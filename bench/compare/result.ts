@@ -59,7 +59,12 @@ export function costFigures(before: CostCounters, after: CostCounters, messages:
 }
 
 /** Publish throughput and latency percentiles of `messages` published in `seconds`. */
-export function publishFigures(messages: number, messageBytes: number, seconds: number, latenciesMs: number[]): NonNullable<RunResult["publish"]> {
+export function publishFigures(
+  messages: number,
+  messageBytes: number,
+  seconds: number,
+  latenciesMs: number[],
+): NonNullable<RunResult["publish"]> {
   const sorted = latenciesMs.slice().sort((a, b) => a - b);
   return {
     msgsPerSec: Math.round(messages / seconds),

@@ -65,22 +65,25 @@ function progress(done: number, total: number, label: string): void {
 
 function summary(r: RunResult): string {
   if (r.skipped) return `skipped (${r.skipped})`;
-  if (r.drain) return `drained ${r.drain.messages} messages in ${r.drain.seconds} s: ${r.drain.msgsPerSec} msgs/s, ${r.drain.mibPerSec} MiB/s`;
+  if (r.drain)
+    return `drained ${r.drain.messages} messages in ${r.drain.seconds} s: ${r.drain.msgsPerSec} msgs/s, ${r.drain.mibPerSec} MiB/s`;
   const e2e = r.endToEnd?.p50Ms != null ? `, end-to-end p50 ${r.endToEnd.p50Ms} ms` : "";
   const overhead = r.produceOverhead ? `, produce overhead p99 ${r.produceOverhead.overheadP99Ms} ms` : "";
   return `publish ${r.publish!.msgsPerSec} msgs/s p99 ${r.publish!.p99Ms} ms, consume ${r.consume!.msgsPerSec} msgs/s${e2e}${overhead}`;
 }
 
 /** A run that threw is recorded as failed, and the benchmark goes on. */
-const failed = (sut: SystemUnderTest, workload: Workload, mode: RunResult["mode"], messages: number) => (error: unknown): RunResult => ({
-  system: sut.name,
-  workload: workload.name,
-  mode,
-  messageBytes: workload.messageBytes,
-  partitions: workload.partitions,
-  messages,
-  skipped: `failed: ${(error as Error).message}`,
-});
+const failed =
+  (sut: SystemUnderTest, workload: Workload, mode: RunResult["mode"], messages: number) =>
+  (error: unknown): RunResult => ({
+    system: sut.name,
+    workload: workload.name,
+    mode,
+    messageBytes: workload.messageBytes,
+    partitions: workload.partitions,
+    messages,
+    skipped: `failed: ${(error as Error).message}`,
+  });
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
@@ -118,13 +121,17 @@ async function main(): Promise<void> {
       for (const workload of workloads) {
         const warmStart = performance.now();
         await warmUp(sut, workload, warmUpMessages).then(
-          () => process.stderr.write(`  warm-up ${name} ${workload.name}: ${warmUpMessages} messages in ${round((performance.now() - warmStart) / 1000, 1)} s\n`),
+          () =>
+            process.stderr.write(
+              `  warm-up ${name} ${workload.name}: ${warmUpMessages} messages in ${round((performance.now() - warmStart) / 1000, 1)} s\n`,
+            ),
           (error: unknown) => process.stderr.write(`  warm-up ${name} ${workload.name} failed: ${(error as Error).message}\n`),
         );
         record(await measureRun(sut, workload, messages).catch(failed(sut, workload, "max-rate", messages)));
         record(await measureRun(sut, workload, fixedRateMessages, rate).catch(failed(sut, workload, "fixed-rate", fixedRateMessages)));
       }
-      if (backlogMiB > 0) record(await backlogDrain(sut, backlogMiB).catch(failed(sut, BACKLOG_WORKLOAD, "backlog-drain", Math.round(backlogMiB * 1024))));
+      if (backlogMiB > 0)
+        record(await backlogDrain(sut, backlogMiB).catch(failed(sut, BACKLOG_WORKLOAD, "backlog-drain", Math.round(backlogMiB * 1024))));
     } finally {
       await sut.close?.();
     }

@@ -27,25 +27,21 @@ export function requestJson<T = any>(
   const t0 = performance.now();
   let req: ReturnType<typeof request> | undefined;
   const answered = new Promise<JsonResponse<T>>((resolve, reject) => {
-    req = request(
-      url,
-      { method, agent, headers: payload ? { ...headers, "content-length": payload.length } : headers },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", reject);
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: any;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed, ms: performance.now() - t0 });
-        });
-      },
-    );
+    req = request(url, { method, agent, headers: payload ? { ...headers, "content-length": payload.length } : headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let parsed: any;
+        try {
+          parsed = text ? JSON.parse(text) : undefined;
+        } catch {
+          parsed = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed, ms: performance.now() - t0 });
+      });
+    });
     req.on("error", reject);
     req.end(payload);
   });
@@ -59,7 +55,8 @@ export function requestJson<T = any>(
 
 /** The long-poll wait a request asks the server for (Reservoir's `waitMs`, in the body or the query). */
 function longPollMs(url: URL, body: unknown): number {
-  const waitMs = body && typeof body === "object" && !Buffer.isBuffer(body) ? (body as { waitMs?: unknown }).waitMs : url.searchParams.get("waitMs");
+  const waitMs =
+    body && typeof body === "object" && !Buffer.isBuffer(body) ? (body as { waitMs?: unknown }).waitMs : url.searchParams.get("waitMs");
   return Number(waitMs) || 0;
 }
 
@@ -68,5 +65,11 @@ export function latencySummary(ms: number[]): { calls: number; p50: number; p99:
   const sorted = [...ms].sort((a, b) => a - b);
   const r = (x: number) => Number(x.toFixed(2));
   const mean = sorted.length === 0 ? NaN : sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  return { calls: sorted.length, p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted.at(-1) ?? NaN), mean: r(mean) };
+  return {
+    calls: sorted.length,
+    p50: r(percentile(sorted, 50)),
+    p99: r(percentile(sorted, 99)),
+    max: r(sorted.at(-1) ?? NaN),
+    mean: r(mean),
+  };
 }

@@ -36,7 +36,11 @@ function stat(pid: number, path = `/proc/${pid}/stat`): { seconds: number; sysSe
     // Fields after the command (which may contain spaces) start after the last ')'.
     const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
     // f[0] is field 3 (state): utime = field 14, stime = field 15, starttime = field 22.
-    return { seconds: (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND, sysSeconds: Number(f[12]) / TICKS_PER_SECOND, started: Number(f[19]) };
+    return {
+      seconds: (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND,
+      sysSeconds: Number(f[12]) / TICKS_PER_SECOND,
+      started: Number(f[19]),
+    };
   } catch {
     return null;
   }

@@ -29,7 +29,11 @@ export async function startS3Process(): Promise<{ env: Record<string, string>; s
   };
 }
 
-export async function startStack(kind: "postgres-s3" | "embedded", extraEnv: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Stack> {
+export async function startStack(
+  kind: "postgres-s3" | "embedded",
+  extraEnv: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Promise<Stack> {
   const env = { DATABASE_POOL_MAX: "20", ...extraEnv }; // the production default, not the tests' small pool
   if (kind === "embedded") {
     const server = await startNodeServer({ env, label: "bench-embedded", nodeArgs });

@@ -11,7 +11,10 @@
 export const CALL_TIMEOUT_MS = Number(process.env.BENCH_CALL_TIMEOUT_MS ?? 90_000);
 
 export class CallTimeout extends Error {
-  constructor(readonly what: string, readonly ms: number) {
+  constructor(
+    readonly what: string,
+    readonly ms: number,
+  ) {
     super(`${what}: no answer within ${ms / 1000} s (the call hung)`);
     this.name = "CallTimeout";
   }

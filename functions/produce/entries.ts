@@ -14,12 +14,7 @@ import type { IncomingMessage } from "./parse.ts";
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-export function toEntries(
-  messages: IncomingMessage[],
-  topic: Topic,
-  partitioner: StickyPartitioner,
-  timestamp: number,
-): ProduceEntry[] {
+export function toEntries(messages: IncomingMessage[], topic: Topic, partitioner: StickyPartitioner, timestamp: number): ProduceEntry[] {
   let sticky: number | undefined;
   const arena = new Utf8Arena(messages.reduce((n, m) => n + (m.value?.length ?? 0), 0));
   return messages.map((m, i) => {
@@ -29,7 +24,8 @@ export function toEntries(
     if (m.key !== undefined) bytes += utf8Length(wellFormed(m.key, `messages.${i}.key`));
     if (m.headers) {
       for (const name in m.headers) {
-        bytes += utf8Length(wellFormed(name, `messages.${i}.headers`)) + utf8Length(wellFormed(m.headers[name], `messages.${i}.headers.${name}`));
+        bytes +=
+          utf8Length(wellFormed(name, `messages.${i}.headers`)) + utf8Length(wellFormed(m.headers[name], `messages.${i}.headers.${name}`));
       }
     }
     if (bytes > limits.messageBytes) {

@@ -18,16 +18,12 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
   const type = contentType?.split(";")[0].trim().toLowerCase();
   if (type === "application/json") return "json";
   if (type === "application/x-ndjson") return "ndjson";
-  throw new ReservoirError(
-    "unsupported_media_type",
-    "produce takes Content-Type application/json or application/x-ndjson",
-  );
+  throw new ReservoirError("unsupported_media_type", "produce takes Content-Type application/json or application/x-ndjson");
 }
 
 /** The body as text, refused as soon as it passes the limit (also without Content-Length). */
 export async function readBody(request: Request, maxBytes: number): Promise<string> {
-  const tooLarge = () =>
-    new ReservoirError("body_too_large", `the request body exceeds the limit of ${maxBytes} bytes (8 MiB)`);
+  const tooLarge = () => new ReservoirError("body_too_large", `the request body exceeds the limit of ${maxBytes} bytes (8 MiB)`);
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge();
   // A declared length bounds the body (the HTTP parser reads no further): read it whole, which
@@ -137,11 +133,9 @@ function parseJson(text: string, what: string): unknown {
 
 function checkCount(n: number): void {
   if (n > limits.messagesPerRequest) {
-    throw new ReservoirError(
-      "too_many_messages",
-      `${n} messages in one request; the limit is ${limits.messagesPerRequest}`,
-      { limit: limits.messagesPerRequest },
-    );
+    throw new ReservoirError("too_many_messages", `${n} messages in one request; the limit is ${limits.messagesPerRequest}`, {
+      limit: limits.messagesPerRequest,
+    });
   }
 }
 

@@ -114,9 +114,7 @@ function unmapped(ip: IP): IP {
 }
 
 function network(ip: IP, bits = ip instanceof ipaddr.IPv4 ? 32 : 128): Cidr {
-  return ip instanceof ipaddr.IPv6 && ip.isIPv4MappedAddress() && bits >= 96
-    ? [ip.toIPv4Address(), bits - 96]
-    : [ip, bits];
+  return ip instanceof ipaddr.IPv6 && ip.isIPv4MappedAddress() && bits >= 96 ? [ip.toIPv4Address(), bits - 96] : [ip, bits];
 }
 
 const hostLabel = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
@@ -131,8 +129,7 @@ function parseAllowList(value: string | undefined): AllowList {
   for (const raw of (value ?? "").split(",")) {
     const entry = raw.trim();
     if (entry === "") continue;
-    const invalid = () =>
-      new Error(`RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "${entry}" is not a host name, an IP address or a CIDR`);
+    const invalid = () => new Error(`RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "${entry}" is not a host name, an IP address or a CIDR`);
     if (entry.includes("/")) {
       if (!ipaddr.isValidCIDR(entry)) throw invalid();
       list.networks.push(network(...ipaddr.parseCIDR(entry)));

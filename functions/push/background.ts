@@ -57,7 +57,9 @@ export async function startBackgroundDispatch(
       if (ids.length > 0) run(ids);
     });
   } catch (error) {
-    log(`reservoir: LISTEN ${COMMIT_CHANNEL} failed (${String(error)}); webhooks are woken by this instance's commits and a sweep every ${options.intervalMs} ms`);
+    log(
+      `reservoir: LISTEN ${COMMIT_CHANNEL} failed (${String(error)}); webhooks are woken by this instance's commits and a sweep every ${options.intervalMs} ms`,
+    );
   }
   let lastPrune = 0;
   const timer = setInterval(() => {

@@ -251,7 +251,12 @@ export class Dispatcher {
       const claims = { groupId: sub.group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token };
       const delayMs = retryDelayMs({ initialMs: sub.backoffInitialMs, maxMs: sub.backoffMaxMs }, d.attempt, this.random);
       const action = { kind: "nack" as const, delayMs, error: "internal error" };
-      return { settlement: { id: `${d.partition}:${d.offset}`, claims, action }, attempt: null, gone: false, retryAt: this.now() + delayMs };
+      return {
+        settlement: { id: `${d.partition}:${d.offset}`, claims, action },
+        attempt: null,
+        gone: false,
+        retryAt: this.now() + delayMs,
+      };
     }
   }
 
@@ -263,7 +268,14 @@ export class Dispatcher {
     }
     const started = this.now();
     const timestamp = Math.floor(started / 1000);
-    const { contentType, body } = payload(sub.format, { id, topic: sub.topic.name, partition: d.partition, offset: d.offset, attempt: d.attempt, record: d.record });
+    const { contentType, body } = payload(sub.format, {
+      id,
+      topic: sub.topic.name,
+      partition: d.partition,
+      offset: d.offset,
+      attempt: d.attempt,
+      record: d.record,
+    });
     const secrets = sub.previousSecret && (sub.previousSecretExpiresAt ?? 0) > started ? [sub.secret, sub.previousSecret] : [sub.secret];
     const outcome = await this.options.transport({
       url: new URL(sub.url),
@@ -282,8 +294,21 @@ export class Dispatcher {
     const succeeded = status !== null && status >= 200 && status < 300;
     // The transport's message comes from the network; it goes to the delivery log (text) and a
     // dead letter's x-reservoir-error header (JSONB), which hold neither U+0000 nor lone surrogates.
-    const error = succeeded ? null : outcome.kind === "error" ? outcome.error.replaceAll("\u0000", "\uFFFD").toWellFormed() : `HTTP ${status}`;
-    const attempt: DeliveryAttempt = { partition: d.partition, offset: d.offset, attempt: d.attempt, succeeded, httpStatus: status, error, at: started, durationMs };
+    const error = succeeded
+      ? null
+      : outcome.kind === "error"
+        ? outcome.error.replaceAll("\u0000", "\uFFFD").toWellFormed()
+        : `HTTP ${status}`;
+    const attempt: DeliveryAttempt = {
+      partition: d.partition,
+      offset: d.offset,
+      attempt: d.attempt,
+      succeeded,
+      httpStatus: status,
+      error,
+      at: started,
+      durationMs,
+    };
     this.stats.attempts++;
     if (succeeded) {
       this.stats.succeeded++;

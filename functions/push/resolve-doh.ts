@@ -30,8 +30,7 @@ export function dohResolver(endpoint = "https://cloudflare-dns.com/dns-query", f
     if (body.Status !== 0) throw new Error(`DNS over HTTPS answered DNS status ${String(body.Status)}`);
     // The answer also lists the CNAME chain; only the addresses it ends in are wanted, and only
     // well-formed ones of the family asked for, since they are what the guard judges.
-    const isFamily = (data: string) =>
-      type === A ? ipaddr.IPv4.isValidFourPartDecimal(data) : ipaddr.IPv6.isValid(data);
+    const isFamily = (data: string) => (type === A ? ipaddr.IPv4.isValidFourPartDecimal(data) : ipaddr.IPv6.isValid(data));
     return (body.Answer ?? [])
       .filter((record) => record.type === type && typeof record.data === "string" && isFamily(record.data))
       .map((record) => record.data as string);

@@ -28,6 +28,8 @@ function keyOf(secret: string): Promise<CryptoKey> {
 
 export async function signatureHeader(secrets: string[], id: string, timestampSeconds: number, body: string): Promise<string> {
   const content = encoder.encode(`${id}.${timestampSeconds}.${body}`);
-  const signatures = await Promise.all(secrets.map(async (s) => `v1,${encodeBase64(await crypto.subtle.sign("HMAC", await keyOf(s), content))}`));
+  const signatures = await Promise.all(
+    secrets.map(async (s) => `v1,${encodeBase64(await crypto.subtle.sign("HMAC", await keyOf(s), content))}`),
+  );
   return signatures.join(" ");
 }

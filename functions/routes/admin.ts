@@ -45,7 +45,8 @@ const Histogram = z.object({
 const metricsRoute = createRoute({
   method: "get",
   path: "/v1/admin/metrics",
-  summary: "This instance's counters: produce (flushes, PUTs, commits, messages, bytes), webhooks (attempts, claims, settles), object store requests, db statements",
+  summary:
+    "This instance's counters: produce (flushes, PUTs, commits, messages, bytes), webhooks (attempts, claims, settles), object store requests, db statements",
   description:
     "latency holds cumulative histograms (ms, log-spaced buckets, the last bound null = +Infinity) of each flush's PUT and commit and of each produce request's wait for its offsets; subtract two snapshots to get an interval's distribution.",
   security,

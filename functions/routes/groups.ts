@@ -120,7 +120,10 @@ async function resolve(c: Context<AppEnv>, params: { topic: string; group: strin
   const tenantId = c.get("principal").tenantId;
   const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
   // Cached like the topic: a change made through another instance is seen within a second.
-  const group = await c.env.groups.get(groupKey(topic, params.group), async () => (await ensureGroup(c.env.db, tenantId, topic, params.group)).group);
+  const group = await c.env.groups.get(
+    groupKey(topic, params.group),
+    async () => (await ensureGroup(c.env.db, tenantId, topic, params.group)).group,
+  );
   return { topic, group };
 }
 
@@ -179,11 +182,25 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
       if (deliveries.length > 0 || left <= 0) {
         const tenantId = c.get("principal").tenantId;
         const receipt = (d: (typeof deliveries)[number]) =>
-          c.env.receipts.sign(tenantId, { groupId: group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token });
+          c.env.receipts.sign(tenantId, {
+            groupId: group.id,
+            partition: d.partition,
+            firstOffset: d.firstOffset,
+            offset: d.offset,
+            token: d.token,
+          });
         if (pastDeadline(c) && deliveries.length > 0) {
           // Answered 503 already: what was leased too late goes back at once, not after its
           // visibility timeout (best effort; if this fails, the timeout brings them back).
-          await settle(c.env.db, c.env.receipts, tenantId, group, deliveries.map(receipt), { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
+          await settle(
+            c.env.db,
+            c.env.receipts,
+            tenantId,
+            group,
+            deliveries.map(receipt),
+            { kind: "nack", delayMs: 0 },
+            c.env.clock.now(),
+          ).catch(() => {});
           return c.json({ messages: [] }, 200);
         }
         const messages = deliveries.map((d) =>

@@ -13,14 +13,18 @@ const listRoute = createRoute({
   method: "get",
   path: "/problems",
   summary: "Every problem code this service answers with, its status and meaning",
-  responses: { 200: { description: "The codes", content: { "application/json": { schema: z.object({ problems: z.array(ProblemTypeDoc) }) } } } },
+  responses: {
+    200: { description: "The codes", content: { "application/json": { schema: z.object({ problems: z.array(ProblemTypeDoc) }) } } },
+  },
 });
 
 const getRoute = createRoute({
   method: "get",
   path: "/problems/{code}",
   summary: "What a problem code means (the target of a problem's `type`)",
-  request: { params: z.object({ code: z.string().openapi({ param: { name: "code", in: "path", required: true }, example: "topic_not_found" }) }) },
+  request: {
+    params: z.object({ code: z.string().openapi({ param: { name: "code", in: "path", required: true }, example: "topic_not_found" }) }),
+  },
   responses: {
     200: { description: "The code's documentation", content: { "application/json": { schema: ProblemTypeDoc } } },
     404: { description: "No such code", content: problemContent },
@@ -28,7 +32,13 @@ const getRoute = createRoute({
 });
 
 const isCode = (code: string): code is ErrorCode => (errorCodeNames as readonly string[]).includes(code);
-const doc = (code: ErrorCode) => ({ type: problemTypeUri(code), code, status: problemTypes[code].status, title: titleOf(code), description: problemTypes[code].description });
+const doc = (code: ErrorCode) => ({
+  type: problemTypeUri(code),
+  code,
+  status: problemTypes[code].status,
+  title: titleOf(code),
+  description: problemTypes[code].description,
+});
 
 export function registerProblems(app: OpenAPIHono<AppEnv>) {
   app.openapi(listRoute, (c) => c.json({ problems: errorCodeNames.map(doc) }, 200));

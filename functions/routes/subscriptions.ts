@@ -124,7 +124,8 @@ async function view(c: Context<AppEnv>, s: Stored, secret?: string) {
     ...(s.stateReason && { stateReason: s.stateReason }),
     createdAt: s.createdAt,
     ...(s.secretRotatedAt !== null && { secretRotatedAt: s.secretRotatedAt }),
-    ...(s.previousSecretExpiresAt !== null && s.previousSecretExpiresAt > c.env.clock.now() && { previousSecretExpiresAt: s.previousSecretExpiresAt }),
+    ...(s.previousSecretExpiresAt !== null &&
+      s.previousSecretExpiresAt > c.env.clock.now() && { previousSecretExpiresAt: s.previousSecretExpiresAt }),
     lag: g.partitions.reduce((n, p) => n + p.lag, 0),
     inFlight: g.partitions.reduce((n, p) => n + p.inFlight, 0),
     deadLettered: g.deadLettered,
@@ -144,7 +145,9 @@ function settingsOf(body: z.infer<typeof SubscriptionSettings>): Partial<StoredS
     backoffMaxMs: max === undefined ? undefined : Math.max(1, Math.round(max * 1000)),
     maxConcurrency: body.maxConcurrency,
     timeoutMs: body.timeoutMs,
-    ...(body.filter !== undefined && { filterHeaders: body.filter.headers && Object.keys(body.filter.headers).length > 0 ? body.filter.headers : null }),
+    ...(body.filter !== undefined && {
+      filterHeaders: body.filter.headers && Object.keys(body.filter.headers).length > 0 ? body.filter.headers : null,
+    }),
     deadLetterTopic: body.deadLetterTopic,
     format: body.format,
   };
@@ -158,7 +161,15 @@ export function registerSubscriptions(app: OpenAPIHono<AppEnv>) {
     const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
     await c.env.guard.check(new URL(body.url));
     const secret = newWebhookSecret();
-    const { subscription, created } = await saveSubscription(c.env.db, tenantId, topic, params.name, settingsOf(body), secret, c.env.clock.now());
+    const { subscription, created } = await saveSubscription(
+      c.env.db,
+      tenantId,
+      topic,
+      params.name,
+      settingsOf(body),
+      secret,
+      c.env.clock.now(),
+    );
     if (created) c.env.push.wake([topic.id]);
     return c.json(await view(c, subscription, created ? secret : undefined), created ? 201 : 200);
   });

@@ -34,7 +34,13 @@ async function references(tx: Queryable, topicId: number, items: { partition: nu
     tx,
     sql`SELECT k.p, k.o, i.segment_id, i.byte_offset, i.byte_length, i.record_skip + (k.o - i.base_offset)::int AS record_skip,
                i.min_timestamp, i.max_timestamp, i.extra_headers
-        FROM unnest(${array(items.map((i) => i.partition), "int")}, ${array(items.map((i) => i.offset), "bigint")}) AS k(p, o)
+        FROM unnest(${array(
+          items.map((i) => i.partition),
+          "int",
+        )}, ${array(
+          items.map((i) => i.offset),
+          "bigint",
+        )}) AS k(p, o)
         JOIN LATERAL (
           SELECT * FROM segment_index s WHERE s.topic_id = ${topicId} AND s.partition = k.p AND s.base_offset <= k.o
           ORDER BY s.base_offset DESC LIMIT 1) i ON i.last_offset >= k.o`,
@@ -58,7 +64,10 @@ async function appendReferences(
           SELECT partition FROM partitions WHERE topic_id = ${topicId} AND partition = ANY(${array(parts, "int")})
           ORDER BY partition FOR UPDATE)
         UPDATE partitions p SET next_offset = p.next_offset + v.n
-        FROM locked JOIN unnest(${array(parts, "int")}, ${array(parts.map((p) => counts.get(p)!), "bigint")}) AS v(partition, n) USING (partition)
+        FROM locked JOIN unnest(${array(parts, "int")}, ${array(
+          parts.map((p) => counts.get(p)!),
+          "bigint",
+        )}) AS v(partition, n) USING (partition)
         WHERE p.topic_id = ${topicId} AND p.partition = locked.partition
         RETURNING p.partition, p.next_offset - v.n AS base`,
   );
@@ -72,10 +81,34 @@ async function appendReferences(
     INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id, byte_offset, byte_length,
                                record_skip, min_timestamp, max_timestamp, extra_headers)
     SELECT ${topicId}, r.p, r.o, r.o, ${tenantId}, r.seg, r.bo, r.bl, r.skip, r.mn, r.mx, r.h::jsonb
-    FROM unnest(${array(refs.map((r) => r.partition), "int")}, ${array(offsets, "bigint")}, ${array(refs.map((r) => r.ref.segment_id), "text")},
-                ${array(refs.map((r) => r.ref.byte_offset), "int")}, ${array(refs.map((r) => r.ref.byte_length), "int")},
-                ${array(refs.map((r) => r.ref.record_skip), "int")}, ${array(refs.map((r) => Number(r.ref.min_timestamp)), "bigint")},
-                ${array(refs.map((r) => Number(r.ref.max_timestamp)), "bigint")}, ${array(refs.map((r) => (r.headers ? JSON.stringify(r.headers) : null)), "text")})
+    FROM unnest(${array(
+      refs.map((r) => r.partition),
+      "int",
+    )}, ${array(offsets, "bigint")}, ${array(
+      refs.map((r) => r.ref.segment_id),
+      "text",
+    )},
+                ${array(
+                  refs.map((r) => r.ref.byte_offset),
+                  "int",
+                )}, ${array(
+                  refs.map((r) => r.ref.byte_length),
+                  "int",
+                )},
+                ${array(
+                  refs.map((r) => r.ref.record_skip),
+                  "int",
+                )}, ${array(
+                  refs.map((r) => Number(r.ref.min_timestamp)),
+                  "bigint",
+                )},
+                ${array(
+                  refs.map((r) => Number(r.ref.max_timestamp)),
+                  "bigint",
+                )}, ${array(
+                  refs.map((r) => (r.headers ? JSON.stringify(r.headers) : null)),
+                  "text",
+                )})
       AS r(p, o, seg, bo, bl, skip, mn, mx, h)`);
   return offsets;
 }
@@ -126,8 +159,17 @@ export async function deadLetter(tx: Queryable, group: Group, source: Topic, ite
   await tx.execute(sql`
     INSERT INTO dead_letters (group_id, partition, "offset", dead_letter_topic_id, dead_letter_partition, dead_letter_offset, at)
     SELECT ${group.id}, d.p, d.o, ${dlq.id}, d.dp, d.do, ${now}
-    FROM unnest(${array(moved.map((m) => m.item.partition), "int")}, ${array(moved.map((m) => m.item.offset), "bigint")},
-                ${array(moved.map((m) => m.partition), "int")}, ${array(offsets, "bigint")}) AS d(p, o, dp, "do")
+    FROM unnest(${array(
+      moved.map((m) => m.item.partition),
+      "int",
+    )}, ${array(
+      moved.map((m) => m.item.offset),
+      "bigint",
+    )},
+                ${array(
+                  moved.map((m) => m.partition),
+                  "int",
+                )}, ${array(offsets, "bigint")}) AS d(p, o, dp, "do")
     ON CONFLICT (group_id, partition, "offset") DO UPDATE SET
       dead_letter_topic_id = excluded.dead_letter_topic_id, dead_letter_partition = excluded.dead_letter_partition,
       dead_letter_offset = excluded.dead_letter_offset, at = excluded.at, redriven_at = NULL
@@ -147,7 +189,11 @@ export async function redrive(tx: Queryable, group: Group, source: Topic, max: n
   for (const l of letters) byTopic.set(Number(l.dlq), [...(byTopic.get(Number(l.dlq)) ?? []), l]);
   const back: { partition: number; ref: SourceRef; headers: Record<string, string> | null }[] = [];
   for (const [dlqId, list] of byTopic) {
-    const refs = await references(tx, dlqId, list.map((l) => ({ partition: l.dp, offset: Number(l.do) })));
+    const refs = await references(
+      tx,
+      dlqId,
+      list.map((l) => ({ partition: l.dp, offset: Number(l.do) })),
+    );
     const found = new Map(refs.map((r) => [`${r.p}:${Number(r.o)}`, r]));
     for (const l of list) {
       const ref = found.get(`${l.dp}:${Number(l.do)}`);
@@ -159,7 +205,13 @@ export async function redrive(tx: Queryable, group: Group, source: Topic, max: n
   await appendReferences(tx, group.tenantId, source.id, back);
   await tx.execute(sql`
     UPDATE dead_letters d SET redriven_at = ${now}
-    FROM unnest(${array(letters.map((l) => l.partition), "int")}, ${array(letters.map((l) => Number(l.offset)), "bigint")}) AS k(p, o)
+    FROM unnest(${array(
+      letters.map((l) => l.partition),
+      "int",
+    )}, ${array(
+      letters.map((l) => Number(l.offset)),
+      "bigint",
+    )}) AS k(p, o)
     WHERE d.group_id = ${group.id} AND d.partition = k.p AND d."offset" = k.o`);
   return letters.length;
 }

@@ -50,7 +50,13 @@ const sameState = (a: LeaseState, b: LeaseState) =>
  */
 export function reshape(row: LeaseRow, changes: Map<number, OffsetChange>): LeaseRow[] {
   const settled = new Set(row.settled);
-  const base: LeaseState = { attempt: row.attempt, visibleAt: row.visibleAt, token: row.token, receiver: row.receiver, lastError: row.lastError };
+  const base: LeaseState = {
+    attempt: row.attempt,
+    visibleAt: row.visibleAt,
+    token: row.token,
+    receiver: row.receiver,
+    lastError: row.lastError,
+  };
   const out: LeaseRow[] = [];
   let current: { first: number; last: number; settled: number[]; state: LeaseState | null } | null = null;
   const close = () => {

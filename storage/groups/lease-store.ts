@@ -4,8 +4,7 @@ import { rows, type Queryable } from "../metadata/db.ts";
 import type { LeaseRow } from "./lease-rows.ts";
 
 /** One array parameter (drizzle would otherwise expand a JS array into a list). */
-export const array = (items: (number | string | null)[], type: "bigint" | "int" | "text") =>
-  sql`${sql.param(items)}::${sql.raw(type)}[]`;
+export const array = (items: (number | string | null)[], type: "bigint" | "int" | "text") => sql`${sql.param(items)}::${sql.raw(type)}[]`;
 
 interface RawRow {
   partition: number;
@@ -48,11 +47,23 @@ function parseIntArray(text: string): number[] {
  * pass them) are not due: they would take the LIMIT's places, and, their old leases ending
  * first, for good.
  */
-export async function lockDueRows(db: Queryable, groupId: number, now: number, limit: number, skip: [number, number][] = []): Promise<LeaseRow[]> {
+export async function lockDueRows(
+  db: Queryable,
+  groupId: number,
+  now: number,
+  limit: number,
+  skip: [number, number][] = [],
+): Promise<LeaseRow[]> {
   const skipped =
     skip.length === 0
       ? sql``
-      : sql`AND (partition, first_offset) NOT IN (SELECT * FROM unnest(${array(skip.map((k) => k[0]), "int")}, ${array(skip.map((k) => k[1]), "bigint")}))`;
+      : sql`AND (partition, first_offset) NOT IN (SELECT * FROM unnest(${array(
+          skip.map((k) => k[0]),
+          "int",
+        )}, ${array(
+          skip.map((k) => k[1]),
+          "bigint",
+        )}))`;
   const found = await rows<RawRow>(
     db,
     sql`SELECT ${rowColumns} FROM group_leases
@@ -76,7 +87,13 @@ export async function lockRowsHolding(db: Queryable, groupId: number, offsets: [
   while (wanted.length > 0) {
     const found = await rows<RawRow>(
       db,
-      sql`SELECT l.* FROM unnest(${array(wanted.map((k) => k[0]), "int")}, ${array(wanted.map((k) => k[1]), "bigint")}) AS k(p, o)
+      sql`SELECT l.* FROM unnest(${array(
+        wanted.map((k) => k[0]),
+        "int",
+      )}, ${array(
+        wanted.map((k) => k[1]),
+        "bigint",
+      )}) AS k(p, o)
           CROSS JOIN LATERAL (
             SELECT ${rowColumns} FROM group_leases
             WHERE group_id = ${groupId} AND partition = k.p AND first_offset <= k.o
@@ -143,7 +160,14 @@ export const SPARE_PARTITIONS = 1;
  * falls short takes another pass over the rest; the count only leaves concurrent receivers
  * (SKIP LOCKED) partitions they can use.
  */
-export function choosePartitions(groupId: number, topicId: number, partitions: number, from: "frontier" | "committed", choice: PartitionChoice, start: number): SQL {
+export function choosePartitions(
+  groupId: number,
+  topicId: number,
+  partitions: number,
+  from: "frontier" | "committed",
+  choice: PartitionChoice,
+  start: number,
+): SQL {
   const column = sql.raw(from === "frontier" ? "gp.frontier" : "gp.committed");
   const inner = sql.raw(from === "frontier" ? "g2.frontier" : "g2.committed");
   const exclude = choice.exclude?.length ? sql`AND gp.partition <> ALL(${array(choice.exclude, "int")})` : sql``;
@@ -219,21 +243,60 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
   await db.execute(sql`
     WITH removed AS (
       DELETE FROM group_leases l
-      USING unnest(${array(remove.map((k) => k[0]), "int")}, ${array(remove.map((k) => k[1]), "bigint")}) AS k(p, f)
+      USING unnest(${array(
+        remove.map((k) => k[0]),
+        "int",
+      )}, ${array(
+        remove.map((k) => k[1]),
+        "bigint",
+      )}) AS k(p, f)
       WHERE l.group_id = ${groupId} AND l.partition = k.p AND l.first_offset = k.f
       RETURNING 1),
     moved AS (
       UPDATE group_partitions gp SET frontier = v.f
-      FROM unnest(${array(f.map((x) => x[0]), "int")}, ${array(f.map((x) => x[1]), "bigint")}) AS v(p, f)
+      FROM unnest(${array(
+        f.map((x) => x[0]),
+        "int",
+      )}, ${array(
+        f.map((x) => x[1]),
+        "bigint",
+      )}) AS v(p, f)
       WHERE gp.group_id = ${groupId} AND gp.partition = v.p
       RETURNING 1)
     INSERT INTO group_leases (group_id, partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error)
     SELECT ${groupId}, r.p, r.f, r.l, r.s::int[], r.a, r.v, r.t, r.rc, r.e
-    FROM unnest(${array(insert.map((r) => r.partition), "int")}, ${array(insert.map((r) => r.firstOffset), "bigint")},
-                ${array(insert.map((r) => r.lastOffset), "bigint")}, ${array(insert.map((r) => `{${r.settled.join(",")}}`), "text")},
-                ${array(insert.map((r) => r.attempt), "int")}, ${array(insert.map((r) => r.visibleAt), "bigint")},
-                ${array(insert.map((r) => r.token), "bigint")}, ${array(insert.map((r) => r.receiver), "text")},
-                ${array(insert.map((r) => r.lastError), "text")})
+    FROM unnest(${array(
+      insert.map((r) => r.partition),
+      "int",
+    )}, ${array(
+      insert.map((r) => r.firstOffset),
+      "bigint",
+    )},
+                ${array(
+                  insert.map((r) => r.lastOffset),
+                  "bigint",
+                )}, ${array(
+                  insert.map((r) => `{${r.settled.join(",")}}`),
+                  "text",
+                )},
+                ${array(
+                  insert.map((r) => r.attempt),
+                  "int",
+                )}, ${array(
+                  insert.map((r) => r.visibleAt),
+                  "bigint",
+                )},
+                ${array(
+                  insert.map((r) => r.token),
+                  "bigint",
+                )}, ${array(
+                  insert.map((r) => r.receiver),
+                  "text",
+                )},
+                ${array(
+                  insert.map((r) => r.lastError),
+                  "text",
+                )})
       AS r(p, f, l, s, a, v, t, rc, e)
     ON CONFLICT (group_id, partition, first_offset) DO UPDATE SET
       last_offset = excluded.last_offset, settled = excluded.settled, attempt = excluded.attempt,

@@ -28,7 +28,13 @@ export async function groupView(db: Database, group: Group, now: number): Promis
     partitions: found.map((r) => {
       const committedOffset = Number(r.committed);
       const highWatermark = Number(r.next_offset);
-      return { partition: r.partition, committedOffset, highWatermark, lag: Math.max(0, highWatermark - committedOffset), inFlight: Number(r.in_flight) };
+      return {
+        partition: r.partition,
+        committedOffset,
+        highWatermark,
+        lag: Math.max(0, highWatermark - committedOffset),
+        inFlight: Number(r.in_flight),
+      };
     }),
     deadLettered: Number(dead.n),
   };
@@ -63,15 +69,22 @@ export async function seek(io: ReadIo & { db: Database }, group: Group, topic: T
       await io.db.transaction(async (tx) => {
         await tx.execute(sql`SET LOCAL lock_timeout = '300ms'`);
         // Lock first: the next statement's snapshot then sees every lease a receive committed meanwhile.
-        await tx.execute(sql`SELECT 1 FROM group_partitions WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) ORDER BY partition FOR UPDATE`);
+        await tx.execute(
+          sql`SELECT 1 FROM group_partitions WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) ORDER BY partition FOR UPDATE`,
+        );
         // Then the leases, in a statement of their own: a settle or receive holding one may cut it
         // into rows it inserts, which only a statement after it commits sees (and deletes).
-        await tx.execute(sql`SELECT 1 FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) FOR UPDATE`);
+        await tx.execute(
+          sql`SELECT 1 FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) FOR UPDATE`,
+        );
         await tx.execute(sql`
           WITH dropped AS (
             DELETE FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) RETURNING 1)
           UPDATE group_partitions gp SET committed = t.o, frontier = t.o
-          FROM unnest(${array(parts, "int")}, ${array(parts.map((p) => targets.get(p)!), "bigint")}) AS t(p, o)
+          FROM unnest(${array(parts, "int")}, ${array(
+            parts.map((p) => targets.get(p)!),
+            "bigint",
+          )}) AS t(p, o)
           WHERE gp.group_id = ${group.id} AND gp.partition = t.p`);
       });
       return;

@@ -88,7 +88,8 @@ export async function receive(io: ReadIo & { db: Database }, group: Group, topic
 export async function leaseIn(txIo: ReadIo, group: Group, topic: Topic, options: ReceiveOptions): Promise<Lease> {
   const token = newGrantToken();
   const tx = txIo.db;
-  const plan = group.ordering === "key" ? await planByKey(txIo, group, topic, options, token) : await planRanges(tx, group, topic, options, token);
+  const plan =
+    group.ordering === "key" ? await planByKey(txIo, group, topic, options, token) : await planRanges(tx, group, topic, options, token);
   await writeRows(tx, group.id, plan.changes);
   if (plan.exhausted.length > 0) {
     await advanceCommitted(tx, group.id, [...plan.touched]);
@@ -203,7 +204,9 @@ async function leaseFresh(
       continue;
     }
     const due = delayed.find((d) => d.first <= o && o <= d.last)?.deliverAt;
-    const state: LeaseState = due ? { attempt: 0, visibleAt: due, token: 0, receiver: null, lastError: null } : grantState(1, options, token);
+    const state: LeaseState = due
+      ? { attempt: 0, visibleAt: due, token: 0, receiver: null, lastError: null }
+      : grantState(1, options, token);
     if (!run || (run as LeaseRow).token !== state.token || (run as LeaseRow).visibleAt !== state.visibleAt) {
       flush();
       run = { partition: pos.partition, firstOffset: o, lastOffset: o, settled: [], ...state };
@@ -255,9 +258,15 @@ function windowColumns(groupId: number, topicId: number, partition: SQL, from: S
 function toWindow(r: { delayed: Listed; covered: Listed }, windowEnd: number): Window {
   // "a:b:c" items of a text array (drivers give it parsed or as its literal) as numbers.
   const parse = (listed: Listed) =>
-    (listed === null ? [] : typeof listed === "string" ? listed.replace(/^\{|\}$/g, "").split(",").filter(Boolean) : listed).map((d) =>
-      d.replaceAll('"', "").split(":").map(Number),
-    );
+    (listed === null
+      ? []
+      : typeof listed === "string"
+        ? listed
+            .replace(/^\{|\}$/g, "")
+            .split(",")
+            .filter(Boolean)
+        : listed
+    ).map((d) => d.replaceAll('"', "").split(":").map(Number));
   return {
     delayed: parse(r.delayed).map(([first, last, deliverAt]) => ({ first, last, deliverAt })),
     covered: parse(r.covered).map(([first, last]) => ({ first, last })),
@@ -266,9 +275,20 @@ function toWindow(r: { delayed: Listed; covered: Listed }, windowEnd: number): W
 }
 
 /** The next window of a partition this receive holds, from `from`. */
-async function freshWindow(tx: Queryable, groupId: number, topicId: number, partition: number, from: number, budget: number, now: number): Promise<Window> {
+async function freshWindow(
+  tx: Queryable,
+  groupId: number,
+  topicId: number,
+  partition: number,
+  from: number,
+  budget: number,
+  now: number,
+): Promise<Window> {
   const end = from + budget + FRESH_SCAN_WINDOW;
-  const [r] = await rows<{ delayed: Listed; covered: Listed }>(tx, sql`SELECT ${windowColumns(groupId, topicId, sql`${partition}`, sql`${from}`, sql`${end}`, now)}`);
+  const [r] = await rows<{ delayed: Listed; covered: Listed }>(
+    tx,
+    sql`SELECT ${windowColumns(groupId, topicId, sql`${partition}`, sql`${from}`, sql`${end}`, now)}`,
+  );
   return toWindow(r, end);
 }
 
@@ -287,7 +307,15 @@ async function lockFreshPositions(
 ): Promise<FreshPosition[]> {
   const topicId = topic.id;
   const end = sql`gp.frontier + ${budget + FRESH_SCAN_WINDOW}`;
-  type Found = { partition: number; frontier: string | number; next_offset: string | number; delayed: Listed; covered: Listed; version: string; seen: string | null };
+  type Found = {
+    partition: number;
+    frontier: string | number;
+    next_offset: string | number;
+    delayed: Listed;
+    covered: Listed;
+    version: string;
+    seen: string | null;
+  };
   // `version` is the row locked, `seen` the one of the statement's snapshot. They differ when a
   // transaction (a seek, say) changed the position after the snapshot and committed before the
   // lock: the lock then gives its new row, but the window's subqueries read the old snapshot
@@ -308,7 +336,10 @@ async function lockFreshPositions(
   for (const r of found) {
     const frontier = Number(r.frontier);
     // Changed since the snapshot: the window again, in a statement of its own (it sees every commit before the lock).
-    const window = r.version === r.seen ? toWindow(r, frontier + budget + FRESH_SCAN_WINDOW) : await freshWindow(tx, groupId, topicId, r.partition, frontier, budget, now);
+    const window =
+      r.version === r.seen
+        ? toWindow(r, frontier + budget + FRESH_SCAN_WINDOW)
+        : await freshWindow(tx, groupId, topicId, r.partition, frontier, budget, now);
     positions.push({ partition: r.partition, frontier, highWatermark: Number(r.next_offset), ...window });
   }
   return positions;
@@ -330,7 +361,13 @@ function settleExhausted(plan: Plan, row: LeaseRow, offsets: number[]) {
  * find them settled and pass for a repeated ack; it must be receipt_expired.
  */
 function deadLettered(row: LeaseRow, offsets: number[]): LeaseRow[] {
-  const dead: LeaseState = { attempt: row.attempt, visibleAt: row.visibleAt, token: newGrantToken(), receiver: null, lastError: row.lastError };
+  const dead: LeaseState = {
+    attempt: row.attempt,
+    visibleAt: row.visibleAt,
+    token: newGrantToken(),
+    receiver: null,
+    lastError: row.lastError,
+  };
   return reshape(row, new Map(offsets.map((o) => [o, { state: dead } as OffsetChange]))).flatMap((r) =>
     r.token === dead.token ? reshape(r, new Map(liveOffsets(r).map((o) => [o, { settle: true } as OffsetChange]))) : [r],
   );
@@ -343,7 +380,13 @@ function deadLettered(row: LeaseRow, offsets: number[]): LeaseRow[] {
  * is dead-lettered and so stops blocking. Keyless messages are not ordered.
  */
 async function planByKey(io: ReadIo, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<Plan> {
-  const plan: Plan = { changes: { remove: [], insert: [], frontiers: new Map() }, grants: [], exhausted: [], touched: new Set(), records: new Map() };
+  const plan: Plan = {
+    changes: { remove: [], insert: [], frontiers: new Map() },
+    grants: [],
+    exhausted: [],
+    touched: new Set(),
+    records: new Map(),
+  };
   let budget = options.max;
   // As in planRanges: the partitions the budget needs by their counts, and more, pass by pass,
   // while it falls short. Every partition is considered before a receive answers under-full.

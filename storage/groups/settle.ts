@@ -72,7 +72,9 @@ export async function settleClaims(
 ): Promise<{ done: number; failed: { id: string; code: "receipt_expired" }[] }> {
   const result = { done: 0, failed: [] as { id: string; code: "receipt_expired" }[] };
   if (items.length === 0) return result;
-  const offsets = [...new Map(items.map(({ claims: c }) => [`${c.partition}:${c.offset}`, [c.partition, c.offset] as [number, number]])).values()];
+  const offsets = [
+    ...new Map(items.map(({ claims: c }) => [`${c.partition}:${c.offset}`, [c.partition, c.offset] as [number, number]])).values(),
+  ];
   const found = await lockRowsHolding(tx, group.id, offsets);
   const changes = new Map<LeaseRow, Map<number, OffsetChange>>();
   // Nacks due at the same time share a grant token, so their offsets stay in one row.
@@ -119,7 +121,15 @@ export async function settleClaims(
                 lastError: action.error ?? row.lastError,
               },
             }
-          : { state: { attempt: row.attempt, visibleAt: now + action.visibilityMs, token: row.token, receiver: row.receiver, lastError: row.lastError } };
+          : {
+              state: {
+                attempt: row.attempt,
+                visibleAt: now + action.visibilityMs,
+                token: row.token,
+                receiver: row.receiver,
+                lastError: row.lastError,
+              },
+            };
     if (action.kind === "ack") acked = true;
     const perRow = changes.get(row) ?? new Map<number, OffsetChange>();
     perRow.set(c.offset, change);

@@ -90,7 +90,17 @@ interface Batch {
 }
 
 export class Batcher {
-  readonly stats: FlushStats = { flushes: 0, puts: 0, commits: 0, failedFlushes: 0, messages: 0, bytes: 0, requests: 0, putMs: 0, commitMs: 0 };
+  readonly stats: FlushStats = {
+    flushes: 0,
+    puts: 0,
+    commits: 0,
+    failedFlushes: 0,
+    messages: 0,
+    bytes: 0,
+    requests: 0,
+    putMs: 0,
+    commitMs: 0,
+  };
   /** PUT and commit durations per flush, and each request's wait from submit to its offsets. */
   readonly latency = { putMs: new LatencyHistogram(), commitMs: new LatencyHistogram(), submitMs: new LatencyHistogram() };
   private readonly options: BatcherOptions;
@@ -237,7 +247,11 @@ export class Batcher {
     if (!cache) return;
     for (const run of runs) {
       const bytes = segment.subarray(run.byteOffset, run.byteOffset + run.byteLength);
-      cache.set(rangeKey(segmentId, run.byteOffset, run.byteLength), () => decodeBatches(bytes, { verifyCrc: false }).flatMap((b) => b.records), run.byteLength);
+      cache.set(
+        rangeKey(segmentId, run.byteOffset, run.byteLength),
+        () => decodeBatches(bytes, { verifyCrc: false }).flatMap((b) => b.records),
+        run.byteLength,
+      );
     }
   }
 

@@ -86,8 +86,20 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
     if (recorded.length > 0) {
       await tx.execute(sql`
         UPDATE idempotency_keys AS k SET partition = v.p, "offset" = v.o
-        FROM unnest(${array(recorded.map((x) => x.topicId), "bigint")}, ${array(recorded.map((x) => x.key), "text")},
-                    ${array(recorded.map((x) => x.partition), "int")}, ${array(recorded.map((x) => x.offset), "bigint")}) AS v(t, k, p, o)
+        FROM unnest(${array(
+          recorded.map((x) => x.topicId),
+          "bigint",
+        )}, ${array(
+          recorded.map((x) => x.key),
+          "text",
+        )},
+                    ${array(
+                      recorded.map((x) => x.partition),
+                      "int",
+                    )}, ${array(
+                      recorded.map((x) => x.offset),
+                      "bigint",
+                    )}) AS v(t, k, p, o)
         WHERE k.topic_id = v.t AND k.key = v.k`);
     }
     if (commit.clock() > commit.deadline) throw new CommitDeadlineError();
@@ -142,17 +154,24 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
   });
   if (planned.length === 0) return { offsets: result, subscribedTopicIds: [] };
 
-  const keys = [...counts.entries()]
-    .filter(([, n]) => n > 0)
-    .map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number]);
+  const keys = [...counts.entries()].filter(([, n]) => n > 0).map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number]);
   const runOf = (row: PlannedRow) => commit.runs[row.run];
   const remainingMs = Math.max(0, commit.deadline - commit.clock());
   // Arrays, not VALUES lists: the statement text never changes, so it is prepared once per connection.
   const advanced = await rows<{ topic_id: string | number; partition: number; base: string | number; subscribed: boolean }>(
     db,
     sql`WITH v AS (
-        SELECT * FROM unnest(${array(keys.map((k) => k[0]), "bigint")}, ${array(keys.map((k) => k[1]), "int")},
-                             ${array(keys.map((k) => k[2]), "bigint")}) AS v(topic_id, partition, n)),
+        SELECT * FROM unnest(${array(
+          keys.map((k) => k[0]),
+          "bigint",
+        )}, ${array(
+          keys.map((k) => k[1]),
+          "int",
+        )},
+                             ${array(
+                               keys.map((k) => k[2]),
+                               "bigint",
+                             )}) AS v(topic_id, partition, n)),
       locked AS MATERIALIZED (
         SELECT p.topic_id, p.partition FROM partitions p JOIN v USING (topic_id, partition)
         ORDER BY p.topic_id, p.partition FOR UPDATE OF p),
@@ -172,11 +191,41 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
                                    byte_offset, byte_length, record_skip, min_timestamp, max_timestamp, deliver_at)
         SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
                r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts, NULLIF(r.deliver_at, 0)
-        FROM unnest(${array(planned.map((r) => runOf(r).topicId), "bigint")}, ${array(planned.map((r) => runOf(r).partition), "int")},
-                    ${array(planned.map((r) => r.relFirst), "bigint")}, ${array(planned.map((r) => r.count), "bigint")},
-                    ${array(planned.map((r) => runOf(r).byteOffset), "int")}, ${array(planned.map((r) => runOf(r).byteLength), "int")},
-                    ${array(planned.map((r) => r.recordSkip), "int")}, ${array(planned.map((r) => r.minTimestamp), "bigint")},
-                    ${array(planned.map((r) => r.maxTimestamp), "bigint")}, ${array(planned.map((r) => r.deliverAt ?? 0), "bigint")})
+        FROM unnest(${array(
+          planned.map((r) => runOf(r).topicId),
+          "bigint",
+        )}, ${array(
+          planned.map((r) => runOf(r).partition),
+          "int",
+        )},
+                    ${array(
+                      planned.map((r) => r.relFirst),
+                      "bigint",
+                    )}, ${array(
+                      planned.map((r) => r.count),
+                      "bigint",
+                    )},
+                    ${array(
+                      planned.map((r) => runOf(r).byteOffset),
+                      "int",
+                    )}, ${array(
+                      planned.map((r) => runOf(r).byteLength),
+                      "int",
+                    )},
+                    ${array(
+                      planned.map((r) => r.recordSkip),
+                      "int",
+                    )}, ${array(
+                      planned.map((r) => r.minTimestamp),
+                      "bigint",
+                    )},
+                    ${array(
+                      planned.map((r) => r.maxTimestamp),
+                      "bigint",
+                    )}, ${array(
+                      planned.map((r) => r.deliverAt ?? 0),
+                      "bigint",
+                    )})
              AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at)
         JOIN adv a USING (topic_id, partition) CROSS JOIN seg
         RETURNING 1),
@@ -243,7 +292,13 @@ async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promi
           SELECT id FROM topics WHERE id = ANY(${array([...new Set(wanted.map((w) => w.topicId))], "bigint")}) FOR KEY SHARE)
         INSERT INTO idempotency_keys (topic_id, key, expires_at)
         SELECT c.t, c.k, ${expiresAt}::timestamptz
-        FROM unnest(${array(wanted.map((w) => w.topicId), "bigint")}, ${array(wanted.map((w) => w.key), "text")}) AS c(t, k)
+        FROM unnest(${array(
+          wanted.map((w) => w.topicId),
+          "bigint",
+        )}, ${array(
+          wanted.map((w) => w.key),
+          "text",
+        )}) AS c(t, k)
         JOIN live ON live.id = c.t
         ON CONFLICT (topic_id, key) DO UPDATE SET expires_at = excluded.expires_at, partition = NULL, "offset" = NULL
         WHERE idempotency_keys.expires_at <= now()
@@ -259,7 +314,13 @@ async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promi
     const existing = await rows<{ topic_id: string | number; key: string; partition: number; offset: string | number }>(
       tx,
       sql`SELECT i.topic_id, i.key, i.partition, i."offset" FROM idempotency_keys i
-          JOIN unnest(${array(taken.map((w) => w.topicId), "bigint")}, ${array(taken.map((w) => w.key), "text")}) AS c(t, k)
+          JOIN unnest(${array(
+            taken.map((w) => w.topicId),
+            "bigint",
+          )}, ${array(
+            taken.map((w) => w.key),
+            "text",
+          )}) AS c(t, k)
             ON i.topic_id = c.t AND i.key = c.k`,
     );
     for (const row of existing) {

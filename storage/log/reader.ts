@@ -57,13 +57,7 @@ export async function partitionBounds(db: Database, topicId: number, partition: 
 }
 
 /** Up to `limit` messages of one partition from `offset` on, in offset order. */
-export async function readFrom(
-  io: ReadIo,
-  topicId: number,
-  partition: number,
-  offset: number,
-  limit: number,
-): Promise<StoredMessage[]> {
+export async function readFrom(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<StoredMessage[]> {
   const found = await io.db
     .select({
       baseOffset: segmentIndex.baseOffset,
@@ -78,9 +72,7 @@ export async function readFrom(
     })
     .from(segmentIndex)
     .innerJoin(segments, eq(segments.id, segmentIndex.segmentId))
-    .where(
-      and(eq(segmentIndex.topicId, topicId), eq(segmentIndex.partition, partition), gte(segmentIndex.lastOffset, offset)),
-    )
+    .where(and(eq(segmentIndex.topicId, topicId), eq(segmentIndex.partition, partition), gte(segmentIndex.lastOffset, offset)))
     .orderBy(asc(segmentIndex.baseOffset))
     .limit(limit);
   const wanted: IndexRow[] = [];
@@ -110,9 +102,7 @@ export async function offsetForTimestamp(io: ReadIo, topicId: number, partition:
   const candidates = await io.db
     .select({ baseOffset: segmentIndex.baseOffset })
     .from(segmentIndex)
-    .where(
-      and(eq(segmentIndex.topicId, topicId), eq(segmentIndex.partition, partition), gte(segmentIndex.maxTimestamp, timestamp)),
-    )
+    .where(and(eq(segmentIndex.topicId, topicId), eq(segmentIndex.partition, partition), gte(segmentIndex.maxTimestamp, timestamp)))
     .orderBy(asc(segmentIndex.baseOffset))
     .limit(1);
   if (candidates.length === 0) return null;
@@ -135,7 +125,12 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<SegmentRecord
     const last = groups.at(-1);
     const prev = last && wanted[last.at(-1)!];
     const row = wanted[i];
-    if (prev && prev.segmentId === row.segmentId && row.byteOffset >= prev.byteOffset && row.byteOffset <= prev.byteOffset + prev.byteLength) {
+    if (
+      prev &&
+      prev.segmentId === row.segmentId &&
+      row.byteOffset >= prev.byteOffset &&
+      row.byteOffset <= prev.byteOffset + prev.byteLength
+    ) {
       last.push(i);
     } else {
       groups.push([i]);

@@ -13,9 +13,7 @@ export async function migrate(db: Database): Promise<string[]> {
     await tx.execute(
       sql`CREATE TABLE IF NOT EXISTS reservoir_migrations (tag text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const done = new Set(
-      (await rows<{ tag: string }>(tx, sql`SELECT tag FROM reservoir_migrations`)).map((r) => r.tag),
-    );
+    const done = new Set((await rows<{ tag: string }>(tx, sql`SELECT tag FROM reservoir_migrations`)).map((r) => r.tag));
     const applied: string[] = [];
     for (const migration of migrations) {
       if (done.has(migration.tag)) continue;

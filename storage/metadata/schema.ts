@@ -2,19 +2,7 @@
  * The metadata that must be agreed on. Every row carries tenant_id (directly or through its
  * topic) and every query is scoped by it. Offsets are bigint in SQL and JS numbers in the API.
  */
-import {
-  bigint,
-  boolean,
-  bigserial,
-  index,
-  integer,
-  jsonb,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uniqueIndex,
-} from "drizzle-orm/pg-core";
+import { bigint, boolean, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 
 export const tenants = pgTable("tenants", {
   id: text("id").primaryKey(),
@@ -108,10 +96,7 @@ export const segmentIndex = pgTable(
     /** Headers added to the stored ones on read (a dead letter's x-reservoir-* headers). */
     extraHeaders: jsonb("extra_headers").$type<Record<string, string>>(),
   },
-  (t) => [
-    primaryKey({ columns: [t.topicId, t.partition, t.baseOffset] }),
-    index("segment_index_segment_idx").on(t.segmentId),
-  ],
+  (t) => [primaryKey({ columns: [t.topicId, t.partition, t.baseOffset] }), index("segment_index_segment_idx").on(t.segmentId)],
 );
 
 /** Producer idempotency keys, deduplicated inside the commit for 24 hours. */
@@ -129,7 +114,6 @@ export const idempotencyKeys = pgTable(
   },
   (t) => [primaryKey({ columns: [t.topicId, t.key] }), index("idempotency_keys_expiry_idx").on(t.expiresAt)],
 );
-
 
 /** Instance-wide secrets shared by every instance (e.g. the key that signs receipts). */
 export const settings = pgTable("settings", {
@@ -196,10 +180,7 @@ export const groupLeases = pgTable(
     receiver: text("receiver"),
     lastError: text("last_error"),
   },
-  (t) => [
-    primaryKey({ columns: [t.groupId, t.partition, t.firstOffset] }),
-    index("group_leases_due_idx").on(t.groupId, t.visibleAt),
-  ],
+  (t) => [primaryKey({ columns: [t.groupId, t.partition, t.firstOffset] }), index("group_leases_due_idx").on(t.groupId, t.visibleAt)],
 );
 
 /** Messages a group gave up on, and where their references went. */
@@ -252,10 +233,7 @@ export const subscriptions = pgTable(
     stateReason: text("state_reason"),
     createdAt: bigint("created_at", { mode: "number" }).notNull(),
   },
-  (t) => [
-    uniqueIndex("subscriptions_topic_name_idx").on(t.topicId, t.name),
-    uniqueIndex("subscriptions_group_idx").on(t.groupId),
-  ],
+  (t) => [uniqueIndex("subscriptions_topic_name_idx").on(t.topicId, t.name), uniqueIndex("subscriptions_group_idx").on(t.groupId)],
 );
 
 /** One row per delivery attempt, written with the attempt's ack or retry; kept for days. */

@@ -9,8 +9,10 @@ function randomHex(bytes: number): string {
 
 /** The key that signs receipts: created by the first instance, read by all. */
 export async function receiptKey(db: Database): Promise<Uint8Array> {
-  await db.insert(settings).values({ name: "receipt_key", value: randomHex(32) }).onConflictDoNothing();
+  await db
+    .insert(settings)
+    .values({ name: "receipt_key", value: randomHex(32) })
+    .onConflictDoNothing();
   const [row] = await db.select({ value: settings.value }).from(settings).where(eq(settings.name, "receipt_key"));
   return Uint8Array.from(row.value.match(/../g)!, (h) => parseInt(h, 16));
 }
-

@@ -76,12 +76,7 @@ export async function ensureTopic(
   });
 }
 
-export async function updateTopic(
-  db: Database,
-  tenantId: string,
-  name: string,
-  changes: Partial<TopicSettings>,
-): Promise<Topic> {
+export async function updateTopic(db: Database, tenantId: string, name: string, changes: Partial<TopicSettings>): Promise<Topic> {
   return db.transaction(async (tx) => {
     const [row] = await tx
       .select(columns)
@@ -91,10 +86,7 @@ export async function updateTopic(
     if (!row) throw new ReservoirError("topic_not_found", `topic '${name}' does not exist`);
     const target = changes.partitions ?? row.partitions;
     if (target < row.partitions) {
-      throw new ReservoirError(
-        "partitions_cannot_shrink",
-        `topic '${name}' has ${row.partitions} partitions; partitions may only grow`,
-      );
+      throw new ReservoirError("partitions_cannot_shrink", `topic '${name}' has ${row.partitions} partitions; partitions may only grow`);
     }
     const [updated] = await tx
       .update(topics)
@@ -128,4 +120,3 @@ export async function highWatermarks(db: Database, topicId: number): Promise<num
     .orderBy(asc(partitions.partition));
   return found.map((r) => Number(r.next));
 }
-

@@ -180,7 +180,10 @@ export class S3ObjectStore implements ObjectStore {
       let errors: { Key?: string; Code?: string; Message?: string }[];
       try {
         const res = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true } }),
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true },
+          }),
         );
         errors = res.Errors ?? [];
       } catch (error) {
@@ -189,7 +192,9 @@ export class S3ObjectStore implements ObjectStore {
       // Quiet mode reports only the keys it could not delete (an absent key is deleted).
       if (errors.length > 0) {
         const first = errors[0];
-        throw unavailable(`S3 DELETE: ${errors.length} of ${batch.length} keys not deleted, e.g. ${first.Key}: ${first.Code} ${first.Message ?? ""}`.trim());
+        throw unavailable(
+          `S3 DELETE: ${errors.length} of ${batch.length} keys not deleted, e.g. ${first.Key}: ${first.Code} ${first.Message ?? ""}`.trim(),
+        );
       }
     }
   }
@@ -243,7 +248,8 @@ export class S3ObjectStore implements ObjectStore {
  * server serves nothing). The signer takes an `x-amz-content-sha256` already present as the
  * payload hash; set here, before the retry step, it is computed once per PUT, not per attempt.
  */
-const hashPayloadOffThread = <Input extends object, Output extends object>(next: (args: { input: Input; request: unknown }) => Promise<Output>) =>
+const hashPayloadOffThread =
+  <Input extends object, Output extends object>(next: (args: { input: Input; request: unknown }) => Promise<Output>) =>
   async (args: { input: Input; request: unknown }): Promise<Output> => {
     const request = args.request as { headers?: Record<string, string>; body?: unknown } | undefined;
     const body = request?.body;

@@ -24,15 +24,7 @@
  */
 
 import { crc32c } from "./crc32c.ts";
-import {
-  type Cursor,
-  readVarint,
-  readZigzag,
-  varintSize,
-  writeVarint,
-  writeZigzag,
-  zigzagSize,
-} from "./varint.ts";
+import { type Cursor, readVarint, readZigzag, varintSize, writeVarint, writeZigzag, zigzagSize } from "./varint.ts";
 
 export interface SegmentRecord {
   /** UTF-8 on disk; absent = no key (distinct from ""). */
@@ -102,11 +94,7 @@ export class SegmentWriter {
   #finished = false;
 
   /** Append one batch of records for (topicId, partition); returns where its bytes sit in the final segment. */
-  appendBatch(
-    topicId: string,
-    partition: number,
-    records: SegmentRecord[],
-  ): { byteOffset: number; byteLength: number } {
+  appendBatch(topicId: string, partition: number, records: SegmentRecord[]): { byteOffset: number; byteLength: number } {
     if (this.#finished) throw new Error("SegmentWriter: appendBatch after finish");
     if (!Number.isInteger(partition) || partition < 0 || partition >= TWO_32) {
       throw new RangeError(`partition ${partition} is not a u32`);
@@ -213,9 +201,7 @@ export function encodedRecordSize(record: SegmentRecord, firstTimestamp = record
 function measureRecord(record: SegmentRecord, firstTimestamp: number, lengths: number[] | undefined): number {
   const delta = record.timestamp - firstTimestamp;
   if (!Number.isSafeInteger(record.timestamp) || !Number.isSafeInteger(delta)) {
-    throw new RangeError(
-      `timestamp ${record.timestamp} is not a safe integer within 2^53 - 1 of the batch's first (${firstTimestamp})`,
-    );
+    throw new RangeError(`timestamp ${record.timestamp} is not a safe integer within 2^53 - 1 of the batch's first (${firstTimestamp})`);
   }
   const at = lengths ? lengths.push(0) - 1 : 0;
   const valueLength = record.value.length;
@@ -420,9 +406,7 @@ function decodeBatchesFrom(bytes: Uint8Array, pos: number, options: DecodeOption
     const length = remaining >= 4 ? view.getUint32(pos) : 0;
     if (length < BATCH_FIXED_BYTES + 1 || length > remaining) {
       throw new SegmentCorruptError(
-        remaining < 4
-          ? `${remaining} stray bytes at byte ${pos}`
-          : `batch at byte ${pos} claims ${length} bytes; ${remaining} remain`,
+        remaining < 4 ? `${remaining} stray bytes at byte ${pos}` : `batch at byte ${pos} claims ${length} bytes; ${remaining} remain`,
       );
     }
     try {

@@ -25,7 +25,10 @@ export async function recordAttempts(tx: Queryable, subscriptionId: number, atte
     INSERT INTO webhook_deliveries (subscription_id, partition, "offset", attempt, succeeded, http_status, error, at, duration_ms)
     SELECT ${subscriptionId}, p, o, a, s <> 0, h, e, t, d
     FROM unnest(${array(col("partition"), "int")}, ${array(col("offset"), "bigint")}, ${array(col("attempt"), "int")},
-      ${array(attempts.map((a) => (a.succeeded ? 1 : 0)), "int")}, ${array(col("httpStatus"), "int")},
+      ${array(
+        attempts.map((a) => (a.succeeded ? 1 : 0)),
+        "int",
+      )}, ${array(col("httpStatus"), "int")},
       ${array(col("error"), "text")}, ${array(col("at"), "bigint")}, ${array(col("durationMs"), "int")}) AS v(p, o, a, s, h, e, t, d)`);
 }
 

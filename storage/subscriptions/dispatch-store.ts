@@ -49,7 +49,13 @@ export async function claimDeliveries(
       const fits = now + subscription.timeoutMs <= until;
       const max = fits ? Math.min(want, subscription.maxConcurrency - inFlight) : 0;
       if (max <= 0) return { subscription };
-      const lease = { max, visibilityMs: subscription.timeoutMs + SETTLE_MARGIN_MS, receiver: DISPATCHER, now, maxPartitions: subscription.topic.partitions };
+      const lease = {
+        max,
+        visibilityMs: subscription.timeoutMs + SETTLE_MARGIN_MS,
+        receiver: DISPATCHER,
+        now,
+        maxPartitions: subscription.topic.partitions,
+      };
       return { subscription, lease: await leaseIn({ ...io, db: tx }, subscription.group, subscription.topic, lease) };
     }),
   );

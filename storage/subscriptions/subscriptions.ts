@@ -146,7 +146,11 @@ export async function subscriptionById(db: Queryable, id: number): Promise<Subsc
 }
 
 /** The subscription and how many of its deliveries are in flight (leased, not yet settled). */
-export async function subscriptionForClaim(db: Queryable, id: number, now: number): Promise<{ subscription: Subscription; inFlight: number } | null> {
+export async function subscriptionForClaim(
+  db: Queryable,
+  id: number,
+  now: number,
+): Promise<{ subscription: Subscription; inFlight: number } | null> {
   const [row] = await rows<RawSubscription & { in_flight: string | number }>(
     db,
     sql`SELECT ${joinedColumns}, f.in_flight FROM ${joinedTables}
@@ -224,7 +228,8 @@ export async function saveSubscription(
       WHERE id = ${current.id}`);
     // Only the group settings given (an undefined one would overwrite the stored value).
     const groupChanges = defined({ ordering: g.ordering, maxAttempts: g.maxAttempts, deadLetterTopic: g.deadLetterTopic });
-    if (Object.keys(groupChanges).length > 0) await ensureGroup(tx as unknown as Database, tenantId, topic, groupNameOf(name), groupChanges);
+    if (Object.keys(groupChanges).length > 0)
+      await ensureGroup(tx as unknown as Database, tenantId, topic, groupNameOf(name), groupChanges);
     return { subscription: (await subscriptionById(tx, current.id))!, created: false };
   });
 }

@@ -195,7 +195,10 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           byShape.set(template.replace(/\{[^}]*\}/g, "{}"), { template, item });
         }
         const missing = documented.filter(([method, shape]) => !byShape.get(shape)?.item?.[method]);
-        expect(missing.map(([m, s]) => `${m.toUpperCase()} ${s}`), `documented paths: ${[...byShape.values()].map((v) => v.template).join(", ")}`).toEqual([]);
+        expect(
+          missing.map(([m, s]) => `${m.toUpperCase()} ${s}`),
+          `documented paths: ${[...byShape.values()].map((v) => v.template).join(", ")}`,
+        ).toEqual([]);
       });
 
       it("validates against the OpenAPI 3.1 JSON schema", async () => {
@@ -229,7 +232,8 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
             });
           } else if (node && typeof node === "object") {
             for (const [k, v] of Object.entries(node)) {
-              if (k === "$ref" && typeof v === "string" && v.startsWith("#") && resolve(v) === undefined) problems.push(`${at}: unresolvable $ref ${v}`);
+              if (k === "$ref" && typeof v === "string" && v.startsWith("#") && resolve(v) === undefined)
+                problems.push(`${at}: unresolvable $ref ${v}`);
               walk(v, `${at}/${k}`);
             }
           }
@@ -278,21 +282,33 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
       it("documents bearer authentication for tenant routes and none for /healthz", async () => {
         const doc = (await anon.get("/openapi.json")).body;
         const schemes = doc.components?.securitySchemes ?? {};
-        const bearer = Object.entries<any>(schemes).filter(([, s]) => s?.type === "http" && String(s.scheme).toLowerCase() === "bearer").map(([k]) => k);
+        const bearer = Object.entries<any>(schemes)
+          .filter(([, s]) => s?.type === "http" && String(s.scheme).toLowerCase() === "bearer")
+          .map(([k]) => k);
         expect(bearer.length, `securitySchemes: ${JSON.stringify(schemes)}`).toBeGreaterThan(0);
         const find = (shape: string) => Object.entries<any>(doc.paths).find(([t]) => t.replace(/\{[^}]*\}/g, "{}") === shape)?.[1];
         const effective = (op: any) => (op?.security ?? doc.security ?? []) as Record<string, unknown>[];
         const topicsSec = effective(find("/v1/topics")?.get);
-        expect(topicsSec.some((req) => Object.keys(req).some((k) => bearer.includes(k))), `GET /v1/topics security: ${JSON.stringify(topicsSec)}`).toBe(true);
+        expect(
+          topicsSec.some((req) => Object.keys(req).some((k) => bearer.includes(k))),
+          `GET /v1/topics security: ${JSON.stringify(topicsSec)}`,
+        ).toBe(true);
         const healthSec = effective(find("/healthz")?.get);
-        expect(healthSec.length === 0 || healthSec.some((req) => Object.keys(req).length === 0), `GET /healthz security: ${JSON.stringify(healthSec)}`).toBe(true);
+        expect(
+          healthSec.length === 0 || healthSec.some((req) => Object.keys(req).length === 0),
+          `GET /healthz security: ${JSON.stringify(healthSec)}`,
+        ).toBe(true);
       });
 
       it("documents the JSON and the application/x-ndjson request bodies of produce", async () => {
         const doc = (await anon.get("/openapi.json")).body;
         const item = Object.entries<any>(doc.paths).find(([t]) => t.replace(/\{[^}]*\}/g, "{}") === "/v1/topics/{}/messages")?.[1];
         let body = item?.post?.requestBody;
-        if (body?.$ref) body = body.$ref.split("/").slice(1).reduce((n: any, k: string) => n?.[k], doc);
+        if (body?.$ref)
+          body = body.$ref
+            .split("/")
+            .slice(1)
+            .reduce((n: any, k: string) => n?.[k], doc);
         const types = Object.keys(body?.content ?? {});
         expect(types).toContain("application/json");
         expect(types).toContain("application/x-ndjson");
@@ -328,7 +344,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
       });
 
       it("refuses malformed JSON (400 malformed_json) and a missing name (400 invalid_request)", async () => {
-        assertProblem(await admin.post("/v1/admin/tenants", undefined, { raw: '{"name": ', contentType: "application/json" }), 400, "malformed_json");
+        assertProblem(
+          await admin.post("/v1/admin/tenants", undefined, { raw: '{"name": ', contentType: "application/json" }),
+          400,
+          "malformed_json",
+        );
         assertProblem(await admin.post("/v1/admin/tenants", {}), 400, "invalid_request");
         assertProblem(await admin.post("/v1/admin/tenants", { name: 42 }), 400, "invalid_request");
       });
@@ -357,7 +377,9 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         assertStatus(created, 201);
         const doomed = api(target!.baseUrl, created.body.apiKey);
         assertStatus(await doomed.get("/v1/topics"), 200);
-        const del = await admin.delete(`/v1/admin/tenants/${encodeURIComponent(t.tenantId)}/keys/${encodeURIComponent(created.body.keyId)}`);
+        const del = await admin.delete(
+          `/v1/admin/tenants/${encodeURIComponent(t.tenantId)}/keys/${encodeURIComponent(created.body.keyId)}`,
+        );
         assertStatus(del, 204);
         expect(del.text).toBe("");
         assertProblem(await doomed.get("/v1/topics"), 401, "unauthorized");
@@ -370,7 +392,10 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const b = await newTenant("other");
         const keyOfB = await admin.post(`/v1/admin/tenants/${encodeURIComponent(b.tenantId)}/keys`);
         assertStatus(keyOfB, 201);
-        assertProblem(await admin.delete(`/v1/admin/tenants/${encodeURIComponent(a.tenantId)}/keys/${encodeURIComponent(keyOfB.body.keyId)}`), 404);
+        assertProblem(
+          await admin.delete(`/v1/admin/tenants/${encodeURIComponent(a.tenantId)}/keys/${encodeURIComponent(keyOfB.body.keyId)}`),
+          404,
+        );
         assertProblem(await admin.delete(`/v1/admin/tenants/${encodeURIComponent(a.tenantId)}/keys/no-such-key-${runId}`), 404);
         assertStatus(await api(target!.baseUrl, keyOfB.body.apiKey).get("/v1/topics"), 200);
       });
@@ -440,7 +465,10 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const a = await newTenant("orders-a");
         const b = await newTenant("orders-b");
         assertStatus(await a.client.put(topicPath("orders"), { partitions: 2 }), 201);
-        await produce(a.client, "orders", [{ value: "a-0", partition: 0 }, { value: "a-1", partition: 0 }]);
+        await produce(a.client, "orders", [
+          { value: "a-0", partition: 0 },
+          { value: "a-1", partition: 0 },
+        ]);
         // Not 200 (same settings) nor 409 (different settings): B's `orders` is a new topic.
         assertStatus(await b.client.put(topicPath("orders"), { partitions: 3 }), 201);
         await produce(b.client, "orders", [{ value: "b-0", partition: 0 }]);
@@ -495,7 +523,14 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const big = uniq("p256");
         assertStatus(await tenant.client.put(topicPath(big), { partitions: 256 }), 201);
         expect(await highWatermarks(tenant.client, big)).toHaveLength(256);
-        for (const body of [{ partitions: 0 }, { partitions: 257 }, { partitions: 1.5 }, { partitions: "2" }, { retentionHours: "x" }, { retentionHours: 1.5 }]) {
+        for (const body of [
+          { partitions: 0 },
+          { partitions: 257 },
+          { partitions: 1.5 },
+          { partitions: "2" },
+          { retentionHours: "x" },
+          { retentionHours: 1.5 },
+        ]) {
           const name = uniq("badsettings");
           const res = await tenant.client.put(topicPath(name), body);
           try {
@@ -525,8 +560,16 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
 
       it("PUT with malformed JSON (400 malformed_json) or a non-JSON content type (415) creates nothing", async () => {
         const name = uniq("badput");
-        assertProblem(await tenant.client.put(topicPath(name), undefined, { raw: '{"partitions": 2', contentType: "application/json" }), 400, "malformed_json");
-        assertProblem(await tenant.client.put(topicPath(name), undefined, { raw: '{"partitions": 2}', contentType: "text/plain" }), 415, "unsupported_media_type");
+        assertProblem(
+          await tenant.client.put(topicPath(name), undefined, { raw: '{"partitions": 2', contentType: "application/json" }),
+          400,
+          "malformed_json",
+        );
+        assertProblem(
+          await tenant.client.put(topicPath(name), undefined, { raw: '{"partitions": 2}', contentType: "text/plain" }),
+          415,
+          "unsupported_media_type",
+        );
         assertProblem(await tenant.client.get(topicPath(name)), 404, "topic_not_found");
       });
 
@@ -549,7 +592,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const fresh = await tenant.client.get(topicPath(name));
         assertStatus(fresh, 200);
         expect(fresh.body).toMatchObject({ name, partitions: 3, retentionHours: 168, highWatermarks: [0, 0, 0] });
-        await produce(tenant.client, name, [{ value: "a", partition: 1 }, { value: "b", partition: 1 }, { value: "c", partition: 2 }]);
+        await produce(tenant.client, name, [
+          { value: "a", partition: 1 },
+          { value: "b", partition: 1 },
+          { value: "c", partition: 2 },
+        ]);
         expect(await highWatermarks(tenant.client, name)).toEqual([0, 2, 1]);
       });
 
@@ -583,14 +630,21 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const name = await createTopic(tenant.client, { partitions: 2 });
         assertProblem(await tenant.client.patch(topicPath(name), { partitions: "4" }), 400, "invalid_request");
         assertProblem(await tenant.client.patch(topicPath(name), { partitions: 257 }), 400, "invalid_request");
-        assertProblem(await tenant.client.patch(topicPath(name), undefined, { raw: "{", contentType: "application/json" }), 400, "malformed_json");
+        assertProblem(
+          await tenant.client.patch(topicPath(name), undefined, { raw: "{", contentType: "application/json" }),
+          400,
+          "malformed_json",
+        );
         expect((await tenant.client.get(topicPath(name))).body.partitions).toBe(2);
         assertProblem(await tenant.client.patch(topicPath(uniq("missing")), { partitions: 4 }), 404, "topic_not_found");
       });
 
       it("DELETE answers 204; the topic then 404s everywhere, leaves the list, and a re-created topic starts empty", async () => {
         const name = await createTopic(tenant.client, { partitions: 2 });
-        await produce(tenant.client, name, [{ value: "old", partition: 0 }, { value: "old", partition: 1 }]);
+        await produce(tenant.client, name, [
+          { value: "old", partition: 0 },
+          { value: "old", partition: 1 },
+        ]);
         const del = await tenant.client.delete(topicPath(name));
         assertStatus(del, 204);
         expect(del.text).toBe("");
@@ -634,7 +688,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
 
       it("assigns dense offsets per partition across requests, in request order", async () => {
         const topic = await createTopic(tenant.client, { partitions: 3 });
-        const first = await produce(tenant.client, topic, [0, 1, 0, 2, 1, 0].map((partition, i) => ({ value: `r1-${i}`, partition })));
+        const first = await produce(
+          tenant.client,
+          topic,
+          [0, 1, 0, 2, 1, 0].map((partition, i) => ({ value: `r1-${i}`, partition })),
+        );
         expect(first).toEqual([
           { partition: 0, offset: 0 },
           { partition: 1, offset: 0 },
@@ -643,7 +701,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           { partition: 1, offset: 1 },
           { partition: 0, offset: 2 },
         ]);
-        const second = await produce(tenant.client, topic, [2, 0, 2].map((partition, i) => ({ value: `r2-${i}`, partition })));
+        const second = await produce(
+          tenant.client,
+          topic,
+          [2, 0, 2].map((partition, i) => ({ value: `r2-${i}`, partition })),
+        );
         expect(second).toEqual([
           { partition: 2, offset: 1 },
           { partition: 0, offset: 3 },
@@ -656,11 +718,16 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
 
       it("puts all keyless messages of one request in one partition, and moves round-robin to the next partition per request", async () => {
         const topic = await createTopic(tenant.client, { partitions: 4 });
-        const batch = await produce(tenant.client, topic, Array.from({ length: 10 }, (_, i) => ({ value: `k-less-${i}` })));
+        const batch = await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 10 }, (_, i) => ({ value: `k-less-${i}` })),
+        );
         const p = batch[0].partition;
         expect(batch).toEqual(batch.map((_, i) => ({ partition: p, offset: i })));
         const used: number[] = [];
-        for (let i = 0; i < 8; i++) used.push((await produce(tenant.client, topic, [{ value: `rr-${i}` }, { value: `rr-${i}b` }]))[0].partition);
+        for (let i = 0; i < 8; i++)
+          used.push((await produce(tenant.client, topic, [{ value: `rr-${i}` }, { value: `rr-${i}b` }]))[0].partition);
         const counts = [0, 1, 2, 3].map((q) => used.filter((x) => x === q).length);
         expect(counts, `partitions of 8 consecutive keyless requests: ${used.join(",")}`).toEqual([2, 2, 2, 2]);
         for (let i = 1; i < used.length; i++) expect(used[i], `request ${i} moved to another partition`).not.toBe(used[i - 1]);
@@ -669,19 +736,33 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
       it("sends a key to the same partition in every request (stable hash) and spreads different keys", async () => {
         const topic = await createTopic(tenant.client, { partitions: 4 });
         const keys = Array.from({ length: 24 }, (_, i) => `user-${i}`);
-        const first = await produce(tenant.client, topic, keys.map((key) => ({ key, value: `1-${key}` })));
-        const second = await produce(tenant.client, topic, [...keys].reverse().map((key) => ({ key, value: `2-${key}` })));
+        const first = await produce(
+          tenant.client,
+          topic,
+          keys.map((key) => ({ key, value: `1-${key}` })),
+        );
+        const second = await produce(
+          tenant.client,
+          topic,
+          [...keys].reverse().map((key) => ({ key, value: `2-${key}` })),
+        );
         const partitionOf = new Map(keys.map((k, i) => [k, first[i].partition]));
         [...keys].reverse().forEach((k, i) => {
           expect(second[i].partition, `key ${k}`).toBe(partitionOf.get(k));
         });
-        const third = await produce(tenant.client, topic, [{ key: "user-3", value: "3a" }, { key: "user-3", value: "3b" }]);
+        const third = await produce(tenant.client, topic, [
+          { key: "user-3", value: "3a" },
+          { key: "user-3", value: "3b" },
+        ]);
         expect(third[0].partition).toBe(partitionOf.get("user-3"));
         expect(third[1]).toEqual({ partition: third[0].partition, offset: third[0].offset + 1 });
         expect(new Set(partitionOf.values()).size).toBeGreaterThan(1);
         // The key is returned with the message.
         const read = await readMessages(tenant.client, topic, third[0].partition, { offset: third[0].offset, limit: 2 });
-        expect((read.body.messages as Msg[]).map((m) => [m.key, m.value])).toEqual([["user-3", "3a"], ["user-3", "3b"]]);
+        expect((read.body.messages as Msg[]).map((m) => [m.key, m.value])).toEqual([
+          ["user-3", "3a"],
+          ["user-3", "3b"],
+        ]);
       });
 
       it("an explicit partition wins over the key", async () => {
@@ -697,9 +778,22 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
       it("refuses a partition >= the count (400 partition_out_of_range) and negative or fractional ones (400), storing nothing", async () => {
         const topic = await createTopic(tenant.client, { partitions: 2 });
         await expectNoChange(tenant.client, topic, async () => {
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "ok", partition: 0 }, { value: "x", partition: 2 }] }), 400, "partition_out_of_range");
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, {
+              messages: [
+                { value: "ok", partition: 0 },
+                { value: "x", partition: 2 },
+              ],
+            }),
+            400,
+            "partition_out_of_range",
+          );
           assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "x", partition: -1 }] }), 400);
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "x", partition: 0.5 }] }), 400, "invalid_request");
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "x", partition: 0.5 }] }),
+            400,
+            "invalid_request",
+          );
         });
       });
 
@@ -709,7 +803,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const invalidUtf8 = Uint8Array.from([0xc3, 0x28, 0xff, 0xfe, 0x00, 0xed, 0xa0, 0x80, 0xf0, 0x9f]);
         const random = new Uint8Array(randomBytes(4096));
         const payloads = [all, invalidUtf8, random, new Uint8Array(0)];
-        const offsets = await produce(tenant.client, topic, payloads.map((p) => ({ valueBase64: b64(p) })));
+        const offsets = await produce(
+          tenant.client,
+          topic,
+          payloads.map((p) => ({ valueBase64: b64(p) })),
+        );
         const msgs = (await readMessages(tenant.client, topic, 0, { offset: offsets[0].offset })).body.messages as Msg[];
         expect(msgs).toHaveLength(payloads.length);
         msgs.forEach((m, i) => {
@@ -721,8 +819,20 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
 
       it("returns string values exactly (unicode, emoji, control characters, empty) in `value`", async () => {
         const topic = await createTopic(tenant.client);
-        const values = ["", "héllo wörld", "日本語テキスト", "emoji 🎉👍🏽 and surrogates 𝄞", "tab\tnewline\nquote\"backslash\\", "\u0000nul\u0001", " ".repeat(3)];
-        const offsets = await produce(tenant.client, topic, values.map((value) => ({ value })));
+        const values = [
+          "",
+          "héllo wörld",
+          "日本語テキスト",
+          "emoji 🎉👍🏽 and surrogates 𝄞",
+          'tab\tnewline\nquote"backslash\\',
+          "\u0000nul\u0001",
+          " ".repeat(3),
+        ];
+        const offsets = await produce(
+          tenant.client,
+          topic,
+          values.map((value) => ({ value })),
+        );
         const msgs = (await readMessages(tenant.client, topic, 0, { offset: offsets[0].offset })).body.messages as Msg[];
         expect(msgs.map((m) => m.value)).toEqual(values);
         for (const m of msgs) expect(m.valueBase64).toBeUndefined();
@@ -736,9 +846,21 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         expect(m.headers).toEqual(headers);
         expect(m.key).toBe("k");
         await expectNoChange(tenant.client, topic, async () => {
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", headers: { a: 1 } }] }), 400, "invalid_request");
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", headers: ["a"] }] }), 400, "invalid_request");
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", key: 7 }] }), 400, "invalid_request");
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", headers: { a: 1 } }] }),
+            400,
+            "invalid_request",
+          );
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", headers: ["a"] }] }),
+            400,
+            "invalid_request",
+          );
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", key: 7 }] }),
+            400,
+            "invalid_request",
+          );
         });
       });
 
@@ -750,7 +872,10 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           { value: "nd-2", key: "kk", partition: 0 },
         ];
         for (const trailing of [true, false]) {
-          const res = await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: ndjson(msgs, trailing), contentType: "application/x-ndjson" });
+          const res = await tenant.client.post(`${topicPath(topic)}/messages`, undefined, {
+            raw: ndjson(msgs, trailing),
+            contentType: "application/x-ndjson",
+          });
           assertStatus(res, 200);
           const base = trailing ? 0 : 2;
           const base0 = trailing ? 0 : 1;
@@ -761,21 +886,33 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           ]);
         }
         const p1 = await readAll(tenant.client, topic, 1);
-        const shown = (m: Msg) => (m.value as string | undefined) ?? `hex:${Buffer.from(m.valueBase64 as string, "base64").toString("hex")}`;
+        const shown = (m: Msg) =>
+          (m.value as string | undefined) ?? `hex:${Buffer.from(m.valueBase64 as string, "base64").toString("hex")}`;
         expect(p1.map(shown)).toEqual(["nd-0", "hex:000102ff", "nd-0", "hex:000102ff"]);
         expect(p1[1].headers).toEqual({ h: "v" });
         expect(p1[1].value).toBeUndefined();
         const p0 = await readAll(tenant.client, topic, 0);
-        expect(p0.map((m) => [m.key, m.value])).toEqual([["kk", "nd-2"], ["kk", "nd-2"]]);
+        expect(p0.map((m) => [m.key, m.value])).toEqual([
+          ["kk", "nd-2"],
+          ["kk", "nd-2"],
+        ]);
       });
 
       it("refuses malformed ndjson lines (400 malformed_json) and invalid ndjson messages (400 invalid_request), storing nothing", async () => {
         const topic = await createTopic(tenant.client);
         await expectNoChange(tenant.client, topic, async () => {
           const bad = '{"value":"ok"}\n{"value": oops}\n';
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: bad, contentType: "application/x-ndjson" }), 400, "malformed_json");
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: bad, contentType: "application/x-ndjson" }),
+            400,
+            "malformed_json",
+          );
           const both = ndjson([{ value: "ok" }, { value: "x", valueBase64: "eA==" }]);
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: both, contentType: "application/x-ndjson" }), 400, "invalid_request");
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: both, contentType: "application/x-ndjson" }),
+            400,
+            "invalid_request",
+          );
         });
       });
 
@@ -787,7 +924,10 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           { value: "b", partition: 0, idempotencyKey: `${ik}-b` },
         ];
         const original = await produce(tenant.client, topic, request);
-        expect(original).toEqual([{ partition: 1, offset: 0 }, { partition: 0, offset: 0 }]);
+        expect(original).toEqual([
+          { partition: 1, offset: 0 },
+          { partition: 0, offset: 0 },
+        ]);
         const hw = await highWatermarks(tenant.client, topic);
         expect(await produce(tenant.client, topic, request)).toEqual(original);
         expect(await highWatermarks(tenant.client, topic)).toEqual(hw);
@@ -795,11 +935,17 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           { value: "a-changed", partition: 1, idempotencyKey: `${ik}-a` },
           { value: "c", partition: 1, idempotencyKey: `${ik}-c` },
         ]);
-        expect(mixed).toEqual([{ partition: 1, offset: 0 }, { partition: 1, offset: 1 }]);
+        expect(mixed).toEqual([
+          { partition: 1, offset: 0 },
+          { partition: 1, offset: 1 },
+        ]);
         expect(await highWatermarks(tenant.client, topic)).toEqual([1, 2]);
         expect((await readAll(tenant.client, topic, 1)).map((m) => m.value)).toEqual(["a", "c"]);
         // Through ndjson too.
-        const nd = await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: ndjson(request), contentType: "application/x-ndjson" });
+        const nd = await tenant.client.post(`${topicPath(topic)}/messages`, undefined, {
+          raw: ndjson(request),
+          contentType: "application/x-ndjson",
+        });
         assertStatus(nd, 200);
         expect(nd.body.offsets).toEqual(original);
         expect(await highWatermarks(tenant.client, topic)).toEqual([1, 2]);
@@ -846,7 +992,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         await expectNoChange(tenant.client, topic, async () => {
           const p = assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: over }), 413, "too_many_messages");
           expect(p.detail).toMatch(/1,?000/);
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: ndjson(over), contentType: "application/x-ndjson" }), 413, "too_many_messages");
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: ndjson(over), contentType: "application/x-ndjson" }),
+            413,
+            "too_many_messages",
+          );
         });
       });
 
@@ -861,7 +1011,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         await expectNoChange(tenant.client, topic, async () => {
           const p = assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: over }), 413, "body_too_large");
           expect(p.detail).toMatch(/8\s?MiB|8,?388,?608/i);
-          assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: ndjson(over), contentType: "application/x-ndjson" }), 413, "body_too_large");
+          assertProblem(
+            await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: ndjson(over), contentType: "application/x-ndjson" }),
+            413,
+            "body_too_large",
+          );
         });
       });
 
@@ -908,7 +1062,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const body = JSON.stringify({ messages: [{ value: "x" }] });
         await expectNoChange(tenant.client, topic, async () => {
           for (const contentType of ["text/plain", "application/xml", "application/x-www-form-urlencoded"]) {
-            assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: body, contentType }), 415, "unsupported_media_type");
+            assertProblem(
+              await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: body, contentType }),
+              415,
+              "unsupported_media_type",
+            );
           }
         });
       });
@@ -917,7 +1075,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const topic = await createTopic(tenant.client);
         await produce(tenant.client, topic, [{ value: "0" }, { value: "1" }]);
         assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "a" }, {}] }), 400, "invalid_request");
-        assertProblem(await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v".repeat(MiB + 1) }] }), 413, "message_too_large");
+        assertProblem(
+          await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v".repeat(MiB + 1) }] }),
+          413,
+          "message_too_large",
+        );
         expect(await produce(tenant.client, topic, [{ value: "2" }])).toEqual([{ partition: 0, offset: 2 }]);
         expect((await readAll(tenant.client, topic, 0)).map((m) => m.value)).toEqual(["0", "1", "2"]);
       });
@@ -934,7 +1096,12 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
     describe("read by offset: GET /v1/topics/{topic}/partitions/{p}/messages", () => {
       it("returns `limit` messages from `offset` with nextOffset and highWatermark, across produce requests", async () => {
         const topic = await createTopic(tenant.client, { partitions: 2 });
-        for (let r = 0; r < 5; r++) await produce(tenant.client, topic, Array.from({ length: 5 }, (_, i) => ({ value: `v${r * 5 + i}`, partition: 0 })));
+        for (let r = 0; r < 5; r++)
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: 5 }, (_, i) => ({ value: `v${r * 5 + i}`, partition: 0 })),
+          );
         let res = await readMessages(tenant.client, topic, 0, { offset: 0, limit: 10 });
         assertStatus(res, 200);
         expect(res.body.nextOffset).toBe(10);
@@ -958,7 +1125,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
 
       it("defaults limit to 100, accepts 1,000 and refuses 1,001 (400 invalid_request)", async () => {
         const topic = await createTopic(tenant.client);
-        await produce(tenant.client, topic, Array.from({ length: 120 }, (_, i) => ({ value: `m${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 120 }, (_, i) => ({ value: `m${i}` })),
+        );
         let res = await readMessages(tenant.client, topic, 0, { offset: 0 });
         expect(res.body.messages).toHaveLength(100);
         expect(res.body.nextOffset).toBe(100);
@@ -984,7 +1155,13 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
 
       it("refuses bad query parameters (400 invalid_request): negative or non-numeric offset, waitMs over 30,000", async () => {
         const topic = await createTopic(tenant.client);
-        for (const query of [{ offset: -1 }, { offset: "abc" }, { offset: 0, limit: "many" }, { offset: 0, waitMs: 30_001 }, { offset: 0, waitMs: -5 }]) {
+        for (const query of [
+          { offset: -1 },
+          { offset: "abc" },
+          { offset: 0, limit: "many" },
+          { offset: 0, waitMs: 30_001 },
+          { offset: 0, waitMs: -5 },
+        ]) {
           const res = await readMessages(tenant.client, topic, 0, query);
           try {
             assertProblem(res, 400, "invalid_request");
@@ -1054,23 +1231,44 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           const stored = (await readAll(tenant.client, topic, partition)).at(-1)!.timestamp as number;
           await until(() => Date.now() > stored, "the clock passes the last stored timestamp");
         };
-        await produce(tenant.client, topic, [0, 0, 0].map((partition, i) => ({ value: `a${i}`, partition })));
+        await produce(
+          tenant.client,
+          topic,
+          [0, 0, 0].map((partition, i) => ({ value: `a${i}`, partition })),
+        );
         await clockPassed(0);
-        await produce(tenant.client, topic, [0, 1, 0].map((partition, i) => ({ value: `b${i}`, partition })));
+        await produce(
+          tenant.client,
+          topic,
+          [0, 1, 0].map((partition, i) => ({ value: `b${i}`, partition })),
+        );
         await clockPassed(1);
-        await produce(tenant.client, topic, [1].map((partition, i) => ({ value: `c${i}`, partition })));
-        const parts = [await readAll(tenant.client, topic, 0), await readAll(tenant.client, topic, 1), await readAll(tenant.client, topic, 2)];
+        await produce(
+          tenant.client,
+          topic,
+          [1].map((partition, i) => ({ value: `c${i}`, partition })),
+        );
+        const parts = [
+          await readAll(tenant.client, topic, 0),
+          await readAll(tenant.client, topic, 1),
+          await readAll(tenant.client, topic, 2),
+        ];
         const hws = await highWatermarks(tenant.client, topic);
         expect(hws).toEqual([5, 2, 0]);
         const expected = (t: number) =>
-          parts.map((msgs, partition) => ({ partition, offset: (msgs.find((m) => (m.timestamp as number) >= t)?.offset as number | undefined) ?? hws[partition] }));
+          parts.map((msgs, partition) => ({
+            partition,
+            offset: (msgs.find((m) => (m.timestamp as number) >= t)?.offset as number | undefined) ?? hws[partition],
+          }));
         const stamps = [...new Set(parts.flat().map((m) => m.timestamp as number))].sort((x, y) => x - y);
         expect(stamps.length, "the three produce requests got distinct timestamps").toBeGreaterThanOrEqual(2);
         const probes = [0, stamps[0] - 1, ...stamps, ...stamps.map((s) => s + 1), stamps[stamps.length - 1] + 60_000];
         for (const t of probes) {
           const res = await tenant.client.get(`${topicPath(topic)}/offsets`, { query: { timestamp: t } });
           assertStatus(res, 200);
-          const got = [...(res.body.offsets as Offset[])].sort((x, y) => x.partition - y.partition).map((o) => ({ partition: o.partition, offset: o.offset }));
+          const got = [...(res.body.offsets as Offset[])]
+            .sort((x, y) => x.partition - y.partition)
+            .map((o) => ({ partition: o.partition, offset: o.offset }));
           expect(got, `timestamp=${t}`).toEqual(expected(t));
         }
       });
@@ -1078,8 +1276,16 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
       it("refuses a missing or non-numeric timestamp (400 invalid_request) and 404s for an unknown topic", async () => {
         const topic = await createTopic(tenant.client);
         assertProblem(await tenant.client.get(`${topicPath(topic)}/offsets`), 400, "invalid_request");
-        assertProblem(await tenant.client.get(`${topicPath(topic)}/offsets`, { query: { timestamp: "yesterday" } }), 400, "invalid_request");
-        assertProblem(await tenant.client.get(`${topicPath(uniq("missing"))}/offsets`, { query: { timestamp: 0 } }), 404, "topic_not_found");
+        assertProblem(
+          await tenant.client.get(`${topicPath(topic)}/offsets`, { query: { timestamp: "yesterday" } }),
+          400,
+          "invalid_request",
+        );
+        assertProblem(
+          await tenant.client.get(`${topicPath(uniq("missing"))}/offsets`, { query: { timestamp: 0 } }),
+          404,
+          "topic_not_found",
+        );
       });
     });
 
@@ -1094,15 +1300,31 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           expect(res.body).toMatchObject({ name, partitions: 1 });
         }
         const topic = await createTopic(tenant.client);
-        for (const [i, type] of ["application/json;", "application/json; charset", "application/json;charset=utf-8;", "APPLICATION/JSON; Charset=UTF-8"].entries()) {
-          const res = await tenant.client.request("PATCH", topicPath(topic), { raw: JSON.stringify({ retentionHours: 10 + i }), contentType: type });
+        for (const [i, type] of [
+          "application/json;",
+          "application/json; charset",
+          "application/json;charset=utf-8;",
+          "APPLICATION/JSON; Charset=UTF-8",
+        ].entries()) {
+          const res = await tenant.client.request("PATCH", topicPath(topic), {
+            raw: JSON.stringify({ retentionHours: 10 + i }),
+            contentType: type,
+          });
           assertStatus(res, 200);
           expect(res.body.retentionHours).toBe(10 + i);
         }
         for (const type of ["application/json; charset=latin1", "text/plain", "application/x-ndjson"]) {
-          assertProblem(await tenant.client.request("PATCH", topicPath(topic), { raw: '{"retentionHours":99}', contentType: type }), 415, "unsupported_media_type");
+          assertProblem(
+            await tenant.client.request("PATCH", topicPath(topic), { raw: '{"retentionHours":99}', contentType: type }),
+            415,
+            "unsupported_media_type",
+          );
         }
-        assertProblem(await tenant.client.request("PATCH", topicPath(topic), { raw: '{"retentionHours":99}', contentType: null }), 415, "unsupported_media_type");
+        assertProblem(
+          await tenant.client.request("PATCH", topicPath(topic), { raw: '{"retentionHours":99}', contentType: null }),
+          415,
+          "unsupported_media_type",
+        );
         expect((await tenant.client.get(topicPath(topic))).body.retentionHours).toBe(13);
       });
 
@@ -1118,9 +1340,15 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         assertProblem(await admin.delete(`/v1/admin/tenants/${before.body.tenantId}/keys/%00`), 400, "invalid_request");
         const topic = await createTopic(tenant.client);
         for (const value of ["\u0000", "\ud800", "a\u0000"]) {
-          const sub = await tenant.client.put(`${topicPath(topic)}/subscriptions/nul`, { url: "http://127.0.0.1:9/hook", filter: { headers: { h: value } } });
+          const sub = await tenant.client.put(`${topicPath(topic)}/subscriptions/nul`, {
+            url: "http://127.0.0.1:9/hook",
+            filter: { headers: { h: value } },
+          });
           assertProblem(sub, 400, "invalid_request");
-          const named = await tenant.client.put(`${topicPath(topic)}/subscriptions/nul`, { url: "http://127.0.0.1:9/hook", filter: { headers: { [value]: "v" } } });
+          const named = await tenant.client.put(`${topicPath(topic)}/subscriptions/nul`, {
+            url: "http://127.0.0.1:9/hook",
+            filter: { headers: { [value]: "v" } },
+          });
           assertProblem(named, 400, "invalid_request");
           const keyed = await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [{ value: "v", idempotencyKey: value }] });
           assertProblem(keyed, 400, "invalid_request");
@@ -1143,7 +1371,9 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const all = await anon.get("/problems");
         assertStatus(all, 200);
         const codes = (all.body.problems as { code: string }[]).map((p) => p.code);
-        expect(codes).toEqual(expect.arrayContaining(["invalid_request", "unsupported_media_type", "topic_not_found", "service_unavailable"]));
+        expect(codes).toEqual(
+          expect.arrayContaining(["invalid_request", "unsupported_media_type", "topic_not_found", "service_unavailable"]),
+        );
         for (const code of codes) assertStatus(await anon.get(`/problems/${code}`), 200);
         assertProblem(await anon.get("/problems/no_such_code"), 404, "not_found");
       });
@@ -1164,7 +1394,10 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
           }
           assertStatus(await deleted, 204);
         }
-        expect([...outcomes.keys()].every((s) => s === 200 || s === 404), JSON.stringify([...outcomes])).toBe(true);
+        expect(
+          [...outcomes.keys()].every((s) => s === 200 || s === 404),
+          JSON.stringify([...outcomes]),
+        ).toBe(true);
       }, 180_000);
 
       it("creating groups and subscriptions, receiving, acking and seeking while the topic is deleted, 15 rounds", async () => {

@@ -41,20 +41,94 @@ export interface FuzzRequest {
 
 // ------------------------------------------------------------------ values
 
-const NASTY_STRINGS = ["", "\u0000", "a\u0000b", "\ud800", "x\udc00y", "\ud83d", "é", "😀", "..", "a/b", "a%2Fb", " ", "x".repeat(300), "null", "0", "-1", "__proto__"];
-const NASTY_NUMBERS = [0, -1, 1, -0, 0.5, 1e308, -1e308, 2 ** 31, 2 ** 53, 2 ** 53 + 2, Number.MAX_SAFE_INTEGER, 255, 256, 1000, 1001, 43_200, 43_201];
+const NASTY_STRINGS = [
+  "",
+  "\u0000",
+  "a\u0000b",
+  "\ud800",
+  "x\udc00y",
+  "\ud83d",
+  "é",
+  "😀",
+  "..",
+  "a/b",
+  "a%2Fb",
+  " ",
+  "x".repeat(300),
+  "null",
+  "0",
+  "-1",
+  "__proto__",
+];
+const NASTY_NUMBERS = [
+  0,
+  -1,
+  1,
+  -0,
+  0.5,
+  1e308,
+  -1e308,
+  2 ** 31,
+  2 ** 53,
+  2 ** 53 + 2,
+  Number.MAX_SAFE_INTEGER,
+  255,
+  256,
+  1000,
+  1001,
+  43_200,
+  43_201,
+];
 
 /** Path segments: the fixture's names and the tricks a proxy or router may stumble on. */
-const SEGMENT_TRICKS = ["%00", "a%00b", "%2F", "a%2Fb", "..", "%2e%2e", ".", "%ED%A0%80", "%FF", "%C3%A9", "%F0%9F%98%80", "%20", "%", "%zz", "x".repeat(250), "a\\b".replace("\\", "%5C"), "-", "_", "a.b"];
+const SEGMENT_TRICKS = [
+  "%00",
+  "a%00b",
+  "%2F",
+  "a%2Fb",
+  "..",
+  "%2e%2e",
+  ".",
+  "%ED%A0%80",
+  "%FF",
+  "%C3%A9",
+  "%F0%9F%98%80",
+  "%20",
+  "%",
+  "%zz",
+  "x".repeat(250),
+  "a\\b".replace("\\", "%5C"),
+  "-",
+  "_",
+  "a.b",
+];
 
 const nastyString = fc.oneof(fc.constantFrom(...NASTY_STRINGS), fc.string({ maxLength: 12 }), fc.string({ unit: "binary", maxLength: 8 }));
 const nastyNumber = fc.oneof(fc.constantFrom(...NASTY_NUMBERS), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }));
-const wrongType = fc.oneof(fc.constant(null), fc.boolean(), nastyNumber, nastyString, fc.constant([]), fc.constant({}), fc.constant([1, "a"]));
+const wrongType = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  nastyNumber,
+  nastyString,
+  fc.constant([]),
+  fc.constant({}),
+  fc.constant([1, "a"]),
+);
 
 /** Fields whose valid values would make the fuzz slow or reach out (long polls, webhook hosts). */
 const SPECIAL: Record<string, fc.Arbitrary<unknown>> = {
   waitMs: fc.constantFrom(0, -1, 30_001, 1.5, "5", null),
-  url: fc.constantFrom("http://127.0.0.1:9/hook", "ftp://127.0.0.1/x", "not a url", "http://10.0.0.1/", "http://[::1]/", "http://169.254.169.254/", "http://127.0.0.1:9/\u0000", "", 5),
+  url: fc.constantFrom(
+    "http://127.0.0.1:9/hook",
+    "ftp://127.0.0.1/x",
+    "not a url",
+    "http://10.0.0.1/",
+    "http://[::1]/",
+    "http://169.254.169.254/",
+    "http://127.0.0.1:9/\u0000",
+    "",
+    5,
+  ),
   receipts: fc.oneof(fc.array(nastyString, { maxLength: 3 }), fc.constant(Array.from({ length: 1001 }, () => "r")), wrongType),
 };
 
@@ -75,11 +149,12 @@ function fromSchema(schema: Schema | undefined, components: Record<string, Schem
   else if (type === "array") right = fc.array(fromSchema(schema.items, components, depth + 1), { maxLength: 3 });
   else if (type === "object" || schema.properties) {
     const props = Object.entries<Schema>(schema.properties ?? {});
-    const record = fc.record(
-      Object.fromEntries(props.map(([k, s]) => [k, SPECIAL[k] ?? fromSchema(s, components, depth + 1)])),
-      { requiredKeys: [] },
-    );
-    const extra = schema.additionalProperties ? fc.dictionary(nastyString, fromSchema(schema.additionalProperties, components, depth + 1), { maxKeys: 3 }) : fc.constant({});
+    const record = fc.record(Object.fromEntries(props.map(([k, s]) => [k, SPECIAL[k] ?? fromSchema(s, components, depth + 1)])), {
+      requiredKeys: [],
+    });
+    const extra = schema.additionalProperties
+      ? fc.dictionary(nastyString, fromSchema(schema.additionalProperties, components, depth + 1), { maxKeys: 3 })
+      : fc.constant({});
     right = fc.tuple(record, extra, fc.option(fc.tuple(nastyString, wrongType), { freq: 5 })).map(([r, e, junk]) => ({
       ...e,
       ...r,
@@ -90,7 +165,25 @@ function fromSchema(schema: Schema | undefined, components: Record<string, Schem
 }
 
 /** JSON text that is not JSON, or JSON at the edges of what parsers take. */
-const brokenJson = fc.constantFrom("", "{", "}", "[", '{"a":', "nul", "{'a':1}", '{"a":1,}', "\u0000", "\ufeff{}", "{}{}", "1e999999", '"\\ud800"', '{"__proto__":{"x":1}}', "[".repeat(5000), '{"a":"\\u0000"}', "\xff\xfe");
+const brokenJson = fc.constantFrom(
+  "",
+  "{",
+  "}",
+  "[",
+  '{"a":',
+  "nul",
+  "{'a':1}",
+  '{"a":1,}',
+  "\u0000",
+  "\ufeff{}",
+  "{}{}",
+  "1e999999",
+  '"\\ud800"',
+  '{"__proto__":{"x":1}}',
+  "[".repeat(5000),
+  '{"a":"\\u0000"}',
+  "\xff\xfe",
+);
 
 const CONTENT_TYPES = [
   "application/json",
@@ -170,10 +263,13 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
       const segment = (param: string) =>
         op.method === "DELETE"
           ? fc.constantFrom(...SEGMENT_TRICKS, "other")
-          : fc.oneof({ arbitrary: fc.constant(fixture[param] ?? "x"), weight: 3 }, { arbitrary: fc.constantFrom(...SEGMENT_TRICKS), weight: 2 });
-      const path = fc.tuple(...pathParams.map((p) => segment(p.name))).map((values) =>
-        pathParams.reduce((at, p, i) => at.replace(`{${p.name}}`, String(values[i])), op.path),
-      );
+          : fc.oneof(
+              { arbitrary: fc.constant(fixture[param] ?? "x"), weight: 3 },
+              { arbitrary: fc.constantFrom(...SEGMENT_TRICKS), weight: 2 },
+            );
+      const path = fc
+        .tuple(...pathParams.map((p) => segment(p.name)))
+        .map((values) => pathParams.reduce((at, p, i) => at.replace(`{${p.name}}`, String(values[i])), op.path));
       const queryParams = op.parameters.filter((p) => p.in === "query");
       const query = fc.record(
         Object.fromEntries(
@@ -181,7 +277,10 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
             p.name,
             p.name === "waitMs"
               ? fc.constantFrom("0", "-1", "30001", "abc", "")
-              : fc.oneof(fc.constantFrom("0", "1", "-1", "1.5", "1e3", "abc", "", "%00", "\u0000", "99999999999999999999", "NaN", "Infinity"), fc.integer().map(String)),
+              : fc.oneof(
+                  fc.constantFrom("0", "1", "-1", "1.5", "1e3", "abc", "", "%00", "\u0000", "99999999999999999999", "NaN", "Infinity"),
+                  fc.integer().map(String),
+                ),
           ]),
         ),
         { requiredKeys: [] },
@@ -200,9 +299,15 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
         method: fc.constant(op.method),
         path,
         query,
-        contentType: fc.oneof({ arbitrary: fc.constant(op.body?.contentTypes[0] ?? "application/json"), weight: 3 }, { arbitrary: fc.constantFrom(...contentTypes), weight: 2 }),
+        contentType: fc.oneof(
+          { arbitrary: fc.constant(op.body?.contentTypes[0] ?? "application/json"), weight: 3 },
+          { arbitrary: fc.constantFrom(...contentTypes), weight: 2 },
+        ),
         body,
-        token: fc.oneof({ arbitrary: fc.constant("valid" as const), weight: 8 }, { arbitrary: fc.constantFrom("none" as const, "garbage" as const), weight: 1 }),
+        token: fc.oneof(
+          { arbitrary: fc.constant("valid" as const), weight: 8 },
+          { arbitrary: fc.constantFrom("none" as const, "garbage" as const), weight: 1 },
+        ),
       });
     }
 
@@ -223,13 +328,19 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
       const topic = await client.get("/v1/topics/fz");
       const group = await client.get("/v1/topics/fz/groups/g");
       const keyWorks = (await client.get("/v1/topics")).status;
-      return { topic: [topic.status, topic.body], group: [group.status, group.body?.partitions?.map((p: any) => [p.partition, p.committedOffset]), group.body?.deadLettered], keyWorks };
+      return {
+        topic: [topic.status, topic.body],
+        group: [group.status, group.body?.partitions?.map((p: any) => [p.partition, p.committedOffset]), group.body?.deadLettered],
+        keyWorks,
+      };
     }
 
     function check(op: Operation, req: FuzzRequest, res: ApiResponse): void {
       const what = `${req.method} ${req.path} ${JSON.stringify(req)}`;
       expect(res.status, `${what}\n→ ${describeResponse(res)}`).toBeLessThan(500);
-      expect(op.statuses, `${op.method} ${op.path} answered ${res.status}, which its OpenAPI responses do not list: ${what}`).toContain(String(res.status));
+      expect(op.statuses, `${op.method} ${op.path} answered ${res.status}, which its OpenAPI responses do not list: ${what}`).toContain(
+        String(res.status),
+      );
       if (res.status >= 400) {
         const problem = assertProblem(res, res.status);
         expect(problem.type, `${what}: type of ${describeResponse(res)}`).toBe(`/problems/${problem.code}`);
@@ -256,11 +367,27 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
 
     it("bodies past the limits are 413 problems (1 MiB JSON, 8 MiB produce)", async () => {
       const big = (bytes: number) => JSON.stringify({ partitions: 1, pad: "x".repeat(bytes) });
-      assertProblem(await client.request("PUT", "/v1/topics/fz-big", { raw: big(1024 * 1024), contentType: "application/json" }), 413, "body_too_large");
-      assertProblem(await client.request("POST", "/v1/topics/fz/groups/g/ack", { raw: big(1024 * 1024), contentType: "application/json" }), 413, "body_too_large");
-      assertProblem(await admin.request("POST", "/v1/admin/tenants", { raw: big(1024 * 1024), contentType: "application/json" }), 413, "body_too_large");
+      assertProblem(
+        await client.request("PUT", "/v1/topics/fz-big", { raw: big(1024 * 1024), contentType: "application/json" }),
+        413,
+        "body_too_large",
+      );
+      assertProblem(
+        await client.request("POST", "/v1/topics/fz/groups/g/ack", { raw: big(1024 * 1024), contentType: "application/json" }),
+        413,
+        "body_too_large",
+      );
+      assertProblem(
+        await admin.request("POST", "/v1/admin/tenants", { raw: big(1024 * 1024), contentType: "application/json" }),
+        413,
+        "body_too_large",
+      );
       const produce = JSON.stringify({ messages: [{ value: "x".repeat(8 * 1024 * 1024) }] });
-      assertProblem(await client.request("POST", "/v1/topics/fz/messages", { raw: produce, contentType: "application/json" }), 413, "body_too_large");
+      assertProblem(
+        await client.request("POST", "/v1/topics/fz/messages", { raw: produce, contentType: "application/json" }),
+        413,
+        "body_too_large",
+      );
       expect((await client.get("/v1/topics/fz-big")).status).toBe(404);
     }, 120_000);
   });
@@ -273,13 +400,31 @@ export const MALFORMED_HTTP: { name: string; bytes: Buffer; status: number; code
   { name: "an unknown method", bytes: Buffer.from("FOO /v1/topics HTTP/1.1\r\nHost: x\r\n\r\n"), status: 400, code: "invalid_request" },
   { name: "an unparseable Host", bytes: Buffer.from("GET /v1/topics HTTP/1.1\r\nHost: a b\r\n\r\n"), status: 400, code: "invalid_request" },
   { name: "a backslash in the path", bytes: Buffer.from("GET /v1/a\\b HTTP/1.1\r\nHost: x\r\n\r\n"), status: 400, code: "invalid_request" },
-  { name: "a raw non-ASCII byte in the request line", bytes: Buffer.concat([Buffer.from("GET /v1/"), Buffer.from([0xff]), Buffer.from(" HTTP/1.1\r\nHost: x\r\n\r\n")]), status: 400, code: "invalid_request" },
-  { name: "an Expect other than 100-continue", bytes: Buffer.from("GET /v1/topics HTTP/1.1\r\nHost: x\r\nExpect: fuzz\r\n\r\n"), status: 417, code: "expectation_failed" },
-  { name: "headers past the parser's limit", bytes: Buffer.from(`GET /v1/topics HTTP/1.1\r\nHost: x\r\nX-Pad: ${"a".repeat(20_000)}\r\n\r\n`), status: 431, code: "headers_too_large" },
+  {
+    name: "a raw non-ASCII byte in the request line",
+    bytes: Buffer.concat([Buffer.from("GET /v1/"), Buffer.from([0xff]), Buffer.from(" HTTP/1.1\r\nHost: x\r\n\r\n")]),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "an Expect other than 100-continue",
+    bytes: Buffer.from("GET /v1/topics HTTP/1.1\r\nHost: x\r\nExpect: fuzz\r\n\r\n"),
+    status: 417,
+    code: "expectation_failed",
+  },
+  {
+    name: "headers past the parser's limit",
+    bytes: Buffer.from(`GET /v1/topics HTTP/1.1\r\nHost: x\r\nX-Pad: ${"a".repeat(20_000)}\r\n\r\n`),
+    status: 431,
+    code: "headers_too_large",
+  },
 ];
 
 /** Sends `bytes` on a new connection and returns the status line, headers and body of the answer. */
-export async function rawExchange(baseUrl: string, bytes: Buffer): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+export async function rawExchange(
+  baseUrl: string,
+  bytes: Buffer,
+): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   const { connect } = await import("node:net");
   const url = new URL(baseUrl);
   const text = await new Promise<string>((resolve, reject) => {

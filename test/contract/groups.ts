@@ -22,7 +22,10 @@ import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
  * the same target to every later caller; the target's `stop()` is a no-op, and `stop` of the
  * share (to be called from a file-level afterAll) stops it for real.
  */
-export function shareTarget(startTarget: () => Promise<ContractTarget>): { start: () => Promise<ContractTarget>; stop: () => Promise<void> } {
+export function shareTarget(startTarget: () => Promise<ContractTarget>): {
+  start: () => Promise<ContractTarget>;
+  stop: () => Promise<void>;
+} {
   let started: Promise<ContractTarget> | undefined;
   return {
     start() {
@@ -168,7 +171,14 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
      * Receives until `want` messages have come (or `boundMs` passed: a safety bound, not an
      * assertion), then returns them all. Each call long-polls briefly.
      */
-    async function receiveUntil(client: Api, topic: string, group: string, want: number, body: Record<string, unknown> = {}, boundMs = 15_000): Promise<Received[]> {
+    async function receiveUntil(
+      client: Api,
+      topic: string,
+      group: string,
+      want: number,
+      body: Record<string, unknown> = {},
+      boundMs = 15_000,
+    ): Promise<Received[]> {
       const out: Received[] = [];
       const until = Date.now() + boundMs;
       while (out.length < want && Date.now() < until) {
@@ -177,7 +187,13 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       return out;
     }
 
-    async function settle(client: Api, topic: string, group: string, action: "ack" | "nack" | "extend", body: Record<string, unknown>): Promise<SettleResult> {
+    async function settle(
+      client: Api,
+      topic: string,
+      group: string,
+      action: "ack" | "nack" | "extend",
+      body: Record<string, unknown>,
+    ): Promise<SettleResult> {
       const res = await client.post(`${groupPath(topic, group)}/${action}`, body);
       assertStatus(res, 200);
       const count = { ack: "acked", nack: "nacked", extend: "extended" }[action];
@@ -266,7 +282,14 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const topic = await createTopic(tenant.client, { partitions: 2 });
         const group = uniq("g");
         const created = await putGroup(tenant.client, topic, group, {}, 201);
-        expect(created).toEqual({ name: group, topic, startAt: "latest", ordering: "none", maxAttempts: 5, deadLetterTopic: `${topic}.dlq` });
+        expect(created).toEqual({
+          name: group,
+          topic,
+          startAt: "latest",
+          ordering: "none",
+          maxAttempts: 5,
+          deadLetterTopic: `${topic}.dlq`,
+        });
         // A PUT without a body is the same as {}: the group exists now.
         const again = await tenant.client.request("PUT", groupPath(topic, group));
         assertStatus(again, 200);
@@ -292,8 +315,12 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const earliest = uniq("earliest");
         await putGroup(tenant.client, topic, latest, { startAt: "latest" });
         await putGroup(tenant.client, topic, earliest, { startAt: "earliest" });
-        expect((await view(tenant.client, topic, latest)).partitions).toEqual([{ partition: 0, committedOffset: 2, highWatermark: 2, lag: 0, inFlight: 0 }]);
-        expect((await view(tenant.client, topic, earliest)).partitions).toEqual([{ partition: 0, committedOffset: 0, highWatermark: 2, lag: 2, inFlight: 0 }]);
+        expect((await view(tenant.client, topic, latest)).partitions).toEqual([
+          { partition: 0, committedOffset: 2, highWatermark: 2, lag: 0, inFlight: 0 },
+        ]);
+        expect((await view(tenant.client, topic, earliest)).partitions).toEqual([
+          { partition: 0, committedOffset: 0, highWatermark: 2, lag: 2, inFlight: 0 },
+        ]);
         await produce(tenant.client, topic, [{ value: "new-2" }]);
         const fromLatest = await receive(tenant.client, topic, latest, { max: 100 });
         expect(fromLatest.map((m) => [m.offset, m.value, m.attempt])).toEqual([[2, "new-2", 1]]);
@@ -313,7 +340,12 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const byReceive = uniq("implicit-r");
         expect(await receive(tenant.client, topic, byReceive, { max: 10 })).toEqual([]);
         expect(await putGroup(tenant.client, topic, byReceive, {}, 200)).toEqual({
-          name: byReceive, topic, startAt: "latest", ordering: "none", maxAttempts: 5, deadLetterTopic: `${topic}.dlq`,
+          name: byReceive,
+          topic,
+          startAt: "latest",
+          ordering: "none",
+          maxAttempts: 5,
+          deadLetterTopic: `${topic}.dlq`,
         });
         await produce(tenant.client, topic, [{ value: "after", partition: 1 }]);
         const got = await receive(tenant.client, topic, byReceive, { max: 10 });
@@ -347,7 +379,8 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           ]);
           assertStatus(put, 200, 201);
           const after = await putGroup(tenant.client, topic, group, {}, 200);
-          if (JSON.stringify(after) !== JSON.stringify({ name: group, topic, ...settings })) lost.push(`${group}: PUT answered ${put.status} ${put.text}, now ${JSON.stringify(after)}`);
+          if (JSON.stringify(after) !== JSON.stringify({ name: group, topic, ...settings }))
+            lost.push(`${group}: PUT answered ${put.status} ${put.text}, now ${JSON.stringify(after)}`);
         }
         expect(lost, "groups whose explicit settings were overwritten by an implicit creation with the defaults").toEqual([]);
       });
@@ -372,7 +405,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           expect(res.status, `${JSON.stringify(body)}: ${describeResponse(res)}`).toBe(400);
           assertProblem(res, 400);
         }
-        assertProblem(await tenant.client.put(groupPath(topic, group), undefined, { raw: "{", contentType: "application/json" }), 400, "malformed_json");
+        assertProblem(
+          await tenant.client.put(groupPath(topic, group), undefined, { raw: "{", contentType: "application/json" }),
+          400,
+          "malformed_json",
+        );
         // None of those created the group: the first valid PUT answers 201.
         await putGroup(tenant.client, topic, group, { maxAttempts: 1 }, 201);
         assertProblem(await tenant.client.put(groupPath(uniq("ghost"), group), {}), 404, "topic_not_found");
@@ -395,11 +432,16 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const { topic, group } = await topicWithGroup(tenant.client);
         const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
         const sent: Msg[] = Array.from({ length: 15 }, (_, i) =>
-          i === 3 ? { valueBase64: Buffer.from(bytes).toString("base64"), key: "bin" } : { value: `v-${i}`, key: `k-${i % 4}`, headers: { n: String(i), "content-type": "text/plain" } },
+          i === 3
+            ? { valueBase64: Buffer.from(bytes).toString("base64"), key: "bin" }
+            : { value: `v-${i}`, key: `k-${i % 4}`, headers: { n: String(i), "content-type": "text/plain" } },
         );
         await produce(tenant.client, topic, sent);
         const first = await receive(tenant.client, topic, group);
-        expect(first.map((m) => m.offset), "default max is 10").toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(
+          first.map((m) => m.offset),
+          "default max is 10",
+        ).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
         const second = await receive(tenant.client, topic, group, { max: 100 });
         expect(second.map((m) => m.offset)).toEqual([10, 11, 12, 13, 14]);
         expect(await receive(tenant.client, topic, group, { max: 100 }), "nothing left to receive").toEqual([]);
@@ -441,7 +483,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
 
       it("receives across all partitions of a topic", async () => {
         const { topic, group } = await topicWithGroup(tenant.client, { partitions: 4 });
-        await produce(tenant.client, topic, Array.from({ length: 12 }, (_, i) => ({ value: `m-${i}`, partition: i % 4 })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 12 }, (_, i) => ({ value: `m-${i}`, partition: i % 4 })),
+        );
         const got = await receiveUntil(tenant.client, topic, group, 12);
         expect(got.map(id).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `${i % 4}:${Math.floor(i / 4)}`).sort());
         for (const m of got) expect(m.value).toBe(`m-${m.offset * 4 + m.partition}`);
@@ -453,7 +499,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       for (const ordering of ["none", "key"] as const) {
         it(`ordering ${ordering}: 64 partitions with one message each: receive max 64 returns all 64`, async () => {
           const { topic, group } = await topicWithGroup(tenant.client, { partitions: 64 }, { ordering });
-          await produce(tenant.client, topic, Array.from({ length: 64 }, (_, p) => ({ key: `k-${p}`, value: `m-${p}`, partition: p })));
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: 64 }, (_, p) => ({ key: `k-${p}`, value: `m-${p}`, partition: p })),
+          );
           const got = await receive(tenant.client, topic, group, { max: 64, visibilityTimeoutSeconds: 30 });
           expect(got.map(id).sort()).toEqual(Array.from({ length: 64 }, (_, p) => `${p}:0`).sort());
           for (const m of got) expect(m.value).toBe(`m-${m.partition}`);
@@ -479,7 +529,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           const rest = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
           expect(rest.length, "the other 12 due messages").toBe(12);
           const all = [...first, ...rest];
-          expect(all.map((m) => m.value).sort()).toEqual(Array.from({ length: partitions }, (_, p) => [`a-${p}`, `b-${p}`]).flat().sort());
+          expect(all.map((m) => m.value).sort()).toEqual(
+            Array.from({ length: partitions }, (_, p) => [`a-${p}`, `b-${p}`])
+              .flat()
+              .sort(),
+          );
           expect(await receive(tenant.client, topic, group, { max: 100 }), "only the delayed messages are left").toEqual([]);
           await ackAll(tenant.client, topic, group, all);
           const v = await view(tenant.client, topic, group);
@@ -497,7 +551,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         expect(first.map((m) => m.value)).toEqual(["p0"]);
         await ackAll(tenant.client, topic, group, first);
         assertStatus(await tenant.client.patch(topicPath(topic), { partitions: 3 }), 200);
-        await produce(tenant.client, topic, [{ value: "p1-0", partition: 1 }, { value: "p2-0", partition: 2 }, { value: "p1-1", partition: 1 }]);
+        await produce(tenant.client, topic, [
+          { value: "p1-0", partition: 1 },
+          { value: "p2-0", partition: 2 },
+          { value: "p1-1", partition: 1 },
+        ]);
         const later = await receiveUntil(tenant.client, topic, group, 3);
         expect(later.map((m) => [m.partition, m.offset, m.value]).sort()).toEqual([
           [1, 0, "p1-0"],
@@ -514,7 +572,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
     describe("visibility timeout, nack and extend", () => {
       it("after the visibility timeout exactly the unacked messages are delivered again, with attempt + 1 and new receipts", async () => {
         const { topic, group } = await topicWithGroup(tenant.client);
-        await produce(tenant.client, topic, Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })),
+        );
         // 2 s, so that the acks below surely land before the timeout.
         const first = await receive(tenant.client, topic, group, { max: 6, visibilityTimeoutSeconds: 2 });
         expect(first.map((m) => m.offset)).toEqual([0, 1, 2, 3, 4, 5]);
@@ -559,9 +621,15 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
 
         expect(await settle(tenant.client, topic, group, "nack", { receipts: [first[0].receipt] })).toEqual({ nacked: 1, failed: [] });
         const redelivered = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
-        expect(redelivered.map((m) => [m.offset, m.value, m.attempt]), "nacked without delay: visible again at once").toEqual([[0, "a", 2]]);
+        expect(
+          redelivered.map((m) => [m.offset, m.value, m.attempt]),
+          "nacked without delay: visible again at once",
+        ).toEqual([[0, "a", 2]]);
 
-        expect(await settle(tenant.client, topic, group, "nack", { receipts: [redelivered[0].receipt], delaySeconds: 2 })).toEqual({ nacked: 1, failed: [] });
+        expect(await settle(tenant.client, topic, group, "nack", { receipts: [redelivered[0].receipt], delaySeconds: 2 })).toEqual({
+          nacked: 1,
+          failed: [],
+        });
         expect(await receive(tenant.client, topic, group, { max: 100 }), "nacked with delaySeconds 2: not yet visible").toEqual([]);
         const later = await receiveUntil(tenant.client, topic, group, 1, { visibilityTimeoutSeconds: 30 });
         expect(later.map((m) => [m.offset, m.attempt])).toEqual([[0, 3]]);
@@ -575,7 +643,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
 
       it("nack of the middle message of a batch: the others remain ackable with their receipts", async () => {
         const { topic, group } = await topicWithGroup(tenant.client);
-        await produce(tenant.client, topic, Array.from({ length: 5 }, (_, i) => ({ value: `m-${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 5 }, (_, i) => ({ value: `m-${i}` })),
+        );
         const batch = await receive(tenant.client, topic, group, { max: 5, visibilityTimeoutSeconds: 30 });
         expect(await settle(tenant.client, topic, group, "nack", { receipts: [batch[2].receipt] })).toEqual({ nacked: 1, failed: [] });
         const others = [batch[0], batch[1], batch[3], batch[4]];
@@ -592,11 +664,17 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await produce(tenant.client, topic, [{ value: "kept" }, { value: "let-go" }]);
         const first = await receive(tenant.client, topic, group, { max: 2, visibilityTimeoutSeconds: 2 });
         expect(first.map((m) => m.offset)).toEqual([0, 1]);
-        expect(await settle(tenant.client, topic, group, "extend", { receipts: [first[0].receipt], visibilityTimeoutSeconds: 6 })).toEqual({ extended: 1, failed: [] });
+        expect(await settle(tenant.client, topic, group, "extend", { receipts: [first[0].receipt], visibilityTimeoutSeconds: 6 })).toEqual({
+          extended: 1,
+          failed: [],
+        });
 
         // Polls until the original timeout has passed and the message not extended comes back.
         const again = await receiveUntil(tenant.client, topic, group, 1, { visibilityTimeoutSeconds: 30 });
-        expect(again.map((m) => [m.offset, m.attempt]), "only the message that was not extended comes back").toEqual([[1, 2]]);
+        expect(
+          again.map((m) => [m.offset, m.attempt]),
+          "only the message that was not extended comes back",
+        ).toEqual([[1, 2]]);
         expect(await receive(tenant.client, topic, group, { max: 100 }), "the extended message is still invisible").toEqual([]);
         expect(await settle(tenant.client, topic, group, "ack", { receipts: [first[0].receipt] })).toEqual({ acked: 1, failed: [] });
         await ackAll(tenant.client, topic, group, again);
@@ -605,12 +683,19 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
 
       it("extend each message of a batch separately (a heartbeat per message): every extend succeeds", async () => {
         const { topic, group } = await topicWithGroup(tenant.client);
-        await produce(tenant.client, topic, Array.from({ length: 4 }, (_, i) => ({ value: `m-${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 4 }, (_, i) => ({ value: `m-${i}` })),
+        );
         const batch = await receive(tenant.client, topic, group, { max: 4, visibilityTimeoutSeconds: 30 });
         expect(batch.map((m) => m.offset)).toEqual([0, 1, 2, 3]);
         const results: SettleResult[] = [];
-        for (const m of batch) results.push(await settle(tenant.client, topic, group, "extend", { receipts: [m.receipt], visibilityTimeoutSeconds: 60 }));
-        expect(results.map((r, i) => ({ offset: batch[i].offset, ...r }))).toEqual(batch.map((m) => ({ offset: m.offset, extended: 1, failed: [] })));
+        for (const m of batch)
+          results.push(await settle(tenant.client, topic, group, "extend", { receipts: [m.receipt], visibilityTimeoutSeconds: 60 }));
+        expect(results.map((r, i) => ({ offset: batch[i].offset, ...r }))).toEqual(
+          batch.map((m) => ({ offset: m.offset, extended: 1, failed: [] })),
+        );
         await ackAll(tenant.client, topic, group, batch);
         await expectDrained(tenant.client, topic, group);
       });
@@ -619,7 +704,9 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const { topic, group } = await topicWithGroup(tenant.client);
         await produce(tenant.client, topic, [{ value: "x" }, { value: "y" }]);
         const batch = await receive(tenant.client, topic, group, { max: 2, visibilityTimeoutSeconds: 600 });
-        expect(await settle(tenant.client, topic, group, "extend", { receipts: batch.map((m) => m.receipt), visibilityTimeoutSeconds: 1 })).toEqual({ extended: 2, failed: [] });
+        expect(
+          await settle(tenant.client, topic, group, "extend", { receipts: batch.map((m) => m.receipt), visibilityTimeoutSeconds: 1 }),
+        ).toEqual({ extended: 2, failed: [] });
         const again = await receiveUntil(tenant.client, topic, group, 2, { visibilityTimeoutSeconds: 30 });
         expect(again.map((m) => [m.offset, m.attempt])).toEqual([
           [0, 2],
@@ -635,13 +722,19 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await settle(tenant.client, topic, group, "ack", { receipts: [done.receipt] });
         await untilNothingInFlight(tenant.client, topic, group);
         for (const m of [done, lapsing]) {
-          expect(await settle(tenant.client, topic, group, "nack", { receipts: [m.receipt] })).toEqual({ nacked: 0, failed: [{ receipt: m.receipt, code: "receipt_expired" }] });
+          expect(await settle(tenant.client, topic, group, "nack", { receipts: [m.receipt] })).toEqual({
+            nacked: 0,
+            failed: [{ receipt: m.receipt, code: "receipt_expired" }],
+          });
           expect(await settle(tenant.client, topic, group, "extend", { receipts: [m.receipt], visibilityTimeoutSeconds: 30 })).toEqual({
             extended: 0,
             failed: [{ receipt: m.receipt, code: "receipt_expired" }],
           });
         }
-        expect(await settle(tenant.client, topic, group, "ack", { receipts: [lapsing.receipt] })).toEqual({ acked: 0, failed: [{ receipt: lapsing.receipt, code: "receipt_expired" }] });
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: [lapsing.receipt] })).toEqual({
+          acked: 0,
+          failed: [{ receipt: lapsing.receipt, code: "receipt_expired" }],
+        });
       });
     });
 
@@ -652,7 +745,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const { topic, group } = await topicWithGroup(tenant.client, {}, { maxAttempts: 10 });
         const other = uniq("other");
         await putGroup(tenant.client, topic, other, { startAt: "earliest" });
-        await produce(tenant.client, topic, Array.from({ length: 4 }, (_, i) => ({ value: `m-${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 4 }, (_, i) => ({ value: `m-${i}` })),
+        );
         const mine = await receive(tenant.client, topic, group, { max: 4, visibilityTimeoutSeconds: 30 });
         const theirs = await receive(tenant.client, topic, other, { max: 1, visibilityTimeoutSeconds: 30 });
         expect(mine).toHaveLength(4);
@@ -694,7 +791,10 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const { topic, group } = await topicWithGroup(tenant.client);
         expect(await settle(tenant.client, topic, group, "ack", { receipts: [] })).toEqual({ acked: 0, failed: [] });
         expect(await settle(tenant.client, topic, group, "nack", { receipts: [] })).toEqual({ nacked: 0, failed: [] });
-        expect(await settle(tenant.client, topic, group, "extend", { receipts: [], visibilityTimeoutSeconds: 5 })).toEqual({ extended: 0, failed: [] });
+        expect(await settle(tenant.client, topic, group, "extend", { receipts: [], visibilityTimeoutSeconds: 5 })).toEqual({
+          extended: 0,
+          failed: [],
+        });
       });
     });
 
@@ -706,10 +806,14 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const total = 160;
         const { topic, group } = await topicWithGroup(tenant.client, { partitions });
         for (let batch = 0; batch < 4; batch++) {
-          await produce(tenant.client, topic, Array.from({ length: total / 4 }, (_, i) => {
-            const n = batch * (total / 4) + i;
-            return { value: `m-${n}`, partition: n % partitions };
-          }));
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: total / 4 }, (_, i) => {
+              const n = batch * (total / 4) + i;
+              return { value: `m-${n}`, partition: n % partitions };
+            }),
+          );
         }
         const counts = new Map<string, number>();
         let held: Received[] = []; // received in the previous round, acked after this round's receives
@@ -765,7 +869,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           }
         }
         expect([...expected.keys()].sort()).toEqual([...keys].sort());
-        for (const [k, list] of expected) expect(list.map((m) => m.value), k).toEqual(Array.from({ length: perKey }, (_, i) => `${k}-${i}`));
+        for (const [k, list] of expected)
+          expect(
+            list.map((m) => m.value),
+            k,
+          ).toEqual(Array.from({ length: perKey }, (_, i) => `${k}-${i}`));
 
         // One receive hands out several keys at once, one message per key, each its key's first.
         const head = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 60 });
@@ -779,7 +887,12 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           const i = next.get(m.key!)!;
           const want = expected.get(m.key!)![i];
           expect(want, `round ${round}: ${m.key} delivered past its last message`).toBeDefined();
-          expect([m.partition, m.offset, m.value, m.attempt], `round ${round}: ${m.key} message #${i}`).toEqual([want.partition, want.offset, want.value, 1]);
+          expect([m.partition, m.offset, m.value, m.attempt], `round ${round}: ${m.key} message #${i}`).toEqual([
+            want.partition,
+            want.offset,
+            want.value,
+            1,
+          ]);
           next.set(m.key!, i + 1);
         };
         for (const m of head) take(m, -1);
@@ -804,7 +917,9 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           if (now.length === 0 && [...next.values()].every((n) => n === perKey)) break;
         }
         await ackAll(tenant.client, topic, group, held);
-        expect(Object.fromEntries(next), "every message of every key was received").toEqual(Object.fromEntries(keys.map((k) => [k, perKey])));
+        expect(Object.fromEntries(next), "every message of every key was received").toEqual(
+          Object.fromEntries(keys.map((k) => [k, perKey])),
+        );
         expect(parallelRounds, "rounds in which several keys were in flight").toBeGreaterThan(0);
         await expectDrained(tenant.client, topic, group);
       });
@@ -821,7 +936,10 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         expect(await receive(tenant.client, topic, group, { max: 100 }), "k-1 waits while k-0 is in flight").toEqual([]);
         await settle(tenant.client, topic, group, "nack", { receipts: [first[0].receipt] });
         const second = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
-        expect(second.map((m) => [m.value, m.attempt]), "the nacked k-0 comes first again").toEqual([["k-0", 2]]);
+        expect(
+          second.map((m) => [m.value, m.attempt]),
+          "the nacked k-0 comes first again",
+        ).toEqual([["k-0", 2]]);
         await ackAll(tenant.client, topic, group, second);
         const third = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
         expect(third.map((m) => [m.value, m.attempt])).toEqual([["k-1", 1]]);
@@ -834,7 +952,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
 
       it("a key with a long backlog (over 1,000 messages) does not hold back another key", async () => {
         const { topic, group } = await topicWithGroup(tenant.client, {}, { ordering: "key" });
-        await produce(tenant.client, topic, Array.from({ length: 1000 }, (_, i) => ({ key: "busy", value: `busy-${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 1000 }, (_, i) => ({ key: "busy", value: `busy-${i}` })),
+        );
         await produce(tenant.client, topic, [{ key: "quiet", value: "quiet-0" }]);
         const got: Received[] = [];
         // busy-0 stays in flight (never acked here); quiet-0 must still be delivered.
@@ -846,7 +968,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const redelivered: string[] = [];
         for (let round = 0; round < 16; round++) {
           const { topic, group } = await topicWithGroup(tenant.client, {}, { ordering: "key" });
-          await produce(tenant.client, topic, Array.from({ length: 8 }, (_, i) => ({ key: `k-${i}`, value: `m-${i}` })));
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: 8 }, (_, i) => ({ key: `k-${i}`, value: `m-${i}` })),
+          );
           const got: Received[] = [];
           for (let i = 0; i < 8; i++) got.push(...(await receive(tenant.client, topic, group, { max: 1, visibilityTimeoutSeconds: 60 })));
           expect(got.map((m) => m.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
@@ -874,9 +1000,17 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           ["B-0", 1],
         ]);
         // B goes on while A's head is in flight; A does not.
-        await ackAll(tenant.client, topic, group, first.filter((m) => m.key === "B"));
+        await ackAll(
+          tenant.client,
+          topic,
+          group,
+          first.filter((m) => m.key === "B"),
+        );
         const b1 = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
-        expect(b1.map((m) => m.value), "B flows, A is blocked by its poison message").toEqual(["B-1"]);
+        expect(
+          b1.map((m) => m.value),
+          "B flows, A is blocked by its poison message",
+        ).toEqual(["B-1"]);
         await ackAll(tenant.client, topic, group, b1);
 
         // Attempt 2 of the poison message; A-1 still waits.
@@ -896,7 +1030,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await expectDrained(tenant.client, topic, group);
         const dead = await readAll(tenant.client, `${topic}.dlq`, 0);
         expect(dead).toHaveLength(1);
-        expect(dead[0]).toMatchObject({ key: "A", value: "A-poison", headers: { kind: "poison", "x-reservoir-source-offset": "0", "x-reservoir-group": group } });
+        expect(dead[0]).toMatchObject({
+          key: "A",
+          value: "A-poison",
+          headers: { kind: "poison", "x-reservoir-source-offset": "0", "x-reservoir-group": group },
+        });
       });
     });
 
@@ -964,7 +1102,9 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const dlqGroup = uniq("dlq-reader");
         await putGroup(tenant.client, `${topic}.dlq`, dlqGroup, { startAt: "earliest" });
         const fromDlq = await receiveUntil(tenant.client, `${topic}.dlq`, dlqGroup, 3);
-        expect(fromDlq.map(({ receipt, attempt, ...m }) => m).sort(byOffset)).toEqual([...letters].sort((a, b) => byOffset(a as Received, b as Received)));
+        expect(fromDlq.map(({ receipt, attempt, ...m }) => m).sort(byOffset)).toEqual(
+          [...letters].sort((a, b) => byOffset(a as Received, b as Received)),
+        );
         await ackAll(tenant.client, `${topic}.dlq`, dlqGroup, fromDlq);
       });
 
@@ -985,7 +1125,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const dlqName = uniq("custom-dlq");
         await createTopic(tenant.client, { partitions: 2 }, dlqName);
         const { topic, group } = await topicWithGroup(tenant.client, { partitions: 4 }, { maxAttempts: 1, deadLetterTopic: dlqName });
-        await produce(tenant.client, topic, [0, 1, 2, 3].map((p) => ({ value: `from-${p}`, partition: p })));
+        await produce(
+          tenant.client,
+          topic,
+          [0, 1, 2, 3].map((p) => ({ value: `from-${p}`, partition: p })),
+        );
         const got = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 1 });
         expect(got).toHaveLength(4);
         await exhaust(tenant.client, topic, group, 4);
@@ -1006,13 +1150,20 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const partitions = 8;
         for (let round = 0; round < 6; round++) {
           const { topic, group } = await topicWithGroup(tenant.client, { partitions }, { maxAttempts: 1 });
-          await produce(tenant.client, topic, Array.from({ length: partitions * 2 }, (_, i) => ({ value: `m-${i}`, partition: i % partitions })));
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: partitions * 2 }, (_, i) => ({ value: `m-${i}`, partition: i % partitions })),
+          );
           const leased = await receiveUntil(tenant.client, topic, group, partitions * 2, { visibilityTimeoutSeconds: 60 });
           expect(leased).toHaveLength(partitions * 2);
           // Keep one message per partition to ack while the others are being dead-lettered.
           const keep = leased.filter((m) => m.offset === 0);
           const giveUp = leased.filter((m) => m.offset === 1);
-          expect(await settle(tenant.client, topic, group, "nack", { receipts: giveUp.map((m) => m.receipt) })).toEqual({ nacked: partitions, failed: [] });
+          expect(await settle(tenant.client, topic, group, "nack", { receipts: giveUp.map((m) => m.receipt) })).toEqual({
+            nacked: partitions,
+            failed: [],
+          });
           const results = await Promise.all([
             ...Array.from({ length: partitions }, () => receive(tenant.client, topic, group, { max: 1 })),
             ...keep.map((m) => settle(tenant.client, topic, group, "ack", { receipts: [m.receipt] })),
@@ -1023,10 +1174,13 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           await exhaust(tenant.client, topic, group, partitions);
           const v = await view(tenant.client, topic, group);
           expect(v.deadLettered, `round ${round}`).toBe(partitions);
-          const letters = (await Promise.all(Array.from({ length: partitions }, (_, p) => readAll(tenant.client, `${topic}.dlq`, p)))).flat();
-          expect(letters.map((m) => `${m.headers["x-reservoir-source-partition"]}:${m.headers["x-reservoir-source-offset"]}`).sort(), "one dead letter per message").toEqual(
-            giveUp.map(id).sort(),
-          );
+          const letters = (
+            await Promise.all(Array.from({ length: partitions }, (_, p) => readAll(tenant.client, `${topic}.dlq`, p)))
+          ).flat();
+          expect(
+            letters.map((m) => `${m.headers["x-reservoir-source-partition"]}:${m.headers["x-reservoir-source-offset"]}`).sort(),
+            "one dead letter per message",
+          ).toEqual(giveUp.map(id).sort());
           await expectDrained(tenant.client, topic, group);
         }
       });
@@ -1038,7 +1192,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const dlq = await createTopic(tenant.client, { partitions }, `${topic}.dlq`);
         const group = uniq("g");
         await putGroup(tenant.client, topic, group, { startAt: "earliest", maxAttempts: 2 });
-        await produce(tenant.client, topic, Array.from({ length: total }, (_, i) => ({ value: `m-${i}`, partition: i % partitions })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: total }, (_, i) => ({ value: `m-${i}`, partition: i % partitions })),
+        );
         const poison = (m: Received) => Number(m.value!.slice(2)) % 3 === 0;
         const poisonCount = Array.from({ length: total }, (_, i) => i).filter((i) => i % 3 === 0).length;
         const deliveries = new Map<string, number[]>();
@@ -1071,7 +1229,10 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await Promise.all([worker(), worker(), worker(), worker()]);
         expect(problems, "every settle of a live receipt succeeded").toEqual([]);
         expect(acked.size, "every good message was acked").toBe(total - poisonCount);
-        expect([...acked].filter(([, n]) => n !== 1), "acked more than once").toEqual([]);
+        expect(
+          [...acked].filter(([, n]) => n !== 1),
+          "acked more than once",
+        ).toEqual([]);
         const wrong = [...deliveries].filter(([k, attempts]) => {
           const i = Number(k.split(":")[1]) * partitions + Number(k.split(":")[0]);
           const want = i % 3 === 0 ? [1, 2] : [1];
@@ -1080,10 +1241,13 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         expect(wrong, "deliveries per message: good ones once, poison ones exactly maxAttempts times").toEqual([]);
         expect(deadLettered).toBe(poisonCount);
         const letters = (await Promise.all(Array.from({ length: partitions }, (_, p) => readAll(tenant.client, dlq, p)))).flat();
-        const sources = letters.map((m) => Number(m.headers["x-reservoir-source-offset"]) * partitions + Number(m.headers["x-reservoir-source-partition"]));
-        expect(sources.sort((a, b) => a - b), "one dead letter per poison message").toEqual(
-          Array.from({ length: total }, (_, i) => i).filter((i) => i % 3 === 0),
+        const sources = letters.map(
+          (m) => Number(m.headers["x-reservoir-source-offset"]) * partitions + Number(m.headers["x-reservoir-source-partition"]),
         );
+        expect(
+          sources.sort((a, b) => a - b),
+          "one dead letter per poison message",
+        ).toEqual(Array.from({ length: total }, (_, i) => i).filter((i) => i % 3 === 0));
         await expectDrained(tenant.client, topic, group);
       });
 
@@ -1098,10 +1262,18 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await produce(tenant.client, topic, [{ value: "fine", partition: 0 }]);
         const first = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
         expect(first).toHaveLength(4);
-        await ackAll(tenant.client, topic, group, first.filter((m) => m.value === "fine"));
+        await ackAll(
+          tenant.client,
+          topic,
+          group,
+          first.filter((m) => m.value === "fine"),
+        );
         // Given back after their one attempt (maxAttempts 1): the next receive dead-letters them.
         const bad = first.filter((m) => m.value !== "fine");
-        expect(await settle(tenant.client, topic, group, "nack", { receipts: bad.map((m) => m.receipt) })).toEqual({ nacked: 3, failed: [] });
+        expect(await settle(tenant.client, topic, group, "nack", { receipts: bad.map((m) => m.receipt) })).toEqual({
+          nacked: 3,
+          failed: [],
+        });
         expect(await exhaust(tenant.client, topic, group, 3), "no delivery after the last attempt").toEqual([]);
         const before = await view(tenant.client, topic, group);
         expect(before.deadLettered).toBe(3);
@@ -1113,14 +1285,19 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         expect(res.body).toEqual({ redriven: deadCount });
         expect((await view(tenant.client, topic, group)).deadLettered).toBe(0);
         const hwAfter = await highWatermarks(tenant.client, topic);
-        expect(hwAfter[0] + hwAfter[1] - hwBefore[0] - hwBefore[1], "the redriven messages are new messages of the source topic").toBe(deadCount);
+        expect(hwAfter[0] + hwAfter[1] - hwBefore[0] - hwBefore[1], "the redriven messages are new messages of the source topic").toBe(
+          deadCount,
+        );
 
         const back = await receiveUntil(tenant.client, topic, group, deadCount, { visibilityTimeoutSeconds: 30 });
         expect(back).toHaveLength(deadCount);
         for (const m of back) {
           expect(m.offset, `${id(m)} is a new offset`).toBeGreaterThanOrEqual(hwBefore[m.partition]);
           expect(m.attempt).toBe(1);
-          expect(Object.keys(m.headers ?? {}).filter((h) => h.startsWith("x-reservoir-")), "no x-reservoir-* headers").toEqual([]);
+          expect(
+            Object.keys(m.headers ?? {}).filter((h) => h.startsWith("x-reservoir-")),
+            "no x-reservoir-* headers",
+          ).toEqual([]);
         }
         const strip = (m: Msg) => ({ key: m.key, value: m.value, valueBase64: m.valueBase64, headers: m.headers, partition: m.partition });
         const original = sent.map((m) => strip({ ...m, partition: m.partition }));
@@ -1171,7 +1348,10 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           { value: "delay-0", delaySeconds: 0 },
         ]);
         const read = await readAll(tenant.client, topic, 0);
-        expect(read.map((m) => m.value), "every message is readable by offset at once").toEqual(["delayed-2s", "now", "at+2s", "delay-0"]);
+        expect(
+          read.map((m) => m.value),
+          "every message is readable by offset at once",
+        ).toEqual(["delayed-2s", "now", "at+2s", "delay-0"]);
 
         // Every receive is timed on the test's clock: a delayed message must never arrive before it is due
         // (delaySeconds counts from the produce, which started after `start`).
@@ -1187,13 +1367,21 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           return msgs;
         };
         const first = await timedReceive();
-        expect(first.map((m) => m.value), "the messages due at once come at once").toEqual(expect.arrayContaining(["now", "delay-0"]));
+        expect(
+          first.map((m) => m.value),
+          "the messages due at once come at once",
+        ).toEqual(expect.arrayContaining(["now", "delay-0"]));
         await ackAll(tenant.client, topic, group, first);
         const firstDelayedSeen = Date.now();
         const second = await timedReceive();
         await ackAll(tenant.client, topic, group, second);
-        if (firstDelayedSeen < start + 1_500) expect(second.map((m) => m.value), "nothing before it is due").toEqual([]);
-        for (const until = Date.now() + 15_000; got.length < 4 && Date.now() < until; ) await ackAll(tenant.client, topic, group, await timedReceive());
+        if (firstDelayedSeen < start + 1_500)
+          expect(
+            second.map((m) => m.value),
+            "nothing before it is due",
+          ).toEqual([]);
+        for (const until = Date.now() + 15_000; got.length < 4 && Date.now() < until; )
+          await ackAll(tenant.client, topic, group, await timedReceive());
 
         expect(got.map((m) => [m.offset, m.value, m.attempt]).sort()).toEqual([
           [0, "delayed-2s", 1],
@@ -1231,10 +1419,16 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           { key: "other", value: "other-1" },
         ]);
         const first = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 30 });
-        expect(first.map((m) => m.value), "k-2 waits for the delayed k-1; the other key goes on").toEqual(["other-1"]);
+        expect(
+          first.map((m) => m.value),
+          "k-2 waits for the delayed k-1; the other key goes on",
+        ).toEqual(["other-1"]);
         await ackAll(tenant.client, topic, group, first);
         const later = await receiveUntil(tenant.client, topic, group, 1, { visibilityTimeoutSeconds: 30 });
-        expect(later.map((m) => [m.value, m.attempt]), "the delayed message comes first, alone").toEqual([["k-1-delayed", 1]]);
+        expect(
+          later.map((m) => [m.value, m.attempt]),
+          "the delayed message comes first, alone",
+        ).toEqual([["k-1-delayed", 1]]);
         expect(await receive(tenant.client, topic, group, { max: 100 }), "k-2 waits while k-1 is in flight").toEqual([]);
         await ackAll(tenant.client, topic, group, later);
         const last = await receive(tenant.client, topic, group, { max: 100 });
@@ -1271,8 +1465,15 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           assertProblem(res, 400, "delay_too_long");
         }
         expect(await highWatermarks(tenant.client, topic)).toEqual([0]);
-        await produce(tenant.client, topic, [{ value: "a week", delaySeconds: week - 60 }, { value: "past", deliverAt: Date.now() - 60_000 }]);
-        for (const m of [{ value: "x", delaySeconds: -1 }, { value: "x", delaySeconds: 1.5 }, { value: "x", deliverAt: "soon" }]) {
+        await produce(tenant.client, topic, [
+          { value: "a week", delaySeconds: week - 60 },
+          { value: "past", deliverAt: Date.now() - 60_000 },
+        ]);
+        for (const m of [
+          { value: "x", delaySeconds: -1 },
+          { value: "x", delaySeconds: 1.5 },
+          { value: "x", deliverAt: "soon" },
+        ]) {
           const res = await tenant.client.post(`${topicPath(topic)}/messages`, { messages: [m] });
           assertProblem(res, 400);
         }
@@ -1290,14 +1491,21 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
     describe("seek", () => {
       it('seek {to: "latest"} and {to: "earliest"} move the group, drop the leases in flight and answer the group view', async () => {
         const { topic, group } = await topicWithGroup(tenant.client);
-        await produce(tenant.client, topic, Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })),
+        );
         const leased = await receive(tenant.client, topic, group, { max: 4, visibilityTimeoutSeconds: 60 });
         expect(leased.map((m) => m.offset)).toEqual([0, 1, 2, 3]);
         expect(sum(await view(tenant.client, topic, group), "inFlight")).toBe(4);
 
         const toLatest = await tenant.client.post(`${groupPath(topic, group)}/seek`, { to: "latest" });
         assertStatus(toLatest, 200);
-        expect(toLatest.body).toEqual({ partitions: [{ partition: 0, committedOffset: 6, highWatermark: 6, lag: 0, inFlight: 0 }], deadLettered: 0 });
+        expect(toLatest.body).toEqual({
+          partitions: [{ partition: 0, committedOffset: 6, highWatermark: 6, lag: 0, inFlight: 0 }],
+          deadLettered: 0,
+        });
         expect(await receive(tenant.client, topic, group, { max: 100 })).toEqual([]);
         const stale = await settle(tenant.client, topic, group, "ack", { receipts: leased.map((m) => m.receipt) });
         expect(stale.acked, "the dropped leases' receipts settle nothing").toBe(0);
@@ -1305,7 +1513,10 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
 
         const toEarliest = await tenant.client.post(`${groupPath(topic, group)}/seek`, { to: "earliest" });
         assertStatus(toEarliest, 200);
-        expect(toEarliest.body).toEqual({ partitions: [{ partition: 0, committedOffset: 0, highWatermark: 6, lag: 6, inFlight: 0 }], deadLettered: 0 });
+        expect(toEarliest.body).toEqual({
+          partitions: [{ partition: 0, committedOffset: 0, highWatermark: 6, lag: 6, inFlight: 0 }],
+          deadLettered: 0,
+        });
         const all = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 60 });
         expect(all.map((m) => [m.offset, m.value])).toEqual(Array.from({ length: 6 }, (_, i) => [i, `m-${i}`]));
 
@@ -1357,18 +1568,28 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
 
       it("seek {timestamp} moves each partition to the first offset whose timestamp >= T", async () => {
         const { topic, group } = await topicWithGroup(tenant.client, { partitions: 2 });
-        await produce(tenant.client, topic, [{ value: "early-0", partition: 0 }, { value: "early-1", partition: 0 }, { value: "early-p1", partition: 1 }]);
+        await produce(tenant.client, topic, [
+          { value: "early-0", partition: 0 },
+          { value: "early-1", partition: 0 },
+          { value: "early-p1", partition: 1 },
+        ]);
         // Make sure the second batch has a later timestamp than the first.
         const firstTs = (await readAll(tenant.client, topic, 0))[1].timestamp as number;
         while (Date.now() <= firstTs + 5) await sleep(10);
-        await produce(tenant.client, topic, [{ value: "late-0", partition: 0 }, { value: "late-1", partition: 0 }]);
+        await produce(tenant.client, topic, [
+          { value: "late-0", partition: 0 },
+          { value: "late-1", partition: 0 },
+        ]);
         const p0 = await readAll(tenant.client, topic, 0);
         const p1 = await readAll(tenant.client, topic, 1);
         const T = p0[2].timestamp as number;
         expect(T, "the second batch is later").toBeGreaterThan(firstTs);
         const expectedP0 = p0.findIndex((m) => m.timestamp >= T);
         expect(expectedP0).toBe(2);
-        expect(p1.filter((m) => m.timestamp >= T), "partition 1 has nothing that recent").toEqual([]);
+        expect(
+          p1.filter((m) => m.timestamp >= T),
+          "partition 1 has nothing that recent",
+        ).toEqual([]);
 
         const res = await tenant.client.post(`${groupPath(topic, group)}/seek`, { timestamp: T });
         assertStatus(res, 200);
@@ -1393,7 +1614,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         const wrong: string[] = [];
         for (let round = 0; round < 6; round++) {
           const { topic, group } = await topicWithGroup(tenant.client);
-          await produce(tenant.client, topic, Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })));
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })),
+          );
           const got: Received[] = [];
           for (let i = 0; i < 6; i++) got.push(...(await receive(tenant.client, topic, group, { max: 1, visibilityTimeoutSeconds: 60 })));
           const [seekRes, ...acks] = await Promise.all([
@@ -1403,7 +1628,8 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           assertStatus(seekRes, 200);
           for (const r of acks as SettleResult[]) expect(r.acked + r.failed.length).toBe(1);
           const v = await view(tenant.client, topic, group);
-          if (v.partitions[0].committedOffset !== 6 || v.partitions[0].inFlight !== 0) wrong.push(`round ${round}: ${JSON.stringify(v.partitions[0])}`);
+          if (v.partitions[0].committedOffset !== 6 || v.partitions[0].inFlight !== 0)
+            wrong.push(`round ${round}: ${JSON.stringify(v.partitions[0])}`);
         }
         expect(wrong, "views after seek {to: latest} raced with acks").toEqual([]);
       });
@@ -1411,7 +1637,16 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       it("refuses invalid seek bodies (400) and a partition that does not exist (404 partition_not_found)", async () => {
         const { topic, group } = await topicWithGroup(tenant.client, { partitions: 2 });
         await produce(tenant.client, topic, [{ value: "x", partition: 0 }]);
-        for (const body of [{}, { to: "middle" }, { offset: -1 }, { offset: 1.5 }, { offset: "1" }, { timestamp: "now" }, { partition: 0 }, { offset: 0, extra: 1 }]) {
+        for (const body of [
+          {},
+          { to: "middle" },
+          { offset: -1 },
+          { offset: 1.5 },
+          { offset: "1" },
+          { timestamp: "now" },
+          { partition: 0 },
+          { offset: 0, extra: 1 },
+        ]) {
           const res = await tenant.client.post(`${groupPath(topic, group)}/seek`, body);
           expect(res.status, `${JSON.stringify(body)}: ${describeResponse(res)}`).toBe(400);
           assertProblem(res, 400);
@@ -1428,34 +1663,56 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
     describe("the group view: lag, inFlight, committedOffset", () => {
       it("counts messages in flight, moves committedOffset past contiguous acks only, and reaches lag 0 and inFlight 0", async () => {
         const { topic, group } = await topicWithGroup(tenant.client);
-        await produce(tenant.client, topic, Array.from({ length: 5 }, (_, i) => ({ value: `m-${i}` })));
-        expect((await view(tenant.client, topic, group)).partitions).toEqual([{ partition: 0, committedOffset: 0, highWatermark: 5, lag: 5, inFlight: 0 }]);
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 5 }, (_, i) => ({ value: `m-${i}` })),
+        );
+        expect((await view(tenant.client, topic, group)).partitions).toEqual([
+          { partition: 0, committedOffset: 0, highWatermark: 5, lag: 5, inFlight: 0 },
+        ]);
         const got = await receive(tenant.client, topic, group, { max: 3, visibilityTimeoutSeconds: 60 });
-        expect((await view(tenant.client, topic, group)).partitions).toEqual([{ partition: 0, committedOffset: 0, highWatermark: 5, lag: 5, inFlight: 3 }]);
+        expect((await view(tenant.client, topic, group)).partitions).toEqual([
+          { partition: 0, committedOffset: 0, highWatermark: 5, lag: 5, inFlight: 3 },
+        ]);
         // Ack offset 1 only: the cursor cannot pass the unacked offset 0.
         await ackAll(tenant.client, topic, group, [got[1]]);
-        expect((await view(tenant.client, topic, group)).partitions).toEqual([{ partition: 0, committedOffset: 0, highWatermark: 5, lag: 5, inFlight: 2 }]);
+        expect((await view(tenant.client, topic, group)).partitions).toEqual([
+          { partition: 0, committedOffset: 0, highWatermark: 5, lag: 5, inFlight: 2 },
+        ]);
         await ackAll(tenant.client, topic, group, [got[0]]);
-        expect((await view(tenant.client, topic, group)).partitions).toEqual([{ partition: 0, committedOffset: 2, highWatermark: 5, lag: 3, inFlight: 1 }]);
+        expect((await view(tenant.client, topic, group)).partitions).toEqual([
+          { partition: 0, committedOffset: 2, highWatermark: 5, lag: 3, inFlight: 1 },
+        ]);
         await ackAll(tenant.client, topic, group, [got[2]]);
         const rest = await receive(tenant.client, topic, group, { max: 100, visibilityTimeoutSeconds: 60 });
-        expect((await view(tenant.client, topic, group)).partitions).toEqual([{ partition: 0, committedOffset: 3, highWatermark: 5, lag: 2, inFlight: 2 }]);
+        expect((await view(tenant.client, topic, group)).partitions).toEqual([
+          { partition: 0, committedOffset: 3, highWatermark: 5, lag: 2, inFlight: 2 },
+        ]);
         await ackAll(tenant.client, topic, group, rest);
-        expect(await view(tenant.client, topic, group)).toEqual({ partitions: [{ partition: 0, committedOffset: 5, highWatermark: 5, lag: 0, inFlight: 0 }], deadLettered: 0 });
+        expect(await view(tenant.client, topic, group)).toEqual({
+          partitions: [{ partition: 0, committedOffset: 5, highWatermark: 5, lag: 0, inFlight: 0 }],
+          deadLettered: 0,
+        });
       });
 
       it("acks sent concurrently for messages received one by one bring committedOffset to the high watermark (lag 0)", async () => {
         const stuck: string[] = [];
         for (let round = 0; round < 6; round++) {
           const { topic, group } = await topicWithGroup(tenant.client);
-          await produce(tenant.client, topic, Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })));
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: 6 }, (_, i) => ({ value: `m-${i}` })),
+          );
           const got: Received[] = [];
           for (let i = 0; i < 6; i++) got.push(...(await receive(tenant.client, topic, group, { max: 1, visibilityTimeoutSeconds: 60 })));
           expect(got.map((m) => m.offset)).toEqual([0, 1, 2, 3, 4, 5]);
           const results = await Promise.all(got.map((m) => settle(tenant.client, topic, group, "ack", { receipts: [m.receipt] })));
           for (const r of results) expect(r).toEqual({ acked: 1, failed: [] });
           const v = await view(tenant.client, topic, group);
-          if (v.partitions[0].committedOffset !== 6 || v.partitions[0].lag !== 0) stuck.push(`round ${round}: ${JSON.stringify(v.partitions[0])}`);
+          if (v.partitions[0].committedOffset !== 6 || v.partitions[0].lag !== 0)
+            stuck.push(`round ${round}: ${JSON.stringify(v.partitions[0])}`);
         }
         expect(stuck, "views after every message was acked").toEqual([]);
       });
@@ -1473,7 +1730,10 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await expectDrained(tenant.client, topic, group);
         expect(sum(await view(tenant.client, topic, other), "inFlight")).toBe(2);
         const crossed = await settle(tenant.client, topic, group, "ack", { receipts: b.map((m) => m.receipt) });
-        expect(crossed.failed.map((f) => f.code), "a receipt of another group").toEqual(["receipt_unknown", "receipt_unknown"]);
+        expect(
+          crossed.failed.map((f) => f.code),
+          "a receipt of another group",
+        ).toEqual(["receipt_unknown", "receipt_unknown"]);
       });
     });
 
@@ -1494,10 +1754,17 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         expect(ownerMsgs.map((m) => m.value)).toEqual(["owner-msg"]);
         expect(intruderMsgs.map((m) => m.value)).toEqual(["intruder-msg"]);
         // Same topic name, group name, partition and offset: still not the intruder's receipt.
-        for (const [action, extra] of [["ack", {}], ["nack", {}], ["extend", { visibilityTimeoutSeconds: 30 }]] as const) {
+        for (const [action, extra] of [
+          ["ack", {}],
+          ["nack", {}],
+          ["extend", { visibilityTimeoutSeconds: 30 }],
+        ] as const) {
           const r = await settle(intruder.client, "orders", "billing", action, { receipts: [ownerMsgs[0].receipt], ...extra });
           expect(r.failed, action).toEqual([{ receipt: ownerMsgs[0].receipt, code: "receipt_unknown" }]);
-          expect(Object.values(r).find((v) => typeof v === "number"), `${action}: nothing settled`).toBe(0);
+          expect(
+            Object.values(r).find((v) => typeof v === "number"),
+            `${action}: nothing settled`,
+          ).toBe(0);
         }
         expect(sum(await view(owner.client, "orders", "billing"), "inFlight"), "the owner's lease is untouched").toBe(1);
         await ackAll(owner.client, "orders", "billing", ownerMsgs);
@@ -1527,7 +1794,9 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           }
         }
         // Nothing the intruder did touched the owner's group.
-        expect((await view(owner.client, topic, "billing")).partitions).toEqual([{ partition: 0, committedOffset: 0, highWatermark: 1, lag: 1, inFlight: 0 }]);
+        expect((await view(owner.client, topic, "billing")).partitions).toEqual([
+          { partition: 0, committedOffset: 0, highWatermark: 1, lag: 1, inFlight: 0 },
+        ]);
         const mine = await receive(owner.client, topic, "billing", { max: 10 });
         expect(mine.map((m) => [m.value, m.attempt])).toEqual([["secret", 1]]);
       });
@@ -1541,7 +1810,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await produce(tenant.client, topic, [{ value: "m" }]);
         const [m] = await receive(tenant.client, topic, group, { max: 1, visibilityTimeoutSeconds: 60 });
         const over = [m.receipt, ...Array.from({ length: 1000 }, (_, i) => `bogus-${i}`)];
-        for (const [action, extra] of [["ack", {}], ["nack", {}], ["extend", { visibilityTimeoutSeconds: 5 }]] as const) {
+        for (const [action, extra] of [
+          ["ack", {}],
+          ["nack", {}],
+          ["extend", { visibilityTimeoutSeconds: 5 }],
+        ] as const) {
           const res = await tenant.client.post(`${groupPath(topic, group)}/${action}`, { receipts: over, ...extra });
           const problem = assertProblem(res, 413, "too_many_receipts");
           expect(problem.detail).toMatch(/1,?000/);
@@ -1576,7 +1849,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           expect(res.status, `${JSON.stringify(body)}: ${describeResponse(res)}`).toBe(400);
           assertProblem(res, 400);
         }
-        assertProblem(await tenant.client.post(`${groupPath(topic, group)}/receive`, undefined, { raw: "{nope", contentType: "application/json" }), 400, "malformed_json");
+        assertProblem(
+          await tenant.client.post(`${groupPath(topic, group)}/receive`, undefined, { raw: "{nope", contentType: "application/json" }),
+          400,
+          "malformed_json",
+        );
         expect(sum(await view(tenant.client, topic, group), "inFlight"), "the refused receives leased nothing").toBe(0);
         // The limits themselves are accepted.
         const ok = await receive(tenant.client, topic, group, { max: 1000, visibilityTimeoutSeconds: 43_200, waitMs: 0 });
@@ -1605,7 +1882,11 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           assertProblem(res, 400);
         }
         for (const action of ["ack", "nack", "extend"]) {
-          assertProblem(await tenant.client.post(`${g}/${action}`, undefined, { raw: "[", contentType: "application/json" }), 400, "malformed_json");
+          assertProblem(
+            await tenant.client.post(`${g}/${action}`, undefined, { raw: "[", contentType: "application/json" }),
+            400,
+            "malformed_json",
+          );
           assertProblem(await tenant.client.request("POST", `${g}/${action}`), 400);
         }
         expect(sum(await view(tenant.client, topic, group), "inFlight"), "still in flight").toBe(1);
@@ -1615,8 +1896,23 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       it("odd but well-formed input never gets a 5xx", async () => {
         const { topic, group } = await topicWithGroup(tenant.client, { partitions: 2 });
         const g = groupPath(topic, group);
-        const odd = ["", ".", "..", "a.b", "a.b.c", "=".repeat(300), "é€😀", "\u0000", "A".repeat(5000), "MTIzLjQ1Ni43ODkuMC4x.AAAAAAAAAAAAAAAAAAAAAA"];
-        for (const [action, extra] of [["ack", {}], ["nack", { delaySeconds: 0 }], ["extend", { visibilityTimeoutSeconds: 5 }]] as const) {
+        const odd = [
+          "",
+          ".",
+          "..",
+          "a.b",
+          "a.b.c",
+          "=".repeat(300),
+          "é€😀",
+          "\u0000",
+          "A".repeat(5000),
+          "MTIzLjQ1Ni43ODkuMC4x.AAAAAAAAAAAAAAAAAAAAAA",
+        ];
+        for (const [action, extra] of [
+          ["ack", {}],
+          ["nack", { delaySeconds: 0 }],
+          ["extend", { visibilityTimeoutSeconds: 5 }],
+        ] as const) {
           const res = await tenant.client.post(`${g}/${action}`, { receipts: odd, ...extra });
           assertStatus(res, 200);
           expect(res.body.failed.map((f: { code: string }) => f.code)).toEqual(odd.map(() => "receipt_unknown"));

@@ -137,7 +137,9 @@ function expectKeyOrder(key: string, requests: SinkRequest[]): void {
       expect(is2xx(prev.status), `offset ${cur.json.offset} of ${key} sent again after a success; ${show()}`).toBe(false);
     } else {
       expect(cur.json.offset, `offsets of ${key} out of order; ${show()}`).toBeGreaterThan(prev.json.offset);
-      expect(is2xx(prev.status), `offset ${cur.json.offset} of ${key} sent before offset ${prev.json.offset} succeeded; ${show()}`).toBe(true);
+      expect(is2xx(prev.status), `offset ${cur.json.offset} of ${key} sent before offset ${prev.json.offset} succeeded; ${show()}`).toBe(
+        true,
+      );
     }
   }
 }
@@ -204,7 +206,11 @@ function backgroundSweeper(sweep: () => Promise<void>, intervalMs: number) {
   };
 }
 
-export function subscriptionsSuite(name: string, startTarget: () => Promise<ContractTarget>, options: SubscriptionsSuiteOptions = {}): void {
+export function subscriptionsSuite(
+  name: string,
+  startTarget: () => Promise<ContractTarget>,
+  options: SubscriptionsSuiteOptions = {},
+): void {
   describe(`webhook subscriptions (API.md) on ${name}`, () => {
     let target: ContractTarget | undefined;
     let admin: Api;
@@ -323,7 +329,9 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
       for (let newer = 0; newer < entries.length; newer++) {
         const ended = entries[newer]!.at + entries[newer]!.durationMs;
         for (let older = newer + 1; older < entries.length; older++) {
-          expect(entries[older]!.at, `newest first (entries ${newer} and ${older}): ${describeResponse(res)}`).toBeLessThanOrEqual(ended + 1);
+          expect(entries[older]!.at, `newest first (entries ${newer} and ${older}): ${describeResponse(res)}`).toBeLessThanOrEqual(
+            ended + 1,
+          );
         }
       }
       return entries;
@@ -349,8 +357,14 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         return await waiting;
       } catch (err) {
         const p = subPath(sub.topic, sub.name);
-        const view = await tenant.client.get(p).then((r) => r.text, (e: Error) => e.message);
-        const log = await tenant.client.get(`${p}/deliveries`, { query: { limit: 10 } }).then((r) => r.text, (e: Error) => e.message);
+        const view = await tenant.client.get(p).then(
+          (r) => r.text,
+          (e: Error) => e.message,
+        );
+        const log = await tenant.client.get(`${p}/deliveries`, { query: { limit: 10 } }).then(
+          (r) => r.text,
+          (e: Error) => e.message,
+        );
         (err as Error).message += `\nthe subscription now: ${view}\nits latest log entries: ${log}`;
         throw err;
       }
@@ -454,15 +468,29 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         const { secret: _s, ...before } = sub.created;
 
         const otherUrl = sink.url(`/${sub.name}-moved`);
-        const res = await tenant.client.put(subPath(topic, sub.name), { url: otherUrl, timeoutMs: 2500, filter: { headers: { type: "a" } } });
+        const res = await tenant.client.put(subPath(topic, sub.name), {
+          url: otherUrl,
+          timeoutMs: 2500,
+          filter: { headers: { type: "a" } },
+        });
         assertStatus(res, 200);
         expect(res.body.secret, "an update shows no secret").toBeUndefined();
         expect(res.body).toEqual({ ...before, url: otherUrl, timeoutMs: 2500, filter: { headers: { type: "a" } } });
         expect(await getSub(tenant.client, sub)).toEqual(res.body);
 
-        const again = await tenant.client.put(subPath(topic, sub.name), { url: otherUrl, maxConcurrency: 3, format: "cloudevents", backoff: { initialSeconds: 1, maxSeconds: 60 } });
+        const again = await tenant.client.put(subPath(topic, sub.name), {
+          url: otherUrl,
+          maxConcurrency: 3,
+          format: "cloudevents",
+          backoff: { initialSeconds: 1, maxSeconds: 60 },
+        });
         assertStatus(again, 200);
-        expect(again.body).toEqual({ ...res.body, maxConcurrency: 3, format: "cloudevents", backoff: { initialSeconds: 1, maxSeconds: 60 } });
+        expect(again.body).toEqual({
+          ...res.body,
+          maxConcurrency: 3,
+          format: "cloudevents",
+          backoff: { initialSeconds: 1, maxSeconds: 60 },
+        });
         expect(await getSub(tenant.client, sub)).toEqual(again.body);
       });
 
@@ -472,7 +500,12 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         const { secret: _s, ...before } = sub.created;
         const url = sink.url(sub.path);
         let expected: Record<string, any> = before;
-        for (const change of [{ ordering: "key" }, { maxAttempts: 3 }, { deadLetterTopic: "elsewhere" }, { ordering: "none", maxAttempts: 7, deadLetterTopic: `${topic}.dlq` }]) {
+        for (const change of [
+          { ordering: "key" },
+          { maxAttempts: 3 },
+          { deadLetterTopic: "elsewhere" },
+          { ordering: "none", maxAttempts: 7, deadLetterTopic: `${topic}.dlq` },
+        ]) {
           const res = await tenant.client.put(subPath(topic, sub.name), { url, ...change });
           assertStatus(res, 200);
           expected = { ...expected, ...change };
@@ -571,7 +604,10 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
           expect(codes, `${why}: ${describeResponse(res)}`).toContain(problem.code);
           assertProblem(await tenant.client.get(subPath(topic, subName)), 404, "subscription_not_found");
         }
-        const malformed = await tenant.client.put(subPath(topic, "malformed"), undefined, { raw: "{not json", contentType: "application/json" });
+        const malformed = await tenant.client.put(subPath(topic, "malformed"), undefined, {
+          raw: "{not json",
+          contentType: "application/json",
+        });
         assertProblem(malformed, 400);
         assertProblem(await tenant.client.get(subPath(topic, "malformed")), 404, "subscription_not_found");
         const badName = await tenant.client.put(`${topicPath(topic)}/subscriptions/${encodeURIComponent("no spaces!")}`, { url });
@@ -602,7 +638,7 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
           { key: "order-1", value: "hello", headers: { trace: "t-1", "content-type": "text/plain" } },
           { value: "no key, no headers" },
           { key: "bin", valueBase64: Buffer.from([0, 255, 1, 254, 0x80]).toString("base64") },
-          { key: "ünï", value: "ünïcødé ✓ \u{1F600} \"quoted\" \\ back", headers: { "x-note": "✓ ü" } },
+          { key: "ünï", value: 'ünïcødé ✓ \u{1F600} "quoted" \\ back', headers: { "x-note": "✓ ü" } },
         ];
         const plain: Msg[] = Array.from({ length: 20 }, (_, i) => ({ value: `m-${i}` }));
         const offsets = [...(await produce(tenant.client, topic, special)), ...(await produce(tenant.client, topic, plain))];
@@ -628,14 +664,23 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         for (const e of log) {
           const req = all.find((r) => r.headers["webhook-id"] === e.messageId);
           expect(req, `log entry ${JSON.stringify(e)} names a delivered webhook-id`).toBeDefined();
-          expect(e).toMatchObject({ partition: req!.json.partition, offset: req!.json.offset, attempt: 1, status: "succeeded", httpStatus: 200 });
+          expect(e).toMatchObject({
+            partition: req!.json.partition,
+            offset: req!.json.offset,
+            attempt: 1,
+            status: "succeeded",
+            httpStatus: 200,
+          });
         }
         expect((await deliveryLog(tenant.client, sub, 5)).length, "limit bounds the log").toBe(5);
       });
 
       it("startAt earliest delivers what the topic already holds; the default starts after it; an update does not move either", async () => {
         const topic = await createTopic(tenant.client, 2);
-        await produce(tenant.client, topic, [{ value: "old-0", partition: 0 }, { value: "old-1", partition: 1 }]);
+        await produce(tenant.client, topic, [
+          { value: "old-0", partition: 0 },
+          { value: "old-1", partition: 1 },
+        ]);
         const earliest = await subscribe(tenant.client, topic, { startAt: "earliest" });
         const latest = await subscribe(tenant.client, topic);
         expect(earliest.created.startAt).toBe("earliest");
@@ -670,11 +715,17 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         // No wait for stragglers: drained (lag 0, inFlight 0) means the service settled every
         // attempt it made, each answered by the sink (or given up), so the record is complete.
         const all = sink.requests(sub.path);
-        expect(all.map((r) => r.status), describeRequests(all)).toEqual([500, 500, 200]);
+        expect(
+          all.map((r) => r.status),
+          describeRequests(all),
+        ).toEqual([500, 500, 200]);
         expect(requests.length).toBe(3);
         for (const [i, r] of all.entries()) expectJsonDelivery(r, sub, message!, i + 1);
         const id = all[0]!.headers["webhook-id"];
-        expect(all.map((r) => r.headers["webhook-id"]), "one webhook-id across retries").toEqual([id, id, id]);
+        expect(
+          all.map((r) => r.headers["webhook-id"]),
+          "one webhook-id across retries",
+        ).toEqual([id, id, id]);
 
         const log = await logOf(tenant.client, sub, 3);
         expect(log.map((e) => [e.status, e.attempt, e.httpStatus, e.messageId, e.partition, e.offset])).toEqual([
@@ -705,13 +756,19 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
 
         for (const sub of [seconds503, seconds429]) {
           const [first, second] = await withState(sub, sink.waitForCount(sub.path, 2));
-          expect(second!.arrivedAt - first!.respondedAt!, `Retry-After: 2 on ${first!.status}:\n${describeRequests([first!, second!])}`).toBeGreaterThanOrEqual(2_000 - SLACK_MS);
+          expect(
+            second!.arrivedAt - first!.respondedAt!,
+            `Retry-After: 2 on ${first!.status}:\n${describeRequests([first!, second!])}`,
+          ).toBeGreaterThanOrEqual(2_000 - SLACK_MS);
           expectSigned(first!, sub.secret);
           expectSigned(second!, sub.secret);
           expect(second!.json.attempt).toBe(2);
         }
         const [, second] = await withState(date503, sink.waitForCount(date503.path, 2));
-        expect(wallClock(second!.arrivedAt), `Retry-After as an HTTP date (${new Date(dateAnswerWall).toUTCString()})`).toBeGreaterThanOrEqual(dateAnswerWall - SLACK_MS);
+        expect(
+          wallClock(second!.arrivedAt),
+          `Retry-After as an HTTP date (${new Date(dateAnswerWall).toUTCString()})`,
+        ).toBeGreaterThanOrEqual(dateAnswerWall - SLACK_MS);
       });
 
       it("an endpoint that does not answer within timeoutMs fails the attempt (logged as a timeout) and the message is retried", async () => {
@@ -721,8 +778,13 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         const [at] = await produce(tenant.client, topic, [{ value: "are you there" }]);
         const [message] = await stored(tenant.client, topic, [at!]);
 
-        const all = await withState(sub, sink.waitFor(sub.path, (rs) => rs.some((r) => r.status === 200), WAIT_MS, "a successful second attempt"));
-        expect(all[1]!.arrivedAt - all[0]!.arrivedAt, "the retry comes after the first attempt timed out").toBeGreaterThanOrEqual(500 - SLACK_MS);
+        const all = await withState(
+          sub,
+          sink.waitFor(sub.path, (rs) => rs.some((r) => r.status === 200), WAIT_MS, "a successful second attempt"),
+        );
+        expect(all[1]!.arrivedAt - all[0]!.arrivedAt, "the retry comes after the first attempt timed out").toBeGreaterThanOrEqual(
+          500 - SLACK_MS,
+        );
         expectJsonDelivery(all[0]!, sub, message!, 1);
         expectJsonDelivery(all[1]!, sub, message!, 2);
 
@@ -780,7 +842,10 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         // No wait for a third attempt: drained with the message dead-lettered means the service
         // is done with it for good (lag 0, inFlight 0), and every attempt it made was answered.
         const all = sink.requests(sub.path);
-        expect(all.map((r) => r.json?.attempt), `exactly maxAttempts (2) attempts:\n${describeRequests(all)}`).toEqual([1, 2]);
+        expect(
+          all.map((r) => r.json?.attempt),
+          `exactly maxAttempts (2) attempts:\n${describeRequests(all)}`,
+        ).toEqual([1, 2]);
         for (const r of all) expectSigned(r, sub.secret);
 
         expect(letters).toHaveLength(1);
@@ -831,11 +896,19 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         expect(resumed.body.state).toBe("active");
         const all = await withState(
           sub,
-          sink.waitFor(sub.path, (rs) => ["first", "second"].every((v) => rs.some((r) => bodyValue(r) === v && r.status === 200)), WAIT_MS, "both messages after resume"),
+          sink.waitFor(
+            sub.path,
+            (rs) => ["first", "second"].every((v) => rs.some((r) => bodyValue(r) === v && r.status === 200)),
+            WAIT_MS,
+            "both messages after resume",
+          ),
         );
         for (const r of all) expectSigned(r, sub.secret);
         const firstAgain = all.filter((r) => bodyValue(r) === "first");
-        expect(firstAgain.map((r) => r.json.attempt), "the 410 attempt counted").toEqual([1, 2]);
+        expect(
+          firstAgain.map((r) => r.json.attempt),
+          "the 410 attempt counted",
+        ).toEqual([1, 2]);
         expect(all.filter((r) => bodyValue(r) === "second").map((r) => r.json.attempt)).toEqual([1]);
       });
 
@@ -844,9 +917,14 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         const sub = await subscribe(tenant.client, topic);
         const producedAt = Date.now();
         await produce(tenant.client, topic, [{ value: "later", delaySeconds: 2 }, { value: "now" }]);
-        const all = await withState(sub, sink.waitFor(sub.path, (rs) => rs.some((r) => bodyValue(r) === "later"), WAIT_MS, "the delayed message"));
+        const all = await withState(
+          sub,
+          sink.waitFor(sub.path, (rs) => rs.some((r) => bodyValue(r) === "later"), WAIT_MS, "the delayed message"),
+        );
         const later = all.find((r) => bodyValue(r) === "later")!;
-        expect(wallClock(later.arrivedAt) - producedAt, "delivered 2 s after it was produced at the earliest").toBeGreaterThanOrEqual(2_000 - SLACK_MS);
+        expect(wallClock(later.arrivedAt) - producedAt, "delivered 2 s after it was produced at the earliest").toBeGreaterThanOrEqual(
+          2_000 - SLACK_MS,
+        );
         expect(all.some((r) => bodyValue(r) === "now")).toBe(true);
         for (const r of all) expectSigned(r, sub.secret);
       });
@@ -877,28 +955,38 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
           expect(list.map(bodyValue).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `${k}-${i}`).sort());
           expectKeyOrder(k, list);
           // Offset order is production order within a key.
-          expect([...list].sort((a, b) => a.arrivedAt - b.arrivedAt).map(bodyValue)).toEqual(Array.from({ length: 6 }, (_, i) => `${k}-${i}`));
+          expect([...list].sort((a, b) => a.arrivedAt - b.arrivedAt).map(bodyValue)).toEqual(
+            Array.from({ length: 6 }, (_, i) => `${k}-${i}`),
+          );
         }
       });
 
       it('ordering "key": a message waiting for its retry holds back the later messages of its key', async () => {
         const topic = await createTopic(tenant.client, 2);
         const sub = await subscribe(tenant.client, topic, { ordering: "key", maxConcurrency: 10, ...FAST });
-        sink.on(sub.path, (req) => (req.json?.value === "a-1" && req.json?.attempt === 1 ? { status: 500, delayMs: 30 } : { status: 200, delayMs: 30 }));
+        sink.on(sub.path, (req) =>
+          req.json?.value === "a-1" && req.json?.attempt === 1 ? { status: 500, delayMs: 30 } : { status: 200, delayMs: 30 },
+        );
         const keys = ["a", "b", "c"];
         await produce(
           tenant.client,
           topic,
           [0, 1, 2, 3].flatMap((i) => keys.map((k) => ({ key: k, value: `${k}-${i}` }))),
         );
-        await withState(sub, sink.waitFor(sub.path, (rs) => rs.filter((r) => r.status === 200).length >= 12, WAIT_MS, "12 successful deliveries"));
+        await withState(
+          sub,
+          sink.waitFor(sub.path, (rs) => rs.filter((r) => r.status === 200).length >= 12, WAIT_MS, "12 successful deliveries"),
+        );
         await drained(tenant.client, sub);
         const all = sink.requests(sub.path);
         for (const r of all) expectSigned(r, sub.secret);
         const byKey = groupBy(all, (r) => r.json.key as string);
         for (const k of keys) expectKeyOrder(k, byKey.get(k) ?? []);
         const a = [...(byKey.get("a") ?? [])].sort((x, y) => x.arrivedAt - y.arrivedAt);
-        expect(a.map((r) => [bodyValue(r), r.json.attempt, r.status]), describeRequests(a)).toEqual([
+        expect(
+          a.map((r) => [bodyValue(r), r.json.attempt, r.status]),
+          describeRequests(a),
+        ).toEqual([
           ["a-0", 1, 200],
           ["a-1", 1, 500],
           ["a-1", 2, 200],
@@ -906,7 +994,12 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
           ["a-3", 1, 200],
         ]);
         for (const k of ["b", "c"]) {
-          expect((byKey.get(k) ?? []).map((r) => [r.json.attempt, r.status])).toEqual([[1, 200], [1, 200], [1, 200], [1, 200]]);
+          expect((byKey.get(k) ?? []).map((r) => [r.json.attempt, r.status])).toEqual([
+            [1, 200],
+            [1, 200],
+            [1, 200],
+            [1, 200],
+          ]);
         }
       });
 
@@ -914,7 +1007,11 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
         const topic = await createTopic(tenant.client, 4);
         const sub = await subscribe(tenant.client, topic, { maxConcurrency: 2, ...FAST });
         sink.on(sub.path, { status: 200, delayMs: 200 });
-        await produce(tenant.client, topic, Array.from({ length: 10 }, (_, i) => ({ value: `c-${i}` })));
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 10 }, (_, i) => ({ value: `c-${i}` })),
+        );
         await withState(sub, sink.waitForCount(sub.path, 10));
         await drained(tenant.client, sub);
         const all = sink.requests(sub.path);
@@ -940,7 +1037,10 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
           { value: "prefix", headers: { type: "ab" } },
           { value: "other-header", headers: { kind: "a" } },
         ]);
-        await withState(sub, sink.waitFor(sub.path, (rs) => rs.filter((r) => r.status === 200).length >= 2, WAIT_MS, "the two matching messages"));
+        await withState(
+          sub,
+          sink.waitFor(sub.path, (rs) => rs.filter((r) => r.status === 200).length >= 2, WAIT_MS, "the two matching messages"),
+        );
         await drained(tenant.client, sub);
         // No wait for stragglers: drained (lag 0, inFlight 0) means the service settled every
         // attempt it made, each answered by the sink (or given up), so the record is complete.
@@ -988,9 +1088,10 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
           await sleep(30);
         }
         const messages = await readAll(tenant.client, topic, 0);
-        expect(messages.map((m) => m.timestamp as number), "timestamps distinct (test precondition)").toEqual(
-          [...new Set(messages.map((m) => m.timestamp as number))],
-        );
+        expect(
+          messages.map((m) => m.timestamp as number),
+          "timestamps distinct (test precondition)",
+        ).toEqual([...new Set(messages.map((m) => m.timestamp as number))]);
         const first = await withState(sub, sink.waitForCount(sub.path, 3));
         await drained(tenant.client, sub);
         const idOf = new Map(first.map((r) => [r.json.offset as number, r.headers["webhook-id"]]));
@@ -1166,7 +1267,10 @@ export function subscriptionsSuite(name: string, startTarget: () => Promise<Cont
               await sink.waitForCount(sub.path, 2, 200).catch(() => {});
             }
             const all = await withState(sub, sink.waitForCount(sub.path, 2, 5_000));
-            expect(all.map((r) => [r.json.attempt, r.status]), describeRequests(all)).toEqual([
+            expect(
+              all.map((r) => [r.json.attempt, r.status]),
+              describeRequests(all),
+            ).toEqual([
               [1, 500],
               [2, 200],
             ]);

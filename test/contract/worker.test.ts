@@ -179,7 +179,11 @@ describe("the Worker under wrangler dev: one isolate, many concurrent requests",
       const k = `${["a", "b", "c"][i % 3]}/${res.body.offsets[0].partition}`;
       seen.set(k, [...(seen.get(k) ?? []), res.body.offsets[0].offset]);
     });
-    for (const [k, list] of seen) expect(list.sort((x, y) => x - y), k).toEqual(list.map((_, i) => i));
+    for (const [k, list] of seen)
+      expect(
+        list.sort((x, y) => x - y),
+        k,
+      ).toEqual(list.map((_, i) => i));
 
     const output = stack.logs().slice(logMark);
     for (const failure of isolationFailures) expect(output, "workerd reported a cross-request problem").not.toMatch(failure);

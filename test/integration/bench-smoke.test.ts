@@ -15,7 +15,23 @@ describe("npm run bench on a tiny workload", () => {
   it("measures each system, drains a backlog, and writes latest.json, a dated copy, latest.md and latest.png", () => {
     const run = spawnSync(
       process.execPath,
-      ["--import", "tsx", "bench/compare/run.ts", "--systems", "reservoir-embedded,s3-put-baseline", "--workloads", "16p-1KiB", "--messages", "300", "--rate", "1000", "--backlog-mib", "1", "--out", out],
+      [
+        "--import",
+        "tsx",
+        "bench/compare/run.ts",
+        "--systems",
+        "reservoir-embedded,s3-put-baseline",
+        "--workloads",
+        "16p-1KiB",
+        "--messages",
+        "300",
+        "--rate",
+        "1000",
+        "--backlog-mib",
+        "1",
+        "--out",
+        out,
+      ],
       { cwd: repoRoot, encoding: "utf8", timeout: 150_000, env: { ...process.env, NODE_OPTIONS: "" } },
     );
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
@@ -54,7 +70,13 @@ describe("npm run bench on a tiny workload", () => {
       expect(r.publish.p99Ms).toBeGreaterThanOrEqual(r.publish.p50Ms);
       expect(r.publish.p999Ms).toBeGreaterThanOrEqual(r.publish.p99Ms);
       expect(r.consume.msgsPerSec).toBeGreaterThan(0);
-      expect(Object.keys(r.cost).sort()).toEqual(["commitsPerFlush", "commitsPerMillion", "getsPerMillion", "putsPerFlush", "putsPerMillion"]);
+      expect(Object.keys(r.cost).sort()).toEqual([
+        "commitsPerFlush",
+        "commitsPerMillion",
+        "getsPerMillion",
+        "putsPerFlush",
+        "putsPerMillion",
+      ]);
       expect(r.cpu.wallSeconds).toBeGreaterThanOrEqual(0);
       for (const s of Object.values(r.cpu.seconds)) expect(s).toBeGreaterThanOrEqual(0);
       expect(r.cpu.totalSeconds).toBeGreaterThanOrEqual(0);
@@ -62,7 +84,13 @@ describe("npm run bench on a tiny workload", () => {
     }
     // Reservoir's produce overhead, from its request round trips and its server's histograms.
     for (const r of report.runs.slice(0, 2)) {
-      expect(Object.keys(r.produceOverhead).sort()).toEqual(["commitP99Ms", "overheadP99Ms", "putP99Ms", "requestP99Ms", "serverWaitP99Ms"]);
+      expect(Object.keys(r.produceOverhead).sort()).toEqual([
+        "commitP99Ms",
+        "overheadP99Ms",
+        "putP99Ms",
+        "requestP99Ms",
+        "serverWaitP99Ms",
+      ]);
       const o = r.produceOverhead;
       expect(o.requestP99Ms).toBeGreaterThan(0);
       expect(o.putP99Ms).toBeGreaterThan(0);

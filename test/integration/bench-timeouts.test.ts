@@ -33,9 +33,13 @@ describe("bench call timeouts", () => {
   it("a request nobody answers fails with a CallTimeout naming it, and its socket is closed", async () => {
     const agent = new Agent({ keepAlive: true });
     const url = new URL("/v1/topics/t/groups/bench/receive", base);
-    const failure = await requestJson(agent, "POST", url, { "content-type": "application/json" }, { max: 10, waitMs: 50 }, 200).catch((e: unknown) => e);
+    const failure = await requestJson(agent, "POST", url, { "content-type": "application/json" }, { max: 10, waitMs: 50 }, 200).catch(
+      (e: unknown) => e,
+    );
     expect(failure).toBeInstanceOf(CallTimeout);
-    expect((failure as Error).message).toBe('POST /v1/topics/t/groups/bench/receive {"max":10,"waitMs":50}: no answer within 0.2 s (the call hung)');
+    expect((failure as Error).message).toBe(
+      'POST /v1/topics/t/groups/bench/receive {"max":10,"waitMs":50}: no answer within 0.2 s (the call hung)',
+    );
     await expect.poll(() => closedByClient).toBeGreaterThanOrEqual(1);
     agent.destroy();
   });
@@ -59,9 +63,13 @@ describe("bench call timeouts", () => {
     const sut = guarded(stalling, 300);
     const published = await sut.publish(10, () => new Uint8Array(1)).catch((e: unknown) => e);
     expect(published).toBeInstanceOf(CallTimeout);
-    expect((published as Error).message).toBe("nats-jetstream publish: no acknowledgement (3 of 10 acked): no answer within 0.3 s (the call hung)");
+    expect((published as Error).message).toBe(
+      "nats-jetstream publish: no acknowledgement (3 of 10 acked): no answer within 0.3 s (the call hung)",
+    );
     const consumed = await sut.consume(10).catch((e: unknown) => e);
-    expect((consumed as Error).message).toBe("nats-jetstream consume: no message (1 of 10 received): no answer within 0.3 s (the call hung)");
+    expect((consumed as Error).message).toBe(
+      "nats-jetstream consume: no message (1 of 10 received): no answer within 0.3 s (the call hung)",
+    );
     const tornDown = await sut.teardown().catch((e: unknown) => e);
     expect((tornDown as Error).message).toBe("nats-jetstream teardown: no answer within 0.3 s (the call hung)");
   });

@@ -20,7 +20,6 @@ const KILL_AFTER_ACKED_MESSAGES = 800;
 const KILL_AFTER_MS = 15_000; // kill by then even if fewer messages were acknowledged
 const LOAD_DEADLINE_MS = 45_000; // hard bound on the whole load phase
 
-
 interface SentMessage {
   id: string;
   value?: string;
@@ -154,7 +153,8 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
       if (!Buffer.from(m.valueBase64 ?? "", "base64").equals(Buffer.from(s.valueBase64!, "base64"))) return `${what}: bytes differ`;
     }
     if ((m.key ?? undefined) !== s.key) return `${what}: key ${String(m.key)} != ${String(s.key)}`;
-    if (JSON.stringify(m.headers ?? {}) !== JSON.stringify(s.headers) && !sameHeaders(m.headers ?? {}, s.headers)) return `${what}: headers differ`;
+    if (JSON.stringify(m.headers ?? {}) !== JSON.stringify(s.headers) && !sameHeaders(m.headers ?? {}, s.headers))
+      return `${what}: headers differ`;
     if (!Number.isInteger(m.timestamp)) return `${what}: timestamp ${String(m.timestamp)}`;
     return null;
   }
@@ -250,7 +250,9 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
       const found = byId.get(id) ?? [];
       const there = found.find((m) => m.partition === at.partition && m.offset === at.offset);
       if (!there) {
-        problems.push(`${id} acknowledged at p${at.partition}@${at.offset} but found at [${found.map((m) => `p${m.partition}@${m.offset}`).join(", ")}]`);
+        problems.push(
+          `${id} acknowledged at p${at.partition}@${at.offset} but found at [${found.map((m) => `p${m.partition}@${m.offset}`).join(", ")}]`,
+        );
       } else {
         const bad = intactProblem(there, sent.get(id)!);
         if (bad) problems.push(bad);
@@ -265,7 +267,8 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
     const problems: string[] = [];
     for (const [id, found] of byId) {
       if (!sent.has(id)) problems.push(`${id}: stored but never sent`);
-      if (found.length > 1) problems.push(`${id}: stored ${found.length} times (${found.map((m) => `p${m.partition}@${m.offset}`).join(", ")})`);
+      if (found.length > 1)
+        problems.push(`${id}: stored ${found.length} times (${found.map((m) => `p${m.partition}@${m.offset}`).join(", ")})`);
       if (!acked.has(id) && sent.has(id)) {
         const bad = intactProblem(found[0], sent.get(id)!);
         if (bad) problems.push(`unacknowledged but stored ${bad}`);
@@ -277,7 +280,9 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
   it("retrying the unacknowledged requests with their idempotency keys stores each message exactly once", async () => {
     const before = await readEverything();
     const unackedIds = unacked.flat().map((m) => m.id);
-    console.log(`crash test: ${unackedIds.filter((id) => before.byId.has(id)).length} of ${unackedIds.length} unacknowledged messages had been committed before the kill`);
+    console.log(
+      `crash test: ${unackedIds.filter((id) => before.byId.has(id)).length} of ${unackedIds.length} unacknowledged messages had been committed before the kill`,
+    );
     for (const batch of unacked) {
       const res = await client.post(`/v1/topics/${topic}/messages`, { messages: batch.map(wire) });
       assertStatus(res, 200);
@@ -304,7 +309,8 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
       if (found.length !== 1) problems.push(`${id}: stored ${found.length} times`);
       else {
         const a = acked.get(id)!;
-        if (found[0].partition !== a.partition || found[0].offset !== a.offset) problems.push(`${id}: at p${found[0].partition}@${found[0].offset}, acknowledged p${a.partition}@${a.offset}`);
+        if (found[0].partition !== a.partition || found[0].offset !== a.offset)
+          problems.push(`${id}: at p${found[0].partition}@${found[0].offset}, acknowledged p${a.partition}@${a.offset}`);
         const bad = intactProblem(found[0], m);
         if (bad) problems.push(bad);
       }
@@ -317,7 +323,9 @@ describe("kill -9 of a Node server under produce load, then restart", () => {
   it("after the restart new messages continue at each partition's high watermark", async () => {
     const { highWatermarks } = await readEverything();
     for (let p = 0; p < PARTITIONS; p++) {
-      const res = await client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: `after-${p}`, partition: p, headers: { "x-id": `after-${p}` } }] });
+      const res = await client.post(`/v1/topics/${topic}/messages`, {
+        messages: [{ value: `after-${p}`, partition: p, headers: { "x-id": `after-${p}` } }],
+      });
       assertStatus(res, 200);
       expect(res.body.offsets).toEqual([{ partition: p, offset: highWatermarks[p] }]);
     }

@@ -65,7 +65,11 @@ describe("the database adapter's error boundary (translateFailures)", () => {
     await database?.drop();
   }, 60_000);
 
-  const failure = (work: Promise<unknown>) => work.then(() => expect.fail("the statement succeeded"), (error: unknown) => error);
+  const failure = (work: Promise<unknown>) =>
+    work.then(
+      () => expect.fail("the statement succeeded"),
+      (error: unknown) => error,
+    );
 
   it("a wrong statement (syntax, division by zero, a foreign key) is not turned into unavailable", async () => {
     for (const statement of [sql`SELEC 1`, sql`SELECT 1 / 0`, sql`INSERT INTO child VALUES (42)`]) {
@@ -100,7 +104,8 @@ describe("the database adapter's error boundary (translateFailures)", () => {
         const sleeping = failure(run(sql.raw(`SELECT pg_sleep(30) AS ${marker}`)));
         const deadline = Date.now() + 15_000;
         for (;;) {
-          const [row] = await admin`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE query LIKE ${`%AS ${marker}%`} AND pid <> pg_backend_pid()`;
+          const [row] =
+            await admin`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE query LIKE ${`%AS ${marker}%`} AND pid <> pg_backend_pid()`;
           if (row?.done) break;
           if (Date.now() > deadline) throw new Error("the statement never started");
         }

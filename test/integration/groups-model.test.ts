@@ -279,7 +279,8 @@ function checkReceive(s: State, setup: Setup, deliveries: Delivery[], max: numbe
           : "";
       fail(`receive returned ${describeMsg(m, s.now)}, which is not deliverable${why}`);
     }
-    if (d.attempt !== m.attempts + 1) fail(`receive returned ${key} with attempt ${d.attempt}; the model has ${m.attempts} deliveries before`);
+    if (d.attempt !== m.attempts + 1)
+      fail(`receive returned ${key} with attempt ${d.attempt}; the model has ${m.attempts} deliveries before`);
     const diff = sameRecord(m, d.record);
     if (diff) fail(`receive returned ${key} with ${diff}`);
     const list = perPartition.get(d.partition) ?? [];
@@ -292,7 +293,9 @@ function checkReceive(s: State, setup: Setup, deliveries: Delivery[], max: numbe
     for (const [p, offsets] of perPartition) {
       const prefix = pl.deliverable[p].slice(0, offsets.length).map((m) => m.o);
       if (JSON.stringify([...offsets].sort((a, b) => a - b)) !== JSON.stringify(prefix)) {
-        fail(`receive returned offsets ${offsets} of partition ${p}; key order allows the first ${offsets.length} of ${pl.deliverable[p].map((m) => m.o)}`);
+        fail(
+          `receive returned offsets ${offsets} of partition ${p}; key order allows the first ${offsets.length} of ${pl.deliverable[p].map((m) => m.o)}`,
+        );
       }
     }
   }
@@ -360,7 +363,8 @@ async function readDeadLetters(real: Real, model: Model): Promise<DeadRead[]> {
   for (let p = 0; p < real.dlq.partitions; p++) {
     const found = await readFrom(real.io, real.dlq.id, p, model.dlqSeen[p], 1000);
     for (const [i, d] of found.entries()) {
-      if (d.offset !== model.dlqSeen[p] + i) fail(`dead-letter partition ${p} has offset ${d.offset} where ${model.dlqSeen[p] + i} was next`);
+      if (d.offset !== model.dlqSeen[p] + i)
+        fail(`dead-letter partition ${p} has offset ${d.offset} where ${model.dlqSeen[p] + i} was next`);
       const h = d.record.headers ?? {};
       const e = { p: Number(h["x-reservoir-source-partition"]), o: Number(h["x-reservoir-source-offset"]) };
       if (p !== e.p % real.dlq.partitions) fail(`dead letter of ${id(e)} is in dead-letter partition ${p}`);
@@ -418,7 +422,10 @@ function compareView(view: GroupView, s: State, setup: Setup) {
     fail(`groupView ${JSON.stringify(view)}\n    model     ${JSON.stringify(want)}`);
   }
   if (setup.ordering !== "key") return;
-  const keys = s.msgs.flat().filter((m) => m.key !== undefined && m.byKey && inFlight(m, s.now)).map((m) => `${m.p}/${m.key}`);
+  const keys = s.msgs
+    .flat()
+    .filter((m) => m.key !== undefined && m.byKey && inFlight(m, s.now))
+    .map((m) => `${m.p}/${m.key}`);
   const twice = keys.find((k, i) => keys.indexOf(k) !== i);
   if (twice) fail(`key ${twice} has two messages in flight`);
 }
@@ -503,7 +510,13 @@ async function execute(model: Model, real: Real, op: OpSpec, now: number): Promi
         timestamp: now,
       };
       const partition = key === undefined ? spec.partition % P : partitionForKey(key, P);
-      return { topicId: real.topic.id, partition, record, deliverAt: spec.delay > 0 ? now + spec.delay : undefined, bytes: encodedRecordSize(record) };
+      return {
+        topicId: real.topic.id,
+        partition,
+        record,
+        deliverAt: spec.delay > 0 ? now + spec.delay : undefined,
+        bytes: encodedRecordSize(record),
+      };
     });
     const half = op.produce.split ? Math.ceil(entries.length / 2) : entries.length;
     const requests = [entries.slice(0, half), entries.slice(half)].filter((r) => r.length > 0);
@@ -513,14 +526,20 @@ async function execute(model: Model, real: Real, op: OpSpec, now: number): Promi
   }
   if ("receive" in op) {
     const s = op.receive;
-    const deliveries = await receive(real.io, real.group, real.topic, { max: s.max, visibilityMs: s.visibility, receiver: `r${s.receiver}`, now });
+    const deliveries = await receive(real.io, real.group, real.topic, {
+      max: s.max,
+      visibilityMs: s.visibility,
+      receiver: `r${s.receiver}`,
+      now,
+    });
     return { op: "receive", spec: s, deliveries };
   }
   if ("seek" in op) {
     const spec = op.seek;
     let target: SeekTarget;
     if ("to" in spec) target = { to: spec.to };
-    else if ("offset" in spec) target = spec.partition === null ? { offset: spec.offset } : { offset: spec.offset, partition: spec.partition % P };
+    else if ("offset" in spec)
+      target = spec.partition === null ? { offset: spec.offset } : { offset: spec.offset, partition: spec.partition % P };
     else {
       const stamps = [...new Set(model.msgs.flat().map((m) => m.ts)), now + 1].sort((a, b) => a - b);
       target = { timestamp: stamps[spec.timestampIndex % stamps.length] };
@@ -592,7 +611,8 @@ function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEve
     });
     for (const [p, offsets] of assigned) {
       const sorted = [...offsets].sort((a, b) => a - b);
-      if (sorted.some((o, i) => o !== hw[p] + i)) fail(`produce got offsets ${offsets} in partition ${p}, whose high watermark was ${hw[p]}`);
+      if (sorted.some((o, i) => o !== hw[p] + i))
+        fail(`produce got offsets ${offsets} in partition ${p}, whose high watermark was ${hw[p]}`);
     }
     return [];
   }
@@ -644,7 +664,12 @@ function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEve
     const gotUnknown = count(got, "receipt_unknown");
     const minExpired = count(want, "expired");
     const maxExpired = minExpired + count(want, "done|expired");
-    if (gotUnknown !== count(want, "unknown") || gotExpired < minExpired || gotExpired > maxExpired || got.length !== gotExpired + gotUnknown) {
+    if (
+      gotUnknown !== count(want, "unknown") ||
+      gotExpired < minExpired ||
+      gotExpired > maxExpired ||
+      got.length !== gotExpired + gotUnknown
+    ) {
       const where = chosen[receipts.indexOf(r)];
       const m = typeof where === "string" ? null : s.msgs[where.p][where.o];
       fail(
@@ -669,7 +694,11 @@ function describeOp(op: OpSpec): string {
   if ("receive" in op) return `receive(r${op.receive.receiver}, max ${op.receive.max}, vis ${op.receive.visibility})`;
   if ("seek" in op) {
     const s = op.seek;
-    return "to" in s ? `seek(${s.to})` : "offset" in s ? `seek(offset ${s.offset}${s.partition === null ? "" : `, partition #${s.partition}`})` : `seek(timestamp #${s.timestampIndex})`;
+    return "to" in s
+      ? `seek(${s.to})`
+      : "offset" in s
+        ? `seek(offset ${s.offset}${s.partition === null ? "" : `, partition #${s.partition}`})`
+        : `seek(timestamp #${s.timestampIndex})`;
   }
   const { kind, receiver, picks, ms, unknown } = op.settle;
   const arg = kind === "nack" ? `, delay ${ms}` : kind === "extend" ? `, vis ${ms}` : "";
@@ -680,7 +709,10 @@ function describeRan(ran: Ran): string {
   if (ran.op === "produce") {
     return ran.entries
       .flatMap((request, r) =>
-        request.map((e, i) => `${decoder.decode(e.record.value)}@${id({ p: ran.offsets[r][i].partition, o: ran.offsets[r][i].offset })}${e.record.key ? `/${e.record.key}` : ""}${e.deliverAt ? `+${e.deliverAt - e.record.timestamp}ms` : ""}`),
+        request.map(
+          (e, i) =>
+            `${decoder.decode(e.record.value)}@${id({ p: ran.offsets[r][i].partition, o: ran.offsets[r][i].offset })}${e.record.key ? `/${e.record.key}` : ""}${e.deliverAt ? `+${e.deliverAt - e.record.timestamp}ms` : ""}`,
+        ),
       )
       .join(" ");
   }
@@ -744,7 +776,13 @@ class StepCmd implements Cmd {
       }
       s.now = model.now;
     };
-    const orders = ran.length === 1 ? [[0]] : [[0, 1], [1, 0]];
+    const orders =
+      ran.length === 1
+        ? [[0]]
+        : [
+            [0, 1],
+            [1, 0],
+          ];
     let firstError: unknown;
     const order = orders.find((o) => {
       let g = model.grants;
@@ -772,27 +810,43 @@ class StepCmd implements Cmd {
     }
     stats.deadLettered += dead.length;
     const state = model.state;
-    replay(state, order, () => ++model.grants, (r, grants, itsDead) => {
-      // Its dead letters as they were when it made them (a seek beside it may reset them after).
-      const made = new Set(itsDead.map(id));
-      checkDeadLetterContents(state, model.setup, real, reads.filter((d) => made.has(id(d))));
-      if (r.op === "receive") {
-        const held = model.held[r.spec.receiver];
-        r.deliveries.forEach((d, j) => {
-          const receipt = real.env.signer.sign(real.tenantId, { groupId: real.group.id, partition: d.partition, firstOffset: d.firstOffset, offset: d.offset, token: d.token });
-          held.push({ receipt, p: d.partition, o: d.offset, grant: grants[j] });
-          stats.deliveries++;
-          if (d.attempt > 1) stats.redeliveries++;
-          stats.maxAttempt = Math.max(stats.maxAttempt, d.attempt);
-        });
-        held.splice(0, Math.max(0, held.length - HELD_PER_RECEIVER));
-        stats.receives++;
-      } else if (r.op === "settle") {
-        stats.done[r.spec.kind] += r.result.done;
-        stats.expired += r.result.failed.filter((f) => f.code === "receipt_expired").length;
-        stats.unknown += r.result.failed.filter((f) => f.code === "receipt_unknown").length;
-      }
-    });
+    replay(
+      state,
+      order,
+      () => ++model.grants,
+      (r, grants, itsDead) => {
+        // Its dead letters as they were when it made them (a seek beside it may reset them after).
+        const made = new Set(itsDead.map(id));
+        checkDeadLetterContents(
+          state,
+          model.setup,
+          real,
+          reads.filter((d) => made.has(id(d))),
+        );
+        if (r.op === "receive") {
+          const held = model.held[r.spec.receiver];
+          r.deliveries.forEach((d, j) => {
+            const receipt = real.env.signer.sign(real.tenantId, {
+              groupId: real.group.id,
+              partition: d.partition,
+              firstOffset: d.firstOffset,
+              offset: d.offset,
+              token: d.token,
+            });
+            held.push({ receipt, p: d.partition, o: d.offset, grant: grants[j] });
+            stats.deliveries++;
+            if (d.attempt > 1) stats.redeliveries++;
+            stats.maxAttempt = Math.max(stats.maxAttempt, d.attempt);
+          });
+          held.splice(0, Math.max(0, held.length - HELD_PER_RECEIVER));
+          stats.receives++;
+        } else if (r.op === "settle") {
+          stats.done[r.spec.kind] += r.result.done;
+          stats.expired += r.result.failed.filter((f) => f.code === "receipt_expired").length;
+          stats.unknown += r.result.failed.filter((f) => f.code === "receipt_unknown").length;
+        }
+      },
+    );
     stats.steps++;
     compareView(view, model.state, model.setup);
   }
@@ -858,7 +912,18 @@ class RedriveCmd implements Cmd {
       l.redriven = true;
       const m = model.msgs[l.p][l.o];
       const o = model.msgs[l.p].length;
-      model.msgs[l.p].push({ p: l.p, o, key: m.key, value: m.value, headers: m.headers, ts: m.ts, attempts: 0, visibleAt: 0, grant: null, settled: null });
+      model.msgs[l.p].push({
+        p: l.p,
+        o,
+        key: m.key,
+        value: m.value,
+        headers: m.headers,
+        ts: m.ts,
+        attempts: 0,
+        visibleAt: 0,
+        grant: null,
+        settled: null,
+      });
     }
     for (let p = 0; p < before.length; p++) {
       const fresh = model.msgs[p].slice(before[p]);
@@ -948,7 +1013,9 @@ const settleSpecArb = fc
     ms: fc.constantFrom(...NACK_DELAYS, ...EXTENSIONS),
     unknown: fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.integer({ min: 1, max: 3 }), weight: 1 }),
   })
-  .map((spec): SettleSpec => ({ ...spec, ms: spec.kind === "extend" ? Math.max(spec.ms, 500) : spec.kind === "nack" ? spec.ms % 6_000 : 0 }));
+  .map(
+    (spec): SettleSpec => ({ ...spec, ms: spec.kind === "extend" ? Math.max(spec.ms, 500) : spec.kind === "nack" ? spec.ms % 6_000 : 0 }),
+  );
 
 const opArb: fc.Arbitrary<OpSpec> = fc.oneof(
   { arbitrary: receiveSpecArb.map((receive) => ({ receive })), weight: 3 },
@@ -965,16 +1032,19 @@ const seekArb = seekSpecArb.map((seek) => new StepCmd([{ seek }]));
  * nothing observable tells: they extend by the same amount (else the model would have to guess).
  */
 const sameExtension = (a: OpSpec, b: OpSpec): OpSpec =>
-  "settle" in a && "settle" in b && a.settle.kind === "extend" && b.settle.kind === "extend" ? { settle: { ...b.settle, ms: a.settle.ms } } : b;
-const concurrentArb = fc
-  .tuple(opArb, opArb, fc.constantFrom(0, 0, 1, 1_000))
-  .map(([a, b, skew]) => {
-    const second = sameExtension(a, b);
-    return new StepCmd([a, second], second === b ? skew : 0);
-  });
+  "settle" in a && "settle" in b && a.settle.kind === "extend" && b.settle.kind === "extend"
+    ? { settle: { ...b.settle, ms: a.settle.ms } }
+    : b;
+const concurrentArb = fc.tuple(opArb, opArb, fc.constantFrom(0, 0, 1, 1_000)).map(([a, b, skew]) => {
+  const second = sameExtension(a, b);
+  return new StepCmd([a, second], second === b ? skew : 0);
+});
 
 const advanceArb = fc
-  .oneof(fc.constantFrom(...STEPS).map((by) => ({ by })), fc.integer({ min: -1, max: 1 }).map((next) => ({ next })))
+  .oneof(
+    fc.constantFrom(...STEPS).map((by) => ({ by })),
+    fc.integer({ min: -1, max: 1 }).map((next) => ({ next })),
+  )
   .map((spec) => new AdvanceCmd(spec));
 
 const redriveArb = fc.integer({ min: 1, max: 4 }).map((max) => new RedriveCmd(max));
@@ -1003,7 +1073,15 @@ const commandsArb = fc.commands(
 // Minimal traces of bugs the walk found (storage/groups), kept as fixed scenarios.
 
 const produceCmd = (produce: ProduceSpec) => new StepCmd([{ produce }]);
-const setupOf = (s: Partial<Setup>): Setup => ({ partitions: 1, ordering: "none", maxAttempts: 5, startAt: "earliest", before: 0, lingerMs: 0, ...s });
+const setupOf = (s: Partial<Setup>): Setup => ({
+  partitions: 1,
+  ordering: "none",
+  maxAttempts: 5,
+  startAt: "earliest",
+  before: 0,
+  lingerMs: 0,
+  ...s,
+});
 const put = (...msgs: string[]) =>
   produceCmd({
     msgs: msgs.map((m) => {
@@ -1012,12 +1090,15 @@ const put = (...msgs: string[]) =>
     }),
     split: false,
   });
-const recv = (...specs: [number, number, number][]) => new StepCmd(specs.map(([receiver, max, visibility]) => ({ receive: { receiver, max, visibility } })));
+const recv = (...specs: [number, number, number][]) =>
+  new StepCmd(specs.map(([receiver, max, visibility]) => ({ receive: { receiver, max, visibility } })));
 /** picks: receipts by age, 0 the latest. */
 const settleCmd = (kind: SettleSpec["kind"], receiver: number, picks: number[] | null, ms = 0) =>
   new StepCmd([{ settle: { kind, receiver, picks, ms, unknown: 0 } }]);
 const advance = (by: number) => new AdvanceCmd({ by });
-const settleOp = (kind: SettleSpec["kind"], receiver: number, picks: number[] | null, ms = 0): OpSpec => ({ settle: { kind, receiver, picks, ms, unknown: 0 } });
+const settleOp = (kind: SettleSpec["kind"], receiver: number, picks: number[] | null, ms = 0): OpSpec => ({
+  settle: { kind, receiver, picks, ms, unknown: 0 },
+});
 
 const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[] = [
   {
@@ -1045,12 +1126,28 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
   {
     name: "an acked lease row waiting for the committed offset does not hide a due message",
     setup: setupOf({}),
-    cmds: [put("a", "b"), recv([0, 1, 3_000]), recv([0, 1, 1_000]), settleCmd("ack", 0, [0]), advance(5_000), recv([0, 1, 1_000]), recv([0, 1, 1_000])],
+    cmds: [
+      put("a", "b"),
+      recv([0, 1, 3_000]),
+      recv([0, 1, 1_000]),
+      settleCmd("ack", 0, [0]),
+      advance(5_000),
+      recv([0, 1, 1_000]),
+      recv([0, 1, 1_000]),
+    ],
   },
   {
     name: "an acked lease row does not keep an exhausted message from the dead-letter topic",
     setup: setupOf({ maxAttempts: 1 }),
-    cmds: [put("a", "b", "c"), recv([0, 1, 1_000]), recv([0, 1, 1_000]), recv([0, 1, 1_000]), settleCmd("ack", 0, [1]), advance(10_000), recv([0, 2, 1_000])],
+    cmds: [
+      put("a", "b", "c"),
+      recv([0, 1, 1_000]),
+      recv([0, 1, 1_000]),
+      recv([0, 1, 1_000]),
+      settleCmd("ack", 0, [1]),
+      advance(10_000),
+      recv([0, 2, 1_000]),
+    ],
   },
   {
     name: "an ack at the same time as a nack of another message of the lease",
@@ -1080,7 +1177,13 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
     name: "a receive does not stop at the partitions its first count chose (issue 10: delayed messages counted as deliverable)",
     setup: setupOf({ partitions: 3, maxAttempts: 1 }),
     cmds: [
-      produceCmd({ msgs: [{ key: 3, partition: 0, delay: 1_000, header: false }, { key: KEYS.length, partition: 0, delay: 1_000, header: false }], split: false }),
+      produceCmd({
+        msgs: [
+          { key: 3, partition: 0, delay: 1_000, header: false },
+          { key: KEYS.length, partition: 0, delay: 1_000, header: false },
+        ],
+        split: false,
+      }),
       produceCmd({
         msgs: [
           { key: 0, partition: 0, delay: 1_000, header: false },
@@ -1097,7 +1200,10 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
       name: `ordering ${ordering}: one message in each of 6 partitions, receive max 6 returns all 6`,
       setup: setupOf({ partitions: 6, ordering }),
       cmds: [
-        produceCmd({ msgs: Array.from({ length: 6 }, (_, p) => ({ key: KEYS.length, partition: p, delay: 0, header: false })), split: false }),
+        produceCmd({
+          msgs: Array.from({ length: 6 }, (_, p) => ({ key: KEYS.length, partition: p, delay: 0, header: false })),
+          split: false,
+        }),
         recv([0, 6, 10_000]),
       ],
     },
@@ -1121,7 +1227,15 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
       name: `ordering ${ordering}: a due message behind more than 1000 delayed ones comes in the same receive`,
       setup: setupOf({ ordering }),
       cmds: [
-        produceCmd({ msgs: Array.from({ length: 1_003 }, (_, i) => ({ key: KEYS.length, partition: 0, delay: i < 1_002 ? 10_000 + i : 0, header: false })), split: false }),
+        produceCmd({
+          msgs: Array.from({ length: 1_003 }, (_, i) => ({
+            key: KEYS.length,
+            partition: 0,
+            delay: i < 1_002 ? 10_000 + i : 0,
+            header: false,
+          })),
+          split: false,
+        }),
         recv([0, 2, 1_000]),
       ],
     },
@@ -1130,13 +1244,23 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
     name: "two receives by clocks a lease apart: the later one dead-letters what the earlier one delivered (a model fix: the dead letters go with the receive that made them)",
     repeat: 6, // a race: the earlier receive must commit first
     setup: setupOf({ maxAttempts: 1 }),
-    cmds: [put("b", "b", "c"), new StepCmd([{ receive: { receiver: 0, max: 5, visibility: 1_000 } }, { receive: { receiver: 1, max: 2, visibility: 3_000 } }], 1_000)],
+    cmds: [
+      put("b", "b", "c"),
+      new StepCmd(
+        [{ receive: { receiver: 0, max: 5, visibility: 1_000 } }, { receive: { receiver: 1, max: 2, visibility: 3_000 } }],
+        1_000,
+      ),
+    ],
   },
   {
     name: "a receive beside a seek does not skip what the seek gave back (its window read before the seek, its position locked after)",
     repeat: 20, // a race: the seek must commit between the receive's snapshot and its lock; the drain finds what was skipped
     setup: setupOf({}),
-    cmds: [put("a", "b", "c+20000"), recv([0, 3, 10_000]), new StepCmd([{ seek: { to: "earliest" } }, { receive: { receiver: 1, max: 1, visibility: 10_000 } }])],
+    cmds: [
+      put("a", "b", "c+20000"),
+      recv([0, 3, 10_000]),
+      new StepCmd([{ seek: { to: "earliest" } }, { receive: { receiver: 1, max: 1, visibility: 10_000 } }]),
+    ],
   },
   {
     name: "an exhausted lease takes no place of a deliverable message",
@@ -1194,7 +1318,11 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
     repeat: 8, // a race: the receive must lock the row first, the ack then waits for it
     setup: setupOf({ maxAttempts: 1 }),
     // Offset 0 (delayed) keeps the committed offset, so the dead letter's lease row survives.
-    cmds: [put("a+1000", "a"), recv([0, 1, 1_000]), new StepCmd([settleOp("ack", 0, [0]), { receive: { receiver: 1, max: 2, visibility: 1_000 } }], 1_000)],
+    cmds: [
+      put("a+1000", "a"),
+      recv([0, 1, 1_000]),
+      new StepCmd([settleOp("ack", 0, [0]), { receive: { receiver: 1, max: 2, visibility: 1_000 } }], 1_000),
+    ],
   },
   {
     name: "two receives at once that both dead-letter, one also taking fresh messages",
@@ -1216,18 +1344,34 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
   {
     name: "a switch from key order to none: the frontier passes what key order leased, so the committed offset can",
     setup: setupOf({ ordering: "key" }),
-    cmds: [put("d", "d", "-"), recv([0, 2, 1_000]), new ReconfigureCmd({ ordering: "none" }), recv([0, 1, 1_000]), settleCmd("ack", 0, null)],
+    cmds: [
+      put("d", "d", "-"),
+      recv([0, 2, 1_000]),
+      new ReconfigureCmd({ ordering: "none" }),
+      recv([0, 1, 1_000]),
+      settleCmd("ack", 0, null),
+    ],
   },
   {
     name: "a switch to key order: a delayed message not yet due that ordering none gave a row holds back its key",
     setup: setupOf({}),
-    cmds: [put("a+1000", "a"), recv([0, 1, 10_000]), settleCmd("ack", 0, [0]), new ReconfigureCmd({ ordering: "key" }), put("a"), recv([0, 1, 10_000])],
+    cmds: [
+      put("a+1000", "a"),
+      recv([0, 1, 10_000]),
+      settleCmd("ack", 0, [0]),
+      new ReconfigureCmd({ ordering: "key" }),
+      put("a"),
+      recv([0, 1, 10_000]),
+    ],
   },
   {
     name: "more than 1000 delayed messages, each its own index row: none is delivered early",
     setup: setupOf({}),
     cmds: [
-      produceCmd({ msgs: Array.from({ length: 1_002 }, (_, i) => ({ key: KEYS.length, partition: 0, delay: 10_000 + i, header: false })), split: false }),
+      produceCmd({
+        msgs: Array.from({ length: 1_002 }, (_, i) => ({ key: KEYS.length, partition: 0, delay: 10_000 + i, header: false })),
+        split: false,
+      }),
       recv([0, 1, 1_000]),
     ],
   },
@@ -1281,7 +1425,14 @@ describe("consumer groups against a model", () => {
       const { tenantId } = await createTenant(env.db, `model-${runs++}`, {});
       const { topic } = await ensureTopic(env.db, tenantId, "t", { partitions: setup.partitions, retentionHours: 168 });
       const batcher = new Batcher({ lingerMs: setup.lingerMs });
-      const real = { env, io: { db: env.db, store: env.store, cache: new BatchCache() }, batcher, tenantId, topic, dlq: null } as unknown as Real;
+      const real = {
+        env,
+        io: { db: env.db, store: env.store, cache: new BatchCache() },
+        batcher,
+        tenantId,
+        topic,
+        dlq: null,
+      } as unknown as Real;
       if (setup.before > 0) {
         const msgs = Array.from({ length: setup.before }, (_, i) => ({ key: KEYS.length, partition: i, delay: 0, header: false }));
         const ran = await execute(model, real, { produce: { msgs, split: false } }, model.now);

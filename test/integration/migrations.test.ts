@@ -59,7 +59,12 @@ describe("migrations", () => {
     cleanups.push(() => sql.end());
     const db = drizzle(sql) as unknown as Database;
     const results = await Promise.all([migrate(db), migrate(db), migrate(db)]);
-    expect(results.flat().sort()).toEqual(readdirSync(migrationsDir).filter((f) => f.endsWith(".sql")).map((f) => f.replace(/\.sql$/, "")).sort());
+    expect(results.flat().sort()).toEqual(
+      readdirSync(migrationsDir)
+        .filter((f) => f.endsWith(".sql"))
+        .map((f) => f.replace(/\.sql$/, ""))
+        .sort(),
+    );
     expect(await migrate(db)).toEqual([]);
     const tables = await sql`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`;
     expect(tables.map((t) => t.table_name)).toEqual(

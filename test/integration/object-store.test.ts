@@ -81,9 +81,7 @@ function objectStoreContract(name: string, createOnly: boolean, open: () => Prom
         { offset: 0, length: size }, // everything
       ];
       for (const range of cases) {
-        expect(await store.get(ns + "obj", range), JSON.stringify(range)).toEqual(
-          body.subarray(range.offset, range.offset + range.length),
-        );
+        expect(await store.get(ns + "obj", range), JSON.stringify(range)).toEqual(body.subarray(range.offset, range.offset + range.length));
       }
     });
 
@@ -160,7 +158,9 @@ function objectStoreContract(name: string, createOnly: boolean, open: () => Prom
       for (const key of keys) expect(await store.get(key, { offset: 0, length: 1000 }), key).toEqual(text(key));
       for (const key of keys) expect((await store.head(key)).size, key).toBe(text(key).byteLength);
       expect((await store.list(`${ns}a b+c/`)).keys).toEqual([...keys].sort());
-      expect((await store.list(`${ns}a b+c/`, { startAfter: `${ns}a b+c/t` })).keys).toEqual([...keys].sort().filter((k) => k > `${ns}a b+c/t`));
+      expect((await store.list(`${ns}a b+c/`, { startAfter: `${ns}a b+c/t` })).keys).toEqual(
+        [...keys].sort().filter((k) => k > `${ns}a b+c/t`),
+      );
       await store.deleteMany(keys.slice(1));
       await store.delete(keys[0]);
       expect(await store.list(ns)).toEqual({ keys: [] });
@@ -284,13 +284,23 @@ describe("S3ObjectStore", () => {
     const { port } = probe.address() as AddressInfo;
     await new Promise((resolve) => probe.close(resolve));
     const store = nodeS3Store({ ...s3.config, endpoint: `http://127.0.0.1:${port}` });
-    await expect(store.check()).rejects.toMatchObject({ name: "ReservoirError", code: "service_unavailable", message: expect.stringMatching(/ECONNREFUSED/) });
+    await expect(store.check()).rejects.toMatchObject({
+      name: "ReservoirError",
+      code: "service_unavailable",
+      message: expect.stringMatching(/ECONNREFUSED/),
+    });
   });
 
   it("check() fails as unavailable for a missing bucket, naming S3_BUCKET", async () => {
     const store = nodeS3Store({ ...s3.config, bucket: "no-such-bucket" });
-    await expect(store.check()).rejects.toMatchObject({ code: "service_unavailable", message: expect.stringMatching(/'no-such-bucket' does not exist \(S3_BUCKET\)/) });
-    await expect(store.put("k", text("x"))).rejects.toMatchObject({ code: "service_unavailable", message: expect.stringMatching(/does not exist/) });
+    await expect(store.check()).rejects.toMatchObject({
+      code: "service_unavailable",
+      message: expect.stringMatching(/'no-such-bucket' does not exist \(S3_BUCKET\)/),
+    });
+    await expect(store.put("k", text("x"))).rejects.toMatchObject({
+      code: "service_unavailable",
+      message: expect.stringMatching(/does not exist/),
+    });
   });
 
   it("refuses a configuration that cannot work, at construction", () => {
@@ -360,13 +370,21 @@ describe("S3ObjectStore", () => {
       expect(requests[0].method).toBe("PUT");
       expect(requests[0].headers["if-none-match"]).toBe("*");
       // WHEN_REQUIRED: no flexible-checksum headers that some S3-compatible services reject.
-      expect(Object.keys(requests[0].headers).filter((h) => h.startsWith("x-amz-checksum-") || h.startsWith("x-amz-sdk-checksum"))).toEqual([]);
+      expect(Object.keys(requests[0].headers).filter((h) => h.startsWith("x-amz-checksum-") || h.startsWith("x-amz-sdk-checksum"))).toEqual(
+        [],
+      );
     });
 
     it("refused credentials fail at once as unavailable, saying which settings to check", async () => {
       answers = [{ status: 403, code: "AccessDenied" }];
-      const error = await nodeS3Store(config).put("k", text("x")).catch((e: unknown) => e);
-      expect(error).toMatchObject({ name: "ReservoirError", code: "service_unavailable", cause: { name: "AccessDenied", $metadata: { httpStatusCode: 403 } } });
+      const error = await nodeS3Store(config)
+        .put("k", text("x"))
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        name: "ReservoirError",
+        code: "service_unavailable",
+        cause: { name: "AccessDenied", $metadata: { httpStatusCode: 403 } },
+      });
       expect((error as Error).message).toMatch(/^S3 PUT k: 403 AccessDenied: check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY/);
       expect(requests).toHaveLength(1);
     });
@@ -376,7 +394,9 @@ describe("S3ObjectStore", () => {
       const body = text("the segment");
       await nodeS3Store(config).put("k", body);
       expect(requests[0].headers["x-amz-content-sha256"]).toBe(createHash("sha256").update(body).digest("hex"));
-      expect(requests[0].headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=S3RVER\/.*SignedHeaders=.*x-amz-content-sha256.*Signature=[0-9a-f]{64}$/);
+      expect(requests[0].headers.authorization).toMatch(
+        /^AWS4-HMAC-SHA256 Credential=S3RVER\/.*SignedHeaders=.*x-amz-content-sha256.*Signature=[0-9a-f]{64}$/,
+      );
     });
 
     it("without keys in the configuration, the Node store signs with the AWS default chain (here its AWS_* variables)", async () => {
@@ -389,7 +409,10 @@ describe("S3ObjectStore", () => {
         await store.put("k", text("x"));
         expect(requests[0].headers.authorization).toMatch(/Credential=AKIDFROMTHECHAIN\//);
       } finally {
-        for (const [name, value] of [["AWS_ACCESS_KEY_ID", saved.id], ["AWS_SECRET_ACCESS_KEY", saved.secret]] as const) {
+        for (const [name, value] of [
+          ["AWS_ACCESS_KEY_ID", saved.id],
+          ["AWS_SECRET_ACCESS_KEY", saved.secret],
+        ] as const) {
           if (value === undefined) delete process.env[name];
           else process.env[name] = value;
         }
@@ -399,7 +422,10 @@ describe("S3ObjectStore", () => {
     it("without keys or a chain, fails as unavailable saying what to set, and sends nothing", async () => {
       answers = [{ status: 200, code: "" }];
       const store = new S3ObjectStore({ ...config, accessKeyId: undefined, secretAccessKey: undefined });
-      await expect(store.put("k", text("x"))).rejects.toMatchObject({ code: "service_unavailable", message: expect.stringMatching(/S3_ACCESS_KEY_ID/) });
+      await expect(store.put("k", text("x"))).rejects.toMatchObject({
+        code: "service_unavailable",
+        message: expect.stringMatching(/S3_ACCESS_KEY_ID/),
+      });
       expect(requests).toHaveLength(0);
     });
 
@@ -415,8 +441,14 @@ describe("S3ObjectStore", () => {
 
     it("gives up after 3 attempts as unavailable, with the last answer", async () => {
       answers = [{ status: 503, code: "SlowDown" }];
-      const error = await nodeS3Store(config).get("k").catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: "service_unavailable", message: "S3 GET k: 503 SlowDown after 3 attempts", cause: { name: "SlowDown" } });
+      const error = await nodeS3Store(config)
+        .get("k")
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        code: "service_unavailable",
+        message: "S3 GET k: 503 SlowDown after 3 attempts",
+        cause: { name: "SlowDown" },
+      });
       expect(requests).toHaveLength(3);
     });
   });

@@ -127,7 +127,8 @@ describe.each(targets)("request deadline on %s", (name, start) => {
       // rolls the abandoned transaction back, or its lease lapses after the visibility timeout).
       const received = await client.post("/v1/topics/orders/groups/locked/receive", { max: 10, waitMs: WAIT_MS });
       expect(received.status).toBe(200);
-      if (name === "the Node server") expect(received.body.messages.map((m: { value: string }) => m.value)).toEqual(["before", "stuck", "after"]);
+      if (name === "the Node server")
+        expect(received.body.messages.map((m: { value: string }) => m.value)).toEqual(["before", "stuck", "after"]);
     } finally {
       await other.end();
     }

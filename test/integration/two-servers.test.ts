@@ -16,7 +16,6 @@ const REQUESTS_PER_CLIENT = 20;
 const MIN_BATCH = 8;
 const MAX_BATCH = 16; // ≈ 2 × 8 × 20 × 12 ≈ 3,800 messages in all
 
-
 interface Ack {
   partition: number;
   offset: number;
@@ -61,7 +60,9 @@ describe("two Node servers sharing one Postgres database and one S3 bucket", () 
     const marks = servers.map((s) => s.logs().length);
     onTestFailed(() => {
       servers.forEach((s, i) => {
-        console.error(`----- output of server ${i === 0 ? "A" : "B"} during the failed test -----\n${s.logs().slice(marks[i]).slice(-20_000)}`);
+        console.error(
+          `----- output of server ${i === 0 ? "A" : "B"} during the failed test -----\n${s.logs().slice(marks[i]).slice(-20_000)}`,
+        );
       });
     });
   });
@@ -148,11 +149,13 @@ describe("two Node servers sharing one Postgres database and one S3 bucket", () 
         assertStatus(res, 200);
         const msgs = res.body.messages as { offset: number; value: string; partition: number }[];
         for (const m of msgs) {
-          if (m.offset !== expectedOffset) problems.push(`p${p}: offset ${m.offset} where ${expectedOffset} was expected (gap or disorder)`);
+          if (m.offset !== expectedOffset)
+            problems.push(`p${p}: offset ${m.offset} where ${expectedOffset} was expected (gap or disorder)`);
           expectedOffset = m.offset + 1;
           const a = acked.get(m.value);
           if (!a) problems.push(`p${p}@${m.offset}: value was never acknowledged: ${String(m.value).slice(0, 60)}`);
-          else if (a.partition !== p || a.offset !== m.offset) problems.push(`p${p}@${m.offset}: ${m.value.slice(0, 40)} was acknowledged at p${a.partition}@${a.offset}`);
+          else if (a.partition !== p || a.offset !== m.offset)
+            problems.push(`p${p}@${m.offset}: ${m.value.slice(0, 40)} was acknowledged at p${a.partition}@${a.offset}`);
           if (seen.has(m.value)) problems.push(`p${p}@${m.offset}: duplicate ${m.value.slice(0, 40)}`);
           seen.add(m.value);
           if (problems.length > 20) break;
@@ -169,7 +172,9 @@ describe("two Node servers sharing one Postgres database and one S3 bucket", () 
 
   it("both servers return identical pages for the same offsets", async () => {
     for (let p = 0; p < PARTITIONS; p++) {
-      const [a, b] = await Promise.all(clients.map((c) => c.get(`/v1/topics/${topic}/partitions/${p}/messages`, { query: { offset: 0, limit: 500 } })));
+      const [a, b] = await Promise.all(
+        clients.map((c) => c.get(`/v1/topics/${topic}/partitions/${p}/messages`, { query: { offset: 0, limit: 500 } })),
+      );
       assertStatus(a, 200);
       assertStatus(b, 200);
       expect(b.body.messages).toEqual(a.body.messages);

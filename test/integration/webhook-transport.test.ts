@@ -213,7 +213,10 @@ describe("undici (Node) transport pins the connection to the checked addresses",
     const transport = nodeTransport(createAddressGuard(undefined, nodeResolver));
     try {
       const outcome = await transport(delivery(`http://localhost:${sink.port}/ok`));
-      expect(outcome).toEqual({ kind: "error", error: expect.stringMatching(/^url_not_allowed: localhost resolves to (127\.[\d.]+|::1), which is not allowed$/) });
+      expect(outcome).toEqual({
+        kind: "error",
+        error: expect.stringMatching(/^url_not_allowed: localhost resolves to (127\.[\d.]+|::1), which is not allowed$/),
+      });
       expect(sink.received).toEqual([]);
     } finally {
       await transport.close();

@@ -134,7 +134,9 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
   function spawnOnce(): void {
     starts++;
     exitInfo = null;
-    append(`\n===== [${label}] start #${starts}: node --import tsx functions/runtime/node/server.ts (port ${port}, data dir ${dataDir}) =====\n`);
+    append(
+      `\n===== [${label}] start #${starts}: node --import tsx functions/runtime/node/server.ts (port ${port}, data dir ${dataDir}) =====\n`,
+    );
     const c = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "functions/runtime/node/server.ts"], {
       cwd: repoRoot,
       env,

@@ -183,14 +183,21 @@ export async function startWebhookSink(): Promise<WebhookSink> {
 
   const select = (path: string | null) => (path === null ? recorded.slice() : recorded.filter((r) => r.path === path));
 
-  async function waitFor(path: string | null, predicate: (requests: SinkRequest[]) => boolean, timeoutMs = 20_000, what = "the expected requests") {
+  async function waitFor(
+    path: string | null,
+    predicate: (requests: SinkRequest[]) => boolean,
+    timeoutMs = 20_000,
+    what = "the expected requests",
+  ) {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const seen = select(path);
       if (predicate(seen)) return seen;
       const left = deadline - performance.now();
       if (left <= 0) {
-        throw new Error(`webhook sink: ${what} did not arrive at ${path ?? "any path"} within ${timeoutMs} ms; got:\n${describeRequests(seen)}`);
+        throw new Error(
+          `webhook sink: ${what} did not arrive at ${path ?? "any path"} within ${timeoutMs} ms; got:\n${describeRequests(seen)}`,
+        );
       }
       // Until the next arrival or answer (no polling), or the deadline.
       await new Promise<void>((resolve) => {

@@ -151,10 +151,7 @@ describe("host names", () => {
   const guard = createAddressGuard(undefined, resolver);
 
   it("permits a name whose every address is public, and returns them", async () => {
-    expect(await guard.check(new URL("https://public.example/hook"))).toEqual([
-      "93.184.215.14",
-      "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
-    ]);
+    expect(await guard.check(new URL("https://public.example/hook"))).toEqual(["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]);
   });
 
   it("refuses a name if any address is refused, naming it and its range", async () => {
@@ -163,9 +160,7 @@ describe("host names", () => {
       "mixed6.example: ::ffff:127.0.0.1 is loopback (IPv4-mapped 127.0.0.1)",
     );
     expect(await refusal(guard.check(new URL("http://rebind.example/")))).toBe("rebind.example: 127.0.0.1 is loopback");
-    expect(await refusal(guard.check(new URL("http://metadata.example/")))).toBe(
-      "metadata.example: 169.254.169.254 is link-local",
-    );
+    expect(await refusal(guard.check(new URL("http://metadata.example/")))).toBe("metadata.example: 169.254.169.254 is link-local");
   });
 
   it("refuses a name that resolves to nothing or whose resolution fails", async () => {
@@ -265,9 +260,7 @@ describe("allow-list (RESERVOIR_WEBHOOK_ALLOW_PRIVATE)", () => {
     const r = fakeResolver({});
     expect(await createAddressGuard("localhost", r).check(new URL("http://localhost/"))).toEqual(["127.0.0.1", "::1"]);
     expect(await createAddressGuard("127.0.0.1,::1", r).check(new URL("http://localhost/"))).toEqual(["127.0.0.1", "::1"]);
-    expect(await refusal(createAddressGuard("127.0.0.1", r).check(new URL("http://localhost/")))).toBe(
-      "localhost: ::1 is loopback",
-    );
+    expect(await refusal(createAddressGuard("127.0.0.1", r).check(new URL("http://localhost/")))).toBe("localhost: ::1 is loopback");
     expect(r.asked).toEqual([]);
   });
 
@@ -325,7 +318,9 @@ describe("DNS over HTTPS resolver", () => {
     });
     const resolve = dohResolver("https://doh.test/dns-query", fetchFn);
     expect(await resolve("hook.example")).toEqual(["93.184.215.14", "2606:2800:21f::1"]);
-    expect(requests.map((r) => [r.url.origin + r.url.pathname, r.url.searchParams.get("name"), r.url.searchParams.get("type"), r.accept])).toEqual([
+    expect(
+      requests.map((r) => [r.url.origin + r.url.pathname, r.url.searchParams.get("name"), r.url.searchParams.get("type"), r.accept]),
+    ).toEqual([
       ["https://doh.test/dns-query", "hook.example", "A", "application/dns-json"],
       ["https://doh.test/dns-query", "hook.example", "AAAA", "application/dns-json"],
     ]);
@@ -335,7 +330,9 @@ describe("DNS over HTTPS resolver", () => {
     expect(await dohResolver("https://doh.test/q", fakeDoh({ A: { Status: 3 }, AAAA: { Status: 3 } }).fetchFn)("x.example")).toEqual([]);
     await expect(dohResolver("https://doh.test/q", fakeDoh({ A: { Status: 2 } }).fetchFn)("x.example")).rejects.toThrow(/status 2/);
     await expect(dohResolver("https://doh.test/q", fakeDoh({}, 500).fetchFn)("x.example")).rejects.toThrow(/HTTP 500/);
-    await expect(dohResolver("https://doh.test/q", fakeDoh({ AAAA: new TypeError("network") }).fetchFn)("x.example")).rejects.toThrow(/network/);
+    await expect(dohResolver("https://doh.test/q", fakeDoh({ AAAA: new TypeError("network") }).fetchFn)("x.example")).rejects.toThrow(
+      /network/,
+    );
   });
 
   it("feeds the guard, which refuses what it returns when private", async () => {

@@ -15,7 +15,13 @@ const decoder = new TextDecoder();
 
 function entry(topic: Topic, partition: number, value: string, idempotencyKey?: string): ProduceEntry {
   const bytes = encoder.encode(value);
-  return { topicId: topic.id, partition, record: { value: bytes, binary: false, timestamp: 1_700_000_000_000 }, idempotencyKey, bytes: bytes.length + 16 };
+  return {
+    topicId: topic.id,
+    partition,
+    record: { value: bytes, binary: false, timestamp: 1_700_000_000_000 },
+    idempotencyKey,
+    bytes: bytes.length + 16,
+  };
 }
 
 describe("Batcher", () => {
@@ -50,11 +56,24 @@ describe("Batcher", () => {
     expect(batcher.stats).toMatchObject({ flushes: 1, puts: 1, commits: 1, requests: 3, messages: 6 });
     expect(store.puts).toBe(1);
     expect(results).toEqual([
-      [{ partition: 0, offset: 0 }, { partition: 1, offset: 0 }],
-      [{ partition: 0, offset: 1 }, { partition: 0, offset: 0 }],
-      [{ partition: 2, offset: 0 }, { partition: 0, offset: 2 }],
+      [
+        { partition: 0, offset: 0 },
+        { partition: 1, offset: 0 },
+      ],
+      [
+        { partition: 0, offset: 1 },
+        { partition: 0, offset: 0 },
+      ],
+      [
+        { partition: 2, offset: 0 },
+        { partition: 0, offset: 2 },
+      ],
     ]);
-    expect(await values(orders, 0, store)).toEqual([[0, "a0"], [1, "b0"], [2, "c0"]]);
+    expect(await values(orders, 0, store)).toEqual([
+      [0, "a0"],
+      [1, "b0"],
+      [2, "c0"],
+    ]);
     expect(await values(audit, 0, store)).toEqual([[0, "b-audit"]]);
   });
 
@@ -130,11 +149,26 @@ describe("Batcher", () => {
       batcher.submit(tenantId, [entry(audit, 0, "k1-a", "k1"), entry(audit, 0, "plain"), entry(audit, 0, "k1-b", "k1")], io),
       batcher.submit(tenantId, [entry(audit, 0, "k1-c", "k1"), entry(audit, 0, "k2", "k2")], io),
     ]);
-    expect(first).toEqual([{ partition: 0, offset: hw }, { partition: 0, offset: hw + 1 }, { partition: 0, offset: hw }]);
-    expect(second).toEqual([{ partition: 0, offset: hw }, { partition: 0, offset: hw + 2 }]);
+    expect(first).toEqual([
+      { partition: 0, offset: hw },
+      { partition: 0, offset: hw + 1 },
+      { partition: 0, offset: hw },
+    ]);
+    expect(second).toEqual([
+      { partition: 0, offset: hw },
+      { partition: 0, offset: hw + 2 },
+    ]);
     const again = await batcher.submit(tenantId, [entry(audit, 0, "k2-again", "k2"), entry(audit, 0, "new")], io);
-    expect(again).toEqual([{ partition: 0, offset: hw + 2 }, { partition: 0, offset: hw + 3 }]);
-    expect(await values(audit, 0, store, hw)).toEqual([[hw, "k1-a"], [hw + 1, "plain"], [hw + 2, "k2"], [hw + 3, "new"]]);
+    expect(again).toEqual([
+      { partition: 0, offset: hw + 2 },
+      { partition: 0, offset: hw + 3 },
+    ]);
+    expect(await values(audit, 0, store, hw)).toEqual([
+      [hw, "k1-a"],
+      [hw + 1, "plain"],
+      [hw + 2, "k2"],
+      [hw + 3, "new"],
+    ]);
   });
 
   it("answers topic_not_found for requests whose topic was deleted before the commit", async () => {

@@ -8,7 +8,11 @@ describe("latency histogram", () => {
     const s = h.snapshot();
     expect(s.count).toBe(1000);
     expect(s.sumMs).toBe(500500);
-    for (const [p, truth] of [[50, 500], [99, 990], [99.9, 999]] as const) {
+    for (const [p, truth] of [
+      [50, 500],
+      [99, 990],
+      [99.9, 999],
+    ] as const) {
       const got = histogramPercentile(s, p)!;
       expect(Math.abs(got - truth) / truth).toBeLessThan(0.1);
     }

@@ -3,7 +3,13 @@ import { describe, expect, it } from "vitest";
 import { isSettled, liveOffsets, reshape, type LeaseRow, type LeaseState, type OffsetChange } from "../../storage/groups/lease-rows.ts";
 
 const state = (token: number, visibleAt = 1000, attempt = 1): LeaseState => ({ attempt, visibleAt, token, receiver: "r", lastError: null });
-const row = (first: number, last: number, settled: number[] = [], s = state(1)): LeaseRow => ({ partition: 0, firstOffset: first, lastOffset: last, settled, ...s });
+const row = (first: number, last: number, settled: number[] = [], s = state(1)): LeaseRow => ({
+  partition: 0,
+  firstOffset: first,
+  lastOffset: last,
+  settled,
+  ...s,
+});
 
 describe("reshape", () => {
   it("keeps a row whole when every live offset keeps one state", () => {

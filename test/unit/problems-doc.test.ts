@@ -8,7 +8,9 @@ import { errorCodeNames } from "../../storage/errors.ts";
 import { repoRoot } from "../support/node-server.ts";
 
 const doc = readFileSync(`${repoRoot}/docs/problems.md`, "utf8");
-const documented = new Map([...doc.matchAll(/^## `([a-z_]+)`\n\n\*\*(\d{3}) ([^*]+)\.\*\*/gm)].map((m) => [m[1], { status: Number(m[2]), title: m[3] }]));
+const documented = new Map(
+  [...doc.matchAll(/^## `([a-z_]+)`\n\n\*\*(\d{3}) ([^*]+)\.\*\*/gm)].map((m) => [m[1], { status: Number(m[2]), title: m[3] }]),
+);
 
 describe("docs/problems.md", () => {
   it("documents every code of the error family, with the status and title the service answers", () => {

@@ -19,7 +19,10 @@ const validMessage = fc.tuple(fc.record(validFields, { requiredKeys: [] }), fc.b
   binary ? { ...fields, valueBase64: btoa(value.replace(/[^\x00-\xff]/g, "")) } : { ...fields, value },
 );
 const nearMiss = fc.oneof(
-  fc.record({ name: fc.constantFrom("value", "valueBase64", "key", "headers", "partition", "idempotencyKey", "delaySeconds", "deliverAt", "extra"), to: anything }),
+  fc.record({
+    name: fc.constantFrom("value", "valueBase64", "key", "headers", "partition", "idempotencyKey", "delaySeconds", "deliverAt", "extra"),
+    to: anything,
+  }),
   fc.constantFrom(
     { name: "headers", to: JSON.parse('{"__proto__":"x"}') },
     { name: "headers", to: { a: 1 } },
@@ -37,7 +40,13 @@ const message = fc.oneof(
   { arbitrary: anything, weight: 1 },
 );
 const body = fc.oneof(
-  { arbitrary: fc.record({ messages: fc.array(message, { maxLength: 4 }), transactionId: fc.oneof(fc.string(), anything) }, { requiredKeys: ["messages"] }), weight: 4 },
+  {
+    arbitrary: fc.record(
+      { messages: fc.array(message, { maxLength: 4 }), transactionId: fc.oneof(fc.string(), anything) },
+      { requiredKeys: ["messages"] },
+    ),
+    weight: 4,
+  },
   { arbitrary: fc.record({ messages: fc.array(message, { maxLength: 2 }), other: anything }), weight: 1 },
   { arbitrary: anything, weight: 1 },
 );

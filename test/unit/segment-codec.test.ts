@@ -13,15 +13,7 @@ import {
   SegmentWriter,
 } from "../../storage/segment/codec.ts";
 import { crc32c } from "../../storage/segment/crc32c.ts";
-import {
-  type Cursor,
-  readVarint,
-  readZigzag,
-  varintSize,
-  writeVarint,
-  writeZigzag,
-  zigzagSize,
-} from "../../storage/segment/varint.ts";
+import { type Cursor, readVarint, readZigzag, varintSize, writeVarint, writeZigzag, zigzagSize } from "../../storage/segment/varint.ts";
 
 interface BatchInput {
   topicId: string;
@@ -182,7 +174,13 @@ describe("segment codec round trip", () => {
 
   it("rejects invalid input at appendBatch and leaves the writer usable", () => {
     const w = new SegmentWriter();
-    const ok = (timestamp: number): SegmentRecord => ({ key: "k", value: new Uint8Array(3), binary: false, headers: { a: "b" }, timestamp });
+    const ok = (timestamp: number): SegmentRecord => ({
+      key: "k",
+      value: new Uint8Array(3),
+      binary: false,
+      headers: { a: "b" },
+      timestamp,
+    });
     expect(() => w.appendBatch("t", 0, [ok(Number.MAX_SAFE_INTEGER), ok(Number.MIN_SAFE_INTEGER)])).toThrow(RangeError);
     expect(() => w.appendBatch("t", 0, [ok(1), ok(1.5)])).toThrow(RangeError);
     expect(() => w.appendBatch("t", 0, [ok(2 ** 53)])).toThrow(RangeError);
@@ -260,12 +258,17 @@ describe("segment codec corruption", () => {
 
   it("rejects any single-byte change in larger random batches", () => {
     fc.assert(
-      fc.property(batch.filter((b) => b.records.length > 0), fc.nat(), fc.integer({ min: 1, max: 255 }), (b, at, mask) => {
-        const { segment, ranges } = write([b]);
-        const bytes = rangeOf(segment, ranges[0]).slice();
-        bytes[at % bytes.length] ^= mask;
-        expect(() => decodeBatch(bytes)).toThrow(SegmentCorruptError);
-      }),
+      fc.property(
+        batch.filter((b) => b.records.length > 0),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (b, at, mask) => {
+          const { segment, ranges } = write([b]);
+          const bytes = rangeOf(segment, ranges[0]).slice();
+          bytes[at % bytes.length] ^= mask;
+          expect(() => decodeBatch(bytes)).toThrow(SegmentCorruptError);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -370,7 +373,11 @@ describe("varint", () => {
   });
 
   it("round-trips signed values with zigzag, matching the standard encoding where it is exact", () => {
-    const signed = fc.oneof(fc.maxSafeInteger(), fc.integer({ min: -300, max: 300 }), fc.constantFrom(-(2 ** 53 - 1), 2 ** 53 - 1, -64, 63, -65, 64));
+    const signed = fc.oneof(
+      fc.maxSafeInteger(),
+      fc.integer({ min: -300, max: 300 }),
+      fc.constantFrom(-(2 ** 53 - 1), 2 ** 53 - 1, -64, 63, -65, 64),
+    );
     fc.assert(
       fc.property(signed, (v) => {
         const buf = new Uint8Array(10);
@@ -389,7 +396,10 @@ describe("varint", () => {
   });
 
   it("rejects truncated, overlong, non-canonical and too-large varints", () => {
-    const read = (bytes: number[], f = readVarint) => () => f(new Uint8Array(bytes), { pos: 0 }, bytes.length);
+    const read =
+      (bytes: number[], f = readVarint) =>
+      () =>
+        f(new Uint8Array(bytes), { pos: 0 }, bytes.length);
     expect(read([])).toThrow(RangeError);
     expect(read([0x80])).toThrow(RangeError);
     expect(read([0x80, 0x00])).toThrow(/canonical/);

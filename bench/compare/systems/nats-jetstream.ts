@@ -6,7 +6,18 @@
  * API spends its time on a promise, a timer and error objects per message, not on the server).
  * Consuming is one durable pull consumer with acks, from the start of the stream.
  */
-import { AckPolicy, connect, createInbox, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
+import {
+  AckPolicy,
+  connect,
+  createInbox,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+} from "nats";
 import { Unavailable, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
 
 export interface NatsJetStreamOptions {
@@ -99,19 +110,20 @@ export function natsJetStream(options: NatsJetStreamOptions = {}): SystemUnderTe
       // objects: each publish names the reply subject `<inbox>.<i>`, and the stream's PubAck
       // (or error) comes back on one wildcard subscription, as the Go client's PublishAsync does.
       const inbox = createInbox();
-      const sub = api === "pipelined"
-        ? conn.subscribe(`${inbox}.*`, {
-            callback: (err, m) => {
-              if (err) {
-                failure ??= err;
-                return;
-              }
-              const i = Number(m.subject.slice(inbox.length + 1));
-              const ack = m.data.length ? (JSON.parse(decoder.decode(m.data)) as { seq?: number; error?: unknown }) : {};
-              settle(i, ack.seq ? undefined : new Error(`no PubAck for message ${i}: ${JSON.stringify(ack.error ?? m.headers?.code)}`));
-            },
-          })
-        : undefined;
+      const sub =
+        api === "pipelined"
+          ? conn.subscribe(`${inbox}.*`, {
+              callback: (err, m) => {
+                if (err) {
+                  failure ??= err;
+                  return;
+                }
+                const i = Number(m.subject.slice(inbox.length + 1));
+                const ack = m.data.length ? (JSON.parse(decoder.decode(m.data)) as { seq?: number; error?: unknown }) : {};
+                settle(i, ack.seq ? undefined : new Error(`no PubAck for message ${i}: ${JSON.stringify(ack.error ?? m.headers?.code)}`));
+              },
+            })
+          : undefined;
       const t0 = performance.now();
       for (let i = 0; i < count; i++) {
         // At a fixed rate, wait for the message's slot and count its latency from that slot,
@@ -125,7 +137,11 @@ export function natsJetStream(options: NatsJetStreamOptions = {}): SystemUnderTe
         sentAt[i] = opts.ratePerSec ? due : performance.now();
         inFlight++;
         if (sub) conn.publish(subjects[i % partitions], payload(i), { reply: `${inbox}.${i}` });
-        else client.publish(subjects[i % partitions], payload(i)).then(() => settle(i), (err: unknown) => settle(i, err));
+        else
+          client.publish(subjects[i % partitions], payload(i)).then(
+            () => settle(i),
+            (err: unknown) => settle(i, err),
+          );
       }
       while (inFlight > 0 && !failure) await new Promise<void>((r) => (wake = r));
       sub?.unsubscribe();

@@ -78,7 +78,12 @@ export function pgBoss(options: PgBossOptions = {}): SystemUnderTest {
       const b = boss!;
       let batches = 0;
       return publishInBatches({
-        count, batch, window, lingerMs: LINGER_MS, ratePerSec, onAck,
+        count,
+        batch,
+        window,
+        lingerMs: LINGER_MS,
+        ratePerSec,
+        onAck,
         send: async (first, n) => {
           const name = queues[batches++ % queues.length];
           await b.insert(Array.from({ length: n }, (_, j) => ({ name, data: { v: decoder.decode(payload(first + j)) } })));
@@ -101,7 +106,10 @@ export function pgBoss(options: PgBossOptions = {}): SystemUnderTest {
           }
           received += jobs.length;
           if (onMessage) for (const job of jobs) onMessage(job.data.v); // the text as stored, not re-encoded
-          await b.complete(name, jobs.map((job) => job.id));
+          await b.complete(
+            name,
+            jobs.map((job) => job.id),
+          );
           k--; // stay on a queue while it has jobs
         }
       };

@@ -82,15 +82,20 @@ export function rabbitmq(options: RabbitMqOptions = {}): SystemUnderTest {
         const sent = opts.ratePerSec ? due : performance.now();
         const bytes = payload(i);
         inFlight++;
-        const ok = ch.sendToQueue(queues[i % queues.length], Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { persistent: true }, (err) => {
-          if (err) failure ??= err instanceof Error ? err : new Error(`nacked: ${String(err)}`);
-          else {
-            latenciesMs[i] = performance.now() - sent;
-            acked++;
-            opts.onAck?.(i);
-          }
-          settle();
-        });
+        const ok = ch.sendToQueue(
+          queues[i % queues.length],
+          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+          { persistent: true },
+          (err) => {
+            if (err) failure ??= err instanceof Error ? err : new Error(`nacked: ${String(err)}`);
+            else {
+              latenciesMs[i] = performance.now() - sent;
+              acked++;
+              opts.onAck?.(i);
+            }
+            settle();
+          },
+        );
         if (!ok) await new Promise((r) => ch.once("drain", r)); // the socket buffer is full
       }
       while (inFlight > 0) await new Promise<void>((r) => (wake = r));

@@ -9,7 +9,6 @@
  */
 import type { Payloads } from "../system.ts";
 
-
 const HEAD = Buffer.from('{"messages":[');
 const OPEN = Buffer.from('{"value":"');
 const CLOSE = Buffer.from('"}');

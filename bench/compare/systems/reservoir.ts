@@ -61,7 +61,10 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   return {
     name: options.stack === "embedded" ? "reservoir-embedded" : "reservoir-s3",
     settings: {
-      durability: options.stack === "embedded" ? "PGlite commit + folder store (fsync of file and directory)" : "Postgres commit (synchronous_commit on) after the segment PUT",
+      durability:
+        options.stack === "embedded"
+          ? "PGlite commit + folder store (fsync of file and directory)"
+          : "Postgres commit (synchronous_commit on) after the segment PUT",
       messagesPerRequest: batch,
       requestsInFlight: window,
       lingerMs: 5,
@@ -85,10 +88,16 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       const [mine, myAuth] = [topic, auth];
       // At a fixed rate, requests leave as messages come due (no window to wait for).
       return publishInBatches({
-        count, batch, window: ratePerSec ? 64 : window, lingerMs: CLIENT_LINGER_MS, ratePerSec, onAck,
+        count,
+        batch,
+        window: ratePerSec ? 64 : window,
+        lingerMs: CLIENT_LINGER_MS,
+        ratePerSec,
+        onAck,
         send: async (first, n) => {
           const res = await call("POST", `/v1/topics/${mine}/messages`, myAuth, produceBody(payload, first, n));
-          if (res.body?.offsets?.length !== n) throw new Error(`produce of ${n} messages answered ${JSON.stringify(res.body).slice(0, 300)}`);
+          if (res.body?.offsets?.length !== n)
+            throw new Error(`produce of ${n} messages answered ${JSON.stringify(res.body).slice(0, 300)}`);
         },
       });
     },

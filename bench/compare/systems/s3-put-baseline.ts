@@ -80,7 +80,12 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
       const [c, keyPrefix, written, waiting] = [client!, prefix, objects, stored];
       let seq = written.length;
       return publishInBatches({
-        count, batch: perObject, window, lingerMs: LINGER_MS, ratePerSec, onAck,
+        count,
+        batch: perObject,
+        window,
+        lingerMs: LINGER_MS,
+        ratePerSec,
+        onAck,
         send: async (first, n) => {
           const key = `${keyPrefix}${String(seq++).padStart(10, "0")}`;
           const body = pack(payload, first, n);

@@ -43,5 +43,10 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
     const unlisten = await client.listen(channel, onPayload);
     return () => unlisten();
   };
-  return { db: translateFailures(drizzle(client) as unknown as Database), close: () => client.close(), kind: `embedded PGlite (${dir})`, listen };
+  return {
+    db: translateFailures(drizzle(client) as unknown as Database),
+    close: () => client.close(),
+    kind: `embedded PGlite (${dir})`,
+    listen,
+  };
 }

@@ -146,10 +146,7 @@ export class FolderObjectStore implements ObjectStore {
     for (const { name, dir } of named) {
       if (!dir) {
         if (name.startsWith(prefix) && name > startAfter) yield name;
-      } else if (
-        (name.startsWith(prefix) || prefix.startsWith(name)) &&
-        (name >= startAfter || startAfter.startsWith(name))
-      ) {
+      } else if ((name.startsWith(prefix) || prefix.startsWith(name)) && (name >= startAfter || startAfter.startsWith(name))) {
         yield* this.walk(name, prefix, startAfter);
       }
     }

@@ -164,10 +164,12 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     throw error;
   }
   const missing: string[] = [];
-  if (!config.adminToken) missing.push("RESERVOIR_ADMIN_TOKEN (the operator token; set it with `wrangler secret put RESERVOIR_ADMIN_TOKEN`)");
+  if (!config.adminToken)
+    missing.push("RESERVOIR_ADMIN_TOKEN (the operator token; set it with `wrangler secret put RESERVOIR_ADMIN_TOKEN`)");
   const databaseUrl = env.HYPERDRIVE?.connectionString || config.databaseUrl;
   if (!databaseUrl) missing.push("DATABASE_URL or a Hyperdrive binding named HYPERDRIVE (there is no embedded database on Workers)");
-  if (!config.s3) missing.push("S3_BUCKET and the other S3_* settings (R2 through its S3 API, or any S3; there is no folder store on Workers)");
+  if (!config.s3)
+    missing.push("S3_BUCKET and the other S3_* settings (R2 through its S3 API, or any S3; there is no folder store on Workers)");
   let guard: AddressGuard | undefined;
   try {
     guard = createAddressGuard(config.webhookAllowPrivate, dohResolver(config.dnsOverHttps));
@@ -191,7 +193,10 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
     // workerd's fetch, per operation in the calling request's context; 60 s as on Node.
-    store: trackStore(countingStore(new S3ObjectStore({ ...config.s3!, requestHandler: new FetchHttpHandler({ requestTimeout: 60_000 }) }), counters.store), scope),
+    store: trackStore(
+      countingStore(new S3ObjectStore({ ...config.s3!, requestHandler: new FetchHttpHandler({ requestTimeout: 60_000 }) }), counters.store),
+      scope,
+    ),
     guard: guard!,
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
     sweepMs: config.sweepSeconds * 1000,
@@ -335,7 +340,8 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     push: {
       wake: (topicIds) => ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS)),
       committed: (topicIds) => {
-        if (topicIds.some((id) => instance.subscribedTopics.has(id))) ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS));
+        if (topicIds.some((id) => instance.subscribedTopics.has(id)))
+          ctx.waitUntil(dispatchFor(instance, topicIds, Date.now() + WAIT_UNTIL_DISPATCH_MS));
       },
       stats: instance.dispatcher.stats,
     },
