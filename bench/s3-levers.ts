@@ -13,6 +13,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { GetObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { nodeS3RequestHandler, nodeS3Store } from "../functions/runtime/node/s3.ts";
+import { measureOps } from "./lib/measure-ops.ts";
 import { startS3Process } from "./lib/stack.ts";
 
 const { values: args } = parseArgs({
@@ -33,23 +34,7 @@ interface Store {
   get(key: string, range: { offset: number; length: number }): Promise<unknown>;
 }
 
-async function measure(op: (i: number) => Promise<unknown>) {
-  let next = 0;
-  const cpu = process.cpuUsage();
-  const loop = performance.eventLoopUtilization();
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: window }, async () => {
-      while (next < count) await op(next++);
-    }),
-  );
-  const used = process.cpuUsage(cpu);
-  return {
-    cpu: (used.user + used.system) / count,
-    loop: (performance.eventLoopUtilization(loop).active * 1000) / count,
-    rate: count / ((performance.now() - started) / 1000),
-  };
-}
+const measure = (op: (i: number) => Promise<unknown>) => measureOps(op, count, window);
 
 const s3 = await startS3Process();
 try {
@@ -102,10 +87,10 @@ try {
       const get = await measure((i) => store.get(key(i), { offset: size >> 2, length: Math.max(1, size >> 1) }));
       if (round === 0) continue;
       const r = results.get(name) ?? { put: [], loop: [], get: [], rate: [] };
-      r.put.push(put.cpu);
-      r.loop.push(put.loop);
-      r.get.push(get.cpu);
-      r.rate.push(put.rate);
+      r.put.push(put.cpuUs);
+      r.loop.push(put.loopUs);
+      r.get.push(get.cpuUs);
+      r.rate.push(put.perSecond);
       results.set(name, r);
     }
   }

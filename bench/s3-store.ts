@@ -14,6 +14,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { nodeS3Store } from "../functions/runtime/node/s3.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
+import { measureOps } from "./lib/measure-ops.ts";
 import { startS3Process } from "./lib/stack.ts";
 
 const { values: args } = parseArgs({
@@ -40,22 +41,7 @@ function openStore(env: Record<string, string>): ObjectStore {
   });
 }
 
-/** Runs `op(i)` for i in [0, count) with `window` in flight; CPU and event-loop µs per op, ops per second. */
-async function measure(op: (i: number) => Promise<unknown>): Promise<{ cpuUs: number; loopUs: number; perSecond: number }> {
-  let next = 0;
-  const cpu = process.cpuUsage();
-  const loop = performance.eventLoopUtilization();
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: window }, async () => {
-      while (next < count) await op(next++);
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  const used = process.cpuUsage(cpu);
-  const busy = performance.eventLoopUtilization(loop).active * 1000;
-  return { cpuUs: (used.user + used.system) / count, loopUs: busy / count, perSecond: count / seconds };
-}
+const measure = (op: (i: number) => Promise<unknown>) => measureOps(op, count, window);
 
 const s3 = await startS3Process();
 try {
