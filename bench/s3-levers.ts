@@ -9,7 +9,6 @@
  * Per variant: median and best over the measured rounds of CPU µs per PUT and per ranged GET
  * (process.cpuUsage), event-loop µs per PUT, and PUTs per second. Figures: docs/benchmarks.md.
  */
-import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { GetObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { nodeS3RequestHandler, nodeS3Store } from "../functions/runtime/node/s3.ts";

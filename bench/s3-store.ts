@@ -10,7 +10,6 @@
  * main thread was busy: what a server cannot spend serving), and requests per second. The
  * first round warms up. Figures: docs/benchmarks.md, "The S3 client".
  */
-import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { nodeS3Store } from "../functions/runtime/node/s3.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
