@@ -11,6 +11,7 @@ import {
   type Topic as StoredTopic,
 } from "../../storage/metadata/topics.ts";
 import { retryConflicts } from "../../storage/metadata/db.ts";
+import { addPartitionsToGroups } from "../../storage/groups/groups.ts";
 import { requireScope } from "../auth.ts";
 import type { AppEnv } from "../runtime.ts";
 import { errorResponses, problemContent, Topic, TopicDetail, TopicParams, TopicSettings } from "../schemas.ts";
@@ -106,7 +107,7 @@ export function registerTopics(app: OpenAPIHono<AppEnv>) {
   app.openapi(patchRoute, async (c) => {
     const { topic: name } = c.req.valid("param");
     const tenantId = c.get("principal").tenantId;
-    const topic = await updateTopic(c.env.db, tenantId, name, c.req.valid("json"));
+    const topic = await updateTopic(c.env.db, tenantId, name, c.req.valid("json"), addPartitionsToGroups);
     c.env.topics.invalidate(tenantId, name);
     return c.json(view(topic), 200);
   });

@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { rows, type Queryable } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
 import type { Group } from "./groups.ts";
-import { array } from "./lease-store.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
 
 export interface Exhausted {
   partition: number;
@@ -18,13 +18,13 @@ export interface Exhausted {
 
 interface SourceRef {
   p: number;
-  o: string | number;
+  o: number;
   segment_id: string;
   byte_offset: number;
   byte_length: number;
   record_skip: number;
-  min_timestamp: string | number;
-  max_timestamp: string | number;
+  min_timestamp: number;
+  max_timestamp: number;
   extra_headers: Record<string, string> | null;
 }
 
@@ -34,10 +34,10 @@ async function references(tx: Queryable, topicId: number, items: { partition: nu
     tx,
     sql`SELECT k.p, k.o, i.segment_id, i.byte_offset, i.byte_length, i.record_skip + (k.o - i.base_offset)::int AS record_skip,
                i.min_timestamp, i.max_timestamp, i.extra_headers
-        FROM unnest(${array(
+        FROM unnest(${sqlArray(
           items.map((i) => i.partition),
           "int",
-        )}, ${array(
+        )}, ${sqlArray(
           items.map((i) => i.offset),
           "bigint",
         )}) AS k(p, o)
@@ -58,20 +58,20 @@ async function appendReferences(
   const counts = new Map<number, number>();
   for (const r of refs) counts.set(r.partition, (counts.get(r.partition) ?? 0) + 1);
   const parts = [...counts.keys()].sort((a, b) => a - b);
-  const bases = await rows<{ partition: number; base: string | number }>(
+  const bases = await rows<{ partition: number; base: number }>(
     tx,
     sql`WITH locked AS MATERIALIZED (
-          SELECT partition FROM partitions WHERE topic_id = ${topicId} AND partition = ANY(${array(parts, "int")})
+          SELECT partition FROM partitions WHERE topic_id = ${topicId} AND partition = ANY(${sqlArray(parts, "int")})
           ORDER BY partition FOR UPDATE)
         UPDATE partitions p SET next_offset = p.next_offset + v.n
-        FROM locked JOIN unnest(${array(parts, "int")}, ${array(
+        FROM locked JOIN unnest(${sqlArray(parts, "int")}, ${sqlArray(
           parts.map((p) => counts.get(p)!),
           "bigint",
         )}) AS v(partition, n) USING (partition)
         WHERE p.topic_id = ${topicId} AND p.partition = locked.partition
         RETURNING p.partition, p.next_offset - v.n AS base`,
   );
-  const next = new Map(bases.map((b) => [b.partition, Number(b.base)]));
+  const next = new Map(bases.map((b) => [b.partition, b.base]));
   const offsets = refs.map((r) => {
     const o = next.get(r.partition)!;
     next.set(r.partition, o + 1);
@@ -81,31 +81,31 @@ async function appendReferences(
     INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id, byte_offset, byte_length,
                                record_skip, min_timestamp, max_timestamp, extra_headers)
     SELECT ${topicId}, r.p, r.o, r.o, ${tenantId}, r.seg, r.bo, r.bl, r.skip, r.mn, r.mx, r.h::jsonb
-    FROM unnest(${array(
+    FROM unnest(${sqlArray(
       refs.map((r) => r.partition),
       "int",
-    )}, ${array(offsets, "bigint")}, ${array(
+    )}, ${sqlArray(offsets, "bigint")}, ${sqlArray(
       refs.map((r) => r.ref.segment_id),
       "text",
     )},
-                ${array(
+                ${sqlArray(
                   refs.map((r) => r.ref.byte_offset),
                   "int",
-                )}, ${array(
+                )}, ${sqlArray(
                   refs.map((r) => r.ref.byte_length),
                   "int",
                 )},
-                ${array(
+                ${sqlArray(
                   refs.map((r) => r.ref.record_skip),
                   "int",
-                )}, ${array(
-                  refs.map((r) => Number(r.ref.min_timestamp)),
+                )}, ${sqlArray(
+                  refs.map((r) => r.ref.min_timestamp),
                   "bigint",
                 )},
-                ${array(
-                  refs.map((r) => Number(r.ref.max_timestamp)),
+                ${sqlArray(
+                  refs.map((r) => r.ref.max_timestamp),
                   "bigint",
-                )}, ${array(
+                )}, ${sqlArray(
                   refs.map((r) => (r.headers ? JSON.stringify(r.headers) : null)),
                   "text",
                 )})
@@ -116,7 +116,7 @@ async function appendReferences(
 /** The dead-letter topic, created on demand with the source topic's partitions and retention. */
 async function deadLetterTopic(tx: Queryable, group: Group, source: Topic): Promise<{ id: number; partitions: number }> {
   const existing = sql`SELECT id, partitions FROM topics WHERE tenant_id = ${group.tenantId} AND name = ${group.deadLetterTopic}`;
-  let [topic] = await rows<{ id: string | number; partitions: number }>(
+  let [topic] = await rows<{ id: number; partitions: number }>(
     tx,
     sql`WITH created AS (
           INSERT INTO topics (tenant_id, name, partitions, retention_hours)
@@ -127,8 +127,8 @@ async function deadLetterTopic(tx: Queryable, group: Group, source: Topic): Prom
   );
   // Created by a concurrent transaction that committed while the INSERT waited on it: the
   // statement's snapshot predates that commit, so neither branch saw the row. A new statement does.
-  topic ??= (await rows<{ id: string | number; partitions: number }>(tx, existing))[0];
-  const id = Number(topic.id);
+  topic ??= (await rows<{ id: number; partitions: number }>(tx, existing))[0];
+  const id = topic.id;
   await tx.execute(sql`
     INSERT INTO partitions (topic_id, partition) SELECT ${id}, generate_series(0, ${topic.partitions} - 1)
     ON CONFLICT DO NOTHING`);
@@ -142,7 +142,7 @@ export async function deadLetter(tx: Queryable, group: Group, source: Topic, ite
   const dlq = await deadLetterTopic(tx, group, source);
   const byKey = new Map(items.map((i) => [`${i.partition}:${i.offset}`, i]));
   const moved = refs.map((ref) => {
-    const item = byKey.get(`${ref.p}:${Number(ref.o)}`)!;
+    const item = byKey.get(`${ref.p}:${ref.o}`)!;
     const headers = {
       ...(ref.extra_headers ?? {}),
       "x-reservoir-source-topic": source.name,
@@ -159,17 +159,17 @@ export async function deadLetter(tx: Queryable, group: Group, source: Topic, ite
   await tx.execute(sql`
     INSERT INTO dead_letters (group_id, partition, "offset", dead_letter_topic_id, dead_letter_partition, dead_letter_offset, at)
     SELECT ${group.id}, d.p, d.o, ${dlq.id}, d.dp, d.do, ${now}
-    FROM unnest(${array(
+    FROM unnest(${sqlArray(
       moved.map((m) => m.item.partition),
       "int",
-    )}, ${array(
+    )}, ${sqlArray(
       moved.map((m) => m.item.offset),
       "bigint",
     )},
-                ${array(
+                ${sqlArray(
                   moved.map((m) => m.partition),
                   "int",
-                )}, ${array(offsets, "bigint")}) AS d(p, o, dp, "do")
+                )}, ${sqlArray(offsets, "bigint")}) AS d(p, o, dp, "do")
     ON CONFLICT (group_id, partition, "offset") DO UPDATE SET
       dead_letter_topic_id = excluded.dead_letter_topic_id, dead_letter_partition = excluded.dead_letter_partition,
       dead_letter_offset = excluded.dead_letter_offset, at = excluded.at, redriven_at = NULL
@@ -178,7 +178,7 @@ export async function deadLetter(tx: Queryable, group: Group, source: Topic, ite
 
 /** Moves up to `max` of the group's dead letters back to the source topic, as new messages. */
 export async function redrive(tx: Queryable, group: Group, source: Topic, max: number, now: number): Promise<number> {
-  const letters = await rows<{ partition: number; offset: string | number; dlq: string | number; dp: number; do: string | number }>(
+  const letters = await rows<{ partition: number; offset: number; dlq: number; dp: number; do: number }>(
     tx,
     sql`SELECT partition, "offset", dead_letter_topic_id AS dlq, dead_letter_partition AS dp, dead_letter_offset AS "do"
         FROM dead_letters WHERE group_id = ${group.id} AND redriven_at IS NULL
@@ -186,17 +186,17 @@ export async function redrive(tx: Queryable, group: Group, source: Topic, max: n
   );
   if (letters.length === 0) return 0;
   const byTopic = new Map<number, typeof letters>();
-  for (const l of letters) byTopic.set(Number(l.dlq), [...(byTopic.get(Number(l.dlq)) ?? []), l]);
+  for (const l of letters) byTopic.set(l.dlq, [...(byTopic.get(l.dlq) ?? []), l]);
   const back: { partition: number; ref: SourceRef; headers: Record<string, string> | null }[] = [];
   for (const [dlqId, list] of byTopic) {
     const refs = await references(
       tx,
       dlqId,
-      list.map((l) => ({ partition: l.dp, offset: Number(l.do) })),
+      list.map((l) => ({ partition: l.dp, offset: l.do })),
     );
-    const found = new Map(refs.map((r) => [`${r.p}:${Number(r.o)}`, r]));
+    const found = new Map(refs.map((r) => [`${r.p}:${r.o}`, r]));
     for (const l of list) {
-      const ref = found.get(`${l.dp}:${Number(l.do)}`);
+      const ref = found.get(`${l.dp}:${l.do}`);
       if (!ref) continue; // gone with the dead-letter topic's retention
       const headers = Object.fromEntries(Object.entries(ref.extra_headers ?? {}).filter(([k]) => !k.startsWith("x-reservoir-")));
       back.push({ partition: l.partition % source.partitions, ref, headers: Object.keys(headers).length ? headers : null });
@@ -205,11 +205,11 @@ export async function redrive(tx: Queryable, group: Group, source: Topic, max: n
   await appendReferences(tx, group.tenantId, source.id, back);
   await tx.execute(sql`
     UPDATE dead_letters d SET redriven_at = ${now}
-    FROM unnest(${array(
+    FROM unnest(${sqlArray(
       letters.map((l) => l.partition),
       "int",
-    )}, ${array(
-      letters.map((l) => Number(l.offset)),
+    )}, ${sqlArray(
+      letters.map((l) => l.offset),
       "bigint",
     )}) AS k(p, o)
     WHERE d.group_id = ${group.id} AND d.partition = k.p AND d."offset" = k.o`);

@@ -1,43 +1,35 @@
 /** Reading and writing lease rows and group positions; every statement takes a whole batch. */
 import { sql, type SQL } from "drizzle-orm";
 import { rows, type Queryable } from "../metadata/db.ts";
+import { arrayLiteral, sqlArray } from "../metadata/sql-array.ts";
 import type { LeaseRow } from "./lease-rows.ts";
-
-/** One array parameter (drizzle would otherwise expand a JS array into a list). */
-export const array = (items: (number | string | null)[], type: "bigint" | "int" | "text") => sql`${sql.param(items)}::${sql.raw(type)}[]`;
 
 interface RawRow {
   partition: number;
-  first_offset: string | number;
-  last_offset: string | number;
-  settled: number[] | string;
+  first_offset: number;
+  last_offset: number;
+  settled: number[];
   attempt: number;
-  visible_at: string | number;
-  token: string | number;
+  visible_at: number;
+  token: number;
   receiver: string | null;
   last_error: string | null;
 }
 
-const rowColumns = sql`partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error`;
+const rowColumns = sql`partition, first_offset, last_offset, to_json(settled) AS settled, attempt, visible_at, token, receiver, last_error`;
 
 function toRow(r: RawRow): LeaseRow {
-  const settled = typeof r.settled === "string" ? parseIntArray(r.settled) : r.settled.map(Number);
   return {
     partition: r.partition,
-    firstOffset: Number(r.first_offset),
-    lastOffset: Number(r.last_offset),
-    settled,
+    firstOffset: r.first_offset,
+    lastOffset: r.last_offset,
+    settled: r.settled,
     attempt: r.attempt,
-    visibleAt: Number(r.visible_at),
-    token: Number(r.token),
+    visibleAt: r.visible_at,
+    token: r.token,
     receiver: r.receiver,
     lastError: r.last_error,
   };
-}
-
-function parseIntArray(text: string): number[] {
-  const inner = text.replace(/^\{|\}$/g, "");
-  return inner ? inner.split(",").map(Number) : [];
 }
 
 /**
@@ -57,10 +49,10 @@ export async function lockDueRows(
   const skipped =
     skip.length === 0
       ? sql``
-      : sql`AND (partition, first_offset) NOT IN (SELECT * FROM unnest(${array(
+      : sql`AND (partition, first_offset) NOT IN (SELECT * FROM unnest(${sqlArray(
           skip.map((k) => k[0]),
           "int",
-        )}, ${array(
+        )}, ${sqlArray(
           skip.map((k) => k[1]),
           "bigint",
         )}))`;
@@ -87,10 +79,10 @@ export async function lockRowsHolding(db: Queryable, groupId: number, offsets: [
   while (wanted.length > 0) {
     const found = await rows<RawRow>(
       db,
-      sql`SELECT l.* FROM unnest(${array(
+      sql`SELECT l.* FROM unnest(${sqlArray(
         wanted.map((k) => k[0]),
         "int",
-      )}, ${array(
+      )}, ${sqlArray(
         wanted.map((k) => k[1]),
         "bigint",
       )}) AS k(p, o)
@@ -170,8 +162,8 @@ export function choosePartitions(
 ): SQL {
   const column = sql.raw(from === "frontier" ? "gp.frontier" : "gp.committed");
   const inner = sql.raw(from === "frontier" ? "g2.frontier" : "g2.committed");
-  const exclude = choice.exclude?.length ? sql`AND gp.partition <> ALL(${array(choice.exclude, "int")})` : sql``;
-  const innerExclude = choice.exclude?.length ? sql`AND g2.partition <> ALL(${array(choice.exclude, "int")})` : sql``;
+  const exclude = choice.exclude?.length ? sql`AND gp.partition <> ALL(${sqlArray(choice.exclude, "int")})` : sql``;
+  const innerExclude = choice.exclude?.length ? sql`AND g2.partition <> ALL(${sqlArray(choice.exclude, "int")})` : sql``;
   const innerTurn = sql`(g2.partition + ${start}) % ${Math.max(1, partitions)}`;
   const needed =
     choice.budget === undefined
@@ -198,7 +190,7 @@ export async function lockPositions(
   topicId: number,
   options: { from: "frontier" | "committed"; partitions: number; start: number } & PartitionChoice,
 ): Promise<Position[]> {
-  const found = await rows<{ partition: number; committed: string | number; frontier: string | number; next_offset: string | number }>(
+  const found = await rows<{ partition: number; committed: number; frontier: number; next_offset: number }>(
     db,
     sql`SELECT gp.partition, gp.committed, gp.frontier, p.next_offset FROM group_partitions gp
         JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
@@ -209,9 +201,9 @@ export async function lockPositions(
   );
   return found.map((r) => ({
     partition: r.partition,
-    committed: Number(r.committed),
-    frontier: Number(r.frontier),
-    highWatermark: Number(r.next_offset),
+    committed: r.committed,
+    frontier: r.frontier,
+    highWatermark: r.next_offset,
   }));
 }
 
@@ -243,10 +235,10 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
   await db.execute(sql`
     WITH removed AS (
       DELETE FROM group_leases l
-      USING unnest(${array(
+      USING unnest(${sqlArray(
         remove.map((k) => k[0]),
         "int",
-      )}, ${array(
+      )}, ${sqlArray(
         remove.map((k) => k[1]),
         "bigint",
       )}) AS k(p, f)
@@ -254,10 +246,10 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
       RETURNING 1),
     moved AS (
       UPDATE group_partitions gp SET frontier = v.f
-      FROM unnest(${array(
+      FROM unnest(${sqlArray(
         f.map((x) => x[0]),
         "int",
-      )}, ${array(
+      )}, ${sqlArray(
         f.map((x) => x[1]),
         "bigint",
       )}) AS v(p, f)
@@ -265,35 +257,35 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
       RETURNING 1)
     INSERT INTO group_leases (group_id, partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error)
     SELECT ${groupId}, r.p, r.f, r.l, r.s::int[], r.a, r.v, r.t, r.rc, r.e
-    FROM unnest(${array(
+    FROM unnest(${sqlArray(
       insert.map((r) => r.partition),
       "int",
-    )}, ${array(
+    )}, ${sqlArray(
       insert.map((r) => r.firstOffset),
       "bigint",
     )},
-                ${array(
+                ${sqlArray(
                   insert.map((r) => r.lastOffset),
                   "bigint",
-                )}, ${array(
-                  insert.map((r) => `{${r.settled.join(",")}}`),
+                )}, ${sqlArray(
+                  insert.map((r) => arrayLiteral(r.settled)),
                   "text",
                 )},
-                ${array(
+                ${sqlArray(
                   insert.map((r) => r.attempt),
                   "int",
-                )}, ${array(
+                )}, ${sqlArray(
                   insert.map((r) => r.visibleAt),
                   "bigint",
                 )},
-                ${array(
+                ${sqlArray(
                   insert.map((r) => r.token),
                   "bigint",
-                )}, ${array(
+                )}, ${sqlArray(
                   insert.map((r) => r.receiver),
                   "text",
                 )},
-                ${array(
+                ${sqlArray(
                   insert.map((r) => r.lastError),
                   "text",
                 )})
@@ -315,7 +307,7 @@ export async function advanceCommitted(db: Queryable, groupId: number, partition
   // of every transaction that held them before. (In one statement, two acks at once each miss
   // the other's, and the later one leaves the cursor behind.)
   await db.execute(
-    sql`SELECT 1 FROM group_partitions WHERE group_id = ${groupId} AND partition = ANY(${array(partitions, "int")}) ORDER BY partition FOR UPDATE`,
+    sql`SELECT 1 FROM group_partitions WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(partitions, "int")}) ORDER BY partition FOR UPDATE`,
   );
   await db.execute(sql`
     WITH c AS (
@@ -325,7 +317,7 @@ export async function advanceCommitted(db: Queryable, groupId: number, partition
         WHERE l.group_id = gp.group_id AND l.partition = gp.partition
           AND cardinality(l.settled) < l.last_offset - l.first_offset + 1), gp.frontier)) AS committed
       FROM group_partitions gp
-      WHERE gp.group_id = ${groupId} AND gp.partition = ANY(${array(partitions, "int")})),
+      WHERE gp.group_id = ${groupId} AND gp.partition = ANY(${sqlArray(partitions, "int")})),
     moved AS (
       UPDATE group_partitions gp SET committed = c.committed FROM c
       WHERE gp.group_id = ${groupId} AND gp.partition = c.partition AND gp.committed <> c.committed

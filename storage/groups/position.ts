@@ -1,10 +1,11 @@
 /** A group's view (positions, lag, in flight, dead letters) and seeking. */
 import { sql } from "drizzle-orm";
-import { rows, type Database } from "../metadata/db.ts";
+import { rows, sqlState, type Database } from "../metadata/db.ts";
+import { unavailable } from "../errors.ts";
 import type { Topic } from "../metadata/topics.ts";
 import { offsetForTimestamp, type ReadIo } from "../log/reader.ts";
 import type { Group } from "./groups.ts";
-import { array } from "./lease-store.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
 
 export interface GroupView {
   partitions: { partition: number; committedOffset: number; highWatermark: number; lag: number; inFlight: number }[];
@@ -12,31 +13,31 @@ export interface GroupView {
 }
 
 export async function groupView(db: Database, group: Group, now: number): Promise<GroupView> {
-  const found = await rows<{ partition: number; committed: string | number; next_offset: string | number; in_flight: string | number }>(
+  const found = await rows<{ partition: number; committed: number; next_offset: number; in_flight: number }>(
     db,
     sql`SELECT gp.partition, gp.committed, p.next_offset,
-          (SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) FROM group_leases l
+          (SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0)::bigint FROM group_leases l
            WHERE l.group_id = gp.group_id AND l.partition = gp.partition AND l.visible_at > ${now} AND l.attempt > 0) AS in_flight
         FROM group_partitions gp JOIN partitions p ON p.topic_id = ${group.topicId} AND p.partition = gp.partition
         WHERE gp.group_id = ${group.id} ORDER BY gp.partition`,
   );
-  const [dead] = await rows<{ n: string | number }>(
+  const [dead] = await rows<{ n: number }>(
     db,
     sql`SELECT count(*) AS n FROM dead_letters WHERE group_id = ${group.id} AND redriven_at IS NULL`,
   );
   return {
     partitions: found.map((r) => {
-      const committedOffset = Number(r.committed);
-      const highWatermark = Number(r.next_offset);
+      const committedOffset = r.committed;
+      const highWatermark = r.next_offset;
       return {
         partition: r.partition,
         committedOffset,
         highWatermark,
         lag: Math.max(0, highWatermark - committedOffset),
-        inFlight: Number(r.in_flight),
+        inFlight: r.in_flight,
       };
     }),
-    deadLettered: Number(dead.n),
+    deadLettered: dead.n,
   };
 }
 
@@ -44,7 +45,7 @@ export type SeekTarget = { offset: number; partition?: number } | { timestamp: n
 
 /** Drops the leases in flight and moves the positions; delivery resumes from there. */
 export async function seek(io: ReadIo & { db: Database }, group: Group, topic: Topic, target: SeekTarget): Promise<void> {
-  const bounds = await rows<{ partition: number; next_offset: string | number; earliest: string | number | null }>(
+  const bounds = await rows<{ partition: number; next_offset: number; earliest: number | null }>(
     io.db,
     sql`SELECT p.partition, p.next_offset,
           (SELECT min(i.base_offset) FROM segment_index i WHERE i.topic_id = p.topic_id AND i.partition = p.partition) AS earliest
@@ -52,8 +53,8 @@ export async function seek(io: ReadIo & { db: Database }, group: Group, topic: T
   );
   const targets = new Map<number, number>();
   for (const b of bounds) {
-    const hw = Number(b.next_offset);
-    const earliest = b.earliest === null ? hw : Number(b.earliest);
+    const hw = b.next_offset;
+    const earliest = b.earliest === null ? hw : b.earliest;
     let t: number | undefined;
     if ("to" in target) t = target.to === "earliest" ? earliest : hw;
     else if ("timestamp" in target) t = (await offsetForTimestamp(io, topic.id, b.partition, target.timestamp)) ?? hw;
@@ -70,18 +71,18 @@ export async function seek(io: ReadIo & { db: Database }, group: Group, topic: T
         await tx.execute(sql`SET LOCAL lock_timeout = '300ms'`);
         // Lock first: the next statement's snapshot then sees every lease a receive committed meanwhile.
         await tx.execute(
-          sql`SELECT 1 FROM group_partitions WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) ORDER BY partition FOR UPDATE`,
+          sql`SELECT 1 FROM group_partitions WHERE group_id = ${group.id} AND partition = ANY(${sqlArray(parts, "int")}) ORDER BY partition FOR UPDATE`,
         );
         // Then the leases, in a statement of their own: a settle or receive holding one may cut it
         // into rows it inserts, which only a statement after it commits sees (and deletes).
         await tx.execute(
-          sql`SELECT 1 FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) FOR UPDATE`,
+          sql`SELECT 1 FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${sqlArray(parts, "int")}) FOR UPDATE`,
         );
         await tx.execute(sql`
           WITH dropped AS (
-            DELETE FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${array(parts, "int")}) RETURNING 1)
+            DELETE FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${sqlArray(parts, "int")}) RETURNING 1)
           UPDATE group_partitions gp SET committed = t.o, frontier = t.o
-          FROM unnest(${array(parts, "int")}, ${array(
+          FROM unnest(${sqlArray(parts, "int")}, ${sqlArray(
             parts.map((p) => targets.get(p)!),
             "bigint",
           )}) AS t(p, o)
@@ -89,13 +90,11 @@ export async function seek(io: ReadIo & { db: Database }, group: Group, topic: T
       });
       return;
     } catch (error) {
-      if (attempt >= 10 || !isLockTimeout(error)) throw error;
+      if (sqlState(error) !== LOCK_NOT_AVAILABLE) throw error;
+      // Busy for ten rounds: the database is the bottleneck, not the request; say so (a 503 to retry).
+      if (attempt >= 10) throw unavailable("the group's positions stayed locked by other requests; retry the seek", error);
     }
   }
 }
 
-/** Postgres lock_not_available (the driver's error, or the query error wrapping it). */
-function isLockTimeout(error: unknown): boolean {
-  const e = error as { code?: string; cause?: { code?: string } } | null;
-  return e?.code === "55P03" || e?.cause?.code === "55P03";
-}
+const LOCK_NOT_AVAILABLE = "55P03";

@@ -241,35 +241,25 @@ interface FreshPosition extends Window {
   highWatermark: number;
 }
 
-type Listed = string[] | string | null;
+/** JSON arrays of numbers, as `json_agg` gives them (null when nothing matched). */
+type Listed = number[][] | null;
 
 /** The delayed runs (index rows due after `now`) and lease rows from `from` to the window's end. */
 function windowColumns(groupId: number, topicId: number, partition: SQL, from: SQL, end: SQL, now: number): SQL {
   return sql`
-    (SELECT array_agg(i.base_offset || ':' || i.last_offset || ':' || i.deliver_at ORDER BY i.base_offset)
+    (SELECT json_agg(json_build_array(i.base_offset, i.last_offset, i.deliver_at) ORDER BY i.base_offset)
      FROM segment_index i
      WHERE i.topic_id = ${topicId} AND i.partition = ${partition} AND i.deliver_at > ${now}
        AND i.last_offset >= ${from} AND i.base_offset < ${end}) AS delayed,
-    (SELECT array_agg(l.first_offset || ':' || l.last_offset ORDER BY l.first_offset)
+    (SELECT json_agg(json_build_array(l.first_offset, l.last_offset) ORDER BY l.first_offset)
      FROM group_leases l
      WHERE l.group_id = ${groupId} AND l.partition = ${partition} AND l.first_offset >= ${from} AND l.first_offset < ${end}) AS covered`;
 }
 
 function toWindow(r: { delayed: Listed; covered: Listed }, windowEnd: number): Window {
-  // "a:b:c" items of a text array (drivers give it parsed or as its literal) as numbers.
-  const parse = (listed: Listed) =>
-    (listed === null
-      ? []
-      : typeof listed === "string"
-        ? listed
-            .replace(/^\{|\}$/g, "")
-            .split(",")
-            .filter(Boolean)
-        : listed
-    ).map((d) => d.replaceAll('"', "").split(":").map(Number));
   return {
-    delayed: parse(r.delayed).map(([first, last, deliverAt]) => ({ first, last, deliverAt })),
-    covered: parse(r.covered).map(([first, last]) => ({ first, last })),
+    delayed: (r.delayed ?? []).map(([first, last, deliverAt]) => ({ first, last, deliverAt })),
+    covered: (r.covered ?? []).map(([first, last]) => ({ first, last })),
     windowEnd,
   };
 }
@@ -309,8 +299,8 @@ async function lockFreshPositions(
   const end = sql`gp.frontier + ${budget + FRESH_SCAN_WINDOW}`;
   type Found = {
     partition: number;
-    frontier: string | number;
-    next_offset: string | number;
+    frontier: number;
+    next_offset: number;
     delayed: Listed;
     covered: Listed;
     version: string;
@@ -334,13 +324,13 @@ async function lockFreshPositions(
   );
   const positions: FreshPosition[] = [];
   for (const r of found) {
-    const frontier = Number(r.frontier);
+    const frontier = r.frontier;
     // Changed since the snapshot: the window again, in a statement of its own (it sees every commit before the lock).
     const window =
       r.version === r.seen
         ? toWindow(r, frontier + budget + FRESH_SCAN_WINDOW)
         : await freshWindow(tx, groupId, topicId, r.partition, frontier, budget, now);
-    positions.push({ partition: r.partition, frontier, highWatermark: Number(r.next_offset), ...window });
+    positions.push({ partition: r.partition, frontier, highWatermark: r.next_offset, ...window });
   }
   return positions;
 }

@@ -8,8 +8,8 @@ import { rangeKey, type BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
-import { commitSegment, type AssignedOffset, type CommitRun, type Committed } from "./commit.ts";
-import { newSegmentId, segmentObjectKey } from "./ids.ts";
+import { CommitDeadlineError, commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
+import { newSegmentId, segmentObjectKey } from "./segment-ids.ts";
 import { LatencyHistogram } from "./latency-histogram.ts";
 
 export interface BatcherOptions {
@@ -192,35 +192,28 @@ export class Batcher {
       const segmentId = newSegmentId(now());
       const objectKey = segmentObjectKey(batch.tenantId, segmentId);
       const started = now();
-      try {
-        this.stats.puts++;
-        await batch.io.store.put(objectKey, segment);
-        const putMs = now() - started;
-        this.stats.putMs += putMs;
-        this.latency.putMs.record(putMs);
-      } catch (error) {
-        throw unavailable("the object store did not accept the segment; retry the request", error);
-      }
-      let committed: Committed;
+      // The store and the database translate their own failures into the error family
+      // (unavailable: a 503 to retry); anything else thrown here is a bug and stays one (a 500).
+      this.stats.puts++;
+      await batch.io.store.put(objectKey, segment);
+      const putMs = now() - started;
+      this.stats.putMs += putMs;
+      this.latency.putMs.record(putMs);
       const committing = now();
-      try {
-        this.stats.commits++;
-        committed = await commitSegment(batch.io.db, {
-          tenantId: batch.tenantId,
-          segmentId,
-          objectKey,
-          byteLength: segment.length,
-          runs,
-          now: started,
-          deadline: started + commitDeadlineMs,
-          clock: now,
-        });
-        const commitMs = now() - committing;
-        this.stats.commitMs += commitMs;
-        this.latency.commitMs.record(commitMs);
-      } catch (error) {
-        throw unavailable("the metadata commit failed; retry the request", error);
-      }
+      this.stats.commits++;
+      const committed = await commitSegment(batch.io.db, {
+        tenantId: batch.tenantId,
+        segmentId,
+        objectKey,
+        byteLength: segment.length,
+        runs,
+        now: started,
+        deadline: started + commitDeadlineMs,
+        clock: now,
+      });
+      const commitMs = now() - committing;
+      this.stats.commitMs += commitMs;
+      this.latency.commitMs.record(commitMs);
       const result = committed.offsets;
       for (const [w, waiter] of batch.waiters.entries()) {
         const offsets = placement[w].map(([r, i]) => result[r][i]);
@@ -237,7 +230,8 @@ export class Batcher {
       this.notify(batch.tenantId, runs, result, committed.subscribedTopicIds);
     } catch (error) {
       this.stats.failedFlushes++;
-      const failure = error instanceof ReservoirError ? error : unavailable("the flush failed; retry the request", error);
+      const failure =
+        error instanceof CommitDeadlineError ? unavailable("the metadata commit did not finish in time; retry the request", error) : error;
       for (const waiter of batch.waiters) waiter.reject(failure);
     }
   }

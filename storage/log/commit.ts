@@ -6,6 +6,7 @@
 import { sql } from "drizzle-orm";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -54,9 +55,6 @@ export class CommitDeadlineError extends Error {
   }
 }
 
-/** One array parameter (drizzle would otherwise expand a JS array into a list). */
-const array = (items: (number | string)[], type: "bigint" | "int" | "text") => sql`${sql.param(items)}::${sql.raw(type)}[]`;
-
 /**
  * Without idempotency keys a flush commits in ONE statement (its own transaction): partition
  * row locks are then held only while Postgres executes and syncs it, never across a round
@@ -86,17 +84,17 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
     if (recorded.length > 0) {
       await tx.execute(sql`
         UPDATE idempotency_keys AS k SET partition = v.p, "offset" = v.o
-        FROM unnest(${array(
+        FROM unnest(${sqlArray(
           recorded.map((x) => x.topicId),
           "bigint",
-        )}, ${array(
+        )}, ${sqlArray(
           recorded.map((x) => x.key),
           "text",
         )},
-                    ${array(
+                    ${sqlArray(
                       recorded.map((x) => x.partition),
                       "int",
-                    )}, ${array(
+                    )}, ${sqlArray(
                       recorded.map((x) => x.offset),
                       "bigint",
                     )}) AS v(t, k, p, o)
@@ -158,17 +156,17 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
   const runOf = (row: PlannedRow) => commit.runs[row.run];
   const remainingMs = Math.max(0, commit.deadline - commit.clock());
   // Arrays, not VALUES lists: the statement text never changes, so it is prepared once per connection.
-  const advanced = await rows<{ topic_id: string | number; partition: number; base: string | number; subscribed: boolean }>(
+  const advanced = await rows<{ topic_id: number; partition: number; base: number; subscribed: boolean }>(
     db,
     sql`WITH v AS (
-        SELECT * FROM unnest(${array(
+        SELECT * FROM unnest(${sqlArray(
           keys.map((k) => k[0]),
           "bigint",
-        )}, ${array(
+        )}, ${sqlArray(
           keys.map((k) => k[1]),
           "int",
         )},
-                             ${array(
+                             ${sqlArray(
                                keys.map((k) => k[2]),
                                "bigint",
                              )}) AS v(topic_id, partition, n)),
@@ -191,38 +189,38 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
                                    byte_offset, byte_length, record_skip, min_timestamp, max_timestamp, deliver_at)
         SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
                r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts, NULLIF(r.deliver_at, 0)
-        FROM unnest(${array(
+        FROM unnest(${sqlArray(
           planned.map((r) => runOf(r).topicId),
           "bigint",
-        )}, ${array(
+        )}, ${sqlArray(
           planned.map((r) => runOf(r).partition),
           "int",
         )},
-                    ${array(
+                    ${sqlArray(
                       planned.map((r) => r.relFirst),
                       "bigint",
-                    )}, ${array(
+                    )}, ${sqlArray(
                       planned.map((r) => r.count),
                       "bigint",
                     )},
-                    ${array(
+                    ${sqlArray(
                       planned.map((r) => runOf(r).byteOffset),
                       "int",
-                    )}, ${array(
+                    )}, ${sqlArray(
                       planned.map((r) => runOf(r).byteLength),
                       "int",
                     )},
-                    ${array(
+                    ${sqlArray(
                       planned.map((r) => r.recordSkip),
                       "int",
-                    )}, ${array(
+                    )}, ${sqlArray(
                       planned.map((r) => r.minTimestamp),
                       "bigint",
                     )},
-                    ${array(
+                    ${sqlArray(
                       planned.map((r) => r.maxTimestamp),
                       "bigint",
-                    )}, ${array(
+                    )}, ${sqlArray(
                       planned.map((r) => r.deliverAt ?? 0),
                       "bigint",
                     )})
@@ -239,7 +237,7 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
     FROM adv a LEFT JOIN subscribed s USING (topic_id)`,
   );
   if (advanced.length === 0 && keys.length > 0 && commit.clock() > commit.deadline) throw new CommitDeadlineError();
-  const bases = new Map(advanced.map((a) => [`${Number(a.topic_id)}:${a.partition}`, Number(a.base)]));
+  const bases = new Map(advanced.map((a) => [`${a.topic_id}:${a.partition}`, a.base]));
   commit.runs.forEach((run, r) => {
     const base = bases.get(`${run.topicId}:${run.partition}`);
     if (base === undefined) return; // topic deleted meanwhile: its records stay unindexed garbage
@@ -247,7 +245,7 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
       if (rel !== null) result[r][i] = { partition: run.partition, offset: base + rel };
     });
   });
-  const subscribedTopicIds = [...new Set(advanced.filter((a) => a.subscribed).map((a) => Number(a.topic_id)))];
+  const subscribedTopicIds = [...new Set(advanced.filter((a) => a.subscribed).map((a) => a.topic_id))];
   return { offsets: result, subscribedTopicIds };
 }
 
@@ -286,16 +284,16 @@ async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promi
 
   const expiresAt = new Date(commit.now + IDEMPOTENCY_WINDOW_MS).toISOString();
   const wanted = [...first.values()];
-  const claimed = await rows<{ topic_id: string | number; key: string }>(
+  const claimed = await rows<{ topic_id: number; key: string }>(
     tx,
     sql`WITH live AS MATERIALIZED (
-          SELECT id FROM topics WHERE id = ANY(${array([...new Set(wanted.map((w) => w.topicId))], "bigint")}) FOR KEY SHARE)
+          SELECT id FROM topics WHERE id = ANY(${sqlArray([...new Set(wanted.map((w) => w.topicId))], "bigint")}) FOR KEY SHARE)
         INSERT INTO idempotency_keys (topic_id, key, expires_at)
         SELECT c.t, c.k, ${expiresAt}::timestamptz
-        FROM unnest(${array(
+        FROM unnest(${sqlArray(
           wanted.map((w) => w.topicId),
           "bigint",
-        )}, ${array(
+        )}, ${sqlArray(
           wanted.map((w) => w.key),
           "text",
         )}) AS c(t, k)
@@ -304,28 +302,28 @@ async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promi
         WHERE idempotency_keys.expires_at <= now()
         RETURNING topic_id, key`,
   );
-  const claimedIds = new Set(claimed.map((c) => `${Number(c.topic_id)}:${c.key}`));
+  const claimedIds = new Set(claimed.map((c) => `${c.topic_id}:${c.key}`));
   const taken: { topicId: number; key: string }[] = [];
   for (const [id, w] of first) {
     if (claimedIds.has(id)) claims.fresh.add(w.at);
     else taken.push(w);
   }
   if (taken.length > 0) {
-    const existing = await rows<{ topic_id: string | number; key: string; partition: number; offset: string | number }>(
+    const existing = await rows<{ topic_id: number; key: string; partition: number; offset: number }>(
       tx,
       sql`SELECT i.topic_id, i.key, i.partition, i."offset" FROM idempotency_keys i
-          JOIN unnest(${array(
+          JOIN unnest(${sqlArray(
             taken.map((w) => w.topicId),
             "bigint",
-          )}, ${array(
+          )}, ${sqlArray(
             taken.map((w) => w.key),
             "text",
           )}) AS c(t, k)
             ON i.topic_id = c.t AND i.key = c.k`,
     );
     for (const row of existing) {
-      const at = first.get(`${Number(row.topic_id)}:${row.key}`)?.at;
-      if (at && row.partition !== null) claims.previous.set(at, { partition: row.partition, offset: Number(row.offset) });
+      const at = first.get(`${row.topic_id}:${row.key}`)?.at;
+      if (at && row.partition !== null) claims.previous.set(at, { partition: row.partition, offset: row.offset });
     }
   }
   return claims;

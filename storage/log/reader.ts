@@ -45,15 +45,15 @@ export interface PartitionBounds {
 
 /** The first retained offset and the next offset of a partition, or null if it doesn't exist. */
 export async function partitionBounds(db: Database, topicId: number, partition: number): Promise<PartitionBounds | null> {
-  const [row] = await rows<{ next: string | number; earliest: string | number | null }>(
+  const [row] = await rows<{ next: number; earliest: number | null }>(
     db,
     sql`SELECT p.next_offset AS next,
           (SELECT min(i.base_offset) FROM segment_index i WHERE i.topic_id = p.topic_id AND i.partition = p.partition) AS earliest
         FROM partitions p WHERE p.topic_id = ${topicId} AND p.partition = ${partition}`,
   );
   if (!row) return null;
-  const highWatermark = Number(row.next);
-  return { highWatermark, earliest: row.earliest === null ? highWatermark : Number(row.earliest) };
+  const highWatermark = row.next;
+  return { highWatermark, earliest: row.earliest === null ? highWatermark : row.earliest };
 }
 
 /** Up to `limit` messages of one partition from `offset` on, in offset order. */

@@ -2,8 +2,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "./db.ts";
 import { apiKeys, tenants } from "./schema.ts";
-import { newId, newSecret } from "../log/ids.ts";
-import { sha256Hex } from "./secrets.ts";
+import { newId, newSecret, sha256Hex } from "./secrets.ts";
 
 export const allScopes = ["produce", "consume", "manage"] as const;
 export type Scope = (typeof allScopes)[number];

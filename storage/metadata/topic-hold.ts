@@ -10,6 +10,6 @@ import { ReservoirError } from "../errors.ts";
 import { rows, type Queryable } from "./db.ts";
 
 export async function holdTopic(tx: Queryable, topic: { id: number; name: string }): Promise<void> {
-  const [live] = await rows<{ id: string | number }>(tx, sql`SELECT id FROM topics WHERE id = ${topic.id} FOR KEY SHARE`);
+  const [live] = await rows<{ id: number }>(tx, sql`SELECT id FROM topics WHERE id = ${topic.id} FOR KEY SHARE`);
   if (!live) throw new ReservoirError("topic_not_found", `topic '${topic.name}' does not exist`);
 }

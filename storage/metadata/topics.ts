@@ -1,9 +1,8 @@
 /** Topics and their partitions, always scoped by tenant. */
 import { and, asc, eq } from "drizzle-orm";
-import type { Database } from "./db.ts";
+import type { Database, Queryable } from "./db.ts";
 import { partitions, topics } from "./schema.ts";
 import { ReservoirError } from "../errors.ts";
-import { addPartitionsToGroups } from "../groups/groups.ts";
 
 export interface Topic {
   id: number;
@@ -76,7 +75,18 @@ export async function ensureTopic(
   });
 }
 
-export async function updateTopic(db: Database, tenantId: string, name: string, changes: Partial<TopicSettings>): Promise<Topic> {
+/**
+ * Changes a topic's settings. Partitions only grow; when they do, `onGrow` runs in the same
+ * transaction, so that what hangs off partitions (consumer groups' positions) grows with them
+ * atomically without this module knowing those tables.
+ */
+export async function updateTopic(
+  db: Database,
+  tenantId: string,
+  name: string,
+  changes: Partial<TopicSettings>,
+  onGrow: (tx: Queryable, topicId: number) => Promise<void>,
+): Promise<Topic> {
   return db.transaction(async (tx) => {
     const [row] = await tx
       .select(columns)
@@ -97,7 +107,7 @@ export async function updateTopic(db: Database, tenantId: string, name: string, 
       await tx
         .insert(partitions)
         .values(Array.from({ length: target - row.partitions }, (_, i) => ({ topicId: row.id, partition: row.partitions + i })));
-      await addPartitionsToGroups(tx, row.id);
+      await onGrow(tx, row.id);
     }
     return toTopic(updated);
   });
@@ -118,5 +128,5 @@ export async function highWatermarks(db: Database, topicId: number): Promise<num
     .from(partitions)
     .where(eq(partitions.topicId, topicId))
     .orderBy(asc(partitions.partition));
-  return found.map((r) => Number(r.next));
+  return found.map((r) => r.next);
 }

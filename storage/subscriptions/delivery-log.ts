@@ -1,7 +1,7 @@
 /** The delivery log: one row per attempt, written in the transaction that settles it. */
 import { sql } from "drizzle-orm";
 import { rows, type Queryable } from "../metadata/db.ts";
-import { array } from "../groups/lease-store.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
 
 export interface DeliveryAttempt {
   partition: number;
@@ -24,23 +24,23 @@ export async function recordAttempts(tx: Queryable, subscriptionId: number, atte
   await tx.execute(sql`
     INSERT INTO webhook_deliveries (subscription_id, partition, "offset", attempt, succeeded, http_status, error, at, duration_ms)
     SELECT ${subscriptionId}, p, o, a, s <> 0, h, e, t, d
-    FROM unnest(${array(col("partition"), "int")}, ${array(col("offset"), "bigint")}, ${array(col("attempt"), "int")},
-      ${array(
+    FROM unnest(${sqlArray(col("partition"), "int")}, ${sqlArray(col("offset"), "bigint")}, ${sqlArray(col("attempt"), "int")},
+      ${sqlArray(
         attempts.map((a) => (a.succeeded ? 1 : 0)),
         "int",
-      )}, ${array(col("httpStatus"), "int")},
-      ${array(col("error"), "text")}, ${array(col("at"), "bigint")}, ${array(col("durationMs"), "int")}) AS v(p, o, a, s, h, e, t, d)`);
+      )}, ${sqlArray(col("httpStatus"), "int")},
+      ${sqlArray(col("error"), "text")}, ${sqlArray(col("at"), "bigint")}, ${sqlArray(col("durationMs"), "int")}) AS v(p, o, a, s, h, e, t, d)`);
 }
 
 export async function latestAttempts(db: Queryable, subscriptionId: number, limit: number): Promise<DeliveryAttempt[]> {
   const found = await rows<{
     partition: number;
-    offset: string | number;
+    offset: number;
     attempt: number;
     succeeded: boolean;
     http_status: number | null;
     error: string | null;
-    at: string | number;
+    at: number;
     duration_ms: number;
   }>(
     db,
@@ -49,12 +49,12 @@ export async function latestAttempts(db: Queryable, subscriptionId: number, limi
   );
   return found.map((r) => ({
     partition: r.partition,
-    offset: Number(r.offset),
+    offset: r.offset,
     attempt: r.attempt,
     succeeded: r.succeeded,
     httpStatus: r.http_status,
     error: r.error,
-    at: Number(r.at),
+    at: r.at,
     durationMs: r.duration_ms,
   }));
 }

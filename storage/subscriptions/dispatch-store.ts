@@ -81,7 +81,7 @@ export interface Settling {
 export async function settleDeliveries(db: Database, sub: Subscription, settling: Settling, now: number): Promise<void> {
   await retryConflicts(() =>
     db.transaction(async (tx) => {
-      const [locked] = await rows<{ id: string | number }>(tx, sql`SELECT id FROM subscriptions WHERE id = ${sub.id} FOR KEY SHARE`);
+      const [locked] = await rows<{ id: number }>(tx, sql`SELECT id FROM subscriptions WHERE id = ${sub.id} FOR KEY SHARE`);
       if (locked) await settleIn(tx, sub, settling, now);
     }),
   );

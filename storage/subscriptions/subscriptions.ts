@@ -4,6 +4,7 @@
  */
 import { sql } from "drizzle-orm";
 import { rows, type Database, type Queryable } from "../metadata/db.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
 import { holdTopic } from "../metadata/topic-hold.ts";
 import type { Topic } from "../metadata/topics.ts";
 import { ensureGroup, type Group, type GroupSettings } from "../groups/groups.ts";
@@ -57,11 +58,11 @@ export function defaultSubscriptionSettings(topic: Topic): Omit<SubscriptionSett
 export const groupNameOf = (subscriptionName: string) => `subscription:${subscriptionName}`;
 
 interface RawSubscription {
-  id: string | number;
+  id: number;
   tenant_id: string;
-  topic_id: string | number;
+  topic_id: number;
   name: string;
-  group_id: string | number;
+  group_id: number;
   url: string;
   format: PayloadFormat;
   max_concurrency: number;
@@ -71,11 +72,11 @@ interface RawSubscription {
   filter_headers: Record<string, string> | string | null;
   secret: string;
   previous_secret: string | null;
-  previous_secret_expires_at: string | number | null;
-  secret_rotated_at: string | number | null;
+  previous_secret_expires_at: number | null;
+  secret_rotated_at: number | null;
   state: SubscriptionState;
   state_reason: string | null;
-  created_at: string | number;
+  created_at: number;
   g_name: string;
   start_at: "earliest" | "latest";
   ordering: "none" | "key";
@@ -87,13 +88,11 @@ interface RawSubscription {
   t_created_at: string | Date;
 }
 
-const num = (v: string | number | null) => (v === null ? null : Number(v));
-
 function toSubscription(r: RawSubscription): Subscription {
   const group: Group = {
-    id: Number(r.group_id),
+    id: r.group_id,
     tenantId: r.tenant_id,
-    topicId: Number(r.topic_id),
+    topicId: r.topic_id,
     name: r.g_name,
     startAt: r.start_at,
     ordering: r.ordering,
@@ -101,12 +100,12 @@ function toSubscription(r: RawSubscription): Subscription {
     deadLetterTopic: r.dead_letter_topic,
   };
   return {
-    id: Number(r.id),
+    id: r.id,
     tenantId: r.tenant_id,
-    topicId: Number(r.topic_id),
+    topicId: r.topic_id,
     name: r.name,
     topic: {
-      id: Number(r.topic_id),
+      id: r.topic_id,
       name: r.t_name,
       partitions: r.t_partitions,
       retentionHours: r.t_retention_hours,
@@ -122,11 +121,11 @@ function toSubscription(r: RawSubscription): Subscription {
     filterHeaders: typeof r.filter_headers === "string" ? JSON.parse(r.filter_headers) : r.filter_headers,
     secret: r.secret,
     previousSecret: r.previous_secret,
-    previousSecretExpiresAt: num(r.previous_secret_expires_at),
-    secretRotatedAt: num(r.secret_rotated_at),
+    previousSecretExpiresAt: r.previous_secret_expires_at,
+    secretRotatedAt: r.secret_rotated_at,
     state: r.state,
     stateReason: r.state_reason,
-    createdAt: Number(r.created_at),
+    createdAt: r.created_at,
   };
 }
 
@@ -151,15 +150,15 @@ export async function subscriptionForClaim(
   id: number,
   now: number,
 ): Promise<{ subscription: Subscription; inFlight: number } | null> {
-  const [row] = await rows<RawSubscription & { in_flight: string | number }>(
+  const [row] = await rows<RawSubscription & { in_flight: number }>(
     db,
     sql`SELECT ${joinedColumns}, f.in_flight FROM ${joinedTables}
         CROSS JOIN LATERAL (
-          SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0) AS in_flight FROM group_leases l
+          SELECT COALESCE(sum(l.last_offset - l.first_offset + 1 - cardinality(l.settled)), 0)::bigint AS in_flight FROM group_leases l
           WHERE l.group_id = s.group_id AND l.visible_at > ${now} AND l.attempt > 0 AND l.receiver IS NOT NULL) f
         WHERE s.id = ${id}`,
   );
-  return row ? { subscription: toSubscription(row), inFlight: Number(row.in_flight) } : null;
+  return row ? { subscription: toSubscription(row), inFlight: row.in_flight } : null;
 }
 
 /**
@@ -167,8 +166,8 @@ export async function subscriptionForClaim(
  * never delivered, or some due again. Fairly rotated.
  */
 export async function subscriptionsWithWork(db: Queryable, now: number, topicIds?: number[], limit = 1000): Promise<number[]> {
-  const topics = topicIds ? sql`AND s.topic_id = ANY(${sql.param(topicIds)}::bigint[])` : sql``;
-  const found = await rows<{ id: string | number }>(
+  const topics = topicIds ? sql`AND s.topic_id = ANY(${sqlArray(topicIds, "bigint")})` : sql``;
+  const found = await rows<{ id: number }>(
     db,
     sql`SELECT s.id FROM subscriptions s
         WHERE s.state = 'active' ${topics} AND (
@@ -178,7 +177,7 @@ export async function subscriptionsWithWork(db: Queryable, now: number, topicIds
                      AND cardinality(l.settled) < l.last_offset - l.first_offset + 1))
         ORDER BY random() LIMIT ${limit}`,
   );
-  return found.map((r) => Number(r.id));
+  return found.map((r) => r.id);
 }
 
 /**
@@ -206,7 +205,7 @@ export async function saveSubscription(
         deadLetterTopic: settings.deadLetterTopic,
       });
       // A concurrent create of the same name loses here (unique index) and is retried as an update.
-      const inserted = await rows<{ id: string | number }>(
+      const inserted = await rows<{ id: number }>(
         tx,
         sql`INSERT INTO subscriptions (tenant_id, topic_id, name, group_id, url, format, max_concurrency, timeout_ms,
               backoff_initial_ms, backoff_max_ms, filter_headers, secret, state, created_at)
@@ -215,7 +214,7 @@ export async function saveSubscription(
               ${settings.filterHeaders === null ? null : JSON.stringify(settings.filterHeaders)}::jsonb, ${secret}, 'active', ${now})
             ON CONFLICT DO NOTHING RETURNING id`,
       );
-      if (inserted.length > 0) return { subscription: (await subscriptionById(tx, Number(inserted[0].id)))!, created: true };
+      if (inserted.length > 0) return { subscription: (await subscriptionById(tx, inserted[0].id))!, created: true };
     }
     const current = existing ?? (await findSubscription(tx, topic, name))!;
     const g = defined(given);
@@ -240,7 +239,7 @@ function defined<T extends object>(o: T): Partial<T> {
 
 /** Deletes the subscription with its group (positions, leases, dead-letter records) and log. */
 export async function deleteSubscription(db: Queryable, topic: Topic, name: string): Promise<boolean> {
-  const deleted = await rows<{ id: string | number }>(
+  const deleted = await rows<{ id: number }>(
     db,
     sql`DELETE FROM consumer_groups WHERE id = (SELECT group_id FROM subscriptions WHERE topic_id = ${topic.id} AND name = ${name}) RETURNING id`,
   );

@@ -161,4 +161,29 @@ describe("the Node server when its database fails", () => {
     assertStatus(await client.post("/v1/topics/t/messages", { messages: [{ value: "after" }] }), 200);
     expect(server.logs()).not.toMatch(/internal_error|Internal Server Error/);
   }, 120_000);
+
+  // A seek gives up on a busy position after ten rounds of its lock timeout (storage/groups/position.ts):
+  // the database is the bottleneck, not the request, so the answer is a retryable 503, never a 500.
+  it("answers a seek whose group positions another session keeps locked 503 service_unavailable", async () => {
+    assertStatus(await client.put("/v1/topics/t/groups/busy", { startAt: "earliest" }), 201);
+    const other = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const release = await new Promise<() => void>((ready, fail) => {
+        other
+          .begin(async (tx) => {
+            await tx`SELECT 1 FROM group_partitions FOR UPDATE`;
+            await new Promise<void>((done) => ready(done));
+          })
+          .catch(fail);
+      });
+      const busy = await client.post("/v1/topics/t/groups/busy/seek", { to: "latest" }, { allow5xx: true });
+      assertProblem(busy, 503, "service_unavailable");
+      expect(busy.headers.get("retry-after")).toBe("1");
+      release();
+      assertStatus(await client.post("/v1/topics/t/groups/busy/seek", { to: "latest" }), 200);
+    } finally {
+      await other.end();
+    }
+    expect(server.logs()).not.toMatch(/internal_error|Internal Server Error/);
+  }, 60_000);
 });

@@ -59,6 +59,7 @@ import { settle, type Settlement, type SettleResult } from "../../storage/groups
 import { groupView, seek, type GroupView, type SeekTarget } from "../../storage/groups/position.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import { ReceiptSigner } from "../../storage/groups/receipts.ts";
+import { postgresJsTypes } from "../../storage/metadata/pg-types.ts";
 import { MemoryObjectStore } from "../support/memory-store.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
 
@@ -1401,7 +1402,7 @@ describe("consumer groups against a model", () => {
   beforeAll(async () => {
     database = await freshDatabase();
     const urlMax = new URL(database.url).searchParams.get("max");
-    client = postgres(database.url, { max: urlMax ? Number(urlMax) : 4, onnotice: () => {} });
+    client = postgres(database.url, { max: urlMax ? Number(urlMax) : 4, types: postgresJsTypes, onnotice: () => {} });
     const db = drizzle(client) as unknown as Database;
     await migrate(db);
     env = {

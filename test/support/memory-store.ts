@@ -2,6 +2,7 @@
  * An in-memory ObjectStore for unit tests of the batcher, where a PUT must be made to fail on
  * demand. Integration tests use the real stores (folder, s3rver).
  */
+import { unavailable } from "../../storage/errors.ts";
 import { ObjectExistsError, ObjectNotFoundError, type ByteRange, type ObjectStore } from "../../storage/objects/object-store.ts";
 
 export class MemoryObjectStore implements ObjectStore {
@@ -35,7 +36,7 @@ export class MemoryObjectStore implements ObjectStore {
       this.held.started();
       await this.held.released;
     }
-    if (this.failPuts) throw new Error("injected PUT failure");
+    if (this.failPuts) throw unavailable("injected PUT failure");
     if (this.objects.has(key)) throw new ObjectExistsError(key);
     this.objects.set(key, body.slice());
   }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Config } from "../../config.ts";
 import type { Listen } from "../../push/background.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
+import { pgliteParsers, postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
 
 export interface NodeDatabase {
   db: Database;
@@ -25,6 +26,7 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
     const urlMax = new URL(config.databaseUrl).searchParams.get("max");
     const sql = postgres(config.databaseUrl, {
       max: urlMax ? Number(urlMax) : (config.databasePoolMax ?? 20),
+      types: postgresJsTypes,
       onnotice: () => {},
       debug: () => void counters.dbStatements++,
     });
@@ -38,7 +40,7 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
   const { drizzle } = await import("drizzle-orm/pglite");
   const dir = join(config.dataDir, "pg");
   mkdirSync(dir, { recursive: true });
-  const client = await PGlite.create(dir);
+  const client = await PGlite.create(dir, { parsers: pgliteParsers });
   const listen: Listen = async (channel, onPayload) => {
     const unlisten = await client.listen(channel, onPayload);
     return () => unlisten();

@@ -11,7 +11,7 @@ import { createApp } from "../../app.ts";
 import { ConfigError, readConfig, type Config } from "../../config.ts";
 import { createSharedState } from "../../instance.ts";
 import type { Runtime } from "../../runtime.ts";
-import { newSecret } from "../../../storage/log/ids.ts";
+import { newSecret } from "../../../storage/metadata/secrets.ts";
 import { migrate } from "../../../storage/metadata/migrate.ts";
 import { receiptKey } from "../../../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../../../storage/groups/receipts.ts";

@@ -71,6 +71,7 @@ import { createSharedState, type SharedState } from "../../instance.ts";
 import type { Runtime } from "../../runtime.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { migrate } from "../../../storage/metadata/migrate.ts";
+import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
 import { receiptKey } from "../../../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../../../storage/groups/receipts.ts";
 import { countingStore, type ObjectStore } from "../../../storage/objects/object-store.ts";
@@ -207,55 +208,15 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   return instance;
 }
 
-/** A parser or serializer of postgres.js, as its options hold them. */
-type Codec = Sql["options"]["parsers"][number];
-/**
- * The array types of the database, learnt by the isolate's first client (postgres.js's
- * `fetch_types`) and lent to every later one. postgres.js needs them to bind a JS array to an
- * array parameter (`unnest(${ids}::bigint[])` in the commit) and to parse array results: with
- * `fetch_types: false` and nothing lent, binding fails with `malformed array literal: "1"`
- * (measured). With the default `fetch_types: true`, every new connection (that is, every
- * request here) first reads pg_type: one more round trip to the database per request.
- * The learnt codecs are plain functions (no I/O object), so sharing them is safe.
- */
-interface ArrayTypes {
-  parsers: Record<number, Codec>;
-  serializers: Record<number, Codec>;
-  typeArrayMap: Record<number, number>;
-}
-let arrayTypes: ArrayTypes | undefined;
-
-type Sql = ReturnType<typeof postgres>;
-type Shared = { shared?: { typeArrayMap?: Record<number, number> } };
-
-function lendArrayTypes(sql: Sql): void {
-  if (!arrayTypes) return;
-  Object.assign(sql.options.parsers, arrayTypes.parsers);
-  Object.assign(sql.options.serializers, arrayTypes.serializers);
-  const shared = (sql.options as unknown as Shared).shared;
-  if (shared?.typeArrayMap) Object.assign(shared.typeArrayMap, arrayTypes.typeArrayMap);
-}
-
-function learnArrayTypes(sql: Sql): void {
-  const typeArrayMap = (sql.options as unknown as Shared).shared?.typeArrayMap ?? {};
-  const entries = Object.entries(typeArrayMap);
-  if (arrayTypes || entries.length === 0) return; // learnt already, or this client never connected
-  const learnt: ArrayTypes = { parsers: {}, serializers: {}, typeArrayMap: { ...typeArrayMap } };
-  for (const [, typarray] of entries) {
-    if (sql.options.parsers[typarray]) learnt.parsers[typarray] = sql.options.parsers[typarray];
-    if (sql.options.serializers[typarray]) learnt.serializers[typarray] = sql.options.serializers[typarray];
-  }
-  arrayTypes = learnt;
-}
-
 /** This request's own database client; nothing else may touch its socket. */
 function openDatabase(url: string): { db: Database; done(): Promise<void> } {
-  const learning = arrayTypes === undefined;
   const sql = postgres(url, {
     // One connection per request: the request's queries (and a flush it leads) run in order.
     max: 1,
-    // See arrayTypes above: only a client of an isolate that has not learnt them reads pg_type.
-    fetch_types: learning,
+    // No pg_type read per connection (one more round trip per request here): the core needs no
+    // array types, since it binds arrays as literals and reads them as JSON (sql-array.ts).
+    fetch_types: false,
+    types: postgresJsTypes,
     // `prepare` is left to its default (true; `?prepare=false` in DATABASE_URL turns it off,
     // e.g. behind a transaction-mode pooler without prepared statements). Named statements
     // live as long as the connection, i.e. this request, and cost no extra round trip here:
@@ -264,11 +225,9 @@ function openDatabase(url: string): { db: Database; done(): Promise<void> } {
     onnotice: () => {},
     debug: () => void counters.dbStatements++,
   });
-  lendArrayTypes(sql);
   return {
     db: translateFailures(drizzle(sql) as unknown as Database),
     async done() {
-      if (learning) learnArrayTypes(sql);
       await sql.end({ timeout: 5 });
     },
   };
