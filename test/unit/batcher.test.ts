@@ -122,7 +122,10 @@ describe("Batcher", () => {
     expect(batcher.stats).toMatchObject({ flushes: 1, failedFlushes: 1, commits: 0 });
   });
 
-  it("fails the flush with a 503 when the commit fails, and leaves no offset or index row behind", async () => {
+  // A database that fails (unreachable, shutting down) reaches the batcher as `unavailable` from the
+  // adapter (test/integration/database-failures.test.ts shows the 503); a statement that fails
+  // otherwise, as here on a missing table, is a bug and must not pass for a retryable 503.
+  it("fails the flush with the commit's own error when the commit fails, and leaves no offset or index row behind", async () => {
     const store = new MemoryObjectStore();
     const batcher = new Batcher({ lingerMs: 5 });
     const before = await partitionBounds(db, orders.id, 2);
@@ -131,7 +134,13 @@ describe("Batcher", () => {
     await db.execute(sql`ALTER TABLE segments RENAME TO segments_away`);
     try {
       const attempt = batcher.submit(tenantId, [entry(orders, 2, "not-committed")], { db, store });
-      await expect(attempt).rejects.toMatchObject({ code: "service_unavailable" });
+      const failure = await attempt.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(Error);
+      expect(failure).not.toBeInstanceOf(ReservoirError);
+      expect(String((failure as Error).cause ?? failure)).toMatch(/relation "segments" does not exist/);
     } finally {
       await db.execute(sql`ALTER TABLE segments_away RENAME TO segments`);
     }
