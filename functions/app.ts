@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { isUtf8, mediaType } from "./media-type.ts";
 import { ReservoirError } from "../storage/errors.ts";
 import { requireOperator, requireTenant } from "./auth.ts";
 import { requestDeadline } from "./deadline.ts";
@@ -47,7 +48,7 @@ const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (media.type !== "application/json") {
     throw new ReservoirError("unsupported_media_type", "request bodies must be application/json");
   }
-  if (media.charset !== undefined && media.charset !== "utf-8") {
+  if (!isUtf8(media)) {
     throw new ReservoirError("unsupported_media_type", `JSON is UTF-8; charset=${media.charset} is not accepted`);
   }
   // Only a Content-Type the route validator would refuse (`application/json;`) is replaced: a
@@ -58,14 +59,6 @@ const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /** What @hono/zod-openapi's validator takes for a JSON Content-Type (its jsonRequestRegex). */
 const wellFormedJson = /^application\/json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
-
-/** The media type (lowercase) and the charset parameter, if well-formed, of a Content-Type. */
-function mediaType(contentType: string | undefined): { type: string | undefined; charset?: string } {
-  if (contentType === undefined) return { type: undefined };
-  const [type, ...parameters] = contentType.split(";");
-  const charset = parameters.map((p) => p.trim().match(/^charset\s*=\s*"?([^";]+)"?$/i)?.[1]).find((value) => value !== undefined);
-  return { type: type.trim().toLowerCase(), ...(charset && { charset: charset.trim().toLowerCase() }) };
-}
 
 /** The same request with some headers replaced (null: removed), with or without its body. */
 function withHeaders(request: Request, changes: Record<string, string | null>, keepBody: boolean): Request {

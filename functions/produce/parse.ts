@@ -4,6 +4,7 @@
  */
 import type { z } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
+import { isUtf8, mediaType } from "../media-type.ts";
 import { limits, MessageIn, ProduceBody } from "../schemas.ts";
 
 export type IncomingMessage = z.infer<typeof MessageIn>;
@@ -15,10 +16,11 @@ export interface ProduceRequestBody {
 export type BodyFormat = "json" | "ndjson";
 
 export function bodyFormat(contentType: string | undefined): BodyFormat {
-  const type = contentType?.split(";")[0].trim().toLowerCase();
-  if (type === "application/json") return "json";
-  if (type === "application/x-ndjson") return "ndjson";
-  throw new ReservoirError("unsupported_media_type", "produce takes Content-Type application/json or application/x-ndjson");
+  const media = mediaType(contentType);
+  const format = media.type === "application/json" ? "json" : media.type === "application/x-ndjson" ? "ndjson" : undefined;
+  if (!format) throw new ReservoirError("unsupported_media_type", "produce takes Content-Type application/json or application/x-ndjson");
+  if (!isUtf8(media)) throw new ReservoirError("unsupported_media_type", `${format} is UTF-8; charset=${media.charset} is not accepted`);
+  return format;
 }
 
 /** The body as text, refused as soon as it passes the limit (also without Content-Length). */

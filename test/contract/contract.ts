@@ -1057,11 +1057,17 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         });
       });
 
-      it("refuses a non-JSON, non-ndjson content type with 415 unsupported_media_type and stores nothing", async () => {
+      it("refuses a non-JSON, non-ndjson content type, or a charset other than UTF-8, with 415 unsupported_media_type and stores nothing", async () => {
         const topic = await createTopic(tenant.client);
         const body = JSON.stringify({ messages: [{ value: "x" }] });
         await expectNoChange(tenant.client, topic, async () => {
-          for (const contentType of ["text/plain", "application/xml", "application/x-www-form-urlencoded"]) {
+          for (const contentType of [
+            "text/plain",
+            "application/xml",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=latin1",
+            "application/x-ndjson; charset=iso-8859-1",
+          ]) {
             assertProblem(
               await tenant.client.post(`${topicPath(topic)}/messages`, undefined, { raw: body, contentType }),
               415,
