@@ -40,12 +40,18 @@ export async function startBackgroundDispatch(
     if (searching) return;
     searching = true;
     void (async () => {
-      while (pending) {
-        const wanted: Set<number> | "all" = pending;
-        pending = null;
-        await dispatcher.start(io, { topicIds: wanted === "all" ? undefined : [...wanted], until: Number.POSITIVE_INFINITY });
+      try {
+        while (pending) {
+          const wanted: Set<number> | "all" = pending;
+          pending = null;
+          await dispatcher.start(io, { topicIds: wanted === "all" ? undefined : [...wanted], until: Number.POSITIVE_INFINITY });
+        }
+      } catch (error) {
+        log(`reservoir: searching for subscriptions to dispatch failed: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        // Whatever happened, the next wake-up (a commit, the sweep) searches again.
+        searching = false;
       }
-      searching = false;
     })();
   };
   // Without LISTEN (a database that allows one connection, like PGlite over a socket), the
