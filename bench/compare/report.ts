@@ -1,4 +1,5 @@
 /** The Markdown report of a comparison run (bench/results/latest.md). */
+import { formatRatio, ratios } from "./ratios.ts";
 import type { RunResult } from "./result.ts";
 
 interface Report {
@@ -146,6 +147,19 @@ function cpuTable(runs: RunResult[]): string[] {
   );
 }
 
+function ratioTable(runs: RunResult[]): string[] {
+  const { peers, rows } = ratios(runs);
+  return section(
+    "Reservoir against each peer",
+    "Each figure of Reservoir divided by the peer's in the same run, turned so that above 1× (▲) Reservoir leads and below it (▼) trails: msgs/s are Reservoir's over the peer's, milliseconds and CPU the peer's over Reservoir's.",
+    table(
+      ["workload", "figure", "Reservoir", ...peers.map((p) => `vs ${p}`)],
+      "lll" + "r".repeat(peers.length),
+      rows.map((r) => [r.workload, r.figure, r.reservoir, ...peers.map((p) => formatRatio(r.byPeer.get(p)))]),
+    ),
+  );
+}
+
 export function markdownReport(report: Report): string {
   const m = report.machine;
   const drains = report.runs.filter((r) => r.mode === "backlog-drain");
@@ -156,6 +170,7 @@ export function markdownReport(report: Report): string {
     `Run: ${m.startedAt}, ${m.messagesPerRun} messages per system and workload at max rate (after a warm-up of ${m.warmUpMessages}), ${m.fixedRateMessagesPerRun} at ${m.fixedRatePerSec} msgs/s${m.quick ? " (--quick)" : ""}; ${m.wallSeconds} s in all.`,
     "",
     ...mainTable(report.runs.filter((r) => r.mode !== "backlog-drain")),
+    ...ratioTable(report.runs),
     ...backlogTable(drains),
     ...overheadTable(report.runs),
     ...cpuTable(report.runs),
