@@ -2,7 +2,7 @@
  * Transactions (API.md "Transactions"): begin, commit (with carried consumer-group acks),
  * rollback and state. Producing into one is the produce route with `transactionId`.
  */
-import { createRoute, type z, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
 import { commitTransaction } from "../../storage/transactions/commit.ts";
 import { beginTransaction, getTransaction, rollbackTransaction } from "../../storage/transactions/transactions.ts";
@@ -68,7 +68,7 @@ const rollbackRoute = createRoute({
   summary: "Roll back: its messages are dropped, never seen by anyone (200 again if rolled back already)",
   security,
   middleware: [requireScope("produce")] as const,
-  request: { params: TransactionParams },
+  request: { params: TransactionParams, body: { content: json(z.object({}).strict()), required: false } },
   responses: {
     200: { description: "Rolled back", content: json(TransactionView) },
     409: { description: "transaction_not_open: it is committed", content: problemContent },
