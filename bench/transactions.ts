@@ -86,7 +86,9 @@ try {
   const timed = async <T>(latencies: Record<string, number[]>, name: string, work: () => Promise<T>): Promise<T> => {
     const t0 = performance.now();
     const result = await work();
-    (latencies[name] ??= []).push(performance.now() - t0);
+    const list = latencies[name] ?? [];
+    list.push(performance.now() - t0);
+    latencies[name] = list;
     return result;
   };
 

@@ -323,7 +323,8 @@ export const BeginTransaction = z
   .object({
     timeoutSeconds: z.number().int().min(1).max(3600).optional().openapi({ description: "Default 60" }),
     checkUrl: WebhookUrl.optional().openapi({
-      description: "Checked back when the timeout passes (POST { transactionId }, signed with checkSecret); passes the webhook address guard",
+      description:
+        "Checked back when the timeout passes (POST { transactionId }, signed with checkSecret); passes the webhook address guard",
     }),
     checkIntervalSeconds: z.number().int().min(1).max(3600).optional().openapi({ description: "Default 30" }),
   })
@@ -342,7 +343,9 @@ export const CommitTransaction = z
       .array(z.object({ topic: Name, group: Name, receipts: z.array(z.string()).min(1) }).strict())
       .max(100)
       .optional()
-      .openapi({ description: "Consumer-group acks applied in the same Postgres transaction as the messages (at most 1,000 receipts in all)" }),
+      .openapi({
+        description: "Consumer-group acks applied in the same Postgres transaction as the messages (at most 1,000 receipts in all)",
+      }),
   })
   .strict()
   .openapi("CommitTransactionRequest");

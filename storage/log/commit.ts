@@ -89,7 +89,9 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
 async function commitWithTransactions(tx: Queryable, commit: SegmentCommit): Promise<Committed> {
   const plainAt: number[] = [];
   const pendingAt: number[] = [];
-  commit.runs.forEach((run, r) => (run.transactionId === undefined ? plainAt : pendingAt).push(r));
+  commit.runs.forEach((run, r) => {
+    (run.transactionId === undefined ? plainAt : pendingAt).push(r);
+  });
   const plain = plainAt.length > 0 ? await commitClaimingKeys(tx, { ...commit, runs: plainAt.map((r) => commit.runs[r]) }) : null;
   // The segment row, if the plain runs did not write it: pending rows name it, so it is no orphan.
   await tx.execute(sql`

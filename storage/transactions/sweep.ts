@@ -63,7 +63,7 @@ export async function recordCheck(
   return retryConflicts(() =>
     db.transaction(async (tx): Promise<CheckRecorded> => {
       const current = await findTransaction(tx, row.tenantId, row.id, true);
-      if (!current || current.state !== "open") return { state: current?.state ?? "rolled_back" };
+      if (current?.state !== "open") return { state: current?.state ?? "rolled_back" };
       await tx.execute(sql`UPDATE transactions SET checks = checks + 1 WHERE id = ${row.id}`);
       if (answer === "commit") {
         const committed = await commitIn(tx, signer, { tenantId: row.tenantId, id: row.id, acks: [], now, byCheck: true });
