@@ -68,23 +68,25 @@ export interface Begin {
 }
 
 /**
- * Opens a transaction unless the tenant has transactionLimits.openPerTenant open already. The
- * tenant row is locked first, so concurrent begins count one after another, never both under.
+ * Opens a transaction unless the tenant has transactionLimits.openPerTenant open already, in one
+ * statement: the tenant's counter row is raised only below the limit (a concurrent begin waits
+ * for the row and then sees the raised count), and the transaction is inserted only if it was.
  */
 export async function beginTransaction(db: Database, begin: Begin): Promise<{ id: string; expiresAt: number }> {
   const id = newTransactionId();
   const expiresAt = begin.now + begin.timeoutMs;
-  const created = await db.transaction(async (tx) => {
-    await tx.execute(sql`SELECT 1 FROM tenants WHERE id = ${begin.tenantId} FOR NO KEY UPDATE`);
-    return rows<{ id: string }>(
-      tx,
-      sql`INSERT INTO transactions (id, tenant_id, state, created_at, expires_at, check_url, check_secret, check_interval_ms, next_check_at)
-          SELECT ${id}, ${begin.tenantId}, 'open', ${begin.now}, ${expiresAt}, ${begin.checkUrl ?? null}, ${begin.checkSecret ?? null},
-                 ${begin.checkIntervalMs}, ${expiresAt}
-          WHERE (SELECT count(*) FROM transactions WHERE tenant_id = ${begin.tenantId} AND state = 'open') < ${transactionLimits.openPerTenant}
-          RETURNING id`,
-    );
-  });
+  const created = await rows<{ id: string }>(
+    db,
+    sql`WITH counted AS (
+          INSERT INTO open_transactions AS o (tenant_id, open) VALUES (${begin.tenantId}, 1)
+          ON CONFLICT (tenant_id) DO UPDATE SET open = o.open + 1 WHERE o.open < ${transactionLimits.openPerTenant}
+          RETURNING 1)
+        INSERT INTO transactions (id, tenant_id, state, created_at, expires_at, check_url, check_secret, check_interval_ms, next_check_at)
+        SELECT ${id}, ${begin.tenantId}, 'open', ${begin.now}, ${expiresAt}, ${begin.checkUrl ?? null}, ${begin.checkSecret ?? null},
+               ${begin.checkIntervalMs}, ${expiresAt}
+        WHERE EXISTS (SELECT 1 FROM counted)
+        RETURNING id`,
+  );
   if (created.length === 0) {
     throw new ReservoirError(
       "too_many_transactions",
@@ -145,7 +147,8 @@ export async function endRolledBack(tx: Queryable, id: string, reason: string, n
     WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING segment_id, tenant_id),
     ended AS (
       UPDATE transactions SET state = 'rolled_back', ended_at = ${now}, end_reason = ${reason}, claimed_until = 0
-      WHERE id = ${id} RETURNING 1)
+      WHERE id = ${id} RETURNING tenant_id),
+    counted AS (UPDATE open_transactions o SET open = o.open - 1 FROM ended WHERE o.tenant_id = ended.tenant_id RETURNING 1)
     INSERT INTO collectable_segments (segment_id, tenant_id, reason, at)
     SELECT DISTINCT g.segment_id, g.tenant_id, 'transaction_rolled_back', ${now}::bigint FROM gone g
     WHERE NOT EXISTS (SELECT 1 FROM segment_index i WHERE i.segment_id = g.segment_id)

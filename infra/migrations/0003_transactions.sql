@@ -5,6 +5,11 @@ CREATE TABLE "collectable_segments" (
 	"at" bigint NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "open_transactions" (
+	"tenant_id" text PRIMARY KEY NOT NULL,
+	"open" integer NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "transaction_runs" (
 	"transaction_id" text NOT NULL,
 	"segment_id" text NOT NULL,
