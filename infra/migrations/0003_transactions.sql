@@ -18,6 +18,7 @@ CREATE TABLE "transaction_runs" (
 	"topic_id" bigint NOT NULL,
 	"partition" integer NOT NULL,
 	"byte_length" integer NOT NULL,
+	"first_position" integer NOT NULL,
 	"records" jsonb NOT NULL,
 	CONSTRAINT "transaction_runs_transaction_id_segment_id_byte_offset_pk" PRIMARY KEY("transaction_id","segment_id","byte_offset")
 );

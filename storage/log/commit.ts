@@ -71,7 +71,11 @@ const array = (items: (number | string)[], type: "bigint" | "int" | "text") => s
  * trip to this process. With keys, the claims come first in the same transaction.
  */
 export async function commitSegment(db: Database, commit: SegmentCommit): Promise<Committed> {
-  if (commit.runs.some((run) => run.transactionId !== undefined)) return db.transaction((tx) => commitWithTransactions(tx, commit));
+  if (commit.runs.some((run) => run.transactionId !== undefined)) {
+    // Only transactional runs: their one statement is the flush's transaction.
+    if (commit.runs.every((run) => run.transactionId !== undefined)) return commitWithTransactions(db, commit);
+    return db.transaction((tx) => commitWithTransactions(tx, commit));
+  }
   const hasKeys = commit.runs.some((run) => run.idempotencyKeys.some((k) => k !== undefined));
   if (!hasKeys) return indexSurvivors(db, commit, noClaims());
   return db.transaction(async (tx) => {
@@ -83,8 +87,9 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
 
 /**
  * A flush holding runs of transactions: the plain runs commit as usual, the transactional ones
- * become pending rows; one Postgres transaction for both. A transactional record's result is a
- * placeholder (offset -1): it has no offset until its transaction commits.
+ * become pending rows (storage/transactions/pending.ts), in the caller's transaction. A
+ * transactional record's result is a placeholder (offset -1): it has no offset until its
+ * transaction commits.
  */
 async function commitWithTransactions(tx: Queryable, commit: SegmentCommit): Promise<Committed> {
   const plainAt: number[] = [];
@@ -93,21 +98,17 @@ async function commitWithTransactions(tx: Queryable, commit: SegmentCommit): Pro
     (run.transactionId === undefined ? plainAt : pendingAt).push(r);
   });
   const plain = plainAt.length > 0 ? await commitClaimingKeys(tx, { ...commit, runs: plainAt.map((r) => commit.runs[r]) }) : null;
-  // The segment row, if the plain runs did not write it: pending rows name it, so it is no orphan.
-  await tx.execute(sql`
-    INSERT INTO segments (id, tenant_id, object_key, byte_length)
-    VALUES (${commit.segmentId}, ${commit.tenantId}, ${commit.objectKey}, ${commit.byteLength}) ON CONFLICT (id) DO NOTHING`);
   const pendingRuns = pendingAt.map((r) => {
     const run = commit.runs[r];
     return { ...run, transactionId: run.transactionId!, positions: run.positions ?? run.timestamps.map((_, i) => i) };
   });
-  const refusedTransactions = await appendPending(tx, commit.tenantId, commit.segmentId, pendingRuns, commit.clock());
-  if (commit.clock() > commit.deadline) throw new CommitDeadlineError();
+  const pending = await appendPending(tx, commit, pendingRuns);
+  if (pending.late || commit.clock() > commit.deadline) throw new CommitDeadlineError();
   const offsets: CommitResult = commit.runs.map((run) => run.timestamps.map(() => ({ partition: run.partition, offset: -1 })));
   plainAt.forEach((r, i) => {
     offsets[r] = plain!.offsets[i];
   });
-  return { offsets, subscribedTopicIds: plain?.subscribedTopicIds ?? [], refusedTransactions };
+  return { offsets, subscribedTopicIds: plain?.subscribedTopicIds ?? [], refusedTransactions: pending.refused };
 }
 
 /** Claims the idempotency keys of the runs, then indexes what survives, in the caller's transaction. */

@@ -73,6 +73,7 @@ interface PendingRow {
   segment_id: string;
   byte_offset: number;
   byte_length: number;
+  first_position: number;
   records: { p: number; t: number; k?: string; d?: number }[] | string;
 }
 
@@ -91,12 +92,16 @@ export async function commitIn(tx: Queryable, signer: ReceiptSigner, request: Co
 
   const pending = await rows<PendingRow>(
     tx,
-    sql`SELECT r.topic_id, t.name AS topic, r.partition, r.segment_id, r.byte_offset, r.byte_length, r.records
+    sql`SELECT r.topic_id, t.name AS topic, r.partition, r.segment_id, r.byte_offset, r.byte_length, r.first_position, r.records
         FROM transaction_runs r JOIN topics t ON t.id = r.topic_id
         WHERE r.transaction_id = ${id}`,
   );
   const runs = pending
-    .map((r) => ({ ...r, topicId: Number(r.topic_id), records: typeof r.records === "string" ? JSON.parse(r.records) : r.records }))
+    .map((r) => {
+      const records: Run["records"] = typeof r.records === "string" ? JSON.parse(r.records) : r.records;
+      // Positions in the whole transaction's production order.
+      return { ...r, topicId: Number(r.topic_id), records: records.map((x) => ({ ...x, p: r.first_position + x.p })) };
+    })
     .sort((a, b) => a.records[0].p - b.records[0].p);
   const indexed =
     runs.length > 0 ? await indexPending(tx, tenantId, runs, now) : { offsets: [], subscribedTopicIds: [], highWatermarks: [] };

@@ -1,8 +1,7 @@
 /**
  * The transactional part of a produce flush: runs produced into a transaction are recorded as
  * pending (transaction_runs) instead of indexed. They hold no offsets and no reader, group or
- * subscription sees them; the transaction's commit indexes them (commit.ts). Called inside the
- * flush's Postgres transaction, after the segment row exists.
+ * subscription sees them; the transaction's commit indexes them (commit.ts).
  */
 import { sql } from "drizzle-orm";
 import { rows, type Queryable } from "../metadata/db.ts";
@@ -22,22 +21,33 @@ export interface PendingRun {
   positions: number[];
 }
 
+/** What of the flush the pending runs need: its segment, and when it must be done by. */
+export interface PendingFlush {
+  tenantId: string;
+  segmentId: string;
+  objectKey: string;
+  byteLength: number;
+  deadline: number;
+  clock: () => number;
+}
+
 const array = (items: (number | string)[], type: "bigint" | "int" | "text") => sql`${sql.param(items)}::${sql.raw(type)}[]`;
 
 /**
- * Adds the runs to their transactions. Each transaction row is locked (in id order: concurrent
- * flushes never deadlock on them, and a commit or rollback of the transaction waits for this
- * flush, or this flush for it). A transaction that is not this tenant's, no longer open, past its
- * timeout or would pass its limits takes none of them: its requests fail with the error returned.
+ * Adds the runs to their transactions in ONE statement: lock the transaction rows (in id order,
+ * so concurrent flushes never deadlock on them, and a commit or rollback waits for this flush or
+ * this flush for it), accept those of this tenant that are open, before their timeout and within
+ * their limits, count the accepted messages and bytes, record the segment (pending runs name it:
+ * it is no orphan) and insert the runs, each with its transaction's message count before it as
+ * `first_position` (the records' `p` are relative to it). A transaction that is not accepted
+ * takes none of its runs: its requests fail with the error returned for it. `late`: the flush's
+ * deadline passed before the statement could accept anything (nothing was written).
  */
 export async function appendPending(
   tx: Queryable,
-  tenantId: string,
-  segmentId: string,
+  flush: PendingFlush,
   runs: PendingRun[],
-  now: number,
-): Promise<Map<string, ReservoirError>> {
-  const refused = new Map<string, ReservoirError>();
+): Promise<{ refused: Map<string, ReservoirError>; late: boolean }> {
   const totals = new Map<string, { n: number; bytes: number }>();
   for (const run of runs) {
     const t = totals.get(run.transactionId) ?? { n: 0, bytes: 0 };
@@ -45,18 +55,89 @@ export async function appendPending(
     t.bytes += run.byteLength;
     totals.set(run.transactionId, t);
   }
-  const ids = [...totals.keys()].sort();
-  const found = await rows<{ id: string; state: string; expires_at: string | number; messages: number; bytes: string | number }>(
+  const ids = [...totals.keys()];
+  const now = flush.clock();
+  const remainingMs = Math.max(0, flush.deadline - now);
+  const records = runs.map((run) =>
+    JSON.stringify(
+      run.timestamps.map((t, i) => {
+        const record: { p: number; t: number; k?: string; d?: number } = { p: run.positions[i], t };
+        if (run.idempotencyKeys[i] !== undefined) record.k = run.idempotencyKeys[i];
+        if (run.deliverAt?.[i] !== undefined) record.d = run.deliverAt[i];
+        return record;
+      }),
+    ),
+  );
+  const found = await rows<{
+    id: string;
+    state: string;
+    expires_at: string | number;
+    messages: number;
+    bytes: string | number;
+    accepted: boolean;
+    in_time: boolean;
+  }>(
     tx,
-    sql`SELECT id, state, expires_at, messages, bytes FROM transactions
-        WHERE id = ANY(${array(ids, "text")}) AND tenant_id = ${tenantId} ORDER BY id FOR UPDATE`,
+    sql`WITH v AS (
+          SELECT * FROM unnest(${array(ids, "text")}, ${array(
+            ids.map((id) => totals.get(id)!.n),
+            "int",
+          )}, ${array(
+            ids.map((id) => totals.get(id)!.bytes),
+            "bigint",
+          )}) AS v(id, n, b)),
+        locked AS MATERIALIZED (
+          SELECT t.id, t.state, t.expires_at, t.messages, t.bytes FROM transactions t JOIN v USING (id)
+          WHERE t.tenant_id = ${flush.tenantId} ORDER BY t.id FOR UPDATE OF t),
+        in_time AS MATERIALIZED (SELECT clock_timestamp() < statement_timestamp() + ${remainingMs} * interval '1 millisecond' AS ok),
+        accepted AS MATERIALIZED (
+          SELECT l.id, l.messages AS base, v.n, v.b FROM locked l JOIN v USING (id)
+          WHERE l.state = 'open' AND l.expires_at > ${now} AND l.messages + v.n <= ${transactionLimits.messages}
+            AND l.bytes + v.b <= ${transactionLimits.bytes} AND (SELECT ok FROM in_time)),
+        grown AS (
+          UPDATE transactions t SET messages = t.messages + a.n, bytes = t.bytes + a.b FROM accepted a WHERE t.id = a.id RETURNING 1),
+        seg AS (
+          INSERT INTO segments (id, tenant_id, object_key, byte_length)
+          SELECT ${flush.segmentId}, ${flush.tenantId}, ${flush.objectKey}, ${flush.byteLength} WHERE EXISTS (SELECT 1 FROM accepted)
+          ON CONFLICT (id) DO NOTHING RETURNING 1),
+        -- Runs of a topic deleted meanwhile are dropped (the key-share lock keeps the rest's topics).
+        live AS MATERIALIZED (
+          SELECT id FROM topics WHERE id = ANY(${array([...new Set(runs.map((r) => r.topicId))], "bigint")}) FOR KEY SHARE),
+        inserted AS (
+          INSERT INTO transaction_runs (transaction_id, segment_id, byte_offset, tenant_id, topic_id, partition, byte_length,
+                                        first_position, records)
+          SELECT r.x, ${flush.segmentId}, r.o, ${flush.tenantId}, r.t, r.p, r.l, a.base, r.j::jsonb
+          FROM unnest(${array(
+            runs.map((r) => r.transactionId),
+            "text",
+          )}, ${array(
+            runs.map((r) => r.byteOffset),
+            "int",
+          )}, ${array(
+            runs.map((r) => r.topicId),
+            "bigint",
+          )}, ${array(
+            runs.map((r) => r.partition),
+            "int",
+          )}, ${array(
+            runs.map((r) => r.byteLength),
+            "int",
+          )}, ${array(records, "text")}) AS r(x, o, t, p, l, j)
+          JOIN accepted a ON a.id = r.x JOIN live ON live.id = r.t
+          RETURNING 1)
+      SELECT l.id, l.state, l.expires_at, l.messages, l.bytes, a.id IS NOT NULL AS accepted, (SELECT ok FROM in_time) AS in_time,
+             (SELECT count(*) FROM grown) + (SELECT count(*) FROM seg) + (SELECT count(*) FROM inserted) AS written
+      FROM locked l LEFT JOIN accepted a USING (id)`,
   );
   const byId = new Map(found.map((r) => [r.id, r]));
-  const bases = new Map<string, number>();
+  const refused = new Map<string, ReservoirError>();
+  let late = false;
   for (const id of ids) {
     const row = byId.get(id);
     const { n, bytes } = totals.get(id)!;
     if (!row) refused.set(id, new ReservoirError("transaction_not_found", `transaction '${id}' does not exist`));
+    else if (row.accepted) continue;
+    else if (!row.in_time) late = true;
     else if (row.state !== "open" || Number(row.expires_at) <= now) {
       const state = row.state === "open" ? "timed out" : row.state.replace("_", " ");
       refused.set(id, new ReservoirError("transaction_not_open", `transaction '${id}' is ${state}`, { state: row.state }));
@@ -64,55 +145,9 @@ export async function appendPending(
       refused.set(id, tooLarge(id, "messages", transactionLimits.messages, row.messages));
     } else if (Number(row.bytes) + bytes > transactionLimits.bytes) {
       refused.set(id, tooLarge(id, "bytes", transactionLimits.bytes, Number(row.bytes)));
-    } else bases.set(id, row.messages);
+    }
   }
-  const accepted = runs.filter((r) => bases.has(r.transactionId));
-  if (accepted.length === 0) return refused;
-  const grown = [...bases.keys()];
-  await tx.execute(sql`
-    UPDATE transactions t SET messages = t.messages + v.n, bytes = t.bytes + v.b
-    FROM unnest(${array(grown, "text")}, ${array(
-      grown.map((id) => totals.get(id)!.n),
-      "int",
-    )}, ${array(
-      grown.map((id) => totals.get(id)!.bytes),
-      "bigint",
-    )}) AS v(id, n, b)
-    WHERE t.id = v.id`);
-  const records = accepted.map((run) =>
-    JSON.stringify(
-      run.timestamps.map((t, i) => {
-        const record: { p: number; t: number; k?: string; d?: number } = { p: bases.get(run.transactionId)! + run.positions[i], t };
-        if (run.idempotencyKeys[i] !== undefined) record.k = run.idempotencyKeys[i];
-        if (run.deliverAt?.[i] !== undefined) record.d = run.deliverAt[i];
-        return record;
-      }),
-    ),
-  );
-  // Runs of a topic deleted meanwhile are dropped (the key-share lock keeps the rest's topics).
-  await tx.execute(sql`
-    WITH live AS MATERIALIZED (
-      SELECT id FROM topics WHERE id = ANY(${array([...new Set(accepted.map((r) => r.topicId))], "bigint")}) FOR KEY SHARE)
-    INSERT INTO transaction_runs (transaction_id, segment_id, byte_offset, tenant_id, topic_id, partition, byte_length, records)
-    SELECT r.x, ${segmentId}, r.o, ${tenantId}, r.t, r.p, r.l, r.j::jsonb
-    FROM unnest(${array(
-      accepted.map((r) => r.transactionId),
-      "text",
-    )}, ${array(
-      accepted.map((r) => r.byteOffset),
-      "int",
-    )}, ${array(
-      accepted.map((r) => r.topicId),
-      "bigint",
-    )}, ${array(
-      accepted.map((r) => r.partition),
-      "int",
-    )}, ${array(
-      accepted.map((r) => r.byteLength),
-      "int",
-    )}, ${array(records, "text")}) AS r(x, o, t, p, l, j)
-    JOIN live ON live.id = r.t`);
-  return refused;
+  return { refused, late };
 }
 
 function tooLarge(id: string, what: "messages" | "bytes", limit: number, held: number): ReservoirError {
