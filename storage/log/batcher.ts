@@ -3,7 +3,7 @@
  * their topics and partitions, are coalesced into one segment per flush: one PUT, then one
  * Postgres transaction. Each request waits for its own flush and gets its own offsets.
  */
-import { decodeBatches, SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
+import { decodeBatches, SegmentWriter, utf8Length, type SegmentRecord } from "../segment/codec.ts";
 import { rangeKey, type BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
@@ -321,9 +321,20 @@ function encode(batch: Batch) {
       timestamps: group.entries.map((e) => e.record.timestamp),
       idempotencyKeys: group.entries.map((e) => e.idempotencyKey),
       deliverAt: group.entries.map((e) => e.deliverAt),
-      ...(group.transactionId !== undefined && { transactionId: group.transactionId, positions: group.positions }),
+      ...(group.transactionId !== undefined && {
+        transactionId: group.transactionId,
+        positions: group.positions,
+        payloadBytes: group.entries.map((e) => payloadBytes(e.record)),
+      }),
     };
   });
   for (const pos of positions) placement.push(pos.map(([k, i]) => [runIndex.get(k)!, i]));
   return { segment: writer.finish(), runs, placement };
+}
+
+/** A message's key, value and header bytes (what usage counts as bytesIn; kept with pending runs). */
+function payloadBytes(record: SegmentRecord): number {
+  let bytes = record.value.byteLength + (record.key === undefined ? 0 : utf8Length(record.key));
+  for (const name in record.headers ?? {}) bytes += utf8Length(name) + utf8Length(record.headers![name]);
+  return bytes;
 }

@@ -26,6 +26,8 @@ export interface CommitRun {
   transactionId?: string;
   /** With transactionId: per record, its place in the transaction's part of this flush. */
   positions?: number[];
+  /** With transactionId: per record, its key, value and header bytes (counted when it commits). */
+  payloadBytes?: number[];
 }
 
 export interface SegmentCommit {

@@ -302,7 +302,8 @@ export const openTransactions = pgTable("open_transactions", {
 /**
  * A pending run: records of one (topic, partition) that a flush wrote to a segment for an open
  * transaction. `records` holds, per record in the batch: its position in the transaction's
- * production order (first_position + p), timestamp (t), idempotency key (k) and due time (d).
+ * production order (first_position + p), timestamp (t), key + value + header bytes (b, what usage
+ * counts at the commit), idempotency key (k) and due time (d).
  */
 export const transactionRuns = pgTable(
   "transaction_runs",
@@ -322,7 +323,7 @@ export const transactionRuns = pgTable(
     byteLength: integer("byte_length").notNull(),
     /** The transaction's message count before this run's flush: records' `p` count from it. */
     firstPosition: integer("first_position").notNull(),
-    records: jsonb("records").$type<{ p: number; t: number; k?: string; d?: number }[]>().notNull(),
+    records: jsonb("records").$type<{ p: number; t: number; b: number; k?: string; d?: number }[]>().notNull(),
   },
   (t) => [primaryKey({ columns: [t.transactionId, t.segmentId, t.byteOffset] }), index("transaction_runs_segment_idx").on(t.segmentId)],
 );

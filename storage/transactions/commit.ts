@@ -37,6 +37,11 @@ export interface TransactionCommitted {
   offsets: TransactionOffset[];
   /** Topics that got messages and have active webhook subscriptions (notified on COMMIT). */
   subscribedTopicIds: number[];
+  /**
+   * Messages this commit made visible and their key + value + header bytes (idempotent repeats
+   * excluded): what per-tenant usage counts as messagesIn / bytesIn, inside commitIn.
+   */
+  indexed: { messages: number; bytes: number };
   /** Per partition that got messages: its next offset (for this instance's long-polling readers). */
   highWatermarks: { topicId: number; partition: number; next: number }[];
 }
@@ -74,7 +79,7 @@ interface PendingRow {
   byte_offset: number;
   byte_length: number;
   first_position: number;
-  records: { p: number; t: number; k?: string; d?: number }[] | string;
+  records: { p: number; t: number; b: number; k?: string; d?: number }[] | string;
 }
 
 export async function commitIn(tx: Queryable, signer: ReceiptSigner, request: CommitRequest): Promise<TransactionCommitted> {
@@ -83,7 +88,7 @@ export async function commitIn(tx: Queryable, signer: ReceiptSigner, request: Co
   if (!row) throw notFound(id);
   if (row.state === "committed") {
     const offsets = (row.offsets ?? []).map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset }));
-    return { offsets, subscribedTopicIds: [], highWatermarks: [] };
+    return { offsets, subscribedTopicIds: [], highWatermarks: [], indexed: { messages: 0, bytes: 0 } };
   }
   if (row.state === "rolled_back") throw notOpen(row, "be committed");
   if (!request.byCheck && timedOut(row, now)) throw new TimedOut();
@@ -104,7 +109,9 @@ export async function commitIn(tx: Queryable, signer: ReceiptSigner, request: Co
     })
     .sort((a, b) => a.records[0].p - b.records[0].p);
   const indexed =
-    runs.length > 0 ? await indexPending(tx, tenantId, runs, now) : { offsets: [], subscribedTopicIds: [], highWatermarks: [] };
+    runs.length > 0
+      ? await indexPending(tx, tenantId, runs, now)
+      : { offsets: [], subscribedTopicIds: [], highWatermarks: [], indexed: { messages: 0, bytes: 0 } };
   await tx.execute(sql`
     WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1),
     counted AS (UPDATE open_transactions SET open = open - 1 WHERE tenant_id = ${tenantId} RETURNING 1)
@@ -154,7 +161,7 @@ interface Run {
   segment_id: string;
   byte_offset: number;
   byte_length: number;
-  records: { p: number; t: number; k?: string; d?: number }[];
+  records: { p: number; t: number; b: number; k?: string; d?: number }[];
 }
 
 interface PlannedRow {
@@ -355,7 +362,17 @@ async function indexPending(tx: Queryable, tenantId: string, runs: Run[], now: n
     .flatMap((run, r) => run.records.map((record, i) => ({ p: record.p, topic: run.topic, at: result[r][i] })))
     .filter((x) => x.at !== null)
     .sort((a, b) => a.p - b.p);
+  const indexed = { messages: 0, bytes: 0 };
+  runs.forEach((run, r) => {
+    run.records.forEach((record, i) => {
+      if (relative[r][i] !== null && result[r][i] !== null) {
+        indexed.messages++;
+        indexed.bytes += record.b;
+      }
+    });
+  });
   return {
+    indexed,
     offsets: ordered.map((x) => ({ topic: x.topic, partition: x.at!.partition, offset: x.at!.offset })),
     subscribedTopicIds: [...subscribed],
     highWatermarks: keys.flatMap(([topicId, partition, n]) => {

@@ -19,6 +19,7 @@ export interface PendingRun {
   idempotencyKeys: (string | undefined)[];
   deliverAt?: (number | undefined)[];
   positions: number[];
+  payloadBytes?: number[];
 }
 
 /** What of the flush the pending runs need: its segment, and when it must be done by. */
@@ -61,7 +62,11 @@ export async function appendPending(
   const records = runs.map((run) =>
     JSON.stringify(
       run.timestamps.map((t, i) => {
-        const record: { p: number; t: number; k?: string; d?: number } = { p: run.positions[i], t };
+        const record: { p: number; t: number; b: number; k?: string; d?: number } = {
+          p: run.positions[i],
+          t,
+          b: run.payloadBytes?.[i] ?? 0,
+        };
         if (run.idempotencyKeys[i] !== undefined) record.k = run.idempotencyKeys[i];
         if (run.deliverAt?.[i] !== undefined) record.d = run.deliverAt[i];
         return record;

@@ -200,7 +200,7 @@ describe("transactions against a model", () => {
       } else if (r < 0.7) {
         const tx = anyOpen!;
         const before = tx.state;
-        let got: { offsets: MTx["offsets"] } | string;
+        let got: { offsets: MTx["offsets"]; indexed: { messages: number; bytes: number } } | string;
         try {
           got = await commitTransaction(db, signer, { tenantId, id: tx.id, acks: [], now: model.now });
         } catch (error) {
@@ -212,8 +212,12 @@ describe("transactions against a model", () => {
           expect(got, where()).toBe("transaction_not_open");
           if (timedOut(tx)) rollBack(tx);
         } else {
+          const pendingBytes = tx.pending.reduce((n, m) => n + encoder.encode(m.value).length, 0);
           if (before === "open") assignOffsets(tx);
           expect(typeof got === "string" ? got : got.offsets, where()).toEqual(tx.offsets);
+          // What usage will count: the messages made visible and their bytes (none again on a repeat).
+          const counted = before === "open" ? { messages: tx.offsets!.length, bytes: pendingBytes } : { messages: 0, bytes: 0 };
+          expect(typeof got === "string" ? got : got.indexed, where()).toEqual(counted);
         }
       } else if (r < 0.78) {
         const tx = anyOpen!;
