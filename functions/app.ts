@@ -21,6 +21,7 @@ import { registerProblems } from "./routes/problems.ts";
 import { registerProduce } from "./routes/produce.ts";
 import { registerRead } from "./routes/read.ts";
 import { registerTopics } from "./routes/topics.ts";
+import { registerTransactions } from "./routes/transactions.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
@@ -122,6 +123,7 @@ export function createApp() {
   registerRead(app);
   registerGroups(app);
   registerSubscriptions(app);
+  registerTransactions(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

@@ -39,7 +39,10 @@ export const problemTypes: Record<ErrorCode, ProblemType> = {
   tenant_not_found: { status: 404, description: "No tenant has this id." },
   key_not_found: { status: 404, description: "The tenant has no API key with this id." },
   topic_not_found: { status: 404, description: "The tenant has no topic of this name (also when it was deleted while the request ran)." },
-  transaction_not_found: { status: 404, description: "No open transaction has this id." },
+  transaction_not_found: {
+    status: 404,
+    description: "The tenant has no transaction with this id (also one that ended more than 7 days ago, or another tenant's).",
+  },
   partition_not_found: { status: 404, description: "The topic has no partition of this number." },
   subscription_not_found: {
     status: 404,
@@ -47,9 +50,29 @@ export const problemTypes: Record<ErrorCode, ProblemType> = {
   },
   method_not_allowed: { status: 405, description: "The route exists but not with this method." },
   topic_conflict: { status: 409, description: "The topic exists with other settings; `existing` holds them." },
+  transaction_not_open: {
+    status: 409,
+    description:
+      "The transaction has ended: committed (rollback refused), rolled back or timed out (produce and commit refused); `state` says which. Begin a new one.",
+  },
+  receipt_expired: {
+    status: 409,
+    description:
+      "A commit carried an ack whose lease has ended (timed out, nacked or redelivered): nothing of the commit took effect and the transaction is still open. `failed` lists the receipts.",
+  },
+  receipt_unknown: {
+    status: 409,
+    description:
+      "A commit carried an ack that is not a receipt of this tenant's group of that name (forged, garbled, or of another group): nothing took effect and the transaction is still open. `failed` lists the receipts.",
+  },
   message_too_large: { status: 413, description: "A message's key, value and headers exceed 1 MiB; `index` names it." },
   too_many_messages: { status: 413, description: "More than 1,000 messages in one produce request." },
   body_too_large: { status: 413, description: "The body exceeds the limit (8 MiB for produce, 1 MiB elsewhere)." },
+  transaction_too_large: {
+    status: 413,
+    description:
+      "The produce would take the transaction past 10,000 messages or 64 MiB of stored record bytes; `limit` names which. Nothing of the request was added; commit what is there, or roll back.",
+  },
   too_many_receipts: { status: 413, description: "More receipts in one ack, nack or extend than allowed." },
   unsupported_media_type: {
     status: 415,
@@ -63,6 +86,10 @@ export const problemTypes: Record<ErrorCode, ProblemType> = {
   offset_out_of_range: { status: 416, description: "The offset is below the earliest retained one; `earliestOffset` says where to start." },
   expectation_failed: { status: 417, description: "The Expect header holds something other than 100-continue." },
   quota_exceeded: { status: 429, description: "The tenant exceeded a quota; retry after Retry-After." },
+  too_many_transactions: {
+    status: 429,
+    description: "The tenant has 1,000 open transactions already; commit or roll back some (or let them time out) first.",
+  },
   headers_too_large: { status: 431, description: "The request's header section is larger than the server accepts." },
   internal_error: {
     status: 500,

@@ -99,6 +99,9 @@ export const Produced = z
   .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
   .openapi("ProduceResponse");
 
+export const ProducedPending = z
+  .object({ pending: z.number().int().openapi({ description: "Messages of this request added to the transaction" }) })
+  .openapi("ProducePendingResponse");
 export const MessageOut = z
   .object({
     topic: z.string(),
@@ -211,7 +214,7 @@ export const Redriven = z.object({ redriven: z.number().int() }).openapi("Redriv
 export const SubscriptionParams = TopicParams.extend({
   name: Name.openapi({ param: { name: "name", in: "path", required: true }, example: "billing-hook" }),
 });
-const WebhookUrl = z
+export const WebhookUrl = z
   .string()
   .max(2048)
   .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), { message: "must be an absolute http:// or https:// URL" })
@@ -306,3 +309,56 @@ export const Deliveries = z
     ),
   })
   .openapi("Deliveries");
+
+// ------------------------------------------------------------ transactions
+
+export const TransactionParams = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(100)
+    .openapi({ param: { name: "id", in: "path", required: true }, example: "tx_0f9c2d6e7a6b4c1e9d3f5a7b8c9d0e1f" }),
+});
+export const BeginTransaction = z
+  .object({
+    timeoutSeconds: z.number().int().min(1).max(3600).optional().openapi({ description: "Default 60" }),
+    checkUrl: WebhookUrl.optional().openapi({
+      description:
+        "Checked back when the timeout passes (POST { transactionId }, signed with checkSecret); passes the webhook address guard",
+    }),
+    checkIntervalSeconds: z.number().int().min(1).max(3600).optional().openapi({ description: "Default 30" }),
+  })
+  .strict()
+  .openapi("BeginTransactionRequest");
+export const BegunTransaction = z
+  .object({
+    transactionId: z.string(),
+    expiresAt: z.number().int(),
+    checkSecret: z.string().optional().openapi({ description: "whsec_<base64>; only with a checkUrl, shown only here" }),
+  })
+  .openapi("BeginTransactionResponse");
+export const CommitTransaction = z
+  .object({
+    acks: z
+      .array(z.object({ topic: Name, group: Name, receipts: z.array(z.string()).min(1) }).strict())
+      .max(100)
+      .optional()
+      .openapi({
+        description: "Consumer-group acks applied in the same Postgres transaction as the messages (at most 1,000 receipts in all)",
+      }),
+  })
+  .strict()
+  .openapi("CommitTransactionRequest");
+export const CommittedTransaction = z
+  .object({
+    offsets: z.array(z.object({ topic: z.string(), partition: z.number().int(), offset: z.number().int() })),
+  })
+  .openapi("CommitTransactionResponse");
+export const TransactionView = z
+  .object({
+    transactionId: z.string(),
+    state: z.enum(["open", "committed", "rolled_back"]),
+    expiresAt: z.number().int(),
+    checks: z.number().int(),
+  })
+  .openapi("Transaction");

@@ -55,5 +55,20 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
       "CREATE INDEX \"webhook_deliveries_subscription_idx\" ON \"webhook_deliveries\" USING btree (\"subscription_id\",\"id\");",
       "CREATE INDEX \"webhook_deliveries_at_idx\" ON \"webhook_deliveries\" USING btree (\"at\");"
     ]
+  },
+  {
+    "tag": "0003_transactions",
+    "statements": [
+      "CREATE TABLE \"collectable_segments\" (\n\t\"segment_id\" text PRIMARY KEY NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"reason\" text NOT NULL,\n\t\"at\" bigint NOT NULL\n);",
+      "CREATE TABLE \"open_transactions\" (\n\t\"tenant_id\" text PRIMARY KEY NOT NULL,\n\t\"open\" integer NOT NULL\n);",
+      "CREATE TABLE \"transaction_runs\" (\n\t\"transaction_id\" text NOT NULL,\n\t\"segment_id\" text NOT NULL,\n\t\"byte_offset\" integer NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"topic_id\" bigint NOT NULL,\n\t\"partition\" integer NOT NULL,\n\t\"byte_length\" integer NOT NULL,\n\t\"first_position\" integer NOT NULL,\n\t\"records\" jsonb NOT NULL,\n\tCONSTRAINT \"transaction_runs_transaction_id_segment_id_byte_offset_pk\" PRIMARY KEY(\"transaction_id\",\"segment_id\",\"byte_offset\")\n);",
+      "CREATE TABLE \"transactions\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"state\" text NOT NULL,\n\t\"created_at\" bigint NOT NULL,\n\t\"expires_at\" bigint NOT NULL,\n\t\"check_url\" text,\n\t\"check_secret\" text,\n\t\"check_interval_ms\" integer NOT NULL,\n\t\"checks\" integer DEFAULT 0 NOT NULL,\n\t\"unknowns\" integer DEFAULT 0 NOT NULL,\n\t\"next_check_at\" bigint NOT NULL,\n\t\"claimed_until\" bigint DEFAULT 0 NOT NULL,\n\t\"messages\" integer DEFAULT 0 NOT NULL,\n\t\"bytes\" bigint DEFAULT 0 NOT NULL,\n\t\"offsets\" jsonb,\n\t\"ended_at\" bigint,\n\t\"end_reason\" text\n);",
+      "ALTER TABLE \"transaction_runs\" ADD CONSTRAINT \"transaction_runs_transaction_id_transactions_id_fk\" FOREIGN KEY (\"transaction_id\") REFERENCES \"public\".\"transactions\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"transaction_runs\" ADD CONSTRAINT \"transaction_runs_segment_id_segments_id_fk\" FOREIGN KEY (\"segment_id\") REFERENCES \"public\".\"segments\"(\"id\") ON DELETE no action ON UPDATE no action;",
+      "ALTER TABLE \"transaction_runs\" ADD CONSTRAINT \"transaction_runs_topic_id_topics_id_fk\" FOREIGN KEY (\"topic_id\") REFERENCES \"public\".\"topics\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE INDEX \"transaction_runs_segment_idx\" ON \"transaction_runs\" USING btree (\"segment_id\");",
+      "CREATE INDEX \"transactions_tenant_state_idx\" ON \"transactions\" USING btree (\"tenant_id\",\"state\");",
+      "CREATE INDEX \"transactions_due_idx\" ON \"transactions\" USING btree (\"state\",\"next_check_at\");"
+    ]
   }
 ];

@@ -11,7 +11,7 @@ import type { WebhookOutcome, WebhookTransport } from "./transport.ts";
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 
 export function fetchTransport(guard: AddressGuard, fetchFn: typeof fetch = fetch): WebhookTransport {
-  return async ({ url, headers, body, timeoutMs }) => {
+  return async ({ url, headers, body, timeoutMs, keepBody }) => {
     try {
       await guard.check(url);
       const response = await fetchFn(url, {
@@ -21,8 +21,13 @@ export function fetchTransport(guard: AddressGuard, fetchFn: typeof fetch = fetc
         redirect: "manual",
         signal: AbortSignal.timeout(timeoutMs),
       });
-      await discard(response.body);
-      return { kind: "response", status: response.status, retryAfter: response.headers.get("retry-after") };
+      const kept = await discard(response.body, keepBody === true);
+      return {
+        kind: "response",
+        status: response.status,
+        retryAfter: response.headers.get("retry-after"),
+        ...(kept !== undefined && { body: kept }),
+      };
     } catch (error) {
       return failure(error, timeoutMs);
     }
@@ -30,20 +35,24 @@ export function fetchTransport(guard: AddressGuard, fetchFn: typeof fetch = fetc
 }
 
 /** A body that fails or times out after the status arrived changes nothing: the status is the answer. */
-async function discard(body: ReadableStream<Uint8Array> | null): Promise<void> {
-  if (!body) return;
+async function discard(body: ReadableStream<Uint8Array> | null, keep: boolean): Promise<string | undefined> {
+  if (!body) return keep ? "" : undefined;
   const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let kept = "";
   let read = 0;
   try {
     while (read <= MAX_RESPONSE_BYTES) {
       const { done, value } = await reader.read();
-      if (done) return;
+      if (done) return keep ? kept + decoder.decode() : undefined;
       read += value.byteLength;
+      if (keep && read <= MAX_RESPONSE_BYTES) kept += decoder.decode(value, { stream: true });
     }
   } catch {
-    return;
+    return keep ? kept : undefined;
   }
   await reader.cancel().catch(() => undefined);
+  return keep ? kept : undefined;
 }
 
 const messages: Record<string, string> = {

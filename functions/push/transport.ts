@@ -8,11 +8,13 @@ export interface WebhookRequest {
   headers: Record<string, string>;
   body: string;
   timeoutMs: number;
+  /** Keep the first MAX_RESPONSE_BYTES of the response body (a check-back reads its answer). */
+  keepBody?: boolean;
 }
 
 export type WebhookOutcome =
   /** The endpoint answered (any status; redirects are answers, never followed). */
-  | { kind: "response"; status: number; retryAfter: string | null }
+  | { kind: "response"; status: number; retryAfter: string | null; body?: string }
   /** No answer: timeout, connection refused or reset, TLS failure, or an address the guard refused. */
   | { kind: "error"; error: string };
 

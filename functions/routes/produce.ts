@@ -7,16 +7,17 @@ import { ReservoirError } from "../../storage/errors.ts";
 import { requireScope } from "../auth.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
+import { findTransaction, notFound, notOpen } from "../../storage/transactions/transactions.ts";
 import { bodyFormat, parseProduceBody, readBody } from "../produce/parse.ts";
 import type { AppEnv } from "../runtime.ts";
-import { errorResponses, limits, problemContent, Produced, ProduceBody, MessageIn, TopicParams } from "../schemas.ts";
+import { errorResponses, limits, problemContent, Produced, ProducedPending, ProduceBody, MessageIn, TopicParams } from "../schemas.ts";
 
 const produceRoute = createRoute({
   method: "post",
   path: "/v1/topics/{topic}/messages",
   summary: "Produce messages (JSON, or ndjson with one message object per line)",
   description:
-    "Offsets come back in request order. A repeated idempotencyKey on the same topic within 24 h returns the original offsets and stores nothing. Limits: 1 MiB per message (key + value + headers), 1,000 messages and 8 MiB per request.",
+    "Offsets come back in request order. A repeated idempotencyKey on the same topic within 24 h returns the original offsets and stores nothing. Limits: 1 MiB per message (key + value + headers), 1,000 messages and 8 MiB per request. With transactionId (JSON body only; ndjson has no place for it), 202 and the messages stay pending until the transaction commits; their idempotency keys are claimed at the commit.",
   security: [{ apiKey: [] }],
   request: {
     params: TopicParams,
@@ -30,7 +31,15 @@ const produceRoute = createRoute({
   },
   responses: {
     200: { description: "Committed", content: { "application/json": { schema: Produced } } },
-    413: { description: "A size or count limit was exceeded", content: problemContent },
+    202: {
+      description: "With transactionId: stored, pending until the transaction commits (no offsets, nothing visible)",
+      content: { "application/json": { schema: ProducedPending } },
+    },
+    409: { description: "transaction_not_open: the transaction is committed, rolled back or timed out", content: problemContent },
+    413: {
+      description: "A size or count limit was exceeded (transaction_too_large: the transaction's 10,000 messages or 64 MiB)",
+      content: problemContent,
+    },
     415: { description: "Not JSON or ndjson", content: problemContent },
     ...errorResponses,
     503: {
@@ -57,10 +66,21 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     if (body.transactionId !== undefined) refuseUnstorableText(body.transactionId, "transactionId");
     const tenantId = c.get("principal").tenantId;
     const topic = await c.env.topics.get(c.env.db, tenantId, name);
-    if (body.transactionId !== undefined) {
-      throw new ReservoirError("transaction_not_found", `transaction '${body.transactionId}' does not exist`);
-    }
     const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
+    if (body.transactionId !== undefined) {
+      // Refused early when it is plainly not open; the flush's commit decides under the row lock.
+      const transaction = await findTransaction(c.env.db, tenantId, body.transactionId);
+      if (!transaction) throw notFound(body.transactionId);
+      if (transaction.state !== "open") throw notOpen(transaction, "take messages");
+      if (transaction.expiresAt <= c.env.clock.now()) {
+        throw new ReservoirError("transaction_not_open", `transaction '${transaction.id}' has timed out: it cannot take messages`, {
+          state: "open",
+        });
+      }
+      for (const entry of entries) entry.transactionId = transaction.id;
+      await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
+      return c.json({ pending: entries.length }, 202);
+    }
     const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
     c.env.push.committed([topic.id]);
     return c.json({ offsets }, 200);

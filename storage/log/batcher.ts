@@ -3,7 +3,7 @@
  * their topics and partitions, are coalesced into one segment per flush: one PUT, then one
  * Postgres transaction. Each request waits for its own flush and gets its own offsets.
  */
-import { decodeBatches, SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
+import { decodeBatches, SegmentWriter, utf8Length, type SegmentRecord } from "../segment/codec.ts";
 import { rangeKey, type BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
@@ -43,6 +43,8 @@ export interface ProduceEntry {
   deliverAt?: number;
   /** Encoded size, counted against maxBytes. */
   bytes: number;
+  /** Produced into this open transaction: stored, but pending (no offset) until it commits. */
+  transactionId?: string;
 }
 
 /** The database and object store a flush runs on: those of the request that triggers it. */
@@ -217,7 +219,10 @@ export class Batcher {
       const result = committed.offsets;
       for (const [w, waiter] of batch.waiters.entries()) {
         const offsets = placement[w].map(([r, i]) => result[r][i]);
-        if (offsets.some((o) => o === null)) {
+        const refused = waiter.entries[0]?.transactionId && committed.refusedTransactions?.get(waiter.entries[0].transactionId);
+        if (refused) {
+          waiter.reject(refused);
+        } else if (offsets.some((o) => o === null)) {
           waiter.reject(new ReservoirError("topic_not_found", "the topic was deleted while the request was in flight"));
         } else {
           waiter.resolve(offsets as AssignedOffset[]);
@@ -251,9 +256,10 @@ export class Batcher {
 
   private notify(tenantId: string, runs: CommitRun[], result: (AssignedOffset | null)[][], subscribedTopicIds: number[]): void {
     if (this.listeners.size === 0) return;
-    const highWatermarks = runs.map((run, r) => {
+    const highWatermarks = runs.flatMap((run, r) => {
+      if (run.transactionId !== undefined) return []; // pending: no offsets, no high watermark moved
       const last = result[r].reduce((max, o) => (o && o.offset > max ? o.offset : max), -1);
-      return { topicId: run.topicId, partition: run.partition, next: last + 1 };
+      return [{ topicId: run.topicId, partition: run.partition, next: last + 1 }];
     });
     for (const listener of this.listeners) listener({ tenantId, highWatermarks, subscribedTopicIds });
   }
@@ -261,19 +267,33 @@ export class Batcher {
 
 /** Groups the batch's records by (topic, partition) into one segment; remembers where each went. */
 function encode(batch: Batch) {
-  const groups = new Map<string, { topicId: number; partition: number; entries: ProduceEntry[] }>();
+  const groups = new Map<
+    string,
+    { topicId: number; partition: number; transactionId?: string; entries: ProduceEntry[]; positions: number[] }
+  >();
+  /** Per transaction: records of it placed so far in this flush (their production order). */
+  const produced = new Map<string, number>();
   const placement: [number, number][][] = [];
   const order: string[] = [];
   const positions: [string, number][][] = batch.waiters.map((waiter) =>
     waiter.entries.map((entry) => {
-      const k = `${entry.topicId}:${entry.partition}`;
+      // A transaction's records get runs of their own: they are pending, the others are not.
+      const k =
+        entry.transactionId === undefined
+          ? `${entry.topicId}:${entry.partition}`
+          : `${entry.topicId}:${entry.partition}:${entry.transactionId}`;
       let group = groups.get(k);
       if (!group) {
-        group = { topicId: entry.topicId, partition: entry.partition, entries: [] };
+        group = { topicId: entry.topicId, partition: entry.partition, transactionId: entry.transactionId, entries: [], positions: [] };
         groups.set(k, group);
         order.push(k);
       }
       group.entries.push(entry);
+      if (entry.transactionId !== undefined) {
+        const at = produced.get(entry.transactionId) ?? 0;
+        produced.set(entry.transactionId, at + 1);
+        group.positions.push(at);
+      }
       return [k, group.entries.length - 1];
     }),
   );
@@ -295,8 +315,20 @@ function encode(batch: Batch) {
       timestamps: group.entries.map((e) => e.record.timestamp),
       idempotencyKeys: group.entries.map((e) => e.idempotencyKey),
       deliverAt: group.entries.map((e) => e.deliverAt),
+      ...(group.transactionId !== undefined && {
+        transactionId: group.transactionId,
+        positions: group.positions,
+        payloadBytes: group.entries.map((e) => payloadBytes(e.record)),
+      }),
     };
   });
   for (const pos of positions) placement.push(pos.map(([k, i]) => [runIndex.get(k)!, i]));
   return { segment: writer.finish(), runs, placement };
+}
+
+/** A message's key, value and header bytes (what usage counts as bytesIn; kept with pending runs). */
+function payloadBytes(record: SegmentRecord): number {
+  let bytes = record.value.byteLength + (record.key === undefined ? 0 : utf8Length(record.key));
+  for (const name in record.headers ?? {}) bytes += utf8Length(name) + utf8Length(record.headers![name]);
+  return bytes;
 }

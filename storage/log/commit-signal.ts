@@ -33,7 +33,8 @@ export class CommitSignal {
     return this.wait(topicId, -1, ms);
   }
 
-  private wake(flush: CommittedFlush): void {
+  /** Wakes the readers of the flush's partitions (also called for a transaction's commit). */
+  wake(flush: Pick<CommittedFlush, "highWatermarks">): void {
     for (const hw of flush.highWatermarks) {
       for (const k of [`${hw.topicId}:${hw.partition}`, `${hw.topicId}:-1`]) {
         const set = this.waiting.get(k);

@@ -7,6 +7,8 @@ import { sql } from "drizzle-orm";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
 import { sqlArray } from "../metadata/sql-array.ts";
+import type { ReservoirError } from "../errors.ts";
+import { appendPending } from "../transactions/pending.ts";
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -21,6 +23,12 @@ export interface CommitRun {
   idempotencyKeys: (string | undefined)[];
   /** Per record; set for delayed messages, which get index rows of their own. */
   deliverAt?: (number | undefined)[];
+  /** Produced into this transaction: recorded as pending, no offsets (storage/transactions/). */
+  transactionId?: string;
+  /** With transactionId: per record, its place in the transaction's part of this flush. */
+  positions?: number[];
+  /** With transactionId: per record, its key, value and header bytes (counted when it commits). */
+  payloadBytes?: number[];
 }
 
 export interface SegmentCommit {
@@ -47,6 +55,8 @@ export interface Committed {
   offsets: CommitResult;
   /** Topics of the flush with active webhook subscriptions (their dispatchers were notified). */
   subscribedTopicIds: number[];
+  /** Transactions of the flush that took none of their runs, and why (their requests fail so). */
+  refusedTransactions?: Map<string, ReservoirError>;
 }
 
 export class CommitDeadlineError extends Error {
@@ -61,28 +71,67 @@ export class CommitDeadlineError extends Error {
  * trip to this process. With keys, the claims come first in the same transaction.
  */
 export async function commitSegment(db: Database, commit: SegmentCommit): Promise<Committed> {
+  if (commit.runs.some((run) => run.transactionId !== undefined)) {
+    // Only transactional runs: their one statement is the flush's transaction.
+    if (commit.runs.every((run) => run.transactionId !== undefined)) return commitWithTransactions(db, commit);
+    return db.transaction((tx) => commitWithTransactions(tx, commit));
+  }
   const hasKeys = commit.runs.some((run) => run.idempotencyKeys.some((k) => k !== undefined));
   if (!hasKeys) return indexSurvivors(db, commit, noClaims());
   return db.transaction(async (tx) => {
-    const claims = await claimIdempotencyKeys(tx, commit);
-    const committed = await indexSurvivors(tx, commit, claims);
-    const result = committed.offsets;
-    for (const [at, original] of claims.previous) {
-      const [r, i] = at.split(":").map(Number);
-      result[r][i] = original;
-    }
-    for (const [at, first] of claims.alias) {
-      const [r, i] = at.split(":").map(Number);
-      const [fr, fi] = first.split(":").map(Number);
-      result[r][i] = result[fr][fi] ?? claims.previous.get(first) ?? null;
-    }
-    const recorded = [...claims.fresh].flatMap((at) => {
-      const [r, i] = at.split(":").map(Number);
-      const assigned = result[r][i];
-      return assigned ? [{ topicId: commit.runs[r].topicId, key: commit.runs[r].idempotencyKeys[i]!, ...assigned }] : [];
-    });
-    if (recorded.length > 0) {
-      await tx.execute(sql`
+    const committed = await commitClaimingKeys(tx, commit);
+    if (commit.clock() > commit.deadline) throw new CommitDeadlineError();
+    return committed;
+  });
+}
+
+/**
+ * A flush holding runs of transactions: the plain runs commit as usual, the transactional ones
+ * become pending rows (storage/transactions/pending.ts), in the caller's transaction. A
+ * transactional record's result is a placeholder (offset -1): it has no offset until its
+ * transaction commits.
+ */
+async function commitWithTransactions(tx: Queryable, commit: SegmentCommit): Promise<Committed> {
+  const plainAt: number[] = [];
+  const pendingAt: number[] = [];
+  commit.runs.forEach((run, r) => {
+    (run.transactionId === undefined ? plainAt : pendingAt).push(r);
+  });
+  const plain = plainAt.length > 0 ? await commitClaimingKeys(tx, { ...commit, runs: plainAt.map((r) => commit.runs[r]) }) : null;
+  const pendingRuns = pendingAt.map((r) => {
+    const run = commit.runs[r];
+    return { ...run, transactionId: run.transactionId!, positions: run.positions ?? run.timestamps.map((_, i) => i) };
+  });
+  const pending = await appendPending(tx, commit, pendingRuns);
+  if (pending.late || commit.clock() > commit.deadline) throw new CommitDeadlineError();
+  const offsets: CommitResult = commit.runs.map((run) => run.timestamps.map(() => ({ partition: run.partition, offset: -1 })));
+  plainAt.forEach((r, i) => {
+    offsets[r] = plain!.offsets[i];
+  });
+  return { offsets, subscribedTopicIds: plain?.subscribedTopicIds ?? [], refusedTransactions: pending.refused };
+}
+
+/** Claims the idempotency keys of the runs, then indexes what survives, in the caller's transaction. */
+async function commitClaimingKeys(tx: Queryable, commit: SegmentCommit): Promise<Committed> {
+  const claims = await claimIdempotencyKeys(tx, commit);
+  const committed = await indexSurvivors(tx, commit, claims);
+  const result = committed.offsets;
+  for (const [at, original] of claims.previous) {
+    const [r, i] = at.split(":").map(Number);
+    result[r][i] = original;
+  }
+  for (const [at, first] of claims.alias) {
+    const [r, i] = at.split(":").map(Number);
+    const [fr, fi] = first.split(":").map(Number);
+    result[r][i] = result[fr][fi] ?? claims.previous.get(first) ?? null;
+  }
+  const recorded = [...claims.fresh].flatMap((at) => {
+    const [r, i] = at.split(":").map(Number);
+    const assigned = result[r][i];
+    return assigned ? [{ topicId: commit.runs[r].topicId, key: commit.runs[r].idempotencyKeys[i]!, ...assigned }] : [];
+  });
+  if (recorded.length > 0) {
+    await tx.execute(sql`
         UPDATE idempotency_keys AS k SET partition = v.p, "offset" = v.o
         FROM unnest(${sqlArray(
           recorded.map((x) => x.topicId),
@@ -99,10 +148,8 @@ export async function commitSegment(db: Database, commit: SegmentCommit): Promis
                       "bigint",
                     )}) AS v(t, k, p, o)
         WHERE k.topic_id = v.t AND k.key = v.k`);
-    }
-    if (commit.clock() > commit.deadline) throw new CommitDeadlineError();
-    return committed;
-  });
+  }
+  return committed;
 }
 
 interface PlannedRow {
@@ -251,7 +298,7 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
 
 const noClaims = (): Claims => ({ fresh: new Set(), previous: new Map(), alias: new Map() });
 
-interface Claims {
+export interface Claims {
   /** "run:record" of first occurrences this commit claimed. */
   fresh: Set<string>;
   /** "run:record" → offsets of an earlier commit with the same key. */
@@ -267,7 +314,7 @@ interface Claims {
  * the topic then waits for this commit, or has already removed the row and the topic's
  * records find no partition (null: topic_not_found) — never a foreign-key violation.
  */
-async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promise<Claims> {
+export async function claimIdempotencyKeys(tx: Queryable, commit: SegmentCommit): Promise<Claims> {
   const claims: Claims = { fresh: new Set(), previous: new Map(), alias: new Map() };
   /** "topicId:key" (unambiguous: a topic id holds no ':') → its first occurrence. */
   const first = new Map<string, { topicId: number; key: string; at: string }>();

@@ -255,3 +255,87 @@ export const webhookDeliveries = pgTable(
   },
   (t) => [index("webhook_deliveries_subscription_idx").on(t.subscriptionId, t.id), index("webhook_deliveries_at_idx").on(t.at)],
 );
+
+/**
+ * A transaction (API.md "Transactions"): messages produced into it wait in transaction_runs,
+ * holding no offsets, until a commit indexes them all at once or a rollback drops them.
+ * Times are ms. `next_check_at` is when the sweep next acts on it (at first its expiry);
+ * `claimed_until` is the lease of the instance checking it back, so that two never check one
+ * transaction at the same moment. Ended transactions are kept a week (commit answers again).
+ */
+export const transactions = pgTable(
+  "transactions",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    state: text("state").$type<"open" | "committed" | "rolled_back">().notNull(),
+    createdAt: bigint("created_at", { mode: "number" }).notNull(),
+    expiresAt: bigint("expires_at", { mode: "number" }).notNull(),
+    checkUrl: text("check_url"),
+    checkSecret: text("check_secret"),
+    checkIntervalMs: integer("check_interval_ms").notNull(),
+    checks: integer("checks").notNull().default(0),
+    unknowns: integer("unknowns").notNull().default(0),
+    nextCheckAt: bigint("next_check_at", { mode: "number" }).notNull(),
+    claimedUntil: bigint("claimed_until", { mode: "number" }).notNull().default(0),
+    /** Messages and record bytes accepted so far (the per-transaction limits count these). */
+    messages: integer("messages").notNull().default(0),
+    bytes: bigint("bytes", { mode: "number" }).notNull().default(0),
+    /** The commit's answer, in production order, so that committing again answers the same. */
+    offsets: jsonb("offsets").$type<{ topic: string; partition: number; offset: number }[]>(),
+    endedAt: bigint("ended_at", { mode: "number" }),
+    /** commit, rollback, timeout, check_commit, check_rollback, check_unknowns. */
+    endReason: text("end_reason"),
+  },
+  (t) => [index("transactions_tenant_state_idx").on(t.tenantId, t.state), index("transactions_due_idx").on(t.state, t.nextCheckAt)],
+);
+
+/**
+ * Open transactions per tenant, kept by begin (+1, refused at the limit in the same statement)
+ * and by the end of a transaction (−1): an exact limit without locking the tenant for a count.
+ */
+export const openTransactions = pgTable("open_transactions", {
+  tenantId: text("tenant_id").primaryKey(),
+  open: integer("open").notNull(),
+});
+
+/**
+ * A pending run: records of one (topic, partition) that a flush wrote to a segment for an open
+ * transaction. `records` holds, per record in the batch: its position in the transaction's
+ * production order (first_position + p), timestamp (t), key + value + header bytes (b, what usage
+ * counts at the commit), idempotency key (k) and due time (d).
+ */
+export const transactionRuns = pgTable(
+  "transaction_runs",
+  {
+    transactionId: text("transaction_id")
+      .notNull()
+      .references(() => transactions.id, { onDelete: "cascade" }),
+    segmentId: text("segment_id")
+      .notNull()
+      .references(() => segments.id),
+    byteOffset: integer("byte_offset").notNull(),
+    tenantId: text("tenant_id").notNull(),
+    topicId: bigint("topic_id", { mode: "number" })
+      .notNull()
+      .references(() => topics.id, { onDelete: "cascade" }),
+    partition: integer("partition").notNull(),
+    byteLength: integer("byte_length").notNull(),
+    /** The transaction's message count before this run's flush: records' `p` count from it. */
+    firstPosition: integer("first_position").notNull(),
+    records: jsonb("records").$type<{ p: number; t: number; b: number; k?: string; d?: number }[]>().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.transactionId, t.segmentId, t.byteOffset] }), index("transaction_runs_segment_idx").on(t.segmentId)],
+);
+
+/**
+ * The hook for storage lifecycle: segments that a rolled-back transaction's runs were the last
+ * reference of (no index row and no pending run named them when it ended). The collector may
+ * delete such an object after the grace period once it finds it still unreferenced, then this row.
+ */
+export const collectableSegments = pgTable("collectable_segments", {
+  segmentId: text("segment_id").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  reason: text("reason").notNull(),
+  at: bigint("at", { mode: "number" }).notNull(),
+});

@@ -24,6 +24,7 @@ import { createAddressGuard } from "../../push/address-guard.ts";
 import { startBackgroundDispatch } from "../../push/background.ts";
 import { Dispatcher } from "../../push/dispatcher.ts";
 import { nodeResolver } from "./resolve.ts";
+import { startTransactionSweep } from "../../transactions/background.ts";
 import { nodeTransport } from "./webhook-transport.ts";
 import { openDatabase } from "./database.ts";
 import { answerParserErrors, requestError } from "./parser-errors.ts";
@@ -90,6 +91,11 @@ export async function main(env = process.env): Promise<void> {
     intervalMs: config.dispatchIntervalMs,
     listen: database.listen,
   });
+  // Transactions past their timeout: rolled back, or checked back (functions/transactions/).
+  const transactionSweep = startTransactionSweep(
+    { db: database.db, receipts, transport, now: () => Date.now(), committed: (topicIds) => dispatch.push.wake(topicIds) },
+    { intervalMs: config.dispatchIntervalMs },
+  );
   const runtime: Runtime = {
     ...shared,
     db: database.db,
@@ -128,8 +134,7 @@ export async function main(env = process.env): Promise<void> {
   const shutdown = () => {
     server.close();
     // Deliveries in flight get to finish and be settled (bounded by their timeouts).
-    void dispatch
-      .stop()
+    void Promise.all([dispatch.stop(), transactionSweep.stop()])
       .then(() => transport.close())
       .finally(() => database.close().finally(() => process.exit(0)));
   };

@@ -38,7 +38,7 @@ export function nodeTransport(guard: AddressGuard): WebhookTransport & { close()
     connect: { lookup: guardedLookup(guard) },
   });
 
-  const transport: WebhookTransport = async ({ url, headers, body, timeoutMs }) => {
+  const transport: WebhookTransport = async ({ url, headers, body, timeoutMs, keepBody }) => {
     try {
       const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
       // Literal addresses never reach the lookup; the scheme is not the lookup's business.
@@ -52,12 +52,13 @@ export function nodeTransport(guard: AddressGuard): WebhookTransport & { close()
         bodyTimeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),
       });
-      await discard(response.body);
+      const kept = await discard(response.body, keepBody === true);
       const retryAfter = response.headers["retry-after"];
       return {
         kind: "response",
         status: response.statusCode,
         retryAfter: (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null,
+        ...(kept !== undefined && { body: kept }),
       };
     } catch (error) {
       return failure(error, timeoutMs);
@@ -67,16 +68,19 @@ export function nodeTransport(guard: AddressGuard): WebhookTransport & { close()
   return Object.assign(transport, { close: () => agent.close() });
 }
 
-/** Once the status is in, a body that fails or times out changes nothing. */
-async function discard(body: AsyncIterable<Buffer> & { destroy(): unknown }): Promise<void> {
+/** Once the status is in, a body that fails or times out changes nothing (kept: what arrived, if asked). */
+async function discard(body: AsyncIterable<Buffer> & { destroy(): unknown }, keep: boolean): Promise<string | undefined> {
   let read = 0;
+  const chunks: Buffer[] = [];
   try {
     for await (const chunk of body) {
       read += chunk.length;
+      if (keep && read <= MAX_RESPONSE_BYTES) chunks.push(chunk);
       // Leaving the loop destroys the stream, which closes the connection instead of draining it.
       if (read > MAX_RESPONSE_BYTES) break;
     }
   } catch {
     body.destroy();
   }
+  return keep ? Buffer.concat(chunks).toString("utf8") : undefined;
 }

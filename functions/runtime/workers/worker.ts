@@ -54,11 +54,12 @@
  *    attempt that never settles (its request was torn down) is replaced after
  *    PREPARATION_STALE_MS.
  *
- * 4. Webhooks (docs/webhooks.md): a produce whose flush reported subscribed topics starts
+ * 4. Webhooks (docs/webhooks.md) and transactions: a produce whose flush reported subscribed topics starts
  *    delivery with ctx.waitUntil on a client of its own, for at most WAIT_UNTIL_DISPATCH_MS; a
  *    pump already running in the isolate is joined (awaited with a timer of the caller's own,
  *    as in point 2) and then run again in the caller's event. The Cron Trigger (`scheduled`)
- *    sweeps retries and backlog for RESERVOIR_SWEEP_SECONDS. Workerd offers no LISTEN.
+ *    sweeps retries and backlog for RESERVOIR_SWEEP_SECONDS, and each of its passes also rolls
+ *    back or checks back the transactions past their timeout. Workerd offers no LISTEN.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { describeError } from "../../../storage/errors.ts";
@@ -82,6 +83,8 @@ import { createAddressGuard, type AddressGuard } from "../../push/address-guard.
 import { Dispatcher } from "../../push/dispatcher.ts";
 import { dohResolver } from "../../push/resolve-doh.ts";
 import { fetchTransport } from "../../push/transport-fetch.ts";
+import type { WebhookTransport } from "../../push/transport.ts";
+import { sweepTransactions } from "../../transactions/check-back.ts";
 import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
 
 /** A Hyperdrive binding (only the part used here). */
@@ -133,6 +136,8 @@ interface Instance extends SharedState {
   store: ObjectStore;
   guard: AddressGuard;
   dispatcher: Dispatcher;
+  /** The webhook transport, also used by transaction check-backs. */
+  transport: WebhookTransport;
   sweepMs: number;
   requestTimeoutMs?: number;
   /** The request whose code runs now (nodejs_compat's AsyncLocalStorage), for the deadline's log. */
@@ -200,6 +205,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     ),
     guard: guard!,
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
+    transport: fetchTransport(guard!),
     sweepMs: config.sweepSeconds * 1000,
     requestTimeoutMs: config.requestTimeoutMs,
     scope,
@@ -329,10 +335,14 @@ async function sweep(instance: Instance): Promise<void> {
   const deadline = Date.now() + instance.sweepMs;
   const { db, done } = openDatabase(instance.databaseUrl);
   try {
-    await prepared(db);
+    const ready = await prepared(db);
     await pruneAttempts(db, Date.now());
     do {
       const started = Date.now();
+      // Transactions past their timeout: rolled back, or checked back (functions/transactions/).
+      await sweepTransactions({ db, receipts: ready.receipts, transport: instance.transport, now: () => Date.now() }).catch((error) =>
+        console.error(`reservoir: the transaction sweep failed: ${describeError(error)}`),
+      );
       await instance.dispatcher.run({ db, store: instance.store, cache: instance.cache }, { until: deadline, join: true });
       const pause = SWEEP_INTERVAL_MS - (Date.now() - started);
       if (pause > 0 && Date.now() + pause < deadline) await new Promise((r) => setTimeout(r, pause));
