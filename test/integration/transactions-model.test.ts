@@ -42,6 +42,7 @@ import { commitTransaction } from "../../storage/transactions/commit.ts";
 import { beginTransaction, findTransaction, rollbackTransaction } from "../../storage/transactions/transactions.ts";
 import { claimDueChecks, expireUnchecked, recordCheck, type CheckAnswer } from "../../storage/transactions/sweep.ts";
 import { MemoryObjectStore } from "../support/memory-store.ts";
+import { postgresJsTypes } from "../../storage/metadata/pg-types.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
 import { prng } from "../support/prng.ts";
 
@@ -87,7 +88,7 @@ describe("transactions against a model", () => {
   beforeAll(async () => {
     database = await freshDatabase();
     const urlMax = new URL(database.url).searchParams.get("max");
-    client = postgres(database.url, { max: urlMax ? Number(urlMax) : 4, onnotice: () => {} });
+    client = postgres(database.url, { max: urlMax ? Number(urlMax) : 4, types: postgresJsTypes, onnotice: () => {} });
     db = drizzle(client) as unknown as Database;
     await migrate(db);
   });
