@@ -136,14 +136,19 @@ export function createApp() {
     description: "The operator token (RESERVOIR_ADMIN_TOKEN)",
   });
   documentProblems(app.openAPIRegistry);
-  app.doc31("/openapi.json", {
+  // The document names the origin it was fetched from as its server, so a generated client
+  // works against whichever deployment (or local server) served it.
+  app.doc31("/openapi.json", (c) => ({
     openapi: "3.1.0",
     info: {
       title: "Reservoir",
       version: "1",
       description: "A serverless message queue and event log. Errors are application/problem+json with a stable `code`.",
+      // No license has been chosen for the project yet: the document says so rather than guess one.
+      license: { name: "Proprietary: no license granted yet", identifier: "LicenseRef-Proprietary" },
     },
-  });
+    servers: [{ url: new URL(c.req.url).origin, description: "The server that answered this document" }],
+  }));
   return app;
 }
 

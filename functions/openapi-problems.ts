@@ -19,6 +19,7 @@ const summaries: Record<number, string> = {
   404: "Not found (also another tenant's resource, or one deleted while the request ran)",
   413: "The body exceeds its limit",
   415: "The body is not application/json",
+  431: "The request's headers are too large (the HTTP layer refuses it before any route runs)",
   500: "A bug in Reservoir (logged)",
   503: "The database or the object store failed; nothing was acknowledged; retry after Retry-After",
 };
@@ -51,6 +52,9 @@ export function documentProblems(registry: OpenAPIHono["openAPIRegistry"]): void
       statuses.add(413);
       statuses.add(415);
     }
+    // Any route may meet the HTTP layer's own refusals; say so where nothing else is a 4xx (a
+    // client generator and the linter want every operation to name one).
+    if (![...statuses].some((s) => s >= 400 && s < 500) && !Object.keys(route.responses).some((s) => s.startsWith("4"))) statuses.add(431);
     for (const status of [...statuses].sort()) route.responses[status] ??= response(status);
   }
 }

@@ -11,6 +11,7 @@ const TenantParams = z.object({ id: z.string().openapi({ param: { name: "id", in
 const createTenantRoute = createRoute({
   method: "post",
   path: "/v1/admin/tenants",
+  operationId: "createTenant",
   summary: "Create a tenant and its first API key (all scopes)",
   security,
   request: { body: { content: { "application/json": { schema: CreateTenant } }, required: true } },
@@ -20,6 +21,7 @@ const createTenantRoute = createRoute({
 const createKeyRoute = createRoute({
   method: "post",
   path: "/v1/admin/tenants/{id}/keys",
+  operationId: "createApiKey",
   summary: "Create another API key for a tenant (default: all scopes)",
   security,
   request: { params: TenantParams, body: { content: { "application/json": { schema: CreateKey } }, required: false } },
@@ -29,6 +31,7 @@ const createKeyRoute = createRoute({
 const deleteKeyRoute = createRoute({
   method: "delete",
   path: "/v1/admin/tenants/{id}/keys/{keyId}",
+  operationId: "revokeApiKey",
   summary: "Revoke an API key at once",
   security,
   request: { params: TenantParams.extend({ keyId: z.string().openapi({ param: { name: "keyId", in: "path" } }) }) },
@@ -45,6 +48,7 @@ const Histogram = z.object({
 const metricsRoute = createRoute({
   method: "get",
   path: "/v1/admin/metrics",
+  operationId: "getInstanceMetrics",
   summary:
     "This instance's counters: produce (flushes, PUTs, commits, messages, bytes), webhooks (attempts, claims, settles), object store requests, db statements",
   description:

@@ -43,6 +43,7 @@ const DEFAULT_VISIBILITY_S = 30;
 const putGroup = createRoute({
   method: "put",
   path: base,
+  operationId: "putGroup",
   summary: "Create a consumer group (201) or update its settings (200)",
   description: "Positions are set at creation by startAt and never moved by an update; use seek for that.",
   security,
@@ -58,6 +59,7 @@ const putGroup = createRoute({
 const getGroup = createRoute({
   method: "get",
   path: base,
+  operationId: "getGroup",
   summary: "Positions, lag and messages in flight per partition, and the dead-letter count",
   security,
   middleware: [requireScope("consume")] as const,
@@ -68,6 +70,7 @@ const getGroup = createRoute({
 const receiveRoute = createRoute({
   method: "post",
   path: `${base}/receive`,
+  operationId: "receiveMessages",
   summary: "Lease up to `max` messages for visibilityTimeoutSeconds; with waitMs, wait for some",
   security,
   middleware: [requireScope("consume")] as const,
@@ -75,10 +78,11 @@ const receiveRoute = createRoute({
   responses: { 200: { description: "Leased messages with receipts", content: json(Received) }, ...errorResponses },
 });
 
-function settleRoute<B extends z.ZodType, R extends z.ZodType>(path: string, summary: string, body: B, response: R) {
+function settleRoute<B extends z.ZodType, R extends z.ZodType>(path: string, operationId: string, summary: string, body: B, response: R) {
   return createRoute({
     method: "post",
     path: `${base}/${path}`,
+    operationId,
     summary,
     security,
     middleware: [requireScope("consume")] as const,
@@ -90,13 +94,14 @@ function settleRoute<B extends z.ZodType, R extends z.ZodType>(path: string, sum
     },
   });
 }
-const ackRoute = settleRoute("ack", "Acknowledge messages: they are done", AckBody, Acked);
-const nackRoute = settleRoute("nack", "Give messages back: visible again after delaySeconds", NackBody, Nacked);
-const extendRoute = settleRoute("extend", "Extend the visibility timeout of leased messages", ExtendBody, Extended);
+const ackRoute = settleRoute("ack", "ackMessages", "Acknowledge messages: they are done", AckBody, Acked);
+const nackRoute = settleRoute("nack", "nackMessages", "Give messages back: visible again after delaySeconds", NackBody, Nacked);
+const extendRoute = settleRoute("extend", "extendLeases", "Extend the visibility timeout of leased messages", ExtendBody, Extended);
 
 const seekRoute = createRoute({
   method: "post",
   path: `${base}/seek`,
+  operationId: "seekGroup",
   summary: "Move the group to an offset, a timestamp, or the earliest/latest; leases in flight are dropped",
   security,
   middleware: [requireScope("consume")] as const,
@@ -107,6 +112,7 @@ const seekRoute = createRoute({
 const redriveRoute = createRoute({
   method: "post",
   path: `${base}/redrive`,
+  operationId: "redriveDeadLetters",
   summary: "Move the group's dead letters back to the source topic (by reference)",
   security,
   middleware: [requireScope("consume")] as const,

@@ -7,6 +7,8 @@ import { problemContent } from "../schemas.ts";
 const health = createRoute({
   method: "get",
   path: "/healthz",
+  operationId: "getHealth",
+  security: [],
   summary: "Liveness and readiness: the database and the object store answer",
   responses: {
     200: { description: "Healthy", content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } } },

@@ -12,6 +12,8 @@ const ProblemTypeDoc = z
 const listRoute = createRoute({
   method: "get",
   path: "/problems",
+  operationId: "listProblemTypes",
+  security: [],
   summary: "Every problem code this service answers with, its status and meaning",
   responses: {
     200: { description: "The codes", content: { "application/json": { schema: z.object({ problems: z.array(ProblemTypeDoc) }) } } },
@@ -21,6 +23,8 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: "get",
   path: "/problems/{code}",
+  operationId: "getProblemType",
+  security: [],
   summary: "What a problem code means (the target of a problem's `type`)",
   request: {
     params: z.object({ code: z.string().openapi({ param: { name: "code", in: "path", required: true }, example: "topic_not_found" }) }),

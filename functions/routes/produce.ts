@@ -15,6 +15,7 @@ import { errorResponses, limits, problemContent, Produced, ProducedPending, Prod
 const produceRoute = createRoute({
   method: "post",
   path: "/v1/topics/{topic}/messages",
+  operationId: "produceMessages",
   summary: "Produce messages (JSON, or ndjson with one message object per line)",
   description:
     "Offsets come back in request order. A repeated idempotencyKey on the same topic within 24 h returns the original offsets and stores nothing. Limits: 1 MiB per message (key + value + headers), 1,000 messages and 8 MiB per request. With transactionId (JSON body only; ndjson has no place for it), 202 and the messages stay pending until the transaction commits; their idempotency keys are claimed at the commit.",

@@ -14,6 +14,7 @@ const security = [{ apiKey: [] }];
 const readRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/partitions/{p}/messages",
+  operationId: "readMessages",
   summary: "Read a partition from an offset; with waitMs, wait for a message at that offset",
   security,
   middleware: [requireScope("consume")] as const,
@@ -28,6 +29,7 @@ const readRoute = createRoute({
 const offsetsRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/offsets",
+  operationId: "getOffsets",
   summary: "Per partition, the first offset whose timestamp is ≥ T (the high watermark if none)",
   security,
   middleware: [requireScope("consume")] as const,

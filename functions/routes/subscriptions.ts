@@ -37,6 +37,7 @@ const DEFAULT_GRACE_S = 86_400;
 const putRoute = createRoute({
   method: "put",
   path: base,
+  operationId: "putSubscription",
   summary: "Create a webhook subscription (201, with its secret) or update the settings given (200)",
   description: "The URL must pass the address guard (400 url_not_allowed). startAt applies only at creation; use replay to move.",
   security,
@@ -52,6 +53,7 @@ const putRoute = createRoute({
 const getRoute = createRoute({
   method: "get",
   path: base,
+  operationId: "getSubscription",
   summary: "The subscription, its state and its backlog",
   security,
   middleware: [requireScope("consume")] as const,
@@ -62,6 +64,7 @@ const getRoute = createRoute({
 const deleteRoute = createRoute({
   method: "delete",
   path: base,
+  operationId: "deleteSubscription",
   summary: "Delete the subscription with its positions and delivery log",
   security,
   middleware: [requireScope("manage")] as const,
@@ -69,10 +72,11 @@ const deleteRoute = createRoute({
   responses: { 204: { description: "Deleted" }, ...errorResponses },
 });
 
-function actionRoute<B extends z.ZodType>(path: string, summary: string, body: B, required: boolean) {
+function actionRoute<B extends z.ZodType>(path: string, operationId: string, summary: string, body: B, required: boolean) {
   return createRoute({
     method: "post",
     path: `${base}/${path}`,
+    operationId,
     summary,
     security,
     middleware: [requireScope("manage")] as const,
@@ -81,14 +85,33 @@ function actionRoute<B extends z.ZodType>(path: string, summary: string, body: B
   });
 }
 const NoBody = z.object({}).strict();
-const pauseRoute = actionRoute("pause", "Stop delivering (deliveries in flight finish)", NoBody, false);
-const resumeRoute = actionRoute("resume", "Deliver again (also after a 410 disabled the subscription)", NoBody, false);
-const replayRoute = actionRoute("replay", "Deliver again from an offset, a timestamp, or the earliest/latest", ReplayBody, true);
-const rotateRoute = actionRoute("rotate-secret", "A new secret; the old one also signs during graceSeconds", RotateSecretBody, false);
+const pauseRoute = actionRoute("pause", "pauseSubscription", "Stop delivering (deliveries in flight finish)", NoBody, false);
+const resumeRoute = actionRoute(
+  "resume",
+  "resumeSubscription",
+  "Deliver again (also after a 410 disabled the subscription)",
+  NoBody,
+  false,
+);
+const replayRoute = actionRoute(
+  "replay",
+  "replaySubscription",
+  "Deliver again from an offset, a timestamp, or the earliest/latest",
+  ReplayBody,
+  true,
+);
+const rotateRoute = actionRoute(
+  "rotate-secret",
+  "rotateSubscriptionSecret",
+  "A new secret; the old one also signs during graceSeconds",
+  RotateSecretBody,
+  false,
+);
 
 const deliveriesRoute = createRoute({
   method: "get",
   path: `${base}/deliveries`,
+  operationId: "listDeliveries",
   summary: "The latest delivery attempts, newest first",
   security,
   middleware: [requireScope("consume")] as const,

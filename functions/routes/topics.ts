@@ -23,6 +23,7 @@ const DEFAULTS = { partitions: 1, retentionHours: 168 };
 const putTopic = createRoute({
   method: "put",
   path: "/v1/topics/{topic}",
+  operationId: "putTopic",
   summary: "Create a topic (200 if it exists with the same settings, 409 if with others)",
   security,
   middleware: [requireScope("manage")] as const,
@@ -38,6 +39,7 @@ const putTopic = createRoute({
 const listRoute = createRoute({
   method: "get",
   path: "/v1/topics",
+  operationId: "listTopics",
   summary: "List the tenant's topics",
   security,
   responses: { 200: { description: "Topics", content: json(z.object({ topics: z.array(Topic) })) }, 401: errorResponses[401] },
@@ -46,6 +48,7 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}",
+  operationId: "getTopic",
   summary: "Describe a topic, with the high watermark (next offset) of each partition",
   security,
   request: { params: TopicParams },
@@ -55,6 +58,7 @@ const getRoute = createRoute({
 const patchRoute = createRoute({
   method: "patch",
   path: "/v1/topics/{topic}",
+  operationId: "updateTopic",
   summary: "Change retention or add partitions (partitions may only grow)",
   security,
   middleware: [requireScope("manage")] as const,
@@ -65,6 +69,7 @@ const patchRoute = createRoute({
 const deleteRoute = createRoute({
   method: "delete",
   path: "/v1/topics/{topic}",
+  operationId: "deleteTopic",
   summary: "Delete a topic; its messages become unreachable and are collected",
   security,
   middleware: [requireScope("manage")] as const,

@@ -29,6 +29,7 @@ const MAX_RECEIPTS = 1000;
 const beginRoute = createRoute({
   method: "post",
   path: "/v1/transactions",
+  operationId: "beginTransaction",
   summary: "Begin a transaction: produce into it with transactionId, then commit or roll back",
   description:
     "At most 1,000 open transactions per tenant (429 too_many_transactions); each holds at most 10,000 messages and 64 MiB of records (413 transaction_too_large on produce). Without a checkUrl, a transaction still open at its timeout is rolled back; with one, it is checked back.",
@@ -45,6 +46,7 @@ const beginRoute = createRoute({
 const commitRoute = createRoute({
   method: "post",
   path: "/v1/transactions/{id}/commit",
+  operationId: "commitTransaction",
   summary: "Commit: every message of the transaction and every carried ack take effect together",
   description:
     "Offsets come back in production order. Committing a committed transaction answers its offsets again. A producer may still commit or roll back a transaction with a checkUrl after its timeout, until a check-back ends it.",
@@ -65,6 +67,7 @@ const commitRoute = createRoute({
 const rollbackRoute = createRoute({
   method: "post",
   path: "/v1/transactions/{id}/rollback",
+  operationId: "rollbackTransaction",
   summary: "Roll back: its messages are dropped, never seen by anyone (200 again if rolled back already)",
   security,
   middleware: [requireScope("produce")] as const,
@@ -79,6 +82,7 @@ const rollbackRoute = createRoute({
 const getRoute = createRoute({
   method: "get",
   path: "/v1/transactions/{id}",
+  operationId: "getTransaction",
   summary: "The state of a transaction and how many check-backs it has had",
   security,
   middleware: [requireScope("produce")] as const,

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { redoclyLint } from "../support/redocly.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
 
 export interface ContractTarget {
@@ -209,6 +210,19 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         expect(result.errors ?? [], JSON.stringify(result.errors, null, 2)).toEqual([]);
         expect(result.valid).toBe(true);
       });
+
+      it("passes redocly lint's recommended rules without an error or a warning: operationIds, security, 4xx, servers, license", async () => {
+        const doc = (await anon.get("/openapi.json")).body;
+        const problems = await redoclyLint(doc);
+        expect(problems, JSON.stringify(problems, null, 2)).toEqual([]);
+        const operations = Object.values<any>(doc.paths).flatMap((item) =>
+          ["get", "put", "post", "patch", "delete"].filter((m) => item[m]).map((m) => item[m]),
+        );
+        expect(operations.every((o) => typeof o.operationId === "string" && Array.isArray(o.security))).toBe(true);
+        expect(doc.paths["/healthz"].get.security).toEqual([]);
+        expect(doc.servers).toEqual([expect.objectContaining({ url: new URL(target!.baseUrl).origin })]);
+        expect(typeof doc.info.license?.name).toBe("string");
+      }, 60_000);
 
       it("is structurally sound: responses, path parameters, unique operationIds, resolvable $refs", async () => {
         const doc = (await anon.get("/openapi.json")).body;
