@@ -20,6 +20,7 @@ import { registerProblems } from "./routes/problems.ts";
 import { registerProduce } from "./routes/produce.ts";
 import { registerRead } from "./routes/read.ts";
 import { registerTopics } from "./routes/topics.ts";
+import { registerUsage } from "./routes/usage.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
@@ -129,6 +130,7 @@ export function createApp() {
   registerRead(app);
   registerGroups(app);
   registerSubscriptions(app);
+  registerUsage(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

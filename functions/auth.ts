@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import { ReservoirError } from "../storage/errors.ts";
 import { authenticate, type Scope } from "../storage/metadata/tenants.ts";
 import { secretsEqual } from "../storage/metadata/secrets.ts";
+import { uncountRefusedRequest } from "../storage/usage/quota.ts";
 import type { AppEnv } from "./runtime.ts";
 
 function bearer(header: string | undefined): string | null {
@@ -16,6 +17,8 @@ export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!principal) throw new ReservoirError("unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
   c.set("principal", principal);
   await next();
+  // Refused by a quota past the key check (bytes, storage, topics): not a billable request.
+  if (c.error instanceof ReservoirError && c.error.code === "quota_exceeded") await uncountRefusedRequest(c.env.db, principal.tenantId);
 };
 
 export const requireOperator: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -29,7 +32,7 @@ export const requireOperator: MiddlewareHandler<AppEnv> = async (c, next) => {
 export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (!c.get("principal").scopes.includes(scope)) {
-      throw new ReservoirError("forbidden", `this API key lacks the '${scope}' scope`);
+      throw new ReservoirError("insufficient_scope", `this API key lacks the '${scope}' scope`);
     }
     await next();
   };

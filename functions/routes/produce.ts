@@ -4,6 +4,7 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
+import { admitProduce } from "../../storage/usage/quota.ts";
 import { requireScope } from "../auth.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
@@ -61,6 +62,15 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
       throw new ReservoirError("transaction_not_found", `transaction '${body.transactionId}' does not exist`);
     }
     const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
+    const quotas = c.get("principal").quotas;
+    if (quotas.bytesPerSecond !== undefined || quotas.storageBytes !== undefined) {
+      await admitProduce(
+        c.env.db,
+        tenantId,
+        quotas,
+        entries.reduce((n, e) => n + (e.usageBytes ?? 0), 0),
+      );
+    }
     const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
     c.env.push.committed([topic.id]);
     return c.json({ offsets }, 200);

@@ -8,6 +8,7 @@ import { rangeKey, type BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
+import { meteredBytes } from "../usage/metered-bytes.ts";
 import { commitSegment, type AssignedOffset, type CommitRun, type Committed } from "./commit.ts";
 import { newSegmentId, segmentObjectKey } from "./ids.ts";
 import { LatencyHistogram } from "./latency-histogram.ts";
@@ -43,6 +44,8 @@ export interface ProduceEntry {
   deliverAt?: number;
   /** Encoded size, counted against maxBytes. */
   bytes: number;
+  /** Metered size (storage/usage/meter.ts): UTF-8 key + value + UTF-8 header names and values; computed when absent. */
+  usageBytes?: number;
 }
 
 /** The database and object store a flush runs on: those of the request that triggers it. */
@@ -301,6 +304,7 @@ function encode(batch: Batch) {
       timestamps: group.entries.map((e) => e.record.timestamp),
       idempotencyKeys: group.entries.map((e) => e.idempotencyKey),
       deliverAt: group.entries.map((e) => e.deliverAt),
+      usageBytes: group.entries.map((e) => e.usageBytes ?? meteredBytes(e.record)),
     };
   });
   for (const pos of positions) placement.push(pos.map(([k, i]) => [runIndex.get(k)!, i]));

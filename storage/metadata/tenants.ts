@@ -1,9 +1,11 @@
 /** Tenants and their API keys. Keys are stored only as SHA-256 hashes. */
 import { and, eq, sql } from "drizzle-orm";
-import type { Database } from "./db.ts";
+import { type Database, rows } from "./db.ts";
 import { apiKeys, tenants } from "./schema.ts";
 import { newId, newSecret } from "../log/ids.ts";
 import { sha256Hex } from "./secrets.ts";
+import { usageInsert } from "../usage/meter.ts";
+import { type Quotas, quotaExceeded, retryAfterSeconds, takeTokens } from "../usage/quota.ts";
 
 export const allScopes = ["produce", "consume", "manage"] as const;
 export type Scope = (typeof allScopes)[number];
@@ -12,9 +14,10 @@ export interface Principal {
   tenantId: string;
   keyId: string;
   scopes: Scope[];
+  quotas: Quotas;
 }
 
-export async function createTenant(db: Database, name: string, quotas: Record<string, number>) {
+export async function createTenant(db: Database, name: string, quotas: Quotas) {
   const tenantId = newId();
   const key = await newKey(tenantId, [...allScopes]);
   await db.transaction(async (tx) => {
@@ -22,6 +25,31 @@ export async function createTenant(db: Database, name: string, quotas: Record<st
     await tx.insert(apiKeys).values(key.row);
   });
   return { tenantId, apiKey: key.apiKey, keyId: key.row.id };
+}
+
+export interface TenantView {
+  tenantId: string;
+  name: string;
+  quotas: Quotas;
+  createdAt: number;
+}
+
+export async function getTenant(db: Database, tenantId: string): Promise<TenantView | null> {
+  const [found] = await db.select().from(tenants).where(eq(tenants.id, tenantId)).limit(1);
+  return found ? { tenantId: found.id, name: found.name, quotas: found.quotas, createdAt: found.createdAt.getTime() } : null;
+}
+
+/**
+ * Merges quota changes into the tenant's quotas (a null removes one). A bucket keeps its tokens
+ * and takes the new rate at its next take; a removed rate leaves its row unused.
+ */
+export async function updateQuotas(db: Database, tenantId: string, changes: Record<string, number | null>): Promise<TenantView | null> {
+  const updated = await db
+    .update(tenants)
+    .set({ quotas: sql`jsonb_strip_nulls(${tenants.quotas} || ${JSON.stringify(changes)}::jsonb)` })
+    .where(eq(tenants.id, tenantId))
+    .returning({ id: tenants.id });
+  return updated.length ? getTenant(db, tenantId) : null;
 }
 
 export async function tenantExists(db: Database, tenantId: string): Promise<boolean> {
@@ -43,27 +71,53 @@ export async function deleteKey(db: Database, tenantId: string, keyId: string): 
   return deleted.length > 0;
 }
 
-function keyByHash(db: Database) {
-  return db
-    .select({ tenantId: apiKeys.tenantId, keyId: apiKeys.id, scopes: apiKeys.scopes })
-    .from(apiKeys)
-    .where(eq(apiKeys.secretHash, sql.placeholder("hash")))
-    .limit(1)
-    .prepare("reservoir_key_by_hash");
+/**
+ * The key check, one statement per request as before metering: find the key by its hash (the
+ * unique index compares digests; the secret itself is never stored or compared), take a token
+ * from the tenant's requests bucket when it has a requestsPerSecond quota (storage/usage/quota.ts),
+ * and count the request in usage unless the bucket refused it. Nothing is cached, so a revoked
+ * key fails on the very next request at every instance.
+ */
+function keyCheck(hash: string) {
+  const source = sql`(SELECT tenant_id, (quotas->>'requestsPerSecond')::float8 AS rate, 1::float8 AS cost FROM k)`;
+  return sql`WITH k AS MATERIALIZED (
+      SELECT a.id, a.tenant_id, a.scopes, t.quotas FROM api_keys a JOIN tenants t ON t.id = a.tenant_id
+      WHERE a.secret_hash = ${hash} LIMIT 1),
+    taken AS (${takeTokens("requests", source)}),
+    counted AS (${usageInsert(sql`k.tenant_id`, { requests: sql`1` }, sql`k`, sql`NOT EXISTS (SELECT 1 FROM taken WHERE NOT taken.granted)`)} RETURNING 1)
+    SELECT k.id AS key_id, k.tenant_id, k.scopes, k.quotas, taken.granted, taken.tokens, taken.rate, (SELECT count(*) FROM counted) AS counted
+    FROM k LEFT JOIN taken ON true`;
 }
 
-// Built once per database handle: every request runs it, and building it cost more than running it.
-const prepared = new WeakMap<Database, ReturnType<typeof keyByHash>>();
+interface KeyCheckRow {
+  key_id: string;
+  tenant_id: string;
+  scopes: string[] | string;
+  quotas: Quotas | string;
+  granted: boolean | null;
+  tokens: number | null;
+  rate: number | null;
+}
 
-/** The principal a presented key stands for, or null. Looked up by hash, never by secret. */
+/**
+ * The principal a presented key stands for, or null. Throws quota_exceeded (with the seconds
+ * to wait) when the tenant's requestsPerSecond bucket is empty.
+ */
 export async function authenticate(db: Database, presented: string): Promise<Principal | null> {
-  let query = prepared.get(db);
-  if (!query) {
-    query = keyByHash(db);
-    prepared.set(db, query);
+  const [found] = await rows<KeyCheckRow>(db, keyCheck(sha256Hex(presented)));
+  if (!found) return null;
+  if (found.granted === false) {
+    throw quotaExceeded("requestsPerSecond", retryAfterSeconds(1, Number(found.tokens), Number(found.rate)));
   }
-  const found = await query.execute({ hash: sha256Hex(presented) });
-  return found.length ? { ...found[0], scopes: found[0].scopes as Scope[] } : null;
+  const quotas = typeof found.quotas === "string" ? (JSON.parse(found.quotas) as Quotas) : found.quotas;
+  return { tenantId: found.tenant_id, keyId: found.key_id, scopes: textArray(found.scopes) as Scope[], quotas };
+}
+
+/** A text[] as the driver hands it over: an array, or (unparsed) Postgres array text. */
+function textArray(value: string[] | string): string[] {
+  if (Array.isArray(value)) return value;
+  const inner = value.replace(/^\{|\}$/g, "");
+  return inner === "" ? [] : inner.split(",").map((s) => s.replace(/^"|"$/g, ""));
 }
 
 async function newKey(tenantId: string, scopes: Scope[]) {

@@ -77,6 +77,7 @@ import { countingStore, type ObjectStore } from "../../../storage/objects/object
 import { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { pruneAttempts } from "../../../storage/subscriptions/delivery-log.ts";
+import { usageUpkeep } from "../../../storage/usage/rollup.ts";
 import { createAddressGuard, type AddressGuard } from "../../push/address-guard.ts";
 import { Dispatcher } from "../../push/dispatcher.ts";
 import { dohResolver } from "../../push/resolve-doh.ts";
@@ -372,6 +373,7 @@ async function sweep(instance: Instance): Promise<void> {
   try {
     await prepared(db);
     await pruneAttempts(db, Date.now());
+    await usageUpkeep(db).catch((error: unknown) => console.error(`reservoir: usage upkeep failed: ${describeError(error)}`));
     do {
       const started = Date.now();
       await instance.dispatcher.run({ db, store: instance.store, cache: instance.cache }, { until: deadline, join: true });
