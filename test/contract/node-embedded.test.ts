@@ -7,6 +7,7 @@ import { fuzzSuite, malformedHttpSuite } from "./fuzz.ts";
 import { contractSuite } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
+import { tenancySuite } from "./tenancy.ts";
 import { startNodeServer } from "../support/node-server.ts";
 
 /**
@@ -30,6 +31,7 @@ afterAll(() => shared.stop(), 60_000);
 contractSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
+tenancySuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
 addressGuardSuite(name, async () => {

@@ -9,6 +9,7 @@ import { fuzzSuite, MALFORMED_HTTP, rawExchange } from "./fuzz.ts";
 import { contractSuite, type ContractTarget } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
+import { tenancySuite } from "./tenancy.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 import { startWorker, triggerScheduled } from "../support/wrangler.ts";
@@ -41,6 +42,7 @@ contractSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
 addressGuardSuite(name, () => startWorkerStack());
+tenancySuite(name, shared.start);
 fuzzSuite(name, shared.start);
 
 // What the HTTP layer refuses before a Worker runs is answered by workerd (under wrangler dev)
