@@ -282,7 +282,9 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         expect(csv.headers.get("content-type")).toMatch(/^text\/csv/);
         const lines = csv.text.trimEnd().split("\n");
         expect(lines[0]).toBe(FIELDS.join(","));
-        const parsed = lines.slice(1).map((line) => Object.fromEntries(line.split(",").map((v, i) => [FIELDS[i], i === 0 ? v : Number(v)])));
+        const parsed = lines
+          .slice(1)
+          .map((line) => Object.fromEntries(line.split(",").map((v, i) => [FIELDS[i], i === 0 ? v : Number(v)])));
         expect(parsed).toEqual(json);
         // The tenant's own export in CSV too.
         const own = await t.client.get("/v1/usage", { query: { format: "csv" } });
@@ -351,7 +353,11 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         const topic = uniq("stored");
         assertStatus(await t.client.put(`/v1/topics/${topic}`, {}), 201);
         assertStatus(await t.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "a".repeat(1200) }] }), 200);
-        assertProblem(await t.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "b".repeat(1200) }] }), 429, "quota_exceeded");
+        assertProblem(
+          await t.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "b".repeat(1200) }] }),
+          429,
+          "quota_exceeded",
+        );
         expect((await t.client.get(`/v1/topics/${topic}`)).body.highWatermarks).toEqual([1]);
         expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 1, bytesIn: 1200 });
         // Raising the quota admits it.
@@ -429,7 +435,10 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
           .flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })))
           .filter(({ op }) => (op.security ?? []).some((s) => "apiKey" in s))
           // Creating a topic of the same name makes one of B's own: walked last, the rest must not find it.
-          .sort((x, y) => Number(x.method === "put" && x.path === "/v1/topics/{topic}") - Number(y.method === "put" && y.path === "/v1/topics/{topic}"));
+          .sort(
+            (x, y) =>
+              Number(x.method === "put" && x.path === "/v1/topics/{topic}") - Number(y.method === "put" && y.path === "/v1/topics/{topic}"),
+          );
         for (const { path, method } of routes) {
           const route = `${method} ${path}`;
           const url = path.replace(/\{(\w+)\}/g, (_, param: string) => {
