@@ -1,11 +1,11 @@
 /**
  * What metering and quotas cost produce: the same closed-loop produce load against this tree
- * (usage counted in every commit and key check, the tenant's four quotas set, so the key check
- * takes from its requests bucket and each produce from its bytes bucket and checks storage)
- * and against a baseline tree without them (default: the merge-base with main), back to back
+ * with usage counted in every commit and key check ("metered"), the same with the tenant's four
+ * quotas set, so the key check takes from its requests bucket and each produce from its bytes
+ * bucket and checks storage ("quotas"), and a baseline tree without either (default: the merge-base with main), back to back
  * on the same machine, each on a fresh Postgres database and s3rver, alternating the order
  * round by round. Reports messages per second, latency, and CPU per request of the server and
- * of the Postgres backends, and the ratios metered / baseline.
+ * of the Postgres backends, and each variant's ratio to the baseline.
  *
  *   npx tsx bench/metering.ts [--clients 50] [--seconds 10] [--rounds 2] [--batch 1] [--size 1024]
  *                             [--baseline <git ref>] [--stack postgres-s3|embedded]
@@ -48,8 +48,12 @@ const baselineRoot = mkdtempSync(join(tmpdir(), "reservoir-baseline-"));
 execFileSync("sh", ["-c", `git archive ${baselineSha} | tar -x -C ${baselineRoot}`], { cwd: repoRoot });
 symlinkSync(join(repoRoot, "node_modules"), join(baselineRoot, "node_modules"));
 
+/** baseline: the tree without metering; metered: this tree, a tenant without quotas; quotas: this tree, a tenant with all four. */
+type Variant = "baseline" | "metered" | "quotas";
+const variants: Variant[] = ["baseline", "metered", "quotas"];
+
 interface Run {
-  variant: "baseline" | "metered";
+  variant: Variant;
   msgsPerSec: number;
   p50Ms: number;
   p99Ms: number;
@@ -59,16 +63,28 @@ interface Run {
   dbStatementsPerRequest: number | null;
 }
 
-async function measure(variant: Run["variant"]): Promise<Run> {
-  const stack = await startStack(args.stack as "postgres-s3" | "embedded", { RESERVOIR_LINGER_MS: "5" }, [], variant === "baseline" ? baselineRoot : undefined);
+async function measure(variant: Variant): Promise<Run> {
+  const stack = await startStack(
+    args.stack as "postgres-s3" | "embedded",
+    { RESERVOIR_LINGER_MS: "5" },
+    [],
+    variant === "baseline" ? baselineRoot : undefined,
+  );
   try {
     const base = stack.server.baseUrl;
     const admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
     const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown) =>
-      (await fetch(`${base}${path}`, { method, headers, body: body && JSON.stringify(body), signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json();
+      (
+        await fetch(`${base}${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        })
+      ).json();
     // Quotas far above the load: every request takes tokens, none is refused.
     const quotas = { requestsPerSecond: 1e9, bytesPerSecond: 1e12, storageBytes: 1e15, topics: 1000 };
-    const tenant = await call("POST", "/v1/admin/tenants", admin, { name: "bench", ...(variant === "metered" && { quotas }) });
+    const tenant = await call("POST", "/v1/admin/tenants", admin, { name: "bench", ...(variant === "quotas" && { quotas }) });
     const auth = { authorization: `Bearer ${tenant.apiKey}`, "content-type": "application/json" };
     await call("PUT", "/v1/topics/bench", auth, { partitions: 16 });
     const metrics = async () => (await call("GET", "/v1/admin/metrics", admin)) as { db: { statements: number } };
@@ -109,26 +125,41 @@ async function measure(variant: Run["variant"]): Promise<Run> {
 try {
   const runs: Run[] = [];
   for (let round = 0; round < Number(args.rounds); round++) {
-    const order: Run["variant"][] = round % 2 === 0 ? ["baseline", "metered"] : ["metered", "baseline"];
+    const order = round % 2 === 0 ? variants : [...variants].reverse();
     for (const variant of order) {
       const run = await measure(variant);
       console.error(JSON.stringify(run));
       runs.push(run);
     }
   }
-  const mean = (variant: Run["variant"], key: keyof Run) => {
+  const mean = (variant: Variant, key: keyof Run) => {
     const of = runs.filter((r) => r.variant === variant).map((r) => Number(r[key]));
     return of.reduce((a, b) => a + b, 0) / of.length;
   };
   const keys = ["msgsPerSec", "p50Ms", "p99Ms", "serverCpuMsPerRequest", "postgresCpuMsPerRequest", "dbStatementsPerRequest"] as const;
+  // Each variant's mean, and its ratio to the baseline's.
   const summary = Object.fromEntries(
-    keys.map((k) => [
-      k,
-      { baseline: Number(mean("baseline", k).toFixed(3)), metered: Number(mean("metered", k).toFixed(3)), ratio: Number((mean("metered", k) / mean("baseline", k)).toFixed(3)) },
-    ]),
+    keys.map((k) => {
+      const base = mean("baseline", k);
+      const of = (v: Variant) => ({ mean: Number(mean(v, k).toFixed(3)), ratio: Number((mean(v, k) / base).toFixed(3)) });
+      return [k, { baseline: Number(base.toFixed(3)), metered: of("metered"), quotas: of("quotas") }];
+    }),
   );
   console.log(
-    JSON.stringify({ baseline: `${baselineRef} (${baselineSha.slice(0, 10)})`, metered: meteredSha.slice(0, 10), clients, seconds, batch, size, runs, summary }, null, 2),
+    JSON.stringify(
+      {
+        baseline: `${baselineRef} (${baselineSha.slice(0, 10)})`,
+        metered: meteredSha.slice(0, 10),
+        clients,
+        seconds,
+        batch,
+        size,
+        runs,
+        summary,
+      },
+      null,
+      2,
+    ),
   );
 } finally {
   rmSync(baselineRoot, { recursive: true, force: true });

@@ -64,12 +64,8 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
     const quotas = c.get("principal").quotas;
     if (quotas.bytesPerSecond !== undefined || quotas.storageBytes !== undefined) {
-      await admitProduce(
-        c.env.db,
-        tenantId,
-        quotas,
-        entries.reduce((n, e) => n + (e.usageBytes ?? 0), 0),
-      );
+      const bytes = entries.reduce((n, e) => n + (e.usageBytes ?? 0), 0);
+      await admitProduce(c.env.db, tenantId, quotas, bytes, c.env.storedBytes);
     }
     const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
     c.env.push.committed([topic.id]);

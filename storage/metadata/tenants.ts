@@ -1,11 +1,11 @@
 /** Tenants and their API keys. Keys are stored only as SHA-256 hashes. */
-import { and, eq, sql } from "drizzle-orm";
-import { type Database, rows } from "./db.ts";
+import { and, eq, type SQL, sql } from "drizzle-orm";
+import type { Database } from "./db.ts";
 import { apiKeys, tenants } from "./schema.ts";
 import { newId, newSecret } from "../log/ids.ts";
 import { sha256Hex } from "./secrets.ts";
 import { usageInsert } from "../usage/meter.ts";
-import { type Quotas, quotaExceeded, retryAfterSeconds, takeTokens } from "../usage/quota.ts";
+import { type Quotas, quotaExceeded, relaxedCommit, retryAfterSeconds, takeTokens } from "../usage/quota.ts";
 
 export const allScopes = ["produce", "consume", "manage"] as const;
 export type Scope = (typeof allScopes)[number];
@@ -78,14 +78,15 @@ export async function deleteKey(db: Database, tenantId: string, keyId: string): 
  * and count the request in usage unless the bucket refused it. Nothing is cached, so a revoked
  * key fails on the very next request at every instance.
  */
-function keyCheck(hash: string) {
+function keyCheck(hash: ReturnType<typeof sql.placeholder>) {
   const source = sql`(SELECT tenant_id, (quotas->>'requestsPerSecond')::float8 AS rate, 1::float8 AS cost FROM k)`;
-  return sql`WITH k AS MATERIALIZED (
+  return sql`WITH relaxed AS (${relaxedCommit}), k AS MATERIALIZED (
       SELECT a.id, a.tenant_id, a.scopes, t.quotas FROM api_keys a JOIN tenants t ON t.id = a.tenant_id
       WHERE a.secret_hash = ${hash} LIMIT 1),
     taken AS (${takeTokens("requests", source)}),
     counted AS (${usageInsert(sql`k.tenant_id`, { requests: sql`1` }, sql`k`, sql`NOT EXISTS (SELECT 1 FROM taken WHERE NOT taken.granted)`)} RETURNING 1)
-    SELECT k.id AS key_id, k.tenant_id, k.scopes, k.quotas, taken.granted, taken.tokens, taken.rate, (SELECT count(*) FROM counted) AS counted
+    SELECT k.id AS key_id, k.tenant_id, k.scopes, k.quotas, taken.granted, taken.tokens, taken.rate, (SELECT count(*) FROM counted) AS counted,
+      (SELECT count(*) FROM relaxed) AS relaxed
     FROM k LEFT JOIN taken ON true`;
 }
 
@@ -104,13 +105,41 @@ interface KeyCheckRow {
  * to wait) when the tenant's requestsPerSecond bucket is empty.
  */
 export async function authenticate(db: Database, presented: string): Promise<Principal | null> {
-  const [found] = await rows<KeyCheckRow>(db, keyCheck(sha256Hex(presented)));
+  const [found] = await runKeyCheck(db, sha256Hex(presented));
   if (!found) return null;
   if (found.granted === false) {
     throw quotaExceeded("requestsPerSecond", retryAfterSeconds(1, Number(found.tokens), Number(found.rate)));
   }
   const quotas = typeof found.quotas === "string" ? (JSON.parse(found.quotas) as Quotas) : found.quotas;
   return { tenantId: found.tenant_id, keyId: found.key_id, scopes: textArray(found.scopes) as Scope[], quotas };
+}
+
+interface PreparedKeyCheck {
+  execute(values: { hash: string }): Promise<unknown>;
+}
+
+// Prepared once per database handle (the statement's text never changes, and building it per
+// request cost more CPU than running it): drizzle's own prepared-query path, as a query
+// builder's .prepare() takes, so the adapter's failure translation (db.ts) applies.
+const prepared = new WeakMap<Database, PreparedKeyCheck>();
+
+async function runKeyCheck(db: Database, hash: string): Promise<KeyCheckRow[]> {
+  let query = prepared.get(db);
+  if (!query) {
+    const internals = db as unknown as {
+      session: { prepareQuery(query: unknown, fields: undefined, name: string, arrayMode: boolean): PreparedKeyCheck };
+      dialect: { sqlToQuery(query: SQL): unknown };
+    };
+    query = internals.session.prepareQuery(
+      internals.dialect.sqlToQuery(keyCheck(sql.placeholder("hash"))),
+      undefined,
+      "reservoir_key_check",
+      false,
+    );
+    prepared.set(db, query);
+  }
+  const result = (await query.execute({ hash })) as unknown;
+  return (Array.isArray(result) ? result : (result as { rows: KeyCheckRow[] }).rows) as KeyCheckRow[];
 }
 
 /** A text[] as the driver hands it over: an array, or (unparsed) Postgres array text. */

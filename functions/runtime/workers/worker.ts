@@ -328,6 +328,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     partitioner: instance.partitioner,
     topics: instance.topics,
     groups: instance.groups,
+    storedBytes: instance.storedBytes,
     db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
