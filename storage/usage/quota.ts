@@ -54,7 +54,9 @@ export function takeTokens(kind: BucketKind, source: SQL): SQL {
 
 /** Whole seconds until a refused take of `cost` would be granted (at least 1). */
 export function retryAfterSeconds(cost: number, tokens: number, rate: number): number {
-  return Math.max(1, Math.ceil((Math.min(cost, rate) - tokens) / rate));
+  const seconds = Math.ceil((Math.min(cost, rate) - tokens) / rate);
+  // A vanishing rate would say "Infinity": a day is as long as a client should be told to wait.
+  return Number.isFinite(seconds) ? Math.min(86_400, Math.max(1, seconds)) : 86_400;
 }
 
 export function quotaExceeded(what: string, retryAfter: number): ReservoirError {
