@@ -11,9 +11,22 @@ function bearer(header: string | undefined): string | null {
   return match ? match[1] : null;
 }
 
+/**
+ * What a request takes from its tenant's bytes bucket in the key check: a produce body's
+ * declared length (the bytes the tenant sends). A produce without a Content-Length (chunked)
+ * is charged its messages' bytes once parsed (routes/produce.ts); other requests take none.
+ */
+function producedBytes(method: string, path: string, contentLength: string | undefined): number {
+  if (method !== "POST" || !path.endsWith("/messages")) return 0;
+  const declared = Number(contentLength ?? "0");
+  return Number.isSafeInteger(declared) && declared > 0 ? declared : 0;
+}
+
 export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = bearer(c.req.header("authorization"));
-  const principal = token ? await authenticate(c.env.db, token) : null;
+  const principal = token
+    ? await authenticate(c.env.db, token, producedBytes(c.req.method, c.req.path, c.req.header("content-length")))
+    : null;
   if (!principal) throw new ReservoirError("unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
   c.set("principal", principal);
   await next();

@@ -62,7 +62,9 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
       throw new ReservoirError("transaction_not_found", `transaction '${body.transactionId}' does not exist`);
     }
     const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
-    const quotas = c.get("principal").quotas;
+    const principal = c.get("principal");
+    // The key check took the declared body length from the bytes bucket; a chunked body pays here.
+    const quotas = principal.bytesCharged ? { ...principal.quotas, bytesPerSecond: undefined } : principal.quotas;
     if (quotas.bytesPerSecond !== undefined || quotas.storageBytes !== undefined) {
       const bytes = entries.reduce((n, e) => n + (e.usageBytes ?? 0), 0);
       await admitProduce(c.env.db, tenantId, quotas, bytes, c.env.storedBytes);

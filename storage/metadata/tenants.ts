@@ -15,6 +15,8 @@ export interface Principal {
   keyId: string;
   scopes: Scope[];
   quotas: Quotas;
+  /** Whether the key check took this request's bytes from the tenant's bytes bucket already. */
+  bytesCharged: boolean;
 }
 
 export async function createTenant(db: Database, name: string, quotas: Quotas) {
@@ -74,21 +76,29 @@ export async function deleteKey(db: Database, tenantId: string, keyId: string): 
 /**
  * The key check, one statement per request as before metering: find the key by its hash (the
  * unique index compares digests; the secret itself is never stored or compared), take a token
- * from the tenant's requests bucket when it has a requestsPerSecond quota (storage/usage/quota.ts),
- * and count the request in usage unless the bucket refused it. Nothing is cached, so a revoked
- * key fails on the very next request at every instance.
+ * from the tenant's requests bucket when it has a requestsPerSecond quota and `bytes` tokens
+ * from its bytes bucket when it has a bytesPerSecond quota (storage/usage/quota.ts; bytes only
+ * if the requests bucket granted), and count the request in usage unless a bucket refused it.
+ * Nothing is cached, so a revoked key fails on the very next request at every instance.
  */
-function keyCheck(hash: ReturnType<typeof sql.placeholder>) {
-  const source = sql`(SELECT tenant_id, (quotas->>'requestsPerSecond')::float8 AS rate, 1::float8 AS cost FROM k)`;
+function keyCheck(hash: Placeholder, bytes: Placeholder) {
+  const requests = sql`(SELECT tenant_id, (quotas->>'requestsPerSecond')::float8 AS rate, 1::float8 AS cost FROM k)`;
+  const bodyBytes = sql`(SELECT tenant_id, (quotas->>'bytesPerSecond')::float8 AS rate, ${bytes}::float8 AS cost FROM k
+    WHERE ${bytes}::float8 > 0 AND NOT EXISTS (SELECT 1 FROM by_requests WHERE NOT by_requests.granted))`;
+  const refused = sql`(SELECT 1 FROM by_requests WHERE NOT granted UNION ALL SELECT 1 FROM by_bytes WHERE NOT granted)`;
   return sql`WITH relaxed AS (${relaxedCommit}), k AS MATERIALIZED (
       SELECT a.id, a.tenant_id, a.scopes, t.quotas FROM api_keys a JOIN tenants t ON t.id = a.tenant_id
       WHERE a.secret_hash = ${hash} LIMIT 1),
-    taken AS (${takeTokens("requests", source)}),
-    counted AS (${usageInsert(sql`k.tenant_id`, { requests: sql`1` }, sql`k`, sql`NOT EXISTS (SELECT 1 FROM taken WHERE NOT taken.granted)`)} RETURNING 1)
-    SELECT k.id AS key_id, k.tenant_id, k.scopes, k.quotas, taken.granted, taken.tokens, taken.rate, (SELECT count(*) FROM counted) AS counted,
-      (SELECT count(*) FROM relaxed) AS relaxed
-    FROM k LEFT JOIN taken ON true`;
+    by_requests AS (${takeTokens("requests", requests)}),
+    by_bytes AS (${takeTokens("bytes", bodyBytes)}),
+    counted AS (${usageInsert(sql`k.tenant_id`, { requests: sql`1` }, sql`k`, sql`NOT EXISTS ${refused}`)} RETURNING 1)
+    SELECT k.id AS key_id, k.tenant_id, k.scopes, k.quotas,
+      r.granted, r.tokens, r.rate, b.granted AS bytes_granted, b.tokens AS bytes_tokens, b.rate AS bytes_rate,
+      (SELECT count(*) FROM counted) AS counted, (SELECT count(*) FROM relaxed) AS relaxed
+    FROM k LEFT JOIN by_requests r ON true LEFT JOIN by_bytes b ON true`;
 }
+
+type Placeholder = ReturnType<typeof sql.placeholder>;
 
 interface KeyCheckRow {
   key_id: string;
@@ -98,24 +108,37 @@ interface KeyCheckRow {
   granted: boolean | null;
   tokens: number | null;
   rate: number | null;
+  bytes_granted: boolean | null;
+  bytes_tokens: number | null;
+  bytes_rate: number | null;
 }
 
 /**
- * The principal a presented key stands for, or null. Throws quota_exceeded (with the seconds
- * to wait) when the tenant's requestsPerSecond bucket is empty.
+ * The principal a presented key stands for, or null. `bytes`: what the request asks of the
+ * tenant's bytes bucket (a produce body's declared length; 0 for anything else). Throws
+ * quota_exceeded (with the seconds to wait) when a bucket is empty.
  */
-export async function authenticate(db: Database, presented: string): Promise<Principal | null> {
-  const [found] = await runKeyCheck(db, sha256Hex(presented));
+export async function authenticate(db: Database, presented: string, bytes = 0): Promise<Principal | null> {
+  const [found] = await runKeyCheck(db, sha256Hex(presented), bytes);
   if (!found) return null;
   if (found.granted === false) {
     throw quotaExceeded("requestsPerSecond", retryAfterSeconds(1, Number(found.tokens), Number(found.rate)));
   }
+  if (found.bytes_granted === false) {
+    throw quotaExceeded("bytesPerSecond", retryAfterSeconds(bytes, Number(found.bytes_tokens), Number(found.bytes_rate)));
+  }
   const quotas = typeof found.quotas === "string" ? (JSON.parse(found.quotas) as Quotas) : found.quotas;
-  return { tenantId: found.tenant_id, keyId: found.key_id, scopes: textArray(found.scopes) as Scope[], quotas };
+  return {
+    tenantId: found.tenant_id,
+    keyId: found.key_id,
+    scopes: textArray(found.scopes) as Scope[],
+    quotas,
+    bytesCharged: found.bytes_granted === true,
+  };
 }
 
 interface PreparedKeyCheck {
-  execute(values: { hash: string }): Promise<unknown>;
+  execute(values: { hash: string; bytes: number }): Promise<unknown>;
 }
 
 // Prepared once per database handle (the statement's text never changes, and building it per
@@ -123,7 +146,7 @@ interface PreparedKeyCheck {
 // builder's .prepare() takes, so the adapter's failure translation (db.ts) applies.
 const prepared = new WeakMap<Database, PreparedKeyCheck>();
 
-async function runKeyCheck(db: Database, hash: string): Promise<KeyCheckRow[]> {
+async function runKeyCheck(db: Database, hash: string, bytes: number): Promise<KeyCheckRow[]> {
   let query = prepared.get(db);
   if (!query) {
     const internals = db as unknown as {
@@ -131,14 +154,14 @@ async function runKeyCheck(db: Database, hash: string): Promise<KeyCheckRow[]> {
       dialect: { sqlToQuery(query: SQL): unknown };
     };
     query = internals.session.prepareQuery(
-      internals.dialect.sqlToQuery(keyCheck(sql.placeholder("hash"))),
+      internals.dialect.sqlToQuery(keyCheck(sql.placeholder("hash"), sql.placeholder("bytes"))),
       undefined,
       "reservoir_key_check",
       false,
     );
     prepared.set(db, query);
   }
-  const result = (await query.execute({ hash })) as unknown;
+  const result = (await query.execute({ hash, bytes })) as unknown;
   return (Array.isArray(result) ? result : (result as { rows: KeyCheckRow[] }).rows) as KeyCheckRow[];
 }
 
