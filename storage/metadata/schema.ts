@@ -278,7 +278,7 @@ export const webhookDeliveries = pgTable(
 export const usageDeltas = pgTable(
   "usage_deltas",
   {
-    id: bigserial("id", { mode: "number" }).primaryKey(),
+    // No key, no sequence: every request inserts a row, and the roll-up moves rows by ctid.
     tenantId: text("tenant_id").notNull(),
     hour: bigint("hour", { mode: "number" }).notNull(),
     messagesIn: bigint("messages_in", { mode: "number" }).notNull().default(0),

@@ -16,7 +16,7 @@ export async function rollUpUsage(db: Queryable, batch = ROLLUP_BATCH): Promise<
   const [moved] = await rows<{ n: string | number }>(
     db,
     sql`WITH moved AS (
-          DELETE FROM usage_deltas WHERE id IN (SELECT id FROM usage_deltas ORDER BY id LIMIT ${batch} FOR UPDATE SKIP LOCKED)
+          DELETE FROM usage_deltas WHERE ctid = ANY(ARRAY(SELECT ctid FROM usage_deltas LIMIT ${batch} FOR UPDATE SKIP LOCKED))
           RETURNING *),
         summed AS (
           INSERT INTO usage_hourly AS h (tenant_id, hour, messages_in, bytes_in, messages_out, bytes_out, deliveries, requests)

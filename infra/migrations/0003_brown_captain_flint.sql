@@ -9,7 +9,6 @@ CREATE TABLE "quota_buckets" (
 );
 --> statement-breakpoint
 CREATE TABLE "usage_deltas" (
-	"id" bigserial PRIMARY KEY NOT NULL,
 	"tenant_id" text NOT NULL,
 	"hour" bigint NOT NULL,
 	"messages_in" bigint DEFAULT 0 NOT NULL,
