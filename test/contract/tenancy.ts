@@ -348,6 +348,36 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 1, bytesIn: 40, requests: 3 });
       });
 
+      it("bytesPerSecond: a chunked produce (no Content-Length) is charged its messages' bytes", async () => {
+        const t = await newTenant({ bytesPerSecond: 10 });
+        const topic = uniq("chunked");
+        assertStatus(await t.client.put(`/v1/topics/${topic}`, {}), 201);
+        const chunked = (value: string) => {
+          const bytes = new TextEncoder().encode(JSON.stringify({ messages: [{ value }] }));
+          const body = new ReadableStream<Uint8Array>({
+            start(controller) {
+              controller.enqueue(bytes);
+              controller.close();
+            },
+          });
+          const init = {
+            method: "POST",
+            body,
+            duplex: "half",
+            headers: { authorization: `Bearer ${t.apiKey}`, "content-type": "application/json" },
+          };
+          return fetch(`${target!.baseUrl}/v1/topics/${topic}/messages`, init as RequestInit);
+        };
+        const first = await chunked("x".repeat(40));
+        expect(first.status, await first.clone().text()).toBe(200);
+        const second = await chunked("y".repeat(5));
+        expect(second.status, await second.clone().text()).toBe(429);
+        expect((await second.json()).code).toBe("quota_exceeded");
+        expect(Number(second.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+        expect((await t.client.get(`/v1/topics/${topic}`)).body.highWatermarks).toEqual([1]);
+        expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 1, bytesIn: 40, requests: 3 });
+      });
+
       it("storageBytes: a produce that would store more than the quota is refused", async () => {
         const t = await newTenant({ storageBytes: 2000 });
         const topic = uniq("stored");
