@@ -22,6 +22,7 @@ import { registerProduce } from "./routes/produce.ts";
 import { registerRead } from "./routes/read.ts";
 import { registerTopics } from "./routes/topics.ts";
 import { registerTransactions } from "./routes/transactions.ts";
+import { registerUsage } from "./routes/usage.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
@@ -124,6 +125,7 @@ export function createApp() {
   registerGroups(app);
   registerSubscriptions(app);
   registerTransactions(app);
+  registerUsage(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

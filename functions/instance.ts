@@ -6,6 +6,7 @@ import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { TtlCache } from "../storage/metadata/ttl-cache.ts";
 import type { Group } from "../storage/groups/groups.ts";
+import type { StoredBytesCache } from "../storage/usage/quota.ts";
 
 export interface SharedState {
   batcher: Batcher;
@@ -15,6 +16,8 @@ export interface SharedState {
   topics: TopicCache;
   /** Consumer groups by topic id and name, for receive and settle (1 s, like topics). */
   groups: TtlCache<Group>;
+  /** Tenants' stored bytes for the storage quota (storage/usage/quota.ts; 1 s). */
+  storedBytes: StoredBytesCache;
 }
 
 export function createSharedState(batcher: Partial<BatcherOptions>): SharedState {
@@ -27,5 +30,6 @@ export function createSharedState(batcher: Partial<BatcherOptions>): SharedState
     partitioner: new StickyPartitioner(),
     topics: new TopicCache(),
     groups: new TtlCache(),
+    storedBytes: new TtlCache(),
   };
 }

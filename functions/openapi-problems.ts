@@ -20,6 +20,7 @@ const summaries: Record<number, string> = {
   413: "The body exceeds its limit",
   415: "The body is not application/json",
   431: "The request's headers are too large (the HTTP layer refuses it before any route runs)",
+  429: "A quota of the tenant is exhausted (requestsPerSecond, bytesPerSecond, storageBytes, topics); retry after Retry-After",
   500: "A bug in Reservoir (logged)",
   503: "The database or the object store failed; nothing was acknowledged; retry after Retry-After",
 };
@@ -46,6 +47,8 @@ export function documentProblems(registry: OpenAPIHono["openAPIRegistry"]): void
     const schemes = (route.security ?? []).flatMap((s) => Object.keys(s));
     if (schemes.length > 0) statuses.add(401);
     if (schemes.includes("apiKey") && !UNSCOPED.has(`${route.method} ${route.path}`)) statuses.add(403);
+    // Every key check takes from the tenant's requests bucket (storage/usage/quota.ts).
+    if (schemes.includes("apiKey")) statuses.add(429);
     if (route.request?.params || route.request?.query || route.request?.body) statuses.add(400);
     if (route.path.includes("{")) statuses.add(404);
     if (route.request?.body) {

@@ -34,7 +34,11 @@ export const problemTypes: Record<ErrorCode, ProblemType> = {
     status: 401,
     description: "No credentials, or unknown or revoked ones: send Authorization: Bearer <API key> (the operator token on /v1/admin/*).",
   },
-  forbidden: { status: 403, description: "The API key lacks the scope the route needs (produce, consume or manage)." },
+  insufficient_scope: {
+    status: 403,
+    description:
+      "The API key lacks the scope the route needs: produce (producing, transactions), consume (reads, groups' receive, ack, nack, extend, seek, redrive, views) or manage (topics, group and subscription settings, usage). Keys get their scopes at creation.",
+  },
   not_found: { status: 404, description: "No such route." },
   tenant_not_found: { status: 404, description: "No tenant has this id." },
   key_not_found: { status: 404, description: "The tenant has no API key with this id." },
@@ -85,7 +89,11 @@ export const problemTypes: Record<ErrorCode, ProblemType> = {
   },
   offset_out_of_range: { status: 416, description: "The offset is below the earliest retained one; `earliestOffset` says where to start." },
   expectation_failed: { status: 417, description: "The Expect header holds something other than 100-continue." },
-  quota_exceeded: { status: 429, description: "The tenant exceeded a quota; retry after Retry-After." },
+  quota_exceeded: {
+    status: 429,
+    description:
+      "The tenant exceeded a quota: requestsPerSecond or bytesPerSecond (token buckets shared by every instance, a burst of one second's worth), storageBytes (a produce that would store more) or topics (a topic creation past the count). Nothing was done and the request is not counted in usage. Retry after Retry-After (seconds; also `retryAfterSeconds`); other tenants are unaffected.",
+  },
   too_many_transactions: {
     status: 429,
     description: "The tenant has 1,000 open transactions already; commit or roll back some (or let them time out) first.",
@@ -137,16 +145,18 @@ export function problemBody(code: ErrorCode, detail: string, extra: Record<strin
   return { type: problemTypeUri(code), title: titleOf(code), status, detail, code, ...extra };
 }
 
-export function problemHeaders(code: ErrorCode): Record<string, string> {
+export function problemHeaders(code: ErrorCode, extra: Record<string, unknown> = {}): Record<string, string> {
   const status = statusOf(code);
   const headers: Record<string, string> = { "content-type": "application/problem+json; charset=utf-8" };
   if (status === 503) headers["retry-after"] = "1";
+  // A quota refusal says how long its bucket needs (storage/usage/quota.ts).
+  if (status === 429) headers["retry-after"] = String(typeof extra.retryAfterSeconds === "number" ? extra.retryAfterSeconds : 1);
   if (status === 401) headers["www-authenticate"] = 'Bearer realm="reservoir"';
   return headers;
 }
 
 export function problemResponse(code: ErrorCode, detail: string, extra: Record<string, unknown> = {}): Response {
-  return new Response(JSON.stringify(problemBody(code, detail, extra)), { status: statusOf(code), headers: problemHeaders(code) });
+  return new Response(JSON.stringify(problemBody(code, detail, extra)), { status: statusOf(code), headers: problemHeaders(code, extra) });
 }
 
 /**
@@ -156,7 +166,7 @@ export function problemResponse(code: ErrorCode, detail: string, extra: Record<s
 const httpExceptionCodes: Record<number, ErrorCode> = {
   400: "invalid_request",
   401: "unauthorized",
-  403: "forbidden",
+  403: "insufficient_scope",
   404: "not_found",
   405: "method_not_allowed",
   413: "body_too_large",

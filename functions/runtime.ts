@@ -45,7 +45,7 @@ export interface Push {
   readonly stats: Readonly<Record<string, number>>;
 }
 
-export type Principal = import("../storage/metadata/tenants.ts").Principal;
+export type Principal = import("../storage/tenancy/tenants.ts").Principal;
 
 export interface AppEnv {
   Bindings: Runtime;

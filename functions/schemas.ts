@@ -42,6 +42,44 @@ export const Quotas = z
   })
   .strict();
 
+/** PATCH: each quota a new value, or null to remove it; absent ones stay. */
+export const QuotaChanges = z
+  .object({
+    requestsPerSecond: z.number().positive().nullable().optional(),
+    bytesPerSecond: z.number().positive().nullable().optional(),
+    storageBytes: z.number().int().positive().nullable().optional(),
+    topics: z.number().int().positive().nullable().optional(),
+  })
+  .strict();
+export const PatchTenant = z.object({ quotas: QuotaChanges }).strict().openapi("PatchTenant");
+export const TenantView = z
+  .object({ tenantId: z.string(), name: z.string(), quotas: Quotas, createdAt: z.number().int() })
+  .openapi("Tenant");
+
+const UsageMs = z.coerce.number().int().min(0).max(8.64e15);
+export const UsageQuery = z.object({
+  from: UsageMs.default(0).openapi({ description: "Inclusive, ms since the epoch (default 0)" }),
+  to: UsageMs.default(8.64e15).openapi({ description: "Exclusive, ms since the epoch (default: no end)" }),
+  format: z.enum(["json", "csv"]).default("json"),
+});
+export const AdminUsageQuery = UsageQuery.extend({
+  tenant: z.string().min(1).max(200).optional().openapi({ description: "One tenant's rows (default: every tenant)" }),
+});
+export const UsageRow = z
+  .object({
+    tenantId: z.string(),
+    hour: z.number().int().openapi({ description: "ms at the start of the UTC hour" }),
+    messagesIn: z.number().int(),
+    bytesIn: z.number().int(),
+    messagesOut: z.number().int(),
+    bytesOut: z.number().int(),
+    deliveries: z.number().int(),
+    requests: z.number().int(),
+    storageByteHours: z.number().int(),
+  })
+  .openapi("UsageRow");
+export const Usage = z.object({ usage: z.array(UsageRow) }).openapi("Usage");
+
 export const CreateTenant = z
   .object({ name: z.string().min(1).max(200), quotas: Quotas.optional() })
   .strict()

@@ -70,5 +70,16 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
       "CREATE INDEX \"transactions_tenant_state_idx\" ON \"transactions\" USING btree (\"tenant_id\",\"state\");",
       "CREATE INDEX \"transactions_due_idx\" ON \"transactions\" USING btree (\"state\",\"next_check_at\");"
     ]
+  },
+  {
+    "tag": "0004_tenancy_usage",
+    "statements": [
+      "CREATE TABLE \"quota_buckets\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"kind\" text NOT NULL,\n\t\"tokens\" double precision NOT NULL,\n\t\"rate\" double precision NOT NULL,\n\t\"updated_ms\" double precision NOT NULL,\n\t\"granted\" boolean NOT NULL,\n\tCONSTRAINT \"quota_buckets_tenant_id_kind_pk\" PRIMARY KEY(\"tenant_id\",\"kind\")\n);",
+      "CREATE TABLE \"usage_deltas\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"messages_in\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_in\" bigint DEFAULT 0 NOT NULL,\n\t\"messages_out\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_out\" bigint DEFAULT 0 NOT NULL,\n\t\"deliveries\" bigint DEFAULT 0 NOT NULL,\n\t\"requests\" bigint DEFAULT 0 NOT NULL\n);",
+      "CREATE TABLE \"usage_hourly\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"messages_in\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_in\" bigint DEFAULT 0 NOT NULL,\n\t\"messages_out\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_out\" bigint DEFAULT 0 NOT NULL,\n\t\"deliveries\" bigint DEFAULT 0 NOT NULL,\n\t\"requests\" bigint DEFAULT 0 NOT NULL,\n\tCONSTRAINT \"usage_hourly_tenant_id_hour_pk\" PRIMARY KEY(\"tenant_id\",\"hour\")\n);",
+      "CREATE TABLE \"usage_storage\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"bytes\" bigint NOT NULL,\n\tCONSTRAINT \"usage_storage_tenant_id_hour_pk\" PRIMARY KEY(\"tenant_id\",\"hour\")\n);",
+      "ALTER TABLE \"quota_buckets\" ADD CONSTRAINT \"quota_buckets_tenant_id_tenants_id_fk\" FOREIGN KEY (\"tenant_id\") REFERENCES \"public\".\"tenants\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE INDEX \"usage_deltas_tenant_hour_idx\" ON \"usage_deltas\" USING btree (\"tenant_id\",\"hour\");"
+    ]
   }
 ];

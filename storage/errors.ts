@@ -13,7 +13,7 @@ export const errorCodeNames = [
   "delay_too_long",
   "url_not_allowed",
   "unauthorized",
-  "forbidden",
+  "insufficient_scope",
   "not_found",
   "tenant_not_found",
   "key_not_found",

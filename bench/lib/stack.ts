@@ -33,15 +33,17 @@ export async function startStack(
   kind: "postgres-s3" | "embedded",
   extraEnv: Record<string, string> = {},
   nodeArgs: string[] = [],
+  /** Run the server from this source tree (e.g. an older commit's, for a same-run comparison). */
+  root?: string,
 ): Promise<Stack> {
   const env = { DATABASE_POOL_MAX: "20", ...extraEnv }; // the production default, not the tests' small pool
   if (kind === "embedded") {
-    const server = await startNodeServer({ env, label: "bench-embedded", nodeArgs });
+    const server = await startNodeServer({ env, label: "bench-embedded", nodeArgs, root });
     return { server, stop: () => server.stop() };
   }
   const s3 = await startS3Process();
   const db = await freshDatabase();
-  const server = await startNodeServer({ env: { ...s3.env, DATABASE_URL: db.url, ...env }, label: "bench-s3", nodeArgs });
+  const server = await startNodeServer({ env: { ...s3.env, DATABASE_URL: db.url, ...env }, label: "bench-s3", nodeArgs, root });
   return {
     server,
     async stop() {

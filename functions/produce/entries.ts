@@ -57,7 +57,15 @@ export function toEntries(messages: IncomingMessage[], topic: Topic, partitioner
       headers: m.headers && Object.keys(m.headers).length > 0 ? m.headers : undefined,
       timestamp,
     };
-    return { topicId: topic.id, partition, record, idempotencyKey: m.idempotencyKey, deliverAt, bytes: encodedRecordSize(record) };
+    return {
+      topicId: topic.id,
+      partition,
+      record,
+      idempotencyKey: m.idempotencyKey,
+      deliverAt,
+      bytes: encodedRecordSize(record),
+      usageBytes: bytes,
+    };
   });
 }
 

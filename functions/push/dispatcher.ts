@@ -7,6 +7,7 @@
  * Entry points decide when it runs: Node keeps pumps alive (until: Infinity) and wakes them on
  * commits and a timer; a Worker runs them inside waitUntil or a cron event, with a deadline.
  */
+import { meteredBytes } from "../../storage/usage/metered-bytes.ts";
 import { describeError } from "../../storage/errors.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import type { ReadIo } from "../../storage/log/reader.ts";
@@ -308,6 +309,7 @@ export class Dispatcher {
       error,
       at: started,
       durationMs,
+      bytes: meteredBytes(d.record),
     };
     this.stats.attempts++;
     if (succeeded) {

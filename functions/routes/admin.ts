@@ -1,9 +1,9 @@
 /** Operator routes: tenants, their keys, and the instance's counters. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
-import { allScopes, createKey, createTenant, deleteKey, tenantExists } from "../../storage/metadata/tenants.ts";
+import { allScopes, createKey, createTenant, deleteKey, getTenant, tenantExists, updateQuotas } from "../../storage/tenancy/tenants.ts";
 import type { AppEnv } from "../runtime.ts";
-import { CreatedKey, CreatedTenant, CreateKey, CreateTenant, errorResponses } from "../schemas.ts";
+import { CreatedKey, CreatedTenant, CreateKey, CreateTenant, errorResponses, PatchTenant, TenantView } from "../schemas.ts";
 
 const security = [{ operatorToken: [] }];
 const TenantParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
@@ -36,6 +36,27 @@ const deleteKeyRoute = createRoute({
   security,
   request: { params: TenantParams.extend({ keyId: z.string().openapi({ param: { name: "keyId", in: "path" } }) }) },
   responses: { 204: { description: "Revoked" }, ...errorResponses },
+});
+
+const getTenantRoute = createRoute({
+  method: "get",
+  path: "/v1/admin/tenants/{id}",
+  operationId: "getTenant",
+  summary: "A tenant: name, quotas, creation time",
+  security,
+  request: { params: TenantParams },
+  responses: { 200: { description: "The tenant", content: { "application/json": { schema: TenantView } } }, ...errorResponses },
+});
+
+const patchTenantRoute = createRoute({
+  method: "patch",
+  path: "/v1/admin/tenants/{id}",
+  operationId: "updateTenantQuotas",
+  summary: "Change a tenant's quotas (a null removes one; absent ones stay)",
+  description: "Every instance applies the new quotas from the tenant's next request (the key check reads them).",
+  security,
+  request: { params: TenantParams, body: { content: { "application/json": { schema: PatchTenant } }, required: true } },
+  responses: { 200: { description: "The tenant as changed", content: { "application/json": { schema: TenantView } } }, ...errorResponses },
 });
 
 const Histogram = z.object({
@@ -78,6 +99,20 @@ export function registerAdmin(app: OpenAPIHono<AppEnv>) {
     const body = c.req.valid("json");
     const created = await createTenant(c.env.db, body.name, body.quotas ?? {});
     return c.json(created, 201);
+  });
+
+  app.openapi(getTenantRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const found = await getTenant(c.env.db, id);
+    if (!found) throw new ReservoirError("tenant_not_found", `tenant '${id}' does not exist`);
+    return c.json(found, 200);
+  });
+
+  app.openapi(patchTenantRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const changed = await updateQuotas(c.env.db, id, c.req.valid("json").quotas);
+    if (!changed) throw new ReservoirError("tenant_not_found", `tenant '${id}' does not exist`);
+    return c.json(changed, 200);
   });
 
   app.openapi(createKeyRoute, async (c) => {

@@ -10,6 +10,8 @@ import { settle, type Settlement } from "../../storage/groups/settle.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
+import { recordUsage } from "../../storage/usage/meter.ts";
+import { outgoing } from "../../storage/usage/metered-bytes.ts";
 import { requireScope } from "../auth.ts";
 import { allowWait, pastDeadline } from "../deadline.ts";
 import { messageJson } from "../message-json.ts";
@@ -212,6 +214,8 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
         const messages = deliveries.map((d) =>
           Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: receipt(d), attempt: d.attempt }),
         );
+        // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
+        await recordUsage(c.env.db, tenantId, outgoing(deliveries.map((d) => d.record)));
         return c.json({ messages }, 200);
       }
       // Local commits wake us at once; leases timing out and other instances' commits are polled.

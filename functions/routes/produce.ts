@@ -4,6 +4,7 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
+import { admitProduce } from "../../storage/usage/quota.ts";
 import { requireScope } from "../auth.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
@@ -68,6 +69,8 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const tenantId = c.get("principal").tenantId;
     const topic = await c.env.topics.get(c.env.db, tenantId, name);
     const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
+    // A transaction is checked before any quota is taken: a refused request costs the tenant nothing.
+    let transactionId: string | undefined;
     if (body.transactionId !== undefined) {
       // Refused early when it is plainly not open; the flush's commit decides under the row lock.
       const transaction = await findTransaction(c.env.db, tenantId, body.transactionId);
@@ -78,7 +81,17 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
           state: "open",
         });
       }
-      for (const entry of entries) entry.transactionId = transaction.id;
+      transactionId = transaction.id;
+    }
+    const principal = c.get("principal");
+    // The key check took the declared body length from the bytes bucket; a chunked body pays here.
+    const quotas = principal.bytesCharged ? { ...principal.quotas, bytesPerSecond: undefined } : principal.quotas;
+    if (quotas.bytesPerSecond !== undefined || quotas.storageBytes !== undefined) {
+      const bytes = entries.reduce((n, e) => n + (e.usageBytes ?? 0), 0);
+      await admitProduce(c.env.db, tenantId, quotas, bytes, c.env.storedBytes);
+    }
+    if (transactionId !== undefined) {
+      for (const entry of entries) entry.transactionId = transactionId;
       await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
       return c.json({ pending: entries.length }, 202);
     }

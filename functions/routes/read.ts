@@ -4,6 +4,8 @@ import { ReservoirError } from "../../storage/errors.ts";
 import { highWatermarks } from "../../storage/metadata/topics.ts";
 import { offsetForTimestamp, partitionBounds, readFrom } from "../../storage/log/reader.ts";
 import { messageJson } from "../message-json.ts";
+import { recordUsage } from "../../storage/usage/meter.ts";
+import { outgoing } from "../../storage/usage/metered-bytes.ts";
 import { requireScope } from "../auth.ts";
 import { allowWait } from "../deadline.ts";
 import type { AppEnv, Runtime } from "../runtime.ts";
@@ -69,6 +71,8 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
     }
     const stored = offset < highWatermark ? await readFrom(c.env, topic.id, p, offset, limit) : [];
     const messages = stored.map((m) => messageJson(topic.name, m.partition, m.offset, m.record));
+    // Usage: what this answer returns (one insert, only when it returns messages).
+    await recordUsage(c.env.db, c.get("principal").tenantId, outgoing(stored.map((m) => m.record)));
     const nextOffset = stored.length ? stored[stored.length - 1].offset + 1 : offset;
     // A commit after the bounds were read may put nextOffset past the high watermark seen then.
     return c.json({ messages, nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark }, 200);

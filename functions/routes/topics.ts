@@ -86,7 +86,7 @@ export function registerTopics(app: OpenAPIHono<AppEnv>) {
     const { topic: name } = c.req.valid("param");
     const settings = { ...DEFAULTS, ...(c.req.valid("json") ?? {}) };
     const tenantId = c.get("principal").tenantId;
-    const { topic, created } = await ensureTopic(c.env.db, tenantId, name, settings);
+    const { topic, created } = await ensureTopic(c.env.db, tenantId, name, settings, c.get("principal").quotas.topics);
     c.env.topics.invalidate(tenantId, name);
     if (created) return c.json(view(topic), 201);
     if (topic.partitions !== settings.partitions || topic.retentionHours !== settings.retentionHours) {

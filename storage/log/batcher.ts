@@ -3,11 +3,12 @@
  * their topics and partitions, are coalesced into one segment per flush: one PUT, then one
  * Postgres transaction. Each request waits for its own flush and gets its own offsets.
  */
-import { decodeBatches, SegmentWriter, utf8Length, type SegmentRecord } from "../segment/codec.ts";
+import { decodeBatches, SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
 import { rangeKey, type BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
+import { meteredBytes } from "../usage/metered-bytes.ts";
 import { CommitDeadlineError, commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
 import { newSegmentId, segmentObjectKey } from "./segment-ids.ts";
 import { LatencyHistogram } from "./latency-histogram.ts";
@@ -45,6 +46,8 @@ export interface ProduceEntry {
   bytes: number;
   /** Produced into this open transaction: stored, but pending (no offset) until it commits. */
   transactionId?: string;
+  /** Metered size (storage/usage/meter.ts): UTF-8 key + value + UTF-8 header names and values; computed when absent. */
+  usageBytes?: number;
 }
 
 /** The database and object store a flush runs on: those of the request that triggers it. */
@@ -315,20 +318,10 @@ function encode(batch: Batch) {
       timestamps: group.entries.map((e) => e.record.timestamp),
       idempotencyKeys: group.entries.map((e) => e.idempotencyKey),
       deliverAt: group.entries.map((e) => e.deliverAt),
-      ...(group.transactionId !== undefined && {
-        transactionId: group.transactionId,
-        positions: group.positions,
-        payloadBytes: group.entries.map((e) => payloadBytes(e.record)),
-      }),
+      usageBytes: group.entries.map((e) => e.usageBytes ?? meteredBytes(e.record)),
+      ...(group.transactionId !== undefined && { transactionId: group.transactionId, positions: group.positions }),
     };
   });
   for (const pos of positions) placement.push(pos.map(([k, i]) => [runIndex.get(k)!, i]));
   return { segment: writer.finish(), runs, placement };
-}
-
-/** A message's key, value and header bytes (what usage counts as bytesIn; kept with pending runs). */
-function payloadBytes(record: SegmentRecord): number {
-  let bytes = record.value.byteLength + (record.key === undefined ? 0 : utf8Length(record.key));
-  for (const name in record.headers ?? {}) bytes += utf8Length(name) + utf8Length(record.headers![name]);
-  return bytes;
 }

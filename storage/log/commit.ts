@@ -9,6 +9,7 @@ import { rows } from "../metadata/db.ts";
 import { sqlArray } from "../metadata/sql-array.ts";
 import type { ReservoirError } from "../errors.ts";
 import { appendPending } from "../transactions/pending.ts";
+import { usageInsert } from "../usage/meter.ts";
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -23,12 +24,12 @@ export interface CommitRun {
   idempotencyKeys: (string | undefined)[];
   /** Per record; set for delayed messages, which get index rows of their own. */
   deliverAt?: (number | undefined)[];
+  /** Per record: its metered bytes (UTF-8 key + value + UTF-8 header names and values). */
+  usageBytes: number[];
   /** Produced into this transaction: recorded as pending, no offsets (storage/transactions/). */
   transactionId?: string;
   /** With transactionId: per record, its place in the transaction's part of this flush. */
   positions?: number[];
-  /** With transactionId: per record, its key, value and header bytes (counted when it commits). */
-  payloadBytes?: number[];
 }
 
 export interface SegmentCommit {
@@ -161,6 +162,7 @@ interface PlannedRow {
   minTimestamp: number;
   maxTimestamp: number;
   deliverAt: number | null;
+  usageBytes: number;
 }
 
 /**
@@ -186,10 +188,21 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
       const deliverAt = run.deliverAt?.[i] ?? null;
       if (open && open.deliverAt !== deliverAt) open = null;
       if (!open) {
-        open = { run: r, partitionKey: key, relFirst: next, count: 0, recordSkip: i, minTimestamp: ts, maxTimestamp: ts, deliverAt };
+        open = {
+          run: r,
+          partitionKey: key,
+          relFirst: next,
+          count: 0,
+          recordSkip: i,
+          minTimestamp: ts,
+          maxTimestamp: ts,
+          deliverAt,
+          usageBytes: 0,
+        };
         planned.push(open);
       }
       open.count++;
+      open.usageBytes += run.usageBytes[i];
       open.minTimestamp = Math.min(open.minTimestamp, ts);
       open.maxTimestamp = Math.max(open.maxTimestamp, ts);
       return next++;
@@ -231,11 +244,8 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
         SELECT ${commit.segmentId}, ${commit.tenantId}, ${commit.objectKey}, ${commit.byteLength}
         WHERE EXISTS (SELECT 1 FROM adv)
         RETURNING id),
-      idx AS (
-        INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id,
-                                   byte_offset, byte_length, record_skip, min_timestamp, max_timestamp, deliver_at)
-        SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
-               r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts, NULLIF(r.deliver_at, 0)
+      r AS (
+        SELECT *
         FROM unnest(${sqlArray(
           planned.map((r) => runOf(r).topicId),
           "bigint",
@@ -270,10 +280,21 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
                     )}, ${sqlArray(
                       planned.map((r) => r.deliverAt ?? 0),
                       "bigint",
+                    )}, ${sqlArray(
+                      planned.map((r) => r.usageBytes),
+                      "bigint",
                     )})
-             AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at)
+             AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at, usage_bytes)),
+      idx AS (
+        INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id,
+                                   byte_offset, byte_length, record_skip, min_timestamp, max_timestamp, deliver_at)
+        SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
+               r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts, NULLIF(r.deliver_at, 0)
+        FROM r
         JOIN adv a USING (topic_id, partition) CROSS JOIN seg
         RETURNING 1),
+      -- Usage (storage/usage/meter.ts) counts what this statement indexed: survivors of topics that still exist.
+      metered AS (${usageInsert(commit.tenantId, { messagesIn: sql`sum(r.n)`, bytesIn: sql`sum(r.usage_bytes)` }, sql`r JOIN adv a USING (topic_id, partition) HAVING count(*) > 0`)}),
       -- Dispatchers LISTEN: a commit to a subscribed topic wakes them at once (sent on COMMIT).
       subscribed AS MATERIALIZED (
         SELECT DISTINCT a.topic_id FROM adv a

@@ -2,7 +2,20 @@
  * The metadata that must be agreed on. Every row carries tenant_id (directly or through its
  * topic) and every query is scoped by it. Offsets are bigint in SQL and JS numbers in the API.
  */
-import { bigint, boolean, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  bigserial,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
 
 export const tenants = pgTable("tenants", {
   id: text("id").primaryKey(),
@@ -339,3 +352,73 @@ export const collectableSegments = pgTable("collectable_segments", {
   reason: text("reason").notNull(),
   at: bigint("at", { mode: "number" }).notNull(),
 });
+
+/**
+ * Usage, insert-only: every transaction that commits work (a flush, a receive's read, a webhook
+ * settle) and every authenticated request adds one row of deltas for its tenant and UTC hour
+ * (ms). Nothing updates these rows, so no lock is ever taken on a shared counter; a roll-up
+ * moves them into usage_hourly (storage/usage/rollup.ts).
+ */
+export const usageDeltas = pgTable(
+  "usage_deltas",
+  {
+    // No key, no sequence: every request inserts a row, and the roll-up moves rows by ctid.
+    tenantId: text("tenant_id").notNull(),
+    hour: bigint("hour", { mode: "number" }).notNull(),
+    messagesIn: bigint("messages_in", { mode: "number" }).notNull().default(0),
+    bytesIn: bigint("bytes_in", { mode: "number" }).notNull().default(0),
+    messagesOut: bigint("messages_out", { mode: "number" }).notNull().default(0),
+    bytesOut: bigint("bytes_out", { mode: "number" }).notNull().default(0),
+    deliveries: bigint("deliveries", { mode: "number" }).notNull().default(0),
+    requests: bigint("requests", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [index("usage_deltas_tenant_hour_idx").on(t.tenantId, t.hour)],
+);
+
+/** Usage per tenant and UTC hour, as rolled up from usage_deltas (only the roll-up writes it). */
+export const usageHourly = pgTable(
+  "usage_hourly",
+  {
+    tenantId: text("tenant_id").notNull(),
+    hour: bigint("hour", { mode: "number" }).notNull(),
+    messagesIn: bigint("messages_in", { mode: "number" }).notNull().default(0),
+    bytesIn: bigint("bytes_in", { mode: "number" }).notNull().default(0),
+    messagesOut: bigint("messages_out", { mode: "number" }).notNull().default(0),
+    bytesOut: bigint("bytes_out", { mode: "number" }).notNull().default(0),
+    deliveries: bigint("deliveries", { mode: "number" }).notNull().default(0),
+    requests: bigint("requests", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hour] })],
+);
+
+/** Stored bytes of each tenant, sampled once per UTC hour (the first sample of an hour wins). */
+export const usageStorage = pgTable(
+  "usage_storage",
+  {
+    tenantId: text("tenant_id").notNull(),
+    hour: bigint("hour", { mode: "number" }).notNull(),
+    bytes: bigint("bytes", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hour] })],
+);
+
+/**
+ * Quota token buckets, one per tenant and kind ("requests", "bytes"), shared by every
+ * instance: taken from in the statement a request runs anyway (storage/tenancy/tenants.ts).
+ * `rate` is the refill per second and the burst; `updated_ms` the database clock at the last take.
+ */
+export const quotaBuckets = pgTable(
+  "quota_buckets",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    kind: text("kind").notNull(),
+    tokens: doublePrecision("tokens").notNull(),
+    rate: doublePrecision("rate").notNull(),
+    updatedMs: doublePrecision("updated_ms").notNull(),
+    /** Whether the last take was granted (RETURNING sees only the new row). */
+    granted: boolean("granted").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.kind] })],
+);

@@ -1,7 +1,7 @@
 /** Topics and their partitions, always scoped by tenant. */
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, count, eq } from "drizzle-orm";
 import type { Database, Queryable } from "./db.ts";
-import { partitions, topics } from "./schema.ts";
+import { partitions, tenants, topics } from "./schema.ts";
 import { ReservoirError } from "../errors.ts";
 
 export interface Topic {
@@ -49,14 +49,30 @@ export async function listTopics(db: Database, tenantId: string): Promise<Topic[
   return found.map(toTopic);
 }
 
-/** Creates the topic, or returns the existing one; `created` tells which. */
+/**
+ * Creates the topic, or returns the existing one; `created` tells which. With `maxTopics` (the
+ * tenant's topics quota), creations of one tenant queue on its tenant row, so that concurrent
+ * ones cannot together pass the count; one that would is refused (quota_exceeded).
+ */
 export async function ensureTopic(
   db: Database,
   tenantId: string,
   name: string,
   settings: TopicSettings,
+  maxTopics?: number,
 ): Promise<{ topic: Topic; created: boolean }> {
   return db.transaction(async (tx) => {
+    if (maxTopics !== undefined) {
+      await tx.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId)).for("update");
+      const existing = await findTopic(tx as unknown as Database, tenantId, name);
+      if (existing) return { topic: existing, created: false };
+      const [{ n }] = await tx.select({ n: count() }).from(topics).where(eq(topics.tenantId, tenantId));
+      if (n >= maxTopics) {
+        throw new ReservoirError("quota_exceeded", `the tenant has ${n} topics; its topics quota is ${maxTopics}`, {
+          retryAfterSeconds: 60,
+        });
+      }
+    }
     const inserted = await tx
       .insert(topics)
       .values({ tenantId, name, ...settings })

@@ -13,6 +13,8 @@ export interface DeliveryAttempt {
   /** When the attempt started (ms). */
   at: number;
   durationMs: number;
+  /** The message's metered bytes (usage: bytesOut of a successful delivery); not logged. */
+  bytes?: number;
 }
 
 /** How long attempts stay in the log. */

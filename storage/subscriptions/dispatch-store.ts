@@ -8,6 +8,7 @@ import { retryConflicts, rows, type Database, type Queryable } from "../metadata
 import type { ReadIo } from "../log/reader.ts";
 import { leaseIn, leasedMessages, type Delivery } from "../groups/receive.ts";
 import { settleClaims, type ClaimSettlement } from "../groups/settle.ts";
+import { recordUsage } from "../usage/meter.ts";
 import { recordAttempts, type DeliveryAttempt } from "./delivery-log.ts";
 import { setState, subscriptionForClaim, type Subscription } from "./subscriptions.ts";
 
@@ -90,5 +91,11 @@ export async function settleDeliveries(db: Database, sub: Subscription, settling
 async function settleIn(tx: Queryable, sub: Subscription, settling: Settling, now: number): Promise<void> {
   await settleClaims(tx, sub.group, settling.settlements, now);
   await recordAttempts(tx, sub.id, settling.attempts);
+  const delivered = settling.attempts.filter((a) => a.succeeded);
+  await recordUsage(tx, sub.tenantId, {
+    deliveries: settling.attempts.length,
+    messagesOut: delivered.length,
+    bytesOut: delivered.reduce((n, a) => n + (a.bytes ?? 0), 0),
+  });
   if (settling.disable) await setState(tx, sub.id, "disabled", settling.disable);
 }

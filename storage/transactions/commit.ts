@@ -8,8 +8,7 @@
  *      commit's order, so the two queue and never deadlock — assigns dense offsets and indexes
  *      the runs where their bytes already are (no copy),
  *   5. drops the pending rows and marks the transaction committed with its offsets.
- * Everything that counts what a commit makes visible (e.g. per-tenant usage) belongs in
- * `commitIn`, inside the same Postgres transaction.
+ * Usage (messagesIn, bytesIn) is counted in the statement that marks it committed (step 5).
  */
 import { sql } from "drizzle-orm";
 import { ReservoirError } from "../errors.ts";
@@ -19,6 +18,7 @@ import { findGroup } from "../groups/groups.ts";
 import { settleIn } from "../groups/settle.ts";
 import type { ReceiptSigner } from "../groups/receipts.ts";
 import { claimIdempotencyKeys, type AssignedOffset, type CommitRun } from "../log/commit.ts";
+import { usageInsert } from "../usage/meter.ts";
 import { endRolledBack, findTransaction, notFound, notOpen, timedOut } from "./transactions.ts";
 
 /** Acks carried by a commit: receipts of one group of one topic. */
@@ -113,9 +113,12 @@ export async function commitIn(tx: Queryable, signer: ReceiptSigner, request: Co
     runs.length > 0
       ? await indexPending(tx, tenantId, runs, now)
       : { offsets: [], subscribedTopicIds: [], highWatermarks: [], indexed: { messages: 0, bytes: 0 } };
+  const { messages, bytes } = indexed.indexed;
   await tx.execute(sql`
     WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1),
-    counted AS (UPDATE open_transactions SET open = open - 1 WHERE tenant_id = ${tenantId} RETURNING 1)
+    counted AS (UPDATE open_transactions SET open = open - 1 WHERE tenant_id = ${tenantId} RETURNING 1),
+    -- Usage (storage/usage/meter.ts): what this commit made visible, in the same transaction.
+    metered AS (${usageInsert(tenantId, { messagesIn: sql`${messages}::bigint`, bytesIn: sql`${bytes}::bigint` }, undefined, sql`${messages}::bigint > 0`)})
     UPDATE transactions SET state = 'committed', offsets = ${JSON.stringify(indexed.offsets)}::jsonb, ended_at = ${now},
       end_reason = ${request.byCheck ? "check_commit" : "commit"}, claimed_until = 0
     WHERE id = ${id}`);
@@ -184,6 +187,7 @@ async function indexPending(tx: Queryable, tenantId: string, runs: Run[], now: n
     timestamps: run.records.map((r) => r.t),
     idempotencyKeys: run.records.map((r) => r.k),
     deliverAt: run.records.map((r) => r.d),
+    usageBytes: run.records.map((r) => r.b),
   }));
   const claims = await claimIdempotencyKeys(tx, {
     tenantId,

@@ -20,7 +20,8 @@ export interface PendingRun {
   idempotencyKeys: (string | undefined)[];
   deliverAt?: (number | undefined)[];
   positions: number[];
-  payloadBytes?: number[];
+  /** Per record: its metered bytes (storage/usage/metered-bytes.ts), counted as bytesIn when it commits. */
+  usageBytes: number[];
 }
 
 /** What of the flush the pending runs need: its segment, and when it must be done by. */
@@ -64,7 +65,7 @@ export async function appendPending(
         const record: { p: number; t: number; b: number; k?: string; d?: number } = {
           p: run.positions[i],
           t,
-          b: run.payloadBytes?.[i] ?? 0,
+          b: run.usageBytes[i],
         };
         if (run.idempotencyKeys[i] !== undefined) record.k = run.idempotencyKeys[i];
         if (run.deliverAt?.[i] !== undefined) record.d = run.deliverAt[i];

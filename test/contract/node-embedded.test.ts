@@ -8,6 +8,7 @@ import { contractSuite } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
+import { tenancySuite } from "./tenancy.ts";
 import { startNodeServer } from "../support/node-server.ts";
 
 /**
@@ -32,6 +33,7 @@ contractSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
 transactionsSuite(name, shared.start);
+tenancySuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
 addressGuardSuite(name, async () => {

@@ -10,6 +10,7 @@ import { contractSuite, type ContractTarget } from "./contract.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
+import { tenancySuite } from "./tenancy.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 import { startWorker, triggerScheduled } from "../support/wrangler.ts";
@@ -43,6 +44,7 @@ groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
 transactionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
 addressGuardSuite(name, () => startWorkerStack());
+tenancySuite(name, shared.start);
 fuzzSuite(name, shared.start);
 
 // What the HTTP layer refuses before a Worker runs is answered by workerd (under wrangler dev)

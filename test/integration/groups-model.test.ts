@@ -45,7 +45,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { rows, type Database } from "../../storage/metadata/db.ts";
 import { migrate } from "../../storage/metadata/migrate.ts";
-import { createTenant } from "../../storage/metadata/tenants.ts";
+import { createTenant } from "../../storage/tenancy/tenants.ts";
 import { ensureTopic, findTopic, type Topic } from "../../storage/metadata/topics.ts";
 import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
 import type { AssignedOffset } from "../../storage/log/commit.ts";

@@ -30,7 +30,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rows, type Database } from "../../storage/metadata/db.ts";
 import { migrate } from "../../storage/metadata/migrate.ts";
-import { createTenant } from "../../storage/metadata/tenants.ts";
+import { createTenant } from "../../storage/tenancy/tenants.ts";
 import { ensureTopic, type Topic } from "../../storage/metadata/topics.ts";
 import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
 import { BatchCache } from "../../storage/log/batch-cache.ts";

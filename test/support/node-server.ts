@@ -43,6 +43,8 @@ export interface StartNodeServerOptions {
   label?: string;
   /** Extra Node flags, e.g. ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] for benchmarks. */
   nodeArgs?: string[];
+  /** The source tree to run the server from (default: this repository; a benchmark's baseline: another commit's tree). */
+  root?: string;
 }
 
 /**
@@ -138,7 +140,7 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
       `\n===== [${label}] start #${starts}: node --import tsx functions/runtime/node/server.ts (port ${port}, data dir ${dataDir}) =====\n`,
     );
     const c = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "functions/runtime/node/server.ts"], {
-      cwd: repoRoot,
+      cwd: opts.root ?? repoRoot,
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -4,7 +4,7 @@ import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
 import { BatchCache } from "../../storage/log/batch-cache.ts";
 import { partitionBounds, readFrom } from "../../storage/log/reader.ts";
 import { rows, type Database } from "../../storage/metadata/db.ts";
-import { createTenant } from "../../storage/metadata/tenants.ts";
+import { createTenant } from "../../storage/tenancy/tenants.ts";
 import { ensureTopic, type Topic } from "../../storage/metadata/topics.ts";
 import { ReservoirError } from "../../storage/errors.ts";
 import { embeddedDatabase } from "../support/embedded-db.ts";

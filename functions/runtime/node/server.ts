@@ -29,6 +29,11 @@ import { nodeTransport } from "./webhook-transport.ts";
 import { openDatabase } from "./database.ts";
 import { answerParserErrors, requestError } from "./parser-errors.ts";
 import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
+import { describeError } from "../../../storage/errors.ts";
+import { usageUpkeep } from "../../../storage/usage/rollup.ts";
+
+/** How often each Node instance rolls usage deltas up and samples storage (API.md: hourly storage samples). */
+const USAGE_UPKEEP_MS = 60_000;
 
 const counters = { dbStatements: 0, store: { puts: 0, gets: 0 } };
 
@@ -96,6 +101,13 @@ export async function main(env = process.env): Promise<void> {
     { db: database.db, receipts, transport, now: () => Date.now(), committed: (topicIds) => dispatch.push.wake(topicIds) },
     { intervalMs: config.dispatchIntervalMs },
   );
+  // Usage upkeep (storage/usage/rollup.ts): the hourly storage sample and the roll-up of deltas,
+  // at start and every minute; every instance may run it at once.
+  const upkeep = () =>
+    void usageUpkeep(database.db).catch((error: unknown) => console.error(`reservoir: usage upkeep failed: ${describeError(error)}`));
+  upkeep();
+  const upkeepTimer = setInterval(upkeep, USAGE_UPKEEP_MS);
+  upkeepTimer.unref();
   const runtime: Runtime = {
     ...shared,
     db: database.db,
@@ -133,6 +145,7 @@ export async function main(env = process.env): Promise<void> {
   server.keepAliveTimeout = 65_000;
   const shutdown = () => {
     server.close();
+    clearInterval(upkeepTimer);
     // Deliveries in flight get to finish and be settled (bounded by their timeouts).
     void Promise.all([dispatch.stop(), transactionSweep.stop()])
       .then(() => transport.close())

@@ -79,6 +79,7 @@ import { countingStore, type ObjectStore } from "../../../storage/objects/object
 import { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { pruneAttempts } from "../../../storage/subscriptions/delivery-log.ts";
+import { usageUpkeep } from "../../../storage/usage/rollup.ts";
 import { createAddressGuard, type AddressGuard } from "../../push/address-guard.ts";
 import { Dispatcher } from "../../push/dispatcher.ts";
 import { dohResolver } from "../../push/resolve-doh.ts";
@@ -292,6 +293,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     partitioner: instance.partitioner,
     topics: instance.topics,
     groups: instance.groups,
+    storedBytes: instance.storedBytes,
     db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
@@ -337,6 +339,7 @@ async function sweep(instance: Instance): Promise<void> {
   try {
     const ready = await prepared(db);
     await pruneAttempts(db, Date.now());
+    await usageUpkeep(db).catch((error: unknown) => console.error(`reservoir: usage upkeep failed: ${describeError(error)}`));
     do {
       const started = Date.now();
       // Transactions past their timeout: rolled back, or checked back (functions/transactions/).
