@@ -247,6 +247,48 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         expect(totals(await adminUsage(t))).toEqual(totals(mine.body.usage));
       });
 
+      it("counts a transaction's messages when it commits, once, and nothing of one rolled back or timed out", async () => {
+        const t = await newTenant();
+        const topic = uniq("tx-metered");
+        assertStatus(await t.client.put(`/v1/topics/${topic}`, { partitions: 2 }), 201);
+        const usageIn = async () => {
+          const res = await t.client.get("/v1/usage", { query: { from: 0, to: Date.now() + 3_600_000 } });
+          assertStatus(res, 200);
+          const sum = totals(res.body.usage);
+          return { messagesIn: sum.messagesIn, bytesIn: sum.bytesIn };
+        };
+        const produceInto = async (transactionId: string, messages: { key?: string; value: string; headers?: Record<string, string> }[]) =>
+          assertStatus(await t.client.post(`/v1/topics/${topic}/messages`, { transactionId, messages }), 202);
+
+        const rolledBack = (await t.client.post("/v1/transactions", {})).body.transactionId as string;
+        await produceInto(rolledBack, [{ value: "never" }, { key: "k", value: "never either" }]);
+        assertStatus(await t.client.post(`/v1/transactions/${rolledBack}/rollback`, {}), 200);
+        const timedOut = (await t.client.post("/v1/transactions", { timeoutSeconds: 1 })).body.transactionId as string;
+        await produceInto(timedOut, [{ value: "too late" }]);
+        expect(await usageIn()).toEqual({ messagesIn: 0, bytesIn: 0 });
+
+        const committed = (await t.client.post("/v1/transactions", {})).body.transactionId as string;
+        const messages = [{ key: "clé", value: "één", headers: { "x-h": "ü" } }, { value: "plain" }];
+        await produceInto(committed, messages);
+        expect(await usageIn(), "pending messages are not counted").toEqual({ messagesIn: 0, bytesIn: 0 });
+        assertStatus(await t.client.post(`/v1/transactions/${committed}/commit`, {}), 200);
+        const bytes = utf8("clé") + utf8("één") + utf8("x-h") + utf8("ü") + utf8("plain");
+        expect(await usageIn()).toEqual({ messagesIn: 2, bytesIn: bytes });
+        // Committing again answers the same offsets and counts nothing more.
+        assertStatus(await t.client.post(`/v1/transactions/${committed}/commit`, {}), 200);
+        // The timed-out one: once its timeout has passed (time itself is waited for), a commit is
+        // refused and it is rolled back; it still counts nothing.
+        const { expiresAt } = (await t.client.get(`/v1/transactions/${timedOut}`)).body as { expiresAt: number };
+        await pollUntil(
+          async () => Date.now(),
+          (now) => now > expiresAt + 50,
+          15_000,
+          "the 1 s transaction's timeout to pass",
+        );
+        assertProblem(await t.client.post(`/v1/transactions/${timedOut}/commit`, {}), 409, "transaction_not_open");
+        expect(await usageIn()).toEqual({ messagesIn: 2, bytesIn: bytes });
+      });
+
       it("counts webhook attempts as deliveries and successful ones as messagesOut and bytesOut", async () => {
         const t = await newTenant();
         const topic = uniq("hooked");
