@@ -69,7 +69,7 @@ interface RawSubscription {
   timeout_ms: number;
   backoff_initial_ms: number;
   backoff_max_ms: number;
-  filter_headers: Record<string, string> | string | null;
+  filter_headers: Record<string, string> | null;
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: number | null;
@@ -118,7 +118,7 @@ function toSubscription(r: RawSubscription): Subscription {
     timeoutMs: r.timeout_ms,
     backoffInitialMs: r.backoff_initial_ms,
     backoffMaxMs: r.backoff_max_ms,
-    filterHeaders: typeof r.filter_headers === "string" ? JSON.parse(r.filter_headers) : r.filter_headers,
+    filterHeaders: r.filter_headers,
     secret: r.secret,
     previousSecret: r.previous_secret,
     previousSecretExpiresAt: r.previous_secret_expires_at,

@@ -91,7 +91,7 @@ function keyCheck(hash: Placeholder, bytes: Placeholder) {
     by_requests AS (${takeTokens("requests", requests)}),
     by_bytes AS (${takeTokens("bytes", bodyBytes)}),
     counted AS (${usageInsert(sql`k.tenant_id`, { requests: sql`1` }, sql`k`, sql`NOT EXISTS ${refused}`)} RETURNING 1)
-    SELECT k.id AS key_id, k.tenant_id, k.scopes, k.quotas,
+    SELECT k.id AS key_id, k.tenant_id, to_json(k.scopes) AS scopes, k.quotas,
       r.granted, r.tokens, r.rate, b.granted AS bytes_granted, b.tokens AS bytes_tokens, b.rate AS bytes_rate,
       (SELECT count(*) FROM counted) AS counted, (SELECT count(*) FROM relaxed) AS relaxed
     FROM k LEFT JOIN by_requests r ON true LEFT JOIN by_bytes b ON true`;
@@ -102,8 +102,8 @@ type Placeholder = ReturnType<typeof sql.placeholder>;
 interface KeyCheckRow {
   key_id: string;
   tenant_id: string;
-  scopes: string[] | string;
-  quotas: Quotas | string;
+  scopes: string[];
+  quotas: Quotas;
   granted: boolean | null;
   tokens: number | null;
   rate: number | null;
@@ -126,12 +126,11 @@ export async function authenticate(db: Database, presented: string, bytes = 0): 
   if (found.bytes_granted === false) {
     throw quotaExceeded("bytesPerSecond", retryAfterSeconds(bytes, Number(found.bytes_tokens), Number(found.bytes_rate)));
   }
-  const quotas = typeof found.quotas === "string" ? (JSON.parse(found.quotas) as Quotas) : found.quotas;
   return {
     tenantId: found.tenant_id,
     keyId: found.key_id,
-    scopes: textArray(found.scopes) as Scope[],
-    quotas,
+    scopes: found.scopes as Scope[],
+    quotas: found.quotas,
     bytesCharged: found.bytes_granted === true,
   };
 }
@@ -165,12 +164,6 @@ async function runKeyCheck(db: Database, hash: string, bytes: number): Promise<K
 }
 
 /** A text[] as the driver hands it over: an array, or (unparsed) Postgres array text. */
-function textArray(value: string[] | string): string[] {
-  if (Array.isArray(value)) return value;
-  const inner = value.replace(/^\{|\}$/g, "");
-  return inner === "" ? [] : inner.split(",").map((s) => s.replace(/^"|"$/g, ""));
-}
-
 async function newKey(tenantId: string, scopes: Scope[]) {
   const apiKey = newSecret("rsv_");
   return { apiKey, row: { id: newId(), tenantId, secretHash: sha256Hex(apiKey), scopes } };
