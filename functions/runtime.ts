@@ -31,6 +31,8 @@ export interface Runtime extends SharedState {
   push: Push;
   /** Bound of a request, plus its waitMs for a long-poll (deadline.ts; default 65 s). */
   requestTimeoutMs?: number;
+  /** RESERVOIR_GC_GRACE_SECONDS: maintenance passes delete nothing younger than this. */
+  gcGraceSeconds: number;
   /** The request whose code runs now, for the deadline's "waiting on" (absent: not labelled). */
   scope?: RequestScope;
 }

@@ -55,5 +55,13 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
       "CREATE INDEX \"webhook_deliveries_subscription_idx\" ON \"webhook_deliveries\" USING btree (\"subscription_id\",\"id\");",
       "CREATE INDEX \"webhook_deliveries_at_idx\" ON \"webhook_deliveries\" USING btree (\"at\");"
     ]
+  },
+  {
+    "tag": "0003_lonely_red_shift",
+    "statements": [
+      "ALTER TABLE \"segments\" ADD COLUMN \"unreferenced_at\" timestamp with time zone;",
+      "ALTER TABLE \"topics\" ADD COLUMN \"retention_bytes\" bigint;",
+      "CREATE INDEX \"segments_unreferenced_idx\" ON \"segments\" USING btree (\"unreferenced_at\");"
+    ]
   }
 ];

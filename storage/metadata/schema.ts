@@ -36,6 +36,8 @@ export const topics = pgTable(
     name: text("name").notNull(),
     partitions: integer("partitions").notNull(),
     retentionHours: integer("retention_hours").notNull(),
+    /** Per partition: retention keeps at least this many bytes (Kafka's retention.bytes). Null: no size limit. */
+    retentionBytes: bigint("retention_bytes", { mode: "number" }),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex("topics_tenant_name_idx").on(t.tenantId, t.name)],
@@ -63,8 +65,13 @@ export const segments = pgTable(
     objectKey: text("object_key").notNull(),
     byteLength: integer("byte_length").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    /**
+     * When a collection pass first found no row naming this segment (storage/lifecycle/references.ts);
+     * its object is deleted once this is older than RESERVOIR_GC_GRACE_SECONDS. Null: referenced.
+     */
+    unreferencedAt: timestamp("unreferenced_at", { withTimezone: true, mode: "date" }),
   },
-  (t) => [index("segments_tenant_idx").on(t.tenantId, t.id)],
+  (t) => [index("segments_tenant_idx").on(t.tenantId, t.id), index("segments_unreferenced_idx").on(t.unreferencedAt)],
 );
 
 /**

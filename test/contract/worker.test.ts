@@ -42,6 +42,8 @@ groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
 addressGuardSuite(name, () => startWorkerStack());
 fuzzSuite(name, shared.start);
+// Last: a maintenance pass acts on every tenant of the target.
+lifecycleSuite(name, shared.start);
 
 // What the HTTP layer refuses before a Worker runs is answered by workerd (under wrangler dev)
 // or by Cloudflare's edge (deployed), not by Reservoir: an unknown method is workerd's 501, and

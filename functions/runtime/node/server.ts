@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createApp } from "../../app.ts";
-import { ConfigError, readConfig, type Config } from "../../config.ts";
+import { commitDeadlineMs, ConfigError, readConfig, type Config } from "../../config.ts";
+import { startMaintenanceTimer } from "./maintenance-timer.ts";
 import { createSharedState } from "../../instance.ts";
 import type { Runtime } from "../../runtime.ts";
 import { newSecret } from "../../../storage/metadata/secrets.ts";
@@ -81,7 +82,11 @@ export async function main(env = process.env): Promise<void> {
   const store = trackStore(countingStore(opened.store, counters.store), scope);
   const storeKind = opened.kind;
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
-  const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
+  const shared = createSharedState({
+    lingerMs: config.lingerMs,
+    maxBytes: config.maxBatchBytes,
+    commitDeadlineMs: commitDeadlineMs(config),
+  });
   trackShared(shared, scope);
   const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);
   const transport = nodeTransport(guard);
@@ -103,7 +108,9 @@ export async function main(env = process.env): Promise<void> {
     scope,
     guard,
     push: dispatch.push,
+    gcGraceSeconds: config.gcGraceSeconds,
   };
+  const maintenance = startMaintenanceTimer({ db: database.db, store, now: () => Date.now() }, config);
   const app = createApp();
   const listener = getRequestListener((request) => app.fetch(request, runtime), {
     hostname: config.host,
@@ -127,6 +134,7 @@ export async function main(env = process.env): Promise<void> {
   server.keepAliveTimeout = 65_000;
   const shutdown = () => {
     server.close();
+    maintenance.stop();
     // Deliveries in flight get to finish and be settled (bounded by their timeouts).
     void dispatch
       .stop()

@@ -65,7 +65,8 @@ import { describeError } from "../../../storage/errors.ts";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { createApp } from "../../app.ts";
-import { ConfigError, readConfig, type Config } from "../../config.ts";
+import { commitDeadlineMs, ConfigError, readConfig, type Config } from "../../config.ts";
+import { maintainIfFree } from "../../../storage/lifecycle/maintenance.ts";
 import { problemResponse } from "../../problem.ts";
 import { createSharedState, type SharedState } from "../../instance.ts";
 import type { Runtime } from "../../runtime.ts";
@@ -135,6 +136,7 @@ interface Instance extends SharedState {
   dispatcher: Dispatcher;
   sweepMs: number;
   requestTimeoutMs?: number;
+  gcGraceSeconds: number;
   /** The request whose code runs now (nodejs_compat's AsyncLocalStorage), for the deadline's log. */
   scope: RequestScope;
   /** Topics whose latest flush here reported active subscriptions (see the header, point 4). */
@@ -180,7 +182,12 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (missing.length > 0) return { problem: `the Worker is not configured: it needs ${missing.join("; ")}` };
 
   // See the header, point 1: queued flushes would start from another request's context.
-  const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY });
+  const shared = createSharedState({
+    lingerMs: config.lingerMs,
+    maxBytes: config.maxBatchBytes,
+    maxInFlight: Number.POSITIVE_INFINITY,
+    commitDeadlineMs: commitDeadlineMs(config),
+  });
   const storage = new AsyncLocalStorage<Waits>();
   const scope: RequestScope = { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
   trackShared(shared, scope);
@@ -202,6 +209,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
     sweepMs: config.sweepSeconds * 1000,
     requestTimeoutMs: config.requestTimeoutMs,
+    gcGraceSeconds: config.gcGraceSeconds,
     scope,
     subscribedTopics,
   };
@@ -294,6 +302,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     counters,
     pollIntervalMs: 100,
     requestTimeoutMs: instance.requestTimeoutMs,
+    gcGraceSeconds: instance.gcGraceSeconds,
     scope: instance.scope,
     guard: instance.guard,
     push: {
@@ -344,6 +353,19 @@ async function sweep(instance: Instance): Promise<void> {
   }
 }
 
+/** The cron's other job: one maintenance pass (retention, collection, orphans) if no instance runs one. */
+async function maintain(instance: Instance): Promise<void> {
+  const { db, done } = openDatabase(instance.databaseUrl);
+  try {
+    await prepared(db);
+    await maintainIfFree({ db, store: instance.store, now: () => Date.now() }, { graceSeconds: instance.gcGraceSeconds });
+  } catch (error) {
+    console.error(`reservoir: a maintenance pass failed (the next cron event retries): ${describeError(error)}`);
+  } finally {
+    await done().catch(() => {});
+  }
+}
+
 export default {
   async scheduled(_controller: unknown, env: WorkerEnv, ctx: WorkerContext): Promise<void> {
     const setup = setUp(env);
@@ -352,6 +374,7 @@ export default {
       return;
     }
     ctx.waitUntil(sweep(setup));
+    ctx.waitUntil(maintain(setup));
   },
 
   async fetch(request: Request, env: WorkerEnv, ctx: WorkerContext): Promise<Response> {

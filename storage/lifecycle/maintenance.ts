@@ -1,0 +1,53 @@
+/**
+ * One maintenance pass (API.md "Storage lifecycle (operator)"): retention, then collection of
+ * segments no row names any more (deleted topics' among them), then orphans. Run by the Node
+ * timer, the Worker's Cron Trigger and POST /v1/admin/maintenance, one at a time across every
+ * instance (lease.ts). Compaction is not built yet: its counts are zero.
+ */
+import type { Database } from "../metadata/db.ts";
+import type { ObjectStore } from "../objects/object-store.ts";
+import { collectUnreferenced, type Collected } from "./collect.ts";
+import { collectOrphans } from "./orphans.ts";
+import { applyRetention, type RetentionReport } from "./retention.ts";
+import { releaseMaintenanceLease, takeMaintenanceLease } from "./lease.ts";
+
+export interface MaintenanceReport {
+  retention: RetentionReport;
+  compaction: { segmentsIn: number; segmentsOut: number; bytes: number };
+  collected: Collected;
+  orphans: Collected;
+}
+
+export interface MaintenanceIo {
+  db: Database;
+  store: ObjectStore;
+  now: () => number;
+}
+
+export interface MaintenanceOptions {
+  graceSeconds: number;
+  /** Retention by time is judged as of this instant (ms); default now. The grace period is not. */
+  asOf?: number;
+}
+
+/** How long a pass may hold the lease before another instance may take it over. */
+export const LEASE_MS = 10 * 60_000;
+
+/** The pass itself; the caller holds the lease. */
+export async function maintenancePass(io: MaintenanceIo, options: MaintenanceOptions): Promise<MaintenanceReport> {
+  const retention = await applyRetention(io.db, options.asOf ?? io.now());
+  const collected = await collectUnreferenced(io.db, io.store, { graceSeconds: options.graceSeconds });
+  const orphans = await collectOrphans(io.db, io.store, { graceSeconds: options.graceSeconds, now: io.now() });
+  return { retention, compaction: { segmentsIn: 0, segmentsOut: 0, bytes: 0 }, collected, orphans };
+}
+
+/** Runs a pass if no other instance is running one; null if one is. */
+export async function maintainIfFree(io: MaintenanceIo, options: MaintenanceOptions): Promise<MaintenanceReport | null> {
+  const holder = crypto.randomUUID();
+  if (!(await takeMaintenanceLease(io.db, holder, LEASE_MS))) return null;
+  try {
+    return await maintenancePass(io, options);
+  } finally {
+    await releaseMaintenanceLease(io.db, holder);
+  }
+}
