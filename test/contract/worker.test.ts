@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fuzzSuite, MALFORMED_HTTP, rawExchange } from "./fuzz.ts";
 import { contractSuite, type ContractTarget } from "./contract.ts";
+import { lifecycleSuite } from "./lifecycle.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
