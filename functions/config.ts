@@ -37,7 +37,9 @@ export interface Config {
   requestTimeoutMs?: number;
   /** How old an unreferenced object must be before it is deleted (storage/lifecycle/). */
   gcGraceSeconds: number;
-  /** Node: how often a maintenance pass runs (retention, collection, orphans). */
+  /** Compaction merges segments under half of this into objects of about this size. */
+  compactionTargetBytes: number;
+  /** Node: how often a maintenance pass runs (retention, compaction, collection, orphans). */
   maintenanceIntervalSeconds: number;
 }
 
@@ -144,6 +146,7 @@ const envSchema = z
     // At least 2 s: a flush's commit deadline is half of it (commitDeadline below).
     RESERVOIR_GC_GRACE_SECONDS: number(3600, 2, 30 * 86_400, "seconds"),
     RESERVOIR_MAINTENANCE_INTERVAL_SECONDS: number(60, 1, 86_400, "seconds"),
+    RESERVOIR_COMPACTION_TARGET_BYTES: number(4 * 1024 * 1024, 1024, 1024 * 1024 * 1024, "bytes"),
   })
   .superRefine((env, ctx) => {
     // The Node pool honours a `max` in the URL over DATABASE_POOL_MAX: it must be a count too.
@@ -204,6 +207,7 @@ export function readConfig(env: Env): Config {
     dnsOverHttps: e.RESERVOIR_DNS_OVER_HTTPS,
     requestTimeoutMs: e.RESERVOIR_REQUEST_TIMEOUT_MS,
     gcGraceSeconds: e.RESERVOIR_GC_GRACE_SECONDS,
+    compactionTargetBytes: e.RESERVOIR_COMPACTION_TARGET_BYTES,
     maintenanceIntervalSeconds: e.RESERVOIR_MAINTENANCE_INTERVAL_SECONDS,
   };
 }

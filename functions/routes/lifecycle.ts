@@ -66,7 +66,7 @@ export function registerLifecycle(app: OpenAPIHono<AppEnv>) {
     const io = { db: c.env.db, store: c.env.store, now: () => c.env.clock.now() };
     const giveUpAt = c.env.clock.now() + WAIT_FOR_PASS_MS;
     for (;;) {
-      const report = await maintainIfFree(io, { graceSeconds: c.env.gcGraceSeconds, asOf });
+      const report = await maintainIfFree(io, { ...c.env.lifecycle, asOf });
       if (report) return c.json(report, 200);
       if (c.env.clock.now() > giveUpAt) throw unavailable("another maintenance pass is still running; retry later");
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));

@@ -6,8 +6,9 @@
 import { describeError } from "../../../storage/errors.ts";
 import { maintainIfFree, type MaintenanceIo } from "../../../storage/lifecycle/maintenance.ts";
 import type { Config } from "../../config.ts";
+import type { LifecycleSettings } from "../../runtime.ts";
 
-export function startMaintenanceTimer(io: MaintenanceIo, config: Pick<Config, "gcGraceSeconds" | "maintenanceIntervalSeconds">) {
+export function startMaintenanceTimer(io: MaintenanceIo, settings: LifecycleSettings, config: Pick<Config, "maintenanceIntervalSeconds">) {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   const schedule = () => {
@@ -17,8 +18,8 @@ export function startMaintenanceTimer(io: MaintenanceIo, config: Pick<Config, "g
   };
   const run = async () => {
     try {
-      const report = await maintainIfFree(io, { graceSeconds: config.gcGraceSeconds });
-      if (report && (report.retention.batches || report.collected.objects || report.orphans.objects)) {
+      const report = await maintainIfFree(io, settings);
+      if (report && (report.retention.batches || report.compaction.segmentsIn || report.collected.objects || report.orphans.objects)) {
         console.log(`reservoir: maintenance ${JSON.stringify(report)}`);
       }
     } catch (error) {

@@ -108,9 +108,9 @@ export async function main(env = process.env): Promise<void> {
     scope,
     guard,
     push: dispatch.push,
-    gcGraceSeconds: config.gcGraceSeconds,
+    lifecycle: { graceSeconds: config.gcGraceSeconds, compactionTargetBytes: config.compactionTargetBytes },
   };
-  const maintenance = startMaintenanceTimer({ db: database.db, store, now: () => Date.now() }, config);
+  const maintenance = startMaintenanceTimer({ db: database.db, store, now: () => Date.now() }, runtime.lifecycle, config);
   const app = createApp();
   const listener = getRequestListener((request) => app.fetch(request, runtime), {
     hostname: config.host,

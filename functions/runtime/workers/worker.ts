@@ -69,7 +69,7 @@ import { commitDeadlineMs, ConfigError, readConfig, type Config } from "../../co
 import { maintainIfFree } from "../../../storage/lifecycle/maintenance.ts";
 import { problemResponse } from "../../problem.ts";
 import { createSharedState, type SharedState } from "../../instance.ts";
-import type { Runtime } from "../../runtime.ts";
+import type { LifecycleSettings, Runtime } from "../../runtime.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { migrate } from "../../../storage/metadata/migrate.ts";
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
@@ -136,7 +136,7 @@ interface Instance extends SharedState {
   dispatcher: Dispatcher;
   sweepMs: number;
   requestTimeoutMs?: number;
-  gcGraceSeconds: number;
+  lifecycle: LifecycleSettings;
   /** The request whose code runs now (nodejs_compat's AsyncLocalStorage), for the deadline's log. */
   scope: RequestScope;
   /** Topics whose latest flush here reported active subscriptions (see the header, point 4). */
@@ -209,7 +209,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
     sweepMs: config.sweepSeconds * 1000,
     requestTimeoutMs: config.requestTimeoutMs,
-    gcGraceSeconds: config.gcGraceSeconds,
+    lifecycle: { graceSeconds: config.gcGraceSeconds, compactionTargetBytes: config.compactionTargetBytes },
     scope,
     subscribedTopics,
   };
@@ -302,7 +302,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     counters,
     pollIntervalMs: 100,
     requestTimeoutMs: instance.requestTimeoutMs,
-    gcGraceSeconds: instance.gcGraceSeconds,
+    lifecycle: instance.lifecycle,
     scope: instance.scope,
     guard: instance.guard,
     push: {
@@ -358,7 +358,7 @@ async function maintain(instance: Instance): Promise<void> {
   const { db, done } = openDatabase(instance.databaseUrl);
   try {
     await prepared(db);
-    await maintainIfFree({ db, store: instance.store, now: () => Date.now() }, { graceSeconds: instance.gcGraceSeconds });
+    await maintainIfFree({ db, store: instance.store, now: () => Date.now() }, instance.lifecycle);
   } catch (error) {
     console.error(`reservoir: a maintenance pass failed (the next cron event retries): ${describeError(error)}`);
   } finally {
