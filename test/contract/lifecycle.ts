@@ -16,7 +16,12 @@ import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
 const MiB = 1024 * 1024;
 const HOUR = 3_600_000;
 
-export function lifecycleSuite(name: string, startTarget: () => Promise<ContractTarget>): void {
+export interface LifecycleOptions {
+  /** Starts the target's own background pass (the Worker's Cron Trigger); resolves once started. */
+  background?: (target: ContractTarget) => Promise<void>;
+}
+
+export function lifecycleSuite(name: string, startTarget: () => Promise<ContractTarget>, options: LifecycleOptions = {}): void {
   describe(`storage lifecycle (API.md) on ${name}`, () => {
     let target: ContractTarget | undefined;
     let admin: Api;
@@ -128,6 +133,9 @@ export function lifecycleSuite(name: string, startTarget: () => Promise<Contract
       assertStatus(await client.put(`/v1/topics/${topic}`, { retentionHours: 1 }), 201);
       for (let i = 0; i < 3; i++) await produceOne(client, topic, `m${i}`);
       assertStatus(await client.put(`/v1/topics/${topic}/groups/g`, { startAt: "earliest" }), 201);
+      const leased = await client.post(`/v1/topics/${topic}/groups/g/receive`, { max: 1, visibilityTimeoutSeconds: 300 });
+      assertStatus(leased, 200);
+      const receipt = leased.body.messages[0].receipt as string;
       // As of now, nothing is an hour old.
       await maintain();
       expect((await describeTopic(client, topic)).earliestOffsets).toEqual([0]);
@@ -140,6 +148,10 @@ export function lifecycleSuite(name: string, startTarget: () => Promise<Contract
       const at = await client.get(`/v1/topics/${topic}/partitions/0/messages`, { query: { offset: 3 } });
       assertStatus(at, 200);
       expect(at.body).toMatchObject({ messages: [], nextOffset: 3, highWatermark: 3 });
+      // Retention wins over a lease: the receipt of a removed message has expired.
+      const ack = await client.post(`/v1/topics/${topic}/groups/g/ack`, { receipts: [receipt] });
+      assertStatus(ack, 200);
+      expect(ack.body).toEqual({ acked: 0, failed: [{ receipt, code: "receipt_expired" }] });
       expect(await produceOne(client, topic, "m3")).toBe(3);
       const received = await client.post(`/v1/topics/${topic}/groups/g/receive`, { max: 10, visibilityTimeoutSeconds: 30 });
       assertStatus(received, 200);
@@ -208,6 +220,25 @@ export function lifecycleSuite(name: string, startTarget: () => Promise<Contract
       expect(described.highWatermarks).toEqual([12, 12]);
       expect(after.liveBytes).toBe(described.storedBytes);
     });
+
+    const background = options.background;
+    if (background) {
+      it("the background pass applies retention by itself", async () => {
+        const { client } = await newTenant();
+        const topic = uniq("background");
+        assertStatus(await client.put(`/v1/topics/${topic}`, { retentionBytes: MiB }), 201);
+        for (let i = 0; i < 8; i++) await produceOne(client, topic, `${i}`.padEnd(200_000, "b"));
+        await background(target!);
+        const deadline = Date.now() + 60_000;
+        while ((await describeTopic(client, topic)).earliestOffsets[0] === 0) {
+          if (Date.now() > deadline) throw new Error("the background pass never applied retention");
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        const after = await describeTopic(client, topic);
+        expect(after.storedBytes).toBeGreaterThanOrEqual(MiB);
+        expect(after.highWatermarks).toEqual([8]);
+      });
+    }
 
     it("maintenance reports counts; storage reports objects, bytes and live bytes; both are operator-only", async () => {
       const { tenantId, client } = await newTenant();

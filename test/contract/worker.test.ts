@@ -44,7 +44,7 @@ subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(tar
 addressGuardSuite(name, () => startWorkerStack());
 fuzzSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.
-lifecycleSuite(name, shared.start);
+lifecycleSuite(name, shared.start, { background: (target) => triggerScheduled(target.baseUrl) });
 
 // What the HTTP layer refuses before a Worker runs is answered by workerd (under wrangler dev)
 // or by Cloudflare's edge (deployed), not by Reservoir: an unknown method is workerd's 501, and

@@ -299,3 +299,34 @@ for (const [name, startStack] of [
     }
   });
 }
+
+describe("the Node server's maintenance timer", () => {
+  let server: NodeServer | undefined;
+  afterAll(async () => {
+    await server?.stop();
+  }, 60_000);
+
+  it("collects a deleted topic's objects by itself, a pass a second", async () => {
+    server = await startNodeServer({
+      label: "lifecycle-timer",
+      env: { RESERVOIR_GC_GRACE_SECONDS: "2", RESERVOIR_MAINTENANCE_INTERVAL_SECONDS: "1" },
+    });
+    const admin = api(server.baseUrl, server.adminToken);
+    const tenant = await admin.post("/v1/admin/tenants", { name: "timer" });
+    assertStatus(tenant, 201);
+    const client = api(server.baseUrl, tenant.body.apiKey);
+    assertStatus(await client.put("/v1/topics/t", {}), 201);
+    for (let i = 0; i < 3; i++) assertStatus(await client.post("/v1/topics/t/messages", { messages: [{ value: `m${i}` }] }), 200);
+    const store = new FolderObjectStore(join(server.dataDir, "segments"));
+    const prefix = `tenants/${tenant.body.tenantId}/segments/`;
+    expect((await allKeys(store, prefix)).length).toBeGreaterThanOrEqual(1);
+    assertStatus(await client.delete("/v1/topics/t"), 204);
+    // No request runs a pass: the timer does, once the grace period has passed.
+    const deadline = Date.now() + 60_000;
+    while ((await allKeys(store, prefix)).length > 0) {
+      if (Date.now() > deadline) throw new Error("the timer never collected the deleted topic's objects");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(server.logs()).toMatch(/reservoir: maintenance .*"collected":\{"objects":[1-9]/);
+  });
+});
