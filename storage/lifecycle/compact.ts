@@ -47,6 +47,8 @@ interface Span {
   length: number;
 }
 
+const GET_CONCURRENCY = 8;
+
 /** "RSVR", format 1, three reserved zero bytes: storage/segment/codec.ts. */
 const HEADER = new Uint8Array([0x52, 0x53, 0x56, 0x52, 1, 0, 0, 0]);
 
@@ -117,15 +119,20 @@ async function liveSpans(db: Database, segments: Candidate[]): Promise<Span[]> {
 
 /** Writes one object of `spans` and switches the rows to it; its size, or 0 if abandoned. */
 async function merge(db: Database, store: ObjectStore, tenantId: string, spans: Span[], options: CompactionOptions): Promise<number> {
-  const parts = await Promise.all(
-    spans.map(async (s) => {
+  const parts: Uint8Array[] = new Array(spans.length);
+  let next = 0;
+  // A few GETs at a time: a group may hold a thousand tiny spans.
+  const fetcher = async () => {
+    for (let i = next++; i < spans.length; i = next++) {
+      const s = spans[i];
       try {
-        return await store.get(s.objectKey, { offset: s.offset, length: s.length });
+        parts[i] = await store.get(s.objectKey, { offset: s.offset, length: s.length });
       } catch (error) {
         throw unavailable(`compaction could not read ${s.objectKey}`, error);
       }
-    }),
-  );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(GET_CONCURRENCY, spans.length) }, fetcher));
   const size = SEGMENT_HEADER_BYTES + spans.reduce((sum, s) => sum + s.length, 0);
   const body = new Uint8Array(size);
   body.set(HEADER, 0);

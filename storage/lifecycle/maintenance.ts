@@ -11,7 +11,7 @@ import { collectUnreferenced, type Collected } from "./collect.ts";
 import { compactSmallSegments, type CompactionReport } from "./compact.ts";
 import { collectOrphans } from "./orphans.ts";
 import { applyRetention, type RetentionReport } from "./retention.ts";
-import { releaseMaintenanceLease, takeMaintenanceLease } from "./lease.ts";
+import { releaseMaintenanceLease, renewMaintenanceLease, takeMaintenanceLease } from "./lease.ts";
 
 export interface MaintenanceReport {
   retention: RetentionReport;
@@ -34,8 +34,9 @@ export interface MaintenanceOptions {
   asOf?: number;
 }
 
-/** How long a pass may hold the lease before another instance may take it over. */
-export const LEASE_MS = 10 * 60_000;
+/** How long a lease lasts unrenewed: how long a pass killed midway blocks the next one. */
+export const LEASE_MS = 15_000;
+const RENEW_EVERY_MS = 5_000;
 
 /** The pass itself; the caller holds the lease. */
 export async function maintenancePass(io: MaintenanceIo, options: MaintenanceOptions): Promise<MaintenanceReport> {
@@ -54,9 +55,15 @@ export async function maintenancePass(io: MaintenanceIo, options: MaintenanceOpt
 export async function maintainIfFree(io: MaintenanceIo, options: MaintenanceOptions): Promise<MaintenanceReport | null> {
   const holder = crypto.randomUUID();
   if (!(await takeMaintenanceLease(io.db, holder, LEASE_MS))) return null;
+  const renewal = setInterval(() => {
+    renewMaintenanceLease(io.db, holder, LEASE_MS).catch(() => {
+      // The next renewal tries again; a lost lease only risks an overlapping pass (lease.ts).
+    });
+  }, RENEW_EVERY_MS);
   try {
     return await maintenancePass(io, options);
   } finally {
+    clearInterval(renewal);
     await releaseMaintenanceLease(io.db, holder);
   }
 }
