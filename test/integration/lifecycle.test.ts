@@ -265,6 +265,36 @@ for (const [name, startStack] of [
       expect(mine.liveBytes).toBeLessThanOrEqual(mine.bytes);
     });
 
+    it("a dead letter keeps its bytes alive after its source topic expired and was deleted", async () => {
+      assertStatus(await client.put("/v1/topics/src", { retentionHours: 1 }), 201);
+      // The dead-letter topic keeps a week (its own retention); the source keeps an hour.
+      assertStatus(await client.put("/v1/topics/src.dlq", { retentionHours: 168 }), 201);
+      assertStatus(await client.put("/v1/topics/src/groups/g", { startAt: "earliest", maxAttempts: 1 }), 201);
+      expect(await produceOne("src", "poison")).toBe(0);
+      const deadBy = Date.now() + 30_000;
+      // Never acked: once its one attempt's visibility timeout passes, it is dead-lettered.
+      while ((await client.get("/v1/topics/src/groups/g")).body.deadLettered < 1) {
+        if (Date.now() > deadBy) throw new Error("the message was never dead-lettered");
+        assertStatus(await client.post("/v1/topics/src/groups/g/receive", { max: 1, visibilityTimeoutSeconds: 1, waitMs: 300 }), 200);
+      }
+      const readDead = async () => {
+        const res = await client.get("/v1/topics/src.dlq/partitions/0/messages", { query: { offset: 0 } });
+        assertStatus(res, 200);
+        return res.body.messages.map((m: { value: string }) => m.value);
+      };
+      expect(await readDead()).toEqual(["poison"]);
+      expect((await maintain({ asOf: Date.now() + 2 * HOUR })).retention.batches).toBeGreaterThanOrEqual(1);
+      assertStatus(await client.delete("/v1/topics/src"), 204);
+      await maintain();
+      // The grace period passes (time itself), then passes that would collect it run.
+      await new Promise((resolve) => setTimeout(resolve, GRACE_SECONDS * 1000 + 500));
+      await maintain();
+      await maintain();
+      expect(await readDead()).toEqual(["poison"]);
+      await stack.server.restart(); // no cache: the bytes come from the store
+      expect(await readDead()).toEqual(["poison"]);
+    });
+
     if (name === "Postgres + s3rver") {
       it("a kill -9 between a flush's PUT and its commit leaves an orphan that passes after a restart delete", async () => {
         const proxy = stack.proxy!;
