@@ -15,6 +15,7 @@ import { errorToResponse, problemResponse } from "./problem.ts";
 import { refuseUnstorableText } from "./storable-text.ts";
 import { registerAdmin } from "./routes/admin.ts";
 import { registerGroups } from "./routes/groups.ts";
+import { registerLifecycle } from "./routes/lifecycle.ts";
 import { registerSubscriptions } from "./routes/subscriptions.ts";
 import { registerHealth } from "./routes/health.ts";
 import { registerProblems } from "./routes/problems.ts";
@@ -119,6 +120,7 @@ export function createApp() {
   registerHealth(app);
   registerProblems(app);
   registerAdmin(app);
+  registerLifecycle(app);
   registerTopics(app);
   registerProduce(app);
   registerRead(app);

@@ -35,6 +35,12 @@ export interface Config {
   dnsOverHttps?: string;
   /** Server-side bound of a request (a long-poll gets its waitMs on top); see functions/deadline.ts. */
   requestTimeoutMs?: number;
+  /** How old an unreferenced object must be before it is deleted (storage/lifecycle/). */
+  gcGraceSeconds: number;
+  /** Compaction merges segments under half of this into objects of about this size. */
+  compactionTargetBytes: number;
+  /** Node: how often a maintenance pass runs (retention, compaction, collection, orphans). */
+  maintenanceIntervalSeconds: number;
 }
 
 /**
@@ -137,6 +143,10 @@ const envSchema = z
     RESERVOIR_SWEEP_SECONDS: number(50, 0, 900, "seconds", true),
     RESERVOIR_DNS_OVER_HTTPS: url(["https:"]),
     RESERVOIR_REQUEST_TIMEOUT_MS: optionalNumber(1, 3_600_000, "milliseconds"),
+    // At least 2 s: a flush's commit deadline is half of it (commitDeadline below).
+    RESERVOIR_GC_GRACE_SECONDS: number(3600, 2, 30 * 86_400, "seconds"),
+    RESERVOIR_MAINTENANCE_INTERVAL_SECONDS: number(60, 1, 86_400, "seconds"),
+    RESERVOIR_COMPACTION_TARGET_BYTES: number(4 * 1024 * 1024, 1024, 1024 * 1024 * 1024, "bytes"),
   })
   .superRefine((env, ctx) => {
     // The Node pool honours a `max` in the URL over DATABASE_POOL_MAX: it must be a count too.
@@ -196,5 +206,17 @@ export function readConfig(env: Env): Config {
     sweepSeconds: e.RESERVOIR_SWEEP_SECONDS,
     dnsOverHttps: e.RESERVOIR_DNS_OVER_HTTPS,
     requestTimeoutMs: e.RESERVOIR_REQUEST_TIMEOUT_MS,
+    gcGraceSeconds: e.RESERVOIR_GC_GRACE_SECONDS,
+    compactionTargetBytes: e.RESERVOIR_COMPACTION_TARGET_BYTES,
+    maintenanceIntervalSeconds: e.RESERVOIR_MAINTENANCE_INTERVAL_SECONDS,
   };
+}
+
+/**
+ * A flush not committed this long after its PUT started is failed, never committed late
+ * (DESIGN.md, write path step 3): 60 s, or half the GC grace period if that is shorter, so
+ * that the orphan pass never deletes an object a commit could still name.
+ */
+export function commitDeadlineMs(config: Pick<Config, "gcGraceSeconds">): number {
+  return Math.min(60_000, (config.gcGraceSeconds * 1000) / 2);
 }

@@ -10,6 +10,13 @@ import type { ReceiptSigner } from "../storage/groups/receipts.ts";
 import type { AddressGuard } from "./push/address-guard.ts";
 import type { RequestScope } from "./waiting-on.ts";
 
+export interface LifecycleSettings {
+  /** RESERVOIR_GC_GRACE_SECONDS: maintenance passes delete nothing unreferenced for less than this. */
+  graceSeconds: number;
+  /** RESERVOIR_COMPACTION_TARGET_BYTES. */
+  compactionTargetBytes: number;
+}
+
 export interface Clock {
   now(): number;
 }
@@ -31,6 +38,8 @@ export interface Runtime extends SharedState {
   push: Push;
   /** Bound of a request, plus its waitMs for a long-poll (deadline.ts; default 65 s). */
   requestTimeoutMs?: number;
+  /** Maintenance settings: the GC grace period and the compaction target (storage/lifecycle/). */
+  lifecycle: LifecycleSettings;
   /** The request whose code runs now, for the deadline's "waiting on" (absent: not labelled). */
   scope?: RequestScope;
 }

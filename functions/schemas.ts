@@ -105,13 +105,31 @@ export const TopicSettings = z
       .min(1)
       .max(24 * 365 * 10)
       .optional(),
+    retentionBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .max(Number.MAX_SAFE_INTEGER)
+      .nullable()
+      .optional()
+      .openapi({ description: "Per partition: retention keeps at least this many bytes (≥ 1 MiB); null: no size limit" }),
   })
   .strict()
   .openapi("TopicSettings");
 export const Topic = z
-  .object({ name: z.string(), partitions: z.number().int(), retentionHours: z.number().int(), createdAt: z.number().int() })
+  .object({
+    name: z.string(),
+    partitions: z.number().int(),
+    retentionHours: z.number().int(),
+    retentionBytes: z.number().int().optional(),
+    createdAt: z.number().int(),
+  })
   .openapi("Topic");
-export const TopicDetail = Topic.extend({ highWatermarks: z.array(z.number().int()) }).openapi("TopicDetail");
+export const TopicDetail = Topic.extend({
+  highWatermarks: z.array(z.number().int()).openapi({ description: "Per partition: the next offset" }),
+  earliestOffsets: z.array(z.number().int()).openapi({ description: "Per partition: the first retained offset" }),
+  storedBytes: z.number().int().openapi({ description: "Bytes the topic's retained messages occupy in segments" }),
+}).openapi("TopicDetail");
 
 export const MessageIn = z
   .object({

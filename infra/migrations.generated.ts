@@ -57,29 +57,26 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
     ]
   },
   {
-    "tag": "0003_transactions",
+    "tag": "0003_transactions_tenancy_lifecycle",
     "statements": [
-      "CREATE TABLE \"collectable_segments\" (\n\t\"segment_id\" text PRIMARY KEY NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"reason\" text NOT NULL,\n\t\"at\" bigint NOT NULL\n);",
       "CREATE TABLE \"open_transactions\" (\n\t\"tenant_id\" text PRIMARY KEY NOT NULL,\n\t\"open\" integer NOT NULL\n);",
+      "CREATE TABLE \"quota_buckets\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"kind\" text NOT NULL,\n\t\"tokens\" double precision NOT NULL,\n\t\"rate\" double precision NOT NULL,\n\t\"updated_ms\" double precision NOT NULL,\n\t\"granted\" boolean NOT NULL,\n\tCONSTRAINT \"quota_buckets_tenant_id_kind_pk\" PRIMARY KEY(\"tenant_id\",\"kind\")\n);",
       "CREATE TABLE \"transaction_runs\" (\n\t\"transaction_id\" text NOT NULL,\n\t\"segment_id\" text NOT NULL,\n\t\"byte_offset\" integer NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"topic_id\" bigint NOT NULL,\n\t\"partition\" integer NOT NULL,\n\t\"byte_length\" integer NOT NULL,\n\t\"first_position\" integer NOT NULL,\n\t\"records\" jsonb NOT NULL,\n\tCONSTRAINT \"transaction_runs_transaction_id_segment_id_byte_offset_pk\" PRIMARY KEY(\"transaction_id\",\"segment_id\",\"byte_offset\")\n);",
       "CREATE TABLE \"transactions\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"tenant_id\" text NOT NULL,\n\t\"state\" text NOT NULL,\n\t\"created_at\" bigint NOT NULL,\n\t\"expires_at\" bigint NOT NULL,\n\t\"check_url\" text,\n\t\"check_secret\" text,\n\t\"check_interval_ms\" integer NOT NULL,\n\t\"checks\" integer DEFAULT 0 NOT NULL,\n\t\"unknowns\" integer DEFAULT 0 NOT NULL,\n\t\"next_check_at\" bigint NOT NULL,\n\t\"claimed_until\" bigint DEFAULT 0 NOT NULL,\n\t\"messages\" integer DEFAULT 0 NOT NULL,\n\t\"bytes\" bigint DEFAULT 0 NOT NULL,\n\t\"offsets\" jsonb,\n\t\"ended_at\" bigint,\n\t\"end_reason\" text\n);",
+      "CREATE TABLE \"usage_deltas\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"messages_in\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_in\" bigint DEFAULT 0 NOT NULL,\n\t\"messages_out\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_out\" bigint DEFAULT 0 NOT NULL,\n\t\"deliveries\" bigint DEFAULT 0 NOT NULL,\n\t\"requests\" bigint DEFAULT 0 NOT NULL\n);",
+      "CREATE TABLE \"usage_hourly\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"messages_in\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_in\" bigint DEFAULT 0 NOT NULL,\n\t\"messages_out\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_out\" bigint DEFAULT 0 NOT NULL,\n\t\"deliveries\" bigint DEFAULT 0 NOT NULL,\n\t\"requests\" bigint DEFAULT 0 NOT NULL,\n\tCONSTRAINT \"usage_hourly_tenant_id_hour_pk\" PRIMARY KEY(\"tenant_id\",\"hour\")\n);",
+      "CREATE TABLE \"usage_storage\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"bytes\" bigint NOT NULL,\n\tCONSTRAINT \"usage_storage_tenant_id_hour_pk\" PRIMARY KEY(\"tenant_id\",\"hour\")\n);",
+      "ALTER TABLE \"segments\" ADD COLUMN \"unreferenced_at\" timestamp with time zone;",
+      "ALTER TABLE \"topics\" ADD COLUMN \"retention_bytes\" bigint;",
+      "ALTER TABLE \"quota_buckets\" ADD CONSTRAINT \"quota_buckets_tenant_id_tenants_id_fk\" FOREIGN KEY (\"tenant_id\") REFERENCES \"public\".\"tenants\"(\"id\") ON DELETE cascade ON UPDATE no action;",
       "ALTER TABLE \"transaction_runs\" ADD CONSTRAINT \"transaction_runs_transaction_id_transactions_id_fk\" FOREIGN KEY (\"transaction_id\") REFERENCES \"public\".\"transactions\"(\"id\") ON DELETE cascade ON UPDATE no action;",
       "ALTER TABLE \"transaction_runs\" ADD CONSTRAINT \"transaction_runs_segment_id_segments_id_fk\" FOREIGN KEY (\"segment_id\") REFERENCES \"public\".\"segments\"(\"id\") ON DELETE no action ON UPDATE no action;",
       "ALTER TABLE \"transaction_runs\" ADD CONSTRAINT \"transaction_runs_topic_id_topics_id_fk\" FOREIGN KEY (\"topic_id\") REFERENCES \"public\".\"topics\"(\"id\") ON DELETE cascade ON UPDATE no action;",
       "CREATE INDEX \"transaction_runs_segment_idx\" ON \"transaction_runs\" USING btree (\"segment_id\");",
       "CREATE INDEX \"transactions_tenant_state_idx\" ON \"transactions\" USING btree (\"tenant_id\",\"state\");",
-      "CREATE INDEX \"transactions_due_idx\" ON \"transactions\" USING btree (\"state\",\"next_check_at\");"
-    ]
-  },
-  {
-    "tag": "0004_tenancy_usage",
-    "statements": [
-      "CREATE TABLE \"quota_buckets\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"kind\" text NOT NULL,\n\t\"tokens\" double precision NOT NULL,\n\t\"rate\" double precision NOT NULL,\n\t\"updated_ms\" double precision NOT NULL,\n\t\"granted\" boolean NOT NULL,\n\tCONSTRAINT \"quota_buckets_tenant_id_kind_pk\" PRIMARY KEY(\"tenant_id\",\"kind\")\n);",
-      "CREATE TABLE \"usage_deltas\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"messages_in\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_in\" bigint DEFAULT 0 NOT NULL,\n\t\"messages_out\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_out\" bigint DEFAULT 0 NOT NULL,\n\t\"deliveries\" bigint DEFAULT 0 NOT NULL,\n\t\"requests\" bigint DEFAULT 0 NOT NULL\n);",
-      "CREATE TABLE \"usage_hourly\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"messages_in\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_in\" bigint DEFAULT 0 NOT NULL,\n\t\"messages_out\" bigint DEFAULT 0 NOT NULL,\n\t\"bytes_out\" bigint DEFAULT 0 NOT NULL,\n\t\"deliveries\" bigint DEFAULT 0 NOT NULL,\n\t\"requests\" bigint DEFAULT 0 NOT NULL,\n\tCONSTRAINT \"usage_hourly_tenant_id_hour_pk\" PRIMARY KEY(\"tenant_id\",\"hour\")\n);",
-      "CREATE TABLE \"usage_storage\" (\n\t\"tenant_id\" text NOT NULL,\n\t\"hour\" bigint NOT NULL,\n\t\"bytes\" bigint NOT NULL,\n\tCONSTRAINT \"usage_storage_tenant_id_hour_pk\" PRIMARY KEY(\"tenant_id\",\"hour\")\n);",
-      "ALTER TABLE \"quota_buckets\" ADD CONSTRAINT \"quota_buckets_tenant_id_tenants_id_fk\" FOREIGN KEY (\"tenant_id\") REFERENCES \"public\".\"tenants\"(\"id\") ON DELETE cascade ON UPDATE no action;",
-      "CREATE INDEX \"usage_deltas_tenant_hour_idx\" ON \"usage_deltas\" USING btree (\"tenant_id\",\"hour\");"
+      "CREATE INDEX \"transactions_due_idx\" ON \"transactions\" USING btree (\"state\",\"next_check_at\");",
+      "CREATE INDEX \"usage_deltas_tenant_hour_idx\" ON \"usage_deltas\" USING btree (\"tenant_id\",\"hour\");",
+      "CREATE INDEX \"segments_unreferenced_idx\" ON \"segments\" USING btree (\"unreferenced_at\");"
     ]
   }
 ];

@@ -3,6 +3,7 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
 import {
   deleteTopic,
+  earliestOffsets,
   ensureTopic,
   getTopic,
   highWatermarks,
@@ -12,13 +13,14 @@ import {
 } from "../../storage/metadata/topics.ts";
 import { retryConflicts } from "../../storage/metadata/db.ts";
 import { addPartitionsToGroups } from "../../storage/groups/groups.ts";
+import { topicStoredBytes } from "../../storage/lifecycle/storage-report.ts";
 import { requireScope } from "../auth.ts";
 import type { AppEnv } from "../runtime.ts";
 import { errorResponses, problemContent, Topic, TopicDetail, TopicParams, TopicSettings } from "../schemas.ts";
 
 const security = [{ apiKey: [] }];
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const DEFAULTS = { partitions: 1, retentionHours: 168 };
+const DEFAULTS = { partitions: 1, retentionHours: 168, retentionBytes: null };
 
 const putTopic = createRoute({
   method: "put",
@@ -49,7 +51,7 @@ const getRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}",
   operationId: "getTopic",
-  summary: "Describe a topic, with the high watermark (next offset) of each partition",
+  summary: "Describe a topic, with the high watermark (next offset) and earliest retained offset of each partition, and its stored bytes",
   security,
   request: { params: TopicParams },
   responses: { 200: { description: "The topic", content: json(TopicDetail) }, ...errorResponses },
@@ -78,7 +80,13 @@ const deleteRoute = createRoute({
 });
 
 function view(topic: StoredTopic) {
-  return { name: topic.name, partitions: topic.partitions, retentionHours: topic.retentionHours, createdAt: topic.createdAt };
+  return {
+    name: topic.name,
+    partitions: topic.partitions,
+    retentionHours: topic.retentionHours,
+    ...(topic.retentionBytes === null ? {} : { retentionBytes: topic.retentionBytes }),
+    createdAt: topic.createdAt,
+  };
 }
 
 export function registerTopics(app: OpenAPIHono<AppEnv>) {
@@ -89,10 +97,14 @@ export function registerTopics(app: OpenAPIHono<AppEnv>) {
     const { topic, created } = await ensureTopic(c.env.db, tenantId, name, settings, c.get("principal").quotas.topics);
     c.env.topics.invalidate(tenantId, name);
     if (created) return c.json(view(topic), 201);
-    if (topic.partitions !== settings.partitions || topic.retentionHours !== settings.retentionHours) {
+    if (
+      topic.partitions !== settings.partitions ||
+      topic.retentionHours !== settings.retentionHours ||
+      topic.retentionBytes !== settings.retentionBytes
+    ) {
       throw new ReservoirError(
         "topic_conflict",
-        `topic '${name}' exists with partitions=${topic.partitions}, retentionHours=${topic.retentionHours}`,
+        `topic '${name}' exists with partitions=${topic.partitions}, retentionHours=${topic.retentionHours}, retentionBytes=${topic.retentionBytes ?? "none"}`,
         { existing: view(topic) },
       );
     }
@@ -106,7 +118,12 @@ export function registerTopics(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(getRoute, async (c) => {
     const topic = await getTopic(c.env.db, c.get("principal").tenantId, c.req.valid("param").topic);
-    return c.json({ ...view(topic), highWatermarks: await highWatermarks(c.env.db, topic.id) }, 200);
+    const [marks, earliest, storedBytes] = await Promise.all([
+      highWatermarks(c.env.db, topic.id),
+      earliestOffsets(c.env.db, topic.id),
+      topicStoredBytes(c.env.db, topic.id),
+    ]);
+    return c.json({ ...view(topic), highWatermarks: marks, earliestOffsets: earliest, storedBytes }, 200);
   });
 
   app.openapi(patchRoute, async (c) => {

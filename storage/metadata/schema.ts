@@ -49,6 +49,8 @@ export const topics = pgTable(
     name: text("name").notNull(),
     partitions: integer("partitions").notNull(),
     retentionHours: integer("retention_hours").notNull(),
+    /** Per partition: retention keeps at least this many bytes (Kafka's retention.bytes). Null: no size limit. */
+    retentionBytes: bigint("retention_bytes", { mode: "number" }),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex("topics_tenant_name_idx").on(t.tenantId, t.name)],
@@ -76,8 +78,13 @@ export const segments = pgTable(
     objectKey: text("object_key").notNull(),
     byteLength: integer("byte_length").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    /**
+     * When a collection pass first found no row naming this segment (storage/lifecycle/references.ts);
+     * its object is deleted once this is older than RESERVOIR_GC_GRACE_SECONDS. Null: referenced.
+     */
+    unreferencedAt: timestamp("unreferenced_at", { withTimezone: true, mode: "date" }),
   },
-  (t) => [index("segments_tenant_idx").on(t.tenantId, t.id)],
+  (t) => [index("segments_tenant_idx").on(t.tenantId, t.id), index("segments_unreferenced_idx").on(t.unreferencedAt)],
 );
 
 /**
@@ -340,18 +347,6 @@ export const transactionRuns = pgTable(
   },
   (t) => [primaryKey({ columns: [t.transactionId, t.segmentId, t.byteOffset] }), index("transaction_runs_segment_idx").on(t.segmentId)],
 );
-
-/**
- * The hook for storage lifecycle: segments that a rolled-back transaction's runs were the last
- * reference of (no index row and no pending run named them when it ended). The collector may
- * delete such an object after the grace period once it finds it still unreferenced, then this row.
- */
-export const collectableSegments = pgTable("collectable_segments", {
-  segmentId: text("segment_id").primaryKey(),
-  tenantId: text("tenant_id").notNull(),
-  reason: text("reason").notNull(),
-  at: bigint("at", { mode: "number" }).notNull(),
-});
 
 /**
  * Usage, insert-only: every transaction that commits work (a flush, a receive's read, a webhook

@@ -1,6 +1,6 @@
 /** Topics and their partitions, always scoped by tenant. */
-import { and, asc, count, eq } from "drizzle-orm";
-import type { Database, Queryable } from "./db.ts";
+import { and, asc, count, eq, sql } from "drizzle-orm";
+import { rows, type Database, type Queryable } from "./db.ts";
 import { partitions, tenants, topics } from "./schema.ts";
 import { ReservoirError } from "../errors.ts";
 
@@ -9,12 +9,15 @@ export interface Topic {
   name: string;
   partitions: number;
   retentionHours: number;
+  /** Per partition; null: no size limit. */
+  retentionBytes: number | null;
   createdAt: number;
 }
 
 export interface TopicSettings {
   partitions: number;
   retentionHours: number;
+  retentionBytes: number | null;
 }
 
 const columns = {
@@ -22,10 +25,18 @@ const columns = {
   name: topics.name,
   partitions: topics.partitions,
   retentionHours: topics.retentionHours,
+  retentionBytes: topics.retentionBytes,
   createdAt: topics.createdAt,
 };
 
-function toTopic(row: { id: number; name: string; partitions: number; retentionHours: number; createdAt: Date }): Topic {
+function toTopic(row: {
+  id: number;
+  name: string;
+  partitions: number;
+  retentionHours: number;
+  retentionBytes: number | null;
+  createdAt: Date;
+}): Topic {
   return { ...row, createdAt: row.createdAt.getTime() };
 }
 
@@ -116,7 +127,12 @@ export async function updateTopic(
     }
     const [updated] = await tx
       .update(topics)
-      .set({ partitions: target, retentionHours: changes.retentionHours ?? row.retentionHours })
+      .set({
+        partitions: target,
+        retentionHours: changes.retentionHours ?? row.retentionHours,
+        // undefined: unchanged; null: the size limit removed.
+        retentionBytes: changes.retentionBytes === undefined ? row.retentionBytes : changes.retentionBytes,
+      })
       .where(eq(topics.id, row.id))
       .returning(columns);
     if (target > row.partitions) {
@@ -135,6 +151,17 @@ export async function deleteTopic(db: Database, tenantId: string, name: string):
     .where(and(eq(topics.tenantId, tenantId), eq(topics.name, name)))
     .returning({ id: topics.id });
   return deleted.length > 0;
+}
+
+/** Per partition, in partition order: the first retained offset (the next offset when none is). */
+export async function earliestOffsets(db: Database, topicId: number): Promise<number[]> {
+  const found = await rows<{ earliest: number }>(
+    db,
+    sql`SELECT COALESCE((SELECT min(i.base_offset) FROM segment_index i WHERE i.topic_id = p.topic_id AND i.partition = p.partition),
+                        p.next_offset) AS earliest
+        FROM partitions p WHERE p.topic_id = ${topicId} ORDER BY p.partition`,
+  );
+  return found.map((r) => Number(r.earliest));
 }
 
 /** Next offset of every partition, in partition order. */

@@ -85,6 +85,7 @@ interface RawSubscription {
   t_name: string;
   t_partitions: number;
   t_retention_hours: number;
+  t_retention_bytes: number | null;
   t_created_at: string | Date;
 }
 
@@ -109,6 +110,7 @@ function toSubscription(r: RawSubscription): Subscription {
       name: r.t_name,
       partitions: r.t_partitions,
       retentionHours: r.t_retention_hours,
+      retentionBytes: r.t_retention_bytes === null ? null : Number(r.t_retention_bytes),
       createdAt: new Date(r.t_created_at).getTime(),
     },
     group,
@@ -130,7 +132,7 @@ function toSubscription(r: RawSubscription): Subscription {
 }
 
 const joinedColumns = sql`s.*, g.name AS g_name, g.start_at, g.ordering, g.max_attempts, g.dead_letter_topic,
-    t.name AS t_name, t.partitions AS t_partitions, t.retention_hours AS t_retention_hours, t.created_at AS t_created_at`;
+    t.name AS t_name, t.partitions AS t_partitions, t.retention_hours AS t_retention_hours, t.retention_bytes AS t_retention_bytes, t.created_at AS t_created_at`;
 const joinedTables = sql`subscriptions s JOIN consumer_groups g ON g.id = s.group_id JOIN topics t ON t.id = s.topic_id`;
 const selectJoined = sql`SELECT ${joinedColumns} FROM ${joinedTables}`;
 

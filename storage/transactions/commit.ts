@@ -134,7 +134,11 @@ async function applyAcks(tx: Queryable, signer: ReceiptSigner, tenantId: string,
       sql`SELECT id, name, partitions FROM topics WHERE tenant_id = ${tenantId} AND name = ${ack.topic}`,
     );
     const group = topic
-      ? await findGroup(tx, { id: topic.id, name: topic.name, partitions: topic.partitions, retentionHours: 0, createdAt: 0 }, ack.group)
+      ? await findGroup(
+          tx,
+          { id: topic.id, name: topic.name, partitions: topic.partitions, retentionHours: 0, retentionBytes: null, createdAt: 0 },
+          ack.group,
+        )
       : null;
     if (!group) {
       for (const receipt of ack.receipts) failed.push({ receipt, code: "receipt_unknown", topic: ack.topic, group: ack.group });

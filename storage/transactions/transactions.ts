@@ -1,7 +1,7 @@
 /**
  * Transactions as resources (API.md "Transactions"): begin, state, rollback, and the end of a
- * rolled-back transaction, which drops its pending runs and records the segments they alone
- * referenced as collectable (the hook for the storage lifecycle). The commit is commit.ts.
+ * rolled-back transaction, which drops its pending runs (the segments they alone referenced are
+ * then collected by the storage lifecycle). The commit is commit.ts.
  */
 import { sql } from "drizzle-orm";
 import { ReservoirError } from "../errors.ts";
@@ -135,23 +135,15 @@ export async function rollbackTransaction(db: Database, tenantId: string, id: st
 }
 
 /**
- * Ends an open transaction as rolled back (its row locked by the caller): its pending runs go,
- * and each segment no index row and no other pending run names any more is recorded in
- * collectable_segments. That table is the hook of the storage lifecycle (issue 14): its
- * collector may delete such an object once it is older than the grace period and still
- * unreferenced, then the row. (No flush adds runs to a segment after its own commit, so a
- * segment recorded here only ever loses references.)
+ * Ends an open transaction as rolled back (its row locked by the caller): its pending runs go.
+ * The segments they alone named become garbage that the storage lifecycle's collector finds by
+ * itself (storage/lifecycle/references.ts counts pending runs as references).
  */
 export async function endRolledBack(tx: Queryable, id: string, reason: string, now: number): Promise<void> {
   await tx.execute(sql`
-    WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING segment_id, tenant_id),
+    WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1),
     ended AS (
       UPDATE transactions SET state = 'rolled_back', ended_at = ${now}, end_reason = ${reason}, claimed_until = 0
-      WHERE id = ${id} RETURNING tenant_id),
-    counted AS (UPDATE open_transactions o SET open = o.open - 1 FROM ended WHERE o.tenant_id = ended.tenant_id RETURNING 1)
-    INSERT INTO collectable_segments (segment_id, tenant_id, reason, at)
-    SELECT DISTINCT g.segment_id, g.tenant_id, 'transaction_rolled_back', ${now}::bigint FROM gone g
-    WHERE NOT EXISTS (SELECT 1 FROM segment_index i WHERE i.segment_id = g.segment_id)
-      AND NOT EXISTS (SELECT 1 FROM transaction_runs r WHERE r.segment_id = g.segment_id AND r.transaction_id <> ${id})
-    ON CONFLICT (segment_id) DO NOTHING`);
+      WHERE id = ${id} RETURNING tenant_id)
+    UPDATE open_transactions o SET open = o.open - 1 FROM ended WHERE o.tenant_id = ended.tenant_id`);
 }

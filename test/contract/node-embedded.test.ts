@@ -5,6 +5,7 @@
 import { afterAll } from "vitest";
 import { fuzzSuite, malformedHttpSuite } from "./fuzz.ts";
 import { contractSuite } from "./contract.ts";
+import { lifecycleSuite } from "./lifecycle.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
@@ -36,6 +37,8 @@ transactionsSuite(name, shared.start);
 tenancySuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
+// Last: a maintenance pass acts on every tenant of the target.
+lifecycleSuite(name, shared.start);
 addressGuardSuite(name, async () => {
   const server = await startNodeServer({ label: "node-embedded-guard" });
   return { baseUrl: server.baseUrl, adminToken: server.adminToken, logs: () => server.logs(), stop: () => server.stop() };

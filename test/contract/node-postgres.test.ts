@@ -5,6 +5,7 @@
 import { afterAll } from "vitest";
 import { fuzzSuite, malformedHttpSuite } from "./fuzz.ts";
 import { contractSuite } from "./contract.ts";
+import { lifecycleSuite } from "./lifecycle.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
@@ -31,3 +32,5 @@ transactionsSuite(name, shared.start);
 tenancySuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
+// Last: a maintenance pass acts on every tenant of the target.
+lifecycleSuite(name, shared.start);

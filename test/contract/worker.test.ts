@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fuzzSuite, MALFORMED_HTTP, rawExchange } from "./fuzz.ts";
 import { contractSuite, type ContractTarget } from "./contract.ts";
+import { lifecycleSuite } from "./lifecycle.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
@@ -46,6 +47,8 @@ transactionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(targ
 addressGuardSuite(name, () => startWorkerStack());
 tenancySuite(name, shared.start);
 fuzzSuite(name, shared.start);
+// Last: a maintenance pass acts on every tenant of the target.
+lifecycleSuite(name, shared.start, { background: (target) => triggerScheduled(target.baseUrl) });
 
 // What the HTTP layer refuses before a Worker runs is answered by workerd (under wrangler dev)
 // or by Cloudflare's edge (deployed), not by Reservoir: an unknown method is workerd's 501, and

@@ -1424,7 +1424,11 @@ describe("consumer groups against a model", () => {
     model.log(`setup ${JSON.stringify(setup)}`);
     try {
       const { tenantId } = await createTenant(env.db, `model-${runs++}`, {});
-      const { topic } = await ensureTopic(env.db, tenantId, "t", { partitions: setup.partitions, retentionHours: 168 });
+      const { topic } = await ensureTopic(env.db, tenantId, "t", {
+        partitions: setup.partitions,
+        retentionHours: 168,
+        retentionBytes: null,
+      });
       const batcher = new Batcher({ lingerMs: setup.lingerMs });
       const real = {
         env,

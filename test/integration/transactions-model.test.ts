@@ -105,7 +105,7 @@ describe("transactions against a model", () => {
     const { tenantId } = await createTenant(db, `model-${seed}`, {});
     const topics: Topic[] = [];
     for (const [i, partitions] of [2, 1].entries()) {
-      topics.push((await ensureTopic(db, tenantId, `t${i}`, { partitions, retentionHours: 168 })).topic);
+      topics.push((await ensureTopic(db, tenantId, `t${i}`, { partitions, retentionHours: 168, retentionBytes: null })).topic);
     }
     const store = new MemoryObjectStore();
     const batcher = new Batcher({ now: () => model.now, lingerMs: 0 });

@@ -14,13 +14,15 @@ export interface StallingProxy {
   held(): number;
   /** Forwards the held requests and stops stalling. */
   release(): void;
+  /** Drops the held requests (their connections are destroyed, nothing is forwarded) and stops stalling. */
+  drop(): void;
   close(): Promise<void>;
 }
 
 export async function startStallingProxy(target: string): Promise<StallingProxy> {
   const upstream = new URL(target);
   let hold: ((method: string, path: string) => boolean) | undefined;
-  const waiting: (() => void)[] = [];
+  const waiting: { send: () => void; drop: () => void }[] = [];
 
   const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse) => {
     const out = request(
@@ -39,7 +41,7 @@ export async function startStallingProxy(target: string): Promise<StallingProxy>
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
-      if (hold?.(req.method ?? "", req.url ?? "")) waiting.push(() => forward(req, body, res));
+      if (hold?.(req.method ?? "", req.url ?? "")) waiting.push({ send: () => forward(req, body, res), drop: () => res.destroy() });
       else forward(req, body, res);
     });
   });
@@ -54,7 +56,11 @@ export async function startStallingProxy(target: string): Promise<StallingProxy>
     held: () => waiting.length,
     release() {
       hold = undefined;
-      for (const send of waiting.splice(0)) send();
+      for (const held of waiting.splice(0)) held.send();
+    },
+    drop() {
+      hold = undefined;
+      for (const held of waiting.splice(0)) held.drop();
     },
     async close() {
       hold = undefined;

@@ -34,8 +34,8 @@ describe("Batcher", () => {
   beforeAll(async () => {
     ({ db, close } = await embeddedDatabase());
     tenantId = (await createTenant(db, "acme", {})).tenantId;
-    orders = (await ensureTopic(db, tenantId, "orders", { partitions: 3, retentionHours: 1 })).topic;
-    audit = (await ensureTopic(db, tenantId, "audit", { partitions: 1, retentionHours: 1 })).topic;
+    orders = (await ensureTopic(db, tenantId, "orders", { partitions: 3, retentionHours: 1, retentionBytes: null })).topic;
+    audit = (await ensureTopic(db, tenantId, "audit", { partitions: 1, retentionHours: 1, retentionBytes: null })).topic;
   });
   afterAll(() => close());
 
@@ -181,7 +181,7 @@ describe("Batcher", () => {
   });
 
   it("answers topic_not_found for requests whose topic was deleted before the commit", async () => {
-    const gone = (await ensureTopic(db, tenantId, "ephemeral", { partitions: 1, retentionHours: 1 })).topic;
+    const gone = (await ensureTopic(db, tenantId, "ephemeral", { partitions: 1, retentionHours: 1, retentionBytes: null })).topic;
     await db.execute(sql`DELETE FROM topics WHERE id = ${gone.id}`);
     const batcher = new Batcher({ lingerMs: 5 });
     const store = new MemoryObjectStore();

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createApp } from "../../app.ts";
-import { ConfigError, readConfig, type Config } from "../../config.ts";
+import { commitDeadlineMs, ConfigError, readConfig, type Config } from "../../config.ts";
+import { startMaintenanceTimer } from "./maintenance-timer.ts";
 import { createSharedState } from "../../instance.ts";
 import type { Runtime } from "../../runtime.ts";
 import { newSecret } from "../../../storage/metadata/secrets.ts";
@@ -87,7 +88,11 @@ export async function main(env = process.env): Promise<void> {
   const store = trackStore(countingStore(opened.store, counters.store), scope);
   const storeKind = opened.kind;
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
-  const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes });
+  const shared = createSharedState({
+    lingerMs: config.lingerMs,
+    maxBytes: config.maxBatchBytes,
+    commitDeadlineMs: commitDeadlineMs(config),
+  });
   trackShared(shared, scope);
   const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);
   const transport = nodeTransport(guard);
@@ -121,7 +126,9 @@ export async function main(env = process.env): Promise<void> {
     scope,
     guard,
     push: dispatch.push,
+    lifecycle: { graceSeconds: config.gcGraceSeconds, compactionTargetBytes: config.compactionTargetBytes },
   };
+  const maintenance = startMaintenanceTimer({ db: database.db, store, now: () => Date.now() }, runtime.lifecycle, config);
   const app = createApp();
   const listener = getRequestListener((request) => app.fetch(request, runtime), {
     hostname: config.host,
@@ -146,6 +153,7 @@ export async function main(env = process.env): Promise<void> {
   const shutdown = () => {
     server.close();
     clearInterval(upkeepTimer);
+    maintenance.stop();
     // Deliveries in flight get to finish and be settled (bounded by their timeouts).
     void Promise.all([dispatch.stop(), transactionSweep.stop()])
       .then(() => transport.close())

@@ -66,10 +66,11 @@ import { describeError } from "../../../storage/errors.ts";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { createApp } from "../../app.ts";
-import { ConfigError, readConfig, type Config } from "../../config.ts";
+import { commitDeadlineMs, ConfigError, readConfig, type Config } from "../../config.ts";
+import { maintainIfFree } from "../../../storage/lifecycle/maintenance.ts";
 import { problemResponse } from "../../problem.ts";
 import { createSharedState, type SharedState } from "../../instance.ts";
-import type { Runtime } from "../../runtime.ts";
+import type { LifecycleSettings, Runtime } from "../../runtime.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { migrate } from "../../../storage/metadata/migrate.ts";
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
@@ -141,6 +142,7 @@ interface Instance extends SharedState {
   transport: WebhookTransport;
   sweepMs: number;
   requestTimeoutMs?: number;
+  lifecycle: LifecycleSettings;
   /** The request whose code runs now (nodejs_compat's AsyncLocalStorage), for the deadline's log. */
   scope: RequestScope;
   /** Topics whose latest flush here reported active subscriptions (see the header, point 4). */
@@ -186,7 +188,12 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (missing.length > 0) return { problem: `the Worker is not configured: it needs ${missing.join("; ")}` };
 
   // See the header, point 1: queued flushes would start from another request's context.
-  const shared = createSharedState({ lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, maxInFlight: Number.POSITIVE_INFINITY });
+  const shared = createSharedState({
+    lingerMs: config.lingerMs,
+    maxBytes: config.maxBatchBytes,
+    maxInFlight: Number.POSITIVE_INFINITY,
+    commitDeadlineMs: commitDeadlineMs(config),
+  });
   const storage = new AsyncLocalStorage<Waits>();
   const scope: RequestScope = { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
   trackShared(shared, scope);
@@ -209,6 +216,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     transport: fetchTransport(guard!),
     sweepMs: config.sweepSeconds * 1000,
     requestTimeoutMs: config.requestTimeoutMs,
+    lifecycle: { graceSeconds: config.gcGraceSeconds, compactionTargetBytes: config.compactionTargetBytes },
     scope,
     subscribedTopics,
   };
@@ -302,6 +310,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     counters,
     pollIntervalMs: 100,
     requestTimeoutMs: instance.requestTimeoutMs,
+    lifecycle: instance.lifecycle,
     scope: instance.scope,
     guard: instance.guard,
     push: {
@@ -357,6 +366,19 @@ async function sweep(instance: Instance): Promise<void> {
   }
 }
 
+/** The cron's other job: one maintenance pass (retention, collection, orphans) if no instance runs one. */
+async function maintain(instance: Instance): Promise<void> {
+  const { db, done } = openDatabase(instance.databaseUrl);
+  try {
+    await prepared(db);
+    await maintainIfFree({ db, store: instance.store, now: () => Date.now() }, instance.lifecycle);
+  } catch (error) {
+    console.error(`reservoir: a maintenance pass failed (the next cron event retries): ${describeError(error)}`);
+  } finally {
+    await done().catch(() => {});
+  }
+}
+
 export default {
   async scheduled(_controller: unknown, env: WorkerEnv, ctx: WorkerContext): Promise<void> {
     const setup = setUp(env);
@@ -365,6 +387,7 @@ export default {
       return;
     }
     ctx.waitUntil(sweep(setup));
+    ctx.waitUntil(maintain(setup));
   },
 
   async fetch(request: Request, env: WorkerEnv, ctx: WorkerContext): Promise<Response> {
