@@ -22,20 +22,34 @@ export interface Collected {
   bytes: number;
 }
 
-/** Segments looked at per statement, so one pass never holds many row locks for long. */
-const MARK_BATCH = 5000;
+/**
+ * Segments looked at per pass by the mark, in id order from a checkpoint that wraps around at
+ * the end: a pass costs the same however many segments the bucket holds, and every segment is
+ * looked at again within (segments / MARK_WINDOW) passes. (Ids start with their creation time,
+ * storage/log/segment-ids.ts, so a window is a stretch of time.)
+ */
+const MARK_WINDOW = 20_000;
+const MARK_CHECKPOINT = "collect_mark_checkpoint";
 const SWEEP_BATCH = 1000;
 
 export async function collectUnreferenced(
   db: Database,
   store: ObjectStore,
-  options: { graceSeconds: number; maxObjects?: number },
+  options: { graceSeconds: number; maxObjects?: number; markWindow?: number },
 ): Promise<Collected> {
+  const window = options.markWindow ?? MARK_WINDOW;
   await db.execute(sql`
-    UPDATE segments s SET unreferenced_at = clock_timestamp()
-    WHERE s.id IN (SELECT c.id FROM segments c
-                   WHERE c.unreferenced_at IS NULL AND NOT ${segmentReferenced(sql`c.id`)}
-                   LIMIT ${MARK_BATCH})`);
+    WITH saved AS (SELECT coalesce((SELECT value FROM settings WHERE name = ${MARK_CHECKPOINT}), '') AS after),
+    seen AS MATERIALIZED (
+      SELECT c.id, c.unreferenced_at FROM segments c, saved WHERE c.id > saved.after ORDER BY c.id LIMIT ${window}),
+    marked AS (
+      UPDATE segments s SET unreferenced_at = clock_timestamp()
+      FROM seen WHERE s.id = seen.id AND seen.unreferenced_at IS NULL AND NOT ${segmentReferenced(sql`seen.id`)}
+      RETURNING 1)
+    -- The next pass starts after this window, or from the start once the end was reached.
+    INSERT INTO settings (name, value)
+    SELECT ${MARK_CHECKPOINT}, CASE WHEN count(*) < ${window} THEN '' ELSE max(id) END FROM seen
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value`);
   // A dead-letter move or redrive that read its source row before retention removed it may
   // have added a row since the mark: such a segment is referenced again.
   await db.execute(sql`

@@ -14,6 +14,7 @@
  */
 import { sql } from "drizzle-orm";
 import { rows, type Database } from "../metadata/db.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
 import { ObjectNotFoundError, type ObjectStore } from "../objects/object-store.ts";
 import type { Collected } from "./collect.ts";
 
@@ -33,10 +34,7 @@ export async function collectOrphans(
   if (candidates.length > 0) {
     const named = await rows<{ object_key: string }>(
       db,
-      sql`SELECT object_key FROM segments WHERE object_key IN (${sql.join(
-        candidates.map((k) => sql`${k}`),
-        sql`, `,
-      )})`,
+      sql`SELECT object_key FROM segments WHERE object_key = ANY(${sqlArray(candidates, "text")})`,
     );
     const known = new Set(named.map((n) => n.object_key));
     const cutoff = options.now - options.graceSeconds * 1000;
