@@ -28,6 +28,11 @@ export interface CommitRun {
   usageBytes: number[];
   /** Produced into this transaction: recorded as pending, no offsets (storage/transactions/). */
   transactionId?: string;
+  /**
+   * Bytes already stored in this segment (a transaction's pending run, indexed at its commit);
+   * absent: in the segment of this commit, whose row it inserts.
+   */
+  segmentId?: string;
   /** With transactionId: per record, its place in the transaction's part of this flush. */
   positions?: number[];
 }
@@ -58,6 +63,8 @@ export interface Committed {
   subscribedTopicIds: number[];
   /** Transactions of the flush that took none of their runs, and why (their requests fail so). */
   refusedTransactions?: Map<string, ReservoirError>;
+  /** The messages this commit indexed and their metered bytes (what usage counted as messagesIn, bytesIn). */
+  indexed: { messages: number; bytes: number };
 }
 
 export class CommitDeadlineError extends Error {
@@ -109,11 +116,19 @@ async function commitWithTransactions(tx: Queryable, commit: SegmentCommit): Pro
   plainAt.forEach((r, i) => {
     offsets[r] = plain!.offsets[i];
   });
-  return { offsets, subscribedTopicIds: plain?.subscribedTopicIds ?? [], refusedTransactions: pending.refused };
+  return {
+    offsets,
+    subscribedTopicIds: plain?.subscribedTopicIds ?? [],
+    refusedTransactions: pending.refused,
+    indexed: plain?.indexed ?? { messages: 0, bytes: 0 },
+  };
 }
 
-/** Claims the idempotency keys of the runs, then indexes what survives, in the caller's transaction. */
-async function commitClaimingKeys(tx: Queryable, commit: SegmentCommit): Promise<Committed> {
+/**
+ * Claims the idempotency keys of the runs, then indexes what survives, in the caller's
+ * transaction: a flush's runs, or a transaction's pending runs at its commit (storage/transactions/).
+ */
+export async function commitClaimingKeys(tx: Queryable, commit: SegmentCommit): Promise<Committed> {
   const claims = await claimIdempotencyKeys(tx, commit);
   const committed = await indexSurvivors(tx, commit, claims);
   const result = committed.offsets;
@@ -210,11 +225,17 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
     counts.set(key, next);
     return rel;
   });
-  if (planned.length === 0) return { offsets: result, subscribedTopicIds: [] };
+  if (planned.length === 0) return { offsets: result, subscribedTopicIds: [], indexed: { messages: 0, bytes: 0 } };
 
   const keys = [...counts.entries()].filter(([, n]) => n > 0).map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number]);
   const runOf = (row: PlannedRow) => commit.runs[row.run];
-  const remainingMs = Math.max(0, commit.deadline - commit.clock());
+  // A flush must finish by its deadline (storage/lifecycle's grace period counts on it); a
+  // transaction's commit indexes bytes stored long before, under no such deadline.
+  const inTime = Number.isFinite(commit.deadline)
+    ? sql`AND clock_timestamp() < statement_timestamp() + ${Math.max(0, commit.deadline - commit.clock())} * interval '1 millisecond'`
+    : sql``;
+  // A run whose bytes are in a segment of their own names it; the others are in this commit's, inserted here.
+  const ownSegment = commit.runs.some((run) => run.segmentId === undefined);
   // Arrays, not VALUES lists: the statement text never changes, so it is prepared once per connection.
   const advanced = await rows<{ topic_id: number; partition: number; base: number; subscribed: boolean }>(
     db,
@@ -236,14 +257,16 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
       adv AS (
         UPDATE partitions p SET next_offset = p.next_offset + v.n
         FROM locked l JOIN v USING (topic_id, partition)
-        WHERE p.topic_id = l.topic_id AND p.partition = l.partition
-          AND clock_timestamp() < statement_timestamp() + ${remainingMs} * interval '1 millisecond'
+        WHERE p.topic_id = l.topic_id AND p.partition = l.partition ${inTime}
         RETURNING p.topic_id, p.partition, p.next_offset - v.n AS base),
-      seg AS (
-        INSERT INTO segments (id, tenant_id, object_key, byte_length)
-        SELECT ${commit.segmentId}, ${commit.tenantId}, ${commit.objectKey}, ${commit.byteLength}
-        WHERE EXISTS (SELECT 1 FROM adv)
-        RETURNING id),
+      seg AS (${
+        ownSegment
+          ? sql`INSERT INTO segments (id, tenant_id, object_key, byte_length)
+                SELECT ${commit.segmentId}, ${commit.tenantId}, ${commit.objectKey}, ${commit.byteLength}
+                WHERE EXISTS (SELECT 1 FROM adv)
+                RETURNING id`
+          : sql`SELECT NULL::text AS id`
+      }),
       r AS (
         SELECT *
         FROM unnest(${sqlArray(
@@ -283,12 +306,16 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
                     )}, ${sqlArray(
                       planned.map((r) => r.usageBytes),
                       "bigint",
+                    )}, ${sqlArray(
+                      planned.map((r) => runOf(r).segmentId ?? null),
+                      "text",
                     )})
-             AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at, usage_bytes)),
+             AS r(topic_id, partition, rel_first, n, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at, usage_bytes, segment_id)),
       idx AS (
         INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id,
                                    byte_offset, byte_length, record_skip, min_timestamp, max_timestamp, deliver_at)
-        SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId}, seg.id,
+        SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${commit.tenantId},
+               coalesce(r.segment_id, seg.id),
                r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts, NULLIF(r.deliver_at, 0)
         FROM r
         JOIN adv a USING (topic_id, partition) CROSS JOIN seg
@@ -306,15 +333,19 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
   );
   if (advanced.length === 0 && keys.length > 0 && commit.clock() > commit.deadline) throw new CommitDeadlineError();
   const bases = new Map(advanced.map((a) => [`${a.topic_id}:${a.partition}`, a.base]));
+  const indexed = { messages: 0, bytes: 0 };
   commit.runs.forEach((run, r) => {
     const base = bases.get(`${run.topicId}:${run.partition}`);
     if (base === undefined) return; // topic deleted meanwhile: its records stay unindexed garbage
     relative[r].forEach((rel, i) => {
-      if (rel !== null) result[r][i] = { partition: run.partition, offset: base + rel };
+      if (rel === null) return;
+      result[r][i] = { partition: run.partition, offset: base + rel };
+      indexed.messages++;
+      indexed.bytes += run.usageBytes[i];
     });
   });
   const subscribedTopicIds = [...new Set(advanced.filter((a) => a.subscribed).map((a) => a.topic_id))];
-  return { offsets: result, subscribedTopicIds };
+  return { offsets: result, subscribedTopicIds, indexed };
 }
 
 const noClaims = (): Claims => ({ fresh: new Set(), previous: new Map(), alias: new Map() });

@@ -8,17 +8,15 @@
  *      commit's order, so the two queue and never deadlock — assigns dense offsets and indexes
  *      the runs where their bytes already are (no copy),
  *   5. drops the pending rows and marks the transaction committed with its offsets.
- * Usage (messagesIn, bytesIn) is counted in the statement that marks it committed (step 5).
+ * Usage (messagesIn, bytesIn) is counted by the statement that indexes the runs (step 4).
  */
 import { sql } from "drizzle-orm";
 import { ReservoirError } from "../errors.ts";
 import { retryConflicts, rows, type Database, type Queryable } from "../metadata/db.ts";
-import { sqlArray } from "../metadata/sql-array.ts";
 import { findGroup } from "../groups/groups.ts";
 import { settleIn } from "../groups/settle.ts";
 import type { ReceiptSigner } from "../groups/receipts.ts";
-import { claimIdempotencyKeys, type AssignedOffset, type CommitRun } from "../log/commit.ts";
-import { usageInsert } from "../usage/meter.ts";
+import { commitClaimingKeys } from "../log/commit.ts";
 import { endRolledBack, findTransaction, notFound, notOpen, timedOut } from "./transactions.ts";
 
 /** Acks carried by a commit: receipts of one group of one topic. */
@@ -113,12 +111,9 @@ export async function commitIn(tx: Queryable, signer: ReceiptSigner, request: Co
     runs.length > 0
       ? await indexPending(tx, tenantId, runs, now)
       : { offsets: [], subscribedTopicIds: [], highWatermarks: [], indexed: { messages: 0, bytes: 0 } };
-  const { messages, bytes } = indexed.indexed;
   await tx.execute(sql`
     WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1),
-    counted AS (UPDATE open_transactions SET open = open - 1 WHERE tenant_id = ${tenantId} RETURNING 1),
-    -- Usage (storage/usage/meter.ts): what this commit made visible, in the same transaction.
-    metered AS (${usageInsert(tenantId, { messagesIn: sql`${messages}::bigint`, bytesIn: sql`${bytes}::bigint` }, undefined, sql`${messages}::bigint > 0`)})
+    counted AS (UPDATE open_transactions SET open = open - 1 WHERE tenant_id = ${tenantId} RETURNING 1)
     UPDATE transactions SET state = 'committed', offsets = ${JSON.stringify(indexed.offsets)}::jsonb, ended_at = ${now},
       end_reason = ${request.byCheck ? "check_commit" : "commit"}, claimed_until = 0
     WHERE id = ${id}`);
@@ -168,219 +163,50 @@ interface Run {
   records: { p: number; t: number; b: number; k?: string; d?: number }[];
 }
 
-interface PlannedRow {
-  run: number;
-  relFirst: number;
-  count: number;
-  recordSkip: number;
-  minTimestamp: number;
-  maxTimestamp: number;
-  deliverAt: number | null;
-}
-
 /**
- * Assigns offsets to the pending runs (in production order, per partition) and indexes them;
- * records whose idempotency key was committed before get that commit's offsets instead.
+ * Assigns offsets to the pending runs (in production order, per partition) and indexes them
+ * where their bytes already are, by the produce commit's own statement (storage/log/commit.ts):
+ * the same lock order, idempotency claims and usage count. Records whose idempotency key was
+ * committed before get that commit's offsets instead.
  */
 async function indexPending(tx: Queryable, tenantId: string, runs: Run[], now: number) {
-  const commitRuns: CommitRun[] = runs.map((run) => ({
-    topicId: run.topicId,
-    partition: run.partition,
-    byteOffset: run.byte_offset,
-    byteLength: run.byte_length,
-    timestamps: run.records.map((r) => r.t),
-    idempotencyKeys: run.records.map((r) => r.k),
-    deliverAt: run.records.map((r) => r.d),
-    usageBytes: run.records.map((r) => r.b),
-  }));
-  const claims = await claimIdempotencyKeys(tx, {
+  const committed = await commitClaimingKeys(tx, {
     tenantId,
     segmentId: "",
     objectKey: "",
     byteLength: 0,
-    runs: commitRuns,
+    runs: runs.map((run) => ({
+      topicId: run.topicId,
+      partition: run.partition,
+      byteOffset: run.byte_offset,
+      byteLength: run.byte_length,
+      timestamps: run.records.map((r) => r.t),
+      idempotencyKeys: run.records.map((r) => r.k),
+      deliverAt: run.records.map((r) => r.d),
+      usageBytes: run.records.map((r) => r.b),
+      segmentId: run.segment_id,
+    })),
     now,
-    deadline: Infinity,
+    deadline: Number.POSITIVE_INFINITY,
     clock: () => now,
   });
-
-  const counts = new Map<string, number>();
-  const planned: PlannedRow[] = [];
-  const relative: (number | null)[][] = runs.map((run, r) => {
-    const key = `${run.topicId}:${run.partition}`;
-    let next = counts.get(key) ?? 0;
-    let open: PlannedRow | null = null;
-    const rel = run.records.map((record, i) => {
-      if (claims.alias.has(`${r}:${i}`) || claims.previous.has(`${r}:${i}`)) {
-        open = null;
-        return null;
-      }
-      const deliverAt = record.d ?? null;
-      if (open && open.deliverAt !== deliverAt) open = null;
-      if (!open) {
-        open = { run: r, relFirst: next, count: 0, recordSkip: i, minTimestamp: record.t, maxTimestamp: record.t, deliverAt };
-        planned.push(open);
-      }
-      open.count++;
-      open.minTimestamp = Math.min(open.minTimestamp, record.t);
-      open.maxTimestamp = Math.max(open.maxTimestamp, record.t);
-      return next++;
-    });
-    counts.set(key, next);
-    return rel;
-  });
-
-  const keys = [...counts.entries()].filter(([, n]) => n > 0).map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number]);
-  const bases = new Map<string, number>();
-  const subscribed = new Set<number>();
-  if (keys.length > 0) {
-    const runOf = (p: PlannedRow) => runs[p.run];
-    const advanced = await rows<{ topic_id: number; partition: number; base: number; subscribed: boolean }>(
-      tx,
-      sql`WITH v AS (
-          SELECT * FROM unnest(${sqlArray(
-            keys.map((k) => k[0]),
-            "bigint",
-          )}, ${sqlArray(
-            keys.map((k) => k[1]),
-            "int",
-          )},
-                               ${sqlArray(
-                                 keys.map((k) => k[2]),
-                                 "bigint",
-                               )}) AS v(topic_id, partition, n)),
-        locked AS MATERIALIZED (
-          SELECT p.topic_id, p.partition FROM partitions p JOIN v USING (topic_id, partition)
-          ORDER BY p.topic_id, p.partition FOR UPDATE OF p),
-        adv AS (
-          UPDATE partitions p SET next_offset = p.next_offset + v.n
-          FROM locked l JOIN v USING (topic_id, partition)
-          WHERE p.topic_id = l.topic_id AND p.partition = l.partition
-          RETURNING p.topic_id, p.partition, p.next_offset - v.n AS base),
-        idx AS (
-          INSERT INTO segment_index (topic_id, partition, base_offset, last_offset, tenant_id, segment_id,
-                                     byte_offset, byte_length, record_skip, min_timestamp, max_timestamp, deliver_at)
-          SELECT r.topic_id, r.partition, a.base + r.rel_first, a.base + r.rel_first + r.n - 1, ${tenantId}, r.segment_id,
-                 r.byte_offset, r.byte_length, r.record_skip, r.min_ts, r.max_ts, NULLIF(r.deliver_at, 0)
-          FROM unnest(${sqlArray(
-            planned.map((p) => runOf(p).topicId),
-            "bigint",
-          )}, ${sqlArray(
-            planned.map((p) => runOf(p).partition),
-            "int",
-          )},
-                      ${sqlArray(
-                        planned.map((p) => p.relFirst),
-                        "bigint",
-                      )}, ${sqlArray(
-                        planned.map((p) => p.count),
-                        "bigint",
-                      )},
-                      ${sqlArray(
-                        planned.map((p) => runOf(p).segment_id),
-                        "text",
-                      )},
-                      ${sqlArray(
-                        planned.map((p) => runOf(p).byte_offset),
-                        "int",
-                      )}, ${sqlArray(
-                        planned.map((p) => runOf(p).byte_length),
-                        "int",
-                      )},
-                      ${sqlArray(
-                        planned.map((p) => p.recordSkip),
-                        "int",
-                      )}, ${sqlArray(
-                        planned.map((p) => p.minTimestamp),
-                        "bigint",
-                      )},
-                      ${sqlArray(
-                        planned.map((p) => p.maxTimestamp),
-                        "bigint",
-                      )}, ${sqlArray(
-                        planned.map((p) => p.deliverAt ?? 0),
-                        "bigint",
-                      )})
-               AS r(topic_id, partition, rel_first, n, segment_id, byte_offset, byte_length, record_skip, min_ts, max_ts, deliver_at)
-          JOIN adv a USING (topic_id, partition)
-          RETURNING 1),
-        subscribed AS MATERIALIZED (
-          SELECT DISTINCT a.topic_id FROM adv a
-          WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic_id = a.topic_id AND s.state = 'active')),
-        notified AS (
-          SELECT pg_notify('reservoir_commit', string_agg(topic_id::text, ',')) FROM subscribed HAVING count(*) > 0)
-      SELECT a.topic_id, a.partition, a.base, s.topic_id IS NOT NULL AS subscribed,
-             (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM idx) AS indexed
-      FROM adv a LEFT JOIN subscribed s USING (topic_id)`,
-    );
-    for (const a of advanced) {
-      bases.set(`${a.topic_id}:${a.partition}`, a.base);
-      if (a.subscribed) subscribed.add(a.topic_id);
-    }
-  }
-
-  // Each record's result: its new offset, or the one its idempotency key was committed with.
-  const result: (AssignedOffset | null)[][] = runs.map((run, r) =>
-    run.records.map((_, i) => {
-      const rel = relative[r][i];
-      const base = bases.get(`${run.topicId}:${run.partition}`);
-      return rel !== null && base !== undefined ? { partition: run.partition, offset: base + rel } : null;
-    }),
-  );
-  const at = (key: string) => key.split(":").map(Number) as [number, number];
-  for (const [key, original] of claims.previous) {
-    const [r, i] = at(key);
-    result[r][i] = original;
-  }
-  for (const [key, first] of claims.alias) {
-    const [r, i] = at(key);
-    const [fr, fi] = at(first);
-    result[r][i] = result[fr][fi] ?? claims.previous.get(first) ?? null;
-  }
-  const recorded = [...claims.fresh].flatMap((key) => {
-    const [r, i] = at(key);
-    const assigned = result[r][i];
-    return assigned ? [{ topicId: runs[r].topicId, key: runs[r].records[i].k!, ...assigned }] : [];
-  });
-  if (recorded.length > 0) {
-    await tx.execute(sql`
-      UPDATE idempotency_keys AS k SET partition = v.p, "offset" = v.o
-      FROM unnest(${sqlArray(
-        recorded.map((x) => x.topicId),
-        "bigint",
-      )}, ${sqlArray(
-        recorded.map((x) => x.key),
-        "text",
-      )},
-                  ${sqlArray(
-                    recorded.map((x) => x.partition),
-                    "int",
-                  )}, ${sqlArray(
-                    recorded.map((x) => x.offset),
-                    "bigint",
-                  )}) AS v(t, k, p, o)
-      WHERE k.topic_id = v.t AND k.key = v.k`);
-  }
   const ordered = runs
-    .flatMap((run, r) => run.records.map((record, i) => ({ p: record.p, topic: run.topic, at: result[r][i] })))
+    .flatMap((run, r) => run.records.map((record, i) => ({ p: record.p, topic: run.topic, at: committed.offsets[r][i] })))
     .filter((x) => x.at !== null)
     .sort((a, b) => a.p - b.p);
-  const indexed = { messages: 0, bytes: 0 };
+  // Per partition that got messages: its next offset, for this instance's long-polling readers.
+  const next = new Map<string, { topicId: number; partition: number; next: number }>();
   runs.forEach((run, r) => {
-    run.records.forEach((record, i) => {
-      if (relative[r][i] !== null && result[r][i] !== null) {
-        indexed.messages++;
-        indexed.bytes += record.b;
-      }
-    });
+    for (const at of committed.offsets[r]) {
+      const key = `${run.topicId}:${run.partition}`;
+      if (at && at.offset + 1 > (next.get(key)?.next ?? 0))
+        next.set(key, { topicId: run.topicId, partition: run.partition, next: at.offset + 1 });
+    }
   });
   return {
-    indexed,
+    indexed: committed.indexed,
     offsets: ordered.map((x) => ({ topic: x.topic, partition: x.at!.partition, offset: x.at!.offset })),
-    subscribedTopicIds: [...subscribed],
-    highWatermarks: keys.flatMap(([topicId, partition, n]) => {
-      const base = bases.get(`${topicId}:${partition}`);
-      return base === undefined ? [] : [{ topicId, partition, next: base + n }];
-    }),
+    subscribedTopicIds: committed.subscribedTopicIds,
+    highWatermarks: [...next.values()],
   };
 }
