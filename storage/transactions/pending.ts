@@ -7,22 +7,14 @@ import { sql } from "drizzle-orm";
 import { rows, type Queryable } from "../metadata/db.ts";
 import { sqlArray } from "../metadata/sql-array.ts";
 import { ReservoirError } from "../errors.ts";
+import type { CommitRun } from "../log/commit.ts";
 import { transactionLimits } from "./limits.ts";
 
-/** A run of the flush that belongs to a transaction (positions: within this flush, per transaction). */
-export interface PendingRun {
-  transactionId: string;
-  topicId: number;
-  partition: number;
-  byteOffset: number;
-  byteLength: number;
-  timestamps: number[];
-  idempotencyKeys: (string | undefined)[];
-  deliverAt?: (number | undefined)[];
-  positions: number[];
-  /** Per record: its metered bytes (storage/usage/metered-bytes.ts), counted as bytesIn when it commits. */
-  usageBytes: number[];
-}
+/**
+ * A run of the flush that belongs to a transaction (positions: within this flush, per
+ * transaction); its usageBytes are counted as bytesIn when the transaction commits.
+ */
+export type PendingRun = CommitRun & { transactionId: string; positions: number[] };
 
 /** What of the flush the pending runs need: its segment, and when it must be done by. */
 export interface PendingFlush {

@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, type Api } from "../support/http.ts";
-import { startNodeServer, type NodeServer } from "../support/node-server.ts";
+import { printOutputOnFailure, startNodeServer, type NodeServer } from "../support/node-server.ts";
 import { freshDatabase, requireMultipleClients, type FreshDatabase } from "../support/postgres.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
 
@@ -32,16 +32,7 @@ describe("two Node servers sharing one tenant's keys and quotas", () => {
     await db?.drop().catch(() => {});
   }, 60_000);
 
-  beforeEach(({ onTestFailed }) => {
-    const marks = servers.map((s) => s.logs().length);
-    onTestFailed(() => {
-      servers.forEach((s, i) => {
-        console.error(
-          `----- output of server ${i === 0 ? "A" : "B"} during the failed test -----\n${s.logs().slice(marks[i]).slice(-20_000)}`,
-        );
-      });
-    });
-  });
+  beforeEach(({ onTestFailed }) => printOutputOnFailure(onTestFailed, servers));
 
   async function newTenant(name: string, quotas?: Record<string, number>) {
     const res = await admins[0].post("/v1/admin/tenants", { name, ...(quotas && { quotas }) });

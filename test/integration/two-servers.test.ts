@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { api, assertStatus, describeResponse, type Api } from "../support/http.ts";
-import { startNodeServer, type NodeServer } from "../support/node-server.ts";
+import { printOutputOnFailure, startNodeServer, type NodeServer } from "../support/node-server.ts";
 import { freshDatabase, requireMultipleClients, type FreshDatabase } from "../support/postgres.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
 import { prng } from "../support/prng.ts";
@@ -56,16 +56,7 @@ describe("two Node servers sharing one Postgres database and one S3 bucket", () 
     await db?.drop().catch(() => {});
   }, 60_000);
 
-  beforeEach(({ onTestFailed }) => {
-    const marks = servers.map((s) => s.logs().length);
-    onTestFailed(() => {
-      servers.forEach((s, i) => {
-        console.error(
-          `----- output of server ${i === 0 ? "A" : "B"} during the failed test -----\n${s.logs().slice(marks[i]).slice(-20_000)}`,
-        );
-      });
-    });
-  });
+  beforeEach(({ onTestFailed }) => printOutputOnFailure(onTestFailed, servers));
 
   it("acknowledges every request of 16 concurrent clients (8 per server) producing into the same partitions", async () => {
     const failures: string[] = [];

@@ -262,3 +262,17 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
     },
   };
 }
+
+/**
+ * Prints what each server wrote during a test, if the test fails (servers named A, B, ...):
+ * call from beforeEach with its onTestFailed.
+ */
+export function printOutputOnFailure(onTestFailed: (handler: () => void) => void, servers: NodeServer[]): void {
+  const marks = servers.map((s) => s.logs().length);
+  onTestFailed(() => {
+    servers.forEach((s, i) => {
+      const name = String.fromCharCode(65 + i);
+      console.error(`----- output of server ${name} during the failed test -----\n${s.logs().slice(marks[i]).slice(-20_000)}`);
+    });
+  });
+}
