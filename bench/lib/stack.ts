@@ -42,7 +42,8 @@ export async function startStack(
     return { server, stop: () => server.stop() };
   }
   const s3 = await startS3Process();
-  const db = await freshDatabase();
+  // Another tree migrates its own schema: it gets an empty database, not this tree's template.
+  const db = await freshDatabase({ migrated: root === undefined });
   const server = await startNodeServer({ env: { ...s3.env, DATABASE_URL: db.url, ...env }, label: "bench-s3", nodeArgs, root });
   return {
     server,
