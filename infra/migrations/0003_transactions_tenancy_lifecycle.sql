@@ -1,8 +1,3 @@
-CREATE TABLE "open_transactions" (
-	"tenant_id" text PRIMARY KEY NOT NULL,
-	"open" integer NOT NULL
-);
---> statement-breakpoint
 CREATE TABLE "quota_buckets" (
 	"tenant_id" text NOT NULL,
 	"kind" text NOT NULL,

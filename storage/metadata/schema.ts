@@ -311,15 +311,6 @@ export const transactions = pgTable(
 );
 
 /**
- * Open transactions per tenant, kept by begin (+1, refused at the limit in the same statement)
- * and by the end of a transaction (−1): an exact limit without locking the tenant for a count.
- */
-export const openTransactions = pgTable("open_transactions", {
-  tenantId: text("tenant_id").primaryKey(),
-  open: integer("open").notNull(),
-});
-
-/**
  * A pending run: records of one (topic, partition) that a flush wrote to a segment for an open
  * transaction. `records` holds, per record in the batch: its position in the transaction's
  * production order (first_position + p), timestamp (t), key + value + header bytes (b, what usage

@@ -112,8 +112,7 @@ export async function commitIn(tx: Queryable, signer: ReceiptSigner, request: Co
       ? await indexPending(tx, tenantId, runs, now)
       : { offsets: [], subscribedTopicIds: [], highWatermarks: [], indexed: { messages: 0, bytes: 0 } };
   await tx.execute(sql`
-    WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1),
-    counted AS (UPDATE open_transactions SET open = open - 1 WHERE tenant_id = ${tenantId} RETURNING 1)
+    WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1)
     UPDATE transactions SET state = 'committed', offsets = ${JSON.stringify(indexed.offsets)}::jsonb, ended_at = ${now},
       end_reason = ${request.byCheck ? "check_commit" : "commit"}, claimed_until = 0
     WHERE id = ${id}`);

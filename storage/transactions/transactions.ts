@@ -67,24 +67,19 @@ export interface Begin {
   now: number;
 }
 
-/**
- * Opens a transaction unless the tenant has transactionLimits.openPerTenant open already, in one
- * statement: the tenant's counter row is raised only below the limit (a concurrent begin waits
- * for the row and then sees the raised count), and the transaction is inserted only if it was.
- */
+/** Opens a transaction unless the tenant has transactionLimits.openPerTenant open already, in one statement. */
 export async function beginTransaction(db: Database, begin: Begin): Promise<{ id: string; expiresAt: number }> {
   const id = newTransactionId();
   const expiresAt = begin.now + begin.timeoutMs;
   const created = await rows<{ id: string }>(
     db,
-    sql`WITH counted AS (
-          INSERT INTO open_transactions AS o (tenant_id, open) VALUES (${begin.tenantId}, 1)
-          ON CONFLICT (tenant_id) DO UPDATE SET open = o.open + 1 WHERE o.open < ${transactionLimits.openPerTenant}
-          RETURNING 1)
-        INSERT INTO transactions (id, tenant_id, state, created_at, expires_at, check_url, check_secret, check_interval_ms, next_check_at)
+    // Counted from the tenant's open rows (an index range of at most the limit), not kept in a
+    // counter row: a row every begin and every end of the tenant updates would make them all
+    // wait for each other's commit. Concurrent begins may pass the bound by at most their number.
+    sql`INSERT INTO transactions (id, tenant_id, state, created_at, expires_at, check_url, check_secret, check_interval_ms, next_check_at)
         SELECT ${id}, ${begin.tenantId}, 'open', ${begin.now}, ${expiresAt}, ${begin.checkUrl ?? null}, ${begin.checkSecret ?? null},
                ${begin.checkIntervalMs}, ${expiresAt}
-        WHERE EXISTS (SELECT 1 FROM counted)
+        WHERE (SELECT count(*) FROM transactions WHERE tenant_id = ${begin.tenantId} AND state = 'open') < ${transactionLimits.openPerTenant}
         RETURNING id`,
   );
   if (created.length === 0) {
@@ -141,9 +136,7 @@ export async function rollbackTransaction(db: Database, tenantId: string, id: st
  */
 export async function endRolledBack(tx: Queryable, id: string, reason: string, now: number): Promise<void> {
   await tx.execute(sql`
-    WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1),
-    ended AS (
-      UPDATE transactions SET state = 'rolled_back', ended_at = ${now}, end_reason = ${reason}, claimed_until = 0
-      WHERE id = ${id} RETURNING tenant_id)
-    UPDATE open_transactions o SET open = o.open - 1 FROM ended WHERE o.tenant_id = ended.tenant_id`);
+    WITH gone AS (DELETE FROM transaction_runs WHERE transaction_id = ${id} RETURNING 1)
+    UPDATE transactions SET state = 'rolled_back', ended_at = ${now}, end_reason = ${reason}, claimed_until = 0
+    WHERE id = ${id}`);
 }
