@@ -126,6 +126,10 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         const t = await newTenant();
         const doomed = await newKey(t, ["consume"]);
         assertStatus(await doomed.client.get("/v1/topics"), 200);
+        // Another tenant's key is unknown under this tenant: 404, and the key keeps working.
+        const other = await newTenant();
+        assertProblem(await admin.delete(`/v1/admin/tenants/${other.tenantId}/keys/${doomed.keyId}`), 404, "key_not_found");
+        assertStatus(await doomed.client.get("/v1/topics"), 200);
         assertStatus(await admin.delete(`/v1/admin/tenants/${t.tenantId}/keys/${doomed.keyId}`), 204);
         assertProblem(await doomed.client.get("/v1/topics"), 401, "unauthorized");
         assertStatus(await t.client.get("/v1/topics"), 200);
