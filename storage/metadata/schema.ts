@@ -339,6 +339,16 @@ export const transactionRuns = pgTable(
   (t) => [primaryKey({ columns: [t.transactionId, t.segmentId, t.byteOffset] }), index("transaction_runs_segment_idx").on(t.segmentId)],
 );
 
+/** The usage counters, as deltas (usage_deltas) and as hourly sums (usage_hourly). */
+const usageCounters = () => ({
+  messagesIn: bigint("messages_in", { mode: "number" }).notNull().default(0),
+  bytesIn: bigint("bytes_in", { mode: "number" }).notNull().default(0),
+  messagesOut: bigint("messages_out", { mode: "number" }).notNull().default(0),
+  bytesOut: bigint("bytes_out", { mode: "number" }).notNull().default(0),
+  deliveries: bigint("deliveries", { mode: "number" }).notNull().default(0),
+  requests: bigint("requests", { mode: "number" }).notNull().default(0),
+});
+
 /**
  * Usage, insert-only: every transaction that commits work (a flush, a receive's read, a webhook
  * settle) and every authenticated request adds one row of deltas for its tenant and UTC hour
@@ -351,12 +361,7 @@ export const usageDeltas = pgTable(
     // No key, no sequence: every request inserts a row, and the roll-up moves rows by ctid.
     tenantId: text("tenant_id").notNull(),
     hour: bigint("hour", { mode: "number" }).notNull(),
-    messagesIn: bigint("messages_in", { mode: "number" }).notNull().default(0),
-    bytesIn: bigint("bytes_in", { mode: "number" }).notNull().default(0),
-    messagesOut: bigint("messages_out", { mode: "number" }).notNull().default(0),
-    bytesOut: bigint("bytes_out", { mode: "number" }).notNull().default(0),
-    deliveries: bigint("deliveries", { mode: "number" }).notNull().default(0),
-    requests: bigint("requests", { mode: "number" }).notNull().default(0),
+    ...usageCounters(),
   },
   (t) => [index("usage_deltas_tenant_hour_idx").on(t.tenantId, t.hour)],
 );
@@ -367,12 +372,7 @@ export const usageHourly = pgTable(
   {
     tenantId: text("tenant_id").notNull(),
     hour: bigint("hour", { mode: "number" }).notNull(),
-    messagesIn: bigint("messages_in", { mode: "number" }).notNull().default(0),
-    bytesIn: bigint("bytes_in", { mode: "number" }).notNull().default(0),
-    messagesOut: bigint("messages_out", { mode: "number" }).notNull().default(0),
-    bytesOut: bigint("bytes_out", { mode: "number" }).notNull().default(0),
-    deliveries: bigint("deliveries", { mode: "number" }).notNull().default(0),
-    requests: bigint("requests", { mode: "number" }).notNull().default(0),
+    ...usageCounters(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.hour] })],
 );
