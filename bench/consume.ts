@@ -8,11 +8,14 @@
  *   npx tsx bench/consume.ts [--consumers 4] [--batch 100] [--messages 20000] [--size 1024]
  *                            [--partitions 16] [--ordering none|key] [--keys K]
  *                            [--stack postgres-s3|embedded] [--seconds 300] [--cpu-prof DIR]
- *                            [--produce-concurrency 4] [--watch-group MS]
+ *                            [--produce-concurrency 4] [--watch-group MS] [--ack leases|messages]
  *
  * --keys: number of distinct message keys (default 1000 with --ordering key, else no keys;
  *   keyless messages are spread over the partitions round-robin).
  * --seconds: time limit of the consume phase.
+ * --node-args "...": extra options for the server's node (e.g. "--max-semi-space-size=32").
+ * --ack: ack each receive with its lease receipts (one per run of offsets; the default) or with
+ *   one receipt per message (as clients before lease receipts did).
  * --watch-group MS: also read the group view every MS during the consume phase and report any
  *   partition whose committed offset moved backwards (its statements count in dbStatements).
  * --cpu-prof DIR: the server writes a V8 CPU profile there on exit; it is summarised over the
@@ -57,6 +60,8 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "300" },
     "produce-concurrency": { type: "string", default: "4" },
     "watch-group": { type: "string", default: "0" },
+    ack: { type: "string", default: "leases" },
+    "node-args": { type: "string", default: "" },
     "cpu-prof": { type: "string" },
   },
 });
@@ -71,6 +76,8 @@ const limitSeconds = Number(args.seconds);
 const produceConcurrency = Number(args["produce-concurrency"]);
 const VISIBILITY_S = 30;
 const ID_DIGITS = 10;
+const ackBy = args.ack;
+if (!["leases", "messages"].includes(ackBy)) throw new Error(`--ack must be leases or messages, not ${ackBy}`);
 if (!["none", "key"].includes(ordering)) throw new Error(`--ordering must be none or key, not ${ordering}`);
 if (size < ID_DIGITS + 1) throw new Error(`--size must be at least ${ID_DIGITS + 1}`);
 
@@ -85,7 +92,8 @@ const code = codeVersion();
 const profileDir = args["cpu-prof"];
 const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
 const profilesBefore = new Set(profileDir ? safeList(profileDir) : []);
-const stack = await startStack(args.stack as "postgres-s3" | "embedded", {}, profile);
+const nodeArgs = [...profile, ...args["node-args"].split(" ").filter(Boolean)];
+const stack = await startStack(args.stack as "postgres-s3" | "embedded", {}, nodeArgs);
 let window: [number, number] | undefined;
 let failed = false;
 try {
@@ -229,7 +237,9 @@ try {
             }
           }
         }
-        const receipts = messages.map((m) => m.receipt as string);
+        // Lease receipts (one per run of offsets) unless --ack messages asks for one per message.
+        const leases: { partition: number; receipt: string }[] = r.body.leases ?? [];
+        const receipts = ackBy === "leases" && leases.length > 0 ? leases.map((l) => l.receipt) : messages.map((m) => m.receipt as string);
         let a: JsonResponse;
         try {
           a = await requestJson(agent, "POST", ackUrl, auth, { receipts });
@@ -244,15 +254,19 @@ try {
           continue;
         }
         ackMs.push(a.ms);
+        // Failed messages by receipt, or (for a lease receipt) by partition and offset.
         const failedReceipts = new Set<string>();
-        for (const f of a.body.failed as { receipt: string; code: string }[]) {
-          failedReceipts.add(f.receipt);
+        const leasePartition = new Map(leases.map((l) => [l.receipt, l.partition]));
+        for (const f of a.body.failed as { receipt: string; code: string; offset?: number }[]) {
+          failedReceipts.add(f.offset === undefined ? f.receipt : `${leasePartition.get(f.receipt)}:${f.offset}`);
           count(ackFailures, f.code);
         }
+        const failed = (m: { receipt: string; partition: number; offset: number }) =>
+          failedReceipts.has(m.receipt) || failedReceipts.has(`${m.partition}:${m.offset}`);
         messages.forEach((m, i) => {
           const id = ids[i];
-          if (id >= 0 && !failedReceipts.has(m.receipt)) entries[i]!.acked = true;
-          if (id < 0 || failedReceipts.has(m.receipt) || acked[id]) return;
+          if (id >= 0 && !failed(m)) entries[i]!.acked = true;
+          if (id < 0 || failed(m) || acked[id]) return;
           acked[id] = 1;
           ackedDistinct++;
         });
@@ -303,6 +317,7 @@ try {
     messageBytes: size,
     partitions,
     ordering,
+    ack: ackBy,
     keys,
     preload: {
       seconds: Number(preloadSeconds.toFixed(2)),
@@ -332,6 +347,7 @@ try {
     dbStatements: counted ? statements : null,
     dbStatementsPerMessage: counted ? Number((statements / Math.max(1, received)).toFixed(3)) : null,
     dbStatementsPerCall: counted ? Number((statements / Math.max(1, receiveMs.length + emptyReceives + ackMs.length)).toFixed(2)) : null,
+    objectGets: after.store?.gets !== undefined ? after.store.gets - before.store.gets : null,
     // CPU seconds of each process over the consume phase (server, its Postgres backends, s3rver,
     // this client), and the machine's other load: what the phase competed with on this box.
     cpu,

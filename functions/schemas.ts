@@ -237,7 +237,32 @@ export const ReceiveBody = z
   .strict()
   .openapi("ReceiveRequest");
 export const ReceivedMessage = MessageOut.extend({ receipt: z.string(), attempt: z.number().int() }).openapi("ReceivedMessage");
-export const Received = z.object({ messages: z.array(ReceivedMessage) }).openapi("ReceiveResponse");
+export const Lease = z
+  .object({
+    partition: z.number().int(),
+    firstOffset: z.number().int(),
+    lastOffset: z.number().int(),
+    receipt: z.string().openapi({
+      description:
+        "A lease receipt: names the messages firstOffset..lastOffset of this partition leased by this receive, and is accepted " +
+        "wherever a message's receipt is (ack, nack, extend, a transaction's acks), as if each message's receipt were given.",
+    }),
+  })
+  .openapi("Lease");
+export const Received = z
+  .object({
+    messages: z.array(ReceivedMessage),
+    leases: z
+      .array(Lease)
+      .optional()
+      .openapi({
+        description:
+          "The received messages as runs of consecutive offsets of one partition, each with one receipt for the run: a " +
+          "consumer that handles a receive as a whole acks it with a few lease receipts instead of one per message. " +
+          "Absent when no message was received.",
+      }),
+  })
+  .openapi("ReceiveResponse");
 const Receipts = z.array(z.string());
 export const AckBody = z.object({ receipts: Receipts }).strict().openapi("AckRequest");
 export const NackBody = z
@@ -248,7 +273,13 @@ export const ExtendBody = z
   .object({ receipts: Receipts, visibilityTimeoutSeconds: z.number().int().min(1).max(43_200) })
   .strict()
   .openapi("ExtendRequest");
-const Failed = z.array(z.object({ receipt: z.string(), code: z.enum(["receipt_expired", "receipt_unknown"]) }));
+const Failed = z.array(
+  z.object({
+    receipt: z.string(),
+    code: z.enum(["receipt_expired", "receipt_unknown"]),
+    offset: z.number().int().optional().openapi({ description: "For a lease receipt: the message of its run that failed." }),
+  }),
+);
 export const Acked = z.object({ acked: z.number().int(), failed: Failed }).openapi("AckResponse");
 export const Nacked = z.object({ nacked: z.number().int(), failed: Failed }).openapi("NackResponse");
 export const Extended = z.object({ extended: z.number().int(), failed: Failed }).openapi("ExtendResponse");

@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
 import { ensureGroup, type Group as StoredGroup } from "../../storage/groups/groups.ts";
 import { groupView, seek } from "../../storage/groups/position.ts";
-import { receive } from "../../storage/groups/receive.ts";
+import { leaseRuns, receive } from "../../storage/groups/receive.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import { settle, type Settlement } from "../../storage/groups/settle.ts";
 import type { Database } from "../../storage/metadata/db.ts";
@@ -214,15 +214,30 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
         const messages = deliveries.map((d) =>
           Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: receipt(d), attempt: d.attempt }),
         );
+        const leases = leaseRuns(deliveries).map((run) => ({
+          partition: run.partition,
+          firstOffset: run.from,
+          lastOffset: run.to,
+          receipt: c.env.receipts.sign(tenantId, {
+            groupId: group.id,
+            partition: run.partition,
+            firstOffset: run.rowFirstOffset,
+            offset: run.from,
+            token: run.token,
+            lastOffset: run.to,
+          }),
+        }));
+        // A full batch may have left messages behind: the next waiting receiver takes them.
+        if (deliveries.length === max) c.env.commits.wakeNext(topic.id, group.id);
         // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
         await recordUsage(c.env.db, tenantId, outgoing(deliveries.map((d) => d.record)));
-        return c.json({ messages }, 200);
+        return c.json(leases.length > 0 ? { messages, leases } : { messages }, 200);
       }
       // Local commits wake us at once; leases timing out and other instances' commits are polled.
       // The first retry comes soon: an empty receive may only have met partitions that a
       // concurrent receive or ack held for a few milliseconds (they are skipped, not waited for).
       const pause = attempt === 1 ? QUICK_RETRY_MS : c.env.pollIntervalMs * 2.5;
-      await c.env.commits.waitTopic(topic.id, Math.min(left, pause));
+      await c.env.commits.waitReceiver(topic.id, group.id, Math.min(left, pause));
     }
   });
 

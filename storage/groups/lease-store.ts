@@ -66,17 +66,53 @@ export async function lockDueRows(
   return found.map(toRow);
 }
 
+/** Offsets `from`..`to` (inclusive) of one partition. */
+export type Span = [partition: number, from: number, to: number];
+
+/** Sorted by (partition, from), overlapping and adjacent spans merged. */
+export function mergeSpans(spans: Span[]): Span[] {
+  const sorted = [...spans].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out: Span[] = [];
+  for (const [p, from, to] of sorted) {
+    const last = out.at(-1);
+    if (last && last[0] === p && from <= last[2] + 1) last[2] = Math.max(last[2], to);
+    else out.push([p, from, to]);
+  }
+  return out;
+}
+
+/** What of `spans` (merged) the rows do not cover. */
+function uncovered(spans: Span[], held: LeaseRow[]): Span[] {
+  const out: Span[] = [];
+  for (const [p, from, to] of spans) {
+    let o = from;
+    for (const r of held
+      .filter((r) => r.partition === p && r.lastOffset >= from && r.firstOffset <= to)
+      .sort((a, b) => a.firstOffset - b.firstOffset)) {
+      if (r.firstOffset > o) out.push([p, o, r.firstOffset - 1]);
+      o = Math.max(o, r.lastOffset + 1);
+    }
+    if (o <= to) out.push([p, o, to]);
+  }
+  return out;
+}
+
 /**
- * The rows holding the given (partition, offset)s, locked, each once. By offset, not by the
+ * The rows holding any offset of the given spans, locked, each once. By offset, not by the
  * first offset a receipt names: a nack or extend of some offsets of a row cuts it, and the
- * others, still under the same grant, then live in rows that start elsewhere.
+ * others, still under the same grant, then live in rows that start elsewhere. One statement
+ * asks for whole spans (the receipts of one receive make one span per partition), so a
+ * thousand receipts lock and return their few rows, not a row per receipt.
  */
-export async function lockRowsHolding(db: Queryable, groupId: number, offsets: [number, number][]): Promise<LeaseRow[]> {
+export async function lockRowsHolding(db: Queryable, groupId: number, spans: Span[]): Promise<LeaseRow[]> {
   const held = new Map<string, LeaseRow>();
-  const holds = (r: LeaseRow, [p, o]: [number, number]) => r.partition === p && r.firstOffset <= o && o <= r.lastOffset;
   // In (partition, offset) order, which is row order: concurrent calls lock rows in one order.
-  let wanted = [...offsets].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let wanted = mergeSpans(spans);
   while (wanted.length > 0) {
+    // Each span's rows: from the one holding its first offset (in this statement's snapshot)
+    // to the last to start within it. Not filtered by what they hold: a row another transaction
+    // cut while this one waited for its lock comes back as cut (its key stays), and the offsets
+    // it no longer holds are looked for again below.
     const found = await rows<RawRow>(
       db,
       sql`SELECT l.* FROM unnest(${sqlArray(
@@ -85,11 +121,19 @@ export async function lockRowsHolding(db: Queryable, groupId: number, offsets: [
       )}, ${sqlArray(
         wanted.map((k) => k[1]),
         "bigint",
-      )}) AS k(p, o)
+      )}, ${sqlArray(
+        wanted.map((k) => k[2]),
+        "bigint",
+      )}) AS k(p, f, t)
           CROSS JOIN LATERAL (
             SELECT ${rowColumns} FROM group_leases
-            WHERE group_id = ${groupId} AND partition = k.p AND first_offset <= k.o
-            ORDER BY first_offset DESC LIMIT 1
+            WHERE group_id = ${groupId} AND partition = k.p AND first_offset <= k.t
+              AND first_offset >= COALESCE(
+                (SELECT CASE WHEN h.last_offset >= k.f THEN h.first_offset END FROM (
+                   SELECT first_offset, last_offset FROM group_leases
+                   WHERE group_id = ${groupId} AND partition = k.p AND first_offset <= k.f
+                   ORDER BY first_offset DESC LIMIT 1) h), k.f)
+            ORDER BY first_offset
             FOR UPDATE) l`,
     );
     const fresh = found.map(toRow).filter((r) => !held.has(`${r.partition}:${r.firstOffset}`));
@@ -97,7 +141,7 @@ export async function lockRowsHolding(db: Queryable, groupId: number, offsets: [
     for (const r of fresh) held.set(`${r.partition}:${r.firstOffset}`, r);
     // A row that no longer holds an offset was cut by a transaction this one waited for: the
     // rest went to rows it inserted, which this statement's snapshot predates. Look again.
-    wanted = wanted.filter((k) => ![...held.values()].some((r) => holds(r, k)));
+    wanted = uncovered(wanted, [...held.values()]);
   }
   return [...held.values()];
 }

@@ -17,7 +17,15 @@ export interface ReceiptClaims {
   firstOffset: number;
   offset: number;
   token: number;
+  /**
+   * A lease receipt names the offsets `offset`..`lastOffset` of its grant at once (one receipt
+   * settles what one receive leased from a partition); absent, the receipt names one message.
+   */
+  lastOffset?: number;
 }
+
+/** The most offsets one lease receipt may name: a receive leases at most this many. */
+export const MAX_LEASE_OFFSETS = 1000;
 
 const MAC_BYTES = 16;
 const MAC_CHARS = 22; // base64url of 16 bytes, unpadded
@@ -53,7 +61,8 @@ export class ReceiptSigner {
   constructor(private readonly key: Uint8Array) {}
 
   sign(tenantId: string, c: ReceiptClaims): string {
-    return `${b64url(`${c.groupId}.${c.partition}.${c.firstOffset}.${c.offset}.${c.token}`)}.${this.mac(tenantId, c.groupId, c.token)}`;
+    const range = c.lastOffset === undefined ? "" : `.${c.lastOffset}`;
+    return `${b64url(`${c.groupId}.${c.partition}.${c.firstOffset}.${c.offset}.${c.token}${range}`)}.${this.mac(tenantId, c.groupId, c.token)}`;
   }
 
   /** The claims of a receipt this deployment issued to this tenant, else null. */
@@ -62,11 +71,19 @@ export class ReceiptSigner {
     const dot = receipt.indexOf(".");
     if (dot <= 0 || receipt.length - dot - 1 !== MAC_CHARS) return null;
     const body = fromB64url(receipt.slice(0, dot));
-    if (!body || !/^\d{1,16}(\.\d{1,16}){4}$/.test(body)) return null;
-    const [groupId, partition, firstOffset, offset, token] = body.split(".").map(Number);
+    if (!body || !/^\d{1,16}(\.\d{1,16}){4,5}$/.test(body)) return null;
+    const [groupId, partition, firstOffset, offset, token, lastOffset] = body.split(".").map(Number);
     if (![groupId, partition, firstOffset, offset, token].every(Number.isSafeInteger)) return null;
+    if (
+      lastOffset !== undefined &&
+      !(Number.isSafeInteger(lastOffset) && lastOffset >= offset && lastOffset - offset < MAX_LEASE_OFFSETS)
+    ) {
+      return null;
+    }
     if (!sameMac(this.mac(tenantId, groupId, token), receipt.slice(dot + 1))) return null;
-    return { groupId, partition, firstOffset, offset, token };
+    return lastOffset === undefined
+      ? { groupId, partition, firstOffset, offset, token }
+      : { groupId, partition, firstOffset, offset, token, lastOffset };
   }
 
   /** One HMAC per grant: the receipts of one receive (and of one ack batch) share it. */

@@ -542,3 +542,26 @@ async function readGranted(io: ReadIo, topic: Topic, grants: Grant[]): Promise<R
   );
   return out;
 }
+
+/** Offsets `from`..`to` of one partition leased under one grant in one row: what a lease receipt names. */
+export interface LeaseRun {
+  partition: number;
+  /** The lease row's first offset, as a receipt names it. */
+  rowFirstOffset: number;
+  token: number;
+  from: number;
+  to: number;
+}
+
+/** The deliveries of one receive as runs of consecutive offsets, each within one lease row. */
+export function leaseRuns(deliveries: Delivery[]): LeaseRun[] {
+  const sorted = [...deliveries].sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+  const out: LeaseRun[] = [];
+  for (const d of sorted) {
+    const last = out.at(-1);
+    const continues = last && last.partition === d.partition && last.rowFirstOffset === d.firstOffset && last.to === d.offset - 1;
+    if (continues) last.to = d.offset;
+    else out.push({ partition: d.partition, rowFirstOffset: d.firstOffset, token: d.token, from: d.offset, to: d.offset });
+  }
+  return out;
+}

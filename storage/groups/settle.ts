@@ -24,7 +24,8 @@ export interface ClaimSettlement {
 
 export interface SettleResult {
   done: number;
-  failed: { receipt: string; code: "receipt_expired" | "receipt_unknown" }[];
+  /** `offset` says which message of a lease receipt failed (a receipt naming one message needs none). */
+  failed: { receipt: string; code: "receipt_expired" | "receipt_unknown"; offset?: number }[];
 }
 
 export async function settle(
@@ -57,25 +58,35 @@ export async function settleIn(
     else items.push({ id: receipt, claims: c, action });
   }
   const settled = await settleClaims(tx, group, items, now);
-  return { done: result.done + settled.done, failed: [...result.failed, ...settled.failed.map((f) => ({ receipt: f.id, code: f.code }))] };
+  for (const f of settled.failed)
+    result.failed.push(f.offset === undefined ? { receipt: f.id, code: f.code } : { receipt: f.id, code: f.code, offset: f.offset });
+  return { done: settled.done, failed: result.failed };
 }
 
 /**
  * Settles messages by their claims, each with its own action, in the caller's transaction.
- * A claim whose grant has ended is `receipt_expired`.
+ * A claim whose grant has ended is `receipt_expired`; a lease claim (a range) settles each of
+ * its offsets as if named one by one, and its failures say which offset failed.
  */
 export async function settleClaims(
   tx: Queryable,
   group: Group,
   items: ClaimSettlement[],
   now: number,
-): Promise<{ done: number; failed: { id: string; code: "receipt_expired" }[] }> {
-  const result = { done: 0, failed: [] as { id: string; code: "receipt_expired" }[] };
+): Promise<{ done: number; failed: { id: string; code: "receipt_expired"; offset?: number }[] }> {
+  const result = { done: 0, failed: [] as { id: string; code: "receipt_expired"; offset?: number }[] };
   if (items.length === 0) return result;
-  const offsets = [
-    ...new Map(items.map(({ claims: c }) => [`${c.partition}:${c.offset}`, [c.partition, c.offset] as [number, number]])).values(),
-  ];
-  const found = await lockRowsHolding(tx, group.id, offsets);
+  const found = await lockRowsHolding(
+    tx,
+    group.id,
+    items.map(({ claims: c }) => [c.partition, c.offset, c.lastOffset ?? c.offset]),
+  );
+  const rowsByPartition = new Map<number, LeaseRow[]>();
+  for (const r of found) {
+    const list = rowsByPartition.get(r.partition);
+    if (list) list.push(r);
+    else rowsByPartition.set(r.partition, [r]);
+  }
   const changes = new Map<LeaseRow, Map<number, OffsetChange>>();
   // Nacks due at the same time share a grant token, so their offsets stay in one row.
   const nackTokens = new Map<number, number>();
@@ -85,28 +96,27 @@ export async function settleClaims(
     return t;
   };
   let acked = false;
-  for (const { id, claims: c, action } of items) {
-    const row = found.find((r) => r.partition === c.partition && r.firstOffset <= c.offset && c.offset <= r.lastOffset);
+  const settleOne = (id: string, c: ReceiptClaims, offset: number, action: Settlement) => {
+    const fail = () =>
+      result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
+    const row = rowsByPartition.get(c.partition)?.find((r) => r.firstOffset <= offset && offset <= r.lastOffset);
     const current = row && row.token === c.token;
     // The lease first: a dead-lettered message is settled in a row that keeps its last grant,
     // and a late ack of that grant must not pass for a repeated one.
-    if (!row || !current || row.visibleAt <= now) {
-      result.failed.push({ id, code: "receipt_expired" });
-      continue;
-    }
-    const pending = changes.get(row)?.get(c.offset);
-    if (isSettled(row, c.offset) || (pending && "settle" in pending)) {
+    if (!row || !current || row.visibleAt <= now) return fail();
+    const pending = changes.get(row)?.get(offset);
+    if (isSettled(row, offset) || (pending && "settle" in pending)) {
       // Repeating an ack is harmless; anything else on a settled message is too late.
       if (action.kind === "ack") result.done++;
-      else result.failed.push({ id, code: "receipt_expired" });
-      continue;
+      else fail();
+      return;
     }
     if (pending) {
       // The same receipt twice in one call: extending again is harmless (the lease is still
       // this grant's), but a nack has already ended the grant.
       if (action.kind === "extend") result.done++;
-      else result.failed.push({ id, code: "receipt_expired" });
-      continue;
+      else fail();
+      return;
     }
     const change: OffsetChange =
       action.kind === "ack"
@@ -132,9 +142,12 @@ export async function settleClaims(
             };
     if (action.kind === "ack") acked = true;
     const perRow = changes.get(row) ?? new Map<number, OffsetChange>();
-    perRow.set(c.offset, change);
+    perRow.set(offset, change);
     changes.set(row, perRow);
     result.done++;
+  };
+  for (const { id, claims: c, action } of items) {
+    for (let offset = c.offset; offset <= (c.lastOffset ?? c.offset); offset++) settleOne(id, c, offset, action);
   }
   if (changes.size === 0) return result;
   await writeRows(tx, group.id, {

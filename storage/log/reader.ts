@@ -3,7 +3,7 @@
  * → decoded records, through an LRU of decoded ranges. A CRC mismatch is an error, never skipped.
  */
 import { and, asc, eq, gte, sql } from "drizzle-orm";
-import { decodeBatches, type SegmentRecord } from "../segment/codec.ts";
+import { decodeBatches, SEGMENT_HEADER_BYTES, type SegmentRecord } from "../segment/codec.ts";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
 import { segmentIndex, segments } from "../metadata/schema.ts";
@@ -31,6 +31,8 @@ interface IndexRow {
   lastOffset: number;
   segmentId: string;
   objectKey: string;
+  /** The whole segment's size. */
+  segmentBytes: number;
   byteOffset: number;
   byteLength: number;
   recordSkip: number;
@@ -64,6 +66,7 @@ export async function readFrom(io: ReadIo, topicId: number, partition: number, o
       lastOffset: segmentIndex.lastOffset,
       segmentId: segmentIndex.segmentId,
       objectKey: segments.objectKey,
+      segmentBytes: segments.byteLength,
       byteOffset: segmentIndex.byteOffset,
       byteLength: segmentIndex.byteLength,
       recordSkip: segmentIndex.recordSkip,
@@ -138,14 +141,21 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<SegmentRecord
   }
   await Promise.all(
     groups.map(async (group) => {
-      const start = Math.min(...group.map((i) => wanted[i].byteOffset));
-      const end = Math.max(...group.map((i) => wanted[i].byteOffset + wanted[i].byteLength));
+      const first = wanted[group[0]];
+      // A small segment is read whole, and the batches nobody asked for yet are kept, undecoded:
+      // a segment holds a flush of every partition, so consumers of the other partitions find
+      // their batches cached instead of each making a GET of their own (16 partitions drained
+      // together: one GET per segment, not sixteen).
+      const whole = first.segmentBytes <= READ_AHEAD_MAX_BYTES;
+      const start = whole ? 0 : Math.min(...group.map((i) => wanted[i].byteOffset));
+      const end = whole ? first.segmentBytes : Math.max(...group.map((i) => wanted[i].byteOffset + wanted[i].byteLength));
       let bytes: Uint8Array;
       try {
-        bytes = await io.store.get(wanted[group[0]].objectKey, { offset: start, length: end - start });
+        bytes = await io.store.get(first.objectKey, { offset: start, length: end - start });
       } catch (error) {
         throw unavailable("the object store did not answer; retry the request", error);
       }
+      if (whole) cacheOtherBatches(io.cache, first.segmentId, bytes, new Set(group.map((i) => wanted[i].byteOffset)));
       for (const i of group) {
         const row = wanted[i];
         const slice = bytes.subarray(row.byteOffset - start, row.byteOffset - start + row.byteLength);
@@ -156,6 +166,28 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<SegmentRecord
     }),
   );
   return result;
+}
+
+/** Segments up to this size are read whole (the batcher flushes at 4 MiB). */
+export const READ_AHEAD_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+
+/**
+ * Caches each batch of a whole segment not starting at one of `skip`, to be decoded when first
+ * read. The walk follows the batches' length fields and stops at anything that does not add up:
+ * a batch is checked (CRC and all) when it is decoded, never here.
+ */
+function cacheOtherBatches(cache: BatchCache, segmentId: string, segment: Uint8Array, skip: Set<number>) {
+  const view = new DataView(segment.buffer, segment.byteOffset, segment.byteLength);
+  for (let at = SEGMENT_HEADER_BYTES; at + 4 <= segment.length; ) {
+    const length = view.getUint32(at);
+    if (length < 8 || at + length > segment.length) return;
+    if (!skip.has(at)) {
+      const batch = segment.subarray(at, at + length);
+      const row = { segmentId, byteOffset: at, byteLength: length } as IndexRow;
+      cache.set(rangeKey(segmentId, at, length), () => decodeRange(batch, row), length);
+    }
+    at += length;
+  }
 }
 
 function decodeRange(bytes: Uint8Array, row: IndexRow): SegmentRecord[] {

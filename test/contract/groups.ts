@@ -798,6 +798,113 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
       });
     });
 
+    // ---------------------------------------------------------------- lease receipts
+
+    describe("lease receipts (one receipt per run of offsets a receive leased)", () => {
+      interface Lease {
+        partition: number;
+        firstOffset: number;
+        lastOffset: number;
+        receipt: string;
+      }
+      async function receiveWithLeases(client: Api, topic: string, group: string, body: Record<string, unknown>) {
+        const res = await receiveRes(client, topic, group, body);
+        assertStatus(res, 200);
+        return { messages: res.body.messages as Received[], leases: res.body.leases as Lease[] | undefined };
+      }
+      /** Each message lies in exactly one lease of its partition, and each lease holds only received messages. */
+      function expectLeasesCover(messages: Received[], leases: Lease[]) {
+        const covered = leases.flatMap((l) =>
+          Array.from({ length: l.lastOffset - l.firstOffset + 1 }, (_, i) => `${l.partition}:${l.firstOffset + i}`),
+        );
+        expect([...covered].sort()).toEqual(messages.map(id).sort());
+        for (const l of leases) expect(typeof l.receipt === "string" && l.receipt.length > 0).toBe(true);
+      }
+
+      it("a receive lists its messages as leases; acking the lease receipts acks every message; an empty receive has none", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, { partitions: 3 });
+        const empty = await receiveWithLeases(tenant.client, topic, group, { max: 10 });
+        expect(empty).toEqual({ messages: [], leases: undefined });
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 30 }, (_, i) => ({ value: `v${i}`, partition: i % 3 })),
+        );
+        const { messages, leases } = await receiveWithLeases(tenant.client, topic, group, { max: 30, visibilityTimeoutSeconds: 30 });
+        expect(messages).toHaveLength(30);
+        expectLeasesCover(messages, leases!);
+        expect(leases!.length).toBeLessThanOrEqual(3);
+        const res = await settle(tenant.client, topic, group, "ack", { receipts: leases!.map((l) => l.receipt) });
+        expect(res).toEqual({ acked: 30, failed: [] });
+        await expectDrained(tenant.client, topic, group);
+      });
+
+      it("nack and extend take lease receipts; a message settled on its own is listed in failed with its offset", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, {}, { maxAttempts: 10 });
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 5 }, (_, i) => ({ value: `n${i}` })),
+        );
+        const first = await receiveWithLeases(tenant.client, topic, group, { max: 5, visibilityTimeoutSeconds: 30 });
+        expect(first.leases).toEqual([{ partition: 0, firstOffset: 0, lastOffset: 4, receipt: expect.any(String) }]);
+        const lease = first.leases![0];
+        expect(await settle(tenant.client, topic, group, "extend", { receipts: [lease.receipt], visibilityTimeoutSeconds: 60 })).toEqual({
+          extended: 5,
+          failed: [],
+        });
+        // Offset 2 acked on its own; the lease's nack then gives back the other four only.
+        await ackAll(tenant.client, topic, group, [first.messages[2]]);
+        const nacked = await settle(tenant.client, topic, group, "nack", { receipts: [lease.receipt] });
+        expect(nacked).toEqual({ nacked: 4, failed: [{ receipt: lease.receipt, code: "receipt_expired", offset: 2 }] });
+        const again = await receiveWithLeases(tenant.client, topic, group, { max: 10, visibilityTimeoutSeconds: 30 });
+        expect(again.messages.map((m) => [m.offset, m.attempt])).toEqual([
+          [0, 2],
+          [1, 2],
+          [3, 2],
+          [4, 2],
+        ]);
+        expectLeasesCover(again.messages, again.leases!);
+        // The old lease receipt names an ended grant now: every offset of it is expired.
+        const stale = await settle(tenant.client, topic, group, "ack", { receipts: [lease.receipt] });
+        const failedOffsets = stale.failed.map((f) => (f as { offset?: number }).offset);
+        expect(failedOffsets).toEqual(expect.arrayContaining([0, 1, 3, 4]));
+        // Offset 2 (acked before) is either acked again (harmless) or expired with the rest.
+        expect(stale.acked + stale.failed.length).toBe(5);
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: again.leases!.map((l) => l.receipt) })).toEqual({
+          acked: 4,
+          failed: [],
+        });
+        await expectDrained(tenant.client, topic, group);
+      });
+
+      it("a lease receipt stretched past its grant settles only the grant's messages; one naming over 1,000 offsets is unknown", async () => {
+        // Receipts are opaque to clients; this test rewrites one on purpose, as an attacker could:
+        // the MAC binds the tenant, group and grant, and the rows of the grant bound what it settles.
+        const { topic, group } = await topicWithGroup(tenant.client);
+        await produce(tenant.client, topic, [{ value: "a" }, { value: "b" }, { value: "c" }]);
+        const got = await receiveWithLeases(tenant.client, topic, group, { max: 2, visibilityTimeoutSeconds: 30 });
+        const lease = got.leases![0];
+        const [body, mac] = lease.receipt.split(".");
+        const fields = Buffer.from(body, "base64url").toString("latin1").split(".");
+        const rewrite = (last: number) =>
+          `${Buffer.from([...fields.slice(0, 5), String(last)].join("."), "latin1").toString("base64url")}.${mac}`;
+        const tooLong = rewrite(Number(fields[3]) + 1000);
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: [tooLong] })).toEqual({
+          acked: 0,
+          failed: [{ receipt: tooLong, code: "receipt_unknown" }],
+        });
+        const stretched = rewrite(Number(fields[3]) + 2);
+        const res = await settle(tenant.client, topic, group, "ack", { receipts: [stretched] });
+        expect(res).toEqual({ acked: 2, failed: [{ receipt: stretched, code: "receipt_expired", offset: 2 }] });
+        // Offset 2 was never leased: it is still delivered.
+        const rest = await receive(tenant.client, topic, group, { max: 10 });
+        expect(rest.map((m) => m.offset)).toEqual([2]);
+        await ackAll(tenant.client, topic, group, rest);
+        await expectDrained(tenant.client, topic, group);
+      });
+    });
+
     // ---------------------------------------------------------------- concurrency
 
     describe("concurrent receivers", () => {

@@ -561,6 +561,25 @@ export function transactionsSuite(name: string, startTarget: () => Promise<Contr
         expect(await values(tenant.client, output)).toEqual(["X"]);
       });
 
+      it("a lease receipt in acks settles its whole run with the commit", async () => {
+        const input = await createTopic(tenant.client);
+        const output = await createTopic(tenant.client);
+        assertStatus(await tenant.client.put(groupPath(input, "g"), { startAt: "earliest" }), 201);
+        await produce(tenant.client, input, [{ value: "a" }, { value: "b" }, { value: "c" }]);
+        const got = await tenant.client.post(`${groupPath(input, "g")}/receive`, { max: 3, visibilityTimeoutSeconds: 60 });
+        assertStatus(got, 200);
+        expect(got.body.leases).toEqual([{ partition: 0, firstOffset: 0, lastOffset: 2, receipt: expect.any(String) }]);
+        const tx = await begin(tenant.client);
+        await produceInto(tenant.client, output, tx.transactionId, [{ value: "abc" }]);
+        const res = await commit(tenant.client, tx.transactionId, {
+          acks: [{ topic: input, group: "g", receipts: [got.body.leases[0].receipt] }],
+        });
+        assertStatus(res, 200);
+        const after = await tenant.client.get(groupPath(input, "g"));
+        expect(after.body.partitions[0]).toMatchObject({ committedOffset: 3, inFlight: 0, lag: 0 });
+        expect(await values(tenant.client, output)).toEqual(["abc"]);
+      });
+
       it("more than 1,000 receipts in one commit: 413 too_many_receipts", async () => {
         const tx = await begin(tenant.client);
         const receipts = Array.from({ length: 1001 }, (_, i) => `r${i}`);
