@@ -4,18 +4,20 @@
  * translated into the error family, and a LISTEN for the webhook dispatcher's wake-ups.
  */
 import { mkdirSync } from "node:fs";
+import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import type { Config } from "../../config.ts";
 import type { Listen } from "../../push/background.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
-import { pgliteParsers, postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
+import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
 
 export interface NodeDatabase {
   db: Database;
   close(): Promise<void>;
   /** What the start-up banner names. */
   kind: string;
-  listen: Listen;
+  /** Absent: nothing but this instance commits (the embedded database). */
+  listen?: Listen;
 }
 
 /** `counters.dbStatements` counts the statements sent to Postgres (GET /v1/admin/metrics). */
@@ -36,19 +38,60 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
     };
     return { db: translateFailures(drizzle(sql) as unknown as Database), close: () => sql.end(), kind: "postgres", listen };
   }
-  const { PGlite } = await import("@electric-sql/pglite");
-  const { drizzle } = await import("drizzle-orm/pglite");
+  return openEmbedded(config, counters);
+}
+
+/**
+ * The embedded default: PGlite on its own thread (pglite-worker.mjs), reached like a Postgres
+ * server through postgres.js over one loopback connection. A database that stops answering
+ * stops the server: its thread has failed, and nothing else could serve.
+ */
+async function openEmbedded(config: Config, counters: { dbStatements: number }): Promise<NodeDatabase> {
+  const { default: postgres } = await import("postgres");
+  const { drizzle } = await import("drizzle-orm/postgres-js");
   const dir = join(config.dataDir, "pg");
   mkdirSync(dir, { recursive: true });
-  const client = await PGlite.create(dir, { parsers: pgliteParsers });
-  const listen: Listen = async (channel, onPayload) => {
-    const unlisten = await client.listen(channel, onPayload);
-    return () => unlisten();
+  const worker = new Worker(new URL("./pglite-worker.mjs", import.meta.url), { workerData: { dir } });
+  const address = await new Promise<string>((resolve, reject) => {
+    worker.once("message", (m: { ready?: string }) => (m.ready ? resolve(m.ready) : reject(new Error("PGlite thread: no address"))));
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`PGlite thread exited with code ${code} before it was ready`)));
+  });
+  let closing = false;
+  worker.on("error", (error) => {
+    console.error(`reservoir: the embedded database's thread failed: ${error.stack ?? error}`);
+    process.exit(1);
+  });
+  worker.on("exit", (code) => {
+    if (closing) return;
+    console.error(`reservoir: the embedded database's thread exited (code ${code})`);
+    process.exit(1);
+  });
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  const sql = postgres({
+    host,
+    port,
+    user: "postgres",
+    database: "postgres",
+    max: 1,
+    types: postgresJsTypes,
+    onnotice: () => {},
+    debug: () => void counters.dbStatements++,
+  });
+  const close = async () => {
+    closing = true;
+    await sql.end();
+    const stopped = new Promise<void>((resolve) => worker.once("message", () => resolve()));
+    worker.postMessage("stop");
+    await stopped;
+    await worker.terminate();
   };
   return {
-    db: translateFailures(drizzle(client) as unknown as Database),
-    close: () => client.close(),
-    kind: `embedded PGlite (${dir})`,
-    listen,
+    db: translateFailures(drizzle(sql) as unknown as Database),
+    close,
+    kind: `embedded PGlite (${dir}, on a thread of its own)`,
+    // One connection: LISTEN would need a second. The dispatcher hears this instance's commits
+    // directly, and there is no other instance to hear.
+    listen: undefined,
   };
 }
