@@ -20,10 +20,14 @@ export interface ProduceOverhead {
   overheadP99Ms: number | null;
   /** p99 of a request's wait inside the server, from handing its messages to the batcher to its offsets. */
   serverWaitP99Ms: number | null;
+  /** p50s of the same PUTs and commits (issue 15's steady-rate target is stated in p50s). */
+  putP50Ms?: number | null;
+  commitP50Ms?: number | null;
 }
 
 export function produceOverhead(before: ServerLatency, after: ServerLatency, requestLatenciesMs: number[]): ProduceOverhead {
   const p99 = (name: keyof ServerLatency) => histogramPercentile(histogramDelta(before[name], after[name]), 99);
+  const p50 = (name: keyof ServerLatency) => histogramPercentile(histogramDelta(before[name], after[name]), 50);
   const request = requestLatenciesMs.length
     ? percentile(
         requestLatenciesMs.slice().sort((a, b) => a - b),
@@ -40,5 +44,7 @@ export function produceOverhead(before: ServerLatency, after: ServerLatency, req
     commitP99Ms: r(commit),
     overheadP99Ms: request === null || put === null || commit === null ? null : r(request - (put + commit)),
     serverWaitP99Ms: r(wait),
+    putP50Ms: r(p50("putMs")),
+    commitP50Ms: r(p50("commitMs")),
   };
 }

@@ -129,6 +129,61 @@ function overheadTable(runs: RunResult[]): string[] {
   );
 }
 
+/**
+ * Issue 15's steady-rate targets: produce p50 ≤ PUT p50 + commit p50 + linger + 3 ms, where the
+ * linger is the server's plus the client's (the harness gathers due messages for up to its
+ * linger before sending, and latency counts from each message's scheduled time), and
+ * end-to-end p50 ≤ 2 × produce p50.
+ */
+function steadyRateTable(runs: RunResult[]): string[] {
+  const rows = runs
+    .filter((r) => r.mode === "fixed-rate" && r.produceOverhead?.putP50Ms != null && r.produceOverhead.commitP50Ms != null)
+    .map((r) => {
+      const o = r.produceOverhead!;
+      const lingerMs = (r.settings?.lingerMs as number | undefined) ?? 0;
+      const clientLingerMs = (r.settings?.clientLingerMs as number | undefined) ?? 0;
+      const bound = o.putP50Ms! + o.commitP50Ms! + lingerMs + clientLingerMs + 3;
+      const produceP50 = r.publish?.p50Ms ?? null;
+      const e2e = r.endToEnd?.p50Ms ?? null;
+      return [
+        r.workload,
+        r.system,
+        cell(produceP50),
+        cell(o.putP50Ms),
+        cell(o.commitP50Ms),
+        `${lingerMs} + ${clientLingerMs}`,
+        cell(Math.round(bound * 100) / 100),
+        produceP50 !== null && produceP50 <= bound ? "met" : "not met",
+        cell(e2e),
+        e2e !== null && produceP50 !== null && e2e <= 2 * produceP50 ? "met" : "not met",
+        cell(r.publish?.p99Ms ?? null),
+        cell(r.endToEnd?.p99Ms ?? null),
+      ];
+    });
+  return section(
+    "Reservoir at a steady rate (issue 15's targets)",
+    "produce p50 ≤ PUT p50 + commit p50 + linger (server + client) + 3 ms; end-to-end p50 ≤ 2 × produce p50.",
+    table(
+      [
+        "workload",
+        "system",
+        "produce p50 ms",
+        "PUT p50 ms",
+        "commit p50 ms",
+        "linger ms",
+        "bound ms",
+        "produce",
+        "e2e p50 ms",
+        "e2e",
+        "produce p99 ms",
+        "e2e p99 ms",
+      ],
+      "llrrrrrlrlrr",
+      rows,
+    ),
+  );
+}
+
 function cpuTable(runs: RunResult[]): string[] {
   const rows = runs
     .filter((r) => r.cpu)
@@ -173,6 +228,7 @@ export function markdownReport(report: Report): string {
     ...ratioTable(report.runs),
     ...backlogTable(drains),
     ...overheadTable(report.runs),
+    ...steadyRateTable(report.runs),
     ...cpuTable(report.runs),
   ];
   return lines.join("\n") + "\n";

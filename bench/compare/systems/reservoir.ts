@@ -68,6 +68,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       messagesPerRequest: batch,
       requestsInFlight: window,
       lingerMs: 5,
+      clientLingerMs: CLIENT_LINGER_MS,
       consumers,
       consumeBatch: 1000,
     },
