@@ -14,6 +14,8 @@
  *   keyless messages are spread over the partitions round-robin).
  * --seconds: time limit of the consume phase.
  * --node-args "...": extra options for the server's node (e.g. "--max-semi-space-size=32").
+ * --format raw: receive with Accept: application/vnd.reservoir.messages (values as bytes after a
+ *   JSON head) instead of JSON.
  * --ack: ack each receive with its lease receipts (one per run of offsets; the default) or with
  *   one receipt per message (as clients before lease receipts did).
  * --watch-group MS: also read the group view every MS during the consume phase and report any
@@ -42,7 +44,7 @@ import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { checkedCall, preload } from "./lib/preload.ts";
 import { CallTimeout } from "./lib/timeout.ts";
-import { latencySummary, requestJson, type JsonResponse } from "./lib/http-json.ts";
+import { latencySummary, RAW_MESSAGES_TYPE, requestJson, type JsonResponse } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
@@ -61,6 +63,7 @@ const { values: args } = parseArgs({
     "produce-concurrency": { type: "string", default: "4" },
     "watch-group": { type: "string", default: "0" },
     ack: { type: "string", default: "leases" },
+    format: { type: "string", default: "json" },
     "node-args": { type: "string", default: "" },
     "cpu-prof": { type: "string" },
   },
@@ -76,6 +79,8 @@ const limitSeconds = Number(args.seconds);
 const produceConcurrency = Number(args["produce-concurrency"]);
 const VISIBILITY_S = 30;
 const ID_DIGITS = 10;
+const format = args.format;
+if (!["json", "raw"].includes(format)) throw new Error(`--format must be json or raw, not ${format}`);
 const ackBy = args.ack;
 if (!["leases", "messages"].includes(ackBy)) throw new Error(`--ack must be leases or messages, not ${ackBy}`);
 if (!["none", "key"].includes(ordering)) throw new Error(`--ordering must be none or key, not ${ordering}`);
@@ -143,6 +148,7 @@ try {
   const receiveUrl = new URL("/v1/topics/bench/groups/g/receive", base);
   const ackUrl = new URL("/v1/topics/bench/groups/g/ack", base);
   const receiveBody = Buffer.from(JSON.stringify({ max: batch, visibilityTimeoutSeconds: VISIBILITY_S }));
+  const receiveHeaders = format === "raw" ? { ...auth, accept: RAW_MESSAGES_TYPE } : auth;
 
   const before = await metrics();
   const cpuBefore = cpuSnapshot(stack.server.pid);
@@ -177,7 +183,7 @@ try {
       while (ackedDistinct < total && performance.now() < deadline) {
         let r: JsonResponse;
         try {
-          r = await requestJson(agent, "POST", receiveUrl, auth, receiveBody);
+          r = await requestJson(agent, "POST", receiveUrl, receiveHeaders, receiveBody);
         } catch (err) {
           count(receiveStatuses, err instanceof CallTimeout ? "timeout" : "network");
           note(`receive: ${(err as Error).message}`);
@@ -201,8 +207,12 @@ try {
         const entries: (Delivery | undefined)[] = [];
         const inThisBatch = new Set<string>();
         for (const m of messages) {
-          const id = typeof m.value === "string" ? Number(m.value.slice(0, ID_DIGITS)) : NaN;
-          if (!Number.isInteger(id) || id < 0 || id >= total || m.value.length !== size || m.key !== keyOf(id)) {
+          // JSON: the value as text; raw: its bytes.
+          const bytes: Buffer | undefined = m.valueBytes;
+          const head = bytes ? bytes.toString("latin1", 0, ID_DIGITS) : typeof m.value === "string" ? m.value.slice(0, ID_DIGITS) : "";
+          const length = bytes ? bytes.length : typeof m.value === "string" ? m.value.length : -1;
+          const id = head ? Number(head) : NaN;
+          if (!Number.isInteger(id) || id < 0 || id >= total || length !== size || m.key !== keyOf(id)) {
             invalid++;
             ids.push(-1);
             entries.push(undefined);
@@ -318,6 +328,7 @@ try {
     partitions,
     ordering,
     ack: ackBy,
+    format,
     keys,
     preload: {
       seconds: Number(preloadSeconds.toFixed(2)),

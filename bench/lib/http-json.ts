@@ -32,10 +32,11 @@ export function requestJson<T = any>(
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("error", reject);
       res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
+        const bytes = Buffer.concat(chunks);
+        const raw = res.headers["content-type"] === RAW_MESSAGES_TYPE;
         let parsed: any;
         try {
-          parsed = text ? JSON.parse(text) : undefined;
+          parsed = raw ? parseRaw(bytes) : bytes.length ? JSON.parse(bytes.toString("utf8")) : undefined;
         } catch {
           parsed = undefined;
         }
@@ -51,6 +52,24 @@ export function requestJson<T = any>(
     if (error instanceof CallTimeout) throw error;
     throw new Error(`${what}: ${(error as Error).message}`, { cause: error });
   });
+}
+
+export const RAW_MESSAGES_TYPE = "application/vnd.reservoir.messages";
+
+/**
+ * Reservoir's raw answer (Accept: application/vnd.reservoir.messages): the JSON head, and each
+ * message's value as `valueBytes`, a view of the body (no string per value, as a byte-oriented
+ * client of the other systems gets its payloads).
+ */
+function parseRaw(bytes: Buffer): any {
+  const newline = bytes.indexOf(0x0a);
+  const head = JSON.parse(bytes.toString("utf8", 0, newline));
+  let at = newline + 1;
+  for (const m of head.messages) {
+    m.valueBytes = bytes.subarray(at, at + m.valueLength);
+    at += m.valueLength;
+  }
+  return head;
 }
 
 /** The long-poll wait a request asks the server for (Reservoir's `waitMs`, in the body or the query). */

@@ -15,6 +15,7 @@ import { outgoing } from "../../storage/usage/metered-bytes.ts";
 import { requireScope } from "../auth.ts";
 import { allowWait, pastDeadline } from "../deadline.ts";
 import { messageJson } from "../message-json.ts";
+import { acceptsRaw, RAW_MESSAGES_TYPE, rawMessagesBody, rawMessagesContent } from "../raw-messages.ts";
 import type { AppEnv } from "../runtime.ts";
 import {
   AckBody,
@@ -77,7 +78,10 @@ const receiveRoute = createRoute({
   security,
   middleware: [requireScope("consume")] as const,
   request: { params: GroupParams, body: { content: json(ReceiveBody), required: false } },
-  responses: { 200: { description: "Leased messages with receipts", content: json(Received) }, ...errorResponses },
+  responses: {
+    200: { description: "Leased messages with receipts", content: { ...json(Received), ...rawMessagesContent } },
+    ...errorResponses,
+  },
 });
 
 function settleRoute<B extends z.ZodType, R extends z.ZodType>(path: string, operationId: string, summary: string, body: B, response: R) {
@@ -211,9 +215,6 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
           ).catch(() => {});
           return c.json({ messages: [] }, 200);
         }
-        const messages = deliveries.map((d) =>
-          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: receipt(d), attempt: d.attempt }),
-        );
         const leases = leaseRuns(deliveries).map((run) => ({
           partition: run.partition,
           firstOffset: run.from,
@@ -231,7 +232,15 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
         if (deliveries.length === max) c.env.commits.wakeNext(topic.id, group.id);
         // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
         await recordUsage(c.env.db, tenantId, outgoing(deliveries.map((d) => d.record)));
-        return c.json(leases.length > 0 ? { messages, leases } : { messages }, 200);
+        const fields = leases.length > 0 ? { leases } : {};
+        if (acceptsRaw(c.req.header("accept"))) {
+          const raw = deliveries.map((d) => ({ ...d, receipt: receipt(d) }));
+          return c.body(rawMessagesBody(topic.name, raw, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
+        }
+        const messages = deliveries.map((d) =>
+          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: receipt(d), attempt: d.attempt }),
+        );
+        return c.json({ messages, ...fields }, 200);
       }
       // Local commits wake us at once; leases timing out and other instances' commits are polled.
       // The first retry comes soon: an empty receive may only have met partitions that a

@@ -4,6 +4,7 @@ import { ReservoirError } from "../../storage/errors.ts";
 import { highWatermarks } from "../../storage/metadata/topics.ts";
 import { offsetForTimestamp, partitionBounds, readFrom } from "../../storage/log/reader.ts";
 import { messageJson } from "../message-json.ts";
+import { acceptsRaw, RAW_MESSAGES_TYPE, rawMessagesBody, rawMessagesContent } from "../raw-messages.ts";
 import { recordUsage } from "../../storage/usage/meter.ts";
 import { outgoing } from "../../storage/usage/metered-bytes.ts";
 import { requireScope } from "../auth.ts";
@@ -22,7 +23,7 @@ const readRoute = createRoute({
   middleware: [requireScope("consume")] as const,
   request: { params: PartitionParams, query: ReadQuery },
   responses: {
-    200: { description: "Messages from the offset on", content: { "application/json": { schema: ReadResult } } },
+    200: { description: "Messages from the offset on", content: { "application/json": { schema: ReadResult }, ...rawMessagesContent } },
     416: { description: "The offset is below the earliest retained one (body: earliestOffset)", content: problemContent },
     ...errorResponses,
   },
@@ -70,12 +71,16 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
       highWatermark = await waitForOffset(c.env, topic.id, p, offset, highWatermark, waitMs);
     }
     const stored = offset < highWatermark ? await readFrom(c.env, topic.id, p, offset, limit) : [];
-    const messages = stored.map((m) => messageJson(topic.name, m.partition, m.offset, m.record));
     // Usage: what this answer returns (one insert, only when it returns messages).
     await recordUsage(c.env.db, c.get("principal").tenantId, outgoing(stored.map((m) => m.record)));
     const nextOffset = stored.length ? stored[stored.length - 1].offset + 1 : offset;
     // A commit after the bounds were read may put nextOffset past the high watermark seen then.
-    return c.json({ messages, nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark }, 200);
+    const fields = { nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark };
+    if (acceptsRaw(c.req.header("accept"))) {
+      return c.body(rawMessagesBody(topic.name, stored, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
+    }
+    const messages = stored.map((m) => messageJson(topic.name, m.partition, m.offset, m.record));
+    return c.json({ messages, ...fields }, 200);
   });
 
   app.openapi(offsetsRoute, async (c) => {

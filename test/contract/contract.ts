@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { redoclyLint } from "../support/redocly.ts";
+import { fetchRaw, RAW_MESSAGES_TYPE } from "../support/raw-messages.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
 
 export interface ContractTarget {
@@ -1141,6 +1142,26 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         // The other partition is untouched.
         res = await readMessages(tenant.client, topic, 1, { offset: 0 });
         expect(res.body).toMatchObject({ messages: [], nextOffset: 0, highWatermark: 0 });
+      });
+
+      it("with Accept: application/vnd.reservoir.messages, answers the same messages raw: a JSON head, then the value bytes", async () => {
+        const topic = await createTopic(tenant.client);
+        const binary = new Uint8Array([0, 255, 10, 34, 92, 128]);
+        await produce(tenant.client, topic, [
+          { value: "plain" },
+          { value: 'quote " backslash \\ newline \n é ✓ 𝄞', key: "k", headers: { h: "v" } },
+          { valueBase64: Buffer.from(binary).toString("base64") },
+          { value: "" },
+          { valueBase64: "" },
+        ]);
+        const json = await readMessages(tenant.client, topic, 0, { offset: 1, limit: 10 });
+        assertStatus(json, 200);
+        const raw = await fetchRaw(`${target!.baseUrl}${topicPath(topic)}/partitions/0/messages?offset=1&limit=10`, tenant.apiKey);
+        expect(raw.contentType).toBe(RAW_MESSAGES_TYPE);
+        expect(raw.body).toEqual(json.body);
+        expect(raw.body.messages).toHaveLength(4);
+        // Asked for JSON (or for nothing in particular), JSON it is.
+        expect(json.headers.get("content-type")).toMatch(/^application\/json/);
       });
 
       it("defaults limit to 100, accepts 1,000 and refuses 1,001 (400 invalid_request)", async () => {

@@ -14,6 +14,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
+import { fetchRaw, RAW_MESSAGES_TYPE } from "../support/raw-messages.ts";
 import { produce, readAll, topicPath } from "../support/topics.ts";
 import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
 
@@ -836,6 +837,30 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         expect(leases!.length).toBeLessThanOrEqual(3);
         const res = await settle(tenant.client, topic, group, "ack", { receipts: leases!.map((l) => l.receipt) });
         expect(res).toEqual({ acked: 30, failed: [] });
+        await expectDrained(tenant.client, topic, group);
+      });
+
+      it("Accept: application/vnd.reservoir.messages answers a receive raw, with receipts and leases that settle as usual", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client);
+        await produce(tenant.client, topic, [{ value: "one", key: "k" }, { valueBase64: "AAEC/w==" }, { value: "drei ✓" }]);
+        const raw = await fetchRaw(`${target!.baseUrl}${groupPath(topic, group)}/receive`, tenant.apiKey, {
+          method: "POST",
+          json: { max: 10, visibilityTimeoutSeconds: 30 },
+        });
+        expect(raw.contentType).toBe(RAW_MESSAGES_TYPE);
+        const messages = raw.body.messages as Received[];
+        expect(messages.map((m) => [m.offset, m.key, m.value ?? m.valueBase64, m.attempt])).toEqual([
+          [0, "k", "one", 1],
+          [1, undefined, "AAEC/w==", 1],
+          [2, undefined, "drei ✓", 1],
+        ]);
+        for (const m of messages) expectReceivedShape(m, topic, "raw receive");
+        expectLeasesCover(messages, raw.body.leases);
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: [messages[0].receipt] })).toEqual({ acked: 1, failed: [] });
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: raw.body.leases.map((l: Lease) => l.receipt) })).toEqual({
+          acked: 3,
+          failed: [],
+        });
         await expectDrained(tenant.client, topic, group);
       });
 

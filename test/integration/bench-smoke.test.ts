@@ -85,8 +85,10 @@ describe("npm run bench on a tiny workload", () => {
     // Reservoir's produce overhead, from its request round trips and its server's histograms.
     for (const r of report.runs.slice(0, 2)) {
       expect(Object.keys(r.produceOverhead).sort()).toEqual([
+        "commitP50Ms",
         "commitP99Ms",
         "overheadP99Ms",
+        "putP50Ms",
         "putP99Ms",
         "requestP99Ms",
         "serverWaitP99Ms",
@@ -95,6 +97,9 @@ describe("npm run bench on a tiny workload", () => {
       expect(o.requestP99Ms).toBeGreaterThan(0);
       expect(o.putP99Ms).toBeGreaterThan(0);
       expect(o.commitP99Ms).toBeGreaterThan(0);
+      expect(o.putP50Ms).toBeGreaterThan(0);
+      expect(o.putP50Ms).toBeLessThanOrEqual(o.putP99Ms);
+      expect(o.commitP50Ms).toBeLessThanOrEqual(o.commitP99Ms);
       expect(o.overheadP99Ms).toBeCloseTo(o.requestP99Ms - (o.putP99Ms + o.commitP99Ms), 1);
       expect(Object.keys(r.cpu.seconds)).toContain("server");
     }

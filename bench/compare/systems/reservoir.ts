@@ -8,7 +8,7 @@
  * The server's metrics give the PUT, commit and produce-wait histograms (produce overhead).
  */
 import { Agent } from "node:http";
-import { requestJson } from "../../lib/http-json.ts";
+import { RAW_MESSAGES_TYPE, requestJson } from "../../lib/http-json.ts";
 import { CallTimeout } from "../../lib/timeout.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
@@ -71,6 +71,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       clientLingerMs: CLIENT_LINGER_MS,
       consumers,
       consumeBatch: 1000,
+      consumeFormat: "raw (Accept: application/vnd.reservoir.messages), acked by lease receipts",
     },
 
     async setup(workload: Workload) {
@@ -111,15 +112,16 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       // This consume's topic and keys: loops still polling after it ended (a long poll, or a
       // failed run) never touch the next run's topic, and stop once the next setup began.
       const [mine, myAuth, generation] = [topic, auth, topics];
+      const rawAuth = { ...myAuth, accept: RAW_MESSAGES_TYPE };
       const loop = async () => {
         while (received < count && generation === topics) {
-          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, myAuth, { max: 1000, waitMs: 1000 });
-          const messages = got.body.messages as { value: string; receipt: string }[];
+          // The raw form (a JSON head, then the values' bytes): payloads arrive as bytes, as the
+          // byte-oriented clients of the other systems get theirs.
+          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, rawAuth, { max: 1000, waitMs: 1000 });
+          const messages = got.body.messages as { valueBytes: Uint8Array }[];
           if (messages.length === 0) continue;
           received += messages.length;
-          // The text as the API delivers it: re-encoding it to bytes would be client work
-          // that the byte-oriented clients of the other systems do not do.
-          if (onMessage) for (const m of messages) onMessage(m.value);
+          if (onMessage) for (const m of messages) onMessage(m.valueBytes);
           // One lease receipt per run of offsets the receive leased (a few per receive).
           const leases: { receipt: string }[] = got.body.leases ?? [];
           await call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: leases.map((l) => l.receipt) });
