@@ -176,6 +176,7 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
   });
 
   app.openapi(receiveRoute, async (c) => {
+    const started = c.env.clock.now();
     const { topic, group } = await resolve(c, c.req.valid("param"));
     const body = c.req.valid("json") ?? {};
     const max = body.max ?? 10;
@@ -216,6 +217,11 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
         );
         // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
         await recordUsage(c.env.db, tenantId, outgoing(deliveries.map((d) => d.record)));
+        if (messages.length === 0) c.env.metrics.receivesEmpty.inc();
+        else {
+          c.env.metrics.messagesOut.inc({ via: "receive" }, messages.length);
+          c.env.metrics.receiveSeconds.observe((c.env.clock.now() - started) / 1000);
+        }
         return c.json({ messages }, 200);
       }
       // Local commits wake us at once; leases timing out and other instances' commits are polled.
