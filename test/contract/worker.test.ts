@@ -13,6 +13,7 @@ import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
 import { tenancySuite } from "./tenancy.ts";
 import { metricsSuite } from "./metrics.ts";
+import { listingsSuite } from "./listings.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 import { startWorker, triggerScheduled } from "../support/wrangler.ts";
@@ -48,6 +49,7 @@ transactionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(targ
 addressGuardSuite(name, () => startWorkerStack());
 tenancySuite(name, shared.start);
 metricsSuite(name, shared.start);
+listingsSuite(name, shared.start);
 fuzzSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.
 lifecycleSuite(name, shared.start, { background: (target) => triggerScheduled(target.baseUrl) });
