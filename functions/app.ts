@@ -25,6 +25,7 @@ import { registerTopics } from "./routes/topics.ts";
 import { registerTransactions } from "./routes/transactions.ts";
 import { registerUsage } from "./routes/usage.ts";
 import { registerMetrics } from "./routes/metrics.ts";
+import { registerDashboard } from "./routes/dashboard.ts";
 import { countRequests } from "./metrics/middleware.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
@@ -133,6 +134,7 @@ export function createApp() {
   registerTransactions(app);
   registerUsage(app);
   registerMetrics(app);
+  registerDashboard(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",
