@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
+import { startWebhookSink, type WebhookSink } from "../support/webhook-sink.ts";
 import { type ContractTarget, showServerOutputOnFailure } from "./contract.ts";
 
 interface Sample {
@@ -79,13 +80,16 @@ export function metricsSuite(name: string, startTarget: () => Promise<ContractTa
   describe(`GET /metrics (API.md "Operations") on ${name}`, () => {
     let target: ContractTarget | undefined;
     let admin: Api;
+    let sink: WebhookSink;
     const runId = randomBytes(3).toString("hex");
 
     beforeAll(async () => {
       target = await startTarget();
       admin = api(target.baseUrl, target.adminToken);
+      sink = await startWebhookSink();
     }, 180_000);
     afterAll(async () => {
+      await sink?.close();
       await target?.stop();
     }, 60_000);
     showServerOutputOnFailure(name, () => target);
@@ -160,6 +164,38 @@ export function metricsSuite(name: string, startTarget: () => Promise<ContractTa
       assertStatus(await client.post("/v1/topics/orders/groups/billing/ack", { receipts: [received.body.messages[0].receipt] }), 200);
       const acked = await scrape();
       expect(acked.value("reservoir_consumer_lag", { tenant: tenantId, topic: "orders", group: "billing" })).toBe(2);
+    });
+
+    it("counts webhook deliveries by outcome, and successful ones as messages out", async () => {
+      const created = await admin.post("/v1/admin/tenants", { name: `metrics-hooks-${runId}` });
+      assertStatus(created, 201);
+      const client = api(target!.baseUrl, created.body.apiKey);
+      const path = `/metrics-hook-${runId}`;
+      sink.on(path, (r) => ({ status: r.json?.value === "bad" ? 500 : 200 }));
+      assertStatus(await client.put("/v1/topics/events", { partitions: 1 }), 201);
+      // One attempt each: the failure is dead-lettered, not retried, so exactly two attempts are made.
+      assertStatus(await client.put("/v1/topics/events/subscriptions/hook", { url: sink.url(path), maxAttempts: 1 }), 201);
+      const before = await scrape();
+      assertStatus(await client.post("/v1/topics/events/messages", { messages: [{ value: "good" }, { value: "bad" }] }), 200);
+      await sink.waitForCount(path, 2, 30_000);
+      // The attempt is counted when the dispatcher sees the answer, just after the sink sent it.
+      const deadline = Date.now() + 10_000;
+      let after = await scrape();
+      const moved = (s: Scrape, outcome: string) =>
+        s.value("reservoir_webhook_deliveries_total", { outcome }) - before.value("reservoir_webhook_deliveries_total", { outcome });
+      while ((moved(after, "succeeded") < 1 || moved(after, "failed") < 1) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        after = await scrape();
+      }
+      // Other tests' subscriptions may deliver on the same instance meanwhile: at least ours.
+      expect(moved(after, "succeeded")).toBeGreaterThanOrEqual(1);
+      expect(moved(after, "failed")).toBeGreaterThanOrEqual(1);
+      expect(
+        after.value("reservoir_messages_out_total", { via: "webhook" }) - before.value("reservoir_messages_out_total", { via: "webhook" }),
+      ).toBeGreaterThanOrEqual(1);
+      expect(
+        after.count("reservoir_webhook_delivery_duration_seconds") - before.count("reservoir_webhook_delivery_duration_seconds"),
+      ).toBeGreaterThanOrEqual(2);
     });
   });
 }
