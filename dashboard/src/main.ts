@@ -574,4 +574,9 @@ async function route(): Promise<void> {
 }
 
 window.addEventListener("hashchange", () => void route());
+// The skip link moves the focus to the content; it must not navigate (the hash names views here).
+document.querySelector("a.skip")?.addEventListener("click", (event) => {
+  event.preventDefault();
+  main().focus();
+});
 void route();

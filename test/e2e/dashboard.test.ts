@@ -149,6 +149,11 @@ describe("the dashboard in headless Chromium, on the Node server (embedded)", ()
   it("lists a subscription's recent deliveries with the failures", async () => {
     await page().getByRole("link", { name: "hook", exact: true }).click();
     await page().getByRole("heading", { name: "Subscription hook of orders" }).waitFor();
+    // The skip link takes the keyboard to the content and stays on the view.
+    const view = await page().evaluate(() => location.hash);
+    await page().getByRole("link", { name: "Skip to content" }).focus();
+    await page().keyboard.press("Enter");
+    expect(await page().evaluate(() => [document.activeElement?.id, location.hash])).toEqual(["main", view]);
     const failed = page().locator("tr", { hasText: "failed" });
     expect(await failed.count()).toBeGreaterThanOrEqual(1);
     expect(await failed.first().locator("td").nth(5).textContent()).toBe("500");
