@@ -24,6 +24,9 @@ import { registerRead } from "./routes/read.ts";
 import { registerTopics } from "./routes/topics.ts";
 import { registerTransactions } from "./routes/transactions.ts";
 import { registerUsage } from "./routes/usage.ts";
+import { registerMetrics } from "./routes/metrics.ts";
+import { registerDashboard } from "./routes/dashboard.ts";
+import { countRequests } from "./metrics/middleware.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
@@ -112,7 +115,9 @@ export function createApp() {
   app.onError((error, c) => errorToResponse(error, c));
   app.notFound(() => problemResponse("not_found", "no such route"));
 
+  app.use("*", countRequests);
   app.use("*", requestDeadline);
+  app.use("/metrics", requireOperator);
   app.use("/v1/admin/*", requireOperator, jsonBodies);
   app.use("/v1/*", async (c, next) => (c.req.path.startsWith("/v1/admin/") ? next() : requireTenant(c, next)));
   app.use("/v1/*", async (c, next) => (c.req.path.endsWith("/messages") && c.req.method === "POST" ? next() : jsonBodies(c, next)));
@@ -128,6 +133,8 @@ export function createApp() {
   registerSubscriptions(app);
   registerTransactions(app);
   registerUsage(app);
+  registerMetrics(app);
+  registerDashboard(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

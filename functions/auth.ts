@@ -1,7 +1,7 @@
 /** Bearer authentication: tenant API keys on /v1/*, the operator token on /v1/admin/*. */
 import type { MiddlewareHandler } from "hono";
 import { ReservoirError } from "../storage/errors.ts";
-import { authenticate, type Scope } from "../storage/tenancy/tenants.ts";
+import { allScopes, authenticate, tenantExists, type Scope } from "../storage/tenancy/tenants.ts";
 import { secretsEqual } from "../storage/metadata/secrets.ts";
 import { uncountRefusedRequest } from "../storage/usage/quota.ts";
 import type { AppEnv } from "./runtime.ts";
@@ -22,8 +22,32 @@ function producedBytes(method: string, path: string, contentLength: string | und
   return Number.isSafeInteger(declared) && declared > 0 ? declared : 0;
 }
 
+/**
+ * The header with which the operator token reads a tenant's resources through the tenant routes
+ * (GET only): the dashboard's operator view. Without it the operator token is no tenant key (401).
+ */
+export const TENANT_HEADER = "reservoir-tenant";
+
+/** Tenant ids are UUIDs (storage/metadata/secrets.ts); anything else names no tenant. */
+const TENANT_ID = /^[0-9a-f-]{36}$/i;
+
 export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = bearer(c.req.header("authorization"));
+  const asTenant = c.req.header(TENANT_HEADER);
+  if (token && asTenant !== undefined && secretsEqual(token, c.env.adminToken)) {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+      throw new ReservoirError(
+        "insufficient_scope",
+        `the operator token only reads a tenant's resources (GET with ${TENANT_HEADER}); changes take one of the tenant's API keys`,
+      );
+    }
+    if (!TENANT_ID.test(asTenant) || !(await tenantExists(c.env.db, asTenant))) {
+      throw new ReservoirError("tenant_not_found", `no tenant has the id named by ${TENANT_HEADER}`);
+    }
+    // Not the tenant's own request: no quota taken, no request or read counted in its usage.
+    c.set("principal", { tenantId: asTenant, keyId: "operator", scopes: [...allScopes], quotas: {}, bytesCharged: false, operator: true });
+    return next();
+  }
   const principal = token
     ? await authenticate(c.env.db, token, producedBytes(c.req.method, c.req.path, c.req.header("content-length")))
     : null;

@@ -7,6 +7,7 @@ import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { TtlCache } from "../storage/metadata/ttl-cache.ts";
 import type { Group } from "../storage/groups/groups.ts";
 import type { StoredBytesCache } from "../storage/usage/quota.ts";
+import type { Instruments } from "./metrics/instruments.ts";
 
 export interface SharedState {
   batcher: Batcher;
@@ -18,11 +19,13 @@ export interface SharedState {
   groups: TtlCache<Group>;
   /** Tenants' stored bytes for the storage quota (storage/usage/quota.ts; 1 s). */
   storedBytes: StoredBytesCache;
+  /** This instance's metrics (GET /metrics). */
+  metrics: Instruments;
 }
 
-export function createSharedState(batcher: Partial<BatcherOptions>): SharedState {
+export function createSharedState(batcher: Partial<BatcherOptions>, metrics: Instruments): SharedState {
   const cache = new BatchCache();
-  const b = new Batcher({ ...batcher, cache });
+  const b = new Batcher({ ...batcher, cache, observer: metrics.flush });
   return {
     batcher: b,
     cache,
@@ -31,5 +34,6 @@ export function createSharedState(batcher: Partial<BatcherOptions>): SharedState
     topics: new TopicCache(),
     groups: new TtlCache(),
     storedBytes: new TtlCache(),
+    metrics,
   };
 }

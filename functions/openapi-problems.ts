@@ -4,7 +4,8 @@
  * rather than repeated by hand in each route, with the codes of each status from the one table
  * in problem.ts. A route's own description of a status (409, 416, ...) is kept.
  */
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { z, type OpenAPIHono } from "@hono/zod-openapi";
+import { TENANT_HEADER } from "./auth.ts";
 import { errorCodeNames } from "../storage/errors.ts";
 import { problemTypes } from "./problem.ts";
 import { problemContent } from "./schemas.ts";
@@ -34,9 +35,16 @@ interface RouteLike {
   method: string;
   path: string;
   security?: Record<string, unknown>[];
-  request?: { params?: unknown; query?: unknown; body?: unknown };
+  request?: { params?: unknown; query?: unknown; body?: unknown; headers?: unknown };
   responses: Record<string, unknown>;
 }
+
+const operatorReadHeaders = z.object({
+  [TENANT_HEADER]: z.string().optional().openapi({
+    description:
+      "With the operator token instead of an API key: the id of the tenant whose resources to read (GET only; nothing is metered). An unknown id: 404 tenant_not_found.",
+  }),
+});
 
 export function documentProblems(registry: OpenAPIHono["openAPIRegistry"]): void {
   for (const definition of registry.definitions) {
@@ -45,6 +53,12 @@ export function documentProblems(registry: OpenAPIHono["openAPIRegistry"]): void
     const statuses = new Set<number>([500]);
     if (!route.path.startsWith("/problems")) statuses.add(503);
     const schemes = (route.security ?? []).flatMap((s) => Object.keys(s));
+    // A tenant route that only reads also takes the operator token with the tenant's id (auth.ts).
+    if (route.method === "get" && schemes.includes("apiKey")) {
+      route.security = [...(route.security ?? []), { operatorToken: [] }];
+      route.request = { ...route.request, headers: operatorReadHeaders };
+      statuses.add(404);
+    }
     if (schemes.length > 0) statuses.add(401);
     if (schemes.includes("apiKey") && !UNSCOPED.has(`${route.method} ${route.path}`)) statuses.add(403);
     // Every key check takes from the tenant's requests bucket (storage/usage/quota.ts).

@@ -29,6 +29,12 @@ export interface DispatcherOptions {
   random?: () => number;
   /** Where failures of the dispatcher itself (not of endpoints) are reported. */
   log?: (message: string) => void;
+  /** Told of every attempt that reached the transport (the metrics: functions/metrics/instruments.ts). */
+  observer?: DeliveryObserver;
+}
+
+export interface DeliveryObserver {
+  attempted(succeeded: boolean, durationMs: number): void;
 }
 
 export interface RunOptions {
@@ -312,6 +318,7 @@ export class Dispatcher {
       bytes: meteredBytes(d.record),
     };
     this.stats.attempts++;
+    this.options.observer?.attempted(succeeded, durationMs);
     if (succeeded) {
       this.stats.succeeded++;
       return { settlement: { id, claims, action: { kind: "ack" } }, attempt, gone: false, retryAt: null };

@@ -1,7 +1,16 @@
 /** Operator routes: tenants, their keys, and the instance's counters. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
-import { allScopes, createKey, createTenant, deleteKey, getTenant, tenantExists, updateQuotas } from "../../storage/tenancy/tenants.ts";
+import {
+  allScopes,
+  createKey,
+  createTenant,
+  deleteKey,
+  getTenant,
+  listTenants,
+  tenantExists,
+  updateQuotas,
+} from "../../storage/tenancy/tenants.ts";
 import type { AppEnv } from "../runtime.ts";
 import { CreatedKey, CreatedTenant, CreateKey, CreateTenant, errorResponses, PatchTenant, TenantView } from "../schemas.ts";
 
@@ -36,6 +45,24 @@ const deleteKeyRoute = createRoute({
   security,
   request: { params: TenantParams.extend({ keyId: z.string().openapi({ param: { name: "keyId", in: "path" } }) }) },
   responses: { 204: { description: "Revoked" }, ...errorResponses },
+});
+
+/** Tenants listed per call at most. */
+const TENANT_LIST_LIMIT = 1000;
+
+const listTenantsRoute = createRoute({
+  method: "get",
+  path: "/v1/admin/tenants",
+  operationId: "listTenants",
+  summary: "Tenants by creation time (at most 1,000): name, quotas, creation time",
+  security,
+  responses: {
+    200: {
+      description: "The tenants",
+      content: { "application/json": { schema: z.object({ tenants: z.array(TenantView) }).openapi("TenantList") } },
+    },
+    401: errorResponses[401],
+  },
 });
 
 const getTenantRoute = createRoute({
@@ -100,6 +127,8 @@ export function registerAdmin(app: OpenAPIHono<AppEnv>) {
     const created = await createTenant(c.env.db, body.name, body.quotas ?? {});
     return c.json(created, 201);
   });
+
+  app.openapi(listTenantsRoute, async (c) => c.json({ tenants: await listTenants(c.env.db, TENANT_LIST_LIMIT) }, 200));
 
   app.openapi(getTenantRoute, async (c) => {
     const { id } = c.req.valid("param");

@@ -1,8 +1,8 @@
 /** Consumer groups: lease-based receive, ack/nack/extend, seek, redrive, and the group view. */
-import { createRoute, type z, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
-import { ensureGroup, type Group as StoredGroup } from "../../storage/groups/groups.ts";
+import { ensureGroup, listGroups, type Group as StoredGroup } from "../../storage/groups/groups.ts";
 import { groupView, seek } from "../../storage/groups/position.ts";
 import { leaseRuns, receive } from "../../storage/groups/receive.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
@@ -35,6 +35,7 @@ import {
   RedriveBody,
   Redriven,
   SeekBody,
+  TopicParams,
 } from "../schemas.ts";
 
 const security = [{ apiKey: [] }];
@@ -68,6 +69,22 @@ const getGroup = createRoute({
   middleware: [requireScope("consume")] as const,
   request: { params: GroupParams },
   responses: { 200: { description: "The group", content: json(GroupView) }, ...errorResponses },
+});
+
+/** Groups listed per call at most (a dashboard's page; the API has no paging here yet). */
+const LIST_LIMIT = 1000;
+const GroupList = z.object({ groups: z.array(Group) }).openapi("GroupList");
+
+const listGroupsRoute = createRoute({
+  method: "get",
+  path: "/v1/topics/{topic}/groups",
+  operationId: "listGroups",
+  summary: "The topic's consumer groups and their settings, by name (at most 1,000)",
+  description: "Positions, lag and in-flight counts are per group: GET the group. Subscriptions' groups are listed as subscriptions.",
+  security,
+  middleware: [requireScope("consume")] as const,
+  request: { params: TopicParams },
+  responses: { 200: { description: "The groups", content: json(GroupList) }, ...errorResponses },
 });
 
 const receiveRoute = createRoute({
@@ -174,12 +191,19 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     return c.json(view(group, topic), created ? 201 : 200);
   });
 
+  app.openapi(listGroupsRoute, async (c) => {
+    const topic = await c.env.topics.get(c.env.db, c.get("principal").tenantId, c.req.valid("param").topic);
+    const groups = await listGroups(c.env.db, topic, LIST_LIMIT);
+    return c.json({ groups: groups.map((g) => view(g, topic)) }, 200);
+  });
+
   app.openapi(getGroup, async (c) => {
     const { group } = await resolve(c, c.req.valid("param"));
     return c.json(await groupView(c.env.db, group, c.env.clock.now()), 200);
   });
 
   app.openapi(receiveRoute, async (c) => {
+    const started = c.env.clock.now();
     const { topic, group } = await resolve(c, c.req.valid("param"));
     const body = c.req.valid("json") ?? {};
     const max = body.max ?? 10;
@@ -232,6 +256,11 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
         if (deliveries.length === max) c.env.commits.wakeNext(topic.id, group.id);
         // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
         await recordUsage(c.env.db, tenantId, outgoing(deliveries.map((d) => d.record)));
+        if (deliveries.length === 0) c.env.metrics.receivesEmpty.inc();
+        else {
+          c.env.metrics.messagesOut.inc({ via: "receive" }, deliveries.length);
+          c.env.metrics.receiveSeconds.observe((c.env.clock.now() - started) / 1000);
+        }
         const fields = leases.length > 0 ? { leases } : {};
         if (acceptsRaw(c.req.header("accept"))) {
           const raw = deliveries.map((d) => ({ ...d, receipt: receipt(d) }));

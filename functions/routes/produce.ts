@@ -56,6 +56,9 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
   // Registered for the document only: a validator would parse the body a second time.
   app.openAPIRegistry.registerPath(produceRoute);
   app.post("/v1/topics/:topic/messages", requireScope("produce"), async (c) => {
+    // GET /metrics: the latency of answered produces (200, 202), from here to the answer.
+    const started = c.env.clock.now();
+    const answered = () => c.env.metrics.produceSeconds.observe((c.env.clock.now() - started) / 1000);
     const name = c.req.param("topic");
     const parsedName = TopicParams.shape.topic.safeParse(name);
     if (!parsedName.success) throw new ReservoirError("invalid_name", `'${name}' is not a valid topic name`);
@@ -93,10 +96,12 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     if (transactionId !== undefined) {
       for (const entry of entries) entry.transactionId = transactionId;
       await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
+      answered();
       return c.json({ pending: entries.length }, 202);
     }
     const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
     c.env.push.committed([topic.id]);
+    answered();
     return c.json({ offsets }, 200);
   });
 }

@@ -72,7 +72,8 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
     }
     const stored = offset < highWatermark ? await readFrom(c.env, topic.id, p, offset, limit) : [];
     // Usage: what this answer returns (one insert, only when it returns messages).
-    await recordUsage(c.env.db, c.get("principal").tenantId, outgoing(stored.map((m) => m.record)));
+    if (!c.get("principal").operator) await recordUsage(c.env.db, c.get("principal").tenantId, outgoing(stored.map((m) => m.record)));
+    c.env.metrics.messagesOut.inc({ via: "read" }, stored.length);
     const nextOffset = stored.length ? stored[stored.length - 1].offset + 1 : offset;
     // A commit after the bounds were read may put nextOffset past the high watermark seen then.
     const fields = { nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark };

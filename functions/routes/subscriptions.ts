@@ -8,6 +8,7 @@ import { latestAttempts } from "../../storage/subscriptions/delivery-log.ts";
 import {
   deleteSubscription,
   findSubscription,
+  listSubscriptions,
   rotateSecret,
   saveSubscription,
   setState,
@@ -27,6 +28,7 @@ import {
   Subscription,
   SubscriptionParams,
   SubscriptionSettings,
+  TopicParams,
 } from "../schemas.ts";
 
 const security = [{ apiKey: [] }];
@@ -59,6 +61,26 @@ const getRoute = createRoute({
   middleware: [requireScope("consume")] as const,
   request: { params: SubscriptionParams },
   responses: { 200: { description: "The subscription", content: json(Subscription) }, ...errorResponses },
+});
+
+/** Subscriptions listed per call at most. */
+const LIST_LIMIT = 1000;
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/topics/{topic}/subscriptions",
+  operationId: "listSubscriptions",
+  summary: "The topic's webhook subscriptions, their state and backlog, by name (at most 1,000; no secrets)",
+  security,
+  middleware: [requireScope("consume")] as const,
+  request: { params: TopicParams },
+  responses: {
+    200: {
+      description: "The subscriptions",
+      content: json(z.object({ subscriptions: z.array(Subscription) }).openapi("SubscriptionList")),
+    },
+    ...errorResponses,
+  },
 });
 
 const deleteRoute = createRoute({
@@ -195,6 +217,12 @@ export function registerSubscriptions(app: OpenAPIHono<AppEnv>) {
     );
     if (created) c.env.push.wake([topic.id]);
     return c.json(await view(c, subscription, created ? secret : undefined), created ? 201 : 200);
+  });
+
+  app.openapi(listRoute, async (c) => {
+    const topic = await c.env.topics.get(c.env.db, c.get("principal").tenantId, c.req.valid("param").topic);
+    const found = await listSubscriptions(c.env.db, topic, LIST_LIMIT);
+    return c.json({ subscriptions: await Promise.all(found.map((s) => view(c, s))) }, 200);
   });
 
   app.openapi(getRoute, async (c) => {

@@ -43,6 +43,19 @@ export async function findGroup(db: Queryable, topic: Topic, name: string): Prom
 }
 
 /**
+ * The topic's consumer groups by name, at most `limit`; subscriptions' own groups
+ * (`subscription:<name>`, a name no client can give) are listed with their subscriptions.
+ */
+export async function listGroups(db: Queryable, topic: Topic, limit: number): Promise<Group[]> {
+  return db
+    .select(columns)
+    .from(consumerGroups)
+    .where(and(eq(consumerGroups.topicId, topic.id), sql`${consumerGroups.name} NOT LIKE 'subscription:%'`))
+    .orderBy(consumerGroups.name)
+    .limit(limit);
+}
+
+/**
  * Creates the group (positions at the earliest retained or the next offset of each partition)
  * or, when it exists and `settings` are given, updates its settings. Positions never move here.
  */

@@ -25,6 +25,15 @@ export interface BatcherOptions {
   now: () => number;
   /** Where committed ranges go for readers of this instance (not decoded until read). */
   cache?: BatchCache;
+  /** Told of every flush (the metrics: functions/metrics/instruments.ts). */
+  observer?: FlushObserver;
+}
+
+/** What a flush did, for metrics: one call per flush, committed or failed. */
+export interface FlushObserver {
+  flushed(flush: { bytes: number; messages: number; requests: number; putMs: number; commitMs: number }): void;
+  /** The stage that failed: encoding (nothing sent), the PUT, or the commit after a PUT. */
+  failed(stage: "encode" | "put" | "commit"): void;
 }
 
 export const defaultBatcherOptions: BatcherOptions = {
@@ -192,6 +201,7 @@ export class Batcher {
   private async flush(batch: Batch): Promise<void> {
     const { now, commitDeadlineMs } = this.options;
     this.stats.flushes++;
+    let stage: "encode" | "put" | "commit" = "encode";
     try {
       const { segment, runs, placement } = encode(batch);
       const segmentId = newSegmentId(now());
@@ -200,12 +210,14 @@ export class Batcher {
       // The store and the database translate their own failures into the error family
       // (unavailable: a 503 to retry); anything else thrown here is a bug and stays one (a 500).
       this.stats.puts++;
+      stage = "put";
       await batch.io.store.put(objectKey, segment);
       const putMs = now() - started;
       this.stats.putMs += putMs;
       this.latency.putMs.record(putMs);
       const committing = now();
       this.stats.commits++;
+      stage = "commit";
       const committed = await commitSegment(batch.io.db, {
         tenantId: batch.tenantId,
         segmentId,
@@ -231,13 +243,16 @@ export class Batcher {
           waiter.resolve(offsets as AssignedOffset[]);
         }
       }
+      const messages = runs.reduce((n, r) => n + r.timestamps.length, 0);
       this.stats.requests += batch.waiters.length;
-      this.stats.messages += runs.reduce((n, r) => n + r.timestamps.length, 0);
+      this.stats.messages += messages;
       this.stats.bytes += segment.length;
+      this.options.observer?.flushed({ bytes: segment.length, messages, requests: batch.waiters.length, putMs, commitMs });
       this.remember(segmentId, segment, runs);
       this.notify(batch.tenantId, runs, result, committed.subscribedTopicIds);
     } catch (error) {
       this.stats.failedFlushes++;
+      this.options.observer?.failed(stage);
       const failure =
         error instanceof CommitDeadlineError ? unavailable("the metadata commit did not finish in time; retry the request", error) : error;
       for (const waiter of batch.waiters) waiter.reject(failure);

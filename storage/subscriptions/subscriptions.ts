@@ -136,6 +136,12 @@ const joinedColumns = sql`s.*, g.name AS g_name, g.start_at, g.ordering, g.max_a
 const joinedTables = sql`subscriptions s JOIN consumer_groups g ON g.id = s.group_id JOIN topics t ON t.id = s.topic_id`;
 const selectJoined = sql`SELECT ${joinedColumns} FROM ${joinedTables}`;
 
+/** The topic's subscriptions by name, at most `limit`. */
+export async function listSubscriptions(db: Queryable, topic: Topic, limit: number): Promise<Subscription[]> {
+  const found = await rows<RawSubscription>(db, sql`${selectJoined} WHERE s.topic_id = ${topic.id} ORDER BY s.name LIMIT ${limit}`);
+  return found.map(toSubscription);
+}
+
 export async function findSubscription(db: Queryable, topic: Topic, name: string): Promise<Subscription | null> {
   const [row] = await rows<RawSubscription>(db, sql`${selectJoined} WHERE s.topic_id = ${topic.id} AND s.name = ${name}`);
   return row ? toSubscription(row) : null;

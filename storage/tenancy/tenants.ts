@@ -16,6 +16,8 @@ export interface Principal {
   quotas: Quotas;
   /** Whether the key check took this request's bytes from the tenant's bytes bucket already. */
   bytesCharged: boolean;
+  /** The operator token reading as this tenant (functions/auth.ts): nothing is metered for it. */
+  operator?: boolean;
 }
 
 export async function createTenant(db: Database, name: string, quotas: Quotas) {
@@ -33,6 +35,12 @@ export interface TenantView {
   name: string;
   quotas: Quotas;
   createdAt: number;
+}
+
+/** Tenants by creation time, then id, at most `limit`. */
+export async function listTenants(db: Database, limit: number): Promise<TenantView[]> {
+  const found = await db.select().from(tenants).orderBy(tenants.createdAt, tenants.id).limit(limit);
+  return found.map((t) => ({ tenantId: t.id, name: t.name, quotas: t.quotas, createdAt: t.createdAt.getTime() }));
 }
 
 export async function getTenant(db: Database, tenantId: string): Promise<TenantView | null> {

@@ -10,6 +10,8 @@ import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
 import { tenancySuite } from "./tenancy.ts";
+import { metricsSuite } from "./metrics.ts";
+import { listingsSuite } from "./listings.ts";
 import { startNodeServer } from "../support/node-server.ts";
 
 /**
@@ -35,6 +37,8 @@ groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
 transactionsSuite(name, shared.start);
 tenancySuite(name, shared.start);
+metricsSuite(name, shared.start);
+listingsSuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.

@@ -32,6 +32,8 @@ import { answerParserErrors, requestError } from "./parser-errors.ts";
 import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
 import { describeError } from "../../../storage/errors.ts";
 import { usageUpkeep } from "../../../storage/usage/rollup.ts";
+import { createInstruments } from "../../metrics/instruments.ts";
+import { promRegistry } from "../prom-registry.ts";
 
 /** How often each Node instance rolls usage deltas up and samples storage (API.md: hourly storage samples). */
 const USAGE_UPKEEP_MS = 60_000;
@@ -88,15 +90,15 @@ export async function main(env = process.env): Promise<void> {
   const store = trackStore(countingStore(opened.store, counters.store), scope);
   const storeKind = opened.kind;
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
-  const shared = createSharedState({
-    lingerMs: config.lingerMs,
-    maxBytes: config.maxBatchBytes,
-    commitDeadlineMs: commitDeadlineMs(config),
-  });
+  const metrics = createInstruments(promRegistry(), counters.store);
+  const shared = createSharedState(
+    { lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, commitDeadlineMs: commitDeadlineMs(config) },
+    metrics,
+  );
   trackShared(shared, scope);
   const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);
   const transport = nodeTransport(guard);
-  const dispatcher = new Dispatcher({ transport });
+  const dispatcher = new Dispatcher({ transport, observer: metrics.delivery });
   const dispatch = await startBackgroundDispatch({ db: database.db, store, cache: shared.cache }, dispatcher, {
     intervalMs: config.dispatchIntervalMs,
     listen: database.listen,

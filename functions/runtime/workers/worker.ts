@@ -88,6 +88,8 @@ import { fetchTransport } from "../../push/transport-fetch.ts";
 import type { WebhookTransport } from "../../push/transport.ts";
 import { sweepTransactions } from "../../transactions/check-back.ts";
 import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
+import { createInstruments } from "../../metrics/instruments.ts";
+import { promRegistry } from "../prom-registry.ts";
 
 /** A Hyperdrive binding (only the part used here). */
 interface Hyperdrive {
@@ -188,12 +190,17 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
   if (missing.length > 0) return { problem: `the Worker is not configured: it needs ${missing.join("; ")}` };
 
   // See the header, point 1: queued flushes would start from another request's context.
-  const shared = createSharedState({
-    lingerMs: config.lingerMs,
-    maxBytes: config.maxBatchBytes,
-    maxInFlight: Number.POSITIVE_INFINITY,
-    commitDeadlineMs: commitDeadlineMs(config),
-  });
+  // Per isolate, like the batcher: each isolate counts its own requests (README, "Metrics").
+  const metrics = createInstruments(promRegistry(), counters.store);
+  const shared = createSharedState(
+    {
+      lingerMs: config.lingerMs,
+      maxBytes: config.maxBatchBytes,
+      maxInFlight: Number.POSITIVE_INFINITY,
+      commitDeadlineMs: commitDeadlineMs(config),
+    },
+    metrics,
+  );
   const storage = new AsyncLocalStorage<Waits>();
   const scope: RequestScope = { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
   trackShared(shared, scope);
@@ -212,7 +219,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
       scope,
     ),
     guard: guard!,
-    dispatcher: new Dispatcher({ transport: fetchTransport(guard!) }),
+    dispatcher: new Dispatcher({ transport: fetchTransport(guard!), observer: metrics.delivery }),
     transport: fetchTransport(guard!),
     sweepMs: config.sweepSeconds * 1000,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -302,6 +309,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     topics: instance.topics,
     groups: instance.groups,
     storedBytes: instance.storedBytes,
+    metrics: instance.metrics,
     db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
