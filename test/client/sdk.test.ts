@@ -2,6 +2,9 @@
 // the server a child process runs. Faults the server cannot be asked for (an answer lost after
 // the commit, a 503 before it) are injected in the SDK's own `fetch` option, between the SDK and
 // the real server; a 429 comes from a real quota.
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
   isProblem,
@@ -12,7 +15,7 @@ import {
   valueText,
   verifyWebhook,
 } from "../../client/src/index.ts";
-import { freePort, type NodeServer, startNodeServer } from "../support/node-server.ts";
+import { freePort, type NodeServer, repoRoot, startNodeServer } from "../support/node-server.ts";
 import { startWebhookSink, type WebhookSink } from "../support/webhook-sink.ts";
 
 let server: NodeServer;
@@ -448,5 +451,71 @@ describe("subscriptions and webhooks", () => {
       return r.reduce((a, row) => a + row.messagesIn, 0) > 0 && r;
     });
     expect(rows[0]!.tenantId).toBe(tenantId);
+  });
+});
+
+describe("in workerd", () => {
+  // The SDK as a Worker runs it: bundled for the browser platform (a Node built-in or a CLI
+  // library would not resolve), then run by workerd (Miniflare) against the same Node server:
+  // the producer, the iterator, the consumer loop and the verifier, on Web APIs only.
+  test("bundles without Node and runs in workerd: produce, read, consume, verify a signature", async () => {
+    const bundle = await build({
+      entryPoints: [`${repoRoot}/client/src/index.ts`],
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      write: false,
+    });
+    const sdk = bundle.outputFiles[0]!.text;
+    expect(sdk).not.toMatch(/from\s*"(node:|commander|cli-progress|cli-table3)/);
+    const worker = `${sdk}
+export default {
+  async fetch(request, env) {
+    const input = await request.json();
+    const rsv = new Reservoir({ url: env.URL, apiKey: env.KEY });
+    const producer = rsv.producer({ lingerMs: 1 });
+    const offsets = await producer.sendMany("sdk.workerd", ["w1", "w2", "w3"]);
+    await producer.close();
+    const read = [];
+    for await (const m of rsv.messages("sdk.workerd", 0)) read.push(m.value);
+    const acked = [];
+    const consumer = rsv.consume("sdk.workerd", "w", (m) => { acked.push(m.value); if (acked.length === 3) consumer.stop(); }, { concurrency: 2, waitMs: 1000 });
+    await consumer.done;
+    const verified = await verifyWebhook(input.secret, input.headers, input.body);
+    const refused = await verifyWebhook(input.secret, input.headers, input.body + " ").then(() => "accepted", (e) => e.name);
+    return Response.json({ offsets, read, acked: acked.sort(), stats: consumer.stats, verified, refused });
+  },
+};`;
+    await client.topics.create("sdk.workerd");
+    await client.groups.put("sdk.workerd", "w", { startAt: "earliest" });
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const body = JSON.stringify({ id: "msg_w", value: "signed" });
+    const headers = {
+      "webhook-id": "msg_w",
+      "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+      "webhook-signature": new Webhook(secret).sign("msg_w", new Date(), body),
+    };
+    const mf = new Miniflare({
+      modules: true,
+      script: worker,
+      compatibilityDate: "2025-01-01",
+      bindings: { URL: server.baseUrl, KEY: apiKey },
+    });
+    try {
+      const res = await mf.dispatchFetch("http://worker/", { method: "POST", body: JSON.stringify({ secret, headers, body }) });
+      const text = await res.text();
+      expect(res.status, text).toBe(200);
+      expect(JSON.parse(text)).toEqual({
+        offsets: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
+        read: ["w1", "w2", "w3"],
+        acked: ["w1", "w2", "w3"],
+        stats: { received: 3, acked: 3, nacked: 0, extended: expect.any(Number) },
+        verified: { id: "msg_w", value: "signed" },
+        refused: "WebhookVerificationError",
+      });
+    } finally {
+      await mf.dispose();
+    }
   });
 });
