@@ -6,6 +6,7 @@
  */
 import openapiTS, { astToString } from "openapi-typescript";
 import { createApp } from "../../functions/app.ts";
+import { errorCodeNames } from "../../storage/errors.ts";
 
 /** Where the generated types live, relative to the repository root. */
 export const generatedTypesPath = "client/src/generated/openapi.ts";
@@ -30,5 +31,12 @@ export async function generatedTypes(): Promise<string> {
     `// Do not edit: run \`${generateCommand}\` after changing a route or a schema.`,
     "",
   ].join("\n");
-  return header + astToString(ast);
+  // The problem codes are the server's one list (storage/errors.ts); the document names them
+  // only in prose, so they are written out here for ReservoirError's `code`.
+  const codes = [
+    "/** Every problem `code` the service answers with (storage/errors.ts; docs/problems.md says what each means). */",
+    `export type ProblemCode = ${errorCodeNames.map((c) => JSON.stringify(c)).join(" | ")};`,
+    "",
+  ].join("\n");
+  return header + astToString(ast) + codes;
 }

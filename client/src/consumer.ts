@@ -171,6 +171,9 @@ export class Consumer {
       for (let i = 0; i < receipts.length; i += 1000) {
         const r = await this.groups.extend(this.topic, this.group, receipts.slice(i, i + 1000), this.visibility);
         this.stats.extended += r.extended;
+        // A lease that ended anyway (retention, a seek): its message will be delivered again.
+        for (const f of r.failed)
+          this.opts.onError?.(new ReservoirError({ status: 200, code: f.code, detail: "extend failed: the lease had ended" }));
       }
     } catch (error) {
       this.opts.onError?.(error);

@@ -4,14 +4,22 @@
  * network, a timeout) has status 0 and code `network_error`. `retryable` says whether repeating
  * the same request may succeed: 5xx, 429 (after `retryAfterMs`) and network failures.
  */
+import type { ProblemCode } from "./generated/openapi.ts";
 import type { Problem } from "./types.ts";
+
+/**
+ * A problem code the service answers with, `network_error` when no answer came, or `http_<status>`
+ * when the answer was not problem+json (a proxy's page). Open-ended, so a code a newer server
+ * adds is still a string the SDK passes on.
+ */
+export type ErrorCode = ProblemCode | "network_error" | `http_${number}` | (string & {});
 
 export class ReservoirError extends Error {
   override readonly name = "ReservoirError";
   /** The HTTP status; 0 when no answer came. */
   readonly status: number;
   /** The problem's stable `code` (e.g. `topic_not_found`), or `network_error`. */
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly detail: string;
   /** Whether the same request may succeed if repeated. */
   readonly retryable: boolean;
@@ -20,7 +28,7 @@ export class ReservoirError extends Error {
   /** The whole problem document (extra members such as `earliestOffset` included). */
   readonly problem: Problem | undefined;
 
-  constructor(init: { status: number; code: string; detail: string; retryAfterMs?: number; problem?: Problem; cause?: unknown }) {
+  constructor(init: { status: number; code: ErrorCode; detail: string; retryAfterMs?: number; problem?: Problem; cause?: unknown }) {
     super(
       `${init.code}${init.status ? ` (${init.status})` : ""}: ${init.detail}`,
       init.cause === undefined ? undefined : { cause: init.cause },
@@ -35,7 +43,7 @@ export class ReservoirError extends Error {
 }
 
 /** Whether `error` is a ReservoirError with the given code. */
-export function isProblem(error: unknown, code?: string): error is ReservoirError {
+export function isProblem(error: unknown, code?: ErrorCode): error is ReservoirError {
   return error instanceof ReservoirError && (code === undefined || error.code === code);
 }
 

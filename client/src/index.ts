@@ -5,7 +5,7 @@
  */
 export { Reservoir } from "./client.ts";
 export type { ClientOptions } from "./http.ts";
-export { ReservoirError, isProblem } from "./errors.ts";
+export { type ErrorCode, isProblem, ReservoirError } from "./errors.ts";
 export { Producer, type ProducerOptions } from "./producer.ts";
 export { Consumer, type ConsumerOptions, type ConsumerStats, type Handler, type HandlerContext } from "./consumer.ts";
 export type { ReadOptions, StartFrom } from "./iterate.ts";
@@ -14,4 +14,4 @@ export { backoffDelay, type RetryPolicy } from "./retry.ts";
 export { signWebhook, verifyWebhook, webhookHeaders, WebhookVerificationError, type VerifyOptions } from "./webhooks.ts";
 export { base64ToBytes, bytesToBase64, toMessage, valueBytes, valueText } from "./values.ts";
 export type * from "./types.ts";
-export type { components, operations, paths } from "./generated/openapi.ts";
+export type { components, operations, paths, ProblemCode } from "./generated/openapi.ts";

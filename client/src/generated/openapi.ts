@@ -4728,3 +4728,5 @@ export interface operations {
         };
     };
 }
+/** Every problem `code` the service answers with (storage/errors.ts; docs/problems.md says what each means). */
+export type ProblemCode = "invalid_request" | "malformed_json" | "invalid_name" | "partitions_cannot_shrink" | "partition_out_of_range" | "delay_too_long" | "url_not_allowed" | "unauthorized" | "insufficient_scope" | "not_found" | "tenant_not_found" | "key_not_found" | "topic_not_found" | "transaction_not_found" | "partition_not_found" | "subscription_not_found" | "method_not_allowed" | "topic_conflict" | "transaction_not_open" | "receipt_expired" | "receipt_unknown" | "message_too_large" | "too_many_messages" | "body_too_large" | "too_many_receipts" | "transaction_too_large" | "unsupported_media_type" | "request_timeout" | "deadline_exceeded" | "offset_out_of_range" | "expectation_failed" | "quota_exceeded" | "too_many_transactions" | "headers_too_large" | "internal_error" | "service_unavailable";
