@@ -8,7 +8,7 @@
  * Up to `maxInFlight` batches travel at once. Messages of one key keep their order only with
  * `maxInFlight: 1` (a retried batch may otherwise land after a later one).
  */
-import type { ReservoirError } from "./errors.ts";
+import { ReservoirError } from "./errors.ts";
 import { seg, type Transport } from "./http.ts";
 import { type RetryPolicy, withRetries } from "./retry.ts";
 import type { MessageIn, MessageOffset, ProduceResponse } from "./types.ts";
@@ -81,6 +81,17 @@ export class Producer {
   send(topic: string, message: MessageIn | string | Uint8Array): Promise<MessageOffset> {
     if (this.closed) return Promise.reject(new Error("the producer is closed"));
     let m = toMessage(message);
+    // The service refuses a whole request for one malformed message: this one is refused alone,
+    // before it can sink the batch it would have joined.
+    if ((m.value === undefined) === (m.valueBase64 === undefined)) {
+      return Promise.reject(
+        new ReservoirError({
+          status: 400,
+          code: "invalid_request",
+          detail: "a message has exactly one of value and valueBase64 (refused by the SDK, not sent)",
+        }),
+      );
+    }
     if (this.addKeys && m.idempotencyKey === undefined) m = { ...m, idempotencyKey: `${this.producerId}-${this.sequence++}` };
     // The JSON size plus a comma: what this message adds to the request body.
     const size = encoder.encode(JSON.stringify(m)).byteLength + 1;

@@ -208,6 +208,22 @@ describe("producer", () => {
     await expect(producer.send("sdk.503", "late")).rejects.toThrow(/closed/);
   });
 
+  test("a malformed message is refused alone; the batch it would have joined is stored", async () => {
+    await client.topics.create("sdk.malformed");
+    const producer = client.producer({ lingerMs: 20 });
+    const results = await Promise.allSettled([
+      producer.send("sdk.malformed", "good-1"),
+      producer.send("sdk.malformed", { value: "both", valueBase64: "Ym90aA==" }),
+      producer.send("sdk.malformed", {}),
+      producer.send("sdk.malformed", "good-2"),
+    ]);
+    await producer.close();
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: "invalid_request", status: 400 });
+    const page = await client.read("sdk.malformed", 0);
+    expect(page.messages.map(valueText)).toEqual(["good-1", "good-2"]);
+  });
+
   test("429 from a real quota is retried after Retry-After until every message is in", async () => {
     const { apiKey: limitedKey } = await operator.admin.tenants.create({ name: "sdk-limited", quotas: { requestsPerSecond: 2 } });
     const limited = new Reservoir({ url: server.baseUrl, apiKey: limitedKey });
