@@ -9,22 +9,27 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Reservoir } from "../../client/src/index.ts";
 import { freePort, type NodeServer, repoRoot, startNodeServer } from "../support/node-server.ts";
+import { startWebhookSink, type WebhookSink } from "../support/webhook-sink.ts";
 
 const bin = join(repoRoot, "client", "bin", "reservoir.mjs");
 let server: NodeServer;
 let client: Reservoir;
 let apiKey: string;
 let home: string;
+let sink: WebhookSink;
 
 beforeAll(async () => {
-  server = await startNodeServer({ label: "cli" });
+  [server, sink] = await Promise.all([
+    startNodeServer({ label: "cli", env: { RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_DISPATCH_INTERVAL_MS: "200" } }),
+    startWebhookSink(),
+  ]);
   const operator = new Reservoir({ url: server.baseUrl, apiKey: server.adminToken });
   ({ apiKey } = await operator.admin.tenants.create({ name: "cli" }));
   client = new Reservoir({ url: server.baseUrl, apiKey });
   home = mkdtempSync(join(tmpdir(), "reservoir-cli-"));
 });
 afterAll(async () => {
-  await server?.stop();
+  await Promise.all([server?.stop(), sink?.close()]);
   if (home) rmSync(home, { recursive: true, force: true });
 });
 
@@ -200,6 +205,24 @@ describe("reservoir CLI", () => {
     expect(out).not.toContain("before");
     child.kill("SIGINT");
     expect(await exited, err).toBe(0);
+  });
+
+  test("replay a subscription, its deliveries, usage", async () => {
+    await client.topics.create("cli.hooks");
+    await client.subscriptions.put("cli.hooks", "s", { url: sink.url("/cli-hook"), startAt: "earliest" });
+    await client.produce("cli.hooks", ["hook"]);
+    await sink.waitForCount("/cli-hook", 1);
+    const replay = await run(["replay", "cli.hooks", "s", "--earliest"]);
+    expect(replay.code, replay.stderr).toBe(0);
+    const again = await sink.waitForCount("/cli-hook", 2);
+    expect(again.map((r) => r.json.value)).toEqual(["hook", "hook"]);
+    const deliveries = await run(["deliveries", "cli.hooks", "s", "--json"]);
+    expect(JSON.parse(deliveries.stdout)[0]).toMatchObject({ offset: 0, status: "succeeded" });
+    const badReplay = await run(["replay", "cli.hooks", "s"]);
+    expect([badReplay.code, badReplay.stderr.trim()]).toEqual([2, "error: replay takes exactly one of --offset, --time and --earliest"]);
+    const usage = await run(["usage", "--json"]);
+    expect(usage.code, usage.stderr).toBe(0);
+    expect(JSON.parse(usage.stdout).reduce((a: number, r: { messagesIn: number }) => a + r.messagesIn, 0)).toBeGreaterThan(0);
   });
 
   test("bench prints throughput and latency percentiles", async () => {
