@@ -19,8 +19,13 @@ let home: string;
 let sink: WebhookSink;
 
 beforeAll(async () => {
+  // The embedded server migrates a fresh PGlite first: past 30 s when the full suite loads the machine.
   [server, sink] = await Promise.all([
-    startNodeServer({ label: "cli", env: { RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_DISPATCH_INTERVAL_MS: "200" } }),
+    startNodeServer({
+      label: "cli",
+      readyTimeoutMs: 90_000,
+      env: { RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_DISPATCH_INTERVAL_MS: "200" },
+    }),
     startWebhookSink(),
   ]);
   const operator = new Reservoir({ url: server.baseUrl, apiKey: server.adminToken });

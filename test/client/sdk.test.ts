@@ -26,8 +26,13 @@ let tenantId: string;
 let apiKey: string;
 
 beforeAll(async () => {
+  // The embedded server migrates a fresh PGlite first: past 30 s when the full suite loads the machine.
   [server, sink] = await Promise.all([
-    startNodeServer({ label: "sdk", env: { RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_DISPATCH_INTERVAL_MS: "200" } }),
+    startNodeServer({
+      label: "sdk",
+      readyTimeoutMs: 90_000,
+      env: { RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_DISPATCH_INTERVAL_MS: "200" },
+    }),
     startWebhookSink(),
   ]);
   operator = new Reservoir({ url: server.baseUrl, apiKey: server.adminToken });
