@@ -1,0 +1,68 @@
+/** Consumer groups: settings, receive (long-poll), ack, nack, extend, seek, redrive, the view. */
+import { seg, type Transport } from "./http.ts";
+import type {
+  AckResponse,
+  ExtendResponse,
+  Group,
+  GroupSettings,
+  GroupView,
+  NackResponse,
+  ReceivedMessage,
+  ReceiveRequest,
+  ResponseBody,
+  SeekRequest,
+} from "./types.ts";
+
+export class Groups {
+  constructor(private readonly http: Transport) {}
+
+  private path(topic: string, group: string, action = ""): string {
+    return `/v1/topics/${seg(topic)}/groups/${seg(group)}${action ? `/${action}` : ""}`;
+  }
+
+  /** Creates the group or updates its settings (never its position: see `seek`). */
+  put(topic: string, group: string, settings: GroupSettings = {}): Promise<Group> {
+    return this.http.json<ResponseBody<"putGroup">>("PUT", this.path(topic, group), { body: settings });
+  }
+
+  /** Committed offsets, lag and in-flight counts per partition, and the dead-letter count. */
+  get(topic: string, group: string): Promise<GroupView> {
+    return this.http.json<ResponseBody<"getGroup">>("GET", this.path(topic, group));
+  }
+
+  /** Leases up to `max` messages; with `waitMs`, waits for some. */
+  async receive(topic: string, group: string, request: ReceiveRequest = {}, signal?: AbortSignal): Promise<ReceivedMessage[]> {
+    const res = await this.http.json<ResponseBody<"receiveMessages">>("POST", this.path(topic, group, "receive"), {
+      body: request,
+      waitMs: request.waitMs,
+      signal,
+    });
+    return res.messages;
+  }
+
+  ack(topic: string, group: string, receipts: string[]): Promise<AckResponse> {
+    return this.http.json("POST", this.path(topic, group, "ack"), { body: { receipts } });
+  }
+
+  /** Makes the messages visible again after `delaySeconds` (default at once). */
+  nack(topic: string, group: string, receipts: string[], delaySeconds?: number): Promise<NackResponse> {
+    return this.http.json("POST", this.path(topic, group, "nack"), { body: { receipts, delaySeconds } });
+  }
+
+  extend(topic: string, group: string, receipts: string[], visibilityTimeoutSeconds: number): Promise<ExtendResponse> {
+    return this.http.json("POST", this.path(topic, group, "extend"), { body: { receipts, visibilityTimeoutSeconds } });
+  }
+
+  /** Moves the group to an offset (of one partition or all), a time, or an end; leases in flight are dropped. */
+  seek(topic: string, group: string, to: SeekRequest): Promise<GroupView> {
+    return this.http.json<ResponseBody<"seekGroup">>("POST", this.path(topic, group, "seek"), { body: to });
+  }
+
+  /** Moves up to `max` of the group's dead letters back to the topic. */
+  async redrive(topic: string, group: string, max?: number): Promise<number> {
+    const res = await this.http.json<ResponseBody<"redriveDeadLetters">>("POST", this.path(topic, group, "redrive"), {
+      body: max === undefined ? {} : { max },
+    });
+    return res.redriven;
+  }
+}
