@@ -24,6 +24,7 @@ import { registerRead } from "./routes/read.ts";
 import { registerTopics } from "./routes/topics.ts";
 import { registerTransactions } from "./routes/transactions.ts";
 import { registerUsage } from "./routes/usage.ts";
+import { registerSqs } from "./sqs/router.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
@@ -128,6 +129,7 @@ export function createApp() {
   registerSubscriptions(app);
   registerTransactions(app);
   registerUsage(app);
+  registerSqs(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

@@ -10,6 +10,7 @@ import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
 import { tenancySuite } from "./tenancy.ts";
+import { sqsSuite } from "./sqs.ts";
 import { startNodeServer } from "../support/node-server.ts";
 
 /**
@@ -35,6 +36,7 @@ groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
 transactionsSuite(name, shared.start);
 tenancySuite(name, shared.start);
+sqsSuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.

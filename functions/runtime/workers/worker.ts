@@ -76,6 +76,10 @@ import { migrate } from "../../../storage/metadata/migrate.ts";
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
 import { receiptKey } from "../../../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../../../storage/groups/receipts.ts";
+import { keySecretFromText } from "../../../storage/tenancy/derived-keys.ts";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { utf8ToBytes } from "@noble/hashes/utils.js";
 import { countingStore, type ObjectStore } from "../../../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
@@ -135,6 +139,7 @@ const app = createApp();
 interface Instance extends SharedState {
   databaseUrl: string;
   adminToken: string;
+  keySecret: Uint8Array;
   store: ObjectStore;
   guard: AddressGuard;
   dispatcher: Dispatcher;
@@ -206,6 +211,11 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     ...shared,
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
+    // The secret binding RESERVOIR_KEY_SECRET; without it, one derived from the operator token
+    // (a secret every Worker of the deployment has), so that keys still sign SigV4 requests.
+    keySecret: config.keySecret
+      ? keySecretFromText(config.keySecret)
+      : hmac(sha256, utf8ToBytes(config.adminToken!), utf8ToBytes("reservoir key secret")),
     // workerd's fetch, per operation in the calling request's context; 60 s as on Node.
     store: trackStore(
       countingStore(new S3ObjectStore({ ...config.s3!, requestHandler: new FetchHttpHandler({ requestTimeout: 60_000 }) }), counters.store),
@@ -306,6 +316,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     store: instance.store,
     clock: { now: () => Date.now() },
     adminToken: instance.adminToken,
+    keySecret: instance.keySecret,
     receipts: ready.receipts,
     counters,
     pollIntervalMs: 100,
