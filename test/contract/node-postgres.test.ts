@@ -10,6 +10,7 @@ import { groupsSuite, shareTarget } from "./groups.ts";
 import { subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
 import { tenancySuite } from "./tenancy.ts";
+import { sqsSuite } from "./sqs.ts";
 import { startNodeServer } from "../support/node-server.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 
@@ -30,6 +31,7 @@ groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
 transactionsSuite(name, shared.start);
 tenancySuite(name, shared.start);
+sqsSuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.

@@ -2,7 +2,8 @@
 // @aws-sdk/client-sqs (its MD5 checks of bodies left on), sqs-producer and sqs-consumer, plus
 // hand-signed requests (@smithy/signature-v4) for the refusals no SDK would send.
 import { createHash, createHmac, randomBytes, type BinaryLike } from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
@@ -655,7 +656,8 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
 
       // README's curl example, verbatim but for the variables.
       const q = await queue();
-      const out = execFileSync("curl", [
+      // Asynchronously: s3rver may run in this very process, and must keep answering meanwhile.
+      const { stdout: out } = await promisify(execFile)("curl", [
         "-sS",
         "--aws-sigv4",
         "aws:amz:us-east-1:sqs",
@@ -668,7 +670,7 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
         "-d",
         JSON.stringify({ QueueUrl: q, MessageBody: "from curl" }),
         `${target!.baseUrl}/sqs`,
-      ]).toString();
+      ]);
       expect(JSON.parse(out).MD5OfMessageBody).toBe(md5("from curl"));
       const got = await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: q }));
       expect(got.Messages?.[0].Body).toBe("from curl");

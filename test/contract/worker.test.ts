@@ -12,6 +12,7 @@ import { groupsSuite, shareTarget } from "./groups.ts";
 import { addressGuardSuite, subscriptionsSuite } from "./subscriptions.ts";
 import { transactionsSuite } from "./transactions.ts";
 import { tenancySuite } from "./tenancy.ts";
+import { sqsSuite } from "./sqs.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 import { startWorker, triggerScheduled } from "../support/wrangler.ts";
@@ -46,6 +47,7 @@ subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(tar
 transactionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
 addressGuardSuite(name, () => startWorkerStack());
 tenancySuite(name, shared.start);
+sqsSuite(name, shared.start);
 fuzzSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.
 lifecycleSuite(name, shared.start, { background: (target) => triggerScheduled(target.baseUrl) });
