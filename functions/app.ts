@@ -25,6 +25,7 @@ import { registerTopics } from "./routes/topics.ts";
 import { registerTransactions } from "./routes/transactions.ts";
 import { registerUsage } from "./routes/usage.ts";
 import { registerSqs } from "./sqs/router.ts";
+import { documentSqs } from "./sqs/openapi.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
@@ -130,6 +131,7 @@ export function createApp() {
   registerTransactions(app);
   registerUsage(app);
   registerSqs(app);
+  documentSqs(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",
