@@ -85,17 +85,19 @@ const groupKey = (topic: Topic) => `${topic.id}\u0000${GROUP}`;
 export function invalidateQueue(call: SqsCall, topic: Topic): void {
   call.c.env.topics.invalidate(call.tenantId, topic.name);
   call.c.env.groups.invalidate(groupKey(topic));
+  call.c.env.sqsQueues.invalidate(String(topic.id));
 }
 
 export async function loadQueue(call: SqsCall, url: string): Promise<Queue> {
   const name = nameFromUrl(call, url);
   const env = call.c.env;
   const topic = await env.topics.get(env.db, call.tenantId, name);
-  const row = await findQueueRow(env.db, topic.id);
+  // A topic made through /v1 has no row: SQS's defaults (an empty row, cached as such).
+  const row = await env.sqsQueues.get(String(topic.id), async () => (await findQueueRow(env.db, topic.id)) ?? { attributes: {}, tags: {} });
   const attributes = {
     ...DEFAULTS,
     MessageRetentionPeriod: String(Math.min(topic.retentionHours * 3600, 1_209_600)),
-    ...(row?.attributes ?? {}),
+    ...row.attributes,
   };
   const fifo = name.endsWith(".fifo");
   // Cached like the topic (the same cache as /v1's group routes): seen everywhere within a second.
@@ -103,5 +105,5 @@ export async function loadQueue(call: SqsCall, url: string): Promise<Queue> {
     const found = await findGroup(env.db, topic, GROUP);
     return found ?? (await ensureGroup(env.db, call.tenantId, topic, GROUP, groupSettingsOf(name, attributes))).group;
   });
-  return { topic, group, attributes, tags: row?.tags ?? {}, fifo };
+  return { topic, group, attributes, tags: row.tags, fifo };
 }

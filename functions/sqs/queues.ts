@@ -157,6 +157,7 @@ export async function tagQueue(call: SqsCall, input: Input) {
   const tags = optionalStringMap(input, "Tags");
   if (!tags) throw new SqsError("MissingParameter", "The request must contain the parameter Tags.");
   await changeQueueTags(call.c.env.db, queue.topic.id, tags, []);
+  invalidateQueue(call, queue.topic);
   return {};
 }
 
@@ -165,6 +166,7 @@ export async function untagQueue(call: SqsCall, input: Input) {
   const keys = optionalStringList(input, "TagKeys");
   if (!keys) throw new SqsError("MissingParameter", "The request must contain the parameter TagKeys.");
   await changeQueueTags(call.c.env.db, queue.topic.id, {}, keys);
+  invalidateQueue(call, queue.topic);
   return {};
 }
 

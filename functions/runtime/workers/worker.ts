@@ -312,6 +312,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     topics: instance.topics,
     groups: instance.groups,
     storedBytes: instance.storedBytes,
+    sqsQueues: instance.sqsQueues,
     db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
