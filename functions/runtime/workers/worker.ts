@@ -74,9 +74,9 @@ import type { LifecycleSettings, Runtime } from "../../runtime.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { migrate } from "../../../storage/metadata/migrate.ts";
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
-import { receiptKey } from "../../../storage/metadata/settings.ts";
+import { agreesOnKeySecret, receiptKey } from "../../../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../../../storage/groups/receipts.ts";
-import { keySecretFromText } from "../../../storage/tenancy/derived-keys.ts";
+import { keySecretFromText, secretFingerprint } from "../../../storage/tenancy/derived-keys.ts";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { utf8ToBytes } from "@noble/hashes/utils.js";
@@ -296,6 +296,9 @@ function withDeadline(work: Promise<Response>, ms: number): Promise<Response> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
+/** Whether this isolate's key secret is the one the database recorded (checked until it is). */
+let keySecretAgreed = false;
+
 async function handle(request: Request, instance: Instance, db: Database, ctx: WorkerContext): Promise<Response> {
   let ready: Prepared;
   try {
@@ -303,6 +306,14 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
   } catch (error) {
     console.error(`reservoir: preparing the database failed: ${describeError(error)}`);
     return problemResponse("service_unavailable", "the database is not ready (migrations or settings could not be applied); retry");
+  }
+  // As the Node entry refuses to start: keys derived from another secret could not be checked here.
+  keySecretAgreed ||= await agreesOnKeySecret(db, secretFingerprint(instance.keySecret));
+  if (!keySecretAgreed) {
+    return problemResponse(
+      "service_unavailable",
+      "this database's API keys were derived from another key secret: set RESERVOIR_KEY_SECRET to the one the other instances use",
+    );
   }
   const runtime: Runtime = {
     batcher: instance.batcher,
