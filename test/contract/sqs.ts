@@ -84,6 +84,13 @@ class Sha256 {
 
 const md5 = (text: string) => createHash("md5").update(text, "utf8").digest("hex");
 
+/** Stops a consumer once its poll in flight (and its deletes) finished: aborting could leave a delete undone. */
+async function stopConsumer(consumer: Consumer): Promise<void> {
+  const stopped = new Promise((resolve) => consumer.once("stopped", resolve));
+  consumer.stop();
+  await stopped;
+}
+
 /** Polls `probe` until `done` holds, for at most `ms`. */
 async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, ms: number, what: string): Promise<T> {
   const deadline = Date.now() + ms;
@@ -145,14 +152,17 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
     }
 
     /** A request signed by hand, for what no SDK sends: a signature that does not match, an old date. */
-    async function signedFetch(body: object, opts: { keyId: string; secret: string; date?: Date; tamper?: boolean; unsigned?: boolean }) {
+    async function signedFetch(
+      body: object | string,
+      opts: { keyId: string; secret: string; date?: Date; tamper?: boolean; unsigned?: boolean; action?: string },
+    ) {
       const url = new URL(endpoint);
       const headers: Record<string, string> = {
         host: url.host,
         "content-type": "application/x-amz-json-1.0",
-        "x-amz-target": "AmazonSQS.ListQueues",
+        "x-amz-target": `AmazonSQS.${opts.action ?? "ListQueues"}`,
       };
-      const text = JSON.stringify(body);
+      const text = typeof body === "string" ? body : JSON.stringify(body);
       if (!opts.unsigned) {
         const signer = new SignatureV4({
           service: "sqs",
@@ -341,6 +351,9 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
       );
       expect(batch.Successful).toEqual([{ Id: "live" }]);
       expect(batch.Failed?.[0]).toMatchObject({ Id: "forged", Code: "ReceiptHandleIsInvalid" });
+      // VisibilityTimeout 0 on the receive itself: the message stays visible.
+      const zero = (await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 0 }))).Messages![0];
+      expect(zero.MessageId).toBe(first.MessageId);
       expect((await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url }))).Messages?.[0].MessageId).toBe(first.MessageId);
     });
 
@@ -412,7 +425,9 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
           queueUrl: url,
           sqs: a.sqs,
           batchSize: 10,
+          pollingCompleteWaitTimeMs: 5_000,
           waitTimeSeconds: 1,
+          suppressFifoWarning: true,
           attributeNames: ["All"],
           handleMessage: async (m) => {
             const group = m.Attributes!.MessageGroupId!;
@@ -434,7 +449,7 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
           `${total} FIFO messages consumed`,
         );
       } finally {
-        for (const c of consumers) c.stop({ abort: true });
+        await Promise.all(consumers.map(stopConsumer));
       }
       expect(overlap).toBe(false);
       for (const g of groups)
@@ -515,6 +530,7 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
         queueUrl: url,
         sqs: a.sqs,
         batchSize: 10,
+        pollingCompleteWaitTimeMs: 5_000,
         waitTimeSeconds: 1,
         handleMessage: async (m) => {
           seen.add(m.Body!);
@@ -530,7 +546,7 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
           "25 messages consumed",
         );
       } finally {
-        consumer.stop({ abort: true });
+        await stopConsumer(consumer);
       }
       await until(
         async () => (await a.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["All"] }))).Attributes!,
@@ -609,6 +625,36 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
       const url = await queue();
       const unsupported = await fetch(endpoint, { method: "POST", headers: { "x-amz-target": "AmazonSQS.AddPermission" }, body: "{}" });
       expect(unsupported.status).toBe(403); // unsigned: refused before the action is looked at
+      // Signed but malformed: SQS's 400s, never a 5xx, and nothing sent.
+      const key = { keyId: a.keyId, secret: a.apiKey };
+      const malformed: [string, string | object, string][] = [
+        ["SendMessage", "not json", "SerializationException;Sender"],
+        ["SendMessage", "[1,2]", "SerializationException;Sender"],
+        ["SendMessage", { QueueUrl: 5, MessageBody: "x" }, "InvalidParameterValue;Sender"],
+        ["SendMessage", { QueueUrl: url }, "MissingParameter;Sender"],
+        [
+          "SendMessage",
+          { QueueUrl: url, MessageBody: "x", MessageAttributes: { a: { DataType: "Number", StringValue: "ten" } } },
+          "InvalidParameterValue;Sender",
+        ],
+        ["SendMessage", { QueueUrl: url, MessageBody: "x", MessageAttributes: { a: "plain" } }, "InvalidParameterValue;Sender"],
+        ["SendMessageBatch", { QueueUrl: url, Entries: "all" }, "InvalidParameterValue;Sender"],
+        [
+          "SendMessageBatch",
+          { QueueUrl: url, Entries: [{ Id: 7, MessageBody: "x" }] },
+          "AWS.SimpleQueueService.InvalidBatchEntryId;Sender",
+        ],
+        ["ReceiveMessage", { QueueUrl: `${url}/extra/segments` }, "AWS.SimpleQueueService.NonExistentQueue;Sender"],
+        ["ReceiveMessage", { QueueUrl: "::not a url::" }, "AWS.SimpleQueueService.NonExistentQueue;Sender"],
+        ["SetQueueAttributes", { QueueUrl: url, Attributes: { RedrivePolicy: "{not json" } }, "InvalidAttributeValue;Sender"],
+        ["", {}, "AWS.SimpleQueueService.UnsupportedOperation;Sender"],
+      ];
+      for (const [action, body, queryError] of malformed) {
+        const res = await signedFetch(body, { ...key, action });
+        expect({ action, body, status: res.status, queryError: res.queryError }).toEqual({ action, body, status: 400, queryError });
+      }
+      const attrs = await a.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages"] }));
+      expect(attrs.Attributes?.ApproximateNumberOfMessages).toBe("0");
       expect(await refusal(a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 11 })))).toMatchObject({
         name: "InvalidParameterValue",
         status: 400,

@@ -164,6 +164,11 @@ export async function main(env = process.env): Promise<void> {
     console.log(`  metadata: ${database.kind}`);
     console.log(`  segments: ${storeKind}`);
     console.log(`  checksums: ${crc ? "native CRC32C" : "CRC32C in JavaScript"}`);
+    if (!config.keySecret) {
+      console.log(
+        `  API key secret: generated, kept in ${join(config.dataDir, "key-secret")} (set RESERVOIR_KEY_SECRET to share one between instances)`,
+      );
+    }
     if (!config.adminToken) {
       console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset; kept in ${join(config.dataDir, "operator-token")}): ${adminToken}`);
     }
