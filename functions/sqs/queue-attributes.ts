@@ -11,7 +11,7 @@ const ranges: Record<string, [number, number]> = {
 };
 
 /** Accepted and returned as given, with no effect here (encryption and policies are the deployment's). */
-const keptAsGiven = new Set([
+export const keptAsGiven = new Set([
   "Policy",
   "KmsMasterKeyId",
   "KmsDataKeyReusePeriodSeconds",

@@ -94,12 +94,14 @@ export async function loadQueue(call: SqsCall, url: string): Promise<Queue> {
   const topic = await env.topics.get(env.db, call.tenantId, name);
   // A topic made through /v1 has no row: SQS's defaults (an empty row, cached as such).
   const row = await env.sqsQueues.get(String(topic.id), async () => (await findQueueRow(env.db, topic.id)) ?? { attributes: {}, tags: {} });
+  const fifo = name.endsWith(".fifo");
   const attributes = {
     ...DEFAULTS,
+    // A FIFO queue is one by its name (also a topic made through /v1): these hold without a row.
+    ...(fifo ? { FifoQueue: "true", ContentBasedDeduplication: "false" } : {}),
     MessageRetentionPeriod: String(Math.min(topic.retentionHours * 3600, 1_209_600)),
     ...row.attributes,
   };
-  const fifo = name.endsWith(".fifo");
   // Cached like the topic (the same cache as /v1's group routes): seen everywhere within a second.
   const group = await env.groups.get(groupKey(topic), async () => {
     const found = await findGroup(env.db, topic, GROUP);

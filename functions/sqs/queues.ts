@@ -7,7 +7,7 @@ import { addPartitionsToGroups } from "../../storage/groups/groups.ts";
 import { changeQueueTags, findQueueRow, mergeQueueAttributes } from "../../storage/sqs/queues.ts";
 import { SqsError } from "./errors.ts";
 import { type Input, optionalInt, optionalString, optionalStringList, optionalStringMap, requiredString } from "./input.ts";
-import { checkAttributes } from "./queue-attributes.ts";
+import { checkAttributes, keptAsGiven } from "./queue-attributes.ts";
 import { DEFAULTS, GROUP, groupSettingsOf, invalidateQueue, loadQueue, queueArn, queueUrl, type SqsCall } from "./queue.ts";
 
 const QUEUE_NAME = /^[A-Za-z0-9_-]{1,80}(\.fifo)?$/;
@@ -99,7 +99,14 @@ export async function getQueueAttributes(call: SqsCall, input: Input) {
   const wanted = optionalStringList(input, "AttributeNames") ?? [];
   if (wanted.length === 0) return {};
   const all = wanted.includes("All");
-  const known = new Set([...COMPUTED, ...Object.keys(queue.attributes), "FifoQueue", "ContentBasedDeduplication", "RedrivePolicy"]);
+  const known = new Set([
+    ...COMPUTED,
+    ...Object.keys(queue.attributes),
+    ...keptAsGiven,
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "RedrivePolicy",
+  ]);
   for (const name of wanted)
     if (name !== "All" && !known.has(name)) throw new SqsError("InvalidAttributeName", `Unknown Attribute ${name}.`);
   const view = await groupView(call.c.env.db, queue.group, call.c.env.clock.now());

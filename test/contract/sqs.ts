@@ -456,6 +456,16 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
         expect(seen.filter((b) => b.startsWith(`${g}:`))).toEqual(Array.from({ length: perGroup }, (_, i) => `${g}:${i}`));
       expect(seen.filter((b) => b === "dup")).toHaveLength(1);
       expect(seen.filter((b) => b === "same body")).toHaveLength(1);
+      // Created again alike: the same URL; its attributes say FIFO.
+      const name = url.split("/").pop()!;
+      const again = await a.sqs.send(
+        new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" } }),
+      );
+      expect(again.QueueUrl).toBe(url);
+      const attrs = (
+        await a.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["FifoQueue", "ContentBasedDeduplication"] }))
+      ).Attributes;
+      expect(attrs).toEqual({ FifoQueue: "true", ContentBasedDeduplication: "true" });
       // FIFO needs a MessageGroupId.
       expect((await refusal(a.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "x" })))).name).toBe("MissingParameter");
     });
