@@ -619,6 +619,23 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
       expect((await consumeOnly.sqs.send(new ReceiveMessageCommand({ QueueUrl: url }))).Messages?.[0].Body).toBe("scoped");
       expect((await consumeOnly.sqs.send(new GetQueueUrlCommand({ QueueName: url.split("/").pop()! }))).QueueUrl).toBe(url);
 
+      // A tenant over its requests quota: RequestThrottled (403, with Retry-After), as /v1's 429.
+      const slow = await admin.post("/v1/admin/tenants", { name: uniq("slow"), quotas: { requestsPerSecond: 1 } });
+      assertStatus(slow, 201);
+      const throttled = client(slow.body.keyId, slow.body.apiKey);
+      const outcomes = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          throttled.send(new ListQueuesCommand({})).then(
+            () => "ok",
+            (e: Error) => e.name,
+          ),
+        ),
+      );
+      expect(outcomes).toContain("RequestThrottled");
+      expect(
+        outcomes.every((o) => o === "ok" || o === "RequestThrottled"),
+        outcomes.join(),
+      ).toBe(true);
       // Another tenant: A's URL names nothing, and a queue of the same name is its own.
       const b = await newTenant();
       expect((await refusal(b.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "x" })))).name).toBe("QueueDoesNotExist");
