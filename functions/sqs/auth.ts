@@ -6,11 +6,9 @@
  * the key by its hash, quotas, the request counted), so a deleted key is refused at once.
  */
 import type { Context } from "hono";
-import { eq } from "drizzle-orm";
-import { apiKeys } from "../../storage/metadata/schema.ts";
 import { sha256Hex } from "../../storage/metadata/secrets.ts";
 import { deriveApiKey } from "../../storage/tenancy/derived-keys.ts";
-import { authenticate, type Principal } from "../../storage/tenancy/tenants.ts";
+import { authenticate, keyHasHash, type Principal } from "../../storage/tenancy/tenants.ts";
 import type { AppEnv } from "../runtime.ts";
 import { SqsError } from "./errors.ts";
 import { readSignature } from "./sigv4.ts";
@@ -28,8 +26,7 @@ export async function authenticateSigV4(
   const apiKey = deriveApiKey(c.env.keySecret, signed.accessKeyId);
   if (!(await signed.check(apiKey))) {
     // Which refusal: an unknown key id (or one made before keys were derived) is not a bad signature.
-    const [known] = await c.env.db.select({ hash: apiKeys.secretHash }).from(apiKeys).where(eq(apiKeys.id, signed.accessKeyId)).limit(1);
-    if (!known || known.hash !== sha256Hex(apiKey)) throw unknownKey();
+    if (!(await keyHasHash(c.env.db, signed.accessKeyId, sha256Hex(apiKey)))) throw unknownKey();
     throw new SqsError(
       "SignatureDoesNotMatch",
       "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",

@@ -77,6 +77,16 @@ export async function deleteKey(db: Database, tenantId: string, keyId: string): 
   return deleted.length > 0;
 }
 
+/** Whether a key with this id exists and its secret hashes to `hash` (the SQS endpoint tells an unknown key from a bad signature by it). */
+export async function keyHasHash(db: Database, keyId: string, hash: string): Promise<boolean> {
+  const [found] = await db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.secretHash, hash)))
+    .limit(1);
+  return found !== undefined;
+}
+
 /**
  * The key check, one statement per request as before metering: find the key by its hash (the
  * unique index compares digests; the secret itself is never stored or compared), take a token
