@@ -27,6 +27,8 @@ import { registerUsage } from "./routes/usage.ts";
 import { registerMetrics } from "./routes/metrics.ts";
 import { registerDashboard } from "./routes/dashboard.ts";
 import { countRequests } from "./metrics/middleware.ts";
+import { registerSqs } from "./sqs/router.ts";
+import { documentSqs } from "./sqs/openapi.ts";
 import type { AppEnv } from "./runtime.ts";
 import { limits } from "./schemas.ts";
 
@@ -135,6 +137,8 @@ export function createApp() {
   registerUsage(app);
   registerMetrics(app);
   registerDashboard(app);
+  registerSqs(app);
+  documentSqs(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

@@ -23,6 +23,8 @@ export interface Config {
   databasePoolMax?: number;
   s3?: S3StoreConfig;
   adminToken?: string;
+  /** The deployment secret API keys are derived from (storage/tenancy/derived-keys.ts). */
+  keySecret?: string;
   lingerMs: number;
   maxBatchBytes: number;
   /** Hosts, addresses or CIDRs webhooks may reach although private or loopback. */
@@ -52,6 +54,7 @@ const UNECHOED = new Set([
   "S3_ACCESS_KEY_ID",
   "S3_SECRET_ACCESS_KEY",
   "RESERVOIR_ADMIN_TOKEN",
+  "RESERVOIR_KEY_SECRET",
   "RESERVOIR_WEBHOOK_ALLOW_PRIVATE",
 ]);
 
@@ -129,6 +132,8 @@ const envSchema = z
     S3_SECRET_ACCESS_KEY: text(),
     S3_FORCE_PATH_STYLE: flag(false),
     RESERVOIR_ADMIN_TOKEN: text(),
+    // A secret, not a password: at least 32 characters (e.g. `openssl rand -base64 32`).
+    RESERVOIR_KEY_SECRET: z.preprocess(blankIsUnset, z.string().min(32, { error: "must be at least 32 characters" }).optional()),
     RESERVOIR_LINGER_MS: number(5, 0, 60_000, "milliseconds", true),
     RESERVOIR_MAX_BATCH_BYTES: number(4 * 1024 * 1024, 1, 1024 * 1024 * 1024, "bytes"),
     RESERVOIR_WEBHOOK_ALLOW_PRIVATE: text().superRefine((value, ctx) => {
@@ -199,6 +204,7 @@ export function readConfig(env: Env): Config {
         }
       : undefined,
     adminToken: e.RESERVOIR_ADMIN_TOKEN,
+    keySecret: e.RESERVOIR_KEY_SECRET,
     lingerMs: e.RESERVOIR_LINGER_MS,
     maxBatchBytes: e.RESERVOIR_MAX_BATCH_BYTES,
     webhookAllowPrivate: e.RESERVOIR_WEBHOOK_ALLOW_PRIVATE,

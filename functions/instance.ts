@@ -6,6 +6,7 @@ import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { TtlCache } from "../storage/metadata/ttl-cache.ts";
 import type { Group } from "../storage/groups/groups.ts";
+import type { QueueRow } from "../storage/sqs/queues.ts";
 import type { StoredBytesCache } from "../storage/usage/quota.ts";
 import type { Instruments } from "./metrics/instruments.ts";
 
@@ -17,6 +18,8 @@ export interface SharedState {
   topics: TopicCache;
   /** Consumer groups by topic id and name, for receive and settle (1 s, like topics). */
   groups: TtlCache<Group>;
+  /** SQS queues' attributes and tags by topic id (functions/sqs/queue.ts; 1 s, like topics). */
+  sqsQueues: TtlCache<QueueRow>;
   /** Tenants' stored bytes for the storage quota (storage/usage/quota.ts; 1 s). */
   storedBytes: StoredBytesCache;
   /** This instance's metrics (GET /metrics). */
@@ -35,5 +38,6 @@ export function createSharedState(batcher: Partial<BatcherOptions>, metrics: Ins
     groups: new TtlCache(),
     storedBytes: new TtlCache(),
     metrics,
+    sqsQueues: new TtlCache(),
   };
 }

@@ -27,6 +27,11 @@ export interface Runtime extends SharedState {
   clock: Clock;
   /** The operator token for /v1/admin/*. */
   adminToken: string;
+  /**
+   * The deployment secret API keys are derived from (storage/tenancy/derived-keys.ts), so that
+   * the SQS endpoint can check SigV4 signatures made with a key it stores only as a hash.
+   */
+  keySecret: Uint8Array;
   /** Signs and checks consumer-group receipts (key shared by all instances, from Postgres). */
   receipts: ReceiptSigner;
   /** Statements sent to Postgres by this instance (where the driver can count them), and its object store requests. */

@@ -124,7 +124,7 @@ const metricsRoute = createRoute({
 export function registerAdmin(app: OpenAPIHono<AppEnv>) {
   app.openapi(createTenantRoute, async (c) => {
     const body = c.req.valid("json");
-    const created = await createTenant(c.env.db, body.name, body.quotas ?? {});
+    const created = await createTenant(c.env.db, body.name, body.quotas ?? {}, c.env.keySecret);
     return c.json(created, 201);
   });
 
@@ -148,7 +148,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv>) {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json") ?? {};
     if (!(await tenantExists(c.env.db, id))) throw new ReservoirError("tenant_not_found", `tenant '${id}' does not exist`);
-    return c.json(await createKey(c.env.db, id, body.scopes ?? [...allScopes]), 201);
+    return c.json(await createKey(c.env.db, id, body.scopes ?? [...allScopes], c.env.keySecret), 201);
   });
 
   app.openapi(deleteKeyRoute, async (c) => {

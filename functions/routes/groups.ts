@@ -4,16 +4,14 @@ import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
 import { ensureGroup, listGroups, type Group as StoredGroup } from "../../storage/groups/groups.ts";
 import { groupView, seek } from "../../storage/groups/position.ts";
-import { leaseRuns, receive } from "../../storage/groups/receive.ts";
+import { leaseRuns } from "../../storage/groups/receive.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import { settle, type Settlement } from "../../storage/groups/settle.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
-import { recordUsage } from "../../storage/usage/meter.ts";
-import { outgoing } from "../../storage/usage/metered-bytes.ts";
 import { requireScope } from "../auth.ts";
-import { allowWait, pastDeadline } from "../deadline.ts";
+import { receiveLeases } from "../receive-leases.ts";
 import { messageJson } from "../message-json.ts";
 import { acceptsRaw, RAW_MESSAGES_TYPE, rawMessagesBody, rawMessagesContent } from "../raw-messages.ts";
 import type { AppEnv } from "../runtime.ts";
@@ -175,8 +173,6 @@ function checkReceipts(receipts: string[]) {
   }
 }
 
-const QUICK_RETRY_MS = 10;
-
 export function registerGroups(app: OpenAPIHono<AppEnv>) {
   app.openapi(putGroup, async (c) => {
     const params = c.req.valid("param");
@@ -203,80 +199,35 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
   });
 
   app.openapi(receiveRoute, async (c) => {
-    const started = c.env.clock.now();
     const { topic, group } = await resolve(c, c.req.valid("param"));
     const body = c.req.valid("json") ?? {};
-    const max = body.max ?? 10;
-    const visibilityMs = (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000;
-    const deadline = c.env.clock.now() + (body.waitMs ?? 0);
-    allowWait(c, body.waitMs ?? 0);
-    const receiver = c.get("principal").keyId;
-    for (let attempt = 1; ; attempt++) {
-      const now = c.env.clock.now();
-      const deliveries = await receive(c.env, group, topic, { max, visibilityMs, receiver, now });
-      const left = deadline - c.env.clock.now();
-      if (deliveries.length > 0 || left <= 0) {
-        const tenantId = c.get("principal").tenantId;
-        const receipt = (d: (typeof deliveries)[number]) =>
-          c.env.receipts.sign(tenantId, {
-            groupId: group.id,
-            partition: d.partition,
-            firstOffset: d.firstOffset,
-            offset: d.offset,
-            token: d.token,
-          });
-        if (pastDeadline(c) && deliveries.length > 0) {
-          // Answered 503 already: what was leased too late goes back at once, not after its
-          // visibility timeout (best effort; if this fails, the timeout brings them back).
-          await settle(
-            c.env.db,
-            c.env.receipts,
-            tenantId,
-            group,
-            deliveries.map(receipt),
-            { kind: "nack", delayMs: 0 },
-            c.env.clock.now(),
-          ).catch(() => {});
-          return c.json({ messages: [] }, 200);
-        }
-        const leases = leaseRuns(deliveries).map((run) => ({
-          partition: run.partition,
-          firstOffset: run.from,
-          lastOffset: run.to,
-          receipt: c.env.receipts.sign(tenantId, {
-            groupId: group.id,
-            partition: run.partition,
-            firstOffset: run.rowFirstOffset,
-            offset: run.from,
-            token: run.token,
-            lastOffset: run.to,
-          }),
-        }));
-        // A full batch may have left messages behind: the next waiting receiver takes them.
-        if (deliveries.length === max) c.env.commits.wakeNext(topic.id, group.id);
-        // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
-        await recordUsage(c.env.db, tenantId, outgoing(deliveries.map((d) => d.record)));
-        if (deliveries.length === 0) c.env.metrics.receivesEmpty.inc();
-        else {
-          c.env.metrics.messagesOut.inc({ via: "receive" }, deliveries.length);
-          c.env.metrics.receiveSeconds.observe((c.env.clock.now() - started) / 1000);
-        }
-        const fields = leases.length > 0 ? { leases } : {};
-        if (acceptsRaw(c.req.header("accept"))) {
-          const raw = deliveries.map((d) => ({ ...d, receipt: receipt(d) }));
-          return c.body(rawMessagesBody(topic.name, raw, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
-        }
-        const messages = deliveries.map((d) =>
-          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: receipt(d), attempt: d.attempt }),
-        );
-        return c.json({ messages, ...fields }, 200);
-      }
-      // Local commits wake us at once; leases timing out and other instances' commits are polled.
-      // The first retry comes soon: an empty receive may only have met partitions that a
-      // concurrent receive or ack held for a few milliseconds (they are skipped, not waited for).
-      const pause = attempt === 1 ? QUICK_RETRY_MS : c.env.pollIntervalMs * 2.5;
-      await c.env.commits.waitReceiver(topic.id, group.id, Math.min(left, pause));
+    const leased = await receiveLeases(c, topic, group, {
+      max: body.max ?? 10,
+      visibilityMs: (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000,
+      waitMs: body.waitMs ?? 0,
+    });
+    const tenantId = c.get("principal").tenantId;
+    const leases = leaseRuns(leased).map((run) => ({
+      partition: run.partition,
+      firstOffset: run.from,
+      lastOffset: run.to,
+      receipt: c.env.receipts.sign(tenantId, {
+        groupId: group.id,
+        partition: run.partition,
+        firstOffset: run.rowFirstOffset,
+        offset: run.from,
+        token: run.token,
+        lastOffset: run.to,
+      }),
+    }));
+    const fields = leases.length > 0 ? { leases } : {};
+    if (acceptsRaw(c.req.header("accept"))) {
+      return c.body(rawMessagesBody(topic.name, leased, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
     }
+    const messages = leased.map((d) =>
+      Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: d.receipt, attempt: d.attempt }),
+    );
+    return c.json({ messages, ...fields }, 200);
   });
 
   const settleReceipts = async (c: Context<AppEnv>, params: { topic: string; group: string }, receipts: string[], action: Settlement) => {

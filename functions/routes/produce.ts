@@ -4,7 +4,7 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { ReservoirError } from "../../storage/errors.ts";
-import { admitProduce } from "../../storage/usage/quota.ts";
+import { admitEntries, commitEntries } from "../produce/submit.ts";
 import { requireScope } from "../auth.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
@@ -86,21 +86,14 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
       }
       transactionId = transaction.id;
     }
-    const principal = c.get("principal");
-    // The key check took the declared body length from the bytes bucket; a chunked body pays here.
-    const quotas = principal.bytesCharged ? { ...principal.quotas, bytesPerSecond: undefined } : principal.quotas;
-    if (quotas.bytesPerSecond !== undefined || quotas.storageBytes !== undefined) {
-      const bytes = entries.reduce((n, e) => n + (e.usageBytes ?? 0), 0);
-      await admitProduce(c.env.db, tenantId, quotas, bytes, c.env.storedBytes);
-    }
+    await admitEntries(c, entries);
     if (transactionId !== undefined) {
       for (const entry of entries) entry.transactionId = transactionId;
       await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
       answered();
       return c.json({ pending: entries.length }, 202);
     }
-    const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
-    c.env.push.committed([topic.id]);
+    const offsets = await commitEntries(c, topic, entries);
     answered();
     return c.json({ offsets }, 200);
   });

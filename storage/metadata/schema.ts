@@ -141,6 +141,18 @@ export const settings = pgTable("settings", {
   value: text("value").notNull(),
 });
 
+/**
+ * What the SQS-compatible endpoint keeps of a queue beyond its topic and its group `sqs`
+ * (functions/sqs/): the SQS attributes as set (string values, SQS units) and the queue's tags.
+ */
+export const sqsQueues = pgTable("sqs_queues", {
+  topicId: bigint("topic_id", { mode: "number" })
+    .primaryKey()
+    .references(() => topics.id, { onDelete: "cascade" }),
+  attributes: jsonb("attributes").$type<Record<string, string>>().notNull().default({}),
+  tags: jsonb("tags").$type<Record<string, string>>().notNull().default({}),
+});
+
 export const consumerGroups = pgTable(
   "consumer_groups",
   {

@@ -16,3 +16,14 @@ export async function receiptKey(db: Database): Promise<Uint8Array> {
   const [row] = await db.select({ value: settings.value }).from(settings).where(eq(settings.name, "receipt_key"));
   return Uint8Array.from(row.value.match(/../g)!, (h) => parseInt(h, 16));
 }
+
+/**
+ * The deployment's API-key secret must be one secret at every instance (keys derived by one
+ * are checked by another). The first instance records the secret's fingerprint (never the
+ * secret); true when `fingerprint` is the recorded one, false when another secret was recorded.
+ */
+export async function agreesOnKeySecret(db: Database, fingerprint: string): Promise<boolean> {
+  await db.insert(settings).values({ name: "key_secret_fingerprint", value: fingerprint }).onConflictDoNothing();
+  const [row] = await db.select({ value: settings.value }).from(settings).where(eq(settings.name, "key_secret_fingerprint"));
+  return row.value === fingerprint;
+}

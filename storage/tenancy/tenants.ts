@@ -3,6 +3,7 @@ import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../metadata/db.ts";
 import { apiKeys, tenants } from "../metadata/schema.ts";
 import { newId, newSecret, sha256Hex } from "../metadata/secrets.ts";
+import { deriveApiKey } from "./derived-keys.ts";
 import { usageInsert } from "../usage/meter.ts";
 import { type Quotas, quotaExceeded, relaxedCommit, retryAfterSeconds, takeTokens } from "../usage/quota.ts";
 
@@ -20,9 +21,13 @@ export interface Principal {
   operator?: boolean;
 }
 
-export async function createTenant(db: Database, name: string, quotas: Quotas) {
+/**
+ * `keySecret`: the deployment secret API keys are derived from (derived-keys.ts), so that they
+ * also sign SigV4 requests; without it (tests of the storage layer) a key is random.
+ */
+export async function createTenant(db: Database, name: string, quotas: Quotas, keySecret?: Uint8Array) {
   const tenantId = newId();
-  const key = await newKey(tenantId, [...allScopes]);
+  const key = await newKey(tenantId, [...allScopes], keySecret);
   await db.transaction(async (tx) => {
     await tx.insert(tenants).values({ id: tenantId, name, quotas });
     await tx.insert(apiKeys).values(key.row);
@@ -66,8 +71,8 @@ export async function tenantExists(db: Database, tenantId: string): Promise<bool
   return found.length > 0;
 }
 
-export async function createKey(db: Database, tenantId: string, scopes: Scope[]) {
-  const key = await newKey(tenantId, scopes);
+export async function createKey(db: Database, tenantId: string, scopes: Scope[], keySecret?: Uint8Array) {
+  const key = await newKey(tenantId, scopes, keySecret);
   await db.insert(apiKeys).values(key.row);
   return { apiKey: key.apiKey, keyId: key.row.id, scopes };
 }
@@ -78,6 +83,16 @@ export async function deleteKey(db: Database, tenantId: string, keyId: string): 
     .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, keyId)))
     .returning({ id: apiKeys.id });
   return deleted.length > 0;
+}
+
+/** Whether a key with this id exists and its secret hashes to `hash` (the SQS endpoint tells an unknown key from a bad signature by it). */
+export async function keyHasHash(db: Database, keyId: string, hash: string): Promise<boolean> {
+  const [found] = await db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.secretHash, hash)))
+    .limit(1);
+  return found !== undefined;
 }
 
 /**
@@ -171,8 +186,9 @@ async function runKeyCheck(db: Database, hash: string, bytes: number): Promise<K
   return (Array.isArray(result) ? result : (result as { rows: KeyCheckRow[] }).rows) as KeyCheckRow[];
 }
 
-/** A text[] as the driver hands it over: an array, or (unparsed) Postgres array text. */
-async function newKey(tenantId: string, scopes: Scope[]) {
-  const apiKey = newSecret("rsv_");
-  return { apiKey, row: { id: newId(), tenantId, secretHash: sha256Hex(apiKey), scopes } };
+/** A new key: derived from the deployment secret when one is given, else random. */
+async function newKey(tenantId: string, scopes: Scope[], keySecret?: Uint8Array) {
+  const id = newId();
+  const apiKey = keySecret ? deriveApiKey(keySecret, id) : newSecret("rsv_");
+  return { apiKey, row: { id, tenantId, secretHash: sha256Hex(apiKey), scopes } };
 }

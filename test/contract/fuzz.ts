@@ -235,20 +235,26 @@ export function fuzzSuite(name: string, startTarget: () => Promise<ContractTarge
       const doc = await api(target.baseUrl).get("/openapi.json");
       assertStatus(doc, 200);
       components = doc.body.components?.schemas ?? {};
-      operations = Object.entries<Record<string, any>>(doc.body.paths).flatMap(([path, ops]) =>
-        Object.entries<any>(ops).map(([method, op]) => {
-          const content = op.requestBody?.content ?? {};
-          const types = Object.keys(content);
-          return {
-            method: method.toUpperCase(),
-            path,
-            parameters: op.parameters ?? [],
-            body: types.length ? { contentTypes: types, schema: content[types[0]].schema, required: !!op.requestBody.required } : undefined,
-            admin: path.startsWith("/v1/admin/"),
-            statuses: Object.keys(op.responses ?? {}),
-          };
-        }),
-      );
+      operations = Object.entries<Record<string, any>>(doc.body.paths)
+        // The SQS endpoint speaks AWS's protocol (errors in SQS's shape, not problem+json) and
+        // refuses every request without a SigV4 signature: test/contract/sqs.ts covers it.
+        .filter(([path]) => path !== "/sqs")
+        .flatMap(([path, ops]) =>
+          Object.entries<any>(ops).map(([method, op]) => {
+            const content = op.requestBody?.content ?? {};
+            const types = Object.keys(content);
+            return {
+              method: method.toUpperCase(),
+              path,
+              parameters: op.parameters ?? [],
+              body: types.length
+                ? { contentTypes: types, schema: content[types[0]].schema, required: !!op.requestBody.required }
+                : undefined,
+              admin: path.startsWith("/v1/admin/"),
+              statuses: Object.keys(op.responses ?? {}),
+            };
+          }),
+        );
     }, 180_000);
 
     afterAll(async () => {

@@ -12,6 +12,7 @@ import { transactionsSuite } from "./transactions.ts";
 import { tenancySuite } from "./tenancy.ts";
 import { metricsSuite } from "./metrics.ts";
 import { listingsSuite } from "./listings.ts";
+import { sqsSuite } from "./sqs.ts";
 import { startNodeServer } from "../support/node-server.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 
@@ -34,6 +35,7 @@ transactionsSuite(name, shared.start);
 tenancySuite(name, shared.start);
 metricsSuite(name, shared.start);
 listingsSuite(name, shared.start);
+sqsSuite(name, shared.start);
 fuzzSuite(name, shared.start);
 malformedHttpSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.

@@ -14,6 +14,7 @@ import { transactionsSuite } from "./transactions.ts";
 import { tenancySuite } from "./tenancy.ts";
 import { metricsSuite } from "./metrics.ts";
 import { listingsSuite } from "./listings.ts";
+import { sqsSuite } from "./sqs.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api } from "../support/http.ts";
 import { onPostgresAndS3 } from "../support/postgres-s3.ts";
 import { startWorker, triggerScheduled } from "../support/wrangler.ts";
@@ -53,6 +54,7 @@ addressGuardSuite(name, () => startWorkerStack());
 tenancySuite(name, shared.start);
 metricsSuite(name, shared.start);
 listingsSuite(name, shared.start);
+sqsSuite(name, shared.start);
 fuzzSuite(name, shared.start);
 // Last: a maintenance pass acts on every tenant of the target.
 lifecycleSuite(name, shared.start, { background: (target) => triggerScheduled(target.baseUrl) });

@@ -96,6 +96,8 @@ function installExitHook(): void {
   });
 }
 
+const TEST_KEY_SECRET = "reservoir-test-key-secret-not-for-production";
+
 export async function startNodeServer(opts: StartNodeServerOptions = {}): Promise<NodeServer> {
   installExitHook();
   const ownsDataDir = opts.dataDir === undefined;
@@ -115,6 +117,9 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
     PORT: opts.env?.PORT ?? String(port),
     RESERVOIR_DATA_DIR: dataDir,
     RESERVOIR_ADMIN_TOKEN: adminToken,
+    // One key secret for every server of a run: servers sharing a database must agree on it
+    // (start-up refuses another); a test may pass its own, or "" to have one generated.
+    RESERVOIR_KEY_SECRET: opts.env?.RESERVOIR_KEY_SECRET ?? TEST_KEY_SECRET,
     NODE_ENV: opts.env?.NODE_ENV ?? "test",
     // Listen on loopback only: all test traffic stays on 127.0.0.1.
     HOST: opts.env?.HOST ?? "127.0.0.1",

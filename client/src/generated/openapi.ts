@@ -674,6 +674,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sqs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * SQS-compatible endpoint: one AWS JSON 1.0 action per request (x-amz-target: AmazonSQS.<Action>)
+         * @description Point an AWS SDK SQS client's endpoint at <origin>/sqs (it posts to /sqs/, also accepted). Actions: CreateQueue, GetQueueUrl, ListQueues, DeleteQueue, GetQueueAttributes, SetQueueAttributes, SendMessage, SendMessageBatch, ReceiveMessage, DeleteMessage, DeleteMessageBatch, ChangeMessageVisibility, ChangeMessageVisibilityBatch, PurgeQueue, TagQueue, UntagQueue, ListQueueTags. Inputs and outputs are those of the SQS API reference; errors carry `__type` and the `x-amzn-query-error` header (docs/sqs.md).
+         */
+        post: operations["sqsAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -5122,6 +5142,116 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sqsAction: {
+        parameters: {
+            query?: never;
+            header: {
+                "x-amz-target": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-amz-json-1.0": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The action's output (SQS API reference) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-amz-json-1.0": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description An SQS error of the sender: QueueDoesNotExist, InvalidParameterValue, UnsupportedOperation, ... */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-amz-json-1.0": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Missing or unknown credentials: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A refused signature or scope: MissingAuthenticationToken, InvalidClientTokenId, SignatureDoesNotMatch, RequestExpired, AccessDenied, RequestThrottled */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-amz-json-1.0": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description ReceiptHandleIsInvalid */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-amz-json-1.0": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description The body exceeds its limit: `message_too_large`, `too_many_messages`, `body_too_large`, `too_many_receipts`, `transaction_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json: `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug in Reservoir (logged): `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description ServiceUnavailable: the service failed; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-amz-json-1.0": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };

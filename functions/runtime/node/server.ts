@@ -14,7 +14,8 @@ import { createSharedState } from "../../instance.ts";
 import type { Runtime } from "../../runtime.ts";
 import { newSecret } from "../../../storage/metadata/secrets.ts";
 import { migrate } from "../../../storage/metadata/migrate.ts";
-import { receiptKey } from "../../../storage/metadata/settings.ts";
+import { agreesOnKeySecret, receiptKey } from "../../../storage/metadata/settings.ts";
+import { keySecretFromText, secretFingerprint } from "../../../storage/tenancy/derived-keys.ts";
 import { ReceiptSigner } from "../../../storage/groups/receipts.ts";
 import { FolderObjectStore } from "./folder-store.ts";
 import { countingStore, type ObjectStore } from "../../../storage/objects/object-store.ts";
@@ -60,6 +61,20 @@ function generatedAdminToken(dataDir: string): string {
   return token;
 }
 
+/**
+ * Without RESERVOIR_KEY_SECRET: one generated secret, kept (mode 600) so restarts keep it.
+ * Several instances on one Postgres must share one secret: set RESERVOIR_KEY_SECRET on each
+ * (start-up refuses a secret other than the one the first instance recorded the fingerprint of).
+ */
+function generatedKeySecret(dataDir: string): string {
+  const file = join(dataDir, "key-secret");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = newSecret("rsv_ks_");
+  writeFileSync(file, secret + "\n", { mode: 0o600 });
+  return secret;
+}
+
 /** The request whose code runs now, for the deadline's "waiting on" labels (waiting-on.ts). */
 function asyncScope(): RequestScope {
   const storage = new AsyncLocalStorage<Waits>();
@@ -90,6 +105,13 @@ export async function main(env = process.env): Promise<void> {
   const store = trackStore(countingStore(opened.store, counters.store), scope);
   const storeKind = opened.kind;
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
+  const keySecret = keySecretFromText(config.keySecret ?? generatedKeySecret(config.dataDir));
+  if (!(await agreesOnKeySecret(database.db, secretFingerprint(keySecret)))) {
+    console.error(
+      "reservoir: not starting: this database's API keys were derived from another key secret; set RESERVOIR_KEY_SECRET to the one the other instances use",
+    );
+    process.exit(1);
+  }
   const metrics = createInstruments(promRegistry(), counters.store);
   const shared = createSharedState(
     { lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, commitDeadlineMs: commitDeadlineMs(config) },
@@ -121,6 +143,7 @@ export async function main(env = process.env): Promise<void> {
     store,
     clock: { now: () => Date.now() },
     adminToken,
+    keySecret,
     receipts,
     counters,
     pollIntervalMs: 100,
@@ -143,6 +166,11 @@ export async function main(env = process.env): Promise<void> {
     console.log(`  metadata: ${database.kind}`);
     console.log(`  segments: ${storeKind}`);
     console.log(`  checksums: ${crc ? "native CRC32C" : "CRC32C in JavaScript"}`);
+    if (!config.keySecret) {
+      console.log(
+        `  API key secret: generated, kept in ${join(config.dataDir, "key-secret")} (set RESERVOIR_KEY_SECRET to share one between instances)`,
+      );
+    }
     if (!config.adminToken) {
       console.log(`  operator token (RESERVOIR_ADMIN_TOKEN was unset; kept in ${join(config.dataDir, "operator-token")}): ${adminToken}`);
     }

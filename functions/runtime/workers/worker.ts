@@ -74,8 +74,12 @@ import type { LifecycleSettings, Runtime } from "../../runtime.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { migrate } from "../../../storage/metadata/migrate.ts";
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
-import { receiptKey } from "../../../storage/metadata/settings.ts";
+import { agreesOnKeySecret, receiptKey } from "../../../storage/metadata/settings.ts";
 import { ReceiptSigner } from "../../../storage/groups/receipts.ts";
+import { keySecretFromText, secretFingerprint } from "../../../storage/tenancy/derived-keys.ts";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { utf8ToBytes } from "@noble/hashes/utils.js";
 import { countingStore, type ObjectStore } from "../../../storage/objects/object-store.ts";
 import { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
@@ -137,6 +141,7 @@ const app = createApp();
 interface Instance extends SharedState {
   databaseUrl: string;
   adminToken: string;
+  keySecret: Uint8Array;
   store: ObjectStore;
   guard: AddressGuard;
   dispatcher: Dispatcher;
@@ -213,6 +218,11 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     ...shared,
     databaseUrl: databaseUrl!,
     adminToken: config.adminToken!,
+    // The secret binding RESERVOIR_KEY_SECRET; without it, one derived from the operator token
+    // (a secret every Worker of the deployment has), so that keys still sign SigV4 requests.
+    keySecret: config.keySecret
+      ? keySecretFromText(config.keySecret)
+      : hmac(sha256, utf8ToBytes(config.adminToken!), utf8ToBytes("reservoir key secret")),
     // workerd's fetch, per operation in the calling request's context; 60 s as on Node.
     store: trackStore(
       countingStore(new S3ObjectStore({ ...config.s3!, requestHandler: new FetchHttpHandler({ requestTimeout: 60_000 }) }), counters.store),
@@ -293,6 +303,9 @@ function withDeadline(work: Promise<Response>, ms: number): Promise<Response> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
+/** Whether this isolate's key secret is the one the database recorded (checked until it is). */
+let keySecretAgreed = false;
+
 async function handle(request: Request, instance: Instance, db: Database, ctx: WorkerContext): Promise<Response> {
   let ready: Prepared;
   try {
@@ -300,6 +313,14 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
   } catch (error) {
     console.error(`reservoir: preparing the database failed: ${describeError(error)}`);
     return problemResponse("service_unavailable", "the database is not ready (migrations or settings could not be applied); retry");
+  }
+  // As the Node entry refuses to start: keys derived from another secret could not be checked here.
+  keySecretAgreed ||= await agreesOnKeySecret(db, secretFingerprint(instance.keySecret));
+  if (!keySecretAgreed) {
+    return problemResponse(
+      "service_unavailable",
+      "this database's API keys were derived from another key secret: set RESERVOIR_KEY_SECRET to the one the other instances use",
+    );
   }
   const runtime: Runtime = {
     batcher: instance.batcher,
@@ -310,10 +331,12 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     groups: instance.groups,
     storedBytes: instance.storedBytes,
     metrics: instance.metrics,
+    sqsQueues: instance.sqsQueues,
     db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
     adminToken: instance.adminToken,
+    keySecret: instance.keySecret,
     receipts: ready.receipts,
     counters,
     pollIntervalMs: 100,
