@@ -106,7 +106,8 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const label = opts.label ?? "node-server";
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  // A bound, not a speed check: a loaded 2-core machine has taken over 30 s to start one.
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
 
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !SCRUBBED_ENV.includes(k)) env[k] = v;
@@ -121,6 +122,10 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
     // (start-up refuses another); a test may pass its own, or "" to have one generated.
     RESERVOIR_KEY_SECRET: opts.env?.RESERVOIR_KEY_SECRET ?? TEST_KEY_SECRET,
     NODE_ENV: opts.env?.NODE_ENV ?? "test",
+    // The background maintenance pass (every 60 s by default) compacts and collects on its own
+    // schedule: tests run their passes themselves (POST /v1/admin/maintenance), and one arriving
+    // in the middle of a test changed what it counted. A test of the timer sets its own.
+    RESERVOIR_MAINTENANCE_INTERVAL_SECONDS: opts.env?.RESERVOIR_MAINTENANCE_INTERVAL_SECONDS ?? "86400",
     // Listen on loopback only: all test traffic stays on 127.0.0.1.
     HOST: opts.env?.HOST ?? "127.0.0.1",
   });
