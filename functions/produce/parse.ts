@@ -3,6 +3,7 @@
  * that a refused request costs little: media type, size while reading, syntax, count, shape.
  */
 import type { z } from "@hono/zod-openapi";
+import { readBoundedBytes } from "../bounded-body.ts";
 import { ReservoirError } from "../../storage/errors.ts";
 import { isUtf8, mediaType } from "../media-type.ts";
 import { limits, MessageIn, ProduceBody } from "../schemas.ts";
@@ -31,32 +32,7 @@ export async function readBody(request: Request, maxBytes: number): Promise<stri
   // A declared length bounds the body (the HTTP parser reads no further): read it whole, which
   // on Node skips web streams. Only a body of unknown length is counted as it streams in.
   if (declared >= 0 && !request.headers.has("transfer-encoding")) return request.text();
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks, size);
-  return new TextDecoder().decode(bytes);
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return new TextDecoder().decode(await readBoundedBytes(request, maxBytes, tooLarge));
 }
 
 export function parseProduceBody(text: string, format: BodyFormat): ProduceRequestBody {

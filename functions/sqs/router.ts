@@ -9,6 +9,7 @@ import { describeError } from "../../storage/errors.ts";
 import type { Scope } from "../../storage/tenancy/tenants.ts";
 import { uncountRefusedRequest } from "../../storage/usage/quota.ts";
 import type { AppEnv } from "../runtime.ts";
+import { readBoundedBytes } from "../bounded-body.ts";
 import { authenticateSigV4 } from "./auth.ts";
 import { fromReservoirError, SqsError, sqsErrorResponse } from "./errors.ts";
 import type { Input } from "./input.ts";
@@ -43,30 +44,12 @@ const actions: Record<string, { run: Action; scope: Scope | null }> = {
 /** A request body larger than this is refused unread (ten 256 KiB messages, JSON-escaped, fit). */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-async function readBytes(request: Request): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
-  if (declared > MAX_BODY_BYTES) throw new SqsError("BatchRequestTooLong", `The request body exceeds ${MAX_BODY_BYTES} bytes.`);
-  if (!request.body) return new Uint8Array();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => {});
-      throw new SqsError("BatchRequestTooLong", `The request body exceeds ${MAX_BODY_BYTES} bytes.`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+function readBytes(request: Request): Promise<Uint8Array> {
+  return readBoundedBytes(
+    request,
+    MAX_BODY_BYTES,
+    () => new SqsError("BatchRequestTooLong", `The request body exceeds ${MAX_BODY_BYTES} bytes.`),
+  );
 }
 
 async function handle(c: Context<AppEnv>): Promise<Response> {
