@@ -9,6 +9,7 @@ import type { Config } from "../../config.ts";
 import type { Listen } from "../../push/background.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { pgliteParsers, postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
+import { guardPostgresWrites } from "./postgres-write-guard.ts";
 
 export interface NodeDatabase {
   db: Database;
@@ -21,6 +22,7 @@ export interface NodeDatabase {
 /** `counters.dbStatements` counts the statements sent to Postgres (GET /v1/admin/metrics). */
 export async function openDatabase(config: Config, counters: { dbStatements: number }): Promise<NodeDatabase> {
   if (config.databaseUrl) {
+    guardPostgresWrites();
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
     const urlMax = new URL(config.databaseUrl).searchParams.get("max");
