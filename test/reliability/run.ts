@@ -9,11 +9,9 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { LONG, runCampaign, SHORT } from "./campaign.ts";
+import { CI_SEED, LONG, runCampaign, SHORT } from "./campaign.ts";
 import { check, type CheckResult } from "./checker.ts";
 import { readHistory } from "./history.ts";
-
-export const CI_SEED = 20261203;
 
 const { values } = parseArgs({
   options: {
