@@ -68,7 +68,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       s3 = await startS3();
       Object.assign(env, { DATABASE_URL: db.url }, s3.env);
     }
-    server = await startNodeServer({ env, label: `soak-${o.target}` });
+    server = await startNodeServer({ env, label: `soak-${o.target}`, readyTimeoutMs: 180_000 });
     const tenant = await api(server.baseUrl, server.adminToken).post("/v1/admin/tenants", { name: "soak" });
     const client: Api = api(server.baseUrl, tenant.body.apiKey);
     await client.put("/v1/topics/soak", { partitions: 4 });
