@@ -70,6 +70,23 @@ describe("a Postgres connection dying under an open transaction does not kill th
     expect(server!.logs()).not.toMatch(/reading 'write'/);
   }, 120_000);
 
+  it("survives connections cut while they start up (their first query)", async () => {
+    for (let round = 0; round < 3; round++) {
+      proxy!.dropAll();
+      proxy!.cutNewConnectionsAtFirstQuery(4);
+      const load = Array.from({ length: 8 }, (_, i) =>
+        client
+          .post("/v1/topics/t/messages", { messages: [{ value: `s${round}-${i}` }] }, { allow5xx: true, timeoutMs: 30_000 })
+          .catch((e: Error) => e),
+      );
+      await Promise.all(load);
+      expect(server!.running(), server!.logs().slice(-3000)).toBe(true);
+      await produceOnce(`after-startup-cut-${round}`);
+      proxy!.cutNewConnectionsAtFirstQuery(0);
+    }
+    expect(server!.running(), server!.logs().slice(-3000)).toBe(true);
+  }, 120_000);
+
   it("survives pg_terminate_backend of every backend under load", async () => {
     for (let round = 0; round < 3; round++) {
       const load = Array.from({ length: 8 }, (_, i) =>

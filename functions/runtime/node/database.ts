@@ -29,6 +29,12 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
     const sql = postgres(config.databaseUrl, {
       max: urlMax ? Number(urlMax) : (config.databasePoolMax ?? 20),
       types: postgresJsTypes,
+      // As on Workers: the core passes arrays as literals (storage/metadata/sql-array.ts) and
+      // needs no array types from pg_type. Reading them was also a crash: postgres.js 3.4.9 runs
+      // that query first on every new connection and drops its promise, so a backend terminated
+      // at that moment was an unhandled rejection that ended the process (porsager/postgres#1192,
+      // #1223; test/reliability/postgres-connection-drop.test.ts).
+      fetch_types: false,
       onnotice: () => {},
       debug: () => void counters.dbStatements++,
     });

@@ -17,6 +17,12 @@ export interface PgFaultProxy {
   refuse(ms: number): void;
   /** Holds every byte in both directions for `ms`, then lets them through in order (0: at once). */
   stall(ms: number): void;
+  /**
+   * Terminates each of the next `n` new connections when its client sends its first bytes after
+   * the start-up message (its first query): the proxy answers with the FATAL 57P01 error a
+   * terminated backend sends, and closes it — a connection killed while it starts up.
+   */
+  cutNewConnectionsAtFirstQuery(n: number): void;
   /** Resolves once the stalled link holds a chunk the server sent towards Postgres. */
   whenHoldingServerBytes(): Promise<void>;
   close(): Promise<void>;
@@ -35,6 +41,7 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
   /** Chunks held while stalled, per direction, flushed in order when the stall ends. */
   const held: { to: Socket; chunk: Buffer }[] = [];
   let stallTimer: NodeJS.Timeout | undefined;
+  let cutAtFirstQuery = 0;
   const upstreams = new Set<Socket>();
   const onHeldUpstream: (() => void)[] = [];
 
@@ -64,7 +71,16 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
       s.on("error", () => {});
       s.on("close", end);
     }
-    client.on("data", (c: Buffer) => send(upstream, c));
+    let cutAt = cutAtFirstQuery > 0 ? (cutAtFirstQuery--, 2) : 0;
+    client.on("data", (c: Buffer) => {
+      // Chunk 1 is the start-up message; chunk 2 the first query (no password under trust).
+      if (cutAt > 0 && --cutAt === 0) {
+        // What pg_terminate_backend makes the backend send before it closes the connection.
+        client.write(adminShutdown());
+        return end();
+      }
+      send(upstream, c);
+    });
     upstream.on("data", (c: Buffer) => send(client, c));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -91,6 +107,9 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
       if (ms === 0) flushHeld();
       else stallTimer = setTimeout(flushHeld, stallUntil - Date.now());
     },
+    cutNewConnectionsAtFirstQuery(n) {
+      cutAtFirstQuery = n;
+    },
     whenHoldingServerBytes() {
       if (held.some((h) => upstreams.has(h.to))) return Promise.resolve();
       return new Promise<void>((resolve) => onHeldUpstream.push(resolve));
@@ -104,6 +123,15 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** An ErrorResponse FATAL 57P01, as a terminated backend sends it. */
+function adminShutdown(): Buffer {
+  const fields = Buffer.from("SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0", "utf8");
+  const head = Buffer.alloc(5);
+  head.write("E", 0);
+  head.writeInt32BE(4 + fields.length, 1);
+  return Buffer.concat([head, fields]);
 }
 
 /**
