@@ -71,7 +71,12 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
       s.on("error", () => {});
       s.on("close", end);
     }
-    let cutAt = cutAtFirstQuery > 0 ? (cutAtFirstQuery--, 2) : 0;
+    /** Client chunks left until the cut (0: this connection is not cut). */
+    let cutAt = 0;
+    if (cutAtFirstQuery > 0) {
+      cutAtFirstQuery--;
+      cutAt = 2;
+    }
     client.on("data", (c: Buffer) => {
       // Chunk 1 is the start-up message; chunk 2 the first query (no password under trust).
       if (cutAt > 0 && --cutAt === 0) {
