@@ -460,6 +460,12 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         inFlight: (r.body.partitions as any[]).map((p) => p.inFlight),
       });
     }
+    // Only the schedule's kill -9 may end a server: any other exit is a crash.
+    servers.forEach((s, i) => {
+      const log = s.logs();
+      for (const m of log.matchAll(/process (\d+) exited \((code \d+|signal (?!SIGKILL)\w+)\)/g))
+        record({ type: "crash", server: i, exit: `pid ${m[1]}, ${m[2]}`, output: log.slice(Math.max(0, m.index - 3_000), m.index) });
+    });
     o.log(`campaign: deliveries and final reads done at ${now()} ms`);
     writeHistory(o.historyPath, events);
     const result = check(events);

@@ -152,6 +152,10 @@ describe("the reliability checker", () => {
     expect(kinds(swapped)).toContain("group-order");
   });
 
+  it("a server that exited on its own crashed", () => {
+    expect(kinds([...clean(), { type: "crash", server: 1, exit: "pid 7, code 1", output: "TypeError" }])).toEqual(["crash"]);
+  });
+
   it("a stored message never answered 2xx is a missing delivery; a key posted before its predecessor's 2xx is out of order", () => {
     expect(kinds(clean().map((e) => (e.type === "webhook" && e.id === "b" ? { ...e, status: 500 } : e)))).toContain("webhook-missing");
     expect(kinds(clean().map((e) => (e.type === "webhook" && e.id === "b" ? { ...e, arrivedAt: 5, respondedAt: 6 } : e)))).toContain(

@@ -14,6 +14,7 @@
  *   delivered a key's message before the key's earlier ones;
  * - webhook-missing / webhook-order: a stored message never delivered with a 2xx; a key-ordered
  *   subscription posted a key's message before an earlier one of the key had been answered 2xx.
+ * - crash: a server process exited on its own (only the schedule's kill -9 may end one).
  * Pure: the same history always gives the same verdict.
  */
 import type { HistoryEvent, LogEntry } from "./history.ts";
@@ -29,7 +30,8 @@ export type AnomalyKind =
   | "group-missed"
   | "group-order"
   | "webhook-missing"
-  | "webhook-order";
+  | "webhook-order"
+  | "crash";
 
 export interface Anomaly {
   kind: AnomalyKind;
@@ -267,6 +269,8 @@ export function check(events: HistoryEvent[]): CheckResult {
       }
     }
   }
+
+  for (const e of events) if (e.type === "crash") add("crash", `server ${e.server} exited (${e.exit}): ${e.output.slice(-600)}`);
 
   return {
     anomalies,

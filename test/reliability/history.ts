@@ -91,6 +91,8 @@ export type HistoryEvent =
       respondedAt: number;
     }
   | { type: "fault"; t: number; fault: Record<string, unknown> }
+  /** A server process that exited on its own (not by the schedule's kill -9), with its last output. */
+  | { type: "crash"; server: number; exit: string; output: string }
   | { type: "final"; topic: string; partition: number; earliest: number; highWatermark: number; messages: LogEntry[] }
   | { type: "group-final"; topic: string; group: string; committed: number[]; inFlight: number[] };
 
