@@ -152,6 +152,11 @@ describe("the reliability checker", () => {
     expect(kinds(swapped)).toContain("group-order");
   });
 
+  it("a valid request answered 4xx (not 429) was refused", () => {
+    expect(kinds([...clean(), { ...produce(["c"], null), status: 409 } as HistoryEvent])).toContain("refused");
+    expect(kinds([...clean(), { ...produce(["c"], null), status: 429 } as HistoryEvent])).not.toContain("refused");
+  });
+
   it("a server that exited on its own crashed", () => {
     expect(kinds([...clean(), { type: "crash", server: 1, exit: "pid 7, code 1", output: "TypeError" }])).toEqual(["crash"]);
   });

@@ -14,7 +14,9 @@
  *   delivered a key's message before the key's earlier ones;
  * - webhook-missing / webhook-order: a stored message never delivered with a 2xx; a key-ordered
  *   subscription posted a key's message before an earlier one of the key had been answered 2xx.
- * - crash: a server process exited on its own (only the schedule's kill -9 may end one).
+ * - crash: a server process exited on its own (only the schedule's kill -9 may end one);
+ * - refused: a valid produce, read, receive or ack answered 4xx (other than 429): under faults
+ *   the service may fail (5xx, retryable), never blame the client.
  * Pure: the same history always gives the same verdict.
  */
 import type { HistoryEvent, LogEntry } from "./history.ts";
@@ -31,7 +33,8 @@ export type AnomalyKind =
   | "group-order"
   | "webhook-missing"
   | "webhook-order"
-  | "crash";
+  | "crash"
+  | "refused";
 
 export interface Anomaly {
   kind: AnomalyKind;
@@ -270,6 +273,10 @@ export function check(events: HistoryEvent[]): CheckResult {
     }
   }
 
+  for (const e of events) {
+    if ((e.type === "produce" || e.type === "read" || e.type === "receive" || e.type === "ack") && typeof e.status === "number")
+      if (e.status >= 400 && e.status < 500 && e.status !== 429) add("refused", `a ${e.type} of ${e.topic} answered ${e.status}`);
+  }
   for (const e of events) if (e.type === "crash") add("crash", `server ${e.server} exited (${e.exit}): ${e.output.slice(-600)}`);
 
   return {
