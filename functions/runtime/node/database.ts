@@ -10,6 +10,7 @@ import type { Config } from "../../config.ts";
 import type { Listen } from "../../push/background.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
+import { guardPostgresWrites } from "./postgres-write-guard.ts";
 
 export interface NodeDatabase {
   db: Database;
@@ -23,12 +24,19 @@ export interface NodeDatabase {
 /** `counters.dbStatements` counts the statements sent to Postgres (GET /v1/admin/metrics). */
 export async function openDatabase(config: Config, counters: { dbStatements: number }): Promise<NodeDatabase> {
   if (config.databaseUrl) {
+    guardPostgresWrites();
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
     const urlMax = new URL(config.databaseUrl).searchParams.get("max");
     const sql = postgres(config.databaseUrl, {
       max: urlMax ? Number(urlMax) : (config.databasePoolMax ?? 20),
       types: postgresJsTypes,
+      // As on Workers: the core passes arrays as literals (storage/metadata/sql-array.ts) and
+      // needs no array types from pg_type. Reading them was also a crash: postgres.js 3.4.9 runs
+      // that query first on every new connection and drops its promise, so a backend terminated
+      // at that moment was an unhandled rejection that ended the process (porsager/postgres#1192,
+      // #1223; test/reliability/postgres-connection-drop.test.ts).
+      fetch_types: false,
       onnotice: () => {},
       debug: () => void counters.dbStatements++,
     });
@@ -47,6 +55,7 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
  * stops the server: its thread has failed, and nothing else could serve.
  */
 async function openEmbedded(config: Config, counters: { dbStatements: number }): Promise<NodeDatabase> {
+  guardPostgresWrites();
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const dir = join(config.dataDir, "pg");
@@ -75,6 +84,7 @@ async function openEmbedded(config: Config, counters: { dbStatements: number }):
     database: "postgres",
     max: 1,
     types: postgresJsTypes,
+    fetch_types: false,
     onnotice: () => {},
     debug: () => void counters.dbStatements++,
   });
