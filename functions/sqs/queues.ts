@@ -1,6 +1,6 @@
 /** Queue actions: create, look up, list, delete, attributes, purge, tags. */
 import { ensureGroup } from "../../storage/groups/groups.ts";
-import { groupView, seek } from "../../storage/groups/position.ts";
+import { delayedMessages, groupView, seek } from "../../storage/groups/position.ts";
 import { retryConflicts } from "../../storage/metadata/db.ts";
 import { deleteTopic, ensureTopic, listTopics, updateTopic, type Topic } from "../../storage/metadata/topics.ts";
 import { addPartitionsToGroups } from "../../storage/groups/groups.ts";
@@ -109,16 +109,17 @@ export async function getQueueAttributes(call: SqsCall, input: Input) {
   ]);
   for (const name of wanted)
     if (name !== "All" && !known.has(name)) throw new SqsError("InvalidAttributeName", `Unknown Attribute ${name}.`);
-  const view = await groupView(call.c.env.db, queue.group, call.c.env.clock.now());
+  const now = call.c.env.clock.now();
+  const view = await groupView(call.c.env.db, queue.group, now);
+  const delayed = await delayedMessages(call.c.env.db, queue.group, now);
   const inFlight = view.partitions.reduce((n, p) => n + p.inFlight, 0);
   const lag = view.partitions.reduce((n, p) => n + p.lag, 0);
   const created = String(Math.floor(queue.topic.createdAt / 1000));
   const values: Record<string, string> = {
     ...Object.fromEntries(Object.entries(queue.attributes).filter(([, v]) => v !== "")),
-    ApproximateNumberOfMessages: String(Math.max(0, lag - inFlight)),
+    ApproximateNumberOfMessages: String(Math.max(0, lag - inFlight - delayed)),
     ApproximateNumberOfMessagesNotVisible: String(inFlight),
-    // Delayed messages are counted as visible ones (docs/sqs.md): the group keeps no count of them.
-    ApproximateNumberOfMessagesDelayed: "0",
+    ApproximateNumberOfMessagesDelayed: String(delayed),
     CreatedTimestamp: created,
     LastModifiedTimestamp: created,
     QueueArn: queueArn(call, queue.topic.name),

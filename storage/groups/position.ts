@@ -41,6 +41,23 @@ export async function groupView(db: Database, group: Group, now: number): Promis
   };
 }
 
+/**
+ * How many of the group's messages are delayed and not yet due (SQS's
+ * ApproximateNumberOfMessagesDelayed): the index runs due after `now` at or past each
+ * partition's committed offset. A delayed message cannot have been delivered before it is due,
+ * so none of them is in flight; one the group already settled (acked) could count, hence
+ * approximate.
+ */
+export async function delayedMessages(db: Database, group: Group, now: number): Promise<number> {
+  const [row] = await rows<{ n: number }>(
+    db,
+    sql`SELECT COALESCE(sum(i.last_offset - GREATEST(i.base_offset, gp.committed) + 1), 0)::bigint AS n
+        FROM segment_index i JOIN group_partitions gp ON gp.group_id = ${group.id} AND gp.partition = i.partition
+        WHERE i.topic_id = ${group.topicId} AND i.deliver_at > ${now} AND i.last_offset >= gp.committed`,
+  );
+  return row.n;
+}
+
 export type SeekTarget = { offset: number; partition?: number } | { timestamp: number } | { to: "earliest" | "latest" };
 
 /** Drops the leases in flight and moves the positions; delivery resumes from there. */

@@ -478,7 +478,13 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
       await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 300 }));
       await a.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "delayed", DelaySeconds: 600 }));
       const before = (await a.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["All"] }))).Attributes!;
-      expect(before).toMatchObject({ VisibilityTimeout: "45", ApproximateNumberOfMessagesNotVisible: "1", MaximumMessageSize: "262144" });
+      expect(before).toMatchObject({
+        VisibilityTimeout: "45",
+        ApproximateNumberOfMessages: "2",
+        ApproximateNumberOfMessagesNotVisible: "1",
+        ApproximateNumberOfMessagesDelayed: "1",
+        MaximumMessageSize: "262144",
+      });
       expect(Number(before.CreatedTimestamp)).toBeLessThanOrEqual(Date.now() / 1000);
       await a.sqs.send(new PurgeQueueCommand({ QueueUrl: url }));
       await a.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "after" }));
