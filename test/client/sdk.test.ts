@@ -15,6 +15,7 @@ import {
   valueText,
   verifyWebhook,
 } from "../../client/src/index.ts";
+import { launchChromium } from "../support/chromium.ts";
 import { freePort, type NodeServer, repoRoot, startNodeServer } from "../support/node-server.ts";
 import { startWebhookSink, type WebhookSink } from "../support/webhook-sink.ts";
 
@@ -537,6 +538,84 @@ export default {
       });
     } finally {
       await mf.dispose();
+    }
+  });
+});
+
+describe("in Chromium", () => {
+  // The same bundle loaded by a page of the server's own origin (so the API needs no CORS):
+  // the producer, the read iterator, the consumer loop and the verifier, as a browser runs them.
+  test("runs in a browser page: produce, read, consume, verify a signature", async () => {
+    const bundle = await build({
+      entryPoints: [`${repoRoot}/client/src/index.ts`],
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      write: false,
+    });
+    await client.topics.create("sdk.browser");
+    await client.groups.put("sdk.browser", "b", { startAt: "earliest" });
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const body = JSON.stringify({ id: "msg_b", value: "signed" });
+    const headers = {
+      "webhook-id": "msg_b",
+      "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+      "webhook-signature": new Webhook(secret).sign("msg_b", new Date(), body),
+    };
+    const browser = await launchChromium("sdk");
+    try {
+      const { page } = browser;
+      // The page and the SDK are served by the test itself, at paths of the server's origin.
+      await page.route(`${server.baseUrl}/__sdk-test/**`, (route) => {
+        const url = new URL(route.request().url());
+        if (url.pathname.endsWith("/sdk.js")) return route.fulfill({ contentType: "text/javascript", body: bundle.outputFiles[0]!.text });
+        return route.fulfill({
+          contentType: "text/html",
+          body: '<!doctype html><title>sdk</title><script type="module">import * as sdk from "./sdk.js"; window.sdk = sdk;</script>',
+        });
+      });
+      await page.goto(`${server.baseUrl}/__sdk-test/index.html`);
+      await page.waitForFunction(() => "sdk" in window);
+      const result = await page.evaluate(
+        async ({ url, key, input }) => {
+          const { Reservoir, verifyWebhook } = (window as unknown as { sdk: typeof import("../../client/src/index.ts") }).sdk;
+          const rsv = new Reservoir({ url, apiKey: key });
+          const producer = rsv.producer({ lingerMs: 1 });
+          const offsets = await producer.sendMany("sdk.browser", ["b1", "b2", "b3"]);
+          await producer.close();
+          const read: (string | undefined)[] = [];
+          for await (const m of rsv.messages("sdk.browser", 0)) read.push(m.value);
+          const acked: (string | undefined)[] = [];
+          const consumer = rsv.consume(
+            "sdk.browser",
+            "b",
+            (m) => {
+              acked.push(m.value);
+              if (acked.length === 3) consumer.stop();
+            },
+            { concurrency: 2, waitMs: 1000 },
+          );
+          await consumer.done;
+          const verified = await verifyWebhook(input.secret, input.headers, input.body);
+          const refused = await verifyWebhook(input.secret, input.headers, `${input.body} `).then(
+            () => "accepted",
+            (e: Error) => e.name,
+          );
+          return { offsets, read, acked: acked.sort(), verified, refused, agent: navigator.userAgent };
+        },
+        { url: server.baseUrl, key: apiKey, input: { secret, headers, body } },
+      );
+      expect(result).toEqual({
+        offsets: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
+        read: ["b1", "b2", "b3"],
+        acked: ["b1", "b2", "b3"],
+        verified: { id: "msg_b", value: "signed" },
+        refused: "WebhookVerificationError",
+        agent: expect.stringContaining("Chrome"),
+      });
+    } finally {
+      await browser.close();
     }
   });
 });
