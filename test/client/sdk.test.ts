@@ -2,6 +2,10 @@
 // the server a child process runs. Faults the server cannot be asked for (an answer lost after
 // the commit, a 503 before it) are injected in the SDK's own `fetch` option, between the SDK and
 // the real server; a 429 comes from a real quota.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { Webhook } from "standardwebhooks";
@@ -616,6 +620,76 @@ describe("in Chromium", () => {
       });
     } finally {
       await browser.close();
+    }
+  });
+});
+
+describe("in Deno", () => {
+  // The same browser-platform bundle, imported by a Deno program (the `deno` npm package's
+  // binary, installed without its install script), with network access only.
+  test("runs under Deno: produce, read, consume, verify a signature", async () => {
+    const bundle = await build({
+      entryPoints: [`${repoRoot}/client/src/index.ts`],
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      write: false,
+    });
+    await client.topics.create("sdk.deno");
+    await client.groups.put("sdk.deno", "d", { startAt: "earliest" });
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const body = JSON.stringify({ id: "msg_d", value: "signed" });
+    const headers = {
+      "webhook-id": "msg_d",
+      "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+      "webhook-signature": new Webhook(secret).sign("msg_d", new Date(), body),
+    };
+    const dir = mkdtempSync(join(tmpdir(), "reservoir-deno-"));
+    try {
+      writeFileSync(join(dir, "sdk.mjs"), bundle.outputFiles[0]!.text);
+      writeFileSync(
+        join(dir, "main.mjs"),
+        `import { Reservoir, verifyWebhook } from "./sdk.mjs";
+const [url, key, inputText] = Deno.args;
+const input = JSON.parse(inputText);
+const rsv = new Reservoir({ url, apiKey: key });
+const producer = rsv.producer({ lingerMs: 1 });
+const offsets = await producer.sendMany("sdk.deno", ["d1", "d2", "d3"]);
+await producer.close();
+const read = [];
+for await (const m of rsv.messages("sdk.deno", 0)) read.push(m.value);
+const acked = [];
+const consumer = rsv.consume("sdk.deno", "d", (m) => { acked.push(m.value); if (acked.length === 3) consumer.stop(); }, { concurrency: 2, waitMs: 1000 });
+await consumer.done;
+const verified = await verifyWebhook(input.secret, input.headers, input.body);
+const refused = await verifyWebhook(input.secret, input.headers, input.body + " ").then(() => "accepted", (e) => e.name);
+console.log(JSON.stringify({ offsets, read, acked: acked.sort(), verified, refused, deno: Deno.version.deno }));
+`,
+      );
+      const out = execFileSync(
+        join(repoRoot, "node_modules/.bin/deno"),
+        [
+          "run",
+          "--allow-net=127.0.0.1",
+          "--no-prompt",
+          join(dir, "main.mjs"),
+          server.baseUrl,
+          apiKey,
+          JSON.stringify({ secret, headers, body }),
+        ],
+        { encoding: "utf8", env: { ...process.env, DENO_NO_UPDATE_CHECK: "1", DENO_DIR: join(dir, "cache") }, timeout: 60_000 },
+      );
+      expect(JSON.parse(out.trim().split("\n").at(-1)!)).toEqual({
+        offsets: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
+        read: ["d1", "d2", "d3"],
+        acked: ["d1", "d2", "d3"],
+        verified: { id: "msg_d", value: "signed" },
+        refused: "WebhookVerificationError",
+        deno: expect.stringMatching(/^2\./),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
