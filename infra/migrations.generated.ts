@@ -82,6 +82,7 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
     "tag": "0004_sqs_queues",
     "statements": [
       "CREATE TABLE \"sqs_queues\" (\n\t\"topic_id\" bigint PRIMARY KEY NOT NULL,\n\t\"attributes\" jsonb DEFAULT '{}'::jsonb NOT NULL,\n\t\"tags\" jsonb DEFAULT '{}'::jsonb NOT NULL\n);",
+      "ALTER TABLE \"group_leases\" ADD COLUMN \"first_received_at\" bigint;",
       "ALTER TABLE \"sqs_queues\" ADD CONSTRAINT \"sqs_queues_topic_id_topics_id_fk\" FOREIGN KEY (\"topic_id\") REFERENCES \"public\".\"topics\"(\"id\") ON DELETE cascade ON UPDATE no action;"
     ]
   }

@@ -24,13 +24,12 @@ export async function receiveMessage(call: SqsCall, input: Input) {
     ...(optionalStringList(input, "MessageSystemAttributeNames") ?? []),
   ];
   const wantedAttributes = optionalStringList(input, "MessageAttributeNames") ?? [];
-  const now = call.c.env.clock.now();
   const leased = await receiveLeases(call.c, queue.topic, queue.group, { max, visibilityMs: visibility * 1000, waitMs: wait * 1000 });
   if (leased.length === 0) return {};
-  return { Messages: leased.map((m) => sqsMessage(queue, m, system, wantedAttributes, now)) };
+  return { Messages: leased.map((m) => sqsMessage(queue, m, system, wantedAttributes)) };
 }
 
-function sqsMessage(queue: Queue, m: LeasedMessage, system: string[], wanted: string[], now: number) {
+function sqsMessage(queue: Queue, m: LeasedMessage, system: string[], wanted: string[]) {
   const r = m.record;
   const body = r.binary ? encodeBase64(r.value.slice().buffer) : new TextDecoder().decode(r.value);
   const { attributes, companion } = attributesOf(r.headers);
@@ -44,9 +43,9 @@ function sqsMessage(queue: Queue, m: LeasedMessage, system: string[], wanted: st
   const values: Record<string, string> = {
     SentTimestamp: String(r.timestamp),
     ApproximateReceiveCount: String(m.attempt),
+    ApproximateFirstReceiveTimestamp: String(m.firstReceivedAt),
   };
-  // The first receive's time is kept nowhere: it is known only when this is the first receive.
-  if (m.attempt === 1) values.ApproximateFirstReceiveTimestamp = String(now);
+
   if (queue.fifo && r.key !== undefined) {
     values.MessageGroupId = r.key;
     values.SequenceNumber = sequenceNumber(m.partition, m.offset);

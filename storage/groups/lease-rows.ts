@@ -9,6 +9,8 @@ export interface LeaseState {
   token: number;
   receiver: string | null;
   lastError: string | null;
+  /** When the row's messages were first received (ms; SQS's ApproximateFirstReceiveTimestamp); null before. */
+  firstReceivedAt: number | null;
 }
 
 export interface LeaseRow extends LeaseState {
@@ -42,7 +44,12 @@ export function isDone(row: LeaseRow): boolean {
 }
 
 const sameState = (a: LeaseState, b: LeaseState) =>
-  a.attempt === b.attempt && a.visibleAt === b.visibleAt && a.token === b.token && a.receiver === b.receiver && a.lastError === b.lastError;
+  a.attempt === b.attempt &&
+  a.visibleAt === b.visibleAt &&
+  a.token === b.token &&
+  a.receiver === b.receiver &&
+  a.lastError === b.lastError &&
+  a.firstReceivedAt === b.firstReceivedAt;
 
 /**
  * Applies `changes` (offset → change) to `row` and returns the rows that replace it, covering
@@ -56,6 +63,7 @@ export function reshape(row: LeaseRow, changes: Map<number, OffsetChange>): Leas
     token: row.token,
     receiver: row.receiver,
     lastError: row.lastError,
+    firstReceivedAt: row.firstReceivedAt,
   };
   const out: LeaseRow[] = [];
   let current: { first: number; last: number; settled: number[]; state: LeaseState | null } | null = null;

@@ -14,9 +14,10 @@ interface RawRow {
   token: number;
   receiver: string | null;
   last_error: string | null;
+  first_received_at: number | null;
 }
 
-const rowColumns = sql`partition, first_offset, last_offset, to_json(settled) AS settled, attempt, visible_at, token, receiver, last_error`;
+const rowColumns = sql`partition, first_offset, last_offset, to_json(settled) AS settled, attempt, visible_at, token, receiver, last_error, first_received_at`;
 
 function toRow(r: RawRow): LeaseRow {
   return {
@@ -29,6 +30,7 @@ function toRow(r: RawRow): LeaseRow {
     token: r.token,
     receiver: r.receiver,
     lastError: r.last_error,
+    firstReceivedAt: r.first_received_at,
   };
 }
 
@@ -299,8 +301,8 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
       )}) AS v(p, f)
       WHERE gp.group_id = ${groupId} AND gp.partition = v.p
       RETURNING 1)
-    INSERT INTO group_leases (group_id, partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error)
-    SELECT ${groupId}, r.p, r.f, r.l, r.s::int[], r.a, r.v, r.t, r.rc, r.e
+    INSERT INTO group_leases (group_id, partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error, first_received_at)
+    SELECT ${groupId}, r.p, r.f, r.l, r.s::int[], r.a, r.v, r.t, r.rc, r.e, r.fr
     FROM unnest(${sqlArray(
       insert.map((r) => r.partition),
       "int",
@@ -332,11 +334,15 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
                 ${sqlArray(
                   insert.map((r) => r.lastError),
                   "text",
+                )}, ${sqlArray(
+                  insert.map((r) => r.firstReceivedAt ?? null),
+                  "bigint",
                 )})
-      AS r(p, f, l, s, a, v, t, rc, e)
+      AS r(p, f, l, s, a, v, t, rc, e, fr)
     ON CONFLICT (group_id, partition, first_offset) DO UPDATE SET
       last_offset = excluded.last_offset, settled = excluded.settled, attempt = excluded.attempt,
-      visible_at = excluded.visible_at, token = excluded.token, receiver = excluded.receiver, last_error = excluded.last_error`);
+      visible_at = excluded.visible_at, token = excluded.token, receiver = excluded.receiver, last_error = excluded.last_error,
+      first_received_at = excluded.first_received_at`);
 }
 
 /**

@@ -49,6 +49,8 @@ export interface Delivery {
   /** Lease row and grant the receipt names. */
   firstOffset: number;
   token: number;
+  /** When the message was first received (ms): now, on its first delivery. */
+  firstReceivedAt: number;
 }
 
 /** A key-ordered receive reads messages in windows of this many... */
@@ -116,12 +118,22 @@ export async function leasedMessages(io: ReadIo, topic: Topic, { plan, token }: 
     const record = records.get(g.partition)?.get(g.offset);
     const row = rowsByPartition.get(g.partition)?.find((r) => r.firstOffset <= g.offset && g.offset <= r.lastOffset);
     // A message removed by retention since it was indexed cannot be delivered; its lease lapses.
-    return record && row ? [{ ...g, record, firstOffset: row.firstOffset, token }] : [];
+    return record && row
+      ? [{ ...g, record, firstOffset: row.firstOffset, token, firstReceivedAt: row.firstReceivedAt ?? row.visibleAt }]
+      : [];
   });
 }
 
-function grantState(attempt: number, options: ReceiveOptions, token: number): LeaseState {
-  return { attempt, visibleAt: options.now + options.visibilityMs, token, receiver: options.receiver, lastError: null };
+/** A grant's state; `firstReceivedAt` is the row's own for a redelivery, now for a first delivery. */
+function grantState(attempt: number, options: ReceiveOptions, token: number, firstReceivedAt?: number | null): LeaseState {
+  return {
+    attempt,
+    visibleAt: options.now + options.visibilityMs,
+    token,
+    receiver: options.receiver,
+    lastError: null,
+    firstReceivedAt: firstReceivedAt ?? options.now,
+  };
 }
 
 /**
@@ -147,7 +159,7 @@ async function planRanges(tx: Queryable, group: Group, topic: Topic, options: Re
       if (budget <= 0 || live.length === 0) continue;
       const take = live.slice(0, budget);
       budget -= take.length;
-      const state = grantState(row.attempt + 1, options, token);
+      const state = grantState(row.attempt + 1, options, token, row.firstReceivedAt);
       const changes = new Map<number, OffsetChange>(take.map((o) => [o, { state }]));
       plan.changes.remove.push([row.partition, row.firstOffset]);
       plan.changes.insert.push(...reshape(row, changes));
@@ -205,7 +217,7 @@ async function leaseFresh(
     }
     const due = delayed.find((d) => d.first <= o && o <= d.last)?.deliverAt;
     const state: LeaseState = due
-      ? { attempt: 0, visibleAt: due, token: 0, receiver: null, lastError: null }
+      ? { attempt: 0, visibleAt: due, token: 0, receiver: null, lastError: null, firstReceivedAt: null }
       : grantState(1, options, token);
     if (!run || (run as LeaseRow).token !== state.token || (run as LeaseRow).visibleAt !== state.visibleAt) {
       flush();
@@ -357,6 +369,7 @@ function deadLettered(row: LeaseRow, offsets: number[]): LeaseRow[] {
     token: newGrantToken(),
     receiver: null,
     lastError: row.lastError,
+    firstReceivedAt: row.firstReceivedAt,
   };
   return reshape(row, new Map(offsets.map((o) => [o, { state: dead } as OffsetChange]))).flatMap((r) =>
     r.token === dead.token ? reshape(r, new Map(liveOffsets(r).map((o) => [o, { settle: true } as OffsetChange]))) : [r],
@@ -468,7 +481,7 @@ async function leaseByKey(
     const attempt = row ? row.attempt + 1 : 1;
     if (row) {
       const change = changesByRow.get(row) ?? new Map<number, OffsetChange>();
-      change.set(m.offset, { state: grantState(attempt, options, token) });
+      change.set(m.offset, { state: grantState(attempt, options, token, row.firstReceivedAt) });
       changesByRow.set(row, change);
     } else {
       fresh.push(m.offset);

@@ -129,6 +129,7 @@ export async function settleClaims(
                 token: nackToken(now + action.delayMs),
                 receiver: null,
                 lastError: action.error ?? row.lastError,
+                firstReceivedAt: row.firstReceivedAt,
               },
             }
           : {
@@ -138,6 +139,7 @@ export async function settleClaims(
                 token: row.token,
                 receiver: row.receiver,
                 lastError: row.lastError,
+                firstReceivedAt: row.firstReceivedAt,
               },
             };
     if (action.kind === "ack") acked = true;

@@ -211,6 +211,8 @@ export const groupLeases = pgTable(
     token: bigint("token", { mode: "number" }).notNull(),
     receiver: text("receiver"),
     lastError: text("last_error"),
+    /** When these messages were first received (ms); null while none has been (a delayed row). */
+    firstReceivedAt: bigint("first_received_at", { mode: "number" }),
   },
   (t) => [primaryKey({ columns: [t.groupId, t.partition, t.firstOffset] }), index("group_leases_due_idx").on(t.groupId, t.visibleAt)],
 );

@@ -325,13 +325,20 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
     it("visibility: a change brings a message back at once or keeps it away; ApproximateReceiveCount counts deliveries", async () => {
       const url = await queue();
       await a.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "v" }));
-      const first = (await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 300 }))).Messages![0];
+      const before = Date.now();
+      const first = (await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 300, AttributeNames: ["All"] })))
+        .Messages![0];
+      const firstReceived = Number(first.Attributes?.ApproximateFirstReceiveTimestamp);
+      expect(firstReceived).toBeGreaterThanOrEqual(before - 1_000);
+      expect(firstReceived).toBeLessThanOrEqual(Date.now() + 1_000);
       expect((await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url }))).Messages).toBeUndefined();
       await a.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: first.ReceiptHandle, VisibilityTimeout: 0 }));
       const second = (await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 300, AttributeNames: ["All"] })))
         .Messages![0];
       expect(second.MessageId).toBe(first.MessageId);
       expect(second.Attributes?.ApproximateReceiveCount).toBe("2");
+      // The first receive's time, again on the redelivery.
+      expect(second.Attributes?.ApproximateFirstReceiveTimestamp).toBe(String(firstReceived));
       // The first handle's lease is over: changing it is MessageNotInflight.
       expect(
         (

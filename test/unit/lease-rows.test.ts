@@ -2,7 +2,14 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isSettled, liveOffsets, reshape, type LeaseRow, type LeaseState, type OffsetChange } from "../../storage/groups/lease-rows.ts";
 
-const state = (token: number, visibleAt = 1000, attempt = 1): LeaseState => ({ attempt, visibleAt, token, receiver: "r", lastError: null });
+const state = (token: number, visibleAt = 1000, attempt = 1): LeaseState => ({
+  attempt,
+  visibleAt,
+  token,
+  receiver: "r",
+  lastError: null,
+  firstReceivedAt: null,
+});
 const row = (first: number, last: number, settled: number[] = [], s = state(1)): LeaseRow => ({
   partition: 0,
   firstOffset: first,
