@@ -118,9 +118,8 @@ export async function leasedMessages(io: ReadIo, topic: Topic, { plan, token }: 
     const record = records.get(g.partition)?.get(g.offset);
     const row = rowsByPartition.get(g.partition)?.find((r) => r.firstOffset <= g.offset && g.offset <= r.lastOffset);
     // A message removed by retention since it was indexed cannot be delivered; its lease lapses.
-    return record && row
-      ? [{ ...g, record, firstOffset: row.firstOffset, token, firstReceivedAt: row.firstReceivedAt ?? row.visibleAt }]
-      : [];
+    // (A grant's rows always carry their first receive's time: grantState sets it.)
+    return record && row ? [{ ...g, record, firstOffset: row.firstOffset, token, firstReceivedAt: row.firstReceivedAt ?? 0 }] : [];
   });
 }
 
