@@ -158,7 +158,10 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<SegmentRecord
       if (whole) cacheOtherBatches(io.cache, first.segmentId, bytes, new Set(group.map((i) => wanted[i].byteOffset)));
       for (const i of group) {
         const row = wanted[i];
-        const slice = bytes.subarray(row.byteOffset - start, row.byteOffset - start + row.byteLength);
+        // From a whole segment, a copy: decoded values are views of their bytes, and a cached
+        // batch must not keep the whole segment alive (the cache counts each batch's own bytes).
+        const range = [row.byteOffset - start, row.byteOffset - start + row.byteLength] as const;
+        const slice = whole ? bytes.slice(...range) : bytes.subarray(...range);
         const records = decodeRange(slice, row);
         io.cache.set(cacheKey(row), records, row.byteLength);
         result[i] = records;
@@ -182,7 +185,7 @@ function cacheOtherBatches(cache: BatchCache, segmentId: string, segment: Uint8A
     const length = view.getUint32(at);
     if (length < 8 || at + length > segment.length) return;
     if (!skip.has(at)) {
-      const batch = segment.subarray(at, at + length);
+      const batch = segment.slice(at, at + length); // a copy: see loadRanges
       const row = { segmentId, byteOffset: at, byteLength: length } as IndexRow;
       cache.set(rangeKey(segmentId, at, length), () => decodeRange(batch, row), length);
     }
