@@ -102,3 +102,31 @@ describe("a Postgres connection dying under an open transaction does not kill th
     expect(server!.logs()).not.toMatch(/reading 'write'/);
   }, 120_000);
 });
+
+// Regression (the campaign's long mode, seed 11: docs/reliability.md, anomaly 5): an instance
+// restarted while Postgres refused connections exited at start-up (its migration failed with
+// service_unavailable); now start-up waits for the database, within a bound.
+describe("a Node server started while Postgres refuses connections waits for it", () => {
+  let db: FreshDatabase | undefined;
+  let proxy: PgFaultProxy | undefined;
+  let server: NodeServer | undefined;
+
+  afterAll(async () => {
+    await server?.stop().catch(() => {});
+    await proxy?.close().catch(() => {});
+    await db?.drop().catch(() => {});
+  }, 60_000);
+
+  it("comes up once the database answers, and serves", async () => {
+    db = await freshDatabase({ migrated: false });
+    proxy = await startPgFaultProxy(db.url);
+    proxy.refuse(3_000);
+    server = await startNodeServer({ env: { DATABASE_URL: proxy.url }, label: "pg-refused-at-start" });
+    expect(server.logs()).toMatch(/the database did not answer/);
+    const tenant = await api(server.baseUrl, server.adminToken).post("/v1/admin/tenants", { name: "late-db" });
+    assertStatus(tenant, 201);
+    const client = api(server.baseUrl, tenant.body.apiKey);
+    assertStatus(await client.put("/v1/topics/t", {}), 201);
+    assertStatus(await client.post("/v1/topics/t/messages", { messages: [{ value: "after" }] }), 200);
+  }, 180_000);
+});

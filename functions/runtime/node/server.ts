@@ -29,6 +29,7 @@ import { nodeResolver } from "./resolve.ts";
 import { startTransactionSweep } from "../../transactions/background.ts";
 import { nodeTransport } from "./webhook-transport.ts";
 import { openDatabase } from "./database.ts";
+import { untilDatabaseAnswers } from "./startup-retry.ts";
 import { answerParserErrors, requestError } from "./parser-errors.ts";
 import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
 import { describeError } from "../../../storage/errors.ts";
@@ -99,14 +100,14 @@ export async function main(env = process.env): Promise<void> {
   if (crc) useNativeCrc32c(crc);
   const database = await openDatabase(config, counters);
   trackDatabase(database.db, scope);
-  await migrate(database.db);
-  const receipts = new ReceiptSigner(await receiptKey(database.db));
+  await untilDatabaseAnswers("migrations", () => migrate(database.db));
+  const receipts = new ReceiptSigner(await untilDatabaseAnswers("the receipt key", () => receiptKey(database.db)));
   const opened = openStore(config);
   const store = trackStore(countingStore(opened.store, counters.store), scope);
   const storeKind = opened.kind;
   const adminToken = config.adminToken ?? generatedAdminToken(config.dataDir);
   const keySecret = keySecretFromText(config.keySecret ?? generatedKeySecret(config.dataDir));
-  if (!(await agreesOnKeySecret(database.db, secretFingerprint(keySecret)))) {
+  if (!(await untilDatabaseAnswers("the key secret", () => agreesOnKeySecret(database.db, secretFingerprint(keySecret))))) {
     console.error(
       "reservoir: not starting: this database's API keys were derived from another key secret; set RESERVOIR_KEY_SECRET to the one the other instances use",
     );
