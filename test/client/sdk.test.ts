@@ -480,20 +480,50 @@ describe("subscriptions and webhooks", () => {
   });
 });
 
+/** The SDK bundled for the browser platform: a Node built-in or a CLI library would not resolve. */
+async function browserBundle(): Promise<string> {
+  const bundle = await build({
+    entryPoints: [`${repoRoot}/client/src/index.ts`],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    write: false,
+  });
+  return bundle.outputFiles[0]!.text;
+}
+
+/** A topic and a group (from the earliest offset) for one runtime's run, and a webhook signed for it to verify. */
+async function runtimeFixture(topic: string, group: string, id: string) {
+  await client.topics.create(topic);
+  await client.groups.put(topic, group, { startAt: "earliest" });
+  const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const body = JSON.stringify({ id, value: "signed" });
+  const headers = {
+    "webhook-id": id,
+    "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+    "webhook-signature": new Webhook(secret).sign(id, new Date(), body),
+  };
+  return { secret, body, headers };
+}
+
+/** What a runtime's run answers: three messages produced, read and consumed; the signature verified, a tampered body refused. */
+function expectedRun(values: string[], id: string) {
+  return {
+    offsets: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
+    read: values,
+    acked: values,
+    verified: { id, value: "signed" },
+    refused: "WebhookVerificationError",
+  };
+}
+
 describe("in workerd", () => {
   // The SDK as a Worker runs it: bundled for the browser platform (a Node built-in or a CLI
   // library would not resolve), then run by workerd (Miniflare) against the same Node server:
   // the producer, the iterator, the consumer loop and the verifier, on Web APIs only.
   test("bundles without Node and runs in workerd: produce, read, consume, verify a signature", async () => {
-    const bundle = await build({
-      entryPoints: [`${repoRoot}/client/src/index.ts`],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      write: false,
-    });
-    const sdk = bundle.outputFiles[0]!.text;
+    const sdk = await browserBundle();
     expect(sdk).not.toMatch(/from\s*"(node:|commander|cli-progress|cli-table3)/);
     const worker = `${sdk}
 export default {
@@ -513,15 +543,7 @@ export default {
     return Response.json({ offsets, read, acked: acked.sort(), stats: consumer.stats, verified, refused });
   },
 };`;
-    await client.topics.create("sdk.workerd");
-    await client.groups.put("sdk.workerd", "w", { startAt: "earliest" });
-    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    const body = JSON.stringify({ id: "msg_w", value: "signed" });
-    const headers = {
-      "webhook-id": "msg_w",
-      "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
-      "webhook-signature": new Webhook(secret).sign("msg_w", new Date(), body),
-    };
+    const { secret, body, headers } = await runtimeFixture("sdk.workerd", "w", "msg_w");
     const mf = new Miniflare({
       modules: true,
       script: worker,
@@ -533,12 +555,8 @@ export default {
       const text = await res.text();
       expect(res.status, text).toBe(200);
       expect(JSON.parse(text)).toEqual({
-        offsets: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
-        read: ["w1", "w2", "w3"],
-        acked: ["w1", "w2", "w3"],
+        ...expectedRun(["w1", "w2", "w3"], "msg_w"),
         stats: { received: 3, acked: 3, nacked: 0, extended: expect.any(Number) },
-        verified: { id: "msg_w", value: "signed" },
-        refused: "WebhookVerificationError",
       });
     } finally {
       await mf.dispose();
@@ -550,30 +568,15 @@ describe("in Chromium", () => {
   // The same bundle loaded by a page of the server's own origin (so the API needs no CORS):
   // the producer, the read iterator, the consumer loop and the verifier, as a browser runs them.
   test("runs in a browser page: produce, read, consume, verify a signature", async () => {
-    const bundle = await build({
-      entryPoints: [`${repoRoot}/client/src/index.ts`],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      write: false,
-    });
-    await client.topics.create("sdk.browser");
-    await client.groups.put("sdk.browser", "b", { startAt: "earliest" });
-    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    const body = JSON.stringify({ id: "msg_b", value: "signed" });
-    const headers = {
-      "webhook-id": "msg_b",
-      "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
-      "webhook-signature": new Webhook(secret).sign("msg_b", new Date(), body),
-    };
+    const sdk = await browserBundle();
+    const { secret, body, headers } = await runtimeFixture("sdk.browser", "b", "msg_b");
     const browser = await launchChromium("sdk");
     try {
       const { page } = browser;
       // The page and the SDK are served by the test itself, at paths of the server's origin.
       await page.route(`${server.baseUrl}/__sdk-test/**`, (route) => {
         const url = new URL(route.request().url());
-        if (url.pathname.endsWith("/sdk.js")) return route.fulfill({ contentType: "text/javascript", body: bundle.outputFiles[0]!.text });
+        if (url.pathname.endsWith("/sdk.js")) return route.fulfill({ contentType: "text/javascript", body: sdk });
         return route.fulfill({
           contentType: "text/html",
           body: '<!doctype html><title>sdk</title><script type="module">import * as sdk from "./sdk.js"; window.sdk = sdk;</script>',
@@ -611,11 +614,7 @@ describe("in Chromium", () => {
         { url: server.baseUrl, key: apiKey, input: { secret, headers, body } },
       );
       expect(result).toEqual({
-        offsets: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
-        read: ["b1", "b2", "b3"],
-        acked: ["b1", "b2", "b3"],
-        verified: { id: "msg_b", value: "signed" },
-        refused: "WebhookVerificationError",
+        ...expectedRun(["b1", "b2", "b3"], "msg_b"),
         agent: expect.stringContaining("Chrome"),
       });
     } finally {
@@ -628,26 +627,11 @@ describe("in Deno", () => {
   // The same browser-platform bundle, imported by a Deno program (the `deno` npm package's
   // binary, installed without its install script), with network access only.
   test("runs under Deno: produce, read, consume, verify a signature", async () => {
-    const bundle = await build({
-      entryPoints: [`${repoRoot}/client/src/index.ts`],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      write: false,
-    });
-    await client.topics.create("sdk.deno");
-    await client.groups.put("sdk.deno", "d", { startAt: "earliest" });
-    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    const body = JSON.stringify({ id: "msg_d", value: "signed" });
-    const headers = {
-      "webhook-id": "msg_d",
-      "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
-      "webhook-signature": new Webhook(secret).sign("msg_d", new Date(), body),
-    };
+    const sdk = await browserBundle();
+    const { secret, body, headers } = await runtimeFixture("sdk.deno", "d", "msg_d");
     const dir = mkdtempSync(join(tmpdir(), "reservoir-deno-"));
     try {
-      writeFileSync(join(dir, "sdk.mjs"), bundle.outputFiles[0]!.text);
+      writeFileSync(join(dir, "sdk.mjs"), sdk);
       writeFileSync(
         join(dir, "main.mjs"),
         `import { Reservoir, verifyWebhook } from "./sdk.mjs";
@@ -681,11 +665,7 @@ console.log(JSON.stringify({ offsets, read, acked: acked.sort(), verified, refus
         { encoding: "utf8", env: { ...process.env, DENO_NO_UPDATE_CHECK: "1", DENO_DIR: join(dir, "cache") }, timeout: 60_000 },
       );
       expect(JSON.parse(out.trim().split("\n").at(-1)!)).toEqual({
-        offsets: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
-        read: ["d1", "d2", "d3"],
-        acked: ["d1", "d2", "d3"],
-        verified: { id: "msg_d", value: "signed" },
-        refused: "WebhookVerificationError",
+        ...expectedRun(["d1", "d2", "d3"], "msg_d"),
         deno: expect.stringMatching(/^2\./),
       });
     } finally {
