@@ -16,6 +16,7 @@ import { freshDatabase } from "../support/postgres.ts";
 import { startS3 } from "../support/s3.ts";
 import { startWebhookSink, type SinkRequest } from "../support/webhook-sink.ts";
 import { check, type CheckedGroup, type CheckedSubscription, type CheckResult } from "./checker.ts";
+import { fixedAddress, type FixedAddress } from "./faults/fixed-address.ts";
 import { startPgFaultProxy, terminateBackends } from "./faults/pg-fault-proxy.ts";
 import { startS3FaultProxy } from "./faults/s3-fault-proxy.ts";
 import { writeHistory, type At, type HistoryEvent, type LogEntry } from "./history.ts";
@@ -100,6 +101,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const servers: NodeServer[] = [];
   const timers: NodeJS.Timeout[] = [];
   const restarts: Promise<void>[] = [];
+  const addresses: FixedAddress[] = [];
   try {
     const env = {
       DATABASE_URL: pgProxy.url,
@@ -109,11 +111,13 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       RESERVOIR_DISPATCH_INTERVAL_MS: "200",
     };
     for (let i = 0; i < o.servers; i++) servers.push(await startNodeServer({ env, label: `campaign-${i}`, readyTimeoutMs: 60_000 }));
-    const admin = api(servers[0]!.baseUrl, servers[0]!.adminToken);
+    // The clients reach each server at an address that outlives its restarts (fixed-address.ts).
+    for (const s of servers) addresses.push(await fixedAddress(s.port));
+    const admin = api(addresses[0]!.url, servers[0]!.adminToken);
     const tenant = await admin.post("/v1/admin/tenants", { name: `campaign-${o.seed}` });
     if (tenant.status !== 201) throw new Error(`tenant: ${tenant.status} ${tenant.text}`);
     const key: string = tenant.body.apiKey;
-    const clients = servers.map((s) => api(s.baseUrl, key));
+    const clients = addresses.map((a) => api(a.url, key));
     const setup = async (res: Promise<ApiResponse>) => {
       const r = await res;
       if (r.status >= 300) throw new Error(`setup: ${r.status} ${r.text}`);
@@ -480,6 +484,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     await Promise.allSettled(restarts);
     for (const s of servers) await s.stop().catch(() => {});
     await sink.close().catch(() => {});
+    for (const a of addresses) await a.close().catch(() => {});
     await pgProxy.close().catch(() => {});
     await s3Proxy.close().catch(() => {});
     await s3.stop().catch(() => {});
