@@ -15,7 +15,8 @@
  * --seconds: time limit of the consume phase.
  * --node-args "...": extra options for the server's node (e.g. "--max-semi-space-size=32").
  * --format raw: receive with Accept: application/vnd.reservoir.messages (values as bytes after a
- *   JSON head) instead of JSON.
+ *   JSON head) instead of JSON; --format batches: with Accept: application/vnd.reservoir.batches
+ *   (the stored batches, decoded here by the SDK's decodeBatchesAnswer; lease receipts only).
  * --ack: ack each receive with its lease receipts (one per run of offsets; the default) or with
  *   one receipt per message (as clients before lease receipts did).
  * --watch-group MS: also read the group view every MS during the consume phase and report any
@@ -44,7 +45,7 @@ import { Agent } from "node:http";
 import { parseArgs } from "node:util";
 import { checkedCall, preload } from "./lib/preload.ts";
 import { CallTimeout } from "./lib/timeout.ts";
-import { latencySummary, RAW_MESSAGES_TYPE, requestJson, type JsonResponse } from "./lib/http-json.ts";
+import { BATCHES_TYPE, latencySummary, RAW_MESSAGES_TYPE, requestJson, type JsonResponse } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
@@ -80,7 +81,7 @@ const produceConcurrency = Number(args["produce-concurrency"]);
 const VISIBILITY_S = 30;
 const ID_DIGITS = 10;
 const format = args.format;
-if (!["json", "raw"].includes(format)) throw new Error(`--format must be json or raw, not ${format}`);
+if (!["json", "raw", "batches"].includes(format)) throw new Error(`--format must be json, raw or batches, not ${format}`);
 const ackBy = args.ack;
 if (!["leases", "messages"].includes(ackBy)) throw new Error(`--ack must be leases or messages, not ${ackBy}`);
 if (!["none", "key"].includes(ordering)) throw new Error(`--ordering must be none or key, not ${ordering}`);
@@ -148,7 +149,8 @@ try {
   const receiveUrl = new URL("/v1/topics/bench/groups/g/receive", base);
   const ackUrl = new URL("/v1/topics/bench/groups/g/ack", base);
   const receiveBody = Buffer.from(JSON.stringify({ max: batch, visibilityTimeoutSeconds: VISIBILITY_S }));
-  const receiveHeaders = format === "raw" ? { ...auth, accept: RAW_MESSAGES_TYPE } : auth;
+  const accept = { raw: RAW_MESSAGES_TYPE, batches: BATCHES_TYPE }[format as "raw" | "batches"];
+  const receiveHeaders = accept ? { ...auth, accept } : auth;
 
   const before = await metrics();
   const cpuBefore = cpuSnapshot(stack.server.pid);

@@ -12,6 +12,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import type { SegmentRecord } from "../storage/segment/codec.ts";
+import { accepts } from "./media-type.ts";
 
 export const RAW_MESSAGES_TYPE = "application/vnd.reservoir.messages";
 
@@ -19,12 +20,7 @@ const encoder = new TextEncoder();
 
 /** True when the Accept header names the raw form (with a non-zero quality). */
 export function acceptsRaw(accept: string | undefined): boolean {
-  if (!accept) return false;
-  return accept.split(",").some((range) => {
-    const [type, ...params] = range.split(";").map((s) => s.trim().toLowerCase());
-    const q = params.find((p) => p.startsWith("q="));
-    return type === RAW_MESSAGES_TYPE && (q === undefined || Number(q.slice(2)) > 0);
-  });
+  return accepts(accept, RAW_MESSAGES_TYPE);
 }
 
 export interface RawMessage {

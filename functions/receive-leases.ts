@@ -1,20 +1,33 @@
 /**
  * A receive from a consumer group with an optional wait, as /v1's receive route and the SQS
- * endpoint's ReceiveMessage both do it: lease, sign a receipt per message, count the usage,
- * and wait for commits (local ones wake it at once, others are polled) until the wait ends.
+ * endpoint's ReceiveMessage both do it: lease, sign the receipts, count the usage, and wait for
+ * commits (local ones wake it at once, others are polled) until the wait ends. The leased
+ * messages come back decoded, each with a receipt (`receiveLeases`), or as the stored chunks
+ * that hold them, with a receipt per lease run (`receiveChunks`, for an answer in batches).
  */
 import type { Context } from "hono";
 import type { Group } from "../storage/groups/groups.ts";
-import { receive, type Delivery } from "../storage/groups/receive.ts";
+import { type AttemptRun, type Delivery, type Lease, leasedChunks, leasedMessages, leaseIn, leaseRuns } from "../storage/groups/receive.ts";
 import { settle } from "../storage/groups/settle.ts";
+import type { StoredChunk } from "../storage/log/reader.ts";
+import { retryConflicts } from "../storage/metadata/db.ts";
 import type { Topic } from "../storage/metadata/topics.ts";
 import { recordUsage } from "../storage/usage/meter.ts";
-import { outgoing } from "../storage/usage/metered-bytes.ts";
+import { outgoing, outgoingChunks } from "../storage/usage/metered-bytes.ts";
 import { allowWait, pastDeadline } from "./deadline.ts";
 import type { AppEnv } from "./runtime.ts";
 
 export interface LeasedMessage extends Delivery {
   receipt: string;
+}
+
+/** A lease run as answers name it: offsets `firstOffset`..`lastOffset` of a partition, one receipt. */
+export interface SignedLease {
+  partition: number;
+  firstOffset: number;
+  lastOffset: number;
+  receipt: string;
+  attempt: number;
 }
 
 export interface ReceiveRequest {
@@ -23,9 +36,67 @@ export interface ReceiveRequest {
   waitMs: number;
 }
 
+/** What a receive took, in either shape. */
+interface Taken<T> {
+  answer: T;
+  runs: AttemptRun[];
+  /** Messages returned, and what they add to usage. */
+  usage: { messagesOut: number; bytesOut: number };
+}
+
 const QUICK_RETRY_MS = 10;
 
-export async function receiveLeases(c: Context<AppEnv>, topic: Topic, group: Group, request: ReceiveRequest): Promise<LeasedMessage[]> {
+/** The leased messages, decoded, each with its own receipt; `leases` has a receipt per run. */
+export async function receiveLeases(
+  c: Context<AppEnv>,
+  topic: Topic,
+  group: Group,
+  request: ReceiveRequest,
+): Promise<{ messages: LeasedMessage[]; leases: SignedLease[] }> {
+  const tenantId = c.get("principal").tenantId;
+  const { answer, leases } = await receiveLoop(c, topic, group, request, async (lease) => {
+    const deliveries = await leasedMessages(c.env, topic, lease);
+    const messages = deliveries.map((d) =>
+      Object.assign(d, {
+        receipt: c.env.receipts.sign(tenantId, {
+          groupId: group.id,
+          partition: d.partition,
+          firstOffset: d.firstOffset,
+          offset: d.offset,
+          token: d.token,
+        }),
+      }),
+    );
+    const runs = leaseRuns(deliveries).map((run) => ({
+      ...run,
+      attempt: deliveries.find((d) => d.partition === run.partition && d.offset === run.from)!.attempt,
+    }));
+    return { answer: messages, runs, usage: outgoing(deliveries.map((d) => d.record)) };
+  });
+  return { messages: answer, leases };
+}
+
+/** The chunks of stored bytes holding the leased messages (not decoded), and a receipt per lease run. */
+export async function receiveChunks(
+  c: Context<AppEnv>,
+  topic: Topic,
+  group: Group,
+  request: ReceiveRequest,
+): Promise<{ chunks: StoredChunk[]; leases: SignedLease[] }> {
+  const { answer, leases } = await receiveLoop(c, topic, group, request, async (lease) => {
+    const { runs, chunks } = await leasedChunks(c.env, topic, lease);
+    return { answer: chunks, runs, usage: outgoingChunks(chunks, runs) };
+  });
+  return { chunks: answer, leases };
+}
+
+async function receiveLoop<T>(
+  c: Context<AppEnv>,
+  topic: Topic,
+  group: Group,
+  request: ReceiveRequest,
+  take: (lease: Lease) => Promise<Taken<T>>,
+): Promise<{ answer: T; leases: SignedLease[] }> {
   const { max, visibilityMs, waitMs } = request;
   const started = c.env.clock.now();
   const deadline = c.env.clock.now() + waitMs;
@@ -34,37 +105,44 @@ export async function receiveLeases(c: Context<AppEnv>, topic: Topic, group: Gro
   const tenantId = c.get("principal").tenantId;
   for (let attempt = 1; ; attempt++) {
     const now = c.env.clock.now();
-    const deliveries = await receive(c.env, group, topic, { max, visibilityMs, receiver, now });
+    const lease = await retryConflicts(() =>
+      c.env.db.transaction((tx) => leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now })),
+    );
+    const taken = await take(lease);
+    const count = taken.usage.messagesOut;
     const left = deadline - c.env.clock.now();
-    if (deliveries.length > 0 || left <= 0) {
-      const leased = deliveries.map((d) =>
-        Object.assign(d, {
-          receipt: c.env.receipts.sign(tenantId, {
-            groupId: group.id,
-            partition: d.partition,
-            firstOffset: d.firstOffset,
-            offset: d.offset,
-            token: d.token,
-          }),
+    if (count > 0 || left <= 0) {
+      const leases = taken.runs.map((run) => ({
+        partition: run.partition,
+        firstOffset: run.from,
+        lastOffset: run.to,
+        attempt: run.attempt,
+        receipt: c.env.receipts.sign(tenantId, {
+          groupId: group.id,
+          partition: run.partition,
+          firstOffset: run.rowFirstOffset,
+          offset: run.from,
+          token: run.token,
+          lastOffset: run.to,
         }),
-      );
-      if (pastDeadline(c) && leased.length > 0) {
+      }));
+      if (pastDeadline(c) && leases.length > 0) {
         // Answered 503 already: what was leased too late goes back at once, not after its
         // visibility timeout (best effort; if this fails, the timeout brings them back).
-        const receipts = leased.map((d) => d.receipt);
+        const receipts = leases.map((l) => l.receipt);
         await settle(c.env.db, c.env.receipts, tenantId, group, receipts, { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
-        return [];
+        return { answer: taken.answer, leases: [] }; // not sent: the 503 was
       }
       // A full batch may have left messages behind: the next waiting receiver takes them.
-      if (leased.length === max) c.env.commits.wakeNext(topic.id, group.id);
+      if (count === max) c.env.commits.wakeNext(topic.id, group.id);
       // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
-      if (leased.length > 0) await recordUsage(c.env.db, tenantId, outgoing(leased.map((d) => d.record)));
-      if (leased.length === 0) c.env.metrics.receivesEmpty.inc();
+      if (count > 0) await recordUsage(c.env.db, tenantId, taken.usage);
+      if (count === 0) c.env.metrics.receivesEmpty.inc();
       else {
-        c.env.metrics.messagesOut.inc({ via: "receive" }, leased.length);
+        c.env.metrics.messagesOut.inc({ via: "receive" }, count);
         c.env.metrics.receiveSeconds.observe((c.env.clock.now() - started) / 1000);
       }
-      return leased;
+      return { answer: taken.answer, leases };
     }
     // Local commits wake one waiting receiver of the group at once (see CommitSignal); leases
     // timing out and other instances' commits are polled. The first retry comes soon: an empty

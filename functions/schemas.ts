@@ -247,6 +247,7 @@ export const Lease = z
         "A lease receipt: names the messages firstOffset..lastOffset of this partition leased by this receive, and is accepted " +
         "wherever a message's receipt is (ack, nack, extend, a transaction's acks), as if each message's receipt were given.",
     }),
+    attempt: z.number().int().openapi({ description: "The delivery attempt of the run's messages (1 on the first)." }),
   })
   .openapi("Lease");
 export const Received = z
@@ -263,7 +264,21 @@ export const Received = z
       }),
   })
   .openapi("ReceiveResponse");
-const Receipts = z.array(z.string());
+const ReceiptRef = z
+  .union([
+    z.string(),
+    z
+      .object({ receipt: z.string(), firstOffset: z.number().int().min(0), lastOffset: z.number().int().min(0).optional() })
+      .strict()
+      .openapi({
+        description:
+          "Part of a lease receipt's run: its messages firstOffset..lastOffset (default firstOffset), settled as if each " +
+          "one's own receipt were given; a part outside the run is receipt_unknown. For clients without a receipt per " +
+          "message (an answer in batches).",
+      }),
+  ])
+  .openapi("ReceiptRef");
+const Receipts = z.array(ReceiptRef);
 export const AckBody = z.object({ receipts: Receipts }).strict().openapi("AckRequest");
 export const NackBody = z
   .object({ receipts: Receipts, delaySeconds: z.number().int().min(0).max(43_200).optional() })
@@ -427,7 +442,7 @@ export const BegunTransaction = z
 export const CommitTransaction = z
   .object({
     acks: z
-      .array(z.object({ topic: Name, group: Name, receipts: z.array(z.string()).min(1) }).strict())
+      .array(z.object({ topic: Name, group: Name, receipts: Receipts.min(1) }).strict())
       .max(100)
       .optional()
       .openapi({

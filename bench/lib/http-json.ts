@@ -1,5 +1,6 @@
 /** JSON requests over a keep-alive agent, timed: for benchmarks that need response bodies. */
 import { type Agent, request } from "node:http";
+import { BATCHES_TYPE, decodeBatchesAnswer } from "../../client/src/batches.ts";
 import { percentile } from "./load.ts";
 import { CALL_TIMEOUT_MS, CallTimeout, withTimeout } from "./timeout.ts";
 
@@ -33,10 +34,17 @@ export function requestJson<T = any>(
       res.on("error", reject);
       res.on("end", () => {
         const bytes = Buffer.concat(chunks);
-        const raw = res.headers["content-type"] === RAW_MESSAGES_TYPE;
+        const type = res.headers["content-type"];
         let parsed: any;
         try {
-          parsed = raw ? parseRaw(bytes) : bytes.length ? JSON.parse(bytes.toString("utf8")) : undefined;
+          parsed =
+            type === RAW_MESSAGES_TYPE
+              ? parseRaw(bytes)
+              : type === BATCHES_TYPE
+                ? parseBatches(bytes)
+                : bytes.length
+                  ? JSON.parse(bytes.toString("utf8"))
+                  : undefined;
         } catch {
           parsed = undefined;
         }
@@ -70,6 +78,17 @@ function parseRaw(bytes: Buffer): any {
     at += m.valueLength;
   }
   return head;
+}
+
+export { BATCHES_TYPE };
+
+/** An answer in batches (Accept: application/vnd.reservoir.batches), decoded by the SDK: values as `valueBytes`. */
+function parseBatches(bytes: Buffer): any {
+  const { leases, messages } = decodeBatchesAnswer(bytes);
+  return {
+    leases,
+    messages: messages.map((m) => ({ ...m, valueBytes: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength) })),
+  };
 }
 
 /** The long-poll wait a request asks the server for (Reservoir's `waitMs`, in the body or the query). */

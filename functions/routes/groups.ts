@@ -4,14 +4,15 @@ import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
 import { ensureGroup, listGroups, type Group as StoredGroup } from "../../storage/groups/groups.ts";
 import { groupView, seek } from "../../storage/groups/position.ts";
-import { leaseRuns } from "../../storage/groups/receive.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
+import type { ReceiptRef } from "../../storage/groups/receipts.ts";
 import { settle, type Settlement } from "../../storage/groups/settle.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
-import { receiveLeases } from "../receive-leases.ts";
+import { receiveChunks, receiveLeases } from "../receive-leases.ts";
+import { acceptsBatches, BATCHES_TYPE, batchesBody, batchesContent } from "../stored-batches.ts";
 import { messageJson } from "../message-json.ts";
 import { acceptsRaw, RAW_MESSAGES_TYPE, rawMessagesBody, rawMessagesContent } from "../raw-messages.ts";
 import type { AppEnv } from "../runtime.ts";
@@ -94,7 +95,7 @@ const receiveRoute = createRoute({
   middleware: [requireScope("consume")] as const,
   request: { params: GroupParams, body: { content: json(ReceiveBody), required: false } },
   responses: {
-    200: { description: "Leased messages with receipts", content: { ...json(Received), ...rawMessagesContent } },
+    200: { description: "Leased messages with receipts", content: { ...json(Received), ...rawMessagesContent, ...batchesContent } },
     ...errorResponses,
   },
 });
@@ -165,7 +166,7 @@ function view(group: StoredGroup, topic: Topic) {
   };
 }
 
-function checkReceipts(receipts: string[]) {
+function checkReceipts(receipts: ReceiptRef[]) {
   if (receipts.length > MAX_RECEIPTS) {
     throw new ReservoirError("too_many_receipts", `${receipts.length} receipts in one call; the limit is ${MAX_RECEIPTS}`, {
       limit: MAX_RECEIPTS,
@@ -201,36 +202,33 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
   app.openapi(receiveRoute, async (c) => {
     const { topic, group } = await resolve(c, c.req.valid("param"));
     const body = c.req.valid("json") ?? {};
-    const leased = await receiveLeases(c, topic, group, {
+    const request = {
       max: body.max ?? 10,
       visibilityMs: (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000,
       waitMs: body.waitMs ?? 0,
-    });
-    const tenantId = c.get("principal").tenantId;
-    const leases = leaseRuns(leased).map((run) => ({
-      partition: run.partition,
-      firstOffset: run.from,
-      lastOffset: run.to,
-      receipt: c.env.receipts.sign(tenantId, {
-        groupId: group.id,
-        partition: run.partition,
-        firstOffset: run.rowFirstOffset,
-        offset: run.from,
-        token: run.token,
-        lastOffset: run.to,
-      }),
-    }));
-    const fields = leases.length > 0 ? { leases } : {};
-    if (acceptsRaw(c.req.header("accept"))) {
-      return c.body(rawMessagesBody(topic.name, leased, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
+    };
+    const accept = c.req.header("accept");
+    if (acceptsBatches(accept)) {
+      const { chunks, leases } = await receiveChunks(c, topic, group, request);
+      return c.body(batchesBody(chunks, { leases }), 200, { "content-type": BATCHES_TYPE });
     }
-    const messages = leased.map((d) =>
+    const { messages, leases } = await receiveLeases(c, topic, group, request);
+    const fields = leases.length > 0 ? { leases } : {};
+    if (acceptsRaw(accept)) {
+      return c.body(rawMessagesBody(topic.name, messages, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
+    }
+    const json = messages.map((d) =>
       Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: d.receipt, attempt: d.attempt }),
     );
-    return c.json({ messages, ...fields }, 200);
+    return c.json({ messages: json, ...fields }, 200);
   });
 
-  const settleReceipts = async (c: Context<AppEnv>, params: { topic: string; group: string }, receipts: string[], action: Settlement) => {
+  const settleReceipts = async (
+    c: Context<AppEnv>,
+    params: { topic: string; group: string },
+    receipts: ReceiptRef[],
+    action: Settlement,
+  ) => {
     checkReceipts(receipts);
     const { group } = await resolve(c, params);
     return settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, receipts, action, c.env.clock.now());

@@ -24,7 +24,11 @@ export async function receiveMessage(call: SqsCall, input: Input) {
     ...(optionalStringList(input, "MessageSystemAttributeNames") ?? []),
   ];
   const wantedAttributes = optionalStringList(input, "MessageAttributeNames") ?? [];
-  const leased = await receiveLeases(call.c, queue.topic, queue.group, { max, visibilityMs: visibility * 1000, waitMs: wait * 1000 });
+  const { messages: leased } = await receiveLeases(call.c, queue.topic, queue.group, {
+    max,
+    visibilityMs: visibility * 1000,
+    waitMs: wait * 1000,
+  });
   if (leased.length === 0) return {};
   return { Messages: leased.map((m) => sqsMessage(queue, m, system, wantedAttributes)) };
 }

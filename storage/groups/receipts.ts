@@ -24,6 +24,18 @@ export interface ReceiptClaims {
   lastOffset?: number;
 }
 
+/**
+ * A receipt as ack, nack and extend take it: a whole receipt, or a part of a lease receipt's
+ * run, `firstOffset`..`lastOffset` (default firstOffset), for a client that settles the messages
+ * of a receive one by one without a receipt per message (an answer in batches has none).
+ */
+export type ReceiptRef = string | { receipt: string; firstOffset: number; lastOffset?: number };
+
+/** The receipt a ref names, as results list it. */
+export function receiptOf(ref: ReceiptRef): string {
+  return typeof ref === "string" ? ref : ref.receipt;
+}
+
 /** The most offsets one lease receipt may name: a receive leases at most this many. */
 export const MAX_LEASE_OFFSETS = 1000;
 
@@ -84,6 +96,16 @@ export class ReceiptSigner {
     return lastOffset === undefined
       ? { groupId, partition, firstOffset, offset, token }
       : { groupId, partition, firstOffset, offset, token, lastOffset };
+  }
+
+  /** The claims of a ref: a part names offsets within its receipt's run, else it is unknown (null). */
+  verifyRef(tenantId: string, ref: ReceiptRef): ReceiptClaims | null {
+    if (typeof ref === "string") return this.verify(tenantId, ref);
+    const c = this.verify(tenantId, ref.receipt);
+    const first = ref.firstOffset;
+    const last = ref.lastOffset ?? first;
+    if (!c || !(c.offset <= first && first <= last && last <= (c.lastOffset ?? c.offset))) return null;
+    return { ...c, offset: first, lastOffset: last };
   }
 
   /** One HMAC per grant: the receipts of one receive (and of one ack batch) share it. */

@@ -8,7 +8,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { retryConflicts, rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
-import { readFrom, type ReadIo } from "../log/reader.ts";
+import { readChunks, readFrom, type ReadIo, type StoredChunk } from "../log/reader.ts";
 import type { SegmentRecord } from "../segment/codec.ts";
 import type { Group } from "./groups.ts";
 import { deadLetter, type Exhausted } from "./dead-letter.ts";
@@ -576,4 +576,53 @@ export function leaseRuns(deliveries: Delivery[]): LeaseRun[] {
     else out.push({ partition: d.partition, rowFirstOffset: d.firstOffset, token: d.token, from: d.offset, to: d.offset });
   }
   return out;
+}
+
+/** A run of a receive's leases, with the attempt its messages are on. */
+export interface AttemptRun extends LeaseRun {
+  attempt: number;
+}
+
+/** A receive's leases and the stored chunks holding their messages: an answer in batches. */
+export interface LeasedChunks {
+  runs: AttemptRun[];
+  chunks: StoredChunk[];
+}
+
+/**
+ * The runs of a committed lease and the chunks of stored bytes they lie in, not decoded: the
+ * messages are the chunks' records at the runs' offsets (a message removed by retention since
+ * it was indexed is in no chunk, and its lease lapses).
+ */
+export async function leasedChunks(io: ReadIo, topic: Topic, { plan, token }: Lease): Promise<LeasedChunks> {
+  const rows = plan.changes.insert.filter((r) => r.token === token);
+  const grants = [...plan.grants].sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+  const runs: AttemptRun[] = [];
+  for (const g of grants) {
+    const last = runs.at(-1);
+    if (
+      last &&
+      last.partition === g.partition &&
+      last.to === g.offset - 1 &&
+      last.attempt === g.attempt &&
+      g.offset <= rowEnd(rows, last)
+    ) {
+      last.to = g.offset;
+      continue;
+    }
+    const row = rows.find((r) => r.partition === g.partition && r.firstOffset <= g.offset && g.offset <= r.lastOffset);
+    if (row)
+      runs.push({ partition: g.partition, rowFirstOffset: row.firstOffset, token, from: g.offset, to: g.offset, attempt: g.attempt });
+  }
+  const spans = new Map<number, [number, number]>();
+  for (const run of runs) {
+    const span = spans.get(run.partition);
+    spans.set(run.partition, span ? [span[0], run.to] : [run.from, run.to]);
+  }
+  const chunks = await Promise.all([...spans].map(([partition, [from, to]]) => readChunks(io, topic.id, partition, from, to - from + 1)));
+  return { runs, chunks: chunks.flat() };
+}
+
+function rowEnd(rows: LeaseRow[], run: LeaseRun): number {
+  return rows.find((r) => r.partition === run.partition && r.firstOffset === run.rowFirstOffset)?.lastOffset ?? run.to;
 }

@@ -7,7 +7,7 @@ import { retryConflicts, type Database, type Queryable } from "../metadata/db.ts
 import type { Group } from "./groups.ts";
 import { isSettled, reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
 import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
-import { newGrantToken, type ReceiptClaims, type ReceiptSigner } from "./receipts.ts";
+import { newGrantToken, receiptOf, type ReceiptClaims, type ReceiptRef, type ReceiptSigner } from "./receipts.ts";
 
 export type Settlement =
   | { kind: "ack" }
@@ -33,7 +33,7 @@ export async function settle(
   signer: ReceiptSigner,
   tenantId: string,
   group: Group,
-  receipts: string[],
+  receipts: ReceiptRef[],
   action: Settlement,
   now: number,
 ): Promise<SettleResult> {
@@ -46,16 +46,16 @@ export async function settleIn(
   signer: ReceiptSigner,
   tenantId: string,
   group: Group,
-  receipts: string[],
+  receipts: ReceiptRef[],
   action: Settlement,
   now: number,
 ): Promise<SettleResult> {
   const result: SettleResult = { done: 0, failed: [] };
   const items: ClaimSettlement[] = [];
-  for (const receipt of receipts) {
-    const c = signer.verify(tenantId, receipt);
-    if (!c || c.groupId !== group.id) result.failed.push({ receipt, code: "receipt_unknown" });
-    else items.push({ id: receipt, claims: c, action });
+  for (const ref of receipts) {
+    const c = signer.verifyRef(tenantId, ref);
+    if (!c || c.groupId !== group.id) result.failed.push({ receipt: receiptOf(ref), code: "receipt_unknown" });
+    else items.push({ id: receiptOf(ref), claims: c, action });
   }
   const settled = await settleClaims(tx, group, items, now);
   for (const f of settled.failed)

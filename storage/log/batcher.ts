@@ -264,10 +264,8 @@ export class Batcher {
     if (!cache) return;
     for (const run of runs) {
       const bytes = segment.subarray(run.byteOffset, run.byteOffset + run.byteLength);
-      cache.set(
-        rangeKey(segmentId, run.byteOffset, run.byteLength),
-        () => decodeBatches(bytes, { verifyCrc: false }).flatMap((b) => b.records),
-        run.byteLength,
+      cache.set(rangeKey(segmentId, run.byteOffset, run.byteLength), bytes, (encoded) =>
+        decodeBatches(encoded, { verifyCrc: false }).flatMap((b) => b.records),
       );
     }
   }

@@ -1,6 +1,7 @@
 /**
  * The read path by offset: index rows → ranged GETs (adjacent ranges of one segment coalesced)
- * → decoded records, through an LRU of decoded ranges. A CRC mismatch is an error, never skipped.
+ * → decoded records (or the stored bytes, for answers in batches), through an LRU of ranges. A
+ * CRC mismatch is an error, never skipped.
  */
 import { and, asc, eq, gte, sql } from "drizzle-orm";
 import { decodeBatches, SEGMENT_HEADER_BYTES, type SegmentRecord } from "../segment/codec.ts";
@@ -58,8 +59,8 @@ export async function partitionBounds(db: Database, topicId: number, partition: 
   return { highWatermark, earliest: row.earliest === null ? highWatermark : row.earliest };
 }
 
-/** Up to `limit` messages of one partition from `offset` on, in offset order. */
-export async function readFrom(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<StoredMessage[]> {
+/** The index rows holding up to `limit` messages of one partition from `offset` on, in offset order. */
+async function indexRows(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<IndexRow[]> {
   const found = await io.db
     .select({
       baseOffset: segmentIndex.baseOffset,
@@ -85,10 +86,16 @@ export async function readFrom(io: ReadIo, topicId: number, partition: number, o
     wanted.push(row);
     count += row.lastOffset - Math.max(row.baseOffset, offset) + 1;
   }
-  const ranges = await loadRanges(io, wanted);
+  return wanted;
+}
+
+/** Up to `limit` messages of one partition from `offset` on, in offset order. */
+export async function readFrom(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<StoredMessage[]> {
+  const wanted = await indexRows(io, topicId, partition, offset, limit);
+  const encoded = await loadRanges(io, wanted);
   const messages: StoredMessage[] = [];
   for (const [i, row] of wanted.entries()) {
-    const records = ranges[i];
+    const records = io.cache.get(cacheKey(row)) ?? decodeRange(encoded[i], row);
     const first = Math.max(row.baseOffset, offset);
     for (let o = first; o <= row.lastOffset && messages.length < limit; o++) {
       let record = records[row.recordSkip + (o - row.baseOffset)];
@@ -98,6 +105,37 @@ export async function readFrom(io: ReadIo, topicId: number, partition: number, o
     }
   }
   return messages;
+}
+
+/**
+ * The stored bytes of one index row: whole batches (segment format v1), of which the row's
+ * messages are `count` records after the first `skip`, at offsets `baseOffset` on.
+ */
+export interface StoredChunk {
+  partition: number;
+  baseOffset: number;
+  skip: number;
+  count: number;
+  /** Headers the index adds to each of its messages (a dead letter's), over the stored ones. */
+  headers: Record<string, string> | null;
+  bytes: Uint8Array;
+}
+
+/**
+ * The chunks holding up to `limit` messages of one partition from `offset` on, as stored: the
+ * first may begin, and the last end, with messages outside that span.
+ */
+export async function readChunks(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<StoredChunk[]> {
+  const wanted = await indexRows(io, topicId, partition, offset, limit);
+  const encoded = await loadRanges(io, wanted);
+  return wanted.map((row, i) => ({
+    partition,
+    baseOffset: row.baseOffset,
+    skip: row.recordSkip,
+    count: row.lastOffset - row.baseOffset + 1,
+    headers: row.extraHeaders,
+    bytes: encoded[i],
+  }));
 }
 
 /** The first offset whose timestamp is ≥ `timestamp`, or null if there is none yet. */
@@ -113,12 +151,12 @@ export async function offsetForTimestamp(io: ReadIo, topicId: number, partition:
   return messages.find((m) => m.record.timestamp >= timestamp)?.offset ?? null;
 }
 
-/** Decoded records of each row's byte range, one GET per run of adjacent ranges of a segment. */
-async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<SegmentRecord[][]> {
-  const result: SegmentRecord[][] = new Array(wanted.length);
+/** The bytes of each row's range, one GET per run of adjacent ranges of a segment. */
+async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]> {
+  const result: Uint8Array[] = new Array(wanted.length);
   const missing: number[] = [];
   wanted.forEach((row, i) => {
-    const cached = io.cache.get(cacheKey(row));
+    const cached = io.cache.getEncoded(cacheKey(row));
     if (cached) result[i] = cached;
     else missing.push(i);
   });
@@ -162,9 +200,8 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<SegmentRecord
         // batch must not keep the whole segment alive (the cache counts each batch's own bytes).
         const range = [row.byteOffset - start, row.byteOffset - start + row.byteLength] as const;
         const slice = whole ? bytes.slice(...range) : bytes.subarray(...range);
-        const records = decodeRange(slice, row);
-        io.cache.set(cacheKey(row), records, row.byteLength);
-        result[i] = records;
+        io.cache.set(cacheKey(row), slice, (encoded) => decodeRange(encoded, row));
+        result[i] = slice;
       }
     }),
   );
@@ -187,7 +224,7 @@ function cacheOtherBatches(cache: BatchCache, segmentId: string, segment: Uint8A
     if (!skip.has(at)) {
       const batch = segment.slice(at, at + length); // a copy: see loadRanges
       const row = { segmentId, byteOffset: at, byteLength: length } as IndexRow;
-      cache.set(rangeKey(segmentId, at, length), () => decodeRange(batch, row), length);
+      cache.set(rangeKey(segmentId, at, length), batch, (encoded) => decodeRange(encoded, row));
     }
     at += length;
   }

@@ -277,38 +277,11 @@ export interface DecodeOptions {
  */
 export function decodeBatch(bytes: Uint8Array, options: DecodeOptions = {}): DecodedBatch {
   const n = bytes.length;
-  if (n < BATCH_FIXED_BYTES + 1) {
-    throw new SegmentCorruptError(`batch of ${n} bytes is shorter than a batch header`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, n);
-  const length = view.getUint32(0);
-  if (length !== n) {
-    throw new SegmentCorruptError(`batch length field says ${length} bytes but the range holds ${n}`);
-  }
-  if (options.verifyCrc !== false) {
-    const stored = view.getUint32(4);
-    const computed = crc32c(bytes.subarray(8));
-    if (stored !== computed) {
-      throw new SegmentCorruptError(`batch CRC32C mismatch: stored ${hex(stored)}, computed ${hex(computed)}`);
-    }
-  }
-  if (bytes[8] !== BATCH_VERSION) throw new SegmentCorruptError(`unsupported batch version ${bytes[8]}`);
-  const flags = bytes[9];
-  if ((flags & 7) !== 0) throw new SegmentCorruptError(`unsupported compression codec ${flags & 7}`);
-  if (flags !== 0) throw new SegmentCorruptError(`unknown batch flags ${hex(flags)}`);
-  const partition = view.getUint32(10);
-  const count = view.getUint32(14);
-  const firstTimestamp = view.getInt32(18) * TWO_32 + view.getUint32(22);
-  if (!Number.isSafeInteger(firstTimestamp)) {
-    throw new SegmentCorruptError("batch first timestamp is not a safe integer");
-  }
+  const { partition, count, firstTimestamp } = checkBatchHeader(bytes, options);
   try {
     const cursor: Cursor = { pos: BATCH_FIXED_BYTES };
     const topicId = readString(bytes, cursor, n);
-    // Guards against allocating for a huge count that the bytes cannot possibly hold.
-    if (count > (n - cursor.pos) / MIN_RECORD_BYTES) {
-      throw new SegmentCorruptError(`record count ${count} cannot fit in ${n - cursor.pos} bytes`);
-    }
+    checkCount(count, n - cursor.pos);
     const records: SegmentRecord[] = [];
     // The constructor makes a view about twice as fast as subarray().
     const { buffer, byteOffset } = bytes;
@@ -364,6 +337,94 @@ export function decodeBatch(bytes: Uint8Array, options: DecodeOptions = {}): Dec
     if (error instanceof RangeError) throw new SegmentCorruptError(`batch: ${error.message}`, { cause: error });
     throw error;
   }
+}
+
+/** The fixed fields of one batch, after checking its length, CRC, version and flags. */
+function checkBatchHeader(bytes: Uint8Array, options: DecodeOptions): { partition: number; count: number; firstTimestamp: number } {
+  const n = bytes.length;
+  if (n < BATCH_FIXED_BYTES + 1) {
+    throw new SegmentCorruptError(`batch of ${n} bytes is shorter than a batch header`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, n);
+  const length = view.getUint32(0);
+  if (length !== n) {
+    throw new SegmentCorruptError(`batch length field says ${length} bytes but the range holds ${n}`);
+  }
+  if (options.verifyCrc !== false) {
+    const stored = view.getUint32(4);
+    const computed = crc32c(bytes.subarray(8));
+    if (stored !== computed) {
+      throw new SegmentCorruptError(`batch CRC32C mismatch: stored ${hex(stored)}, computed ${hex(computed)}`);
+    }
+  }
+  if (bytes[8] !== BATCH_VERSION) throw new SegmentCorruptError(`unsupported batch version ${bytes[8]}`);
+  const flags = bytes[9];
+  if ((flags & 7) !== 0) throw new SegmentCorruptError(`unsupported compression codec ${flags & 7}`);
+  if (flags !== 0) throw new SegmentCorruptError(`unknown batch flags ${hex(flags)}`);
+  const firstTimestamp = view.getInt32(18) * TWO_32 + view.getUint32(22);
+  if (!Number.isSafeInteger(firstTimestamp)) {
+    throw new SegmentCorruptError("batch first timestamp is not a safe integer");
+  }
+  return { partition: view.getUint32(10), count: view.getUint32(14), firstTimestamp };
+}
+
+/** Guards against allocating for a huge count that the bytes cannot possibly hold. */
+function checkCount(count: number, bytesLeft: number): void {
+  if (count > bytesLeft / MIN_RECORD_BYTES) {
+    throw new SegmentCorruptError(`record count ${count} cannot fit in ${bytesLeft} bytes`);
+  }
+}
+
+/**
+ * Per record of a byte range of whole batches (CRC checked), the bytes of its key, value, header
+ * names and values: what a message weighs in usage, read from the length fields without decoding
+ * a string or making a view.
+ */
+export function payloadSizes(bytes: Uint8Array): number[] {
+  const sizes: number[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let pos = 0; pos < bytes.length; ) {
+    const length = bytes.length - pos >= 4 ? view.getUint32(pos) : 0;
+    if (length < BATCH_FIXED_BYTES + 1 || length > bytes.length - pos) {
+      throw new SegmentCorruptError(`batch at byte ${pos} claims ${length} bytes; ${bytes.length - pos} remain`);
+    }
+    const batch = bytes.subarray(pos, pos + length);
+    const { count } = checkBatchHeader(batch, {});
+    try {
+      const cursor: Cursor = { pos: BATCH_FIXED_BYTES };
+      skipBytes(batch, cursor, length);
+      checkCount(count, length - cursor.pos);
+      for (let i = 0; i < count; i++) {
+        const bodyLength = readVarint(batch, cursor, length);
+        const end = cursor.pos + bodyLength;
+        if (end > length || bodyLength < MIN_RECORD_BYTES - 1)
+          throw new SegmentCorruptError(`record ${i} length ${bodyLength} is impossible`);
+        const attributes = batch[cursor.pos++];
+        if (attributes > 3) throw new SegmentCorruptError(`record ${i} has unknown attributes ${hex(attributes)}`);
+        readZigzag(batch, cursor, end);
+        let size = attributes & ATTR_HAS_KEY ? skipBytes(batch, cursor, end) : 0;
+        size += skipBytes(batch, cursor, end);
+        const headerCount = readVarint(batch, cursor, end);
+        for (let h = 0; h < headerCount; h++) size += skipBytes(batch, cursor, end) + skipBytes(batch, cursor, end);
+        if (cursor.pos !== end) throw new SegmentCorruptError(`record ${i} has ${end - cursor.pos} unread bytes`);
+        sizes.push(size);
+      }
+      if (cursor.pos !== length) throw new SegmentCorruptError(`${length - cursor.pos} trailing bytes after ${count} records`);
+    } catch (error) {
+      if (error instanceof RangeError) throw new SegmentCorruptError(`batch at byte ${pos}: ${error.message}`, { cause: error });
+      throw error;
+    }
+    pos += length;
+  }
+  return sizes;
+}
+
+/** Steps over a length-prefixed field; returns its length. */
+function skipBytes(bytes: Uint8Array, cursor: Cursor, end: number): number {
+  const length = readVarint(bytes, cursor, end);
+  if (length > end - cursor.pos) throw new RangeError("field runs past the end of its record");
+  cursor.pos += length;
+  return length;
 }
 
 function readString(bytes: Uint8Array, cursor: Cursor, end: number): string {

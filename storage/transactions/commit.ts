@@ -15,7 +15,7 @@ import { ReservoirError } from "../errors.ts";
 import { retryConflicts, rows, type Database, type Queryable } from "../metadata/db.ts";
 import { findGroup } from "../groups/groups.ts";
 import { settleIn } from "../groups/settle.ts";
-import type { ReceiptSigner } from "../groups/receipts.ts";
+import { receiptOf, type ReceiptRef, type ReceiptSigner } from "../groups/receipts.ts";
 import { commitClaimingKeys } from "../log/commit.ts";
 import { endRolledBack, findTransaction, notFound, notOpen, timedOut } from "./transactions.ts";
 
@@ -23,7 +23,7 @@ import { endRolledBack, findTransaction, notFound, notOpen, timedOut } from "./t
 export interface CarriedAck {
   topic: string;
   group: string;
-  receipts: string[];
+  receipts: ReceiptRef[];
 }
 
 export interface TransactionOffset {
@@ -135,7 +135,7 @@ async function applyAcks(tx: Queryable, signer: ReceiptSigner, tenantId: string,
         )
       : null;
     if (!group) {
-      for (const receipt of ack.receipts) failed.push({ receipt, code: "receipt_unknown", topic: ack.topic, group: ack.group });
+      for (const ref of ack.receipts) failed.push({ receipt: receiptOf(ref), code: "receipt_unknown", topic: ack.topic, group: ack.group });
       continue;
     }
     const result = await settleIn(tx, signer, tenantId, group, ack.receipts, { kind: "ack" }, now);

@@ -1,5 +1,7 @@
 /** What a message weighs in usage (API.md): the UTF-8 key, the value bytes, the UTF-8 header names and values. */
-import { type SegmentRecord, utf8Length } from "../segment/codec.ts";
+import { ReservoirError } from "../errors.ts";
+import type { StoredChunk } from "../log/reader.ts";
+import { decodeBatches, payloadSizes, type SegmentRecord, utf8Length } from "../segment/codec.ts";
 
 /** What returning `records` to a reader or receiver adds to its tenant's usage. */
 export function outgoing(records: Pick<SegmentRecord, "key" | "value" | "headers">[]): { messagesOut: number; bytesOut: number } {
@@ -11,4 +13,51 @@ export function meteredBytes(record: Pick<SegmentRecord, "key" | "value" | "head
   if (record.key !== undefined) bytes += utf8Length(record.key);
   if (record.headers) for (const name in record.headers) bytes += utf8Length(name) + utf8Length(record.headers[name]);
   return bytes;
+}
+
+/**
+ * What returning the messages at `runs`' offsets that `chunks` hold (an answer in batches) adds
+ * to usage: the same weights as `outgoing`, read from the stored length fields.
+ */
+export function outgoingChunks(
+  chunks: StoredChunk[],
+  runs: { partition: number; from: number; to: number }[],
+): { messagesOut: number; bytesOut: number } {
+  let messagesOut = 0;
+  let bytesOut = 0;
+  for (const chunk of chunks) {
+    const last = chunk.baseOffset + chunk.count - 1;
+    const weightOf = chunkWeights(chunk);
+    for (const run of runs) {
+      if (run.partition !== chunk.partition) continue;
+      for (let o = Math.max(run.from, chunk.baseOffset); o <= Math.min(run.to, last); o++) {
+        const weight = weightOf(chunk.skip + o - chunk.baseOffset);
+        if (weight === undefined) {
+          throw new ReservoirError("internal_error", `index row at offset ${chunk.baseOffset} names records its batch lacks`);
+        }
+        messagesOut++;
+        bytesOut += weight;
+      }
+    }
+  }
+  return { messagesOut, bytesOut };
+}
+
+/** The weight of each record of a chunk by its index; the index's own headers need the records decoded. */
+function chunkWeights(chunk: StoredChunk): (i: number) => number | undefined {
+  try {
+    return weights(chunk);
+  } catch (error) {
+    throw new ReservoirError("internal_error", `a stored batch at offset ${chunk.baseOffset} is corrupt`, {}, { cause: error });
+  }
+}
+
+function weights(chunk: StoredChunk): (i: number) => number | undefined {
+  if (!chunk.headers) {
+    const sizes = payloadSizes(chunk.bytes);
+    return (i) => sizes[i];
+  }
+  const extra = chunk.headers;
+  const records = decodeBatches(chunk.bytes).flatMap((b) => b.records);
+  return (i) => (records[i] ? meteredBytes({ ...records[i], headers: { ...records[i].headers, ...extra } }) : undefined);
 }

@@ -14,6 +14,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
+import { BATCHES_TYPE, fetchBatches } from "../support/batches.ts";
 import { fetchRaw, RAW_MESSAGES_TYPE } from "../support/raw-messages.ts";
 import { produce, readAll, topicPath } from "../support/topics.ts";
 import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
@@ -864,6 +865,147 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await expectDrained(tenant.client, topic, group);
       });
 
+      it("Accept: application/vnd.reservoir.batches answers the stored batches: decoded, the same messages as JSON; the lease receipts settle them", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, { partitions: 2 });
+        const jsonGroup = uniq("g");
+        await putGroup(tenant.client, topic, jsonGroup, { startAt: "earliest" });
+        await produce(tenant.client, topic, [
+          { value: "one", key: "k", partition: 0 },
+          { valueBase64: "AAEC/w==", partition: 1, headers: { h: "1", ü: "ö" } },
+          { value: "drei ✓", partition: 0 },
+          { value: "", key: "", partition: 1 },
+          { value: "x".repeat(3000), partition: 0 },
+        ]);
+        const url = `${target!.baseUrl}${groupPath(topic, group)}/receive`;
+        const got = await fetchBatches(url, tenant.apiKey, { max: 10, visibilityTimeoutSeconds: 30 }, topic);
+        expect(got.contentType).toBe(BATCHES_TYPE);
+        const json = await receive(tenant.client, topic, jsonGroup, { max: 10, visibilityTimeoutSeconds: 30 });
+        const withoutReceipt = ({ receipt: _, ...m }: Received) => m;
+        expect([...got.messages].sort(byOffset as never)).toEqual(json.map(withoutReceipt).sort(byOffset));
+        expect(got.messages).toHaveLength(5);
+        expect(got.leases.map((l) => [l.partition, l.firstOffset, l.lastOffset, l.attempt]).sort()).toEqual([
+          [0, 0, 2, 1],
+          [1, 0, 1, 1],
+        ]);
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: got.leases.map((l) => l.receipt) })).toEqual({
+          acked: 5,
+          failed: [],
+        });
+        await expectDrained(tenant.client, topic, group);
+        // The usage counts what the answer returned, as for JSON: both groups received the same messages.
+        await ackAll(tenant.client, topic, jsonGroup, json);
+      });
+
+      it("an answer in batches holds only the leased messages of a batch it shares, and their attempts after a nack", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, {}, { maxAttempts: 10 });
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 6 }, (_, i) => ({ value: `m${i}` })),
+        );
+        const url = `${target!.baseUrl}${groupPath(topic, group)}/receive`;
+        // One stored batch holds offsets 0..5: a receive of 2, then one of 3, then the rest.
+        const first = await fetchBatches(url, tenant.apiKey, { max: 2, visibilityTimeoutSeconds: 30 }, topic);
+        expect(first.messages.map((m) => [m.offset, m.value, m.attempt])).toEqual([
+          [0, "m0", 1],
+          [1, "m1", 1],
+        ]);
+        const second = await fetchBatches(url, tenant.apiKey, { max: 3, visibilityTimeoutSeconds: 30 }, topic);
+        expect(second.messages.map((m) => [m.offset, m.value])).toEqual([
+          [2, "m2"],
+          [3, "m3"],
+          [4, "m4"],
+        ]);
+        expect(await settle(tenant.client, topic, group, "nack", { receipts: first.leases.map((l) => l.receipt) })).toEqual({
+          nacked: 2,
+          failed: [],
+        });
+        const third = await fetchBatches(url, tenant.apiKey, { max: 10, visibilityTimeoutSeconds: 30 }, topic);
+        expect(third.messages.map((m) => [m.offset, m.value, m.attempt]).sort()).toEqual([
+          [0, "m0", 2],
+          [1, "m1", 2],
+          [5, "m5", 1],
+        ]);
+        for (const answer of [second, third]) {
+          const receipts = answer.leases.map((l) => l.receipt);
+          expect((await settle(tenant.client, topic, group, "ack", { receipts })).failed).toEqual([]);
+        }
+        await expectDrained(tenant.client, topic, group);
+        const empty = await fetchBatches(url, tenant.apiKey, { max: 10 }, topic);
+        expect(empty).toMatchObject({ leases: [], messages: [] });
+      });
+
+      it("a part of a lease receipt ({receipt, firstOffset, lastOffset}) settles just those messages; a part outside the run is unknown", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, {}, { maxAttempts: 10 });
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 5 }, (_, i) => ({ value: `p${i}` })),
+        );
+        const got = await fetchBatches(
+          `${target!.baseUrl}${groupPath(topic, group)}/receive`,
+          tenant.apiKey,
+          { max: 5, visibilityTimeoutSeconds: 30 },
+          topic,
+        );
+        const [lease] = got.leases;
+        expect(lease).toMatchObject({ firstOffset: 0, lastOffset: 4, attempt: 1 });
+        const receipt = lease.receipt;
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: [{ receipt, firstOffset: 1, lastOffset: 2 }] })).toEqual({
+          acked: 2,
+          failed: [],
+        });
+        expect(
+          await settle(tenant.client, topic, group, "extend", { receipts: [{ receipt, firstOffset: 4 }], visibilityTimeoutSeconds: 60 }),
+        ).toEqual({
+          extended: 1,
+          failed: [],
+        });
+        const outside = [
+          { receipt, firstOffset: 4, lastOffset: 5 },
+          { receipt, firstOffset: 3, lastOffset: 2 },
+        ];
+        expect(await settle(tenant.client, topic, group, "ack", { receipts: outside })).toEqual({
+          acked: 0,
+          failed: outside.map(() => ({ receipt, code: "receipt_unknown" })),
+        });
+        // The whole lease's nack now gives back 0, 3 and 4; 1 and 2 are settled.
+        const nacked = await settle(tenant.client, topic, group, "nack", { receipts: [receipt] });
+        expect(nacked.nacked).toBe(3);
+        expect(nacked.failed.map((f) => (f as { offset?: number }).offset).sort()).toEqual([1, 2]);
+        const again = await receive(tenant.client, topic, group, { max: 10, visibilityTimeoutSeconds: 30 });
+        expect(again.map((m) => [m.offset, m.attempt])).toEqual([
+          [0, 2],
+          [3, 2],
+          [4, 2],
+        ]);
+        await ackAll(tenant.client, topic, group, again);
+        await expectDrained(tenant.client, topic, group);
+        const bad = await tenant.client.post(`${groupPath(topic, group)}/ack`, { receipts: [{ receipt, firstOffset: -1 }] });
+        assertProblem(bad, 400, "invalid_request");
+      });
+
+      it("a dead-letter topic answered in batches carries the headers the dead-lettering added", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, {}, { maxAttempts: 1 });
+        await produce(tenant.client, topic, [{ value: "poison", key: "p", headers: { kind: "bad" } }]);
+        const [m] = await receive(tenant.client, topic, group, { max: 1, visibilityTimeoutSeconds: 30 });
+        await settle(tenant.client, topic, group, "nack", { receipts: [m.receipt] });
+        // The next receive finds it past its last attempt and dead-letters it.
+        expect(await receive(tenant.client, topic, group, { max: 1 })).toEqual([]);
+        const dlq = `${topic}.dlq`;
+        const dlqGroup = uniq("g");
+        await putGroup(tenant.client, dlq, dlqGroup, { startAt: "earliest" });
+        const got = await fetchBatches(`${target!.baseUrl}${groupPath(dlq, dlqGroup)}/receive`, tenant.apiKey, { max: 10 }, dlq);
+        expect(got.messages).toHaveLength(1);
+        expect(got.messages[0]).toMatchObject({
+          key: "p",
+          value: "poison",
+          headers: { kind: "bad", "x-reservoir-source-offset": "0", "x-reservoir-group": group },
+        });
+        const [read] = await readAll(tenant.client, dlq, 0);
+        expect(got.messages[0].headers).toEqual(read.headers);
+      });
+
       it("nack and extend take lease receipts; a message settled on its own is listed in failed with its offset", async () => {
         const { topic, group } = await topicWithGroup(tenant.client, {}, { maxAttempts: 10 });
         await produce(
@@ -872,7 +1014,7 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
           Array.from({ length: 5 }, (_, i) => ({ value: `n${i}` })),
         );
         const first = await receiveWithLeases(tenant.client, topic, group, { max: 5, visibilityTimeoutSeconds: 30 });
-        expect(first.leases).toEqual([{ partition: 0, firstOffset: 0, lastOffset: 4, receipt: expect.any(String) }]);
+        expect(first.leases).toEqual([{ partition: 0, firstOffset: 0, lastOffset: 4, receipt: expect.any(String), attempt: 1 }]);
         const lease = first.leases![0];
         expect(await settle(tenant.client, topic, group, "extend", { receipts: [lease.receipt], visibilityTimeoutSeconds: 60 })).toEqual({
           extended: 5,

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
+import { fetchBatches } from "../support/batches.ts";
 import { startWebhookSink, type WebhookSink } from "../support/webhook-sink.ts";
 import { type ContractTarget, showServerOutputOnFailure } from "./contract.ts";
 
@@ -231,6 +232,14 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         expect(again.body.messages).toHaveLength(4);
         outMessages += 8;
         outBytes += 2 * sentBytes;
+        // An answer in batches weighs its leased messages the same, read from the stored lengths.
+        const receipts = again.body.messages.map((m: { receipt: string }) => m.receipt);
+        assertStatus(await call(t.client.post(`/v1/topics/${topic}/groups/g/nack`, { receipts })), 200);
+        requests++; // the receive below, sent without `call`
+        const batches = await fetchBatches(`${target!.baseUrl}/v1/topics/${topic}/groups/g/receive`, t.apiKey, { max: 10 }, topic);
+        expect(batches.messages).toHaveLength(4);
+        outMessages += 4;
+        outBytes += sentBytes;
 
         const mine = await call(t.client.get("/v1/usage", { query: { from: 0, to: Date.now() + 3_600_000 } }));
         assertStatus(mine, 200);

@@ -568,7 +568,7 @@ export function transactionsSuite(name: string, startTarget: () => Promise<Contr
         await produce(tenant.client, input, [{ value: "a" }, { value: "b" }, { value: "c" }]);
         const got = await tenant.client.post(`${groupPath(input, "g")}/receive`, { max: 3, visibilityTimeoutSeconds: 60 });
         assertStatus(got, 200);
-        expect(got.body.leases).toEqual([{ partition: 0, firstOffset: 0, lastOffset: 2, receipt: expect.any(String) }]);
+        expect(got.body.leases).toEqual([{ partition: 0, firstOffset: 0, lastOffset: 2, receipt: expect.any(String), attempt: 1 }]);
         const tx = await begin(tenant.client);
         await produceInto(tenant.client, output, tx.transactionId, [{ value: "abc" }]);
         const res = await commit(tenant.client, tx.transactionId, {

@@ -4,11 +4,12 @@
  * sockets. Publish: requests of up to `batch` messages with `window` requests in flight (the
  * server coalesces them into one segment PUT + one commit per flush), each body written
  * straight from the payload bytes (reservoir-body.ts). Consume: a consumer group drained by
- * `consumers` loops of receive(max 1,000) → ack; values are handed over as the text received.
+ * `consumers` loops of receive(max 1,000, answered in batches) → ack with the lease receipts;
+ * values are handed over as bytes.
  * The server's metrics give the PUT, commit and produce-wait histograms (produce overhead).
  */
 import { Agent } from "node:http";
-import { RAW_MESSAGES_TYPE, requestJson } from "../../lib/http-json.ts";
+import { BATCHES_TYPE, requestJson } from "../../lib/http-json.ts";
 import { CallTimeout } from "../../lib/timeout.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
@@ -112,12 +113,12 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       // This consume's topic and keys: loops still polling after it ended (a long poll, or a
       // failed run) never touch the next run's topic, and stop once the next setup began.
       const [mine, myAuth, generation] = [topic, auth, topics];
-      const rawAuth = { ...myAuth, accept: RAW_MESSAGES_TYPE };
+      const batchesAuth = { ...myAuth, accept: BATCHES_TYPE };
       const loop = async () => {
         while (received < count && generation === topics) {
-          // The raw form (a JSON head, then the values' bytes): payloads arrive as bytes, as the
-          // byte-oriented clients of the other systems get theirs.
-          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, rawAuth, { max: 1000, waitMs: 1000 });
+          // The answer in batches (the stored batches, decoded here by the SDK's decoder): payloads
+          // arrive as bytes, as the byte-oriented clients of the other systems get theirs.
+          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, batchesAuth, { max: 1000, waitMs: 1000 });
           const messages = got.body.messages as { valueBytes: Uint8Array }[];
           if (messages.length === 0) continue;
           received += messages.length;

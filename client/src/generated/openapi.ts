@@ -909,6 +909,8 @@ export interface components {
             lastOffset: number;
             /** @description A lease receipt: names the messages firstOffset..lastOffset of this partition leased by this receive, and is accepted wherever a message's receipt is (ack, nack, extend, a transaction's acks), as if each message's receipt were given. */
             receipt: string;
+            /** @description The delivery attempt of the run's messages (1 on the first). */
+            attempt: number;
         };
         ReceiveRequest: {
             max?: number;
@@ -926,7 +928,12 @@ export interface components {
             }[];
         };
         AckRequest: {
-            receipts: string[];
+            receipts: components["schemas"]["ReceiptRef"][];
+        };
+        ReceiptRef: string | {
+            receipt: string;
+            firstOffset: number;
+            lastOffset?: number;
         };
         NackResponse: {
             nacked: number;
@@ -939,7 +946,7 @@ export interface components {
             }[];
         };
         NackRequest: {
-            receipts: string[];
+            receipts: components["schemas"]["ReceiptRef"][];
             delaySeconds?: number;
         };
         ExtendResponse: {
@@ -953,7 +960,7 @@ export interface components {
             }[];
         };
         ExtendRequest: {
-            receipts: string[];
+            receipts: components["schemas"]["ReceiptRef"][];
             visibilityTimeoutSeconds: number;
         };
         SeekRequest: {
@@ -1095,7 +1102,7 @@ export interface components {
             acks?: {
                 topic: string;
                 group: string;
-                receipts: string[];
+                receipts: components["schemas"]["ReceiptRef"][];
             }[];
         };
         Transaction: {
@@ -2999,6 +3006,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ReceiveResponse"];
                     "application/vnd.reservoir.messages": string;
+                    "application/vnd.reservoir.batches": string;
                 };
             };
             /** @description Invalid request */
