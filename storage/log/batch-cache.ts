@@ -1,16 +1,23 @@
 /**
- * An LRU of byte ranges of segments, as stored and decoded on first read, bounded by their
- * encoded size, shared by an instance's reads. The batcher adds what it has just committed:
- * consumers and webhooks that keep up then never GET the bytes they were sent. The encoded bytes
- * are kept beside the records (whose values are views of them, so it costs nothing more): a
- * receive answered in batches sends them as they are.
+ * An LRU of stored bytes, shared by an instance's reads, bounded by their size: whole segments
+ * (one GET read them whole, or the batcher just wrote them) and byte ranges (a ranged GET of a
+ * larger segment). The bytes are kept as stored and each range is decoded on its first read, into
+ * records whose values are views of those bytes (so keeping the bytes beside them costs nothing
+ * more): a receive answered in batches sends the bytes as they are, and a JSON one the records.
+ *
+ * A range of a cached segment is a view of it, never a copy: the segment is one entry, counted
+ * whole and evicted whole, so no view can keep bytes alive that the bound does not count.
  */
 import type { SegmentRecord } from "../segment/codec.ts";
 
+/** How to decode a range's bytes (a reader checks their CRC; the batcher's own need not). */
+export type Decode = (encoded: Uint8Array, byteOffset: number) => SegmentRecord[];
+
 interface Entry {
-  encoded: Uint8Array;
-  records?: SegmentRecord[];
-  decode?: (encoded: Uint8Array) => SegmentRecord[];
+  bytes: Uint8Array;
+  decode: Decode;
+  /** Decoded ranges, by rangeKey (a range entry has at most its own). */
+  records?: Map<string, SegmentRecord[]>;
 }
 
 /** The key of a byte range of a segment, as index rows name it. */
@@ -24,37 +31,58 @@ export class BatchCache {
 
   constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
 
-  /** The range's records, decoded now if this is their first read. */
-  get(key: string): SegmentRecord[] | undefined {
-    const entry = this.touch(key);
-    if (!entry) return undefined;
-    if (!entry.records) {
-      entry.records = entry.decode!(entry.encoded);
-      entry.decode = undefined;
+  /** A range's bytes as stored (not checked here), from its own entry or its whole segment's. */
+  getEncoded(segmentId: string, byteOffset: number, byteLength: number): Uint8Array | undefined {
+    return this.find(segmentId, byteOffset, byteLength)?.encoded;
+  }
+
+  /** A range's records, decoded now if this is their first read. */
+  get(segmentId: string, byteOffset: number, byteLength: number): SegmentRecord[] | undefined {
+    const found = this.find(segmentId, byteOffset, byteLength);
+    if (!found) return undefined;
+    const { entry, encoded } = found;
+    const key = rangeKey(segmentId, byteOffset, byteLength);
+    entry.records ??= new Map();
+    let records = entry.records.get(key);
+    if (!records) {
+      records = entry.decode(encoded, byteOffset);
+      entry.records.set(key, records);
     }
-    return entry.records;
+    return records;
   }
 
-  /** The range's bytes as stored (not decoded, not checked here). */
-  getEncoded(key: string): Uint8Array | undefined {
-    return this.touch(key)?.encoded;
+  /** Keeps a byte range of a segment (read by a ranged GET). */
+  setRange(segmentId: string, byteOffset: number, encoded: Uint8Array, decode: Decode): void {
+    this.set(rangeKey(segmentId, byteOffset, encoded.byteLength), { bytes: encoded, decode });
   }
 
-  /** `records`: decoded already, or how to decode `encoded` when first read. */
-  set(key: string, encoded: Uint8Array, records: SegmentRecord[] | ((encoded: Uint8Array) => SegmentRecord[])): void {
-    const bytes = encoded.byteLength;
-    if (bytes > this.maxBytes) return;
+  /** Keeps a whole segment: every range of it is then a view. */
+  setSegment(segmentId: string, segment: Uint8Array, decode: Decode): void {
+    this.set(segmentId, { bytes: segment, decode });
+  }
+
+  private find(segmentId: string, byteOffset: number, byteLength: number): { entry: Entry; encoded: Uint8Array } | undefined {
+    const range = this.touch(rangeKey(segmentId, byteOffset, byteLength));
+    if (range) return { entry: range, encoded: range.bytes };
+    const segment = this.touch(segmentId);
+    if (!segment || byteOffset + byteLength > segment.bytes.byteLength) return undefined;
+    return { entry: segment, encoded: segment.bytes.subarray(byteOffset, byteOffset + byteLength) };
+  }
+
+  private set(key: string, entry: Entry): void {
+    const size = entry.bytes.byteLength;
+    if (size > this.maxBytes) return;
     const old = this.entries.get(key);
     if (old) {
-      this.bytes -= old.encoded.byteLength;
+      this.bytes -= old.bytes.byteLength;
       this.entries.delete(key);
     }
-    this.entries.set(key, typeof records === "function" ? { encoded, decode: records } : { encoded, records });
-    this.bytes += bytes;
+    this.entries.set(key, entry);
+    this.bytes += size;
     for (const [k, e] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.entries.delete(k);
-      this.bytes -= e.encoded.byteLength;
+      this.bytes -= e.bytes.byteLength;
     }
   }
 

@@ -4,7 +4,7 @@
  * Postgres transaction. Each request waits for its own flush and gets its own offsets.
  */
 import { decodeBatches, SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
-import { rangeKey, type BatchCache } from "./batch-cache.ts";
+import type { BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
@@ -248,7 +248,7 @@ export class Batcher {
       this.stats.messages += messages;
       this.stats.bytes += segment.length;
       this.options.observer?.flushed({ bytes: segment.length, messages, requests: batch.waiters.length, putMs, commitMs });
-      this.remember(segmentId, segment, runs);
+      this.remember(segmentId, segment);
       this.notify(batch.tenantId, runs, result, committed.subscribedTopicIds);
     } catch (error) {
       this.stats.failedFlushes++;
@@ -259,15 +259,9 @@ export class Batcher {
     }
   }
 
-  private remember(segmentId: string, segment: Uint8Array, runs: CommitRun[]): void {
-    const cache = this.options.cache;
-    if (!cache) return;
-    for (const run of runs) {
-      const bytes = segment.subarray(run.byteOffset, run.byteOffset + run.byteLength);
-      cache.set(rangeKey(segmentId, run.byteOffset, run.byteLength), bytes, (encoded) =>
-        decodeBatches(encoded, { verifyCrc: false }).flatMap((b) => b.records),
-      );
-    }
+  private remember(segmentId: string, segment: Uint8Array): void {
+    // Its bytes never left this process, so decoding them skips the CRC.
+    this.options.cache?.setSegment(segmentId, segment, (encoded) => decodeBatches(encoded, { verifyCrc: false }).flatMap((b) => b.records));
   }
 
   private notify(tenantId: string, runs: CommitRun[], result: (AssignedOffset | null)[][], subscribedTopicIds: number[]): void {

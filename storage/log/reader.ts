@@ -4,13 +4,13 @@
  * CRC mismatch is an error, never skipped.
  */
 import { and, asc, eq, gte, sql } from "drizzle-orm";
-import { decodeBatches, SEGMENT_HEADER_BYTES, type SegmentRecord } from "../segment/codec.ts";
+import { decodeBatches, type SegmentRecord } from "../segment/codec.ts";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
 import { segmentIndex, segments } from "../metadata/schema.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
-import { type BatchCache, rangeKey } from "./batch-cache.ts";
+import type { BatchCache } from "./batch-cache.ts";
 
 export interface ReadIo {
   /** A database, or the transaction a caller reads within. */
@@ -95,7 +95,7 @@ export async function readFrom(io: ReadIo, topicId: number, partition: number, o
   const encoded = await loadRanges(io, wanted);
   const messages: StoredMessage[] = [];
   for (const [i, row] of wanted.entries()) {
-    const records = io.cache.get(cacheKey(row)) ?? decodeRange(encoded[i], row);
+    const records = io.cache.get(row.segmentId, row.byteOffset, row.byteLength) ?? decodeRange(encoded[i], row.segmentId, row.byteOffset);
     const first = Math.max(row.baseOffset, offset);
     for (let o = first; o <= row.lastOffset && messages.length < limit; o++) {
       let record = records[row.recordSkip + (o - row.baseOffset)];
@@ -156,7 +156,7 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]>
   const result: Uint8Array[] = new Array(wanted.length);
   const missing: number[] = [];
   wanted.forEach((row, i) => {
-    const cached = io.cache.getEncoded(cacheKey(row));
+    const cached = io.cache.getEncoded(row.segmentId, row.byteOffset, row.byteLength);
     if (cached) result[i] = cached;
     else missing.push(i);
   });
@@ -193,15 +193,14 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]>
       } catch (error) {
         throw unavailable("the object store did not answer; retry the request", error);
       }
-      if (whole) cacheOtherBatches(io.cache, first.segmentId, bytes, new Set(group.map((i) => wanted[i].byteOffset)));
+      const decode = (encoded: Uint8Array, byteOffset: number) => decodeRange(encoded, first.segmentId, byteOffset);
+      // A whole segment is cached whole, its ranges as views of it (see BatchCache).
+      if (whole) io.cache.setSegment(first.segmentId, bytes, decode);
       for (const i of group) {
         const row = wanted[i];
-        // From a whole segment, a copy: decoded values are views of their bytes, and a cached
-        // batch must not keep the whole segment alive (the cache counts each batch's own bytes).
-        const range = [row.byteOffset - start, row.byteOffset - start + row.byteLength] as const;
-        const slice = whole ? bytes.slice(...range) : bytes.subarray(...range);
-        io.cache.set(cacheKey(row), slice, (encoded) => decodeRange(encoded, row));
-        result[i] = slice;
+        const encoded = bytes.subarray(row.byteOffset - start, row.byteOffset - start + row.byteLength);
+        if (!whole) io.cache.setRange(row.segmentId, row.byteOffset, encoded, decode);
+        result[i] = encoded;
       }
     }),
   );
@@ -211,38 +210,16 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]>
 /** Segments up to this size are read whole (the batcher flushes at 4 MiB). */
 export const READ_AHEAD_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
-/**
- * Caches each batch of a whole segment not starting at one of `skip`, to be decoded when first
- * read. The walk follows the batches' length fields and stops at anything that does not add up:
- * a batch is checked (CRC and all) when it is decoded, never here.
- */
-function cacheOtherBatches(cache: BatchCache, segmentId: string, segment: Uint8Array, skip: Set<number>) {
-  const view = new DataView(segment.buffer, segment.byteOffset, segment.byteLength);
-  for (let at = SEGMENT_HEADER_BYTES; at + 4 <= segment.length; ) {
-    const length = view.getUint32(at);
-    if (length < 8 || at + length > segment.length) return;
-    if (!skip.has(at)) {
-      const batch = segment.slice(at, at + length); // a copy: see loadRanges
-      const row = { segmentId, byteOffset: at, byteLength: length } as IndexRow;
-      cache.set(rangeKey(segmentId, at, length), batch, (encoded) => decodeRange(encoded, row));
-    }
-    at += length;
-  }
-}
-
-function decodeRange(bytes: Uint8Array, row: IndexRow): SegmentRecord[] {
+function decodeRange(bytes: Uint8Array, segmentId: string, byteOffset: number): SegmentRecord[] {
   try {
     return decodeBatches(bytes).flatMap((b) => b.records);
   } catch (error) {
     throw new ReservoirError(
       "internal_error",
-      `segment ${row.segmentId} is corrupt at bytes ${row.byteOffset}+${row.byteLength}`,
+      `segment ${segmentId} is corrupt at bytes ${byteOffset}+${bytes.byteLength}`,
       {},
       { cause: error },
     );
   }
 }
 
-function cacheKey(row: IndexRow): string {
-  return rangeKey(row.segmentId, row.byteOffset, row.byteLength);
-}
