@@ -34,6 +34,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** A long-poll's server-side wait, added to the timeout. */
   waitMs?: number;
+  /** The answer's form, when not JSON (e.g. an answer in batches). */
+  accept?: string;
 }
 
 export class Transport {
@@ -67,6 +69,11 @@ export class Transport {
     return withRetries(once, this.retry, { signal: opts.signal });
   }
 
+  /** A request answered with bytes (e.g. an answer in batches). */
+  async bytes(method: string, path: string, opts: RequestOptions = {}): Promise<Uint8Array> {
+    return new Uint8Array(await (await this.send(method, path, opts)).arrayBuffer());
+  }
+
   /** A request answered with text (e.g. CSV). */
   async text(method: string, path: string, opts: RequestOptions = {}): Promise<string> {
     return (await this.send(method, path, opts)).text();
@@ -76,7 +83,7 @@ export class Transport {
   async send(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: "application/json", ...this.headers };
+    const headers: Record<string, string> = { accept: opts.accept ?? "application/json", ...this.headers };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     let body: string | undefined;
     if (opts.raw) {

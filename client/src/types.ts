@@ -22,6 +22,8 @@ export type Problem = Schemas["Problem"];
 export type MessageIn = Schemas["MessageIn"];
 export type Message = Schemas["Message"];
 export type ReceivedMessage = Schemas["ReceivedMessage"];
+/** A receipt, or a part of a lease receipt's run: what ack, nack and extend take. */
+export type ReceiptRef = Schemas["ReceiptRef"];
 export type ReadResult = Schemas["ReadResult"];
 export type Topic = Schemas["Topic"];
 export type TopicDetail = Schemas["TopicDetail"];

@@ -280,6 +280,43 @@ describe("consumer", () => {
     expect(view.partitions.reduce((a, p) => a + p.lag + p.inFlight, 0)).toBe(0);
   });
 
+  test("receiveBatches decodes an answer in batches; parts of a lease receipt settle single messages", async () => {
+    await client.topics.create("sdk.batches", { partitions: 2 });
+    await client.groups.put("sdk.batches", "g", { startAt: "earliest" });
+    await client.produce("sdk.batches", [
+      { value: "a", key: "k", partition: 0, headers: { h: "1" } },
+      { valueBase64: "AP8=", partition: 0 },
+      { value: "c", partition: 1 },
+    ]);
+    const { leases, messages } = await client.groups.receiveBatches("sdk.batches", "g", { max: 10, waitMs: 2_000 });
+    const shown = messages.map((m) => ({
+      ...m,
+      value: m.binary ? [...m.value] : new TextDecoder().decode(m.value),
+      timestamp: typeof m.timestamp,
+    }));
+    expect(shown.sort((x, y) => x.partition - y.partition || x.offset - y.offset)).toEqual([
+      { partition: 0, offset: 0, attempt: 1, timestamp: "number", key: "k", headers: { h: "1" }, value: "a", binary: false },
+      { partition: 0, offset: 1, attempt: 1, timestamp: "number", value: [0, 255], binary: true },
+      { partition: 1, offset: 0, attempt: 1, timestamp: "number", value: "c", binary: false },
+    ]);
+    const lease0 = leases.find((l) => l.partition === 0)!;
+    expect(await client.groups.nack("sdk.batches", "g", [{ receipt: lease0.receipt, firstOffset: 1 }])).toEqual({ nacked: 1, failed: [] });
+    const acked = await client.groups.ack("sdk.batches", "g", [
+      { receipt: lease0.receipt, firstOffset: 0, lastOffset: 0 },
+      ...leases.filter((l) => l !== lease0).map((l) => l.receipt),
+    ]);
+    expect(acked).toEqual({ acked: 2, failed: [] });
+    const again = await client.groups.receiveBatches("sdk.batches", "g", { max: 10, waitMs: 2_000 });
+    expect(again.messages.map((m) => [m.partition, m.offset, m.attempt])).toEqual([[0, 1, 2]]);
+    expect(
+      await client.groups.ack(
+        "sdk.batches",
+        "g",
+        again.leases.map((l) => l.receipt),
+      ),
+    ).toEqual({ acked: 1, failed: [] });
+  });
+
   test("a handler running longer than the visibility timeout keeps its lease (extend): no redelivery", async () => {
     await client.topics.create("sdk.extend");
     await client.groups.put("sdk.extend", "slow", { startAt: "earliest" });
