@@ -222,4 +222,3 @@ function decodeRange(bytes: Uint8Array, segmentId: string, byteOffset: number): 
     );
   }
 }
-
