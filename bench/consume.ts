@@ -361,6 +361,8 @@ try {
     dbStatementsPerMessage: counted ? Number((statements / Math.max(1, received)).toFixed(3)) : null,
     dbStatementsPerCall: counted ? Number((statements / Math.max(1, receiveMs.length + emptyReceives + ackMs.length)).toFixed(2)) : null,
     objectGets: after.store?.gets !== undefined ? after.store.gets - before.store.gets : null,
+    // The segments the backlog was written in: each read once would be this many GETs.
+    segmentsWritten: before.produce?.puts ?? null,
     // CPU seconds of each process over the consume phase (server, its Postgres backends, s3rver,
     // this client), and the machine's other load: what the phase competed with on this box.
     cpu,

@@ -4,8 +4,8 @@
  * sockets. Publish: requests of up to `batch` messages with `window` requests in flight (the
  * server coalesces them into one segment PUT + one commit per flush), each body written
  * straight from the payload bytes (reservoir-body.ts). Consume: a consumer group drained by
- * `consumers` loops of receive(max 1,000, answered in batches) → ack with the lease receipts;
- * values are handed over as bytes.
+ * `consumers` loops of receive(max 1,000, answered in batches) → ack with the lease receipts,
+ * the ack in flight while the next receive is; values are handed over as bytes.
  * The server's metrics give the PUT, commit and produce-wait histograms (produce overhead).
  */
 import { Agent } from "node:http";
@@ -115,6 +115,9 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       const [mine, myAuth, generation] = [topic, auth, topics];
       const batchesAuth = { ...myAuth, accept: BATCHES_TYPE };
       const loop = async () => {
+        // The ack of one receive goes while the next receive is out (at most one ack in flight
+        // per loop), as the SDK's consumer does and as the brokers' consumers ack without waiting.
+        let acking: Promise<void> = Promise.resolve();
         while (received < count && generation === topics) {
           // The answer in batches (the stored batches, decoded here by the SDK's decoder): payloads
           // arrive as bytes, as the byte-oriented clients of the other systems get theirs.
@@ -125,10 +128,13 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
           if (onMessage) for (const m of messages) onMessage(m.valueBytes);
           // One lease receipt per run of offsets the receive leased (a few per receive).
           const leases: { receipt: string }[] = got.body.leases ?? [];
-          await call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: leases.map((l) => l.receipt) });
-          acked += messages.length;
-          if (acked >= count) allAcked();
+          await acking;
+          acking = call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: leases.map((l) => l.receipt) }).then(() => {
+            acked += messages.length;
+            if (acked >= count) allAcked();
+          });
         }
+        await acking;
       };
       const loops = Promise.all(Array.from({ length: consumers }, loop));
       // Done once the last message is acked: the other loops may sit in a long poll (waitMs)
