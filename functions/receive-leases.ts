@@ -34,6 +34,7 @@ export async function receiveLeases(c: Context<AppEnv>, topic: Topic, group: Gro
   const tenantId = c.get("principal").tenantId;
   for (let attempt = 1; ; attempt++) {
     const now = c.env.clock.now();
+    c.env.commits.looking(topic.id, group.id);
     const deliveries = await receive(c.env, group, topic, { max, visibilityMs, receiver, now });
     const left = deadline - c.env.clock.now();
     if (deliveries.length > 0 || left <= 0) {
