@@ -105,6 +105,7 @@ async function receiveLoop<T>(
   const tenantId = c.get("principal").tenantId;
   for (let attempt = 1; ; attempt++) {
     const now = c.env.clock.now();
+    c.env.commits.looking(topic.id, group.id);
     const lease = await retryConflicts(() =>
       c.env.db.transaction((tx) => leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now })),
     );

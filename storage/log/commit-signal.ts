@@ -8,6 +8,14 @@ export class CommitSignal {
   private readonly waiting = new Map<string, Set<() => void>>();
   /** Per topic, per group: its receivers waiting for a commit, longest-waiting first. */
   private readonly receivers = new Map<number, Map<number, (() => void)[]>>();
+  /** Per topic: how many local commits touched it (the order of `wake` calls). */
+  private readonly commitsTo = new Map<number, number>();
+  /**
+   * Per topic, per group: the last of those commits some receiver of the group is known to see:
+   * one that began a receive after it, or one woken by it. A commit above this has been seen by
+   * no receiver of the group (all were busy when it landed): the next to wait takes it at once.
+   */
+  private readonly taken = new Map<number, Map<number, number>>();
 
   constructor(batcher: Batcher) {
     batcher.onCommit((flush) => this.wake(flush));
@@ -31,12 +39,33 @@ export class CommitSignal {
   }
 
   /**
+   * A receiver of the group is about to look: every local commit to the topic so far is visible
+   * to it. Call before the receive's statements, then `waitReceiver` if it found nothing.
+   */
+  looking(topicId: number, groupId: number): void {
+    const seen = this.commitsTo.get(topicId) ?? 0;
+    const groups = this.taken.get(topicId) ?? new Map<number, number>();
+    this.taken.set(topicId, groups);
+    const taken = groups.get(groupId);
+    if (taken === undefined || taken < seen) groups.set(groupId, seen);
+  }
+
+  /**
    * Resolves when this receiver of the group is woken (one per commit to the topic, see wake;
    * or by wakeNext), or after `ms`. Waking every receiver of a group for every flush made them
    * all run a receive for what one of them could take: at a steady rate with four consumers,
-   * three empty receives (and their statements) per flush.
+   * three empty receives (and their statements) per flush. A commit that landed while every
+   * receiver of the group was busy (so woke none) resolves the first to wait at once: its
+   * receive may have begun before that commit, and waiting would leave the commit's messages
+   * until a later commit or the poll (see `looking`).
    */
   waitReceiver(topicId: number, groupId: number, ms: number): Promise<void> {
+    const last = this.commitsTo.get(topicId) ?? 0;
+    const taken = this.taken.get(topicId);
+    if ((taken?.get(groupId) ?? last) < last) {
+      taken!.set(groupId, last);
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const groups = this.receivers.get(topicId) ?? new Map<number, (() => void)[]>();
       this.receivers.set(topicId, groups);
@@ -72,7 +101,13 @@ export class CommitSignal {
       if (set) for (const done of [...set]) done();
     }
     for (const topicId of topics) {
-      for (const groupId of [...(this.receivers.get(topicId)?.keys() ?? [])]) this.wakeNext(topicId, groupId);
+      const seq = (this.commitsTo.get(topicId) ?? 0) + 1;
+      this.commitsTo.set(topicId, seq);
+      // Woken receivers see this commit: their groups are marked as having taken it.
+      const groups = this.receivers.get(topicId);
+      const taken = this.taken.get(topicId);
+      if (groups && taken) for (const groupId of groups.keys()) taken.set(groupId, seq);
+      for (const groupId of [...(groups?.keys() ?? [])]) this.wakeNext(topicId, groupId);
     }
   }
 }

@@ -23,6 +23,10 @@ export interface ReservoirOptions {
   /** Produce requests in flight. */
   window?: number;
   consumers?: number;
+  /** Extra environment for the server (a benchmark's variant). */
+  env?: Record<string, string>;
+  /** Run the server from this source tree (a same-run comparison with another commit). */
+  root?: string;
 }
 
 /** At a fixed rate, how long the client gathers due messages into one request. */
@@ -76,7 +80,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     },
 
     async setup(workload: Workload) {
-      stack ??= await startStack(options.stack);
+      stack ??= await startStack(options.stack, options.env, [], options.root);
       base = stack.server.baseUrl;
       admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
       const tenant = await call("POST", "/v1/admin/tenants", admin, { name: `bench-${Date.now()}` });

@@ -11,6 +11,7 @@ import type { Listen } from "../../push/background.ts";
 import { translateFailures, type Database } from "../../../storage/metadata/db.ts";
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
 import { guardPostgresWrites } from "./postgres-write-guard.ts";
+import { statementsFirst } from "./statements-first.ts";
 
 export interface NodeDatabase {
   db: Database;
@@ -97,7 +98,7 @@ async function openEmbedded(config: Config, counters: { dbStatements: number }):
     await worker.terminate();
   };
   return {
-    db: translateFailures(drizzle(sql) as unknown as Database),
+    db: translateFailures(drizzle(statementsFirst(sql)) as unknown as Database),
     close,
     kind: `embedded PGlite (${dir}, on a thread of its own)`,
     // One connection: LISTEN would need a second. The dispatcher hears this instance's commits

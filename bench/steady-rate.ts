@@ -1,0 +1,75 @@
+/**
+ * Reservoir alone at a steady rate (issue 15's steady-rate targets), as the compare bench's
+ * fixed-rate mode measures it (bench/compare/measure.ts, the same harness client), without the
+ * peers and the max-rate runs: a warm-up, then `--rounds` fixed-rate runs per workload.
+ *
+ *   node --import tsx bench/steady-rate.ts --stack postgres-s3 --workloads 16p-1KiB --rate 5000 --messages 10000 --rounds 3
+ *
+ * Per run: produce p50/p99 (from each message's scheduled time), end-to-end p50/p99, the server's
+ * PUT and commit p50s, and the two targets: produce p50 ≤ PUT p50 + commit p50 + 10 ms linger +
+ * 3 ms, end-to-end p50 ≤ 2 × produce p50.
+ */
+import { parseArgs } from "node:util";
+import { measureRun } from "./compare/measure.ts";
+import { round } from "./compare/result.ts";
+import { reservoir } from "./compare/systems/reservoir.ts";
+import type { Workload } from "./compare/system.ts";
+import { warmUp } from "./compare/warm-up.ts";
+import { guarded } from "./compare/guard.ts";
+
+const WORKLOADS: Workload[] = [
+  { name: "16p-1KiB", partitions: 16, messageBytes: 1024 },
+  { name: "1p-1KiB", partitions: 1, messageBytes: 1024 },
+  { name: "16p-100B", partitions: 16, messageBytes: 100 },
+];
+
+const { values: args } = parseArgs({
+  options: {
+    stack: { type: "string", default: "postgres-s3" },
+    workloads: { type: "string", default: "16p-1KiB" },
+    rate: { type: "string", default: "5000" },
+    messages: { type: "string", default: "10000" },
+    rounds: { type: "string", default: "3" },
+    env: { type: "string", multiple: true, default: [] },
+    root: { type: "string" },
+  },
+});
+const stack = args.stack as "postgres-s3" | "embedded";
+const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string, string]));
+const sut = guarded(reservoir({ stack, env, root: args.root }));
+const rate = Number(args.rate);
+const messages = Number(args.messages);
+try {
+  for (const workload of WORKLOADS.filter((w) => args.workloads.split(",").includes(w.name))) {
+    await warmUp(sut, workload, Math.min(messages, 10_000));
+    for (let round_ = 1; round_ <= Number(args.rounds); round_++) {
+      const r = await measureRun(sut, workload, messages, rate);
+      const put = r.produceOverhead?.putP50Ms ?? NaN;
+      const commit = r.produceOverhead?.commitP50Ms ?? NaN;
+      const bound = round(put + commit + 10 + 3);
+      const produce = r.publish!.p50Ms;
+      const e2e = r.endToEnd!.p50Ms!;
+      console.log(
+        JSON.stringify({
+          stack,
+          tree: args.root ?? "this",
+          workload: workload.name,
+          round: round_,
+          produceP50: produce,
+          produceP99: r.publish!.p99Ms,
+          e2eP50: e2e,
+          e2eP99: r.endToEnd!.p99Ms,
+          putP50: put,
+          commitP50: commit,
+          produceBound: bound,
+          produceMet: produce <= bound,
+          e2eBound: round(2 * produce),
+          e2eMet: e2e <= 2 * produce,
+          cpu: r.cpu?.seconds,
+        }),
+      );
+    }
+  }
+} finally {
+  await sut.close?.();
+}
