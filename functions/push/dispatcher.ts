@@ -8,7 +8,7 @@
  * commits and a timer; a Worker runs them inside waitUntil or a cron event, with a deadline.
  */
 import { meteredBytes } from "../../storage/usage/metered-bytes.ts";
-import { describeError } from "../../storage/errors.ts";
+import { describeError, ReservoirError } from "../../storage/errors.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import type { ReadIo } from "../../storage/log/reader.ts";
 import type { Delivery } from "../../storage/groups/receive.ts";
@@ -75,6 +75,9 @@ interface Pump {
 const USER_AGENT = "Reservoir-Webhooks/1";
 /** A finished delivery is settled (acked or scheduled for retry, and logged) within this long. */
 const SETTLE_WITHIN_MS = 50;
+/** After a claim or settle the database failed, the pump tries again after this long, doubling up to the max. */
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 2_000;
 
 export class Dispatcher {
   private readonly pumps = new Map<number, Pump>();
@@ -152,6 +155,8 @@ export class Dispatcher {
     let more = true;
     /** When retries this pump scheduled come due: it stays up for those due before `until`. */
     let retries: number[] = [];
+    /** Claims and settles in a row that the database failed (see keepForRetry). */
+    let failures = 0;
     const noteRetries = (batch: Finished[]) => {
       for (const f of batch) if (f.retryAt !== null) retries.push(f.retryAt);
     };
@@ -170,7 +175,14 @@ export class Dispatcher {
           retries = retries.filter((at) => at > now);
           const batch = finished.splice(0);
           const settling = subscription && batch.length > 0 ? { subscription, ...this.settling(batch) } : undefined;
-          const claimed = await claimDeliveries(io, id, { want: subscription ? free : 100, now, until: claimUntil, settling });
+          let claimed: Awaited<ReturnType<typeof claimDeliveries>>;
+          try {
+            claimed = await claimDeliveries(io, id, { want: subscription ? free : 100, now, until: claimUntil, settling });
+          } catch (error) {
+            if (!(await this.keepForRetry(error, batch, finished, until, failures++))) throw error;
+            continue;
+          }
+          failures = 0;
           this.stats.claims++;
           if (settling) this.stats.settles++;
           noteRetries(batch);
@@ -192,7 +204,13 @@ export class Dispatcher {
         const waited = finished.length > 0 ? now - finished[0].doneAt : 0;
         if (finished.length > 0 && subscription && (!more || active.size === 0 || !fits || this.stopped || waited >= SETTLE_WITHIN_MS)) {
           const batch = finished.splice(0);
-          await this.settle(io.db, subscription, batch);
+          try {
+            await this.settle(io.db, subscription, batch);
+          } catch (error) {
+            if (!(await this.keepForRetry(error, batch, finished, until, failures++))) throw error;
+            continue;
+          }
+          failures = 0;
           noteRetries(batch);
           if (batch.some((f) => f.gone)) return;
           more = true;
@@ -227,6 +245,29 @@ export class Dispatcher {
         else if (!subscription) finished.length = 0;
       }
     }
+  }
+
+  /**
+   * A claim or settle carrying finished deliveries failed because the database (or the object
+   * store) did: a cut connection, a terminated backend. The deliveries go back to be settled by
+   * the next claim or settle, after a short pause, and the pump goes on. Dropping them (as the
+   * pump did by ending) left their leases, and with them the subscription's concurrency and, in
+   * key order, their keys, held until the lease ran out (timeoutMs + the settle margin, 33 s in
+   * the reliability campaign), for deliveries that had already succeeded: under Postgres faults
+   * every few seconds, webhook delivery all but stopped (docs/reliability.md, anomaly 7).
+   * Settling again is safe: an ack of a settled message counts as done, and a nack whose grant
+   * has ended since fails as receipt_expired and changes nothing. (Only the delivery log may
+   * then list an attempt twice, when the failed settle had in fact committed.) False when the
+   * failure is not the service's, or the pump is stopping or past its time: the caller ends
+   * the pump, whose last settle then tries them once more.
+   */
+  private async keepForRetry(error: unknown, batch: Finished[], finished: Finished[], until: number, failures: number): Promise<boolean> {
+    finished.unshift(...batch);
+    const unavailable = error instanceof ReservoirError && error.code === "service_unavailable";
+    if (!unavailable || this.stopped || this.now() >= until) return false;
+    this.log(`reservoir: dispatching a subscription failed, trying again: ${describeError(error)}`);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(failures, 6))));
+    return true;
   }
 
   private wakeOf(pump: Pump): Promise<void> {
