@@ -45,6 +45,8 @@ export interface StartNodeServerOptions {
   nodeArgs?: string[];
   /** The source tree to run the server from (default: this repository; a benchmark's baseline: another commit's tree). */
   root?: string;
+  /** Told each piece of the server's output as it comes (before it is ready, too). */
+  onOutput?: (text: string) => void;
 }
 
 /**
@@ -134,6 +136,7 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
   /** Called on every output and on exit: what waitReady waits on instead of polling. */
   let onEvent: (() => void) | undefined;
   const append = (s: string) => {
+    opts.onOutput?.(s);
     log += s;
     if (log.length > MAX_LOG_CHARS) log = "[...earlier output dropped...]\n" + log.slice(-MAX_LOG_CHARS / 2);
     onEvent?.();

@@ -13,8 +13,9 @@ export interface PgFaultProxy {
   url: string;
   /** Destroys every open connection (the server sees its sockets close mid-query). */
   dropAll(): number;
-  /** Refuses (closes at once) new connections for `ms`. */
+  /** Refuses (closes at once) new connections for `ms` (Infinity: until `refuse(0)`). */
   refuse(ms: number): void;
+
   /** Holds every byte in both directions for `ms`, then lets them through in order (0: at once). */
   stall(ms: number): void;
   /**
@@ -106,6 +107,7 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
     refuse(ms) {
       refuseUntil = Date.now() + ms;
     },
+
     stall(ms) {
       stallUntil = ms === 0 ? 0 : Math.max(stallUntil, Date.now() + ms);
       clearTimeout(stallTimer);
