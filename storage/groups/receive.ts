@@ -19,6 +19,7 @@ import {
   lockDuePartitionRows,
   lockDueRows,
   lockPositions,
+  partitionOrder,
   partitionRows,
   rotation,
   writeRows,
@@ -329,7 +330,7 @@ async function lockFreshPositions(
         FROM group_partitions gp
         JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
         WHERE ${choosePartitions(groupId, topicId, topic.partitions, "frontier", choice, start)}
-        ORDER BY (gp.partition + ${start}) % ${Math.max(1, topic.partitions)}
+        ORDER BY ${partitionOrder(topicId, topic.partitions, "frontier", start)}
         ${choice.limit === undefined ? sql`` : sql`LIMIT ${choice.limit}`}
         FOR UPDATE OF gp SKIP LOCKED`,
   );

@@ -28,6 +28,8 @@ export function rangeKey(segmentId: string, byteOffset: number, byteLength: numb
 export class BatchCache {
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
+  /** GETs in flight, by what they fetch: concurrent readers of one segment share one. */
+  private readonly loading = new Map<string, Promise<Uint8Array>>();
 
   constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
 
@@ -61,6 +63,20 @@ export class BatchCache {
     this.set(segmentId, { bytes: segment, decode });
   }
 
+  /**
+   * `load()`, unless a load of `key` is in flight already: then its result. Receivers of a
+   * group's partitions drained together miss the same segment at the same moment; without this
+   * each made its own GET of it.
+   */
+  once(key: string, load: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    let pending = this.loading.get(key);
+    if (!pending) {
+      pending = load().finally(() => this.loading.delete(key));
+      this.loading.set(key, pending);
+    }
+    return pending;
+  }
+
   private find(segmentId: string, byteOffset: number, byteLength: number): { entry: Entry; encoded: Uint8Array } | undefined {
     const range = this.touch(rangeKey(segmentId, byteOffset, byteLength));
     if (range) return { entry: range, encoded: range.bytes };
@@ -73,6 +89,7 @@ export class BatchCache {
     const size = entry.bytes.byteLength;
     if (size > this.maxBytes) return;
     const old = this.entries.get(key);
+    if (old?.bytes === entry.bytes) return void this.touch(key); // the same GET's bytes: keep what is decoded
     if (old) {
       this.bytes -= old.bytes.byteLength;
       this.entries.delete(key);

@@ -10,7 +10,7 @@ import { rows } from "../metadata/db.ts";
 import { segmentIndex, segments } from "../metadata/schema.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
-import type { BatchCache } from "./batch-cache.ts";
+import { type BatchCache, rangeKey } from "./batch-cache.ts";
 
 export interface ReadIo {
   /** A database, or the transaction a caller reads within. */
@@ -189,7 +189,8 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]>
       const end = whole ? first.segmentBytes : Math.max(...group.map((i) => wanted[i].byteOffset + wanted[i].byteLength));
       let bytes: Uint8Array;
       try {
-        bytes = await io.store.get(first.objectKey, { offset: start, length: end - start });
+        const key = whole ? first.segmentId : rangeKey(first.segmentId, start, end - start);
+        bytes = await io.cache.once(key, () => io.store.get(first.objectKey, { offset: start, length: end - start }));
       } catch (error) {
         throw unavailable("the object store did not answer; retry the request", error);
       }
