@@ -77,10 +77,13 @@ function preparedStatements(db: Database): Database {
   prepareAll(session);
   const transaction = session.transaction.bind(session);
   session.transaction = (work, ...rest) =>
-    transaction((tx: { session: Session }) => {
-      prepareAll(tx.session);
-      return (work as (tx: unknown) => unknown)(tx);
-    }, ...rest);
+    transaction(
+      (tx: { session: Session }) => {
+        prepareAll(tx.session);
+        return (work as (tx: unknown) => unknown)(tx);
+      },
+      ...rest,
+    );
   return db;
 }
 
