@@ -85,5 +85,11 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
       "ALTER TABLE \"group_leases\" ADD COLUMN \"first_received_at\" bigint;",
       "ALTER TABLE \"sqs_queues\" ADD CONSTRAINT \"sqs_queues_topic_id_topics_id_fk\" FOREIGN KEY (\"topic_id\") REFERENCES \"public\".\"topics\"(\"id\") ON DELETE cascade ON UPDATE no action;"
     ]
+  },
+  {
+    "tag": "0005_segment_index_delayed",
+    "statements": [
+      "CREATE INDEX \"segment_index_delayed_idx\" ON \"segment_index\" USING btree (\"topic_id\",\"partition\",\"base_offset\") WHERE \"segment_index\".\"deliver_at\" IS NOT NULL;"
+    ]
   }
 ];

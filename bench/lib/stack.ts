@@ -44,12 +44,26 @@ export async function startStack(
   const s3 = await startS3Process();
   // Another tree migrates its own schema: it gets an empty database, not this tree's template.
   const db = await freshDatabase({ migrated: root === undefined });
+  // For per-statement costs: BENCH_PG_DB_SETTINGS="log_statement_stats=on" (or auto_explain's
+  // settings) applies to this database's sessions only, written to the Postgres server's log;
+  // BENCH_KEEP_DB=1 keeps the database afterwards, to EXPLAIN statements on its data.
+  if (process.env.BENCH_PG_DB_SETTINGS) {
+    const { default: postgres } = await import("postgres");
+    const admin = postgres(db.url, { max: 1, onnotice: () => {} });
+    const name = new URL(db.url).pathname.slice(1);
+    for (const kv of process.env.BENCH_PG_DB_SETTINGS.split(";")) {
+      const [k, v] = kv.split("=");
+      await admin.unsafe(`alter database "${name}" set ${k} = '${v}'`);
+    }
+    await admin.end();
+    console.error(`bench database: ${name}`);
+  }
   const server = await startNodeServer({ env: { ...s3.env, DATABASE_URL: db.url, ...env }, label: "bench-s3", nodeArgs, root });
   return {
     server,
     async stop() {
       await server.stop();
-      await db.drop();
+      if (!process.env.BENCH_KEEP_DB) await db.drop();
       await s3.stop();
     },
   };

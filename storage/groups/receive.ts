@@ -256,13 +256,22 @@ interface FreshPosition extends Window {
 /** JSON arrays of numbers, as `json_agg` gives them (null when nothing matched). */
 type Listed = number[][] | null;
 
-/** The delayed runs (index rows due after `now`) and lease rows from `from` to the window's end. */
+/**
+ * The delayed runs (index rows due after `now`) and lease rows from `from` to the window's end.
+ * Delayed runs come from segment_index_delayed_idx (a message without a due time is not in it),
+ * from the last one starting at or before `from` on: runs do not overlap, so no run starting
+ * earlier reaches `from`. Without that bound the scan read every run behind the frontier.
+ */
 function windowColumns(groupId: number, topicId: number, partition: SQL, from: SQL, end: SQL, now: number): SQL {
   return sql`
     (SELECT json_agg(json_build_array(i.base_offset, i.last_offset, i.deliver_at) ORDER BY i.base_offset)
      FROM segment_index i
      WHERE i.topic_id = ${topicId} AND i.partition = ${partition} AND i.deliver_at > ${now}
-       AND i.last_offset >= ${from} AND i.base_offset < ${end}) AS delayed,
+       AND i.last_offset >= ${from} AND i.base_offset < ${end}
+       AND i.base_offset >= COALESCE((
+         SELECT d.base_offset FROM segment_index d
+         WHERE d.topic_id = ${topicId} AND d.partition = ${partition} AND d.deliver_at IS NOT NULL AND d.base_offset <= ${from}
+         ORDER BY d.base_offset DESC LIMIT 1), ${from})) AS delayed,
     (SELECT json_agg(json_build_array(l.first_offset, l.last_offset) ORDER BY l.first_offset)
      FROM group_leases l
      WHERE l.group_id = ${groupId} AND l.partition = ${partition} AND l.first_offset >= ${from} AND l.first_offset < ${end}) AS covered`;

@@ -16,6 +16,7 @@ import {
   timestamp,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
+import { sql } from "drizzle-orm";
 
 export const tenants = pgTable("tenants", {
   id: text("id").primaryKey(),
@@ -116,7 +117,14 @@ export const segmentIndex = pgTable(
     /** Headers added to the stored ones on read (a dead letter's x-reservoir-* headers). */
     extraHeaders: jsonb("extra_headers").$type<Record<string, string>>(),
   },
-  (t) => [primaryKey({ columns: [t.topicId, t.partition, t.baseOffset] }), index("segment_index_segment_idx").on(t.segmentId)],
+  (t) => [
+    primaryKey({ columns: [t.topicId, t.partition, t.baseOffset] }),
+    index("segment_index_segment_idx").on(t.segmentId),
+    // The delayed runs alone: a receive looks for them past each frontier, and through the
+    // primary key that meant reading every run from the partition's start (a drain slowed as it
+    // went). Most topics have none, so this index stays small.
+    index("segment_index_delayed_idx").on(t.topicId, t.partition, t.baseOffset).where(sql`${t.deliverAt} IS NOT NULL`),
+  ],
 );
 
 /** Producer idempotency keys, deduplicated inside the commit for 24 hours. */

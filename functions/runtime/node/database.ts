@@ -45,9 +45,47 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
       const { unlisten } = await sql.listen(channel, onPayload);
       return unlisten;
     };
-    return { db: translateFailures(drizzle(sql) as unknown as Database), close: () => sql.end(), kind: "postgres", listen };
+    const db = preparedStatements(drizzle(sql) as unknown as Database);
+    return { db: translateFailures(db), close: () => sql.end(), kind: "postgres", listen };
   }
   return openEmbedded(config, counters);
+}
+
+type Session = { prepareQuery(...args: unknown[]): { prepare: boolean }; transaction(...args: unknown[]): Promise<unknown> };
+
+/**
+ * Every statement as a named prepared statement of its connection, parsed once per text, as
+ * postgres.js does for its own tagged queries but drizzle's postgres-js driver does not (it runs
+ * raw SQL unnamed). Unnamed, each statement cost a Parse and a Describe, a round trip to learn
+ * the parameters' types, then a Bind that planned it again: about 60% of the Postgres CPU of a
+ * receive + ack (docs/benchmarks.md, "Consume (issue 15)"). Prepared, it is one Bind + Execute,
+ * and Postgres plans it once (a generic plan) where that costs no more than planning each time.
+ * The core sends a bounded set of texts (array parameters are literals, not lists: sql-array.ts),
+ * so the per-connection cache of statements stays small. Statements without parameters still go
+ * by the simple protocol (migrations' DDL). Statements inside a transaction run on the
+ * transaction's own session, so its sessions are switched too.
+ */
+function preparedStatements(db: Database): Database {
+  const prepareAll = (session: Session) => {
+    const prepareQuery = session.prepareQuery.bind(session);
+    session.prepareQuery = (...args) => {
+      const query = prepareQuery(...args);
+      query.prepare = true;
+      return query;
+    };
+  };
+  const session = (db as unknown as { session: Session }).session;
+  prepareAll(session);
+  const transaction = session.transaction.bind(session);
+  session.transaction = (work, ...rest) =>
+    transaction(
+      (tx: { session: Session }) => {
+        prepareAll(tx.session);
+        return (work as (tx: unknown) => unknown)(tx);
+      },
+      ...rest,
+    );
+  return db;
 }
 
 /**

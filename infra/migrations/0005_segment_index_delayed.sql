@@ -1,0 +1,1 @@
+CREATE INDEX "segment_index_delayed_idx" ON "segment_index" USING btree ("topic_id","partition","base_offset") WHERE "segment_index"."deliver_at" IS NOT NULL;
