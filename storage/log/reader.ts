@@ -76,7 +76,21 @@ async function indexRows(io: ReadIo, topicId: number, partition: number, offset:
     })
     .from(segmentIndex)
     .innerJoin(segments, eq(segments.id, segmentIndex.segmentId))
-    .where(and(eq(segmentIndex.topicId, topicId), eq(segmentIndex.partition, partition), gte(segmentIndex.lastOffset, offset)))
+    .where(
+      and(
+        eq(segmentIndex.topicId, topicId),
+        eq(segmentIndex.partition, partition),
+        // From the row holding `offset` (the last to begin at or before it): bounded below, the
+        // scan no longer reads past every earlier row of the partition, which grew with the log.
+        gte(
+          segmentIndex.baseOffset,
+          sql`coalesce((SELECT i.base_offset FROM segment_index i
+                        WHERE i.topic_id = ${topicId} AND i.partition = ${partition} AND i.base_offset <= ${offset}
+                        ORDER BY i.base_offset DESC LIMIT 1), 0)`,
+        ),
+        gte(segmentIndex.lastOffset, offset),
+      ),
+    )
     .orderBy(asc(segmentIndex.baseOffset))
     .limit(limit);
   const wanted: IndexRow[] = [];
