@@ -5,7 +5,8 @@
  * committed and rolled back, a webhook subscription to a local sink, and a topic created, filled
  * and deleted every minute — for `minutes`, while the server's process is sampled from outside
  * (/proc/<pid>/status: VmRSS, VmData, Threads; /proc/<pid>/fd: open descriptors). Nothing in the
- * server exposes its internals for this. Verdict: ./flatness.ts.
+ * server exposes its internals for this; its read cache's size is read from GET /metrics beside
+ * them, to tell that cache filling to its bound from a leak. Verdict: ./flatness.ts.
  *   npm run reliability -- --soak [--target embedded|postgres] [--minutes 30]
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -32,6 +33,11 @@ export interface Sample {
   threads: number;
   fds: number;
   requests: number;
+  /**
+   * The server's read cache, MiB (GET /metrics, reservoir_read_cache_bytes): not judged — a
+   * bounded structure, logged so that a rise of RSS can be set against it filling to its bound.
+   */
+  readCacheMiB: number;
 }
 
 export interface SoakResult {
@@ -45,7 +51,7 @@ export interface SoakResult {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** VmRSS, VmData (MiB) and Threads of a process, read from /proc. */
-function sampleProcess(pid: number): Omit<Sample, "atS" | "requests"> {
+function sampleProcess(pid: number): Omit<Sample, "atS" | "requests" | "readCacheMiB"> {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? Number.NaN);
   return {
@@ -68,7 +74,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       s3 = await startS3();
       Object.assign(env, { DATABASE_URL: db.url }, s3.env);
     }
-    server = await startNodeServer({ env, label: `soak-${o.target}`, readyTimeoutMs: 180_000 });
+    // RESERVOIR_SOAK_NODE_ARGS: extra Node flags for the server under soak, space-separated, to look
+    // inside it when a resource does not level off (e.g. "--heapsnapshot-signal=SIGUSR2", or
+    // "--import /path/to/probe.mjs"); the sampling from outside stays the verdict.
+    const nodeArgs = (process.env.RESERVOIR_SOAK_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    server = await startNodeServer({ env, label: `soak-${o.target}`, readyTimeoutMs: 180_000, nodeArgs });
     const tenant = await api(server.baseUrl, server.adminToken).post("/v1/admin/tenants", { name: "soak" });
     const client: Api = api(server.baseUrl, tenant.body.apiKey);
     await client.put("/v1/topics/soak", { partitions: 4 });
@@ -158,16 +168,25 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       }
     };
 
+    const admin = api(server.baseUrl, server.adminToken);
+    const readCacheMiB = async () => {
+      const r = await admin
+        .get("/metrics", { headers: { accept: "text/plain" }, allow5xx: true, timeoutMs: 10_000 })
+        .catch(() => undefined);
+      const bytes = r?.status === 200 ? /^reservoir_read_cache_bytes (\S+)$/m.exec(r.text)?.[1] : undefined;
+      return bytes === undefined ? Number.NaN : Math.round(Number(bytes) / 104_857.6) / 10;
+    };
     const samples: Sample[] = [];
     const started = Date.now();
     const sampleEveryMs = o.minutes >= 10 ? 10_000 : 2_000;
     const sampler = async () => {
       while (running()) {
-        samples.push({ atS: Math.round((Date.now() - started) / 1000), ...sampleProcess(server!.pid), requests });
+        const atS = Math.round((Date.now() - started) / 1000);
+        samples.push({ atS, ...sampleProcess(server!.pid), requests, readCacheMiB: await readCacheMiB() });
         const last = samples[samples.length - 1]!;
         if (samples.length % 6 === 1)
           o.log(
-            `soak ${o.target} t=${last.atS}s rss=${last.rssMiB}MiB data=${last.dataMiB}MiB fds=${last.fds} threads=${last.threads} requests=${requests} 5xx=${serverErrors}`,
+            `soak ${o.target} t=${last.atS}s rss=${last.rssMiB}MiB data=${last.dataMiB}MiB fds=${last.fds} threads=${last.threads} readCache=${last.readCacheMiB}MiB requests=${requests} 5xx=${serverErrors}`,
           );
         await sleep(sampleEveryMs);
       }
