@@ -21,6 +21,15 @@ import { judgeFlat, RULES, type FlatVerdict } from "./flatness.ts";
 export interface SoakOptions {
   target: "embedded" | "postgres";
   minutes: number;
+  /**
+   * The server's read cache bound, MiB (RESERVOIR_READ_CACHE_BYTES; the soak's default 8, the
+   * server's 64). The rule judges what comes after warm-up (the first 20 %), so a bounded
+   * structure must reach its bound within it: at the soak's 35-65 requests/s on the shared
+   * machine, the read cache fills at 2.6-4.8 MiB a minute (decoded), so 64 MiB takes 13-25
+   * minutes of a 30-minute soak (anomaly 6) and 8 MiB under 4. The bound itself is proven by
+   * test/unit/batch-cache.test.ts and test/integration/read-cache-bound.test.ts.
+   */
+  readCacheMiB: number;
   seed: number;
   samplesPath: string;
   log: (line: string) => void;
@@ -68,7 +77,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   let server: NodeServer | undefined;
   const sink = await startWebhookSink();
   try {
-    const env: Record<string, string> = { RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_DISPATCH_INTERVAL_MS: "500" };
+    const env: Record<string, string> = {
+      RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1",
+      RESERVOIR_DISPATCH_INTERVAL_MS: "500",
+      RESERVOIR_READ_CACHE_BYTES: String(Math.round(o.readCacheMiB * 1024 * 1024)),
+    };
     if (o.target === "postgres") {
       db = await freshDatabase();
       s3 = await startS3();
