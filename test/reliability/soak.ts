@@ -47,6 +47,12 @@ export interface Sample {
    * bounded structure, logged so that a rise of RSS can be set against it filling to its bound.
    */
   readCacheMiB: number;
+  /**
+   * GET requests the server has made to the object store (reservoir_object_store_gets_total):
+   * not judged — reads that miss the read cache, whose concurrency the store's keep-alive
+   * sockets (and so the descriptors) follow.
+   */
+  storeGets: number;
 }
 
 export interface SoakResult {
@@ -60,7 +66,7 @@ export interface SoakResult {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** VmRSS, VmData (MiB) and Threads of a process, read from /proc. */
-function sampleProcess(pid: number): Omit<Sample, "atS" | "requests" | "readCacheMiB"> {
+function sampleProcess(pid: number): Omit<Sample, "atS" | "requests" | "readCacheMiB" | "storeGets"> {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? Number.NaN);
   return {
@@ -182,12 +188,18 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     };
 
     const admin = api(server.baseUrl, server.adminToken);
-    const readCacheMiB = async () => {
+    const scrape = async (): Promise<Pick<Sample, "readCacheMiB" | "storeGets">> => {
       const r = await admin
         .get("/metrics", { headers: { accept: "text/plain" }, allow5xx: true, timeoutMs: 10_000 })
         .catch(() => undefined);
-      const bytes = r?.status === 200 ? /^reservoir_read_cache_bytes (\S+)$/m.exec(r.text)?.[1] : undefined;
-      return bytes === undefined ? Number.NaN : Math.round(Number(bytes) / 104_857.6) / 10;
+      const value = (name: string) => {
+        const v = r?.status === 200 ? new RegExp(`^${name} (\\S+)$`, "m").exec(r.text)?.[1] : undefined;
+        return v === undefined ? Number.NaN : Number(v);
+      };
+      return {
+        readCacheMiB: Math.round(value("reservoir_read_cache_bytes") / 104_857.6) / 10,
+        storeGets: value("reservoir_object_store_gets_total"),
+      };
     };
     const samples: Sample[] = [];
     const started = Date.now();
@@ -195,11 +207,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const sampler = async () => {
       while (running()) {
         const atS = Math.round((Date.now() - started) / 1000);
-        samples.push({ atS, ...sampleProcess(server!.pid), requests, readCacheMiB: await readCacheMiB() });
+        samples.push({ atS, ...sampleProcess(server!.pid), requests, ...(await scrape()) });
         const last = samples[samples.length - 1]!;
         if (samples.length % 6 === 1)
           o.log(
-            `soak ${o.target} t=${last.atS}s rss=${last.rssMiB}MiB data=${last.dataMiB}MiB fds=${last.fds} threads=${last.threads} readCache=${last.readCacheMiB}MiB requests=${requests} 5xx=${serverErrors}`,
+            `soak ${o.target} t=${last.atS}s rss=${last.rssMiB}MiB data=${last.dataMiB}MiB fds=${last.fds} threads=${last.threads} readCache=${last.readCacheMiB}MiB storeGets=${last.storeGets} requests=${requests} 5xx=${serverErrors}`,
           );
         await sleep(sampleEveryMs);
       }
