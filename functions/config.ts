@@ -27,6 +27,8 @@ export interface Config {
   keySecret?: string;
   lingerMs: number;
   maxBatchBytes: number;
+  /** Bound of the instance's read cache of decoded batches, in estimated bytes held (storage/log/batch-cache.ts). */
+  readCacheBytes: number;
   /** Hosts, addresses or CIDRs webhooks may reach although private or loopback. */
   webhookAllowPrivate?: string;
   /** Node: how often the dispatcher sweeps for retries and backlog it was not woken for. */
@@ -136,6 +138,8 @@ const envSchema = z
     RESERVOIR_KEY_SECRET: z.preprocess(blankIsUnset, z.string().min(32, { error: "must be at least 32 characters" }).optional()),
     RESERVOIR_LINGER_MS: number(5, 0, 60_000, "milliseconds", true),
     RESERVOIR_MAX_BATCH_BYTES: number(4 * 1024 * 1024, 1, 1024 * 1024 * 1024, "bytes"),
+    // 0 turns the read cache off. A Worker isolate has 128 MB in all: keep it well under that there.
+    RESERVOIR_READ_CACHE_BYTES: number(64 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024, "bytes"),
     RESERVOIR_WEBHOOK_ALLOW_PRIVATE: text().superRefine((value, ctx) => {
       try {
         // The guard parses its list eagerly and throws on an entry it cannot read.
@@ -207,6 +211,7 @@ export function readConfig(env: Env): Config {
     keySecret: e.RESERVOIR_KEY_SECRET,
     lingerMs: e.RESERVOIR_LINGER_MS,
     maxBatchBytes: e.RESERVOIR_MAX_BATCH_BYTES,
+    readCacheBytes: e.RESERVOIR_READ_CACHE_BYTES,
     webhookAllowPrivate: e.RESERVOIR_WEBHOOK_ALLOW_PRIVATE,
     dispatchIntervalMs: e.RESERVOIR_DISPATCH_INTERVAL_MS,
     sweepSeconds: e.RESERVOIR_SWEEP_SECONDS,

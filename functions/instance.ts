@@ -26,8 +26,9 @@ export interface SharedState {
   metrics: Instruments;
 }
 
-export function createSharedState(batcher: Partial<BatcherOptions>, metrics: Instruments): SharedState {
-  const cache = new BatchCache();
+/** `readCacheBytes`: the read cache's bound (RESERVOIR_READ_CACHE_BYTES; default 64 MiB). */
+export function createSharedState(batcher: Partial<BatcherOptions>, metrics: Instruments, readCacheBytes?: number): SharedState {
+  const cache = new BatchCache(readCacheBytes);
   const b = new Batcher({ ...batcher, cache, observer: metrics.flush });
   return {
     batcher: b,

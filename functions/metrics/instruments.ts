@@ -29,6 +29,9 @@ export interface Instruments {
   consumerLag: Gauge;
   storageObjects: Gauge;
   storageBytes: Gauge;
+  readCacheBytes: Gauge;
+  readCacheMaxBytes: Gauge;
+  readCacheEntries: Gauge;
 }
 
 export function createInstruments(registry: MetricsRegistry, store: StoreCounters): Instruments {
@@ -149,6 +152,20 @@ export function createInstruments(registry: MetricsRegistry, store: StoreCounter
       name: "reservoir_storage_bytes",
       help: "Bytes of committed segment objects per tenant; read from the database when scraped",
       labelNames: ["tenant"],
+    }),
+    // The read cache (storage/log/batch-cache.ts), set at scrape time: a bounded structure shown
+    // against its bound, so a soak (docs/reliability.md) can tell it filling from a leak.
+    readCacheBytes: registry.gauge({
+      name: "reservoir_read_cache_bytes",
+      help: "Estimated memory held by this instance's read cache of decoded batches (encoded bytes plus decoded records)",
+    }),
+    readCacheMaxBytes: registry.gauge({
+      name: "reservoir_read_cache_max_bytes",
+      help: "The bound of reservoir_read_cache_bytes: least recently used batches are dropped beyond it",
+    }),
+    readCacheEntries: registry.gauge({
+      name: "reservoir_read_cache_entries",
+      help: "Batches (byte ranges of segments) in this instance's read cache",
     }),
   };
 }

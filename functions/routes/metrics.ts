@@ -1,7 +1,8 @@
 /**
  * GET /metrics (API.md "Operations"): the Prometheus text exposition, for the operator token.
  * Counters and histograms are this instance's (a Node process; on Workers, the isolate that
- * answers); consumer lag and storage are read from the database here, with bounded statements.
+ * answers); consumer lag and storage are read from the database here, with bounded statements,
+ * and the read cache's gauges from the instance.
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { largestLags } from "../../storage/groups/lag-report.ts";
@@ -41,6 +42,9 @@ export function registerMetrics(app: OpenAPIHono<AppEnv>) {
       metrics.storageObjects.set(s.objects, { tenant: s.tenantId });
       metrics.storageBytes.set(s.bytes, { tenant: s.tenantId });
     }
+    metrics.readCacheBytes.set(c.env.cache.bytes);
+    metrics.readCacheMaxBytes.set(c.env.cache.maxBytes);
+    metrics.readCacheEntries.set(c.env.cache.size);
     const text = await metrics.registry.render();
     return c.text(text, 200, { "content-type": metrics.registry.contentType });
   });

@@ -1,12 +1,21 @@
 /**
- * An LRU of stored bytes, shared by an instance's reads, bounded by their size: whole segments
- * (one GET read them whole, or the batcher just wrote them) and byte ranges (a ranged GET of a
- * larger segment). The bytes are kept as stored and each range is decoded on its first read, into
- * records whose values are views of those bytes (so keeping the bytes beside them costs nothing
- * more): a receive answered in batches sends the bytes as they are, and a JSON one the records.
+ * An LRU of stored bytes, shared by an instance's reads, bounded by an estimate of the memory
+ * its entries hold (default 64 MiB, RESERVOIR_READ_CACHE_BYTES): GET /metrics shows the estimate
+ * (`reservoir_read_cache_bytes`) against the bound (`reservoir_read_cache_max_bytes`).
  *
- * A range of a cached segment is a view of it, never a copy: the segment is one entry, counted
- * whole and evicted whole, so no view can keep bytes alive that the bound does not count.
+ * Entries are whole segments (one GET read them whole, or the batcher just wrote them) and byte
+ * ranges (a ranged GET of a larger segment). The bytes are kept as stored and each range is
+ * decoded on its first read, into records whose values are views of those bytes: a receive
+ * answered in batches sends the bytes as they are, a JSON one the records. A range of a cached
+ * segment is a view of it, never a copy: the segment is one entry, counted whole and evicted
+ * whole, so no view keeps bytes alive that the bound does not count. The batcher adds what it
+ * has just committed: consumers and webhooks that keep up then never GET the bytes they were sent.
+ *
+ * Why not the encoded size alone: a decoded range holds, per record, an object, a Uint8Array
+ * view, a key string and the timestamp — about as much again for records of a few hundred
+ * bytes. Counting encoded bytes only let the cache hold 2.2 times its bound in the Postgres soak
+ * (docs/reliability.md, anomaly 6): about 140 MiB for "64 MiB", more than a Worker isolate's
+ * 128 MB.
  */
 import type { SegmentRecord } from "../segment/codec.ts";
 
@@ -18,6 +27,24 @@ interface Entry {
   decode: Decode;
   /** Decoded ranges, by rangeKey (a range entry has at most its own). */
   records?: Map<string, SegmentRecord[]>;
+  /** What the entry is counted for: its bytes, plus the estimate of each decoded range's records. */
+  cost: number;
+}
+
+/**
+ * Heap bytes of one decoded record beyond its encoded bytes: measured 344 B per record in a
+ * heap snapshot of the Postgres soak (a short key, no headers; the record object, its Uint8Array
+ * view, key string, timestamp and its slot in the batch's array), rounded up.
+ */
+export const DECODED_RECORD_BYTES = 350;
+/** Each header adds an entry in an object and two strings (an estimate, on top of its encoded bytes). */
+export const DECODED_HEADER_BYTES = 80;
+
+/** The estimated memory decoded records add to the bytes they are views of. */
+function decodedCost(records: SegmentRecord[]): number {
+  let cost = records.length * DECODED_RECORD_BYTES;
+  for (const r of records) if (r.headers) cost += Object.keys(r.headers).length * DECODED_HEADER_BYTES;
+  return cost;
 }
 
 /** The key of a byte range of a segment, as index rows name it. */
@@ -27,18 +54,30 @@ export function rangeKey(segmentId: string, byteOffset: number, byteLength: numb
 
 export class BatchCache {
   private readonly entries = new Map<string, Entry>();
-  private bytes = 0;
+  private held = 0;
   /** GETs in flight, by what they fetch: concurrent readers of one segment share one. */
   private readonly loading = new Map<string, Promise<Uint8Array>>();
 
-  constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
+  constructor(readonly maxBytes = 64 * 1024 * 1024) {}
+
+  /** The estimated bytes held now (never above maxBytes once a call returns). */
+  get bytes(): number {
+    return this.held;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 
   /** A range's bytes as stored (not checked here), from its own entry or its whole segment's. */
   getEncoded(segmentId: string, byteOffset: number, byteLength: number): Uint8Array | undefined {
     return this.find(segmentId, byteOffset, byteLength)?.encoded;
   }
 
-  /** A range's records, decoded now if this is their first read. */
+  /**
+   * A range's records, decoded now if this is their first read (then counted, which may evict
+   * other entries, or this one after the read if it alone exceeds the bound).
+   */
   get(segmentId: string, byteOffset: number, byteLength: number): SegmentRecord[] | undefined {
     const found = this.find(segmentId, byteOffset, byteLength);
     if (!found) return undefined;
@@ -49,18 +88,22 @@ export class BatchCache {
     if (!records) {
       records = entry.decode(encoded, byteOffset);
       entry.records.set(key, records);
+      const cost = decodedCost(records);
+      entry.cost += cost;
+      this.held += cost;
+      this.evict();
     }
     return records;
   }
 
   /** Keeps a byte range of a segment (read by a ranged GET). */
   setRange(segmentId: string, byteOffset: number, encoded: Uint8Array, decode: Decode): void {
-    this.set(rangeKey(segmentId, byteOffset, encoded.byteLength), { bytes: encoded, decode });
+    this.set(rangeKey(segmentId, byteOffset, encoded.byteLength), { bytes: encoded, decode, cost: encoded.byteLength });
   }
 
   /** Keeps a whole segment: every range of it is then a view. */
   setSegment(segmentId: string, segment: Uint8Array, decode: Decode): void {
-    this.set(segmentId, { bytes: segment, decode });
+    this.set(segmentId, { bytes: segment, decode, cost: segment.byteLength });
   }
 
   /**
@@ -86,20 +129,24 @@ export class BatchCache {
   }
 
   private set(key: string, entry: Entry): void {
-    const size = entry.bytes.byteLength;
-    if (size > this.maxBytes) return;
     const old = this.entries.get(key);
     if (old?.bytes === entry.bytes) return void this.touch(key); // the same GET's bytes: keep what is decoded
     if (old) {
-      this.bytes -= old.bytes.byteLength;
+      this.held -= old.cost;
       this.entries.delete(key);
     }
+    if (entry.cost > this.maxBytes) return;
     this.entries.set(key, entry);
-    this.bytes += size;
+    this.held += entry.cost;
+    this.evict();
+  }
+
+  /** Drops least recently used entries until the estimate is within the bound. */
+  private evict(): void {
     for (const [k, e] of this.entries) {
-      if (this.bytes <= this.maxBytes) break;
+      if (this.held <= this.maxBytes) break;
       this.entries.delete(k);
-      this.bytes -= e.bytes.byteLength;
+      this.held -= e.cost;
     }
   }
 

@@ -48,6 +48,9 @@ const FAMILIES: Record<string, string> = {
   reservoir_consumer_lag: "GAUGE",
   reservoir_storage_objects: "GAUGE",
   reservoir_storage_bytes: "GAUGE",
+  reservoir_read_cache_bytes: "GAUGE",
+  reservoir_read_cache_max_bytes: "GAUGE",
+  reservoir_read_cache_entries: "GAUGE",
 };
 
 class Scrape {

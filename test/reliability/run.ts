@@ -3,7 +3,8 @@
  *   npm run reliability -- [--long] [--seed N] [--duration-s S] [--history FILE]   faults + checker
  *   npm run reliability -- --replay FILE                    the checker alone, over a recorded history
  *   npm run reliability -- --fuzz [--long] [--seed N]       the OpenAPI fuzz (long: >= 10,000 requests)
- *   npm run reliability -- --soak [--target embedded|postgres] [--minutes M]   the soak (default 30 min)
+ *   npm run reliability -- --soak [--target embedded|postgres] [--minutes M] [--read-cache-mib N]
+ *                                                           the soak (default 30 min, an 8 MiB read cache)
  * Without --seed the short modes use the fixed CI seed and the long modes a random one; either
  * way the seed is printed first, and `--seed N` reruns the same schedule of faults or requests.
  */
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     soak: { type: "boolean", default: false },
     target: { type: "string", default: "embedded" },
     minutes: { type: "string", default: "30" },
+    "read-cache-mib": { type: "string", default: "8" },
   },
 });
 
@@ -66,8 +68,9 @@ if (values.replay) {
 } else if (values.soak) {
   const target = values.target === "postgres" ? "postgres" : "embedded";
   const samplesPath = join(tmpdir(), `reservoir-soak-${target}-${Date.now()}.json`);
-  console.log(`soak: ${target}, ${values.minutes} min, seed ${seed}, samples ${samplesPath}`);
-  const result = await runSoak({ target, minutes: Number(values.minutes), seed, samplesPath, log: (l) => console.log(l) });
+  const readCacheMiB = Number(values["read-cache-mib"]);
+  console.log(`soak: ${target}, ${values.minutes} min, read cache ${readCacheMiB} MiB, seed ${seed}, samples ${samplesPath}`);
+  const result = await runSoak({ target, minutes: Number(values.minutes), readCacheMiB, seed, samplesPath, log: (l) => console.log(l) });
   console.log(`soak: ${result.requests} requests, ${result.serverErrors} 5xx or failed, ${result.delivered} webhook deliveries`);
   for (const [what, v] of Object.entries(result.verdicts))
     console.log(

@@ -117,6 +117,7 @@ export async function main(env = process.env): Promise<void> {
   const shared = createSharedState(
     { lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, commitDeadlineMs: commitDeadlineMs(config) },
     metrics,
+    config.readCacheBytes,
   );
   trackShared(shared, scope);
   const guard = createAddressGuard(config.webhookAllowPrivate, nodeResolver);

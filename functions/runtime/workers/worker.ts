@@ -205,6 +205,7 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
       commitDeadlineMs: commitDeadlineMs(config),
     },
     metrics,
+    config.readCacheBytes,
   );
   const storage = new AsyncLocalStorage<Waits>();
   const scope: RequestScope = { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };

@@ -1,0 +1,118 @@
+// The read cache's bound (storage/log/batch-cache.ts; docs/reliability.md, anomaly 6): it counts
+// what a decoded range holds, not only its encoded bytes, and never holds more than its bound;
+// a whole segment is one entry whose ranges are views; concurrent loads of one key share one.
+import { describe, expect, it } from "vitest";
+import { BatchCache, DECODED_HEADER_BYTES, DECODED_RECORD_BYTES } from "../../storage/log/batch-cache.ts";
+import type { SegmentRecord } from "../../storage/segment/codec.ts";
+
+/** `n` records of `valueBytes` each, as a decoded batch is. */
+function records(n: number, valueBytes: number, headers?: Record<string, string>): SegmentRecord[] {
+  return Array.from({ length: n }, (_, i) => ({
+    key: `k${i % 20}`,
+    value: new Uint8Array(valueBytes),
+    binary: false,
+    timestamp: 1_700_000_000_000 + i,
+    ...(headers ? { headers } : {}),
+  }));
+}
+
+const bytes = (n: number) => new Uint8Array(n);
+
+describe("BatchCache", () => {
+  it("counts an undecoded range by its bytes, and the same range decoded by its bytes and records", () => {
+    const cache = new BatchCache(10 * 1024 * 1024);
+    cache.setRange("a", 0, bytes(32_000), () => records(100, 300));
+    expect(cache.bytes).toBe(32_000);
+    expect(cache.get("a", 0, 32_000)).toHaveLength(100);
+    expect(cache.bytes).toBe(32_000 + 100 * DECODED_RECORD_BYTES);
+    cache.setRange("b", 0, bytes(500), () => records(10, 10, { h1: "x", h2: "y" }));
+    cache.get("b", 0, 500);
+    expect(cache.bytes).toBe(32_000 + 100 * DECODED_RECORD_BYTES + 500 + 10 * (DECODED_RECORD_BYTES + 2 * DECODED_HEADER_BYTES));
+    // Replacing an entry counts the new one only.
+    cache.setRange("b", 0, bytes(500), () => records(10, 10));
+    expect(cache.bytes).toBe(32_000 + 100 * DECODED_RECORD_BYTES + 500);
+  });
+
+  it("keeps a whole segment as one entry: its ranges are views, each counted once decoded", () => {
+    const cache = new BatchCache(10 * 1024 * 1024);
+    const segment = bytes(50_000);
+    const decoded: number[] = [];
+    cache.setSegment("seg", segment, (encoded, offset) => {
+      decoded.push(offset);
+      return records(encoded.byteLength / 1000, 10);
+    });
+    const range = cache.getEncoded("seg", 8, 20_000)!;
+    expect(range.buffer).toBe(segment.buffer);
+    expect([range.byteOffset, range.byteLength]).toEqual([8, 20_000]);
+    expect(cache.get("seg", 8, 20_000)).toHaveLength(20);
+    expect(cache.get("seg", 8, 20_000)).toHaveLength(20);
+    expect(cache.get("seg", 20_008, 10_000)).toHaveLength(10);
+    expect(decoded).toEqual([8, 20_008]);
+    expect(cache.size).toBe(1);
+    expect(cache.bytes).toBe(50_000 + 30 * DECODED_RECORD_BYTES);
+    // A range past the segment's end is not in it; the same GET's bytes set again keep what is decoded.
+    expect(cache.getEncoded("seg", 40_000, 20_000)).toBeUndefined();
+    cache.setSegment("seg", segment, () => records(1, 1));
+    expect(cache.bytes).toBe(50_000 + 30 * DECODED_RECORD_BYTES);
+  });
+
+  it("stays within its bound when the ranges it holds are decoded, dropping the least recently used", () => {
+    // The soak's mix: small records, whose decoded form holds about twice their encoded bytes.
+    // Encoded, these 200 batches (6.4 MB) fit the 8 MiB bound; decoded (13.4 MB) they do not.
+    const max = 8 * 1024 * 1024;
+    const cache = new BatchCache(max);
+    const batches = 200;
+    // As the batcher adds each flush and a consumer that keeps up reads it.
+    for (let b = 0; b < batches; b++) {
+      cache.setSegment(`s${b}`, bytes(32_000), () => records(100, 300));
+      expect(cache.get(`s${b}`, 0, 32_000)).toHaveLength(100);
+      expect(cache.bytes).toBeLessThanOrEqual(max);
+    }
+    const perDecoded = 32_000 + 100 * DECODED_RECORD_BYTES;
+    expect(cache.size).toBe(Math.floor(max / perDecoded));
+    expect(cache.bytes).toBe(cache.size * perDecoded);
+    // The most recently read stayed, the first read went.
+    expect(cache.get(`s${batches - 1}`, 0, 32_000)).toBeDefined();
+    expect(cache.get("s0", 0, 32_000)).toBeUndefined();
+  });
+
+  it("drops a range that alone exceeds the bound once decoded, after returning its records", () => {
+    const cache = new BatchCache(1024 * 1024);
+    // 4,000 records of 10 bytes: 64 KB encoded, 1.46 MB decoded.
+    cache.setRange("big", 0, bytes(64_000), () => records(4_000, 10));
+    cache.setRange("small", 0, bytes(100), () => records(1, 10));
+    expect(cache.get("big", 0, 64_000)).toHaveLength(4_000);
+    expect(cache.bytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(cache.get("big", 0, 64_000)).toBeUndefined();
+    // Bytes alone above the bound are not kept.
+    cache.setSegment("huge", bytes(2 * 1024 * 1024), () => []);
+    expect(cache.getEncoded("huge", 0, 10)).toBeUndefined();
+  });
+
+  it("holds nothing with a bound of 0 (RESERVOIR_READ_CACHE_BYTES=0)", () => {
+    const cache = new BatchCache(0);
+    cache.setRange("a", 0, bytes(100), () => records(1, 10));
+    cache.setSegment("b", bytes(100), () => records(1, 10));
+    expect(cache.size).toBe(0);
+    expect(cache.bytes).toBe(0);
+  });
+
+  it("shares one load of a key among concurrent callers, and loads again once it settled", async () => {
+    const cache = new BatchCache();
+    let loads = 0;
+    let release!: (b: Uint8Array) => void;
+    const load = () => {
+      loads++;
+      return new Promise<Uint8Array>((resolve) => (release = resolve));
+    };
+    const first = cache.once("seg", load);
+    const second = cache.once("seg", load);
+    release(bytes(3));
+    expect(await first).toBe(await second);
+    expect(loads).toBe(1);
+    const third = cache.once("seg", load);
+    release(bytes(4));
+    expect((await third).byteLength).toBe(4);
+    expect(loads).toBe(2);
+  });
+});
