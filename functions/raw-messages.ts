@@ -47,15 +47,23 @@ export function rawMessagesBody(topic: string, messages: RawMessage[], fields: R
     }),
     ...fields,
   };
+  return headThenBytes(
+    head,
+    messages.map((m) => m.record.value),
+  );
+}
+
+/** A body of the binary forms: `head` as JSON on one line, then `parts` one after another. */
+export function headThenBytes(head: unknown, parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const headBytes = encoder.encode(`${JSON.stringify(head)}\n`);
   let size = headBytes.length;
-  for (const m of messages) size += m.record.value.length;
+  for (const part of parts) size += part.byteLength;
   const body = new Uint8Array(size);
   body.set(headBytes, 0);
   let at = headBytes.length;
-  for (const m of messages) {
-    body.set(m.record.value, at);
-    at += m.record.value.length;
+  for (const part of parts) {
+    body.set(part, at);
+    at += part.byteLength;
   }
   return body;
 }

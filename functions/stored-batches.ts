@@ -16,10 +16,9 @@
 import { z } from "@hono/zod-openapi";
 import type { StoredChunk } from "../storage/log/reader.ts";
 import { accepts } from "./media-type.ts";
+import { headThenBytes } from "./raw-messages.ts";
 
 export const BATCHES_TYPE = "application/vnd.reservoir.batches";
-
-const encoder = new TextEncoder();
 
 /** True when the Accept header names the answer in batches (with a non-zero quality). */
 export function acceptsBatches(accept: string | undefined): boolean {
@@ -39,17 +38,10 @@ export function batchesBody(chunks: StoredChunk[], fields: Record<string, unknow
       ...(c.headers && { headers: c.headers }),
     })),
   };
-  const headBytes = encoder.encode(`${JSON.stringify(head)}\n`);
-  let size = headBytes.length;
-  for (const c of chunks) size += c.bytes.byteLength;
-  const body = new Uint8Array(size);
-  body.set(headBytes, 0);
-  let at = headBytes.length;
-  for (const c of chunks) {
-    body.set(c.bytes, at);
-    at += c.bytes.byteLength;
-  }
-  return body;
+  return headThenBytes(
+    head,
+    chunks.map((c) => c.bytes),
+  );
 }
 
 /** How the answer in batches appears in the OpenAPI document, beside application/json. */
