@@ -26,9 +26,17 @@ export interface SharedState {
   metrics: Instruments;
 }
 
-/** `readCacheBytes`: the read cache's bound (RESERVOIR_READ_CACHE_BYTES; default 64 MiB). */
-export function createSharedState(batcher: Partial<BatcherOptions>, metrics: Instruments, readCacheBytes?: number): SharedState {
-  const cache = new BatchCache(readCacheBytes);
+/**
+ * `readCacheBytes`: the read cache's bound (RESERVOIR_READ_CACHE_BYTES; default 64 MiB).
+ * `shareLoads`: whether one request may wait on a GET another started (see BatchCache).
+ */
+export function createSharedState(
+  batcher: Partial<BatcherOptions>,
+  metrics: Instruments,
+  readCacheBytes?: number,
+  shareLoads = true,
+): SharedState {
+  const cache = new BatchCache(readCacheBytes, { shareLoads });
   const b = new Batcher({ ...batcher, cache, observer: metrics.flush });
   return {
     batcher: b,

@@ -58,7 +58,18 @@ export class BatchCache {
   /** GETs in flight, by what they fetch: concurrent readers of one segment share one. */
   private readonly loading = new Map<string, Promise<Uint8Array>>();
 
-  constructor(readonly maxBytes = 64 * 1024 * 1024) {}
+  /**
+   * `shareLoads`: concurrent reads of one segment share one GET (`once`). Off where one request
+   * must not wait on I/O another started (Workers: the fetch belongs to the request that made it).
+   */
+  private readonly sharesLoads: boolean;
+
+  constructor(
+    readonly maxBytes = 64 * 1024 * 1024,
+    { shareLoads = true }: { shareLoads?: boolean } = {},
+  ) {
+    this.sharesLoads = shareLoads;
+  }
 
   /** The estimated bytes held now (never above maxBytes once a call returns). */
   get bytes(): number {
@@ -112,6 +123,7 @@ export class BatchCache {
    * each made its own GET of it.
    */
   once(key: string, load: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    if (!this.sharesLoads) return load();
     let pending = this.loading.get(key);
     if (!pending) {
       pending = load().finally(() => this.loading.delete(key));

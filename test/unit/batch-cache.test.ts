@@ -114,5 +114,13 @@ describe("BatchCache", () => {
     release(bytes(4));
     expect((await third).byteLength).toBe(4);
     expect(loads).toBe(2);
+    // Not shared where a request must not wait on another's I/O (the Worker).
+    const apart = new BatchCache(1024, { shareLoads: false });
+    const a = apart.once("seg", load);
+    const b = apart.once("seg", load);
+    expect(loads).toBe(4);
+    release(bytes(1));
+    expect((await b).byteLength).toBe(1);
+    expect(a).not.toBe(b);
   });
 });

@@ -206,6 +206,9 @@ function setUp(env: WorkerEnv): Instance | { problem: string } {
     },
     metrics,
     config.readCacheBytes,
+    // Header, point 2: a request waiting on another's GET could be cancelled, or wait on a fetch
+    // whose request has ended; each request makes its own GETs here.
+    false,
   );
   const storage = new AsyncLocalStorage<Waits>();
   const scope: RequestScope = { run: (waits, work) => storage.run(waits, work), current: () => storage.getStore() };
