@@ -19,9 +19,14 @@ import { register } from "node:module";
 
 let registered = false;
 
-/** Call before the first import of "postgres". */
-export function guardPostgresWrites(): void {
+/**
+ * Call before the first import of "postgres". `silenceMs` bounds a database call: a statement
+ * that gets no byte back for that long fails (CONNECTION_DESTROYED, so `service_unavailable`)
+ * and its connection is destroyed, to be opened afresh by the pool. 0 or absent: no bound. The
+ * first call's value holds for the process (the driver's module loads once).
+ */
+export function guardPostgresWrites(silenceMs = 0): void {
   if (registered) return;
   registered = true;
-  register("./postgres-write-guard-hook.mjs", import.meta.url);
+  register("./postgres-write-guard-hook.mjs", { parentURL: import.meta.url, data: { silenceMs } });
 }
