@@ -106,7 +106,10 @@ const INDEX_PATCHES = [
       "        if (c.closes !== opened) return q.reject(Errors.connection('CONNECTION_CLOSED', options)) // reservoir\n" +
       "        c.queue === full\n",
   ],
-  ["    function onexecute(c) {\n      connection = c\n", "    function onexecute(c) {\n      connection = c\n      opened = c.closes // reservoir\n"],
+  [
+    "    function onexecute(c) {\n      connection = c\n",
+    "    function onexecute(c) {\n      connection = c\n      opened = c.closes // reservoir\n",
+  ],
   [
     "  function onclose(c, e) {\n    move(c, closed)\n",
     "  function onclose(c, e) {\n    c.closes = (c.closes || 0) + 1 // reservoir\n    move(c, closed)\n",

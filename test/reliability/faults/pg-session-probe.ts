@@ -36,7 +36,12 @@ const bounded = <T>(p: Promise<T>): Promise<T | "hung"> => {
   return Promise.race([p.finally(() => clearTimeout(timer)), hung]);
 };
 const outcome = (p: Promise<unknown>) =>
-  bounded(p.then((v) => JSON.stringify(v), (e: { code?: string; message: string }) => `rejected ${e.code ?? e.message}`));
+  bounded(
+    p.then(
+      (v) => JSON.stringify(v),
+      (e: { code?: string; message: string }) => `rejected ${e.code ?? e.message}`,
+    ),
+  );
 
 // 1. One connection: a transaction's statement is held by a stalled link and the link is cut.
 //    The statement fails, and begin() sends its ROLLBACK on the connection it had; the pool then
@@ -64,7 +69,10 @@ await one.end({ timeout: 1 });
 //    connection cut every 150–600 ms (seeded).
 const seconds = Number(secondsArg ?? 10);
 let seed = Number(seedArg ?? 1);
-const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+const rand = () => {
+  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  return seed / 0x7fffffff;
+};
 const loop = { seconds, seed, drops: 0, ok: 0, failed: 0, wrong: 0, hung: 0, wrongs: [] as string[] };
 const sql = postgres(proxy.url, { max: 6, fetch_types: false, onnotice: () => {}, connection: { application_name: app } });
 const until = Date.now() + seconds * 1000;
@@ -91,7 +99,12 @@ async function worker(w: number) {
             await new Promise((resolve) => setTimeout(resolve, rand() * 5));
             check((await tx`select ${n + 1}::int as m, 'x' as s`)[0]?.m, n + 1, "transaction, second");
           });
-    const r = await bounded(run.then(() => "ok" as const, () => "failed" as const));
+    const r = await bounded(
+      run.then(
+        () => "ok" as const,
+        () => "failed" as const,
+      ),
+    );
     loop[r]++;
   }
 }
@@ -99,7 +112,8 @@ await Promise.all([faults, ...Array.from({ length: 10 }, (_, w) => worker(w))]);
 // The last cut may have closed connections whose close the pool has not seen yet: the first
 // statement after it may fail once as CONNECTION_CLOSED, and is tried again (never hung).
 let afterFaults = "";
-for (let attempt = 0; attempt < 3 && !afterFaults.startsWith("["); attempt++) afterFaults = String(await outcome(sql`select ${5}::int as n`));
+for (let attempt = 0; attempt < 3 && !afterFaults.startsWith("["); attempt++)
+  afterFaults = String(await outcome(sql`select ${5}::int as n`));
 const stuck = await admin<{ query: string }[]>`
   SELECT query FROM pg_stat_activity WHERE application_name = ${app} AND state = 'active' AND wait_event = 'ClientRead'`;
 const report: ProbeReport = { cut, loop, afterFaults, stuckSessions: stuck.map((s) => s.query) };
