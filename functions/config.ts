@@ -21,6 +21,12 @@ export interface Config {
   databaseUrl?: string;
   /** Connections in the Postgres pool of one Node instance (a `max` in the URL wins; default 20). */
   databasePoolMax?: number;
+  /**
+   * Node + Postgres: how long a database statement may go without any answer before it fails
+   * (`service_unavailable`) and its connection is destroyed (0: never); see
+   * functions/runtime/node/postgres-write-guard.ts.
+   */
+  databaseCallTimeoutMs: number;
   s3?: S3StoreConfig;
   adminToken?: string;
   /** The deployment secret API keys are derived from (storage/tenancy/derived-keys.ts). */
@@ -127,6 +133,8 @@ const envSchema = z
     RESERVOIR_DATA_DIR: text(),
     DATABASE_URL: url(["postgres:", "postgresql:"]),
     DATABASE_POOL_MAX: optionalNumber(1, 10_000, "connections"),
+    // Below the request deadline (65 s by default), so a stuck statement fails its request first.
+    DATABASE_CALL_TIMEOUT_MS: number(30_000, 0, 3_600_000, "milliseconds"),
     S3_BUCKET: text(),
     S3_ENDPOINT: url(["http:", "https:"]),
     S3_REGION: text(),
@@ -197,6 +205,7 @@ export function readConfig(env: Env): Config {
     dataDir: e.RESERVOIR_DATA_DIR ?? "./.reservoir",
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databaseCallTimeoutMs: e.DATABASE_CALL_TIMEOUT_MS,
     s3: e.S3_BUCKET
       ? {
           bucket: e.S3_BUCKET,

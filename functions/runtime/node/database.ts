@@ -25,7 +25,7 @@ export interface NodeDatabase {
 /** `counters.dbStatements` counts the statements sent to Postgres (GET /v1/admin/metrics). */
 export async function openDatabase(config: Config, counters: { dbStatements: number }): Promise<NodeDatabase> {
   if (config.databaseUrl) {
-    guardPostgresWrites();
+    guardPostgresWrites(config.databaseCallTimeoutMs);
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
     const urlMax = new URL(config.databaseUrl).searchParams.get("max");
