@@ -239,9 +239,12 @@ export function partitionOrder(topicId: number, partitions: number, from: "front
   return sql`${positionAge(topicId, sql.raw("gp.partition"), offset)}, (gp.partition + ${start}) % ${Math.max(1, partitions)}`;
 }
 
-/** When the segment holding a partition's message at `offset` was written (null: none; first). */
+/**
+ * When the segment holding a partition's message at `offset` was written (null: none; first):
+ * its id, which begins with its flush time (segment-ids.ts), so no join to `segments`.
+ */
 function positionAge(topicId: number, partition: SQL, offset: SQL): SQL {
-  return sql`(SELECT s.created_at FROM segment_index i JOIN segments s ON s.id = i.segment_id
+  return sql`(SELECT i.segment_id FROM segment_index i
               WHERE i.topic_id = ${topicId} AND i.partition = ${partition} AND i.base_offset <= ${offset}
               ORDER BY i.base_offset DESC LIMIT 1) NULLS FIRST`;
 }
