@@ -74,7 +74,8 @@ const rand = () => {
   return seed / 0x7fffffff;
 };
 const loop = { seconds, seed, drops: 0, ok: 0, failed: 0, wrong: 0, hung: 0, wrongs: [] as string[] };
-const sql = postgres(proxy.url, { max: 6, fetch_types: false, onnotice: () => {}, connection: { application_name: app } });
+const POOL = 6;
+const sql = postgres(proxy.url, { max: POOL, fetch_types: false, onnotice: () => {}, connection: { application_name: app } });
 const until = Date.now() + seconds * 1000;
 const faults = (async () => {
   while (Date.now() < until) {
@@ -109,10 +110,11 @@ async function worker(w: number) {
   }
 }
 await Promise.all([faults, ...Array.from({ length: 10 }, (_, w) => worker(w))]);
-// The last cut may have closed connections whose close the pool has not seen yet: the first
-// statement after it may fail once as CONNECTION_CLOSED, and is tried again (never hung).
+// The last cut may have closed connections whose close the pool has not seen yet: a statement
+// after it may fail as CONNECTION_CLOSED on each of them (never hang), so it is tried once per
+// connection of the pool and once more.
 let afterFaults = "";
-for (let attempt = 0; attempt < 3 && !afterFaults.startsWith("["); attempt++)
+for (let attempt = 0; attempt <= POOL && !afterFaults.startsWith("["); attempt++)
   afterFaults = String(await outcome(sql`select ${5}::int as n`));
 const stuck = await admin<{ query: string }[]>`
   SELECT query FROM pg_stat_activity WHERE application_name = ${app} AND state = 'active' AND wait_event = 'ClientRead'`;
