@@ -67,10 +67,7 @@ export async function receiveLeases(
         }),
       }),
     );
-    const runs = leaseRuns(deliveries).map((run) => ({
-      ...run,
-      attempt: deliveries.find((d) => d.partition === run.partition && d.offset === run.from)!.attempt,
-    }));
+    const runs = leaseRuns(deliveries);
     return { answer: messages, runs, usage: outgoing(deliveries.map((d) => d.record)) };
   });
   return { messages: answer, leases };

@@ -575,15 +575,16 @@ export interface LeaseRun {
   to: number;
 }
 
-/** The deliveries of one receive as runs of consecutive offsets, each within one lease row. */
-export function leaseRuns(deliveries: Delivery[]): LeaseRun[] {
+/** The deliveries of one receive as runs of consecutive offsets, each within one lease row (so on one attempt). */
+export function leaseRuns(deliveries: Delivery[]): AttemptRun[] {
   const sorted = [...deliveries].sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-  const out: LeaseRun[] = [];
+  const out: AttemptRun[] = [];
   for (const d of sorted) {
     const last = out.at(-1);
     const continues = last && last.partition === d.partition && last.rowFirstOffset === d.firstOffset && last.to === d.offset - 1;
     if (continues) last.to = d.offset;
-    else out.push({ partition: d.partition, rowFirstOffset: d.firstOffset, token: d.token, from: d.offset, to: d.offset });
+    else
+      out.push({ partition: d.partition, rowFirstOffset: d.firstOffset, token: d.token, from: d.offset, to: d.offset, attempt: d.attempt });
   }
   return out;
 }
