@@ -21,6 +21,8 @@
  *   one receipt per message (as clients before lease receipts did).
  * --watch-group MS: also read the group view every MS during the consume phase and report any
  *   partition whose committed offset moved backwards (its statements count in dbStatements).
+ * BENCH_CONSUME_MARK=FILE (environment): the server's pid is written there when the consume phase
+ *   starts, for a profiler outside (`perf record -a` with --node-args=--perf-basic-prof).
  * --cpu-prof DIR: the server writes a V8 CPU profile there on exit; it is summarised over the
  *   consume phase only and printed to stderr (see bench/lib/cpuprofile.ts).
  *
@@ -38,7 +40,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg } from "node:os";
 import { Agent } from "node:http";
@@ -154,6 +156,8 @@ try {
 
   const before = await metrics();
   const cpuBefore = cpuSnapshot(stack.server.pid);
+  // For an outside profiler (perf record -a): the moment the consume phase starts, and the server's pid.
+  if (process.env.BENCH_CONSUME_MARK) writeFileSync(process.env.BENCH_CONSUME_MARK, `${stack.server.pid}\n`);
   const t0 = performance.now();
   const startUs = nowUs();
   const deadline = t0 + limitSeconds * 1000;

@@ -228,14 +228,6 @@ export const GroupView = z
     deadLettered: z.number().int(),
   })
   .openapi("GroupView");
-export const ReceiveBody = z
-  .object({
-    max: z.number().int().min(1).max(1000).optional(),
-    visibilityTimeoutSeconds: z.number().int().min(1).max(43_200).optional(),
-    waitMs: z.number().int().min(0).max(limits.waitMs).optional(),
-  })
-  .strict()
-  .openapi("ReceiveRequest");
 export const ReceivedMessage = MessageOut.extend({ receipt: z.string(), attempt: z.number().int() }).openapi("ReceivedMessage");
 export const Lease = z
   .object({
@@ -250,20 +242,6 @@ export const Lease = z
     attempt: z.number().int().openapi({ description: "The delivery attempt of the run's messages (1 on the first)." }),
   })
   .openapi("Lease");
-export const Received = z
-  .object({
-    messages: z.array(ReceivedMessage),
-    leases: z
-      .array(Lease)
-      .optional()
-      .openapi({
-        description:
-          "The received messages as runs of consecutive offsets of one partition, each with one receipt for the run: a " +
-          "consumer that handles a receive as a whole acks it with a few lease receipts instead of one per message. " +
-          "Absent when no message was received.",
-      }),
-  })
-  .openapi("ReceiveResponse");
 const ReceiptRef = z
   .union([
     z.string(),
@@ -280,6 +258,20 @@ const ReceiptRef = z
   .openapi("ReceiptRef");
 const Receipts = z.array(ReceiptRef);
 export const AckBody = z.object({ receipts: Receipts }).strict().openapi("AckRequest");
+export const ReceiveBody = z
+  .object({
+    max: z.number().int().min(1).max(1000).optional(),
+    visibilityTimeoutSeconds: z.number().int().min(1).max(43_200).optional(),
+    waitMs: z.number().int().min(0).max(limits.waitMs).optional(),
+    ack: Receipts.optional().openapi({
+      description:
+        "Receipts to acknowledge before this receive leases (as POST .../ack would, in a transaction of its own): a " +
+        "consumer that handles one receive and asks for the next acks the first with the second, one call instead of two. " +
+        "Their outcome is the answer's `ack`.",
+    }),
+  })
+  .strict()
+  .openapi("ReceiveRequest");
 export const NackBody = z
   .object({ receipts: Receipts, delaySeconds: z.number().int().min(0).max(43_200).optional() })
   .strict()
@@ -296,6 +288,21 @@ const Failed = z.array(
   }),
 );
 export const Acked = z.object({ acked: z.number().int(), failed: Failed }).openapi("AckResponse");
+export const Received = z
+  .object({
+    messages: z.array(ReceivedMessage),
+    leases: z
+      .array(Lease)
+      .optional()
+      .openapi({
+        description:
+          "The received messages as runs of consecutive offsets of one partition, each with one receipt for the run: a " +
+          "consumer that handles a receive as a whole acks it with a few lease receipts instead of one per message. " +
+          "Absent when no message was received.",
+      }),
+    ack: Acked.optional().openapi({ description: "The outcome of the request's `ack` receipts; absent when it had none." }),
+  })
+  .openapi("ReceiveResponse");
 export const Nacked = z.object({ nacked: z.number().int(), failed: Failed }).openapi("NackResponse");
 export const Extended = z.object({ extended: z.number().int(), failed: Failed }).openapi("ExtendResponse");
 export const SeekBody = z

@@ -28,6 +28,12 @@ export interface BatchMessage {
   binary: boolean;
 }
 
+/** The outcome of the receipts a receive's `ack` field acknowledged (as POST .../ack answers). */
+export interface BatchAcked {
+  acked: number;
+  failed: { receipt: string; code: "receipt_expired" | "receipt_unknown"; offset?: number }[];
+}
+
 interface Chunk {
   partition: number;
   baseOffset: number;
@@ -50,10 +56,10 @@ const TWO_32 = 0x1_0000_0000;
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The leases and the leased messages (in lease order, then offset order) of an answer in batches. */
-export function decodeBatchesAnswer(body: Uint8Array): { leases: BatchLease[]; messages: BatchMessage[] } {
+export function decodeBatchesAnswer(body: Uint8Array): { leases: BatchLease[]; messages: BatchMessage[]; ack?: BatchAcked } {
   const newline = body.indexOf(10);
   if (newline < 0) throw new Error("an answer in batches has no head line");
-  const head = JSON.parse(decoder.decode(body.subarray(0, newline))) as { leases: BatchLease[]; chunks: Chunk[] };
+  const head = JSON.parse(decoder.decode(body.subarray(0, newline))) as { leases: BatchLease[]; chunks: Chunk[]; ack?: BatchAcked };
   const placed: { chunk: Chunk; records: ChunkRecord[] }[] = [];
   let at = newline + 1;
   for (const chunk of head.chunks) {
@@ -85,7 +91,7 @@ export function decodeBatchesAnswer(body: Uint8Array): { leases: BatchLease[]; m
       }
     }
   }
-  return { leases: head.leases, messages };
+  return head.ack ? { leases: head.leases, messages, ack: head.ack } : { leases: head.leases, messages };
 }
 
 /** The records of consecutive whole batches. */

@@ -1,5 +1,5 @@
 /** Consumer groups: settings, receive (long-poll), ack, nack, extend, seek, redrive, the view. */
-import { BATCHES_TYPE, type BatchLease, type BatchMessage, decodeBatchesAnswer } from "./batches.ts";
+import { BATCHES_TYPE, type BatchAcked, type BatchLease, type BatchMessage, decodeBatchesAnswer } from "./batches.ts";
 import { seg, type Transport } from "./http.ts";
 import type {
   AckResponse,
@@ -45,14 +45,15 @@ export class Groups {
   /**
    * The same lease, answered in batches: the stored bytes, decoded here (docs/batches.md). The
    * fastest receive for large batches; there is no receipt per message: settle with the leases'
-   * receipts, or a part of one ({receipt, firstOffset, lastOffset}).
+   * receipts, or a part of one ({receipt, firstOffset, lastOffset}). With `request.ack`, those
+   * receipts are acknowledged first, in the same call, and `ack` says how that went.
    */
   async receiveBatches(
     topic: string,
     group: string,
     request: ReceiveRequest = {},
     signal?: AbortSignal,
-  ): Promise<{ leases: BatchLease[]; messages: BatchMessage[] }> {
+  ): Promise<{ leases: BatchLease[]; messages: BatchMessage[]; ack?: BatchAcked }> {
     const bytes = await this.http.bytes("POST", this.path(topic, group, "receive"), {
       body: request,
       waitMs: request.waitMs,

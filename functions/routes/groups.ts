@@ -96,6 +96,7 @@ const receiveRoute = createRoute({
   request: { params: GroupParams, body: { content: json(ReceiveBody), required: false } },
   responses: {
     200: { description: "Leased messages with receipts", content: { ...json(Received), ...rawMessagesContent, ...batchesContent } },
+    413: { description: "More than 1,000 receipts in `ack`", content: problemContent },
     ...errorResponses,
   },
 });
@@ -200,20 +201,26 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
   });
 
   app.openapi(receiveRoute, async (c) => {
-    const { topic, group } = await resolve(c, c.req.valid("param"));
     const body = c.req.valid("json") ?? {};
+    if (body.ack) checkReceipts(body.ack);
+    const { topic, group } = await resolve(c, c.req.valid("param"));
     const request = {
       max: body.max ?? 10,
       visibilityMs: (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000,
       waitMs: body.waitMs ?? 0,
     };
+    // The acks first, committed on their own: what they settle is settled whatever the receive meets.
+    const acked = body.ack
+      ? await settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, body.ack, { kind: "ack" }, c.env.clock.now())
+      : undefined;
+    const ack = acked ? { ack: { acked: acked.done, failed: acked.failed } } : {};
     const accept = c.req.header("accept");
     if (acceptsBatches(accept)) {
       const { chunks, leases } = await receiveChunks(c, topic, group, request);
-      return c.body(batchesBody(chunks, { leases }), 200, { "content-type": BATCHES_TYPE });
+      return c.body(batchesBody(chunks, { leases, ...ack }), 200, { "content-type": BATCHES_TYPE });
     }
     const { messages, leases } = await receiveLeases(c, topic, group, request);
-    const fields = leases.length > 0 ? { leases } : {};
+    const fields = { ...(leases.length > 0 ? { leases } : {}), ...ack };
     if (acceptsRaw(accept)) {
       return c.body(rawMessagesBody(topic.name, messages, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
     }

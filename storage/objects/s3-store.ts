@@ -142,7 +142,7 @@ export class S3ObjectStore implements ObjectStore {
           Range: range ? `bytes=${range.offset}-${range.offset + Math.max(range.length, 1) - 1}` : undefined,
         }),
       );
-      const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array(0);
+      const bytes = res.Body ? await bodyBytes(res.Body, res.ContentLength) : new Uint8Array(0);
       // Trims the byte an empty range asked for, and guards against s3rver, which answers
       // `bytes=0-0` with the whole object (it reads end 0 as "no end").
       return range && bytes.byteLength > range.length ? bytes.subarray(0, range.length) : bytes;
@@ -290,4 +290,25 @@ function checkRange(range: ByteRange): void {
   if (!Number.isSafeInteger(range.offset) || range.offset < 0 || !Number.isSafeInteger(range.length) || range.length < 0) {
     throw new RangeError(`invalid byte range: offset ${range.offset}, length ${range.length}`);
   }
+}
+
+/**
+ * A GET's body as one array. With its length known and a body that iterates its chunks (Node's
+ * response stream; a Worker's ReadableStream), each chunk is copied straight into an array of
+ * that length. The SDK's own `transformToByteArray` pipes the chunks into a list through a
+ * Writable and then concatenates them: a second copy and a second segment-sized allocation per
+ * GET, which on the consume path fed the major collections (docs/benchmarks.md).
+ */
+async function bodyBytes(body: { transformToByteArray(): Promise<Uint8Array> }, length: number | undefined): Promise<Uint8Array> {
+  const chunks = body as unknown as Partial<AsyncIterable<Uint8Array>>;
+  if (length === undefined || typeof chunks[Symbol.asyncIterator] !== "function") return body.transformToByteArray();
+  const out = new Uint8Array(length);
+  let at = 0;
+  for await (const chunk of chunks as AsyncIterable<Uint8Array>) {
+    if (at + chunk.byteLength > length) throw new Error(`the body is longer than its Content-Length, ${length} bytes`);
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  if (at !== length) throw new Error(`the body ended at ${at} of its Content-Length, ${length} bytes`);
+  return out;
 }

@@ -1045,6 +1045,77 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await expectDrained(tenant.client, topic, group);
       });
 
+      it("a receive's `ack` acks those receipts before it leases, in JSON, raw and in batches; the answer's `ack` says how", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client);
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 6 }, (_, i) => ({ value: `v${i}` })),
+        );
+        const url = `${target!.baseUrl}${groupPath(topic, group)}/receive`;
+        const first = await receiveWithLeases(tenant.client, topic, group, { max: 2, visibilityTimeoutSeconds: 30 });
+        expect(first.messages.map((m) => m.offset)).toEqual([0, 1]);
+        // JSON: the first lease acked with the second receive.
+        const second = await receiveRes(tenant.client, topic, group, {
+          max: 2,
+          visibilityTimeoutSeconds: 30,
+          ack: [first.leases![0].receipt],
+        });
+        assertStatus(second, 200);
+        expect(second.body.ack).toEqual({ acked: 2, failed: [] });
+        expect((second.body.messages as Received[]).map((m) => m.offset)).toEqual([2, 3]);
+        // Raw: one message's own receipt, and a part of a lease receipt.
+        const [m2, m3] = second.body.messages as Received[];
+        const raw = await fetchRaw(url, tenant.apiKey, {
+          method: "POST",
+          json: {
+            max: 1,
+            visibilityTimeoutSeconds: 30,
+            ack: [m2.receipt, { receipt: second.body.leases[0].receipt, firstOffset: m3.offset }],
+          },
+        });
+        expect(raw.body.ack).toEqual({ acked: 2, failed: [] });
+        expect((raw.body.messages as Received[]).map((m) => m.offset)).toEqual([4]);
+        // In batches: an unknown receipt is listed in `failed`, the others acked; the receive goes on.
+        const batches = await fetchBatches(
+          url,
+          tenant.apiKey,
+          { max: 5, visibilityTimeoutSeconds: 30, ack: [raw.body.leases[0].receipt, "nope"] },
+          topic,
+        );
+        expect(batches.ack).toEqual({ acked: 1, failed: [{ receipt: "nope", code: "receipt_unknown" }] });
+        expect(batches.messages.map((m) => m.offset)).toEqual([5]);
+        // Without `ack` an answer has none; an empty `ack` acks nothing.
+        const plain = await receiveRes(tenant.client, topic, group, { max: 1 });
+        expect(plain.body).toEqual({ messages: [] });
+        const emptyAck = await receiveRes(tenant.client, topic, group, { max: 1, ack: [] });
+        expect(emptyAck.body).toEqual({ messages: [], ack: { acked: 0, failed: [] } });
+        // Acked with the last receive (nothing left to lease): every message acked once, nothing redelivered.
+        const last = await receiveRes(tenant.client, topic, group, { max: 10, ack: batches.leases.map((l) => l.receipt) });
+        expect(last.body).toEqual({ messages: [], ack: { acked: 1, failed: [] } });
+        await expectDrained(tenant.client, topic, group);
+      });
+
+      it("a receive whose `ack` is malformed or over 1,000 receipts is refused whole: nothing acked, nothing leased", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client);
+        await produce(tenant.client, topic, [{ value: "a" }, { value: "b" }]);
+        const first = await receiveWithLeases(tenant.client, topic, group, { max: 1, visibilityTimeoutSeconds: 30 });
+        const receipt = first.leases![0].receipt;
+        const path = `${groupPath(topic, group)}/receive`;
+        assertProblem(await tenant.client.post(path, { max: 1, ack: receipt }), 400, "invalid_request");
+        assertProblem(await tenant.client.post(path, { max: 1, ack: [receipt, 5] }), 400, "invalid_request");
+        assertProblem(await tenant.client.post(path, { max: 1, ack: [{ receipt, firstOffset: -1 }] }), 400, "invalid_request");
+        const tooMany = assertProblem(await tenant.client.post(path, { max: 1, ack: Array(1001).fill(receipt) }), 413, "too_many_receipts");
+        expect(tooMany.limit).toBe(1000);
+        // Offset 0 is still leased (not acked) and offset 1 was not leased by any refused call.
+        const v = await view(tenant.client, topic, group);
+        expect(v.partitions[0]).toMatchObject({ committedOffset: 0, inFlight: 1 });
+        const rest = await receive(tenant.client, topic, group, { max: 10, ack: [receipt] });
+        expect(rest.map((m) => m.offset)).toEqual([1]);
+        await ackAll(tenant.client, topic, group, rest);
+        await expectDrained(tenant.client, topic, group);
+      });
+
       it("a lease receipt stretched past its grant settles only the grant's messages; one naming over 1,000 offsets is unknown", async () => {
         // Receipts are opaque to clients; this test rewrites one on purpose, as an attacker could:
         // the MAC binds the tenant, group and grant, and the rows of the grant bound what it settles.

@@ -10,6 +10,8 @@ export interface BatchesAnswer {
   contentType: string | null;
   leases: { partition: number; firstOffset: number; lastOffset: number; receipt: string; attempt: number }[];
   messages: Record<string, unknown>[];
+  /** The outcome of the request's `ack` receipts, when it had some. */
+  ack?: { acked: number; failed: { receipt: string; code: string; offset?: number }[] };
 }
 
 export async function fetchBatches(url: string, token: string, json: unknown, topic: string): Promise<BatchesAnswer> {
@@ -20,10 +22,11 @@ export async function fetchBatches(url: string, token: string, json: unknown, to
   });
   const bytes = new Uint8Array(await res.arrayBuffer());
   if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${new TextDecoder().decode(bytes)}`);
-  const { leases, messages } = decodeBatchesAnswer(bytes);
+  const { leases, messages, ack } = decodeBatchesAnswer(bytes);
   return {
     status: res.status,
     contentType: res.headers.get("content-type"),
+    ...(ack && { ack }),
     leases,
     messages: messages.map((m) => {
       const out: Record<string, unknown> = { topic, partition: m.partition, offset: m.offset, timestamp: m.timestamp };

@@ -23,6 +23,11 @@ export interface ReservoirOptions {
   /** Produce requests in flight. */
   window?: number;
   consumers?: number;
+  /**
+   * How a consumer loop acks a receive: in the `ack` field of its next receive while receives
+   * come back full (the default: one call per receive), or always in an ack call of its own.
+   */
+  ackWith?: "next-receive" | "own-call";
   /** Extra environment for the server (a benchmark's variant). */
   env?: Record<string, string>;
   /** Run the server from this source tree (a same-run comparison with another commit). */
@@ -36,6 +41,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   const batch = options.batch ?? 1000;
   const window = options.window ?? 32;
   const consumers = options.consumers ?? 4;
+  const ackWith = options.ackWith ?? "next-receive";
   // Idle sockets are dropped after 30 s (or 1 s before the server's Keep-Alive hint), before the
   // server closes them: reusing one the server is closing fails a request (ECONNRESET, EPIPE).
   const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4, timeout: 30_000 });
@@ -76,7 +82,8 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       clientLingerMs: CLIENT_LINGER_MS,
       consumers,
       consumeBatch: 1000,
-      consumeFormat: "raw (Accept: application/vnd.reservoir.messages), acked by lease receipts",
+      consumeFormat: "in batches (Accept: application/vnd.reservoir.batches), acked by lease receipts",
+      ackWith,
     },
 
     async setup(workload: Workload) {
@@ -119,26 +126,46 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       const [mine, myAuth, generation] = [topic, auth, topics];
       const batchesAuth = { ...myAuth, accept: BATCHES_TYPE };
       const loop = async () => {
-        // The ack of one receive goes while the next receive is out (at most one ack in flight
-        // per loop), as the SDK's consumer does and as the brokers' consumers ack without waiting.
+        // While receives come back full, a receive's lease receipts go in the `ack` field of the
+        // next receive (one call per receive); once one comes back short the backlog is nearly
+        // drained, and its acks go at once in a call of their own (at most one in flight per
+        // loop) while the next receive may wait for messages. The other systems' consumers ack
+        // without waiting for an answer either.
         let acking: Promise<void> = Promise.resolve();
+        let pending: { receipts: string[]; messages: number } | null = null;
+        const ackAlone = (batch: { receipts: string[]; messages: number }) =>
+          call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: batch.receipts }).then((res) =>
+            countAcked(res.body, batch.messages),
+          );
         while (received < count && generation === topics) {
+          const piggyback = pending;
+          pending = null;
+          const body = piggyback ? { max: 1000, waitMs: 1000, ack: piggyback.receipts } : { max: 1000, waitMs: 1000 };
           // The answer in batches (the stored batches, decoded here by the SDK's decoder): payloads
           // arrive as bytes, as the byte-oriented clients of the other systems get theirs.
-          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, batchesAuth, { max: 1000, waitMs: 1000 });
-          const messages = got.body.messages as { valueBytes: Uint8Array }[];
+          const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, batchesAuth, body);
+          if (piggyback) countAcked(got.body.ack, piggyback.messages);
+          const messages = got.body.messages as { value: Uint8Array }[];
           if (messages.length === 0) continue;
           received += messages.length;
-          if (onMessage) for (const m of messages) onMessage(m.valueBytes);
+          if (onMessage) for (const m of messages) onMessage(m.value);
           // One lease receipt per run of offsets the receive leased (a few per receive).
-          const leases: { receipt: string }[] = got.body.leases ?? [];
+          const batch = { receipts: (got.body.leases ?? []).map((l: { receipt: string }) => l.receipt), messages: messages.length };
+          if (ackWith === "next-receive" && messages.length === 1000 && received < count) {
+            pending = batch;
+            continue;
+          }
           await acking;
-          acking = call("POST", `/v1/topics/${mine}/groups/bench/ack`, myAuth, { receipts: leases.map((l) => l.receipt) }).then(() => {
-            acked += messages.length;
-            if (acked >= count) allAcked();
-          });
+          acking = ackAlone(batch);
         }
+        if (pending) await ackAlone(pending);
         await acking;
+      };
+      const countAcked = (answer: { acked: number; failed: unknown[] } | undefined, messages: number) => {
+        if (!answer || answer.failed.length > 0 || answer.acked !== messages)
+          throw new Error(`ack of ${messages} messages answered ${JSON.stringify(answer).slice(0, 300)}`);
+        acked += messages;
+        if (acked >= count) allAcked();
       };
       const loops = Promise.all(Array.from({ length: consumers }, loop));
       // Done once the last message is acked: the other loops may sit in a long poll (waitMs)

@@ -898,6 +898,7 @@ export interface components {
             messages: components["schemas"]["ReceivedMessage"][];
             /** @description The received messages as runs of consecutive offsets of one partition, each with one receipt for the run: a consumer that handles a receive as a whole acks it with a few lease receipts instead of one per message. Absent when no message was received. */
             leases?: components["schemas"]["Lease"][];
+            ack?: components["schemas"]["AckResponse"];
         };
         ReceivedMessage: components["schemas"]["Message"] & {
             receipt: string;
@@ -912,11 +913,7 @@ export interface components {
             /** @description The delivery attempt of the run's messages (1 on the first). */
             attempt: number;
         };
-        ReceiveRequest: {
-            max?: number;
-            visibilityTimeoutSeconds?: number;
-            waitMs?: number;
-        };
+        /** @description The outcome of the request's `ack` receipts; absent when it had none. */
         AckResponse: {
             acked: number;
             failed: {
@@ -927,13 +924,20 @@ export interface components {
                 offset?: number;
             }[];
         };
-        AckRequest: {
-            receipts: components["schemas"]["ReceiptRef"][];
+        ReceiveRequest: {
+            max?: number;
+            visibilityTimeoutSeconds?: number;
+            waitMs?: number;
+            /** @description Receipts to acknowledge before this receive leases (as POST .../ack would, in a transaction of its own): a consumer that handles one receive and asks for the next acks the first with the second, one call instead of two. Their outcome is the answer's `ack`. */
+            ack?: components["schemas"]["ReceiptRef"][];
         };
         ReceiptRef: string | {
             receipt: string;
             firstOffset: number;
             lastOffset?: number;
+        };
+        AckRequest: {
+            receipts: components["schemas"]["ReceiptRef"][];
         };
         NackResponse: {
             nacked: number;
@@ -3045,7 +3049,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body exceeds its limit: `message_too_large`, `too_many_messages`, `body_too_large`, `too_many_receipts`, `transaction_too_large` */
+            /** @description More than 1,000 receipts in `ack` */
             413: {
                 headers: {
                     [name: string]: unknown;

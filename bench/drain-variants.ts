@@ -1,0 +1,49 @@
+/**
+ * Same-run comparison of Reservoir consumer settings on the compare bench's backlog drain
+ * (bench/compare/backlog.ts: publish a backlog, then drain it with the harness's consumer; CPU
+ * counted over the drain alone), variants alternating round by round:
+ *
+ *   node --import tsx bench/drain-variants.ts --stack postgres-s3 --mib 200 --rounds 2 \
+ *     --variant 'own={"ackWith":"own-call"}' --variant 'next={"ackWith":"next-receive"}'
+ *
+ * A variant is `name=JSON` of ReservoirOptions (consumers, ackWith, env, root). Each variant runs
+ * on a server of its own, started once. Prints one JSON line per run: msgs/s and CPU µs/msg per
+ * process.
+ */
+import { parseArgs } from "node:util";
+import { backlogDrain } from "./compare/backlog.ts";
+import { guarded } from "./compare/guard.ts";
+import { reservoir, type ReservoirOptions } from "./compare/systems/reservoir.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    stack: { type: "string", default: "postgres-s3" },
+    mib: { type: "string", default: "200" },
+    rounds: { type: "string", default: "2" },
+    variant: { type: "string", multiple: true, default: [] },
+  },
+});
+const stack = args.stack as "postgres-s3" | "embedded";
+const variants = args.variant.map((v) => {
+  const at = v.indexOf("=");
+  const options = JSON.parse(v.slice(at + 1)) as Partial<ReservoirOptions>;
+  return { name: v.slice(0, at), sut: guarded(reservoir({ stack, ...options })) };
+});
+if (variants.length === 0) throw new Error("give at least one --variant name=JSON");
+try {
+  for (let round = 1; round <= Number(args.rounds); round++) {
+    // Alternating order: the first variant of one round is the last of the next.
+    const order = round % 2 === 1 ? variants : [...variants].reverse();
+    for (const { name, sut } of order) {
+      const r = await backlogDrain(sut, Number(args.mib));
+      const perMsg = Object.fromEntries(
+        Object.entries(r.cpu?.seconds ?? {}).map(([p, s]) => [p, Math.round(((s as number) * 1e7) / r.messages) / 10]),
+      );
+      console.log(
+        JSON.stringify({ variant: name, round, msgsPerSec: r.drain?.msgsPerSec, cpuMicrosPerMessage: r.cpuMicrosPerMessage, perMsg }),
+      );
+    }
+  }
+} finally {
+  for (const { sut } of variants) await sut.close?.();
+}
