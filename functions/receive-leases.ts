@@ -8,7 +8,8 @@
 import type { Context } from "hono";
 import type { Group } from "../storage/groups/groups.ts";
 import { type AttemptRun, type Delivery, type Lease, leasedChunks, leasedMessages, leaseIn, leaseRuns } from "../storage/groups/receive.ts";
-import { settle } from "../storage/groups/settle.ts";
+import type { ReceiptRef } from "../storage/groups/receipts.ts";
+import { settle, settleIn, type SettleResult } from "../storage/groups/settle.ts";
 import type { StoredChunk } from "../storage/log/reader.ts";
 import { retryConflicts } from "../storage/metadata/db.ts";
 import type { Topic } from "../storage/metadata/topics.ts";
@@ -34,7 +35,15 @@ export interface ReceiveRequest {
   max: number;
   visibilityMs: number;
   waitMs: number;
+  /**
+   * Receipts to ack in the transaction of the first lease, before it leases (committed with it,
+   * even when that lease is empty and the receive goes on to wait). Their outcome: `acked`.
+   */
+  ack?: ReceiptRef[];
 }
+
+/** What the acks of a receive's `ack` did (as POST .../ack answers). */
+export type AckOutcome = SettleResult;
 
 /** What a receive took, in either shape. */
 interface Taken<T> {
@@ -52,9 +61,9 @@ export async function receiveLeases(
   topic: Topic,
   group: Group,
   request: ReceiveRequest,
-): Promise<{ messages: LeasedMessage[]; leases: SignedLease[] }> {
+): Promise<{ messages: LeasedMessage[]; leases: SignedLease[]; acked?: AckOutcome }> {
   const tenantId = c.get("principal").tenantId;
-  const { answer, leases } = await receiveLoop(c, topic, group, request, async (lease) => {
+  const { answer, leases, acked } = await receiveLoop(c, topic, group, request, async (lease) => {
     const deliveries = await leasedMessages(c.env, topic, lease);
     const messages = deliveries.map((d) =>
       Object.assign(d, {
@@ -70,7 +79,7 @@ export async function receiveLeases(
     const runs = leaseRuns(deliveries);
     return { answer: messages, runs, usage: outgoing(deliveries.map((d) => d.record)) };
   });
-  return { messages: answer, leases };
+  return { messages: answer, leases, acked };
 }
 
 /** The chunks of stored bytes holding the leased messages (not decoded), and a receipt per lease run. */
@@ -79,12 +88,12 @@ export async function receiveChunks(
   topic: Topic,
   group: Group,
   request: ReceiveRequest,
-): Promise<{ chunks: StoredChunk[]; leases: SignedLease[] }> {
-  const { answer, leases } = await receiveLoop(c, topic, group, request, async (lease) => {
+): Promise<{ chunks: StoredChunk[]; leases: SignedLease[]; acked?: AckOutcome }> {
+  const { answer, leases, acked } = await receiveLoop(c, topic, group, request, async (lease) => {
     const { runs, chunks } = await leasedChunks(c.env, topic, lease);
     return { answer: chunks, runs, usage: outgoingChunks(chunks, runs) };
   });
-  return { chunks: answer, leases };
+  return { chunks: answer, leases, acked };
 }
 
 async function receiveLoop<T>(
@@ -93,8 +102,9 @@ async function receiveLoop<T>(
   group: Group,
   request: ReceiveRequest,
   take: (lease: Lease) => Promise<Taken<T>>,
-): Promise<{ answer: T; leases: SignedLease[] }> {
+): Promise<{ answer: T; leases: SignedLease[]; acked?: AckOutcome }> {
   const { max, visibilityMs, waitMs } = request;
+  let acked: AckOutcome | undefined;
   const started = c.env.clock.now();
   const deadline = c.env.clock.now() + waitMs;
   allowWait(c, waitMs);
@@ -103,8 +113,15 @@ async function receiveLoop<T>(
   for (let attempt = 1; ; attempt++) {
     const now = c.env.clock.now();
     c.env.commits.looking(topic.id, group.id);
+    // The acks go in the first lease's transaction: one transaction for both, and a lease never
+    // waits on its own acks' commit. Locks: the acks take rows, then positions (waiting); the
+    // lease only skips what others hold, so the order is the ack call's own and cannot deadlock.
+    const acks = attempt === 1 ? request.ack : undefined;
     const lease = await retryConflicts(() =>
-      c.env.db.transaction((tx) => leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now })),
+      c.env.db.transaction(async (tx) => {
+        if (acks) acked = await settleIn(tx, c.env.receipts, tenantId, group, acks, { kind: "ack" }, now);
+        return leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now });
+      }),
     );
     const taken = await take(lease);
     const count = taken.usage.messagesOut;
@@ -129,7 +146,7 @@ async function receiveLoop<T>(
         // visibility timeout (best effort; if this fails, the timeout brings them back).
         const receipts = leases.map((l) => l.receipt);
         await settle(c.env.db, c.env.receipts, tenantId, group, receipts, { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
-        return { answer: taken.answer, leases: [] }; // not sent: the 503 was
+        return { answer: taken.answer, leases: [], acked }; // not sent: the 503 was
       }
       // A full batch may have left messages behind: the next waiting receiver takes them.
       if (count === max) c.env.commits.wakeNext(topic.id, group.id);
@@ -140,7 +157,7 @@ async function receiveLoop<T>(
         c.env.metrics.messagesOut.inc({ via: "receive" }, count);
         c.env.metrics.receiveSeconds.observe((c.env.clock.now() - started) / 1000);
       }
-      return { answer: taken.answer, leases };
+      return { answer: taken.answer, leases, acked };
     }
     // Local commits wake one waiting receiver of the group at once (see CommitSignal); leases
     // timing out and other instances' commits are polled. The first retry comes soon: an empty

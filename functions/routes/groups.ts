@@ -11,7 +11,7 @@ import type { Database } from "../../storage/metadata/db.ts";
 import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
-import { receiveChunks, receiveLeases } from "../receive-leases.ts";
+import { type AckOutcome, receiveChunks, receiveLeases } from "../receive-leases.ts";
 import { acceptsBatches, BATCHES_TYPE, batchesBody, batchesContent } from "../stored-batches.ts";
 import { messageJson } from "../message-json.ts";
 import { acceptsRaw, RAW_MESSAGES_TYPE, rawMessagesBody, rawMessagesContent } from "../raw-messages.ts";
@@ -208,19 +208,16 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
       max: body.max ?? 10,
       visibilityMs: (body.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_S) * 1000,
       waitMs: body.waitMs ?? 0,
+      ack: body.ack,
     };
-    // The acks first, committed on their own: what they settle is settled whatever the receive meets.
-    const acked = body.ack
-      ? await settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, body.ack, { kind: "ack" }, c.env.clock.now())
-      : undefined;
-    const ack = acked ? { ack: { acked: acked.done, failed: acked.failed } } : {};
+    const ackField = (acked: AckOutcome | undefined) => (acked ? { ack: { acked: acked.done, failed: acked.failed } } : {});
     const accept = c.req.header("accept");
     if (acceptsBatches(accept)) {
-      const { chunks, leases } = await receiveChunks(c, topic, group, request);
-      return c.body(batchesBody(chunks, { leases, ...ack }), 200, { "content-type": BATCHES_TYPE });
+      const { chunks, leases, acked } = await receiveChunks(c, topic, group, request);
+      return c.body(batchesBody(chunks, { leases, ...ackField(acked) }), 200, { "content-type": BATCHES_TYPE });
     }
-    const { messages, leases } = await receiveLeases(c, topic, group, request);
-    const fields = { ...(leases.length > 0 ? { leases } : {}), ...ack };
+    const { messages, leases, acked } = await receiveLeases(c, topic, group, request);
+    const fields = { ...(leases.length > 0 ? { leases } : {}), ...ackField(acked) };
     if (acceptsRaw(accept)) {
       return c.body(rawMessagesBody(topic.name, messages, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
     }

@@ -1096,6 +1096,43 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         await expectDrained(tenant.client, topic, group);
       });
 
+      it("four consumers acking each receive with their next drain a topic: every message once, every ack done", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, { partitions: 4 });
+        const total = 400;
+        for (let i = 0; i < total; i += 100) {
+          await produce(
+            tenant.client,
+            topic,
+            Array.from({ length: 100 }, (_, j) => ({ value: `m${i + j}`, partition: (i + j) % 4 })),
+          );
+        }
+        const seen = new Map<string, number>();
+        let acked = 0;
+        const failures: unknown[] = [];
+        const consumer = async () => {
+          let pending: string[] = [];
+          for (let empty = 0; empty < 2; ) {
+            const res = await receiveRes(tenant.client, topic, group, { max: 30, visibilityTimeoutSeconds: 60, ack: pending });
+            assertStatus(res, 200);
+            acked += res.body.ack.acked;
+            failures.push(...res.body.ack.failed);
+            const messages = res.body.messages as Received[];
+            for (const m of messages) seen.set(id(m), (seen.get(id(m)) ?? 0) + 1);
+            pending = (res.body.leases ?? []).map((l: Lease) => l.receipt);
+            empty = messages.length === 0 ? empty + 1 : 0;
+          }
+        };
+        await Promise.all([consumer(), consumer(), consumer(), consumer()]);
+        expect(failures).toEqual([]);
+        expect(seen.size).toBe(total);
+        expect(
+          [...seen.values()].every((n) => n === 1),
+          "no message delivered twice",
+        ).toBe(true);
+        expect(acked).toBe(total);
+        await expectDrained(tenant.client, topic, group);
+      });
+
       it("a receive whose `ack` is malformed or over 1,000 receipts is refused whole: nothing acked, nothing leased", async () => {
         const { topic, group } = await topicWithGroup(tenant.client);
         await produce(tenant.client, topic, [{ value: "a" }, { value: "b" }]);
