@@ -10,29 +10,21 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertStatus, type Api } from "../support/http.ts";
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
-import { startPgFaultProxy, terminateBackends, type PgFaultProxy } from "./faults/pg-fault-proxy.ts";
+import { type PgFaultProxy, startPgFaultProxy, terminateBackends } from "./faults/pg-fault-proxy.ts";
+import { startServerBehindPgProxy, type ServerBehindPgProxy } from "./faults/server-behind-pg-proxy.ts";
 
 describe("a Postgres connection dying under an open transaction does not kill the Node server", () => {
-  let db: FreshDatabase | undefined;
-  let proxy: PgFaultProxy | undefined;
-  let server: NodeServer | undefined;
+  let fx: ServerBehindPgProxy | undefined;
   let client: Api;
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    proxy = await startPgFaultProxy(db.url);
-    server = await startNodeServer({ env: { DATABASE_URL: proxy.url }, label: "pg-drop" });
-    const tenant = await api(server.baseUrl, server.adminToken).post("/v1/admin/tenants", { name: "pg-drop" });
-    assertStatus(tenant, 201);
-    client = api(server.baseUrl, tenant.body.apiKey);
-    assertStatus(await client.put("/v1/topics/t", { partitions: 2 }), 201);
+    fx = await startServerBehindPgProxy({ label: "pg-drop", topic: { partitions: 2 } });
+    client = fx.client;
     assertStatus(await client.post("/v1/topics/t/messages", { messages: [{ value: "warm" }] }), 200);
   }, 180_000);
 
   afterAll(async () => {
-    await server?.stop().catch(() => {});
-    await proxy?.close().catch(() => {});
-    await db?.drop().catch(() => {});
+    await fx?.close();
   }, 60_000);
 
   /** Produces until one is acknowledged (the pool reconnects); every answer is 200 or a retryable 503. */
@@ -48,43 +40,43 @@ describe("a Postgres connection dying under an open transaction does not kill th
   it("survives every connection cut while produces are inside their transactions", async () => {
     for (let round = 0; round < 3; round++) {
       // Held by the stalled link: the produces' statements are sent and unanswered when the cut comes.
-      proxy!.stall(60_000);
+      fx!.proxy.stall(60_000);
       const inFlight = Array.from({ length: 6 }, (_, i) =>
         client
           .post("/v1/topics/t/messages", { messages: [{ value: `r${round}-${i}` }] }, { allow5xx: true, timeoutMs: 30_000 })
           .catch((e: Error) => e),
       );
       // The server has sent the transaction's statements into the stalled link.
-      await proxy!.whenHoldingServerBytes();
-      proxy!.dropAll();
-      proxy!.stall(0);
+      await fx!.proxy.whenHoldingServerBytes();
+      fx!.proxy.dropAll();
+      fx!.proxy.stall(0);
       for (const res of await Promise.all(inFlight)) {
         expect(
           res instanceof Error ? res.message : [200, 503].includes(res.status),
           String(res instanceof Error ? res.message : res.text),
         ).toBe(true);
       }
-      expect(server!.running(), server!.logs().slice(-3000)).toBe(true);
+      expect(fx!.server.running(), fx!.server.logs().slice(-3000)).toBe(true);
       await produceOnce(`after-cut-${round}`);
     }
-    expect(server!.logs()).not.toMatch(/reading 'write'/);
+    expect(fx!.server.logs()).not.toMatch(/reading 'write'/);
   }, 120_000);
 
   it("survives connections cut while they start up (their first query)", async () => {
     for (let round = 0; round < 3; round++) {
-      proxy!.dropAll();
-      proxy!.cutNewConnectionsAtFirstQuery(4);
+      fx!.proxy.dropAll();
+      fx!.proxy.cutNewConnectionsAtFirstQuery(4);
       const load = Array.from({ length: 8 }, (_, i) =>
         client
           .post("/v1/topics/t/messages", { messages: [{ value: `s${round}-${i}` }] }, { allow5xx: true, timeoutMs: 30_000 })
           .catch((e: Error) => e),
       );
       await Promise.all(load);
-      expect(server!.running(), server!.logs().slice(-3000)).toBe(true);
+      expect(fx!.server.running(), fx!.server.logs().slice(-3000)).toBe(true);
       await produceOnce(`after-startup-cut-${round}`);
-      proxy!.cutNewConnectionsAtFirstQuery(0);
+      fx!.proxy.cutNewConnectionsAtFirstQuery(0);
     }
-    expect(server!.running(), server!.logs().slice(-3000)).toBe(true);
+    expect(fx!.server.running(), fx!.server.logs().slice(-3000)).toBe(true);
   }, 120_000);
 
   it("survives pg_terminate_backend of every backend under load", async () => {
@@ -94,12 +86,12 @@ describe("a Postgres connection dying under an open transaction does not kill th
           .post("/v1/topics/t/messages", { messages: [{ value: `k${round}-${i}` }] }, { allow5xx: true, timeoutMs: 30_000 })
           .catch((e: Error) => e),
       );
-      await terminateBackends(db!.url);
+      await terminateBackends(fx!.db.url);
       await Promise.all(load);
-      expect(server!.running(), server!.logs().slice(-3000)).toBe(true);
+      expect(fx!.server.running(), fx!.server.logs().slice(-3000)).toBe(true);
       await produceOnce(`after-terminate-${round}`);
     }
-    expect(server!.logs()).not.toMatch(/reading 'write'/);
+    expect(fx!.server.logs()).not.toMatch(/reading 'write'/);
   }, 120_000);
 });
 

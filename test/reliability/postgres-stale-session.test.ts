@@ -13,11 +13,11 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, assertStatus, type Api } from "../support/http.ts";
-import { repoRoot, startNodeServer, type NodeServer } from "../support/node-server.ts";
+import type { Api } from "../support/http.ts";
+import { repoRoot } from "../support/node-server.ts";
 import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
 import type { ProbeReport } from "./faults/pg-session-probe.ts";
-import { startPgFaultProxy, type PgFaultProxy } from "./faults/pg-fault-proxy.ts";
+import { startServerBehindPgProxy, type ServerBehindPgProxy } from "./faults/server-behind-pg-proxy.ts";
 
 const SEED = 20261204;
 
@@ -53,41 +53,29 @@ describe("a cut Postgres connection leaves nothing of its session to the next on
 });
 
 describe("a database call that gets no answer is bounded", () => {
-  let db: FreshDatabase | undefined;
-  let proxy: PgFaultProxy | undefined;
-  let server: NodeServer | undefined;
+  let fx: ServerBehindPgProxy | undefined;
   let client: Api;
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    proxy = await startPgFaultProxy(db.url);
-    server = await startNodeServer({
-      env: { DATABASE_URL: proxy.url, DATABASE_CALL_TIMEOUT_MS: "1500" },
-      label: "pg-call-bound",
-    });
-    const tenant = await api(server.baseUrl, server.adminToken).post("/v1/admin/tenants", { name: "pg-bound" });
-    assertStatus(tenant, 201);
-    client = api(server.baseUrl, tenant.body.apiKey);
-    assertStatus(await client.put("/v1/topics/t", {}), 201);
+    fx = await startServerBehindPgProxy({ label: "pg-call-bound", env: { DATABASE_CALL_TIMEOUT_MS: "1500" } });
+    client = fx.client;
   }, 180_000);
 
   afterAll(async () => {
-    await server?.stop().catch(() => {});
-    await proxy?.close().catch(() => {});
-    await db?.drop().catch(() => {});
+    await fx?.close();
   }, 60_000);
 
   it("fails with service_unavailable after DATABASE_CALL_TIMEOUT_MS, and the pool serves again", async () => {
     // Nothing comes back from Postgres for 40 s: without the bound the produce waits that long
     // (the request deadline is 65 s), and the client gives up after 10 s.
-    proxy!.stall(40_000);
+    fx!.proxy.stall(40_000);
     const started = Date.now();
     const res = await client.post("/v1/topics/t/messages", { messages: [{ value: "held" }] }, { allow5xx: true, timeoutMs: 10_000 });
     const tookMs = Date.now() - started;
     expect(res.status, res.text).toBe(503);
     expect(res.body.code).toBe("service_unavailable");
     expect(tookMs).toBeGreaterThanOrEqual(1_500);
-    proxy!.stall(0);
+    fx!.proxy.stall(0);
     // The connections the bound destroyed are opened afresh.
     for (let attempt = 0; ; attempt++) {
       const next = await client.post("/v1/topics/t/messages", { messages: [{ value: "after" }] }, { allow5xx: true, timeoutMs: 10_000 });
@@ -95,6 +83,6 @@ describe("a database call that gets no answer is bounded", () => {
       expect(next.status, next.text).toBe(503);
       expect(attempt).toBeLessThan(10);
     }
-    expect(server!.logs()).toMatch(/no answer from the database for 1500 ms/);
+    expect(fx!.server.logs()).toMatch(/no answer from the database for 1500 ms/);
   }, 60_000);
 });

@@ -5,45 +5,34 @@
 // margin. Under a Postgres fault every few seconds, webhook delivery all but stopped. Now the
 // dispatcher settles them again once the database answers.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, assertStatus, type Api } from "../support/http.ts";
-import { startNodeServer, type NodeServer } from "../support/node-server.ts";
-import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
+import type { Api } from "../support/http.ts";
 import { startWebhookSink, type WebhookSink } from "../support/webhook-sink.ts";
-import { startPgFaultProxy, type PgFaultProxy } from "./faults/pg-fault-proxy.ts";
+import { startServerBehindPgProxy, type ServerBehindPgProxy } from "./faults/server-behind-pg-proxy.ts";
 
 describe("a webhook settle cut by a dropped Postgres connection is settled again", () => {
-  let db: FreshDatabase | undefined;
-  let proxy: PgFaultProxy | undefined;
-  let server: NodeServer | undefined;
+  let fx: ServerBehindPgProxy | undefined;
   let sink: WebhookSink | undefined;
   let client: Api;
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    proxy = await startPgFaultProxy(db.url);
     sink = await startWebhookSink();
-    server = await startNodeServer({
+    fx = await startServerBehindPgProxy({
+      label: "webhook-settle-retry",
       env: {
-        DATABASE_URL: proxy.url,
         RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1",
         // Quiet: no periodic statement but the dispatcher's own is in flight when the link is cut
         // (deliveries are woken by the produce's NOTIFY).
         RESERVOIR_DISPATCH_INTERVAL_MS: "3600000",
         RESERVOIR_MAINTENANCE_INTERVAL_SECONDS: "86400",
       },
-      label: "webhook-settle-retry",
+      topic: { partitions: 1 },
     });
-    const tenant = await api(server.baseUrl, server.adminToken).post("/v1/admin/tenants", { name: "settle-retry" });
-    assertStatus(tenant, 201);
-    client = api(server.baseUrl, tenant.body.apiKey);
-    assertStatus(await client.put("/v1/topics/t", { partitions: 1 }), 201);
+    client = fx.client;
   }, 180_000);
 
   afterAll(async () => {
-    await server?.stop().catch(() => {});
+    await fx?.close();
     await sink?.close().catch(() => {});
-    await proxy?.close().catch(() => {});
-    await db?.drop().catch(() => {});
   }, 60_000);
 
   async function produce(value: string): Promise<void> {
@@ -60,7 +49,7 @@ describe("a webhook settle cut by a dropped Postgres connection is settled again
     // dispatcher's next transaction, the one that acks it (a claim carrying the settle: with
     // maxConcurrency 1 nothing else runs meanwhile), is held, and then cut.
     sink!.on("/hook", (request) => {
-      if (request.index === 0) proxy!.stall(60_000);
+      if (request.index === 0) fx!.proxy.stall(60_000);
       return { status: 200 };
     });
     const created = await client.put("/v1/topics/t/subscriptions/s", {
@@ -74,9 +63,9 @@ describe("a webhook settle cut by a dropped Postgres connection is settled again
     expect([200, 201], created.text).toContain(created.status);
     await produce("m1");
     await sink!.waitForCount("/hook", 1, 30_000);
-    await proxy!.whenHoldingServerBytes();
-    proxy!.dropAll();
-    proxy!.stall(0);
+    await fx!.proxy.whenHoldingServerBytes();
+    fx!.proxy.dropAll();
+    fx!.proxy.stall(0);
     await produce("m2");
     const started = performance.now();
     // Well under the 33 s a dropped ack held the key for.
@@ -89,6 +78,6 @@ describe("a webhook settle cut by a dropped Postgres connection is settled again
     expect(performance.now() - started).toBeLessThan(20_000);
     // m1 was acknowledged once, by the settle tried again: never delivered a second time.
     expect(delivered.filter((r) => r.json?.value === "m1")).toHaveLength(1);
-    expect(server!.running(), server!.logs().slice(-3000)).toBe(true);
+    expect(fx!.server.running(), fx!.server.logs().slice(-3000)).toBe(true);
   }, 120_000);
 });
