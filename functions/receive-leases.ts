@@ -123,6 +123,10 @@ async function receiveLoop<T>(
         return leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now });
       }),
     );
+    // A full lease may have left messages behind: the next waiting receiver goes for them now,
+    // not once this one has read its messages. Receivers of one partition take turns on its
+    // lock, and one that met it held waits for this (up to QUICK_RETRY_MS).
+    if (lease.plan.grants.length === max) c.env.commits.wakeNext(topic.id, group.id);
     const taken = await take(lease);
     const count = taken.usage.messagesOut;
     const left = deadline - c.env.clock.now();
@@ -148,8 +152,6 @@ async function receiveLoop<T>(
         await settle(c.env.db, c.env.receipts, tenantId, group, receipts, { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
         return { answer: taken.answer, leases: [], acked }; // not sent: the 503 was
       }
-      // A full batch may have left messages behind: the next waiting receiver takes them.
-      if (count === max) c.env.commits.wakeNext(topic.id, group.id);
       // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
       if (count > 0) await recordUsage(c.env.db, tenantId, taken.usage);
       if (count === 0) c.env.metrics.receivesEmpty.inc();
