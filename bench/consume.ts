@@ -213,8 +213,10 @@ try {
         const entries: (Delivery | undefined)[] = [];
         const inThisBatch = new Set<string>();
         for (const m of messages) {
-          // JSON: the value as text; raw: its bytes.
-          const bytes: Buffer | undefined = m.valueBytes;
+          // JSON: the value as text; raw: its bytes (valueBytes); in batches: its bytes (value).
+          const bytes: Buffer | undefined =
+            m.valueBytes ??
+            (m.value instanceof Uint8Array ? Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength) : undefined);
           const head = bytes ? bytes.toString("latin1", 0, ID_DIGITS) : typeof m.value === "string" ? m.value.slice(0, ID_DIGITS) : "";
           const length = bytes ? bytes.length : typeof m.value === "string" ? m.value.length : -1;
           const id = head ? Number(head) : NaN;

@@ -41,7 +41,7 @@ export function requestJson<T = any>(
             type === RAW_MESSAGES_TYPE
               ? parseRaw(bytes)
               : type === BATCHES_TYPE
-                ? parseBatches(bytes)
+                ? decodeBatchesAnswer(bytes) // the SDK's decoder: values as bytes (`value`)
                 : bytes.length
                   ? JSON.parse(bytes.toString("utf8"))
                   : undefined;
@@ -81,15 +81,6 @@ function parseRaw(bytes: Buffer): any {
 }
 
 export { BATCHES_TYPE };
-
-/** An answer in batches (Accept: application/vnd.reservoir.batches), decoded by the SDK: values as `valueBytes`. */
-function parseBatches(bytes: Buffer): any {
-  const answer = decodeBatchesAnswer(bytes);
-  // Set on the SDK's own objects (a spread copy per message cost the client more than decoding).
-  for (const m of answer.messages)
-    (m as { valueBytes?: Buffer }).valueBytes = Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength);
-  return answer;
-}
 
 /** The long-poll wait a request asks the server for (Reservoir's `waitMs`, in the body or the query). */
 function longPollMs(url: URL, body: unknown): number {

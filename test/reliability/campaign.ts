@@ -154,6 +154,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
           maxAttempts: 100,
           backoff: { initialSeconds: 0.2, maxSeconds: 1 },
           timeoutMs: 3_000,
+          // A slot per key (6 producers × 4 keys): with the default 10, a 429's second of
+          // Retry-After held a tenth of the subscription, and in the long mode the producers'
+          // ~70 msgs/s outran its ~15–30 deliveries/s until the drain's cap (session 8's run).
+          maxConcurrency: 32,
         }),
       );
 
