@@ -40,7 +40,14 @@ try {
         Object.entries(r.cpu?.seconds ?? {}).map(([p, s]) => [p, Math.round(((s as number) * 1e7) / r.messages) / 10]),
       );
       console.log(
-        JSON.stringify({ variant: name, round, msgsPerSec: r.drain?.msgsPerSec, cpuMicrosPerMessage: r.cpuMicrosPerMessage, perMsg }),
+        JSON.stringify({
+          variant: name,
+          round,
+          msgsPerSec: r.drain?.msgsPerSec,
+          cpuMicrosPerMessage: r.cpuMicrosPerMessage,
+          perMsg,
+          cost: r.cost,
+        }),
       );
     }
   }
