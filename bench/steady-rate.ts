@@ -44,7 +44,8 @@ const sut = guarded(reservoir({ stack, env, root: args.root, nodeArgs }));
 const rate = Number(args.rate);
 const messages = Number(args.messages);
 try {
-  for (const workload of WORKLOADS.filter((w) => args.workloads.split(",").includes(w.name))) {
+  // In the order given (the first runs on the newest processes).
+  for (const workload of args.workloads.split(",").map((name) => WORKLOADS.find((w) => w.name === name)!)) {
     await warmUp(sut, workload, Math.min(messages, 10_000));
     for (let round_ = 1; round_ <= Number(args.rounds); round_++) {
       const r = await measureRun(sut, workload, messages, rate);
