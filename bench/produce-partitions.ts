@@ -6,10 +6,11 @@
  * message of the server and of what it talks to (Postgres, s3rver) from /proc.
  *
  *   node --import tsx bench/produce-partitions.ts [--messages 100000] [--rounds 3]
- *        [--workloads 16p-1KiB,1p-1KiB] [--warm-up 64000] [--root DIR] [--cpu-prof DIR]
+ *        [--workloads 16p-1KiB,1p-1KiB] [--warm-up 64000] [--root DIR] [--b-node-args FLAGS] [--cpu-prof DIR]
  *
  * --root DIR: a second server from another tree (its own s3rver and database); each round runs
- * each workload on both. --cpu-prof DIR: this tree's server writes a V8 CPU profile there on exit
+ * each workload on both. --b-node-args="FLAGS": the second server (this tree unless --root) runs
+ * with these Node flags. --cpu-prof DIR: this tree's server writes a V8 CPU profile there on exit
  * (bench/lib/cpuprofile.ts summarises it).
  */
 import { parseArgs } from "node:util";
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     "warm-up": { type: "string", default: "64000" },
     workloads: { type: "string", default: "16p-1KiB,1p-1KiB" },
     root: { type: "string" },
+    "b-node-args": { type: "string" },
     "cpu-prof": { type: "string" },
   },
 });
@@ -45,7 +47,11 @@ const workloads = args.workloads.split(",").map((name) => {
 });
 const nodeArgs = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
 const trees: { label: string; sut: SystemUnderTest }[] = [{ label: "this", sut: guarded(reservoir({ stack: "postgres-s3", nodeArgs })) }];
-if (args.root) trees.push({ label: args.root, sut: guarded(reservoir({ stack: "postgres-s3", root: args.root })) });
+if (args.root || args["b-node-args"]) {
+  const bArgs = args["b-node-args"]?.split(" ").filter(Boolean) ?? [];
+  const label = [args.root ?? "this", ...bArgs].join(" ");
+  trees.push({ label, sut: guarded(reservoir({ stack: "postgres-s3", root: args.root, nodeArgs: bArgs })) });
+}
 
 async function publishOnce(sut: SystemUnderTest, workload: Workload, count: number) {
   await sut.setup(workload);
