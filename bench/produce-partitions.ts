@@ -21,6 +21,7 @@ import type { SystemUnderTest, Workload } from "./compare/system.ts";
 import { guarded } from "./compare/guard.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { percentile } from "./lib/load.ts";
+import { histogramDelta, histogramPercentile } from "../storage/log/latency-histogram.ts";
 
 const WORKLOADS: Workload[] = [
   { name: "16p-1KiB", partitions: 16, messageBytes: 1024 },
@@ -57,12 +58,16 @@ async function publishOnce(sut: SystemUnderTest, workload: Workload, count: numb
   await sut.setup(workload);
   const pid = sut.serverPid!()!;
   const flushesBefore = (await sut.cost!()).flushes ?? 0;
+  const latencyBefore = await sut.serverLatency!();
   const before = cpuSnapshot(pid);
   const t0 = performance.now();
   const out = await sut.publish(count, payloadFor(workload.messageBytes));
   const seconds = (performance.now() - t0) / 1000;
   const use = cpuDelta(before, cpuSnapshot(pid));
   const flushes = ((await sut.cost!()).flushes ?? 0) - flushesBefore;
+  const latencyAfter = await sut.serverLatency!();
+  const p50 = (name: "putMs" | "commitMs") =>
+    round(histogramPercentile(histogramDelta(latencyBefore[name], latencyAfter[name]), 50) ?? NaN);
   await sut.teardown();
   const perMessage = (s: number | undefined) => round(((s ?? 0) / count) * 1e6, 2);
   const latencies = out.requestLatenciesMs ?? [];
@@ -78,6 +83,8 @@ async function publishOnce(sut: SystemUnderTest, workload: Workload, count: numb
       s3: perMessage(use.seconds["node bench/s3-server.ts"]),
     },
     flushes,
+    putP50Ms: p50("putMs"),
+    commitP50Ms: p50("commitMs"),
   };
 }
 
