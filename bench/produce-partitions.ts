@@ -6,8 +6,9 @@
  * message of the server and of what it talks to (Postgres, s3rver) from /proc.
  *
  *   node --import tsx bench/produce-partitions.ts [--messages 100000] [--rounds 3]
- *        [--workloads 16p-1KiB,1p-1KiB] [--warm-up 64000] [--root DIR] [--b-node-args FLAGS] [--cpu-prof DIR]
+ *        [--workloads 16p-1KiB,1p-1KiB] [--warm-up 64000] [--root DIR] [--b-node-args FLAGS] [--consume] [--cpu-prof DIR]
  *
+ * --consume: each round's messages are then consumed (untimed), as in the compare bench.
  * --root DIR: a second server from another tree (its own s3rver and database); each round runs
  * each workload on both. --b-node-args="FLAGS": the second server (this tree unless --root) runs
  * with these Node flags. --cpu-prof DIR: this tree's server writes a V8 CPU profile there on exit
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     workloads: { type: "string", default: "16p-1KiB,1p-1KiB" },
     root: { type: "string" },
     "b-node-args": { type: "string" },
+    consume: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
   },
 });
@@ -66,6 +68,8 @@ async function publishOnce(sut: SystemUnderTest, workload: Workload, count: numb
   const use = cpuDelta(before, cpuSnapshot(pid));
   const flushes = ((await sut.cost!()).flushes ?? 0) - flushesBefore;
   const latencyAfter = await sut.serverLatency!();
+  // --consume: then drain it (untimed), as the compare bench's max-rate run does before the next.
+  if (args.consume) await sut.consume(count);
   const p50 = (name: "putMs" | "commitMs") =>
     round(histogramPercentile(histogramDelta(latencyBefore[name], latencyAfter[name]), 50) ?? NaN);
   await sut.teardown();
