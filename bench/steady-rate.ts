@@ -4,6 +4,7 @@
  * peers and the max-rate runs: a warm-up, then `--rounds` fixed-rate runs per workload.
  *
  *   node --import tsx bench/steady-rate.ts --stack postgres-s3 --workloads 16p-1KiB --rate 5000 --messages 10000 --rounds 3
+ *        [--root DIR] [--env NAME=VALUE]... [--cpu-prof DIR]
  *
  * Per run: produce p50/p99 (from each message's scheduled time), end-to-end p50/p99, the server's
  * PUT and commit p50s, and the two targets: produce p50 ≤ PUT p50 + commit p50 + 10 ms linger +
@@ -32,15 +33,19 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "3" },
     env: { type: "string", multiple: true, default: [] },
     root: { type: "string" },
+    "cpu-prof": { type: "string" },
   },
 });
 const stack = args.stack as "postgres-s3" | "embedded";
 const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string, string]));
-const sut = guarded(reservoir({ stack, env, root: args.root }));
+// --cpu-prof DIR: the server writes a V8 CPU profile there on exit (bench/lib/cpuprofile.ts reads it).
+const nodeArgs = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
+const sut = guarded(reservoir({ stack, env, root: args.root, nodeArgs }));
 const rate = Number(args.rate);
 const messages = Number(args.messages);
 try {
-  for (const workload of WORKLOADS.filter((w) => args.workloads.split(",").includes(w.name))) {
+  // In the order given (the first runs on the newest processes).
+  for (const workload of args.workloads.split(",").map((name) => WORKLOADS.find((w) => w.name === name)!)) {
     await warmUp(sut, workload, Math.min(messages, 10_000));
     for (let round_ = 1; round_ <= Number(args.rounds); round_++) {
       const r = await measureRun(sut, workload, messages, rate);

@@ -233,11 +233,11 @@ export class Batcher {
       this.latency.commitMs.record(commitMs);
       const result = committed.offsets;
       for (const [w, waiter] of batch.waiters.entries()) {
-        const offsets = placement[w].map(([r, i]) => result[r][i]);
+        const offsets = offsetsOf(placement[w], waiter.entries.length, result);
         const refused = waiter.entries[0]?.transactionId && committed.refusedTransactions?.get(waiter.entries[0].transactionId);
         if (refused) {
           waiter.reject(refused);
-        } else if (offsets.some((o) => o === null)) {
+        } else if (offsets.includes(null)) {
           waiter.reject(new ReservoirError("topic_not_found", "the topic was deleted while the request was in flight"));
         } else {
           waiter.resolve(offsets as AssignedOffset[]);
@@ -275,60 +275,113 @@ export class Batcher {
   }
 }
 
+interface Group {
+  topicId: number;
+  partition: number;
+  transactionId?: string;
+  entries: ProduceEntry[];
+  positions: number[];
+  /** Its run's index, once the runs are ordered. */
+  run: number;
+}
+
+/**
+ * Where a stretch of one request's entries went: entries `from` .. `from + count − 1` of the
+ * request are records `start` .. `start + count − 1` of `group`'s run. A request to one
+ * partition (keyless, or all of one key) is one span, so nothing is kept per message.
+ */
+interface Span {
+  group: Group;
+  from: number;
+  start: number;
+  count: number;
+}
+
 /** Groups the batch's records by (topic, partition) into one segment; remembers where each went. */
 function encode(batch: Batch) {
-  const groups = new Map<
-    string,
-    { topicId: number; partition: number; transactionId?: string; entries: ProduceEntry[]; positions: number[] }
-  >();
+  const groups = new Map<string, Group>();
   /** Per transaction: records of it placed so far in this flush (their production order). */
   const produced = new Map<string, number>();
-  const placement: [number, number][][] = [];
-  const order: string[] = [];
-  const positions: [string, number][][] = batch.waiters.map((waiter) =>
-    waiter.entries.map((entry) => {
-      // A transaction's records get runs of their own: they are pending, the others are not.
-      const k =
-        entry.transactionId === undefined
-          ? `${entry.topicId}:${entry.partition}`
-          : `${entry.topicId}:${entry.partition}:${entry.transactionId}`;
-      let group = groups.get(k);
-      if (!group) {
-        group = { topicId: entry.topicId, partition: entry.partition, transactionId: entry.transactionId, entries: [], positions: [] };
-        groups.set(k, group);
-        order.push(k);
+  const placement: Span[][] = batch.waiters.map((waiter) => {
+    const spans: Span[] = [];
+    let span: Span | undefined;
+    for (let j = 0; j < waiter.entries.length; j++) {
+      const entry = waiter.entries[j];
+      let group = span?.group;
+      // Consecutive entries of one (topic, partition, transaction) share a group: no lookup.
+      if (!group || group.topicId !== entry.topicId || group.partition !== entry.partition || group.transactionId !== entry.transactionId) {
+        // A transaction's records get runs of their own: they are pending, the others are not.
+        const k =
+          entry.transactionId === undefined
+            ? `${entry.topicId}:${entry.partition}`
+            : `${entry.topicId}:${entry.partition}:${entry.transactionId}`;
+        group = groups.get(k);
+        if (!group) {
+          group = {
+            topicId: entry.topicId,
+            partition: entry.partition,
+            transactionId: entry.transactionId,
+            entries: [],
+            positions: [],
+            run: 0,
+          };
+          groups.set(k, group);
+        }
+        span = { group, from: j, start: group.entries.length, count: 0 };
+        spans.push(span);
       }
       group.entries.push(entry);
+      span!.count++;
       if (entry.transactionId !== undefined) {
         const at = produced.get(entry.transactionId) ?? 0;
         produced.set(entry.transactionId, at + 1);
         group.positions.push(at);
       }
-      return [k, group.entries.length - 1];
-    }),
-  );
-  order.sort();
-  const runIndex = new Map(order.map((k, r) => [k, r]));
+    }
+    return spans;
+  });
+  const order = [...groups.keys()].sort();
   const writer = new SegmentWriter();
-  const runs: CommitRun[] = order.map((k) => {
+  const runs: CommitRun[] = order.map((k, r) => {
     const group = groups.get(k)!;
-    const { byteOffset, byteLength } = writer.appendBatch(
-      String(group.topicId),
-      group.partition,
-      group.entries.map((e) => e.record),
-    );
+    group.run = r;
+    const { entries } = group;
+    const n = entries.length;
+    const records = new Array<SegmentRecord>(n);
+    const timestamps = new Array<number>(n);
+    const idempotencyKeys = new Array<string | undefined>(n);
+    const deliverAt = new Array<number | undefined>(n);
+    const usageBytes = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const e = entries[i];
+      records[i] = e.record;
+      timestamps[i] = e.record.timestamp;
+      idempotencyKeys[i] = e.idempotencyKey;
+      deliverAt[i] = e.deliverAt;
+      usageBytes[i] = e.usageBytes ?? meteredBytes(e.record);
+    }
+    const { byteOffset, byteLength } = writer.appendBatch(String(group.topicId), group.partition, records);
     return {
       topicId: group.topicId,
       partition: group.partition,
       byteOffset,
       byteLength,
-      timestamps: group.entries.map((e) => e.record.timestamp),
-      idempotencyKeys: group.entries.map((e) => e.idempotencyKey),
-      deliverAt: group.entries.map((e) => e.deliverAt),
-      usageBytes: group.entries.map((e) => e.usageBytes ?? meteredBytes(e.record)),
+      timestamps,
+      idempotencyKeys,
+      deliverAt,
+      usageBytes,
       ...(group.transactionId !== undefined && { transactionId: group.transactionId, positions: group.positions }),
     };
   });
-  for (const pos of positions) placement.push(pos.map(([k, i]) => [runIndex.get(k)!, i]));
   return { segment: writer.finish(), runs, placement };
+}
+
+/** A request's offsets in entry order, from its spans; null where a record's topic is gone. */
+function offsetsOf(spans: Span[], entries: number, result: (AssignedOffset | null)[][]): (AssignedOffset | null)[] {
+  const offsets = new Array<AssignedOffset | null>(entries);
+  for (const { group, from, start, count } of spans) {
+    const run = result[group.run];
+    for (let k = 0; k < count; k++) offsets[from + k] = run[start + k];
+  }
+  return offsets;
 }

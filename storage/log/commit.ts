@@ -190,13 +190,14 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
   const result: CommitResult = commit.runs.map((run) => run.timestamps.map(() => null));
   const counts = new Map<string, number>();
   const planned: PlannedRow[] = [];
+  // Most flushes carry no repeated key: then no record is looked up (a string per record).
+  const anyRepeat = claims.alias.size > 0 || claims.previous.size > 0;
   const relative: (number | null)[][] = commit.runs.map((run, r) => {
     const key = `${run.topicId}:${run.partition}`;
     let next = counts.get(key) ?? 0;
     let open: PlannedRow | null = null;
     const rel = run.timestamps.map((ts, i) => {
-      const at = `${r}:${i}`;
-      if (claims.alias.has(at) || claims.previous.has(at)) {
+      if (anyRepeat && (claims.alias.has(`${r}:${i}`) || claims.previous.has(`${r}:${i}`))) {
         open = null;
         return null;
       }

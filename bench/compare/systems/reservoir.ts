@@ -32,6 +32,8 @@ export interface ReservoirOptions {
   env?: Record<string, string>;
   /** Run the server from this source tree (a same-run comparison with another commit). */
   root?: string;
+  /** Extra Node flags for the server (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 /** At a fixed rate, how long the client gathers due messages into one request. */
@@ -87,7 +89,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     },
 
     async setup(workload: Workload) {
-      stack ??= await startStack(options.stack, options.env, [], options.root);
+      stack ??= await startStack(options.stack, options.env, options.nodeArgs, options.root);
       base = stack.server.baseUrl;
       admin = { authorization: `Bearer ${stack.server.adminToken}`, "content-type": "application/json" };
       const tenant = await call("POST", "/v1/admin/tenants", admin, { name: `bench-${Date.now()}` });
