@@ -19,16 +19,11 @@ import { round } from "./compare/result.ts";
 import { reservoir } from "./compare/systems/reservoir.ts";
 import { payloadFor } from "./compare/payload.ts";
 import type { SystemUnderTest, Workload } from "./compare/system.ts";
+import { workloadsNamed } from "./compare/workloads.ts";
 import { guarded } from "./compare/guard.ts";
 import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
 import { percentile } from "./lib/load.ts";
 import { histogramDelta, histogramPercentile } from "../storage/log/latency-histogram.ts";
-
-const WORKLOADS: Workload[] = [
-  { name: "16p-1KiB", partitions: 16, messageBytes: 1024 },
-  { name: "1p-1KiB", partitions: 1, messageBytes: 1024 },
-  { name: "16p-100B", partitions: 16, messageBytes: 100 },
-];
 
 const { values: args } = parseArgs({
   options: {
@@ -43,11 +38,7 @@ const { values: args } = parseArgs({
   },
 });
 const messages = Number(args.messages);
-const workloads = args.workloads.split(",").map((name) => {
-  const w = WORKLOADS.find((x) => x.name === name);
-  if (!w) throw new Error(`unknown workload '${name}'`);
-  return w;
-});
+const workloads = workloadsNamed(args.workloads);
 const nodeArgs = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
 const trees: { label: string; sut: SystemUnderTest }[] = [{ label: "this", sut: guarded(reservoir({ stack: "postgres-s3", nodeArgs })) }];
 if (args.root || args["b-node-args"]) {

@@ -14,15 +14,9 @@ import { parseArgs } from "node:util";
 import { measureRun } from "./compare/measure.ts";
 import { round } from "./compare/result.ts";
 import { reservoir } from "./compare/systems/reservoir.ts";
-import type { Workload } from "./compare/system.ts";
+import { workloadsNamed } from "./compare/workloads.ts";
 import { warmUp } from "./compare/warm-up.ts";
 import { guarded } from "./compare/guard.ts";
-
-const WORKLOADS: Workload[] = [
-  { name: "16p-1KiB", partitions: 16, messageBytes: 1024 },
-  { name: "1p-1KiB", partitions: 1, messageBytes: 1024 },
-  { name: "16p-100B", partitions: 16, messageBytes: 100 },
-];
 
 const { values: args } = parseArgs({
   options: {
@@ -45,7 +39,7 @@ const rate = Number(args.rate);
 const messages = Number(args.messages);
 try {
   // In the order given (the first runs on the newest processes).
-  for (const workload of args.workloads.split(",").map((name) => WORKLOADS.find((w) => w.name === name)!)) {
+  for (const workload of workloadsNamed(args.workloads)) {
     await warmUp(sut, workload, Math.min(messages, 10_000));
     for (let round_ = 1; round_ <= Number(args.rounds); round_++) {
       const r = await measureRun(sut, workload, messages, rate);

@@ -26,6 +26,7 @@ import { measureRun } from "./measure.ts";
 import { markdownReport } from "./report.ts";
 import { round, type RunResult } from "./result.ts";
 import type { SystemName, SystemUnderTest, Workload } from "./system.ts";
+import { WORKLOADS, workloadsNamed } from "./workloads.ts";
 import { natsJetStream } from "./systems/nats-jetstream.ts";
 import { pgBoss } from "./systems/pg-boss.ts";
 import { rabbitmq } from "./systems/rabbitmq.ts";
@@ -33,12 +34,6 @@ import { reservoir } from "./systems/reservoir.ts";
 import { s3PutBaseline } from "./systems/s3-put-baseline.ts";
 import { firstWarmUpCount, warmUp, warmUpCount } from "./warm-up.ts";
 import { guarded } from "./guard.ts";
-
-const WORKLOADS: Workload[] = [
-  { name: "16p-1KiB", partitions: 16, messageBytes: 1024 },
-  { name: "1p-1KiB", partitions: 1, messageBytes: 1024 },
-  { name: "16p-100B", partitions: 16, messageBytes: 100 },
-];
 
 const SYSTEMS: Record<SystemName, () => SystemUnderTest> = {
   "reservoir-s3": () => reservoir({ stack: "postgres-s3" }),
@@ -101,13 +96,7 @@ async function main(): Promise<void> {
   const systems = (args.systems?.split(",") ?? Object.keys(SYSTEMS)) as SystemName[];
   for (const s of systems) if (!SYSTEMS[s]) throw new Error(`unknown system '${s}' (known: ${Object.keys(SYSTEMS).join(", ")})`);
   // In the order given: the first workload runs on a server that only its warm-up has warmed.
-  const workloads = args.workloads
-    ? args.workloads.split(",").map((name) => {
-        const w = WORKLOADS.find((x) => x.name === name);
-        if (!w) throw new Error(`unknown workload '${name}' (known: ${WORKLOADS.map((x) => x.name).join(", ")})`);
-        return w;
-      })
-    : WORKLOADS;
+  const workloads = args.workloads ? workloadsNamed(args.workloads) : WORKLOADS;
   const messages = Number(args.messages ?? (args.quick ? QUICK_MESSAGES : FULL_MESSAGES));
   const fixedRateMessages = Math.max(1, Math.min(Math.floor(messages / 2), args.quick ? QUICK_FIXED_RATE_MESSAGES : Infinity));
   const warmUpMessages = warmUpCount(messages);
