@@ -21,6 +21,8 @@
  *   one receipt per message (as clients before lease receipts did).
  * --watch-group MS: also read the group view every MS during the consume phase and report any
  *   partition whose committed offset moved backwards (its statements count in dbStatements).
+ * --root DIR: run the server from another source tree (e.g. an older commit's worktree, for a
+ *   same-run before/after; give it a --format that tree knows).
  * --cpu-prof DIR: the server writes a V8 CPU profile there on exit; it is summarised over the
  *   consume phase only and printed to stderr (see bench/lib/cpuprofile.ts).
  *
@@ -47,7 +49,7 @@ import { checkedCall, preload } from "./lib/preload.ts";
 import { CallTimeout } from "./lib/timeout.ts";
 import { BATCHES_TYPE, latencySummary, RAW_MESSAGES_TYPE, requestJson, type JsonResponse } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
-import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
+import { cpuDelta, cpuSnapshot, threadDelta, threadSeconds } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
 
 const { values: args } = parseArgs({
@@ -67,6 +69,7 @@ const { values: args } = parseArgs({
     format: { type: "string", default: "json" },
     "node-args": { type: "string", default: "" },
     "cpu-prof": { type: "string" },
+    root: { type: "string" },
   },
 });
 const consumers = Number(args.consumers);
@@ -99,7 +102,7 @@ const profileDir = args["cpu-prof"];
 const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
 const profilesBefore = new Set(profileDir ? safeList(profileDir) : []);
 const nodeArgs = [...profile, ...args["node-args"].split(" ").filter(Boolean)];
-const stack = await startStack(args.stack as "postgres-s3" | "embedded", {}, nodeArgs);
+const stack = await startStack(args.stack as "postgres-s3" | "embedded", {}, nodeArgs, args.root);
 let window: [number, number] | undefined;
 let failed = false;
 try {
@@ -154,6 +157,7 @@ try {
 
   const before = await metrics();
   const cpuBefore = cpuSnapshot(stack.server.pid);
+  const threadsBefore = threadSeconds(stack.server.pid);
   const t0 = performance.now();
   const startUs = nowUs();
   const deadline = t0 + limitSeconds * 1000;
@@ -290,6 +294,7 @@ try {
   await watcher;
   const endUs = nowUs();
   const cpu = cpuDelta(cpuBefore, cpuSnapshot(stack.server.pid));
+  const threads = threadDelta(stack.server.pid, threadsBefore, threadSeconds(stack.server.pid));
   const after = await metrics();
   window = [startUs, endUs];
   const seconds = ((Number.isNaN(drainedAt) ? performance.now() : drainedAt) - t0) / 1000;
@@ -316,12 +321,12 @@ try {
   const { view, parts, lag, inFlight } = await groupView();
   // Lag left over once everything is acked: does it settle by itself? (Nothing is sent meanwhile.)
   const later = lag !== 0 ? await sleep(3000).then(() => groupView()) : undefined;
-  // The counter is postgres.js's debug hook: an embedded (PGlite) server counts nothing.
+  // The counter is postgres.js's debug hook (on the embedded stack too: PGlite is reached through postgres.js).
   const statements = after.db.statements - before.db.statements;
   const counted = statements > 0 || received === 0;
 
   const report = {
-    code,
+    code: args.root ? `tree ${args.root}` : code,
     stack: args.stack,
     consumers,
     batch,
@@ -366,6 +371,14 @@ try {
     // CPU seconds of each process over the consume phase (server, its Postgres backends, s3rver,
     // this client), and the machine's other load: what the phase competed with on this box.
     cpu,
+    // The server's threads: on the embedded stack the busiest other thread is PGlite's.
+    serverThreads: threads,
+    // CPU µs per message received: the whole server, its main thread, its busiest other thread.
+    serverMicrosPerMessage: {
+      server: Number((((cpu.seconds.server ?? 0) * 1e6) / Math.max(1, received)).toFixed(1)),
+      main: Number(((threads.main * 1e6) / Math.max(1, received)).toFixed(1)),
+      busiestOther: Number(((threads.busiestOther * 1e6) / Math.max(1, received)).toFixed(1)),
+    },
     loadAverage1m: Number(loadavg()[0].toFixed(2)),
     group: {
       lag,

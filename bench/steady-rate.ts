@@ -5,6 +5,9 @@
  *
  *   node --import tsx bench/steady-rate.ts --stack postgres-s3 --workloads 16p-1KiB --rate 5000 --messages 10000 --rounds 3
  *
+ * --root DIR runs the server from another source tree; --format raw receives raw answers (a tree
+ * from before answers in batches).
+ *
  * Per run: produce p50/p99 (from each message's scheduled time), end-to-end p50/p99, the server's
  * PUT and commit p50s, and the two targets: produce p50 ≤ PUT p50 + commit p50 + 10 ms linger +
  * 3 ms, end-to-end p50 ≤ 2 × produce p50.
@@ -32,11 +35,12 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "3" },
     env: { type: "string", multiple: true, default: [] },
     root: { type: "string" },
+    format: { type: "string", default: "batches" },
   },
 });
 const stack = args.stack as "postgres-s3" | "embedded";
 const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string, string]));
-const sut = guarded(reservoir({ stack, env, root: args.root }));
+const sut = guarded(reservoir({ stack, env, root: args.root, format: args.format as "batches" | "raw" }));
 const rate = Number(args.rate);
 const messages = Number(args.messages);
 try {
@@ -66,6 +70,8 @@ try {
           e2eBound: round(2 * produce),
           e2eMet: e2e <= 2 * produce,
           cpu: r.cpu?.seconds,
+          serverThreads: r.cpu?.serverThreads,
+          statementsPerMessage: r.cost?.statementsPerMessage,
         }),
       );
     }

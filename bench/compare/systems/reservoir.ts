@@ -9,7 +9,7 @@
  * The server's metrics give the PUT, commit and produce-wait histograms (produce overhead).
  */
 import { Agent } from "node:http";
-import { BATCHES_TYPE, requestJson } from "../../lib/http-json.ts";
+import { BATCHES_TYPE, RAW_MESSAGES_TYPE, requestJson } from "../../lib/http-json.ts";
 import { CallTimeout } from "../../lib/timeout.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
@@ -27,6 +27,11 @@ export interface ReservoirOptions {
   env?: Record<string, string>;
   /** Run the server from this source tree (a same-run comparison with another commit). */
   root?: string;
+  /**
+   * How receives are answered: in batches (the default), or raw (one record per message, as
+   * before batches existed: for a same-run comparison with a tree that has no batches).
+   */
+  format?: "batches" | "raw";
 }
 
 /** At a fixed rate, how long the client gathers due messages into one request. */
@@ -76,7 +81,10 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       clientLingerMs: CLIENT_LINGER_MS,
       consumers,
       consumeBatch: 1000,
-      consumeFormat: "raw (Accept: application/vnd.reservoir.messages), acked by lease receipts",
+      consumeFormat:
+        options.format === "raw"
+          ? "raw (Accept: application/vnd.reservoir.messages), acked by lease receipts"
+          : "batches (Accept: application/vnd.reservoir.batches), acked by lease receipts",
     },
 
     async setup(workload: Workload) {
@@ -117,7 +125,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       // This consume's topic and keys: loops still polling after it ended (a long poll, or a
       // failed run) never touch the next run's topic, and stop once the next setup began.
       const [mine, myAuth, generation] = [topic, auth, topics];
-      const batchesAuth = { ...myAuth, accept: BATCHES_TYPE };
+      const batchesAuth = { ...myAuth, accept: options.format === "raw" ? RAW_MESSAGES_TYPE : BATCHES_TYPE };
       const loop = async () => {
         // The ack of one receive goes while the next receive is out (at most one ack in flight
         // per loop), as the SDK's consumer does and as the brokers' consumers ack without waiting.
@@ -150,7 +158,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     async cost(): Promise<CostCounters> {
       const res = await call("GET", "/v1/admin/metrics", admin);
       const p = res.body.produce;
-      return { puts: p.puts, gets: res.body.store.gets, commits: p.commits, flushes: p.flushes };
+      return { puts: p.puts, gets: res.body.store.gets, commits: p.commits, flushes: p.flushes, statements: res.body.db?.statements };
     },
 
     async serverLatency(): Promise<ServerLatency> {
