@@ -23,6 +23,8 @@
  *   partition whose committed offset moved backwards (its statements count in dbStatements).
  * BENCH_CONSUME_MARK=FILE (environment): the server's pid is written there when the consume phase
  *   starts, for a profiler outside (`perf record -a` with --node-args=--perf-basic-prof).
+ * --root DIR: run the server from another source tree (e.g. an older commit's worktree, for a
+ *   same-run before/after; give it a --format that tree knows).
  * --cpu-prof DIR: the server writes a V8 CPU profile there on exit; it is summarised over the
  *   consume phase only and printed to stderr (see bench/lib/cpuprofile.ts).
  *
@@ -49,7 +51,7 @@ import { checkedCall, preload } from "./lib/preload.ts";
 import { CallTimeout } from "./lib/timeout.ts";
 import { BATCHES_TYPE, latencySummary, RAW_MESSAGES_TYPE, requestJson, type JsonResponse } from "./lib/http-json.ts";
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
-import { cpuDelta, cpuSnapshot } from "./lib/proc-cpu.ts";
+import { cpuDelta, cpuSnapshot, threadDelta, threadSeconds } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
 
 const { values: args } = parseArgs({
@@ -69,6 +71,7 @@ const { values: args } = parseArgs({
     format: { type: "string", default: "json" },
     "node-args": { type: "string", default: "" },
     "cpu-prof": { type: "string" },
+    root: { type: "string" },
   },
 });
 const consumers = Number(args.consumers);
@@ -101,7 +104,7 @@ const profileDir = args["cpu-prof"];
 const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
 const profilesBefore = new Set(profileDir ? safeList(profileDir) : []);
 const nodeArgs = [...profile, ...args["node-args"].split(" ").filter(Boolean)];
-const stack = await startStack(args.stack as "postgres-s3" | "embedded", {}, nodeArgs);
+const stack = await startStack(args.stack as "postgres-s3" | "embedded", {}, nodeArgs, args.root);
 let window: [number, number] | undefined;
 let failed = false;
 try {
@@ -158,6 +161,7 @@ try {
   const cpuBefore = cpuSnapshot(stack.server.pid);
   // For an outside profiler (perf record -a): the moment the consume phase starts, and the server's pid.
   if (process.env.BENCH_CONSUME_MARK) writeFileSync(process.env.BENCH_CONSUME_MARK, `${stack.server.pid}\n`);
+  const threadsBefore = threadSeconds(stack.server.pid);
   const t0 = performance.now();
   const startUs = nowUs();
   const deadline = t0 + limitSeconds * 1000;
@@ -296,6 +300,7 @@ try {
   await watcher;
   const endUs = nowUs();
   const cpu = cpuDelta(cpuBefore, cpuSnapshot(stack.server.pid));
+  const threads = threadDelta(stack.server.pid, threadsBefore, threadSeconds(stack.server.pid));
   const after = await metrics();
   window = [startUs, endUs];
   const seconds = ((Number.isNaN(drainedAt) ? performance.now() : drainedAt) - t0) / 1000;
@@ -322,12 +327,12 @@ try {
   const { view, parts, lag, inFlight } = await groupView();
   // Lag left over once everything is acked: does it settle by itself? (Nothing is sent meanwhile.)
   const later = lag !== 0 ? await sleep(3000).then(() => groupView()) : undefined;
-  // The counter is postgres.js's debug hook: an embedded (PGlite) server counts nothing.
+  // The counter is postgres.js's debug hook (on the embedded stack too: PGlite is reached through postgres.js).
   const statements = after.db.statements - before.db.statements;
   const counted = statements > 0 || received === 0;
 
   const report = {
-    code,
+    code: args.root ? `tree ${args.root}` : code,
     stack: args.stack,
     consumers,
     batch,
@@ -372,6 +377,14 @@ try {
     // CPU seconds of each process over the consume phase (server, its Postgres backends, s3rver,
     // this client), and the machine's other load: what the phase competed with on this box.
     cpu,
+    // The server's threads: on the embedded stack the busiest other thread is PGlite's.
+    serverThreads: threads,
+    // CPU µs per message received: the whole server, its main thread, its busiest other thread.
+    serverMicrosPerMessage: {
+      server: Number((((cpu.seconds.server ?? 0) * 1e6) / Math.max(1, received)).toFixed(1)),
+      main: Number(((threads.main * 1e6) / Math.max(1, received)).toFixed(1)),
+      busiestOther: Number(((threads.busiestOther * 1e6) / Math.max(1, received)).toFixed(1)),
+    },
     loadAverage1m: Number(loadavg()[0].toFixed(2)),
     group: {
       lag,

@@ -6,6 +6,9 @@
  *   node --import tsx bench/steady-rate.ts --stack postgres-s3 --workloads 16p-1KiB --rate 5000 --messages 10000 --rounds 3
  *        [--root DIR] [--env NAME=VALUE]... [--cpu-prof DIR]
  *
+ * --root DIR runs the server from another source tree; --format raw receives raw answers (a tree
+ * from before answers in batches).
+ *
  * Per run: produce p50/p99 (from each message's scheduled time), end-to-end p50/p99, the server's
  * PUT and commit p50s, and the two targets: produce p50 ≤ PUT p50 + commit p50 + 10 ms linger +
  * 3 ms, end-to-end p50 ≤ 2 × produce p50.
@@ -28,13 +31,14 @@ const { values: args } = parseArgs({
     env: { type: "string", multiple: true, default: [] },
     root: { type: "string" },
     "cpu-prof": { type: "string" },
+    format: { type: "string", default: "batches" },
   },
 });
 const stack = args.stack as "postgres-s3" | "embedded";
 const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string, string]));
 // --cpu-prof DIR: the server writes a V8 CPU profile there on exit (bench/lib/cpuprofile.ts reads it).
 const nodeArgs = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
-const sut = guarded(reservoir({ stack, env, root: args.root, nodeArgs }));
+const sut = guarded(reservoir({ stack, env, root: args.root, nodeArgs, format: args.format as "batches" | "raw" }));
 const rate = Number(args.rate);
 const messages = Number(args.messages);
 try {
@@ -65,6 +69,8 @@ try {
           e2eBound: round(2 * produce),
           e2eMet: e2e <= 2 * produce,
           cpu: r.cpu?.seconds,
+          serverThreads: r.cpu?.serverThreads,
+          statementsPerMessage: r.cost?.statementsPerMessage,
         }),
       );
     }

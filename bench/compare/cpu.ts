@@ -8,7 +8,7 @@
  * found at the other end of this client's own TCP connections. Processes the harness started
  * (s3rver) count too. Other work on the machine does not.
  */
-import { cpuDelta, cpuSnapshot, type CpuSnapshot } from "../lib/proc-cpu.ts";
+import { cpuDelta, cpuSnapshot, threadDelta, threadSeconds, type CpuSnapshot } from "../lib/proc-cpu.ts";
 import { round } from "./result.ts";
 import type { SystemUnderTest } from "./system.ts";
 
@@ -18,6 +18,8 @@ export interface RunCpu {
   seconds: Record<string, number>;
   /** All of `seconds`. */
   totalSeconds: number;
+  /** The server's threads (Reservoir): main, the busiest other (embedded: PGlite's), the rest. */
+  serverThreads?: { main: number; busiestOther: number; rest: number };
 }
 
 /** Starts measuring; the function returned ends the measurement. */
@@ -25,8 +27,10 @@ export function measureCpu(sut: SystemUnderTest): () => RunCpu {
   const serverPid = sut.serverPid?.();
   const snapshot = (): CpuSnapshot => cpuSnapshot(serverPid ?? process.pid);
   const before = snapshot();
+  const threadsBefore = serverPid === undefined ? undefined : threadSeconds(serverPid);
   return () => {
     const use = cpuDelta(before, snapshot());
+    const serverThreads = serverPid === undefined ? undefined : threadDelta(serverPid, threadsBefore!, threadSeconds(serverPid));
     const seconds: Record<string, number> = {};
     for (const [label, s] of Object.entries(use.seconds)) {
       if (label === "server main thread") continue; // a part of "server", shown by proc-cpu for profiling
@@ -36,7 +40,7 @@ export function measureCpu(sut: SystemUnderTest): () => RunCpu {
       seconds[name] = round((seconds[name] ?? 0) + s);
     }
     const totalSeconds = round(Object.values(seconds).reduce((a, b) => a + b, 0));
-    return { wallSeconds: use.wallSeconds, seconds, totalSeconds };
+    return { wallSeconds: use.wallSeconds, seconds, totalSeconds, ...(serverThreads && { serverThreads }) };
   };
 }
 

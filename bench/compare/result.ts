@@ -29,6 +29,8 @@ export interface RunResult {
     putsPerMillion: number | null;
     getsPerMillion: number | null;
     commitsPerMillion: number | null;
+    /** Reservoir: database statements per message. */
+    statementsPerMessage?: number;
   };
   /** Reservoir only: a produce request's p99 beyond its segment PUT and commit p99s. */
   produceOverhead?: ProduceOverhead;
@@ -47,6 +49,7 @@ export function costFigures(before: CostCounters, after: CostCounters, messages:
   const gets = delta("gets");
   const commits = delta("commits");
   const flushes = delta("flushes");
+  const statements = delta("statements");
   const perMillion = (x: number | null) => (x === null ? null : round((x / messages) * 1e6, 1));
   const perFlush = (x: number | null) => (x === null || !flushes ? null : round(x / flushes, 3));
   return {
@@ -55,6 +58,7 @@ export function costFigures(before: CostCounters, after: CostCounters, messages:
     putsPerMillion: perMillion(puts),
     getsPerMillion: perMillion(gets),
     commitsPerMillion: perMillion(commits),
+    ...(statements !== null && { statementsPerMessage: round(statements / messages, 3) }),
   };
 }
 

@@ -21,6 +21,8 @@ export interface CostCounters {
   gets?: number;
   commits?: number;
   flushes?: number;
+  /** Database statements the server sent (Reservoir). */
+  statements?: number;
 }
 
 export interface PublishOutcome {

@@ -184,3 +184,34 @@ export function cpuDelta(before: CpuSnapshot, after: CpuSnapshot): CpuUse {
   round(sysSeconds);
   return { wallSeconds: Number(((after.at - before.at) / 1000).toFixed(2)), seconds: round(seconds), sysSeconds };
 }
+
+/** CPU seconds (user + system) of each thread of `pid`, by thread id. */
+export function threadSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const s = stat(pid, `/proc/${pid}/task/${tid}/stat`);
+    if (s) out.set(Number(tid), s.seconds);
+  }
+  return out;
+}
+
+/**
+ * CPU seconds per thread of `pid` between two threadSeconds() readings: the main thread, the
+ * busiest other thread (on the embedded stack, the PGlite thread: it runs every statement), and
+ * the rest (libuv's pool, V8's GC and compiler threads).
+ */
+export function threadDelta(pid: number, before: Map<number, number>, after: Map<number, number>) {
+  const deltas = [...after].map(([tid, s]) => ({ tid, seconds: s - (before.get(tid) ?? 0) }));
+  const main = deltas.find((d) => d.tid === pid)?.seconds ?? 0;
+  const others = deltas.filter((d) => d.tid !== pid).sort((a, b) => b.seconds - a.seconds);
+  const busiest = others[0]?.seconds ?? 0;
+  const rest = others.slice(1).reduce((n, d) => n + d.seconds, 0);
+  const r = (x: number) => Number(x.toFixed(2));
+  return { main: r(main), busiestOther: r(busiest), rest: r(rest) };
+}

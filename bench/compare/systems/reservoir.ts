@@ -9,7 +9,7 @@
  * The server's metrics give the PUT, commit and produce-wait histograms (produce overhead).
  */
 import { Agent } from "node:http";
-import { BATCHES_TYPE, requestJson } from "../../lib/http-json.ts";
+import { BATCHES_TYPE, RAW_MESSAGES_TYPE, requestJson } from "../../lib/http-json.ts";
 import { CallTimeout } from "../../lib/timeout.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
@@ -34,6 +34,11 @@ export interface ReservoirOptions {
   root?: string;
   /** Extra Node flags for the server (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /**
+   * How receives are answered: in batches (the default), or raw (one record per message, as
+   * before batches existed: for a same-run comparison with a tree that has no batches).
+   */
+  format?: "batches" | "raw";
 }
 
 /** At a fixed rate, how long the client gathers due messages into one request. */
@@ -84,7 +89,10 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       clientLingerMs: CLIENT_LINGER_MS,
       consumers,
       consumeBatch: 1000,
-      consumeFormat: "in batches (Accept: application/vnd.reservoir.batches), acked by lease receipts",
+      consumeFormat:
+        options.format === "raw"
+          ? "raw (Accept: application/vnd.reservoir.messages), acked by lease receipts"
+          : "batches (Accept: application/vnd.reservoir.batches), acked by lease receipts",
       ackWith,
     },
 
@@ -126,7 +134,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       // This consume's topic and keys: loops still polling after it ended (a long poll, or a
       // failed run) never touch the next run's topic, and stop once the next setup began.
       const [mine, myAuth, generation] = [topic, auth, topics];
-      const batchesAuth = { ...myAuth, accept: BATCHES_TYPE };
+      const batchesAuth = { ...myAuth, accept: options.format === "raw" ? RAW_MESSAGES_TYPE : BATCHES_TYPE };
       const loop = async () => {
         // While receives come back full, a receive's lease receipts go in the `ack` field of the
         // next receive (one call per receive); once one comes back short the backlog is nearly
@@ -147,10 +155,11 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
           // arrive as bytes, as the byte-oriented clients of the other systems get theirs.
           const got = await call("POST", `/v1/topics/${mine}/groups/bench/receive`, batchesAuth, body);
           if (piggyback) countAcked(got.body.ack, piggyback.messages);
-          const messages = got.body.messages as { value: Uint8Array }[];
+          // In batches a message's bytes are `value` (the SDK's decoder); raw, `valueBytes`.
+          const messages = got.body.messages as { value?: Uint8Array; valueBytes?: Uint8Array }[];
           if (messages.length === 0) continue;
           received += messages.length;
-          if (onMessage) for (const m of messages) onMessage(m.value);
+          if (onMessage) for (const m of messages) onMessage((m.valueBytes ?? m.value)!);
           // One lease receipt per run of offsets the receive leased (a few per receive).
           const batch = { receipts: (got.body.leases ?? []).map((l: { receipt: string }) => l.receipt), messages: messages.length };
           if (ackWith === "next-receive" && messages.length === 1000 && received < count) {
@@ -179,7 +188,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     async cost(): Promise<CostCounters> {
       const res = await call("GET", "/v1/admin/metrics", admin);
       const p = res.body.produce;
-      return { puts: p.puts, gets: res.body.store.gets, commits: p.commits, flushes: p.flushes };
+      return { puts: p.puts, gets: res.body.store.gets, commits: p.commits, flushes: p.flushes, statements: res.body.db?.statements };
     },
 
     async serverLatency(): Promise<ServerLatency> {

@@ -64,6 +64,13 @@ type Session = { prepareQuery(...args: unknown[]): { prepare: boolean }; transac
  * so the per-connection cache of statements stays small. Statements without parameters still go
  * by the simple protocol (migrations' DDL). Statements inside a transaction run on the
  * transaction's own session, so its sessions are switched too.
+ *
+ * The embedded database gains more: PGlite runs each protocol message as a call into its
+ * WebAssembly backend, and an unnamed statement is eight of them (Parse, Describe, Flush, then
+ * Parse again, Describe, Bind, Execute, Sync) where a prepared one is three. An indexed select
+ * cost its thread 230–290 µs unnamed against 63–73 µs prepared (docs/benchmarks.md, "Embedded:
+ * the regression after session 6"). Its one backend outlives a reconnect of the socket, and so
+ * do its statements; postgres.js names a new connection's statements afresh, so none collide.
  */
 function preparedStatements(db: Database): Database {
   const prepareAll = (session: Session) => {
@@ -136,7 +143,7 @@ async function openEmbedded(config: Config, counters: { dbStatements: number }):
     await worker.terminate();
   };
   return {
-    db: translateFailures(drizzle(statementsFirst(sql)) as unknown as Database),
+    db: translateFailures(preparedStatements(drizzle(statementsFirst(sql)) as unknown as Database)),
     close,
     kind: `embedded PGlite (${dir}, on a thread of its own)`,
     // One connection: LISTEN would need a second. The dispatcher hears this instance's commits

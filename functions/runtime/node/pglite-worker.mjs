@@ -13,6 +13,7 @@
  *
  * Plain JavaScript: a worker thread does not inherit the TypeScript loader the server runs under.
  */
+import { Server } from "node:net";
 import { parentPort, workerData } from "node:worker_threads";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
@@ -23,6 +24,7 @@ const { dir } = workerData;
 const db = await PGlite.create(dir);
 const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 1 });
 await server.start();
+coalesceWrites(server);
 parentPort?.postMessage({ ready: server.getServerConn() });
 
 parentPort?.on("message", async (message) => {
@@ -31,3 +33,35 @@ parentPort?.on("message", async (message) => {
   await db.close();
   parentPort?.postMessage({ stopped: true });
 });
+
+/**
+ * The socket server writes each piece of output PGlite hands it (up to a flush of the backend's
+ * buffer: a few per statement) as a write of its own, a system call each. Corked for the rest of
+ * the event loop's turn, the pieces written while the statements of one turn run leave in one
+ * write. Nothing is held past the turn: the uncork comes in the same turn's check phase. The
+ * drain's CPU per message fell 10–20% (docs/benchmarks.md, "Embedded: the regression after
+ * session 6"). The listening socket is pglite-socket's own (0.2.17: `server`, not in its types):
+ * an upgrade that moves it fails here, at start, not silently.
+ *
+ * @param {PGLiteSocketServer} socketServer
+ */
+function coalesceWrites(socketServer) {
+  /** @type {import("node:net").Server} */
+  const listening = /** @type {any} */ (socketServer).server;
+  if (!(listening instanceof Server)) throw new Error("pglite-socket: no listening socket to coalesce the writes of");
+  listening.on("connection", (socket) => {
+    const write = socket.write;
+    let corked = false;
+    socket.write = function (...args) {
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        setImmediate(() => {
+          corked = false;
+          socket.uncork();
+        });
+      }
+      return write.apply(this, args);
+    };
+  });
+}
