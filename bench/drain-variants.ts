@@ -8,10 +8,15 @@
  *
  * A variant is `name=JSON` of ReservoirOptions (consumers, ackWith, env, root). Each variant runs
  * on a server of its own, started once. Prints one JSON line per run: msgs/s and CPU µs/msg per
- * process.
+ * process. `--max-rate 16p-100B --messages 200000` runs the compare bench's max-rate mode of
+ * that workload instead (publish, then consume: msgs/s of the consume; CPU of both), after a
+ * warm-up per variant.
  */
 import { parseArgs } from "node:util";
 import { backlogDrain } from "./compare/backlog.ts";
+import { measureRun } from "./compare/measure.ts";
+import { warmUp } from "./compare/warm-up.ts";
+import { workloadsNamed } from "./compare/workloads.ts";
 import { guarded } from "./compare/guard.ts";
 import { reservoir, type ReservoirOptions } from "./compare/systems/reservoir.ts";
 
@@ -21,6 +26,8 @@ const { values: args } = parseArgs({
     mib: { type: "string", default: "200" },
     rounds: { type: "string", default: "2" },
     variant: { type: "string", multiple: true, default: [] },
+    "max-rate": { type: "string" },
+    messages: { type: "string", default: "200000" },
   },
 });
 const stack = args.stack as "postgres-s3" | "embedded";
@@ -30,12 +37,15 @@ const variants = args.variant.map((v) => {
   return { name: v.slice(0, at), sut: guarded(reservoir({ stack, ...options })) };
 });
 if (variants.length === 0) throw new Error("give at least one --variant name=JSON");
+const maxRate = args["max-rate"] ? workloadsNamed(args["max-rate"])[0] : undefined;
+const messages = Number(args.messages);
 try {
+  if (maxRate) for (const { sut } of variants) await warmUp(sut, maxRate, messages);
   for (let round = 1; round <= Number(args.rounds); round++) {
     // Alternating order: the first variant of one round is the last of the next.
     const order = round % 2 === 1 ? variants : [...variants].reverse();
     for (const { name, sut } of order) {
-      const r = await backlogDrain(sut, Number(args.mib));
+      const r = maxRate ? await measureRun(sut, maxRate, messages) : await backlogDrain(sut, Number(args.mib));
       const perMsg = Object.fromEntries(
         Object.entries(r.cpu?.seconds ?? {}).map(([p, s]) => [p, Math.round(((s as number) * 1e7) / r.messages) / 10]),
       );
@@ -43,7 +53,7 @@ try {
         JSON.stringify({
           variant: name,
           round,
-          msgsPerSec: r.drain?.msgsPerSec,
+          msgsPerSec: r.consume?.msgsPerSec,
           cpuMicrosPerMessage: r.cpuMicrosPerMessage,
           perMsg,
           cost: r.cost,

@@ -9,7 +9,7 @@ import type { Context } from "hono";
 import type { Group } from "../storage/groups/groups.ts";
 import { type AttemptRun, type Delivery, type Lease, leasedChunks, leasedMessages, leaseIn, leaseRuns } from "../storage/groups/receive.ts";
 import type { ReceiptRef } from "../storage/groups/receipts.ts";
-import { settle, settleIn, type SettleResult } from "../storage/groups/settle.ts";
+import { settle, type SettleResult } from "../storage/groups/settle.ts";
 import type { StoredChunk } from "../storage/log/reader.ts";
 import { retryConflicts } from "../storage/metadata/db.ts";
 import type { Topic } from "../storage/metadata/topics.ts";
@@ -35,10 +35,7 @@ export interface ReceiveRequest {
   max: number;
   visibilityMs: number;
   waitMs: number;
-  /**
-   * Receipts to ack in the transaction of the first lease, before it leases (committed with it,
-   * even when that lease is empty and the receive goes on to wait). Their outcome: `acked`.
-   */
+  /** Receipts to ack beside the lease (see receiveLoop); their outcome is `acked`. */
   ack?: ReceiptRef[];
 }
 
@@ -96,6 +93,12 @@ export async function receiveChunks(
   return { chunks: answer, leases, acked };
 }
 
+/**
+ * The receive, and the request's acks beside it in a transaction of their own. They settle
+ * messages this consumer holds, which no lease can take, so neither has to wait for the other:
+ * in one transaction the acks' position locks held up this lease and every receiver behind it
+ * (docs/benchmarks.md). The answer waits for both.
+ */
 async function receiveLoop<T>(
   c: Context<AppEnv>,
   topic: Topic,
@@ -103,8 +106,36 @@ async function receiveLoop<T>(
   request: ReceiveRequest,
   take: (lease: Lease) => Promise<Taken<T>>,
 ): Promise<{ answer: T; leases: SignedLease[]; acked?: AckOutcome }> {
+  const tenantId = c.get("principal").tenantId;
+  const acking = request.ack && settle(c.env.db, c.env.receipts, tenantId, group, request.ack, { kind: "ack" }, c.env.clock.now());
+  acking?.catch(() => {}); // awaited below, after the lease
+  let received: { answer: T; leases: SignedLease[] };
+  try {
+    received = await leaseLoop(c, topic, group, request, take);
+  } catch (error) {
+    await acking?.catch(() => {});
+    throw error;
+  }
+  if (!acking) return received;
+  try {
+    return { ...received, acked: await acking };
+  } catch (error) {
+    // The acks' outcome is unknown, so the request fails: what it leased goes back at once.
+    const receipts = received.leases.map((l) => l.receipt);
+    if (receipts.length > 0)
+      await settle(c.env.db, c.env.receipts, tenantId, group, receipts, { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
+    throw error;
+  }
+}
+
+async function leaseLoop<T>(
+  c: Context<AppEnv>,
+  topic: Topic,
+  group: Group,
+  request: ReceiveRequest,
+  take: (lease: Lease) => Promise<Taken<T>>,
+): Promise<{ answer: T; leases: SignedLease[] }> {
   const { max, visibilityMs, waitMs } = request;
-  let acked: AckOutcome | undefined;
   const started = c.env.clock.now();
   const deadline = c.env.clock.now() + waitMs;
   allowWait(c, waitMs);
@@ -113,15 +144,8 @@ async function receiveLoop<T>(
   for (let attempt = 1; ; attempt++) {
     const now = c.env.clock.now();
     c.env.commits.looking(topic.id, group.id);
-    // The acks go in the first lease's transaction: one transaction for both, and a lease never
-    // waits on its own acks' commit. Locks: the acks take rows, then positions (waiting); the
-    // lease only skips what others hold, so the order is the ack call's own and cannot deadlock.
-    const acks = attempt === 1 ? request.ack : undefined;
     const lease = await retryConflicts(() =>
-      c.env.db.transaction(async (tx) => {
-        if (acks) acked = await settleIn(tx, c.env.receipts, tenantId, group, acks, { kind: "ack" }, now);
-        return leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now });
-      }),
+      c.env.db.transaction((tx) => leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now })),
     );
     // A full lease may have left messages behind: the next waiting receiver goes for them now,
     // not once this one has read its messages. Receivers of one partition take turns on its
@@ -150,7 +174,7 @@ async function receiveLoop<T>(
         // visibility timeout (best effort; if this fails, the timeout brings them back).
         const receipts = leases.map((l) => l.receipt);
         await settle(c.env.db, c.env.receipts, tenantId, group, receipts, { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
-        return { answer: taken.answer, leases: [], acked }; // not sent: the 503 was
+        return { answer: taken.answer, leases: [] }; // not sent: the 503 was
       }
       // Usage: what this answer returns, redeliveries included (one insert, only when it returns messages).
       if (count > 0) await recordUsage(c.env.db, tenantId, taken.usage);
@@ -159,7 +183,7 @@ async function receiveLoop<T>(
         c.env.metrics.messagesOut.inc({ via: "receive" }, count);
         c.env.metrics.receiveSeconds.observe((c.env.clock.now() - started) / 1000);
       }
-      return { answer: taken.answer, leases, acked };
+      return { answer: taken.answer, leases };
     }
     // Local commits wake one waiting receiver of the group at once (see CommitSignal); leases
     // timing out and other instances' commits are polled. The first retry comes soon: an empty

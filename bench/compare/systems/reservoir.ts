@@ -24,8 +24,10 @@ export interface ReservoirOptions {
   window?: number;
   consumers?: number;
   /**
-   * How a consumer loop acks a receive: in the `ack` field of its next receive while receives
-   * come back full (the default: one call per receive), or always in an ack call of its own.
+   * How a consumer loop acks a receive: in an ack call of its own, in flight while the next
+   * receive is (the default), or in the `ack` field of its next receive while receives come back
+   * full (one call per receive: less CPU per message, but at max rate a quarter to half less
+   * throughput, since the receive's answer then waits for the acks; docs/benchmarks.md).
    */
   ackWith?: "next-receive" | "own-call";
   /** Extra environment for the server (a benchmark's variant). */
@@ -48,7 +50,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   const batch = options.batch ?? 1000;
   const window = options.window ?? 32;
   const consumers = options.consumers ?? 4;
-  const ackWith = options.ackWith ?? "next-receive";
+  const ackWith = options.ackWith ?? "own-call";
   // Idle sockets are dropped after 30 s (or 1 s before the server's Keep-Alive hint), before the
   // server closes them: reusing one the server is closing fails a request (ECONNRESET, EPIPE).
   const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4, timeout: 30_000 });
@@ -136,11 +138,12 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       const [mine, myAuth, generation] = [topic, auth, topics];
       const batchesAuth = { ...myAuth, accept: options.format === "raw" ? RAW_MESSAGES_TYPE : BATCHES_TYPE };
       const loop = async () => {
-        // While receives come back full, a receive's lease receipts go in the `ack` field of the
-        // next receive (one call per receive); once one comes back short the backlog is nearly
-        // drained, and its acks go at once in a call of their own (at most one in flight per
-        // loop) while the next receive may wait for messages. The other systems' consumers ack
-        // without waiting for an answer either.
+        // A receive's lease receipts go in an ack call of their own (at most one in flight per
+        // loop) while the next receive is out, as the SDK's consumer does and as the other
+        // systems' consumers ack without waiting for an answer. With ackWith "next-receive" they
+        // go in the `ack` field of the next receive while receives come back full; once one comes
+        // back short (the backlog nearly drained) in a call of their own, so that they do not wait
+        // for a long poll.
         let acking: Promise<void> = Promise.resolve();
         let pending: { receipts: string[]; messages: number } | null = null;
         const ackAlone = (batch: { receipts: string[]; messages: number }) =>
