@@ -60,13 +60,7 @@ function label(pid: number): string {
 
 function socketInodes(pid: number): Set<string> {
   const out = new Set<string>();
-  let fds: string[] = [];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
+  for (const fd of entries(`/proc/${pid}/fd`)) {
     try {
       const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
       if (link.startsWith("socket:[")) out.add(link.slice(8, -1));
@@ -188,13 +182,7 @@ export function cpuDelta(before: CpuSnapshot, after: CpuSnapshot): CpuUse {
 /** CPU seconds (user + system) of each thread of `pid`, by thread id. */
 export function threadSeconds(pid: number): Map<number, number> {
   const out = new Map<number, number>();
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
+  for (const tid of entries(`/proc/${pid}/task`)) {
     const s = stat(pid, `/proc/${pid}/task/${tid}/stat`);
     if (s) out.set(Number(tid), s.seconds);
   }
@@ -214,4 +202,13 @@ export function threadDelta(pid: number, before: Map<number, number>, after: Map
   const rest = others.slice(1).reduce((n, d) => n + d.seconds, 0);
   const r = (x: number) => Number(x.toFixed(2));
   return { main: r(main), busiestOther: r(busiest), rest: r(rest) };
+}
+
+/** A /proc folder's entries; none once the process has gone. */
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
