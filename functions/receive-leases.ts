@@ -35,7 +35,7 @@ export interface ReceiveRequest {
   max: number;
   visibilityMs: number;
   waitMs: number;
-  /** Receipts to ack beside the lease (see receiveLoop); their outcome is `acked`. */
+  /** Receipts to ack before the lease (see receiveLoop); their outcome is `acked`. */
   ack?: ReceiptRef[];
 }
 
@@ -94,10 +94,10 @@ export async function receiveChunks(
 }
 
 /**
- * The receive, and the request's acks beside it in a transaction of their own. They settle
- * messages this consumer holds, which no lease can take, so neither has to wait for the other:
- * in one transaction the acks' position locks held up this lease and every receiver behind it
- * (docs/benchmarks.md). The answer waits for both.
+ * The request's acks, then the receive. The acks commit first, in a transaction of their own:
+ * beside the lease, their position locks made it skip the partitions they settle (an empty
+ * answer with messages there); in the lease's transaction, they held up every receiver behind it
+ * (docs/benchmarks.md).
  */
 async function receiveLoop<T>(
   c: Context<AppEnv>,
@@ -107,25 +107,9 @@ async function receiveLoop<T>(
   take: (lease: Lease) => Promise<Taken<T>>,
 ): Promise<{ answer: T; leases: SignedLease[]; acked?: AckOutcome }> {
   const tenantId = c.get("principal").tenantId;
-  const acking = request.ack && settle(c.env.db, c.env.receipts, tenantId, group, request.ack, { kind: "ack" }, c.env.clock.now());
-  acking?.catch(() => {}); // awaited below, after the lease
-  let received: { answer: T; leases: SignedLease[] };
-  try {
-    received = await leaseLoop(c, topic, group, request, take);
-  } catch (error) {
-    await acking?.catch(() => {});
-    throw error;
-  }
-  if (!acking) return received;
-  try {
-    return { ...received, acked: await acking };
-  } catch (error) {
-    // The acks' outcome is unknown, so the request fails: what it leased goes back at once.
-    const receipts = received.leases.map((l) => l.receipt);
-    if (receipts.length > 0)
-      await settle(c.env.db, c.env.receipts, tenantId, group, receipts, { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
-    throw error;
-  }
+  if (!request.ack) return leaseLoop(c, topic, group, request, take);
+  const acked = await settle(c.env.db, c.env.receipts, tenantId, group, request.ack, { kind: "ack" }, c.env.clock.now());
+  return { ...(await leaseLoop(c, topic, group, request, take)), acked };
 }
 
 async function leaseLoop<T>(

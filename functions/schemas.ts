@@ -265,7 +265,7 @@ export const ReceiveBody = z
     waitMs: z.number().int().min(0).max(limits.waitMs).optional(),
     ack: Receipts.optional().openapi({
       description:
-        "Receipts to acknowledge (as POST .../ack would, in a transaction of their own beside this receive's lease): a " +
+        "Receipts to acknowledge before this receive leases (as POST .../ack would, in a transaction of their own): a " +
         "consumer that handles one receive and asks for the next acks the first with the second, one call instead of two. " +
         "Their outcome is the answer's `ack`.",
     }),

@@ -928,7 +928,7 @@ export interface components {
             max?: number;
             visibilityTimeoutSeconds?: number;
             waitMs?: number;
-            /** @description Receipts to acknowledge (as POST .../ack would, in a transaction of their own beside this receive's lease): a consumer that handles one receive and asks for the next acks the first with the second, one call instead of two. Their outcome is the answer's `ack`. */
+            /** @description Receipts to acknowledge before this receive leases (as POST .../ack would, in a transaction of their own): a consumer that handles one receive and asks for the next acks the first with the second, one call instead of two. Their outcome is the answer's `ack`. */
             ack?: components["schemas"]["ReceiptRef"][];
         };
         ReceiptRef: string | {
