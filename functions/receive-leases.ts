@@ -39,9 +39,6 @@ export interface ReceiveRequest {
   ack?: ReceiptRef[];
 }
 
-/** What the acks of a receive's `ack` did (as POST .../ack answers). */
-export type AckOutcome = SettleResult;
-
 /** What a receive took, in either shape. */
 interface Taken<T> {
   answer: T;
@@ -58,7 +55,7 @@ export async function receiveLeases(
   topic: Topic,
   group: Group,
   request: ReceiveRequest,
-): Promise<{ messages: LeasedMessage[]; leases: SignedLease[]; acked?: AckOutcome }> {
+): Promise<{ messages: LeasedMessage[]; leases: SignedLease[]; acked?: SettleResult }> {
   const tenantId = c.get("principal").tenantId;
   const { answer, leases, acked } = await receiveLoop(c, topic, group, request, async (lease) => {
     const deliveries = await leasedMessages(c.env, topic, lease);
@@ -85,7 +82,7 @@ export async function receiveChunks(
   topic: Topic,
   group: Group,
   request: ReceiveRequest,
-): Promise<{ chunks: StoredChunk[]; leases: SignedLease[]; acked?: AckOutcome }> {
+): Promise<{ chunks: StoredChunk[]; leases: SignedLease[]; acked?: SettleResult }> {
   const { answer, leases, acked } = await receiveLoop(c, topic, group, request, async (lease) => {
     const { runs, chunks } = await leasedChunks(c.env, topic, lease);
     return { answer: chunks, runs, usage: outgoingChunks(chunks, runs) };
@@ -105,9 +102,9 @@ async function receiveLoop<T>(
   group: Group,
   request: ReceiveRequest,
   take: (lease: Lease) => Promise<Taken<T>>,
-): Promise<{ answer: T; leases: SignedLease[]; acked?: AckOutcome }> {
-  const tenantId = c.get("principal").tenantId;
+): Promise<{ answer: T; leases: SignedLease[]; acked?: SettleResult }> {
   if (!request.ack) return leaseLoop(c, topic, group, request, take);
+  const tenantId = c.get("principal").tenantId;
   const acked = await settle(c.env.db, c.env.receipts, tenantId, group, request.ack, { kind: "ack" }, c.env.clock.now());
   return { ...(await leaseLoop(c, topic, group, request, take)), acked };
 }

@@ -6,12 +6,12 @@ import { ensureGroup, listGroups, type Group as StoredGroup } from "../../storag
 import { groupView, seek } from "../../storage/groups/position.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import type { ReceiptRef } from "../../storage/groups/receipts.ts";
-import { settle, type Settlement } from "../../storage/groups/settle.ts";
+import { settle, type SettleResult, type Settlement } from "../../storage/groups/settle.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
-import { type AckOutcome, receiveChunks, receiveLeases } from "../receive-leases.ts";
+import { receiveChunks, receiveLeases } from "../receive-leases.ts";
 import { acceptsBatches, BATCHES_TYPE, batchesBody, batchesContent } from "../stored-batches.ts";
 import { messageJson } from "../message-json.ts";
 import { acceptsRaw, RAW_MESSAGES_TYPE, rawMessagesBody, rawMessagesContent } from "../raw-messages.ts";
@@ -210,7 +210,7 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
       waitMs: body.waitMs ?? 0,
       ack: body.ack,
     };
-    const ackField = (acked: AckOutcome | undefined) => (acked ? { ack: { acked: acked.done, failed: acked.failed } } : {});
+    const ackField = (acked: SettleResult | undefined) => (acked ? { ack: { acked: acked.done, failed: acked.failed } } : {});
     const accept = c.req.header("accept");
     if (acceptsBatches(accept)) {
       const { chunks, leases, acked } = await receiveChunks(c, topic, group, request);
