@@ -27,7 +27,7 @@ export interface SharedState {
 }
 
 /**
- * `readCacheBytes`: the read cache's bound (RESERVOIR_READ_CACHE_BYTES; default 64 MiB).
+ * `readCacheBytes`: the read cache's bound (RESERVOIR_READ_CACHE_BYTES; default 256 MiB).
  * `shareLoads`: whether one request may wait on a GET another started (see BatchCache).
  */
 export function createSharedState(

@@ -1,6 +1,6 @@
 /**
  * An LRU of stored bytes, shared by an instance's reads, bounded by an estimate of the memory
- * its entries hold (default 64 MiB, RESERVOIR_READ_CACHE_BYTES): GET /metrics shows the estimate
+ * its entries hold (default 256 MiB, RESERVOIR_READ_CACHE_BYTES): GET /metrics shows the estimate
  * (`reservoir_read_cache_bytes`) against the bound (`reservoir_read_cache_max_bytes`).
  *
  * Entries are whole segments (one GET read them whole, or the batcher just wrote them) and byte
@@ -10,6 +10,15 @@
  * segment is a view of it, never a copy: the segment is one entry, counted whole and evicted
  * whole, so no view keeps bytes alive that the bound does not count. The batcher adds what it
  * has just committed: consumers and webhooks that keep up then never GET the bytes they were sent.
+ *
+ * Scan-resistant: a consumer catching up on a backlog larger than the cache GETs segment after
+ * segment, and under plain LRU each one it loads evicts the oldest of the segments the batcher
+ * just wrote, so that by the time it reaches them the whole tail is gone and every segment is
+ * read from the store (the max-rate bench: one GET per segment written, a 64 MiB cache and a
+ * 200 MB backlog). Entries a GET loaded are therefore evicted first once they hold more than
+ * READ_SHARE of the bound; the written tail stays for the consumer that reaches it, and for
+ * those that keep up. Loaded entries still get that share, so one segment's partitions, read by
+ * receivers a moment apart, share its GET.
  *
  * Why not the encoded size alone: a decoded range holds, per record, an object, a Uint8Array
  * view, a key string and the timestamp — about as much again for records of a few hundred
@@ -22,8 +31,15 @@ import type { SegmentRecord } from "../segment/codec.ts";
 /** How to decode a range's bytes (a reader checks their CRC; the batcher's own need not). */
 export type Decode = (encoded: Uint8Array, byteOffset: number) => SegmentRecord[];
 
+/** Where an entry came from: the batcher's own flush, or a read from the store. */
+type Origin = "written" | "loaded";
+
+/** The part of the bound loaded entries may hold before written ones are evicted for them. */
+export const READ_SHARE = 0.25;
+
 interface Entry {
   bytes: Uint8Array;
+  origin: Origin;
   decode: Decode;
   /** Decoded ranges, by rangeKey (a range entry has at most its own). */
   records?: Map<string, SegmentRecord[]>;
@@ -53,8 +69,12 @@ export function rangeKey(segmentId: string, byteOffset: number, byteLength: numb
 }
 
 export class BatchCache {
+  /** All entries, least recently used first (a Map keeps insertion order; a touch re-inserts). */
   private readonly entries = new Map<string, Entry>();
+  /** The loaded ones alone, in the same order: the first to evict while they exceed their share. */
+  private readonly loaded = new Map<string, Entry>();
   private held = 0;
+  private loadedHeld = 0;
   /** GETs in flight, by what they fetch: concurrent readers of one segment share one. */
   private readonly loading = new Map<string, Promise<Uint8Array>>();
 
@@ -65,7 +85,7 @@ export class BatchCache {
   private readonly sharesLoads: boolean;
 
   constructor(
-    readonly maxBytes = 64 * 1024 * 1024,
+    readonly maxBytes = 256 * 1024 * 1024,
     { shareLoads = true }: { shareLoads?: boolean } = {},
   ) {
     this.sharesLoads = shareLoads;
@@ -102,6 +122,7 @@ export class BatchCache {
       const cost = decodedCost(records);
       entry.cost += cost;
       this.held += cost;
+      if (entry.origin === "loaded") this.loadedHeld += cost;
       this.evict();
     }
     return records;
@@ -109,12 +130,15 @@ export class BatchCache {
 
   /** Keeps a byte range of a segment (read by a ranged GET). */
   setRange(segmentId: string, byteOffset: number, encoded: Uint8Array, decode: Decode): void {
-    this.set(rangeKey(segmentId, byteOffset, encoded.byteLength), { bytes: encoded, decode, cost: encoded.byteLength });
+    this.set(rangeKey(segmentId, byteOffset, encoded.byteLength), { bytes: encoded, decode, cost: encoded.byteLength, origin: "loaded" });
   }
 
-  /** Keeps a whole segment: every range of it is then a view. */
-  setSegment(segmentId: string, segment: Uint8Array, decode: Decode): void {
-    this.set(segmentId, { bytes: segment, decode, cost: segment.byteLength });
+  /**
+   * Keeps a whole segment: every range of it is then a view. `written`: the batcher's own flush
+   * (the tail consumers will read next), kept over segments a GET loaded (see above).
+   */
+  setSegment(segmentId: string, segment: Uint8Array, decode: Decode, origin: Origin = "loaded"): void {
+    this.set(segmentId, { bytes: segment, decode, cost: segment.byteLength, origin });
   }
 
   /**
@@ -143,22 +167,36 @@ export class BatchCache {
   private set(key: string, entry: Entry): void {
     const old = this.entries.get(key);
     if (old?.bytes === entry.bytes) return void this.touch(key); // the same GET's bytes: keep what is decoded
-    if (old) {
-      this.held -= old.cost;
-      this.entries.delete(key);
-    }
+    if (old) this.drop(key, old);
     if (entry.cost > this.maxBytes) return;
     this.entries.set(key, entry);
     this.held += entry.cost;
+    if (entry.origin === "loaded") {
+      this.loaded.set(key, entry);
+      this.loadedHeld += entry.cost;
+    }
     this.evict();
   }
 
-  /** Drops least recently used entries until the estimate is within the bound. */
+  /**
+   * Drops entries until the estimate is within the bound: the least recently used loaded one
+   * while loaded entries hold more than their share, else the least recently used of all.
+   */
   private evict(): void {
-    for (const [k, e] of this.entries) {
-      if (this.held <= this.maxBytes) break;
-      this.entries.delete(k);
-      this.held -= e.cost;
+    while (this.held > this.maxBytes) {
+      const pick = this.loadedHeld > this.maxBytes * READ_SHARE ? this.loaded : this.entries;
+      const first = pick.entries().next();
+      if (first.done) return;
+      this.drop(first.value[0], first.value[1]);
+    }
+  }
+
+  private drop(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    this.held -= entry.cost;
+    if (entry.origin === "loaded") {
+      this.loaded.delete(key);
+      this.loadedHeld -= entry.cost;
     }
   }
 
@@ -167,6 +205,10 @@ export class BatchCache {
     if (!entry) return undefined;
     this.entries.delete(key);
     this.entries.set(key, entry);
+    if (entry.origin === "loaded") {
+      this.loaded.delete(key);
+      this.loaded.set(key, entry);
+    }
     return entry;
   }
 }

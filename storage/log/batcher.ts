@@ -261,7 +261,12 @@ export class Batcher {
 
   private remember(segmentId: string, segment: Uint8Array): void {
     // Its bytes never left this process, so decoding them skips the CRC.
-    this.options.cache?.setSegment(segmentId, segment, (encoded) => decodeBatches(encoded, { verifyCrc: false }).flatMap((b) => b.records));
+    this.options.cache?.setSegment(
+      segmentId,
+      segment,
+      (encoded) => decodeBatches(encoded, { verifyCrc: false }).flatMap((b) => b.records),
+      "written",
+    );
   }
 
   private notify(tenantId: string, runs: CommitRun[], result: (AssignedOffset | null)[][], subscribedTopicIds: number[]): void {

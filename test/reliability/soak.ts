@@ -23,7 +23,7 @@ export interface SoakOptions {
   minutes: number;
   /**
    * The server's read cache bound, MiB (RESERVOIR_READ_CACHE_BYTES; the soak's default 8, the
-   * server's 64). The rule judges what comes after warm-up (the first 20 %), so a bounded
+   * server's 256). The rule judges what comes after warm-up (the first 20 %), so a bounded
    * structure must reach its bound within it: at the soak's 35-65 requests/s on the shared
    * machine, the read cache fills at 2.6-4.8 MiB a minute (decoded), so 64 MiB takes 13-25
    * minutes of a 30-minute soak (anomaly 6) and 8 MiB under 4. The bound itself is proven by

@@ -89,6 +89,28 @@ describe("BatchCache", () => {
     expect(cache.getEncoded("huge", 0, 10)).toBeUndefined();
   });
 
+  it("keeps the written tail while a backlog larger than the cache is read through it (scan-resistant)", () => {
+    // 40 segments of 1 MB written; a bound of 10 MB holds the last 10 of them.
+    const max = 10 * 1_000_000;
+    const cache = new BatchCache(max);
+    for (let s = 0; s < 40; s++) cache.setSegment(`w${s}`, bytes(1_000_000), () => [], "written");
+    expect(cache.size).toBe(10);
+    // A consumer catching up reads the 30 evicted ones from the store, loading each whole.
+    for (let s = 0; s < 30; s++) {
+      expect(cache.getEncoded(`w${s}`, 0, 10)).toBeUndefined();
+      cache.setSegment(`w${s}`, bytes(1_000_000), () => []);
+      expect(cache.bytes).toBeLessThanOrEqual(max);
+    }
+    // Loads took their share (25 %: 2 segments) from the oldest written ones; the loads past it
+    // evicted loads, never the rest of the tail. Under plain LRU nothing written would be left.
+    const held = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => cache.getEncoded(`w${from + i}`, 0, 10) !== undefined);
+    expect(held(32, 40)).toEqual(Array(8).fill(true));
+    expect(held(28, 32)).toEqual([true, true, false, false]);
+    expect(held(0, 28)).toEqual(Array(28).fill(false));
+    expect(cache.size).toBe(10);
+  });
+
   it("holds nothing with a bound of 0 (RESERVOIR_READ_CACHE_BYTES=0)", () => {
     const cache = new BatchCache(0);
     cache.setRange("a", 0, bytes(100), () => records(1, 10));
