@@ -5,7 +5,7 @@
  */
 import { retryConflicts, type Database, type Queryable } from "../metadata/db.ts";
 import type { Group } from "./groups.ts";
-import { isSettled, reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
+import { reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
 import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
 import { newGrantToken, receiptOf, type ReceiptClaims, type ReceiptRef, type ReceiptSigner } from "./receipts.ts";
 
@@ -63,6 +63,14 @@ export async function settleIn(
   return { done: settled.done, failed: result.failed };
 }
 
+/** An ack's change: one object for every offset it settles. */
+const SETTLE: OffsetChange = { settle: true };
+
+function rowHolding(rows: LeaseRow[], offset: number): LeaseRow | undefined {
+  for (const r of rows) if (r.firstOffset <= offset && offset <= r.lastOffset) return r;
+  return undefined;
+}
+
 /**
  * Settles messages by their claims, each with its own action, in the caller's transaction.
  * A claim whose grant has ended is `receipt_expired`; a lease claim (a range) settles each of
@@ -96,31 +104,42 @@ export async function settleClaims(
     return t;
   };
   let acked = false;
-  const settleOne = (id: string, c: ReceiptClaims, offset: number, action: Settlement) => {
-    const fail = () =>
-      result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
-    const row = rowsByPartition.get(c.partition)?.find((r) => r.firstOffset <= offset && offset <= r.lastOffset);
+  // Settled positions of each row met, as a set: a lease claim walks a thousand offsets of one row.
+  const settledOf = new Map<LeaseRow, Set<number>>();
+  const isSettledIn = (row: LeaseRow, offset: number) => {
+    let set = settledOf.get(row);
+    if (!set) {
+      set = new Set(row.settled);
+      settledOf.set(row, set);
+    }
+    return set.has(offset - row.firstOffset);
+  };
+  const settleOne = (id: string, c: ReceiptClaims, offset: number, row: LeaseRow | undefined, action: Settlement) => {
     const current = row && row.token === c.token;
     // The lease first: a dead-lettered message is settled in a row that keeps its last grant,
     // and a late ack of that grant must not pass for a repeated one.
-    if (!row || !current || row.visibleAt <= now) return fail();
-    const pending = changes.get(row)?.get(offset);
-    if (isSettled(row, offset) || (pending && "settle" in pending)) {
+    if (!row || !current || row.visibleAt <= now) {
+      result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
+      return;
+    }
+    const perRow = changes.get(row);
+    const pending = perRow?.get(offset);
+    if (isSettledIn(row, offset) || (pending && "settle" in pending)) {
       // Repeating an ack is harmless; anything else on a settled message is too late.
       if (action.kind === "ack") result.done++;
-      else fail();
+      else result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
       return;
     }
     if (pending) {
       // The same receipt twice in one call: extending again is harmless (the lease is still
       // this grant's), but a nack has already ended the grant.
       if (action.kind === "extend") result.done++;
-      else fail();
+      else result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
       return;
     }
     const change: OffsetChange =
       action.kind === "ack"
-        ? { settle: true }
+        ? SETTLE
         : action.kind === "nack"
           ? {
               state: {
@@ -143,13 +162,18 @@ export async function settleClaims(
               },
             };
     if (action.kind === "ack") acked = true;
-    const perRow = changes.get(row) ?? new Map<number, OffsetChange>();
-    perRow.set(offset, change);
-    changes.set(row, perRow);
+    if (perRow) perRow.set(offset, change);
+    else changes.set(row, new Map([[offset, change]]));
     result.done++;
   };
   for (const { id, claims: c, action } of items) {
-    for (let offset = c.offset; offset <= (c.lastOffset ?? c.offset); offset++) settleOne(id, c, offset, action);
+    // The row holding each offset, looked up again only once the walk leaves it.
+    const inPartition = rowsByPartition.get(c.partition) ?? [];
+    let row: LeaseRow | undefined;
+    for (let offset = c.offset; offset <= (c.lastOffset ?? c.offset); offset++) {
+      if (!row || offset > row.lastOffset) row = rowHolding(inPartition, offset);
+      settleOne(id, c, offset, row, action);
+    }
   }
   if (changes.size === 0) return result;
   await writeRows(tx, group.id, {

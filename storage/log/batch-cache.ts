@@ -105,6 +105,11 @@ export class BatchCache {
     return this.find(segmentId, byteOffset, byteLength)?.encoded;
   }
 
+  /** Whether the segment is cached as this instance wrote it (its bytes never left the process). */
+  wrote(segmentId: string): boolean {
+    return this.entries.get(segmentId)?.origin === "written";
+  }
+
   /**
    * A range's records, decoded now if this is their first read (then counted, which may evict
    * other entries, or this one after the read if it alone exceeds the bound).

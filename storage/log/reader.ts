@@ -133,6 +133,8 @@ export interface StoredChunk {
   /** Headers the index adds to each of its messages (a dead letter's), over the stored ones. */
   headers: Record<string, string> | null;
   bytes: Uint8Array;
+  /** The bytes are this instance's own flush, from its read cache: no CRC to check. */
+  written: boolean;
 }
 
 /**
@@ -149,6 +151,7 @@ export async function readChunks(io: ReadIo, topicId: number, partition: number,
     count: row.lastOffset - row.baseOffset + 1,
     headers: row.extraHeaders,
     bytes: encoded[i],
+    written: io.cache.wrote(row.segmentId),
   }));
 }
 

@@ -376,11 +376,11 @@ function checkCount(count: number, bytesLeft: number): void {
 }
 
 /**
- * Per record of a byte range of whole batches (CRC checked), the bytes of its key, value, header
+ * Per record of a byte range of whole batches (CRC checked unless `verifyCrc` is false), the bytes of its key, value, header
  * names and values: what a message weighs in usage, read from the length fields without decoding
  * a string or making a view.
  */
-export function payloadSizes(bytes: Uint8Array): number[] {
+export function payloadSizes(bytes: Uint8Array, options: DecodeOptions = {}): number[] {
   const sizes: number[] = [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   for (let pos = 0; pos < bytes.length; ) {
@@ -389,7 +389,7 @@ export function payloadSizes(bytes: Uint8Array): number[] {
       throw new SegmentCorruptError(`batch at byte ${pos} claims ${length} bytes; ${bytes.length - pos} remain`);
     }
     const batch = bytes.subarray(pos, pos + length);
-    const { count } = checkBatchHeader(batch, {});
+    const { count } = checkBatchHeader(batch, options);
     try {
       const cursor: Cursor = { pos: BATCH_FIXED_BYTES };
       skipBytes(batch, cursor, length);

@@ -54,7 +54,8 @@ function chunkWeights(chunk: StoredChunk): (i: number) => number | undefined {
 
 function weights(chunk: StoredChunk): (i: number) => number | undefined {
   if (!chunk.headers) {
-    const sizes = payloadSizes(chunk.bytes);
+    // Bytes from the store are checked against their CRC before they go out; the batcher's own are not.
+    const sizes = payloadSizes(chunk.bytes, { verifyCrc: !chunk.written });
     return (i) => sizes[i];
   }
   const extra = chunk.headers;
