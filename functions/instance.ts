@@ -2,6 +2,7 @@
 import { Batcher, type BatcherOptions } from "../storage/log/batcher.ts";
 import { BatchCache } from "../storage/log/batch-cache.ts";
 import { CommitSignal } from "../storage/log/commit-signal.ts";
+import { LeaseTurns } from "../storage/groups/lease-turns.ts";
 import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { TtlCache } from "../storage/metadata/ttl-cache.ts";
@@ -14,6 +15,8 @@ export interface SharedState {
   batcher: Batcher;
   cache: BatchCache;
   commits: CommitSignal;
+  /** Turns for lease transactions, per group (storage/groups/lease-turns.ts). */
+  leaseTurns: LeaseTurns;
   partitioner: StickyPartitioner;
   topics: TopicCache;
   /** Consumer groups by topic id and name, for receive and settle (1 s, like topics). */
@@ -28,7 +31,8 @@ export interface SharedState {
 
 /**
  * `readCacheBytes`: the read cache's bound (RESERVOIR_READ_CACHE_BYTES; default 256 MiB).
- * `shareLoads`: whether one request may wait on a GET another started (see BatchCache).
+ * `shareLoads`: whether one request may wait on I/O another started (a GET, see BatchCache; a
+ * lease transaction, see LeaseTurns).
  */
 export function createSharedState(
   batcher: Partial<BatcherOptions>,
@@ -42,6 +46,7 @@ export function createSharedState(
     batcher: b,
     cache,
     commits: new CommitSignal(b),
+    leaseTurns: new LeaseTurns(shareLoads),
     partitioner: new StickyPartitioner(),
     topics: new TopicCache(),
     groups: new TtlCache(),

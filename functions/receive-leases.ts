@@ -7,11 +7,11 @@
  */
 import type { Context } from "hono";
 import type { Group } from "../storage/groups/groups.ts";
-import { type AttemptRun, type Delivery, type Lease, leasedChunks, leasedMessages, leaseIn, leaseRuns } from "../storage/groups/receive.ts";
+import { type AttemptRun, type Delivery, type Lease, leasedChunks, leasedMessages, leaseRuns } from "../storage/groups/receive.ts";
+import { leaseNow } from "../storage/groups/lease-fast.ts";
 import type { ReceiptRef } from "../storage/groups/receipts.ts";
 import { settle, type SettleResult } from "../storage/groups/settle.ts";
 import type { StoredChunk } from "../storage/log/reader.ts";
-import { retryConflicts } from "../storage/metadata/db.ts";
 import type { Topic } from "../storage/metadata/topics.ts";
 import { recordUsage } from "../storage/usage/meter.ts";
 import { outgoing, outgoingChunks } from "../storage/usage/metered-bytes.ts";
@@ -123,11 +123,10 @@ async function leaseLoop<T>(
   const receiver = c.get("principal").keyId;
   const tenantId = c.get("principal").tenantId;
   for (let attempt = 1; ; attempt++) {
+    const turnEnds = await c.env.leaseTurns.take(group.id, topic.partitions);
     const now = c.env.clock.now();
     c.env.commits.looking(topic.id, group.id);
-    const lease = await retryConflicts(() =>
-      c.env.db.transaction((tx) => leaseIn({ ...c.env, db: tx }, group, topic, { max, visibilityMs, receiver, now })),
-    );
+    const lease = await leaseNow(c.env, group, topic, { max, visibilityMs, receiver, now }).finally(turnEnds);
     // A full lease may have left messages behind: the next waiting receiver goes for them now,
     // not once this one has read its messages. Receivers of one partition take turns on its
     // lock, and one that met it held waits for this (up to QUICK_RETRY_MS).

@@ -210,7 +210,7 @@ export function choosePartitions(
   const inner = sql.raw(from === "frontier" ? "g2.frontier" : "g2.committed");
   const exclude = choice.exclude?.length ? sql`AND gp.partition <> ALL(${sqlArray(choice.exclude, "int")})` : sql``;
   const innerExclude = choice.exclude?.length ? sql`AND g2.partition <> ALL(${sqlArray(choice.exclude, "int")})` : sql``;
-  const innerTurn = sql`${positionAge(topicId, sql.raw("g2.partition"), inner)}, (g2.partition + ${start}) % ${Math.max(1, partitions)}`;
+  const innerTurn = sql`${positionAge(topicId, sql.raw("g2.partition"), inner)} NULLS FIRST, (g2.partition + ${start}) % ${Math.max(1, partitions)}`;
   const needed =
     choice.budget === undefined
       ? sql``
@@ -236,17 +236,17 @@ export function choosePartitions(
  */
 export function partitionOrder(topicId: number, partitions: number, from: "frontier" | "committed", start: number): SQL {
   const offset = sql.raw(from === "frontier" ? "gp.frontier" : "gp.committed");
-  return sql`${positionAge(topicId, sql.raw("gp.partition"), offset)}, (gp.partition + ${start}) % ${Math.max(1, partitions)}`;
+  return sql`${positionAge(topicId, sql.raw("gp.partition"), offset)} NULLS FIRST, (gp.partition + ${start}) % ${Math.max(1, partitions)}`;
 }
 
 /**
- * When the segment holding a partition's message at `offset` was written (null: none; first):
- * its id, which begins with its flush time (segment-ids.ts), so no join to `segments`.
+ * When the segment holding a partition's message at `offset` was written (null: none; ordered
+ * first): its id, which begins with its flush time (segment-ids.ts), so no join to `segments`.
  */
-function positionAge(topicId: number, partition: SQL, offset: SQL): SQL {
+export function positionAge(topicId: number, partition: SQL, offset: SQL): SQL {
   return sql`(SELECT i.segment_id FROM segment_index i
               WHERE i.topic_id = ${topicId} AND i.partition = ${partition} AND i.base_offset <= ${offset}
-              ORDER BY i.base_offset DESC LIMIT 1) NULLS FIRST`;
+              ORDER BY i.base_offset DESC LIMIT 1)`;
 }
 
 /**

@@ -5,8 +5,8 @@
  * order. Messages nobody has received cost no rows. Exhausted messages are dead-lettered here.
  */
 import { sql, type SQL } from "drizzle-orm";
-import type { Database, Queryable } from "../metadata/db.ts";
-import { retryConflicts, rows } from "../metadata/db.ts";
+import type { Queryable } from "../metadata/db.ts";
+import { rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
 import { readChunks, readFrom, type ReadIo, type StoredChunk } from "../log/reader.ts";
 import type { SegmentRecord } from "../segment/codec.ts";
@@ -65,7 +65,7 @@ interface Grant {
   attempt: number;
 }
 
-interface Plan {
+export interface Plan {
   changes: RowChanges;
   grants: Grant[];
   exhausted: Exhausted[];
@@ -79,17 +79,11 @@ export interface Lease {
   token: number;
 }
 
-export async function receive(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Delivery[]> {
-  const lease = await retryConflicts(() => io.db.transaction((tx) => leaseIn({ ...io, db: tx }, group, topic, options)));
-  return leasedMessages(io, topic, lease);
-}
-
 /**
  * Within the caller's transaction: leases up to `options.max` messages, and dead-letters the
  * exhausted ones it meets. (The dispatcher calls this under its subscription's lock.)
  */
-export async function leaseIn(txIo: ReadIo, group: Group, topic: Topic, options: ReceiveOptions): Promise<Lease> {
-  const token = newGrantToken();
+export async function leaseIn(txIo: ReadIo, group: Group, topic: Topic, options: ReceiveOptions, token = newGrantToken()): Promise<Lease> {
   const tx = txIo.db;
   const plan =
     group.ordering === "key" ? await planByKey(txIo, group, topic, options, token) : await planRanges(tx, group, topic, options, token);
@@ -237,7 +231,7 @@ async function leaseFresh(
 }
 
 /** How far past its frontier (plus its budget) a receive in ranges reads the delayed messages at once. */
-const FRESH_SCAN_WINDOW = 1000;
+export const FRESH_SCAN_WINDOW = 1000;
 
 interface Window {
   delayed: { first: number; last: number; deliverAt: number }[];
@@ -262,7 +256,7 @@ type Listed = number[][] | null;
  * from the last one starting at or before `from` on: runs do not overlap, so no run starting
  * earlier reaches `from`. Without that bound the scan read every run behind the frontier.
  */
-function windowColumns(groupId: number, topicId: number, partition: SQL, from: SQL, end: SQL, now: number): SQL {
+export function windowColumns(groupId: number, topicId: number, partition: SQL, from: SQL, end: SQL, now: number): SQL {
   return sql`
     (SELECT json_agg(json_build_array(i.base_offset, i.last_offset, i.deliver_at) ORDER BY i.base_offset)
      FROM segment_index i

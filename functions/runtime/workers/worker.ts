@@ -330,6 +330,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     batcher: instance.batcher,
     cache: instance.cache,
     commits: instance.commits,
+    leaseTurns: instance.leaseTurns,
     partitioner: instance.partitioner,
     topics: instance.topics,
     groups: instance.groups,

@@ -1,0 +1,142 @@
+/**
+ * A receive's lease, the common case in one statement. A group in ordering "none" with nothing
+ * due again leases fresh ranges from its partitions' frontiers; where no delayed message and no
+ * lease row lie just past a frontier, that is a range [frontier, frontier + n) per partition and
+ * a frontier moved. One statement locks the positions (skipping those another receive holds),
+ * checks that, writes the rows and moves the frontiers, and commits on its own: one round trip
+ * instead of five (BEGIN, the due rows, the positions, the writes, COMMIT), and a partition's
+ * position is locked for the statement alone. With one partition, receivers take turns on that
+ * lock, and how long each holds it bounds the whole group's rate (docs/benchmarks.md).
+ *
+ * Everything else goes the general way (receive.ts, in a transaction): rows due again, delayed
+ * messages or lease rows just past a frontier, a position changed since the statement's
+ * snapshot, and the rest of a budget the statement did not spend while messages remain. The
+ * rest is leased under the same grant token, so the answer is one lease as before.
+ */
+import { sql } from "drizzle-orm";
+import { type Database, retryConflicts, rows } from "../metadata/db.ts";
+import type { Topic } from "../metadata/topics.ts";
+import type { ReadIo } from "../log/reader.ts";
+import type { Group } from "./groups.ts";
+import type { LeaseRow } from "./lease-rows.ts";
+import { choosePartitions, partitionOrder, positionAge, rotation } from "./lease-store.ts";
+import { type Delivery, FRESH_SCAN_WINDOW, type Lease, leasedMessages, leaseIn, type ReceiveOptions, windowColumns } from "./receive.ts";
+import { newGrantToken } from "./receipts.ts";
+
+interface FastResult {
+  /** Rows due again exist: the general way leases, from the start. */
+  due: boolean;
+  /** Positions locked but left alone (delayed messages, lease rows, changed since the snapshot). */
+  unclean: number;
+  /** Messages past the frontiers of all partitions, in the statement's snapshot (before its own lease). */
+  available: string | number;
+  /** [partition, first offset, last offset] of each range leased. */
+  taken: [number, number, number][] | null;
+}
+
+/** Leases up to `options.max` messages (see leaseNow) and reads them. */
+export async function receive(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Delivery[]> {
+  return leasedMessages(io, topic, await leaseNow(io, group, topic, options));
+}
+
+/**
+ * Leases up to `options.max` messages: in one statement where it can, the rest the general way
+ * (see above). Not within a caller's transaction: the statement commits on its own.
+ */
+export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Lease> {
+  const token = newGrantToken();
+  const general = (max: number) =>
+    retryConflicts(() => io.db.transaction((tx) => leaseIn({ ...io, db: tx }, group, topic, { ...options, max }, token)));
+  if (group.ordering !== "none" || options.maxPartitions !== undefined) return general(options.max);
+  const fast = await retryConflicts(() => leaseFromFrontiers(io.db, group, topic, options, token));
+  if (fast.due) return general(options.max);
+  const lease = fastLease(fast.taken ?? [], options, token);
+  const took = lease.plan.grants.length;
+  const left = Number(fast.available) - took;
+  if (took >= options.max || (fast.unclean === 0 && left <= 0)) return lease;
+  const rest = await general(options.max - took);
+  return {
+    token,
+    plan: {
+      ...rest.plan,
+      grants: [...lease.plan.grants, ...rest.plan.grants],
+      changes: { ...rest.plan.changes, insert: [...lease.plan.changes.insert, ...rest.plan.changes.insert] },
+    },
+  };
+}
+
+async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<FastResult> {
+  const groupId = group.id;
+  const topicId = topic.id;
+  const start = rotation(topic.partitions);
+  const end = sql`gp.frontier + ${options.max + FRESH_SCAN_WINDOW}`;
+  const visibleAt = options.now + options.visibilityMs;
+  // `version` is the row locked, `seen` the one of the statement's snapshot (see
+  // lockFreshPositions): where they differ, the window was read from an older state.
+  // Window functions cannot go with FOR UPDATE, so the order is kept as columns for the next step.
+  const [r] = await rows<FastResult>(
+    db,
+    sql`WITH due AS (
+          SELECT EXISTS (SELECT 1 FROM group_leases
+            WHERE group_id = ${groupId} AND visible_at <= ${options.now} AND cardinality(settled) < last_offset - first_offset + 1) AS found),
+        locked AS (
+          SELECT gp.partition, gp.frontier, p.next_offset,
+                 ${windowColumns(groupId, topicId, sql`gp.partition`, sql`gp.frontier`, end, options.now)},
+                 gp.xmin::text AS version,
+                 (SELECT g.xmin::text FROM group_partitions g WHERE g.group_id = gp.group_id AND g.partition = gp.partition) AS seen,
+                 ${positionAge(topicId, sql.raw("gp.partition"), sql.raw("gp.frontier"))} AS age,
+                 (gp.partition + ${start}) % ${Math.max(1, topic.partitions)} AS turn
+          FROM group_partitions gp
+          JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
+          WHERE NOT (SELECT found FROM due) AND ${choosePartitions(groupId, topicId, topic.partitions, "frontier", { budget: options.max }, start)}
+          ORDER BY ${partitionOrder(topicId, topic.partitions, "frontier", start)}
+          FOR UPDATE OF gp SKIP LOCKED),
+        clean AS (
+          SELECT partition, frontier, next_offset, row_number() OVER (ORDER BY age NULLS FIRST, turn) AS nth FROM locked
+          WHERE version = seen AND delayed IS NULL AND covered IS NULL),
+        planned AS (
+          SELECT partition, frontier AS first_offset,
+                 frontier + LEAST(next_offset - frontier, GREATEST(0, ${options.max} - COALESCE(sum(next_offset - frontier)
+                   OVER (ORDER BY nth ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS end_offset
+          FROM clean),
+        taken AS (SELECT partition, first_offset, end_offset FROM planned WHERE end_offset > first_offset),
+        inserted AS (
+          INSERT INTO group_leases (group_id, partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error, first_received_at)
+          SELECT ${groupId}, partition, first_offset, end_offset - 1, '{}'::int[], 1, ${visibleAt}, ${token}, ${options.receiver}, NULL, ${options.now}
+          FROM taken
+          RETURNING 1),
+        moved AS (
+          UPDATE group_partitions gp SET frontier = t.end_offset FROM taken t
+          WHERE gp.group_id = ${groupId} AND gp.partition = t.partition
+          RETURNING 1)
+        SELECT (SELECT found FROM due) AS due,
+               (SELECT count(*)::int FROM locked) - (SELECT count(*)::int FROM clean) AS unclean,
+               (SELECT COALESCE(sum(p.next_offset - gp.frontier), 0) FROM group_partitions gp
+                  JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
+                  WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset) AS available,
+               (SELECT json_agg(json_build_array(partition, first_offset, end_offset - 1) ORDER BY partition) FROM taken) AS taken`,
+  );
+  return r;
+}
+
+/** The lease the statement wrote, as the general way would have planned it. */
+function fastLease(taken: [number, number, number][], options: ReceiveOptions, token: number): Lease {
+  const insert: LeaseRow[] = [];
+  const grants: { partition: number; offset: number; attempt: number }[] = [];
+  for (const [partition, first, last] of taken) {
+    insert.push({
+      partition,
+      firstOffset: first,
+      lastOffset: last,
+      settled: [],
+      attempt: 1,
+      visibleAt: options.now + options.visibilityMs,
+      token,
+      receiver: options.receiver,
+      lastError: null,
+      firstReceivedAt: options.now,
+    });
+    for (let o = first; o <= last; o++) grants.push({ partition, offset: o, attempt: 1 });
+  }
+  return { token, plan: { changes: { remove: [], insert, frontiers: new Map() }, grants, exhausted: [], touched: new Set() } };
+}
