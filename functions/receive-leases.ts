@@ -10,7 +10,7 @@ import type { Group } from "../storage/groups/groups.ts";
 import { type AttemptRun, type Delivery, type Lease, leasedChunks, leasedMessages, leaseRuns } from "../storage/groups/receive.ts";
 import { leaseNow } from "../storage/groups/lease-fast.ts";
 import type { ReceiptRef } from "../storage/groups/receipts.ts";
-import { settle, type SettleResult } from "../storage/groups/settle.ts";
+import { type Settlement, settle, type SettleResult } from "../storage/groups/settle.ts";
 import type { StoredChunk } from "../storage/log/reader.ts";
 import type { Topic } from "../storage/metadata/topics.ts";
 import { recordUsage } from "../storage/usage/meter.ts";
@@ -91,6 +91,17 @@ export async function receiveChunks(
 }
 
 /**
+ * Acks, nacks or extends receipts of the group, then wakes a receiver of this instance that
+ * found the partitions held: the settle held them (its position locks), and a receive that met
+ * them skipped them.
+ */
+export async function settleReceipts(c: Context<AppEnv>, group: Group, receipts: ReceiptRef[], action: Settlement): Promise<SettleResult> {
+  const result = await settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, receipts, action, c.env.clock.now());
+  c.env.commits.wakeBlocked(group.topicId, group.id);
+  return result;
+}
+
+/**
  * The request's acks, then the receive. The acks commit first, in a transaction of their own:
  * beside the lease, their position locks made it skip the partitions they settle (an empty
  * answer with messages there); in the lease's transaction, they held up every receiver behind it
@@ -104,8 +115,7 @@ async function receiveLoop<T>(
   take: (lease: Lease) => Promise<Taken<T>>,
 ): Promise<{ answer: T; leases: SignedLease[]; acked?: SettleResult }> {
   if (!request.ack) return leaseLoop(c, topic, group, request, take);
-  const tenantId = c.get("principal").tenantId;
-  const acked = await settle(c.env.db, c.env.receipts, tenantId, group, request.ack, { kind: "ack" }, c.env.clock.now());
+  const acked = await settleReceipts(c, group, request.ack, { kind: "ack" });
   return { ...(await leaseLoop(c, topic, group, request, take)), acked };
 }
 
@@ -169,7 +179,9 @@ async function leaseLoop<T>(
     // timing out and other instances' commits are polled. The first retry comes soon: an empty
     // receive may only have met partitions that a concurrent receive or ack held for a few
     // milliseconds (they are skipped, not waited for).
-    const pause = attempt === 1 ? QUICK_RETRY_MS : c.env.pollIntervalMs * 2.5;
-    await c.env.commits.waitReceiver(topic.id, group.id, Math.min(left, pause));
+    // Blocked (the messages are in partitions other transactions hold): soon again, or as soon
+    // as a settle of this instance lets go of them.
+    const pause = attempt === 1 || lease.blocked ? QUICK_RETRY_MS : c.env.pollIntervalMs * 2.5;
+    await c.env.commits.waitReceiver(topic.id, group.id, Math.min(left, pause), lease.blocked);
   }
 }

@@ -6,12 +6,12 @@ import { ensureGroup, listGroups, type Group as StoredGroup } from "../../storag
 import { groupView, seek } from "../../storage/groups/position.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import type { ReceiptRef } from "../../storage/groups/receipts.ts";
-import { settle, type SettleResult, type Settlement } from "../../storage/groups/settle.ts";
+import type { SettleResult, Settlement } from "../../storage/groups/settle.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
 import { requireScope } from "../auth.ts";
-import { receiveChunks, receiveLeases } from "../receive-leases.ts";
+import { receiveChunks, receiveLeases, settleReceipts } from "../receive-leases.ts";
 import { acceptsBatches, BATCHES_TYPE, batchesBody, batchesContent } from "../stored-batches.ts";
 import { messageJson } from "../message-json.ts";
 import { acceptsRaw, RAW_MESSAGES_TYPE, rawMessagesBody, rawMessagesContent } from "../raw-messages.ts";
@@ -227,30 +227,25 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     return c.json({ messages: json, ...fields }, 200);
   });
 
-  const settleReceipts = async (
-    c: Context<AppEnv>,
-    params: { topic: string; group: string },
-    receipts: ReceiptRef[],
-    action: Settlement,
-  ) => {
+  const settleNamed = async (c: Context<AppEnv>, params: { topic: string; group: string }, receipts: ReceiptRef[], action: Settlement) => {
     checkReceipts(receipts);
     const { group } = await resolve(c, params);
-    return settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, receipts, action, c.env.clock.now());
+    return settleReceipts(c, group, receipts, action);
   };
   app.openapi(ackRoute, async (c) => {
     const { receipts } = c.req.valid("json");
-    const result = await settleReceipts(c, c.req.valid("param"), receipts, { kind: "ack" });
+    const result = await settleNamed(c, c.req.valid("param"), receipts, { kind: "ack" });
     return c.json({ acked: result.done, failed: result.failed }, 200);
   });
   app.openapi(nackRoute, async (c) => {
     const { receipts, delaySeconds } = c.req.valid("json");
-    const result = await settleReceipts(c, c.req.valid("param"), receipts, { kind: "nack", delayMs: (delaySeconds ?? 0) * 1000 });
+    const result = await settleNamed(c, c.req.valid("param"), receipts, { kind: "nack", delayMs: (delaySeconds ?? 0) * 1000 });
     return c.json({ nacked: result.done, failed: result.failed }, 200);
   });
   app.openapi(extendRoute, async (c) => {
     const { receipts, visibilityTimeoutSeconds } = c.req.valid("json");
     const action = { kind: "extend", visibilityMs: visibilityTimeoutSeconds * 1000 } as const;
-    const result = await settleReceipts(c, c.req.valid("param"), receipts, action);
+    const result = await settleNamed(c, c.req.valid("param"), receipts, action);
     return c.json({ extended: result.done, failed: result.failed }, 200);
   });
 

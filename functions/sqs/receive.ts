@@ -5,8 +5,8 @@
  * a message goes to the dead-letter topic on the receive that meets it.
  */
 import { encodeBase64 } from "hono/utils/encode";
-import { settle, type Settlement } from "../../storage/groups/settle.ts";
-import { receiveLeases, type LeasedMessage } from "../receive-leases.ts";
+import type { Settlement } from "../../storage/groups/settle.ts";
+import { receiveLeases, settleReceipts, type LeasedMessage } from "../receive-leases.ts";
 import { failedEntry, SqsError } from "./errors.ts";
 import { batchEntries, type Input, optionalInt, optionalStringList, requiredInt, requiredString } from "./input.ts";
 import { md5OfAttributes, md5OfBody, type MessageAttributeValue } from "./md5.ts";
@@ -71,7 +71,7 @@ function sqsMessage(queue: Queue, m: LeasedMessage, system: string[], wanted: st
 
 /** Settles one receipt per item (one transaction); the code of each failure, by receipt. */
 async function settleAll(call: SqsCall, queue: Queue, receipts: string[], action: Settlement) {
-  const result = await settle(call.c.env.db, call.c.env.receipts, call.tenantId, queue.group, receipts, action, call.c.env.clock.now());
+  const result = await settleReceipts(call.c, queue.group, receipts, action);
   return new Map(result.failed.map((f) => [f.receipt, f.code]));
 }
 

@@ -10,8 +10,9 @@
  *
  * Everything else goes the general way (receive.ts, in a transaction): rows due again, delayed
  * messages or lease rows just past a frontier, a position changed since the statement's
- * snapshot, and the rest of a budget the statement did not spend while messages remain. The
- * rest is leased under the same grant token, so the answer is one lease as before.
+ * snapshot, and a budget the statement could not spend while other messages remain. Then the
+ * statement writes nothing and the general way leases the whole receive: a receive is one
+ * transaction, never two.
  */
 import { sql } from "drizzle-orm";
 import { type Database, retryConflicts, rows } from "../metadata/db.ts";
@@ -30,8 +31,13 @@ interface FastResult {
   unclean: number;
   /** Messages past the frontiers of all partitions, in the statement's snapshot (before its own lease). */
   available: string | number;
-  /** [partition, first offset, last offset] of each range leased. */
+  /** [partition, first offset, last offset] of each range the statement would lease... */
   taken: [number, number, number][] | null;
+  /**
+   * ...and whether it did: when they are the whole receive (the budget spent, or nothing else
+   * to lease). Otherwise it wrote nothing, and the general way leases it all.
+   */
+  wrote: boolean;
 }
 
 /** Leases up to `options.max` messages (see leaseNow) and reads them. */
@@ -40,29 +46,23 @@ export async function receive(io: ReadIo & { db: Database }, group: Group, topic
 }
 
 /**
- * Leases up to `options.max` messages: in one statement where it can, the rest the general way
- * (see above). Not within a caller's transaction: the statement commits on its own.
+ * Leases up to `options.max` messages: in one statement where that is the whole receive, else
+ * the general way. Either is one transaction, so a receive stays one step beside a seek or
+ * another receive (a receive split in two, the second after a seek, returned a message twice).
+ * Not within a caller's transaction: the statement commits on its own.
  */
 export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Lease> {
   const token = newGrantToken();
-  const general = (max: number) =>
-    retryConflicts(() => io.db.transaction((tx) => leaseIn({ ...io, db: tx }, group, topic, { ...options, max }, token)));
-  if (group.ordering !== "none" || options.maxPartitions !== undefined) return general(options.max);
-  const fast = await retryConflicts(() => leaseFromFrontiers(io.db, group, topic, options, token));
-  if (fast.due) return general(options.max);
-  const lease = fastLease(fast.taken ?? [], options, token);
-  const took = lease.plan.grants.length;
-  const left = Number(fast.available) - took;
-  if (took >= options.max || (fast.unclean === 0 && left <= 0)) return lease;
-  const rest = await general(options.max - took);
-  return {
-    token,
-    plan: {
-      ...rest.plan,
-      grants: [...lease.plan.grants, ...rest.plan.grants],
-      changes: { ...rest.plan.changes, insert: [...lease.plan.changes.insert, ...rest.plan.changes.insert] },
-    },
-  };
+  if (group.ordering === "none" && options.maxPartitions === undefined) {
+    const fast = await retryConflicts(() => leaseFromFrontiers(io.db, group, topic, options, token));
+    const lease = fastLease(fast.taken ?? [], options, token);
+    if (fast.wrote) return lease;
+    // Nothing leased while every partition with messages is held by others: the general way
+    // would skip them as well.
+    if (!fast.due && fast.unclean === 0 && Number(fast.available) > 0 && lease.plan.grants.length === 0) return { ...lease, blocked: true };
+    if (!fast.due && fast.unclean === 0 && Number(fast.available) === 0) return lease;
+  }
+  return retryConflicts(() => io.db.transaction((tx) => leaseIn({ ...io, db: tx }, group, topic, options, token)));
 }
 
 async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<FastResult> {
@@ -100,20 +100,27 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
                    OVER (ORDER BY nth ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS end_offset
           FROM clean),
         taken AS (SELECT partition, first_offset, end_offset FROM planned WHERE end_offset > first_offset),
+        available AS (
+          SELECT COALESCE(sum(p.next_offset - gp.frontier), 0) AS n FROM group_partitions gp
+          JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
+          WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset),
+        whole AS (
+          SELECT t.n > 0 AND (t.n >= ${options.max} OR ((SELECT count(*) FROM locked) = (SELECT count(*) FROM clean)
+                 AND t.n >= (SELECT n FROM available))) AS yes
+          FROM (SELECT COALESCE(sum(end_offset - first_offset), 0) AS n FROM taken) t),
         inserted AS (
           INSERT INTO group_leases (group_id, partition, first_offset, last_offset, settled, attempt, visible_at, token, receiver, last_error, first_received_at)
           SELECT ${groupId}, partition, first_offset, end_offset - 1, '{}'::int[], 1, ${visibleAt}, ${token}, ${options.receiver}, NULL, ${options.now}
-          FROM taken
+          FROM taken WHERE (SELECT yes FROM whole)
           RETURNING 1),
         moved AS (
           UPDATE group_partitions gp SET frontier = t.end_offset FROM taken t
-          WHERE gp.group_id = ${groupId} AND gp.partition = t.partition
+          WHERE gp.group_id = ${groupId} AND gp.partition = t.partition AND (SELECT yes FROM whole)
           RETURNING 1)
         SELECT (SELECT found FROM due) AS due,
                (SELECT count(*)::int FROM locked) - (SELECT count(*)::int FROM clean) AS unclean,
-               (SELECT COALESCE(sum(p.next_offset - gp.frontier), 0) FROM group_partitions gp
-                  JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
-                  WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset) AS available,
+               (SELECT n FROM available) AS available,
+               (SELECT yes FROM whole) AS wrote,
                (SELECT json_agg(json_build_array(partition, first_offset, end_offset - 1) ORDER BY partition) FROM taken) AS taken`,
   );
   return r;

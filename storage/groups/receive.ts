@@ -77,6 +77,8 @@ export interface Plan {
 export interface Lease {
   plan: Plan;
   token: number;
+  /** Nothing leased while messages wait in partitions other transactions hold (known to the one-statement lease only). */
+  blocked?: boolean;
 }
 
 /**

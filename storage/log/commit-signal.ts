@@ -16,6 +16,8 @@ export class CommitSignal {
    * no receiver of the group (all were busy when it landed): the next to wait takes it at once.
    */
   private readonly taken = new Map<number, Map<number, number>>();
+  /** Waiting receivers whose receive found every partition with messages held by others. */
+  private readonly blocked = new WeakSet<() => void>();
 
   constructor(batcher: Batcher) {
     batcher.onCommit((flush) => this.wake(flush));
@@ -59,7 +61,7 @@ export class CommitSignal {
    * receive may have begun before that commit, and waiting would leave the commit's messages
    * until a later commit or the poll (see `looking`).
    */
-  waitReceiver(topicId: number, groupId: number, ms: number): Promise<void> {
+  waitReceiver(topicId: number, groupId: number, ms: number, blocked = false): Promise<void> {
     const last = this.commitsTo.get(topicId) ?? 0;
     const taken = this.taken.get(topicId);
     if ((taken?.get(groupId) ?? last) < last) {
@@ -80,8 +82,21 @@ export class CommitSignal {
         resolve();
       };
       const timer = setTimeout(done, ms);
+      if (blocked) this.blocked.add(done);
       queue.push(done);
     });
+  }
+
+  /**
+   * Wakes the group's longest-waiting receiver among those that found the partitions with
+   * messages held (`waitReceiver(…, blocked)`): a settle of this instance has just let go of the
+   * positions it held. Receivers waiting for new messages are left alone.
+   */
+  wakeBlocked(topicId: number, groupId: number): void {
+    this.receivers
+      .get(topicId)
+      ?.get(groupId)
+      ?.find((done) => this.blocked.has(done))?.();
   }
 
   /** Wakes the group's longest-waiting receiver: one that received a full batch leaves more behind. */
