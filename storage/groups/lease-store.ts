@@ -293,16 +293,31 @@ export interface RowChanges {
   frontiers: Map<number, number>;
 }
 
-/** Applies a batch of row replacements and frontier moves in one statement. */
-export async function writeRows(db: Queryable, groupId: number, changes: RowChanges): Promise<void> {
+/**
+ * Applies a batch of row replacements and frontier moves in one statement. `lock`: positions to
+ * lock in the same statement (in partition order), for an advanceCommitted that follows: an ack
+ * then makes one statement fewer, and holds the positions for one round trip less.
+ */
+export async function writeRows(db: Queryable, groupId: number, changes: RowChanges, lock: number[] = []): Promise<void> {
   const { insert, frontiers } = changes;
   // A key both removed and inserted is upserted: one statement must not touch a row twice.
   const reinserted = new Set(insert.map((r) => `${r.partition}:${r.firstOffset}`));
   const remove = changes.remove.filter(([p, f]) => !reinserted.has(`${p}:${f}`));
-  if (remove.length === 0 && insert.length === 0 && frontiers.size === 0) return;
+  if (remove.length === 0 && insert.length === 0 && frontiers.size === 0) {
+    if (lock.length > 0) await lockPositionRows(db, groupId, lock);
+    return;
+  }
   const f = [...frontiers];
+  // A SELECT in WITH runs only if the statement reads it: the INSERT's WHERE does.
+  const locked =
+    lock.length === 0
+      ? sql``
+      : sql`locked AS (
+      SELECT count(*) AS n FROM (SELECT 1 FROM group_partitions
+        WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(lock, "int")}) ORDER BY partition FOR UPDATE) l),`;
+  const lockRead = lock.length === 0 ? sql`` : sql`WHERE (SELECT n FROM locked) >= 0`;
   await db.execute(sql`
-    WITH removed AS (
+    WITH ${locked} removed AS (
       DELETE FROM group_leases l
       USING unnest(${sqlArray(
         remove.map((k) => k[0]),
@@ -362,10 +377,17 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
                   "bigint",
                 )})
       AS r(p, f, l, s, a, v, t, rc, e, fr)
+    ${lockRead}
     ON CONFLICT (group_id, partition, first_offset) DO UPDATE SET
       last_offset = excluded.last_offset, settled = excluded.settled, attempt = excluded.attempt,
       visible_at = excluded.visible_at, token = excluded.token, receiver = excluded.receiver, last_error = excluded.last_error,
       first_received_at = excluded.first_received_at`);
+}
+
+async function lockPositionRows(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
+  await db.execute(
+    sql`SELECT 1 FROM group_partitions WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(partitions, "int")}) ORDER BY partition FOR UPDATE`,
+  );
 }
 
 /**
@@ -374,14 +396,12 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
  * holds (a repeated ack, say) is left to a later call: all settled, it is garbage, and waiting
  * for it while holding the position would deadlock with that transaction's own advance.
  */
-export async function advanceCommitted(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
+export async function advanceCommitted(db: Queryable, groupId: number, partitions: number[], { locked = false } = {}): Promise<void> {
   if (partitions.length === 0) return;
-  // Positions first, in a statement of their own: the next one's snapshot then sees the settles
-  // of every transaction that held them before. (In one statement, two acks at once each miss
-  // the other's, and the later one leaves the cursor behind.)
-  await db.execute(
-    sql`SELECT 1 FROM group_partitions WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(partitions, "int")}) ORDER BY partition FOR UPDATE`,
-  );
+  // Positions first, in a statement of their own (or the caller's writeRows, `locked`): the next
+  // one's snapshot then sees the settles of every transaction that held them before. (In one
+  // statement, two acks at once each miss the other's, and the later one leaves the cursor behind.)
+  if (!locked) await lockPositionRows(db, groupId, partitions);
   await db.execute(sql`
     WITH c AS (
       SELECT gp.partition, LEAST(gp.frontier, COALESCE((

@@ -176,11 +176,17 @@ export async function settleClaims(
     }
   }
   if (changes.size === 0) return result;
-  await writeRows(tx, group.id, {
-    remove: [...changes.keys()].map((r) => [r.partition, r.firstOffset]),
-    insert: [...changes].flatMap(([row, change]) => reshape(row, change)),
-    frontiers: new Map(),
-  });
-  if (acked) await advanceCommitted(tx, group.id, [...new Set([...changes.keys()].map((r) => r.partition))]);
+  const partitions = acked ? [...new Set([...changes.keys()].map((r) => r.partition))] : [];
+  await writeRows(
+    tx,
+    group.id,
+    {
+      remove: [...changes.keys()].map((r) => [r.partition, r.firstOffset]),
+      insert: [...changes].flatMap(([row, change]) => reshape(row, change)),
+      frontiers: new Map(),
+    },
+    partitions,
+  );
+  if (acked) await advanceCommitted(tx, group.id, partitions, { locked: true });
   return result;
 }
