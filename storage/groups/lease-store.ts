@@ -309,13 +309,7 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
   }
   const f = [...frontiers];
   // A SELECT in WITH runs only if the statement reads it: the INSERT's WHERE does.
-  const locked =
-    lock.length === 0
-      ? sql``
-      : sql`locked AS (
-      SELECT count(*) AS n FROM (SELECT 1 FROM group_partitions
-        WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(lock, "int")}) ORDER BY partition FOR UPDATE) l),`;
-  const lockRead = lock.length === 0 ? sql`` : sql`WHERE (SELECT n FROM locked) >= 0`;
+  const locked = lock.length === 0 ? sql`` : sql`locked AS (${positionLock(groupId, lock)} RETURNING 1),`;
   await db.execute(sql`
     WITH ${locked} removed AS (
       DELETE FROM group_leases l
@@ -377,7 +371,6 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
                   "bigint",
                 )})
       AS r(p, f, l, s, a, v, t, rc, e, fr)
-    ${lockRead}
     ON CONFLICT (group_id, partition, first_offset) DO UPDATE SET
       last_offset = excluded.last_offset, settled = excluded.settled, attempt = excluded.attempt,
       visible_at = excluded.visible_at, token = excluded.token, receiver = excluded.receiver, last_error = excluded.last_error,
@@ -385,9 +378,20 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
 }
 
 async function lockPositionRows(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
-  await db.execute(
-    sql`SELECT 1 FROM group_partitions WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(partitions, "int")}) ORDER BY partition FOR UPDATE`,
-  );
+  await db.execute(positionLock(groupId, partitions));
+}
+
+/**
+ * Locks positions (in partition order) by writing them unchanged: a new row version, so that
+ * the two-statement ack (ack-fast.ts), whose cursor statement checks that a position did not
+ * change since its snapshot, also sees that one was locked to move its cursor. A lock alone
+ * leaves the row as it was, and two cursors each computed without the other's settle were lost.
+ */
+function positionLock(groupId: number, partitions: number[]): SQL {
+  return sql`UPDATE group_partitions gp SET committed = gp.committed
+    FROM (SELECT partition FROM group_partitions
+          WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(partitions, "int")}) ORDER BY partition FOR UPDATE) o
+    WHERE gp.group_id = ${groupId} AND gp.partition = o.partition`;
 }
 
 /**

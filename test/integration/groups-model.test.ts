@@ -1274,6 +1274,27 @@ const regressions: { name: string; setup: Setup; cmds: Cmd[]; repeat?: number }[
     cmds: [put("a+1000", "-"), new StepCmd([{ receive: { receiver: 0, max: 2, visibility: 1_000 } }, { seek: { to: "earliest" } }])],
   },
   {
+    // Found by the random walk: the two-statement ack (ack-fast.ts) named settled rows by
+    // partition and offset alone, so the earlier grant's receipt passed for a repeated ack.
+    name: "an ack of a row's current receipt and of an earlier grant's: the earlier one is receipt_expired",
+    setup: setupOf({ maxAttempts: 2, before: 1 }),
+    cmds: [recv([0, 1, 1_000]), advance(1_000), recv([0, 1, 1_000]), settleCmd("ack", 0, null)],
+  },
+  {
+    // Found by the contract suite: a receive dead-lettering one message (its cursor computed
+    // before the ack's settle) beside a two-statement ack of the other (its cursor computed
+    // before the dead letter) left the cursor at the first: each missed the other's settle.
+    name: "a receive dead-lettering a message beside an ack of the one before it: the cursor passes both",
+    repeat: 20, // a race: each cursor must be computed before the other settle commits
+    setup: setupOf({ maxAttempts: 1 }),
+    cmds: [
+      put("-", "-"),
+      recv([0, 2, 10_000]),
+      settleCmd("nack", 0, [0]),
+      new StepCmd([{ receive: { receiver: 1, max: 1, visibility: 10_000 } }, settleOp("ack", 0, [1])]),
+    ],
+  },
+  {
     name: "an exhausted lease takes no place of a deliverable message",
     setup: setupOf({ maxAttempts: 1 }),
     cmds: [put("a", "b"), recv([0, 1, 1_000]), advance(1_000), put("c"), recv([0, 1, 1_000])],

@@ -1,0 +1,111 @@
+/**
+ * The common ack in two statements, no transaction: receipts that each name a whole lease row
+ * (a lease receipt of a receive, acked as it came), still leased under that grant and with
+ * nothing settled yet. The first statement settles those rows; the second moves the committed
+ * cursors of their partitions. The general way (settle.ts) takes five round trips (BEGIN, the
+ * rows, the writes with the position locks, the cursors, COMMIT) and holds the positions for
+ * the last three; receives of the partition skip it meanwhile. Here the position is locked by
+ * the second statement alone.
+ *
+ * The second statement computes each cursor from its own snapshot and writes it (even unchanged)
+ * only where the position is the version of that snapshot. Every other cursor move writes the
+ * position first too (lease-store.ts, positionLock), as do leases and seeks: where one did after
+ * the snapshot, the cursor was computed without its settles, so the statement leaves it and
+ * runs again with a new snapshot. Two acks at once each missing the other's settle thus never
+ * both keep their cursor (the reason the general way locks before it computes). A settle committed in
+ * the first statement and not yet followed by the second (a crash between) leaves the cursor
+ * behind until the next ack of the partition moves it; nothing is redelivered meanwhile (a
+ * settled row is never due).
+ */
+import { sql } from "drizzle-orm";
+import { type Database, retryConflicts, rows } from "../metadata/db.ts";
+import { advanceCommitted } from "./lease-store.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
+import type { ReceiptClaims } from "./receipts.ts";
+
+/** A receipt naming a whole row from its first offset: [partition, first offset, last offset, token]. */
+export type WholeRow = [number, number, number, number];
+
+/** A named row's key: its partition, first offset and grant (an older grant's receipt names the same row). */
+export function wholeRowKey(w: WholeRow): string {
+  return `${w[0]}:${w[1]}:${w[3]}`;
+}
+
+/** The whole row a receipt names from its start, if it does (the row's end is checked by the statement). */
+export function wholeRowOf(c: ReceiptClaims): WholeRow | null {
+  return c.offset === c.firstOffset ? [c.partition, c.firstOffset, c.lastOffset ?? c.offset, c.token] : null;
+}
+
+/**
+ * Settles the rows named, where each is still leased under that grant with nothing settled;
+ * returns the keys (wholeRowKey) of those it settled (the others are for the general
+ * way), after moving their partitions' committed cursors.
+ */
+export async function ackWholeRows(db: Database, groupId: number, named: WholeRow[], now: number): Promise<Set<string>> {
+  const settled = await retryConflicts(() =>
+    rows<{ partition: number; first_offset: number; token: number }>(
+      db,
+      sql`UPDATE group_leases l SET settled = ARRAY(SELECT generate_series(0, (l.last_offset - l.first_offset)::int))
+          FROM unnest(${sqlArray(
+            named.map((n) => n[0]),
+            "int",
+          )}, ${sqlArray(
+            named.map((n) => n[1]),
+            "bigint",
+          )}, ${sqlArray(
+            named.map((n) => n[2]),
+            "bigint",
+          )}, ${sqlArray(
+            named.map((n) => n[3]),
+            "bigint",
+          )}) AS k(p, f, t, tok)
+          WHERE l.group_id = ${groupId} AND l.partition = k.p AND l.first_offset = k.f AND l.last_offset = k.t AND l.token = k.tok
+            AND l.visible_at > ${now} AND cardinality(l.settled) = 0
+          RETURNING l.partition, l.first_offset, l.token`,
+    ),
+  );
+  if (settled.length > 0) await moveCursors(db, groupId, [...new Set(settled.map((r) => r.partition))]);
+  return new Set(settled.map((r) => wholeRowKey([r.partition, r.first_offset, 0, Number(r.token)])));
+}
+
+/** Statements that find a position changed since their snapshot before the cursors move the locking way. */
+const CURSOR_ATTEMPTS = 4;
+
+/** Moves the committed cursors of `partitions` (see the file's comment), again until none was read stale. */
+async function moveCursors(db: Database, groupId: number, partitions: number[]): Promise<void> {
+  let left = partitions;
+  for (let attempt = 1; left.length > 0; attempt++) {
+    if (attempt > CURSOR_ATTEMPTS) {
+      // Positions busier than that: lock them, then compute (advanceCommitted, in a transaction).
+      const stale = left;
+      return retryConflicts(() => db.transaction((tx) => advanceCommitted(tx, groupId, stale)));
+    }
+    const stale = await retryConflicts(() =>
+      rows<{ partition: number }>(
+        db,
+        sql`WITH c AS (
+              SELECT gp.partition, gp.xmin::text AS seen, LEAST(gp.frontier, COALESCE((
+                SELECT min(l.first_offset + (SELECT min(x) FROM generate_series(0, (l.last_offset - l.first_offset)::int) x WHERE x <> ALL(l.settled)))
+                FROM group_leases l
+                WHERE l.group_id = gp.group_id AND l.partition = gp.partition
+                  AND cardinality(l.settled) < l.last_offset - l.first_offset + 1), gp.frontier)) AS committed
+              FROM group_partitions gp
+              WHERE gp.group_id = ${groupId} AND gp.partition = ANY(${sqlArray(left, "int")})),
+            moved AS (
+              UPDATE group_partitions gp SET committed = c.committed FROM c
+              WHERE gp.group_id = ${groupId} AND gp.partition = c.partition AND gp.xmin::text = c.seen
+              RETURNING gp.partition, gp.committed),
+            below AS (
+              SELECT l.partition, l.first_offset FROM group_leases l JOIN moved m ON l.partition = m.partition
+              WHERE l.group_id = ${groupId} AND l.last_offset < m.committed
+              FOR UPDATE OF l SKIP LOCKED),
+            dropped AS (
+              DELETE FROM group_leases l USING below b
+              WHERE l.group_id = ${groupId} AND l.partition = b.partition AND l.first_offset = b.first_offset
+              RETURNING 1)
+            SELECT c.partition FROM c WHERE c.partition NOT IN (SELECT partition FROM moved)`,
+      ),
+    );
+    left = stale.map((r) => r.partition);
+  }
+}
