@@ -55,12 +55,13 @@ export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topi
   const token = newGrantToken();
   if (group.ordering === "none" && options.maxPartitions === undefined) {
     const fast = await retryConflicts(() => leaseFromFrontiers(io.db, group, topic, options, token));
-    const lease = fastLease(fast.taken ?? [], options, token);
-    if (fast.wrote) return lease;
-    // Nothing leased while every partition with messages is held by others: the general way
-    // would skip them as well.
-    if (!fast.due && fast.unclean === 0 && Number(fast.available) > 0 && lease.plan.grants.length === 0) return { ...lease, blocked: true };
-    if (!fast.due && fast.unclean === 0 && Number(fast.available) === 0) return lease;
+    if (fast.wrote) return fastLease(fast.taken ?? [], options, token);
+    if (!fast.due && fast.unclean === 0) {
+      const nothing = fastLease([], options, token);
+      if (Number(fast.available) === 0) return nothing;
+      // Every partition with messages is held by others: the general way would skip them too.
+      if (!fast.taken?.length) return { ...nothing, blocked: true };
+    }
   }
   return retryConflicts(() => io.db.transaction((tx) => leaseIn({ ...io, db: tx }, group, topic, options, token)));
 }
