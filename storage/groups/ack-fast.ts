@@ -19,7 +19,7 @@
  */
 import { sql } from "drizzle-orm";
 import { type Database, retryConflicts, rows } from "../metadata/db.ts";
-import { advanceCommitted } from "./lease-store.ts";
+import { advanceCommitted, committedOf } from "./lease-store.ts";
 import { sqlArray } from "../metadata/sql-array.ts";
 import type { ReceiptClaims } from "./receipts.ts";
 
@@ -84,11 +84,7 @@ async function moveCursors(db: Database, groupId: number, partitions: number[]):
       rows<{ partition: number }>(
         db,
         sql`WITH c AS (
-              SELECT gp.partition, gp.xmin::text AS seen, LEAST(gp.frontier, COALESCE((
-                SELECT min(l.first_offset + (SELECT min(x) FROM generate_series(0, (l.last_offset - l.first_offset)::int) x WHERE x <> ALL(l.settled)))
-                FROM group_leases l
-                WHERE l.group_id = gp.group_id AND l.partition = gp.partition
-                  AND cardinality(l.settled) < l.last_offset - l.first_offset + 1), gp.frontier)) AS committed
+              SELECT gp.partition, gp.xmin::text AS seen, ${committedOf} AS committed
               FROM group_partitions gp
               WHERE gp.group_id = ${groupId} AND gp.partition = ANY(${sqlArray(left, "int")})),
             moved AS (

@@ -377,6 +377,16 @@ export async function writeRows(db: Queryable, groupId: number, changes: RowChan
       first_received_at = excluded.first_received_at`);
 }
 
+/**
+ * A position `gp`'s committed cursor as its lease rows say: its first unsettled offset, or its
+ * frontier (nothing below it is undelivered).
+ */
+export const committedOf: SQL = sql`LEAST(gp.frontier, COALESCE((
+        SELECT min(l.first_offset + (SELECT min(x) FROM generate_series(0, (l.last_offset - l.first_offset)::int) x WHERE x <> ALL(l.settled)))
+        FROM group_leases l
+        WHERE l.group_id = gp.group_id AND l.partition = gp.partition
+          AND cardinality(l.settled) < l.last_offset - l.first_offset + 1), gp.frontier))`;
+
 async function lockPositionRows(db: Queryable, groupId: number, partitions: number[]): Promise<void> {
   await db.execute(positionLock(groupId, partitions));
 }
@@ -408,11 +418,7 @@ export async function advanceCommitted(db: Queryable, groupId: number, partition
   if (!locked) await lockPositionRows(db, groupId, partitions);
   await db.execute(sql`
     WITH c AS (
-      SELECT gp.partition, LEAST(gp.frontier, COALESCE((
-        SELECT min(l.first_offset + (SELECT min(x) FROM generate_series(0, (l.last_offset - l.first_offset)::int) x WHERE x <> ALL(l.settled)))
-        FROM group_leases l
-        WHERE l.group_id = gp.group_id AND l.partition = gp.partition
-          AND cardinality(l.settled) < l.last_offset - l.first_offset + 1), gp.frontier)) AS committed
+      SELECT gp.partition, ${committedOf} AS committed
       FROM group_partitions gp
       WHERE gp.group_id = ${groupId} AND gp.partition = ANY(${sqlArray(partitions, "int")})),
     moved AS (
