@@ -91,5 +91,11 @@ export const migrations: ReadonlyArray<{ tag: string; statements: readonly strin
     "statements": [
       "CREATE INDEX \"segment_index_delayed_idx\" ON \"segment_index\" USING btree (\"topic_id\",\"partition\",\"base_offset\") WHERE \"segment_index\".\"deliver_at\" IS NOT NULL;"
     ]
+  },
+  {
+    "tag": "0006_cursor_version",
+    "statements": [
+      "ALTER TABLE \"group_partitions\" ADD COLUMN \"cursor_version\" bigint DEFAULT 0 NOT NULL;"
+    ]
   }
 ];

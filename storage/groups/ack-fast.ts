@@ -8,11 +8,15 @@
  * the second statement alone.
  *
  * The second statement computes each cursor from its own snapshot and writes it (even unchanged)
- * only where the position is the version of that snapshot. Every other cursor move writes the
- * position first too (lease-store.ts, positionLock), as do leases and seeks: where one did after
- * the snapshot, the cursor was computed without its settles, so the statement leaves it and
- * runs again with a new snapshot. Two acks at once each missing the other's settle thus never
- * both keep their cursor (the reason the general way locks before it computes). A settle committed in
+ * only where the position's `cursor_version` is still the snapshot's, counting itself there.
+ * Every other cursor move counts itself there first (lease-store.ts, positionLock), as do seeks
+ * and retention: where one did after the snapshot, the cursor may have been computed without
+ * its settles, so the statement leaves it and runs again with a new snapshot. Two acks at once
+ * each missing the other's settle thus never both keep their cursor (the reason the general way
+ * locks before it computes). A lease moving the frontier meanwhile cannot make the cursor wrong
+ * (its new rows start at the old frontier, unsettled), so leases do not count: with one
+ * partition, counting every change of the row (its xmin) made more than half of these
+ * statements run twice. A settle committed in
  * the first statement and not yet followed by the second (a crash between) leaves the cursor
  * behind until the next ack of the partition moves it; nothing is redelivered meanwhile (a
  * settled row is never due).
@@ -84,12 +88,12 @@ async function moveCursors(db: Database, groupId: number, partitions: number[]):
       rows<{ partition: number }>(
         db,
         sql`WITH c AS (
-              SELECT gp.partition, gp.xmin::text AS seen, ${committedOf} AS committed
+              SELECT gp.partition, gp.cursor_version AS seen, ${committedOf} AS committed
               FROM group_partitions gp
               WHERE gp.group_id = ${groupId} AND gp.partition = ANY(${sqlArray(left, "int")})),
             moved AS (
-              UPDATE group_partitions gp SET committed = c.committed FROM c
-              WHERE gp.group_id = ${groupId} AND gp.partition = c.partition AND gp.xmin::text = c.seen
+              UPDATE group_partitions gp SET committed = c.committed, cursor_version = gp.cursor_version + 1 FROM c
+              WHERE gp.group_id = ${groupId} AND gp.partition = c.partition AND gp.cursor_version = c.seen
               RETURNING gp.partition, gp.committed),
             below AS (
               SELECT l.partition, l.first_offset FROM group_leases l JOIN moved m ON l.partition = m.partition

@@ -392,13 +392,13 @@ async function lockPositionRows(db: Queryable, groupId: number, partitions: numb
 }
 
 /**
- * Locks positions (in partition order) by writing them unchanged: a new row version, so that
- * the two-statement ack (ack-fast.ts), whose cursor statement checks that a position did not
- * change since its snapshot, also sees that one was locked to move its cursor. A lock alone
- * leaves the row as it was, and two cursors each computed without the other's settle were lost.
+ * Locks positions (in partition order) to move their cursors, counting it in `cursor_version`:
+ * the two-statement ack (ack-fast.ts), whose cursor statement checks that no cursor move began
+ * since its snapshot, then sees this one. A lock alone leaves the row as it was, and two cursors
+ * each computed without the other's settle were lost.
  */
 function positionLock(groupId: number, partitions: number[]): SQL {
-  return sql`UPDATE group_partitions gp SET committed = gp.committed
+  return sql`UPDATE group_partitions gp SET cursor_version = gp.cursor_version + 1
     FROM (SELECT partition FROM group_partitions
           WHERE group_id = ${groupId} AND partition = ANY(${sqlArray(partitions, "int")}) ORDER BY partition FOR UPDATE) o
     WHERE gp.group_id = ${groupId} AND gp.partition = o.partition`;

@@ -98,7 +98,7 @@ export async function seek(io: ReadIo & { db: Database }, group: Group, topic: T
         await tx.execute(sql`
           WITH dropped AS (
             DELETE FROM group_leases WHERE group_id = ${group.id} AND partition = ANY(${sqlArray(parts, "int")}) RETURNING 1)
-          UPDATE group_partitions gp SET committed = t.o, frontier = t.o
+          UPDATE group_partitions gp SET committed = t.o, frontier = t.o, cursor_version = gp.cursor_version + 1
           FROM unnest(${sqlArray(parts, "int")}, ${sqlArray(
             parts.map((p) => targets.get(p)!),
             "bigint",

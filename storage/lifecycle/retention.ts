@@ -68,7 +68,7 @@ export async function applyRetention(db: Database, asOf: number, maxPartitions =
               RETURNING byte_length`,
         );
         await tx.execute(sql`
-          UPDATE group_partitions gp SET committed = ${target}, frontier = GREATEST(gp.frontier, ${target})
+          UPDATE group_partitions gp SET committed = ${target}, frontier = GREATEST(gp.frontier, ${target}), cursor_version = gp.cursor_version + 1
           FROM consumer_groups g
           WHERE g.id = gp.group_id AND g.topic_id = ${topicId} AND gp.partition = ${partition} AND gp.committed < ${target}`);
         await tx.execute(sql`

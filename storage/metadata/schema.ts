@@ -194,6 +194,13 @@ export const groupPartitions = pgTable(
     partition: integer("partition").notNull(),
     committed: bigint("committed", { mode: "number" }).notNull(),
     frontier: bigint("frontier", { mode: "number" }).notNull(),
+    /**
+     * Counts the writes that may move `committed` other than by a lease's frontier: cursor moves
+     * (and the position locks taken to compute one), seeks, retention. The two-statement ack
+     * (storage/groups/ack-fast.ts) keeps the cursor it computed only if this did not change
+     * since its snapshot; a lease moving the frontier cannot make that cursor wrong.
+     */
+    cursorVersion: bigint("cursor_version", { mode: "number" }).notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.groupId, t.partition] })],
 );

@@ -1,0 +1,1 @@
+ALTER TABLE "group_partitions" ADD COLUMN "cursor_version" bigint DEFAULT 0 NOT NULL;
