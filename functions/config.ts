@@ -148,7 +148,7 @@ const envSchema = z
     RESERVOIR_MAX_BATCH_BYTES: number(4 * 1024 * 1024, 1, 1024 * 1024 * 1024, "bytes"),
     // 0 turns the read cache off. A Worker isolate has 128 MB in all: keep it well under that there.
     // On a server, 256 MiB keeps the last quarter GB written in memory: a consumer that falls that
-    // far behind a peak catches up without a GET (docs/benchmarks.md, "The written tail in memory").
+    // far behind a peak catches up without a GET (docs/benchmarks.md, "Session 9: the tail in memory").
     RESERVOIR_READ_CACHE_BYTES: number(256 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024, "bytes"),
     RESERVOIR_WEBHOOK_ALLOW_PRIVATE: text().superRefine((value, ctx) => {
       try {

@@ -38,26 +38,23 @@ export async function settle(
   action: Settlement,
   now: number,
 ): Promise<SettleResult> {
-  const general = (refs: ReceiptRef[]) =>
-    retryConflicts(() => db.transaction((tx) => settleIn(tx, signer, tenantId, group, refs, action, now)));
-  if (action.kind !== "ack") return general(receipts);
+  const { items, unknown } = verify(signer, tenantId, group, receipts, action);
+  const general = (claims: ClaimSettlement[]) =>
+    retryConflicts(() => db.transaction((tx) => settleClaims(tx, group, claims, now))).then((settled) => answer(unknown, settled));
+  if (action.kind !== "ack") return general(items);
   // Receipts naming whole lease rows go the fast way (ack-fast.ts), the others the general way.
-  const whole = receipts.map((ref) => {
-    const c = signer.verifyRef(tenantId, ref);
-    return c && c.groupId === group.id ? wholeRowOf(c) : null;
-  });
+  const whole = items.map((item) => wholeRowOf(item.claims));
   const named = whole.filter((w) => w !== null);
-  if (named.length === 0) return general(receipts);
+  if (named.length === 0) return general(items);
   const acked = await ackWholeRows(db, group.id, named, now);
   let done = 0;
-  const rest: ReceiptRef[] = [];
-  receipts.forEach((ref, i) => {
+  const rest = items.filter((_, i) => {
     const w = whole[i];
-    if (w && acked.has(wholeRowKey(w))) done += w[2] - w[1] + 1;
-    else rest.push(ref);
+    if (!w || !acked.has(wholeRowKey(w))) return true;
+    done += w[2] - w[1] + 1;
+    return false;
   });
-  if (rest.length === 0) return { done, failed: [] };
-  const result = await general(rest);
+  const result = rest.length === 0 ? answer(unknown, { done: 0, failed: [] }) : await general(rest);
   return { done: done + result.done, failed: result.failed };
 }
 
@@ -71,21 +68,40 @@ export async function settleIn(
   action: Settlement,
   now: number,
 ): Promise<SettleResult> {
-  const result: SettleResult = { done: 0, failed: [] };
+  const { items, unknown } = verify(signer, tenantId, group, receipts, action);
+  return answer(unknown, await settleClaims(tx, group, items, now));
+}
+
+/** The receipts' claims, each checked once: this tenant's and group's, and the others as receipt_unknown. */
+function verify(signer: ReceiptSigner, tenantId: string, group: Group, receipts: ReceiptRef[], action: Settlement) {
+  const unknown: SettleResult["failed"] = [];
   const items: ClaimSettlement[] = [];
   for (const ref of receipts) {
     const c = signer.verifyRef(tenantId, ref);
-    if (!c || c.groupId !== group.id) result.failed.push({ receipt: receiptOf(ref), code: "receipt_unknown" });
+    if (!c || c.groupId !== group.id) unknown.push({ receipt: receiptOf(ref), code: "receipt_unknown" });
     else items.push({ id: receiptOf(ref), claims: c, action });
   }
-  const settled = await settleClaims(tx, group, items, now);
-  for (const f of settled.failed)
-    result.failed.push(f.offset === undefined ? { receipt: f.id, code: f.code } : { receipt: f.id, code: f.code, offset: f.offset });
-  return { done: settled.done, failed: result.failed };
+  return { items, unknown };
 }
+
+/** The answer: the unknown receipts first, then the claims that failed. */
+function answer(unknown: SettleResult["failed"], settled: { done: number; failed: ClaimFailure[] }): SettleResult {
+  const failed = [...unknown];
+  for (const f of settled.failed)
+    failed.push(f.offset === undefined ? { receipt: f.id, code: f.code } : { receipt: f.id, code: f.code, offset: f.offset });
+  return { done: settled.done, failed };
+}
+
+/** A claim that failed; `offset` says which message of a lease claim. */
+type ClaimFailure = { id: string; code: "receipt_expired"; offset?: number };
 
 /** An ack's change: one object for every offset it settles. */
 const SETTLE: OffsetChange = { settle: true };
+
+/** A claim's failure at `offset`: a lease claim names the offset, a one-message claim needs none. */
+function expired(id: string, c: ReceiptClaims, offset: number): ClaimFailure {
+  return c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset };
+}
 
 function rowHolding(rows: LeaseRow[], offset: number): LeaseRow | undefined {
   for (const r of rows) if (r.firstOffset <= offset && offset <= r.lastOffset) return r;
@@ -102,8 +118,8 @@ export async function settleClaims(
   group: Group,
   items: ClaimSettlement[],
   now: number,
-): Promise<{ done: number; failed: { id: string; code: "receipt_expired"; offset?: number }[] }> {
-  const result = { done: 0, failed: [] as { id: string; code: "receipt_expired"; offset?: number }[] };
+): Promise<{ done: number; failed: ClaimFailure[] }> {
+  const result = { done: 0, failed: [] as ClaimFailure[] };
   if (items.length === 0) return result;
   const found = await lockRowsHolding(
     tx,
@@ -140,7 +156,7 @@ export async function settleClaims(
     // The lease first: a dead-lettered message is settled in a row that keeps its last grant,
     // and a late ack of that grant must not pass for a repeated one.
     if (!row || !current || row.visibleAt <= now) {
-      result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
+      result.failed.push(expired(id, c, offset));
       return;
     }
     const perRow = changes.get(row);
@@ -148,14 +164,14 @@ export async function settleClaims(
     if (isSettledIn(row, offset) || (pending && "settle" in pending)) {
       // Repeating an ack is harmless; anything else on a settled message is too late.
       if (action.kind === "ack") result.done++;
-      else result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
+      else result.failed.push(expired(id, c, offset));
       return;
     }
     if (pending) {
       // The same receipt twice in one call: extending again is harmless (the lease is still
       // this grant's), but a nack has already ended the grant.
       if (action.kind === "extend") result.done++;
-      else result.failed.push(c.lastOffset === undefined ? { id, code: "receipt_expired" } : { id, code: "receipt_expired", offset });
+      else result.failed.push(expired(id, c, offset));
       return;
     }
     const change: OffsetChange =

@@ -376,9 +376,9 @@ function checkCount(count: number, bytesLeft: number): void {
 }
 
 /**
- * Per record of a byte range of whole batches (CRC checked unless `verifyCrc` is false), the bytes of its key, value, header
- * names and values: what a message weighs in usage, read from the length fields without decoding
- * a string or making a view.
+ * Per record of a byte range of whole batches (CRC checked unless `verifyCrc` is false), the
+ * bytes of its key, value, header names and values: what a message weighs in usage, read from
+ * the length fields without decoding a string or making a view.
  */
 export function payloadSizes(bytes: Uint8Array, options: DecodeOptions = {}): number[] {
   const sizes: number[] = [];
