@@ -10,14 +10,19 @@
  * on a server of its own, started once. Prints one JSON line per run: msgs/s and CPU µs/msg per
  * process. `--max-rate 16p-100B --messages 200000` runs the compare bench's max-rate mode of
  * that workload instead (publish, then consume: msgs/s of the consume; CPU of both), after a
- * warm-up per variant.
+ * warm-up per variant. `--publish 1p-1KiB` times the max-rate publish alone (msgs/s and CPU of
+ * the publish; each round's messages are drained untimed afterwards, so topics stay small).
  */
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { backlogDrain } from "./compare/backlog.ts";
 import { measureRun } from "./compare/measure.ts";
 import { warmUp } from "./compare/warm-up.ts";
 import { workloadsNamed } from "./compare/workloads.ts";
 import { guarded } from "./compare/guard.ts";
+import { measureCpu } from "./compare/cpu.ts";
+import { payloadFor } from "./compare/payload.ts";
+import type { SystemUnderTest, Workload } from "./compare/system.ts";
 import { reservoir, type ReservoirOptions } from "./compare/systems/reservoir.ts";
 
 const { values: args } = parseArgs({
@@ -27,6 +32,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "2" },
     variant: { type: "string", multiple: true, default: [] },
     "max-rate": { type: "string" },
+    publish: { type: "string" },
     messages: { type: "string", default: "200000" },
   },
 });
@@ -38,13 +44,19 @@ const variants = args.variant.map((v) => {
 });
 if (variants.length === 0) throw new Error("give at least one --variant name=JSON");
 const maxRate = args["max-rate"] ? workloadsNamed(args["max-rate"])[0] : undefined;
+const publishOnly = args.publish ? workloadsNamed(args.publish)[0] : undefined;
 const messages = Number(args.messages);
 try {
-  if (maxRate) for (const { sut } of variants) await warmUp(sut, maxRate, messages);
+  const warm = maxRate ?? publishOnly;
+  if (warm) for (const { sut } of variants) await warmUp(sut, warm, messages);
   for (let round = 1; round <= Number(args.rounds); round++) {
     // Alternating order: the first variant of one round is the last of the next.
     const order = round % 2 === 1 ? variants : [...variants].reverse();
     for (const { name, sut } of order) {
+      if (publishOnly) {
+        console.log(JSON.stringify({ variant: name, round, ...(await timedPublish(sut, publishOnly, messages)) }));
+        continue;
+      }
       const r = maxRate ? await measureRun(sut, maxRate, messages) : await backlogDrain(sut, Number(args.mib));
       const perMsg = Object.fromEntries(
         Object.entries(r.cpu?.seconds ?? {}).map(([p, s]) => [p, Math.round(((s as number) * 1e7) / r.messages) / 10]),
@@ -63,4 +75,28 @@ try {
   }
 } finally {
   for (const { sut } of variants) await sut.close?.();
+}
+
+/** The max-rate publish of `messages` alone: msgs/s, and CPU µs per message per process. */
+async function timedPublish(sut: SystemUnderTest, workload: Workload, messages: number) {
+  await sut.setup(workload);
+  try {
+    const cpuDone = measureCpu(sut);
+    // For a profiler: the server's pid, once the publish starts (perf record -p, or -a with a window).
+    if (process.env.BENCH_PUBLISH_MARK) writeFileSync(process.env.BENCH_PUBLISH_MARK, `${sut.serverPid?.()}\n`);
+    const t0 = performance.now();
+    await sut.publish(messages, payloadFor(workload.messageBytes));
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuDone();
+    await sut.consume(messages);
+    const perMsg = Object.fromEntries(Object.entries(cpu.seconds).map(([p, s]) => [p, Math.round((s * 1e7) / messages) / 10]));
+    return {
+      publishMsgsPerSec: Math.round(messages / seconds),
+      cpuMicrosPerMessage: Math.round((cpu.totalSeconds * 1e7) / messages) / 10,
+      perMsg,
+      serverThreads: cpu.serverThreads,
+    };
+  } finally {
+    await sut.teardown();
+  }
 }

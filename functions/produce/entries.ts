@@ -1,6 +1,6 @@
 /**
- * Turns validated messages into batcher entries: value bytes decoded once, partition chosen,
- * size limit enforced per message.
+ * Turns validated messages into batcher entries: value bytes decoded once (or taken as the body's
+ * own bytes, valueBytes), partition chosen, size limit enforced per message.
  */
 import { decodeBase64 } from "hono/utils/encode";
 import { ReservoirError } from "../../storage/errors.ts";
@@ -19,7 +19,7 @@ export function toEntries(messages: IncomingMessage[], topic: Topic, partitioner
   const arena = new Utf8Arena(messages.reduce((n, m) => n + (m.value?.length ?? 0), 0));
   return messages.map((m, i) => {
     const binary = m.valueBase64 !== undefined;
-    const value = binary ? decodeValue(m.valueBase64!, i) : arena.encode(wellFormed(m.value!, `messages.${i}.value`));
+    const value = binary ? decodeValue(m.valueBase64!, i) : (m.valueBytes ?? arena.encode(wellFormed(m.value!, `messages.${i}.value`)));
     let bytes = value.byteLength;
     if (m.key !== undefined) bytes += utf8Length(wellFormed(m.key, `messages.${i}.key`));
     if (m.headers) {

@@ -7,8 +7,10 @@ import { readBoundedBytes } from "../bounded-body.ts";
 import { ReservoirError } from "../../storage/errors.ts";
 import { isUtf8, mediaType } from "../media-type.ts";
 import { limits, MessageIn, ProduceBody } from "../schemas.ts";
+import { scanProduceBody } from "./scan-body.ts";
 
-export type IncomingMessage = z.infer<typeof MessageIn>;
+/** `valueBytes`: a `value` as its UTF-8 bytes, from the byte scan (scan-body.ts), in place of the string. */
+export type IncomingMessage = z.infer<typeof MessageIn> & { valueBytes?: Uint8Array };
 export interface ProduceRequestBody {
   messages: IncomingMessage[];
   transactionId?: string;
@@ -24,18 +26,29 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
   return format;
 }
 
-/** The body as text, refused as soon as it passes the limit (also without Content-Length). */
-export async function readBody(request: Request, maxBytes: number): Promise<string> {
+/** The body's bytes, refused as soon as they pass the limit (also without Content-Length). */
+export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () => new ReservoirError("body_too_large", `the request body exceeds the limit of ${maxBytes} bytes (8 MiB)`);
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge();
   // A declared length bounds the body (the HTTP parser reads no further): read it whole, which
   // on Node skips web streams. Only a body of unknown length is counted as it streams in.
-  if (declared >= 0 && !request.headers.has("transfer-encoding")) return request.text();
-  return new TextDecoder().decode(await readBoundedBytes(request, maxBytes, tooLarge));
+  if (declared >= 0 && !request.headers.has("transfer-encoding")) return new Uint8Array(await request.arrayBuffer());
+  return readBoundedBytes(request, maxBytes, tooLarge);
 }
 
-export function parseProduceBody(text: string, format: BodyFormat): ProduceRequestBody {
+const utf8 = new TextDecoder();
+
+/**
+ * A JSON body of printable ASCII without escapes is scanned from its bytes (scan-body.ts); any
+ * other body is decoded (malformed UTF-8 becoming U+FFFD, as Request.text() does), parsed and checked.
+ */
+export function parseProduceBody(bytes: Uint8Array, format: BodyFormat): ProduceRequestBody {
+  if (format === "json") {
+    const scanned = scanProduceBody(bytes);
+    if (scanned) return scanned;
+  }
+  const text = utf8.decode(bytes);
   let raw: unknown;
   if (format === "json") {
     raw = parseJson(text, "the request body");

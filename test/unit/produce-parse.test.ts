@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseProduceBody } from "../../functions/produce/parse.ts";
+import { type ProduceRequestBody, parseProduceBody } from "../../functions/produce/parse.ts";
+import { scanProduceBody } from "../../functions/produce/scan-body.ts";
 import { ProduceBody } from "../../functions/schemas.ts";
 import { ReservoirError } from "../../storage/errors.ts";
 
@@ -51,23 +52,152 @@ const body = fc.oneof(
   { arbitrary: anything, weight: 1 },
 );
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A parsed body with each scanned value (bytes) turned back into the string JSON.parse gives. */
+const asParsed = (body: ProduceRequestBody) => ({
+  ...body,
+  messages: body.messages.map(({ valueBytes, ...m }) => (valueBytes ? { ...m, value: decoder.decode(valueBytes) } : m)),
+});
+
+/** The schema's verdict on a JSON text: the body, or undefined when it refuses. */
+function schemaOf(text: string): ProduceRequestBody | undefined {
+  const expected = ProduceBody.safeParse(JSON.parse(text));
+  return expected.success && expected.data.messages.length > 0 ? expected.data : undefined;
+}
+
+/** The same bytes at every alignment a Uint32Array view can meet (the scan reads 4 at a time). */
+function atOffsets(bytes: Uint8Array): Uint8Array[] {
+  return [0, 1, 2, 3].map((shift) => {
+    const room = new Uint8Array(bytes.length + shift);
+    room.set(bytes, shift);
+    return room.subarray(shift);
+  });
+}
+
 describe("produce body validation", () => {
   it("gives what the schema gives: the same messages when it accepts, invalid_request when it refuses", () => {
     let accepted = 0;
+    let scanned = 0;
     fc.assert(
-      fc.property(body, (raw) => {
-        const text = JSON.stringify(raw);
-        const expected = ProduceBody.safeParse(JSON.parse(text));
-        if (expected.success && expected.data.messages.length > 0) {
-          expect(parseProduceBody(text, "json")).toEqual(expected.data);
-          accepted++;
-        } else {
-          expect(() => parseProduceBody(text, "json")).toThrow(ReservoirError);
+      fc.property(body, fc.constantFrom(undefined, 2, "\t"), (raw, indent) => {
+        const text = JSON.stringify(raw, null, indent);
+        const expected = schemaOf(text);
+        for (const bytes of atOffsets(encoder.encode(text))) {
+          if (expected) {
+            expect(asParsed(parseProduceBody(bytes, "json"))).toEqual(expected);
+            if (scanProduceBody(bytes)) scanned++;
+          } else {
+            expect(() => parseProduceBody(bytes, "json")).toThrow(ReservoirError);
+            // The byte scan never accepts what the schema refuses.
+            expect(scanProduceBody(bytes)).toBeUndefined();
+          }
         }
+        if (expected) accepted++;
       }),
       { numRuns: 3000, seed: 5 },
     );
-    // The generators must reach valid bodies often enough for the comparison to mean something.
+    // The generators must reach valid bodies often enough for the comparison to mean something,
+    // and printable ASCII bodies often enough for the byte scan to be the path compared.
     expect(accepted).toBeGreaterThan(100);
+    expect(scanned).toBeGreaterThan(100);
+  });
+
+  it("scans printable ASCII bodies from their bytes, values as views of the body", () => {
+    const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)) });
+    const plainMessage = fc
+      .record(
+        {
+          key: printable,
+          headers: fc.dictionary(printable, printable, { maxKeys: 3 }),
+          partition: fc.nat(),
+          idempotencyKey: fc.string({ minLength: 1, maxLength: 256, unit: "binary-ascii" }).filter((k) => /^[\x20-\x7e]+$/.test(k)),
+          delaySeconds: fc.nat(),
+          deliverAt: fc.nat(),
+        },
+        { requiredKeys: [] },
+      )
+      .chain((fields) =>
+        fc.oneof(
+          printable.map((value) => ({ ...fields, value })),
+          fc.base64String().map((valueBase64) => ({ ...fields, valueBase64 })),
+        ),
+      );
+    fc.assert(
+      fc.property(
+        fc.array(plainMessage, { minLength: 1, maxLength: 5 }),
+        fc.option(printable),
+        fc.constantFrom(undefined, 1, "\t"),
+        (messages, transactionId, indent) => {
+          // Without a backslash or quote in any string (JSON.stringify would escape those).
+          const raw = transactionId === null ? { messages } : { messages, transactionId };
+          const text = JSON.stringify(raw, null, indent);
+          fc.pre(!text.includes("\\"));
+          const expected = schemaOf(text);
+          fc.pre(expected !== undefined && !Object.hasOwn(expected.messages[0].headers ?? {}, "__proto__"));
+          for (const bytes of atOffsets(encoder.encode(text))) {
+            const got = scanProduceBody(bytes);
+            expect(got).toBeDefined();
+            expect(asParsed(got!)).toEqual(expected);
+            for (const m of got!.messages) if (m.valueBytes) expect(m.valueBytes.buffer).toBe(bytes.buffer);
+          }
+        },
+      ),
+      { numRuns: 2000, seed: 7 },
+    );
+  });
+
+  it("leaves to JSON.parse and the schema every body it does not plainly understand", () => {
+    const cases = [
+      '{"messages":[{"value":"a\\"b"}]}', // an escape
+      '{"messages":[{"value":"caf\u00e9"}]}', // an escape of a letter
+      '{"messages":[{"value":"café"}]}', // non-ASCII
+      '\ufeff{"messages":[{"value":"x"}]}', // a byte order mark
+      '{"messages":[{"value":"tab\there"}]}', // a raw tab inside a string: malformed
+      '{"messages":[{"value":"x","partition":1.0}]}', // 1 to JSON.parse, not a plain integer here
+      '{"messages":[{"value":"x","partition":1e0}]}',
+      '{"messages":[{"value":"x","partition":-0}]}',
+      '{"messages":[{"value":"x","partition":01}]}', // malformed
+      '{"messages":[{"value":"x","partition":1234567890123456}]}', // more digits than the scan reads
+      '{"messages":[{"value":"x","key":null}]}',
+      '{"messages":[{"value":"x","value":"y"}]}', // a repeated key: JSON.parse keeps the last
+      '{"messages":[{"value":"x","headers":{"a":"1","a":"2"}}]}',
+      '{"messages":[{"value":"x","headers":{"__proto__":"1"}}]}',
+      '{"messages":[{"value":"x","extra":1}]}',
+      '{"messages":[{"value":"x","valueBase64":"eA=="}]}',
+      '{"messages":[{}]}',
+      '{"messages":[]}',
+      '{"messages":[{"value":"x"}],"messages":[{"value":"y"}]}',
+      '{"messages":[{"value":"x"}]} trailing',
+      '{"messages":[{"value":"x"},]}',
+      '{"messages":[{"value":"x"}]',
+      '{"messages":[{"value":"x"}],"transactionId":7}',
+      '{"messages":[{"value":"x","idempotencyKey":""}]}',
+      `{"messages":[{"value":"x","idempotencyKey":"${"k".repeat(257)}"}]}`,
+      `{"messages":[${Array.from({ length: 1001 }, () => '{"value":"x"}').join(",")}]}`,
+      '{"messages":[{"value":"unterminated}]}',
+      "",
+    ];
+    for (const text of cases) {
+      const bytes = encoder.encode(text);
+      expect(scanProduceBody(bytes), text).toBeUndefined();
+      const generic = (() => {
+        try {
+          return { body: parseProduceBody(bytes, "json") };
+        } catch (error) {
+          return { code: (error as ReservoirError).code };
+        }
+      })();
+      // Whatever the generic path says is what the schema says.
+      let expected: ProduceRequestBody | undefined;
+      try {
+        expected = schemaOf(decoder.decode(bytes));
+      } catch {
+        expected = undefined;
+      }
+      if (generic.body) expect(generic.body, text).toEqual(expected);
+      else expect(generic.code, text).toMatch(/^(invalid_request|malformed_json|too_many_messages)$/);
+    }
   });
 });
