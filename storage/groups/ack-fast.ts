@@ -68,8 +68,57 @@ export async function ackWholeRows(db: Database, groupId: number, named: WholeRo
           RETURNING l.partition, l.first_offset, l.token`,
     ),
   );
-  if (settled.length > 0) await moveCursors(db, groupId, [...new Set(settled.map((r) => r.partition))]);
+  if (settled.length > 0)
+    await cursorMoves(
+      db,
+      groupId,
+      settled.map((r) => r.partition),
+    );
   return new Set(settled.map((r) => wholeRowKey([r.partition, r.first_offset, 0, Number(r.token)])));
+}
+
+/**
+ * One cursor move of a group in flight per instance (per database handle), and at most one more
+ * queued, which every ack arriving meanwhile joins: each ack's move still starts after its
+ * settle committed, and acks in a burst share one statement. Every such statement locks the
+ * position row that the group's leases lock too (skipping it if held), and two at once made
+ * each other run again (cursor_version); with one partition, a third of the leases met it held.
+ */
+interface CursorFlight {
+  /** The move to run once the one in flight ends, and the acks waiting for it. */
+  queued: { partitions: Set<number>; start: () => void; done: Promise<void> } | null;
+}
+const flights = new WeakMap<Database, Map<number, CursorFlight>>();
+
+function cursorMoves(db: Database, groupId: number, partitions: number[]): Promise<void> {
+  let groups = flights.get(db);
+  if (!groups) flights.set(db, (groups = new Map()));
+  const flight = groups.get(groupId);
+  if (!flight) {
+    const mine: CursorFlight = { queued: null };
+    groups.set(groupId, mine);
+    return fly(db, groupId, groups, mine, new Set(partitions));
+  }
+  if (!flight.queued) {
+    const queued = new Set<number>();
+    let start!: () => void;
+    const gate = new Promise<void>((resolve) => (start = resolve));
+    flight.queued = { partitions: queued, start, done: gate.then(() => fly(db, groupId, groups, flight, queued)) };
+  }
+  for (const p of partitions) flight.queued.partitions.add(p);
+  return flight.queued.done;
+}
+
+/** One move; then the flight passes to the move queued meanwhile, or ends. */
+async function fly(db: Database, groupId: number, groups: Map<number, CursorFlight>, flight: CursorFlight, partitions: Set<number>) {
+  try {
+    await moveCursors(db, groupId, [...partitions]);
+  } finally {
+    const next = flight.queued;
+    flight.queued = null;
+    if (next) next.start();
+    else groups.delete(groupId);
+  }
 }
 
 /** Statements that find a position changed since their snapshot before the cursors move the locking way. */

@@ -72,8 +72,17 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
   const start = rotation(topic.partitions);
   const end = sql`gp.frontier + ${options.max + FRESH_SCAN_WINDOW}`;
   const visibleAt = options.now + options.visibilityMs;
-  // `version` is the row locked, `seen` the one of the statement's snapshot (see
-  // lockFreshPositions): where they differ, the window was read from an older state.
+  // A position locked after a commit that changed it is its new row, while the window's
+  // subqueries read the statement's snapshot. Only state missing from the snapshot would be
+  // unsafe, and none can be where this leases, [frontier, next_offset of the snapshot): a lease
+  // writes rows below the frontier it moves to, a produce past that next_offset, a cursor move
+  // below the committed offset. Rows a seek or retention dropped may still show: then the
+  // window is not clean, and the general way reads it again (lockFreshPositions). A frontier
+  // moved back since the snapshot (a seek) goes the general way too.
+  // With one partition a lease waits for its lock rather than skipping it: there is no other
+  // partition to take, and the holder (an ack's cursor move, mostly) holds it for one statement;
+  // skipped, the receive came back empty and tried again (a quarter of the leases, one turn each).
+  // With more, it skips, so that receivers spread over the partitions (and never deadlock).
   // Window functions cannot go with FOR UPDATE, so the order is kept as columns for the next step.
   const [r] = await rows<FastResult>(
     db,
@@ -83,18 +92,17 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
         locked AS (
           SELECT gp.partition, gp.frontier, p.next_offset,
                  ${windowColumns(groupId, topicId, sql`gp.partition`, sql`gp.frontier`, end, options.now)},
-                 gp.xmin::text AS version,
-                 (SELECT g.xmin::text FROM group_partitions g WHERE g.group_id = gp.group_id AND g.partition = gp.partition) AS seen,
+                 (SELECT g.frontier FROM group_partitions g WHERE g.group_id = gp.group_id AND g.partition = gp.partition) AS seen,
                  ${positionAge(topicId, sql.raw("gp.partition"), sql.raw("gp.frontier"))} AS age,
                  (gp.partition + ${start}) % ${Math.max(1, topic.partitions)} AS turn
           FROM group_partitions gp
           JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
           WHERE NOT (SELECT found FROM due) AND ${choosePartitions(groupId, topicId, topic.partitions, "frontier", { budget: options.max }, start)}
           ORDER BY ${partitionOrder(topicId, topic.partitions, "frontier", start)}
-          FOR UPDATE OF gp SKIP LOCKED),
+          FOR UPDATE OF gp ${topic.partitions === 1 ? sql`` : sql`SKIP LOCKED`}),
         clean AS (
           SELECT partition, frontier, next_offset, row_number() OVER (ORDER BY age NULLS FIRST, turn) AS nth FROM locked
-          WHERE version = seen AND delayed IS NULL AND covered IS NULL),
+          WHERE frontier >= seen AND delayed IS NULL AND covered IS NULL),
         planned AS (
           SELECT partition, frontier AS first_offset,
                  frontier + LEAST(next_offset - frontier, GREATEST(0, ${options.max} - COALESCE(sum(next_offset - frontier)

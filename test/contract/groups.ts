@@ -1567,6 +1567,34 @@ export function groupsSuite(name: string, startTarget: () => Promise<ContractTar
         }
       });
 
+      it("receivers of one partition at once, beside acks, each get messages while messages remain (none comes back empty)", async () => {
+        const { topic, group } = await topicWithGroup(tenant.client, { partitions: 1 });
+        await produce(
+          tenant.client,
+          topic,
+          Array.from({ length: 200 }, (_, i) => ({ value: `m-${i}` })),
+        );
+        const seen = new Set<string>();
+        for (let round = 0; round < 4; round++) {
+          // Acks of the last round's leases go in at the same time as this round's receives: each
+          // moves the partition's committed offset, which holds its position for a statement.
+          const earlier = await receive(tenant.client, topic, group, { max: 10, waitMs: 0 });
+          expect(earlier).toHaveLength(10);
+          const results = await Promise.all([
+            ...Array.from({ length: 4 }, () => receive(tenant.client, topic, group, { max: 5, waitMs: 0 })),
+            ...earlier.map((m) => settle(tenant.client, topic, group, "ack", { receipts: [m.receipt] })),
+          ]);
+          const batches = results.slice(0, 4) as Received[][];
+          for (const batch of batches) expect(batch.map(id), `round ${round}: a receive of 5 with 200 messages there`).toHaveLength(5);
+          for (const r of results.slice(4) as SettleResult[]) expect(r).toEqual({ acked: 1, failed: [] });
+          for (const m of [...earlier, ...batches.flat()]) {
+            expect(seen.has(id(m)), `${id(m)} delivered once`).toBe(false);
+            seen.add(id(m));
+          }
+        }
+        expect(seen.size).toBe(4 * 30);
+      });
+
       it("four workers receiving, acking and nacking concurrently: every message ends acked once or dead-lettered once", async () => {
         const partitions = 4;
         const total = 80;
