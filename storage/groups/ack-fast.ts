@@ -92,7 +92,10 @@ const flights = new WeakMap<Database, Map<number, CursorFlight>>();
 
 function cursorMoves(db: Database, groupId: number, partitions: number[]): Promise<void> {
   let groups = flights.get(db);
-  if (!groups) flights.set(db, (groups = new Map()));
+  if (!groups) {
+    groups = new Map();
+    flights.set(db, groups);
+  }
   const flight = groups.get(groupId);
   if (!flight) {
     const mine: CursorFlight = { queued: null };
