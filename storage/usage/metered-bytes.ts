@@ -27,38 +27,36 @@ export function outgoingChunks(
   let bytesOut = 0;
   for (const chunk of chunks) {
     const last = chunk.baseOffset + chunk.count - 1;
-    const weightOf = chunkWeights(chunk);
+    // Every chunk, whether a run takes from it or not: reading its records here is also what
+    // checks the CRC of a chunk from the store before it goes out.
+    const weights = chunkWeights(chunk);
     for (const run of runs) {
       if (run.partition !== chunk.partition) continue;
-      for (let o = Math.max(run.from, chunk.baseOffset); o <= Math.min(run.to, last); o++) {
-        const weight = weightOf(chunk.skip + o - chunk.baseOffset);
-        if (weight === undefined) {
-          throw new ReservoirError("internal_error", `index row at offset ${chunk.baseOffset} names records its batch lacks`);
-        }
-        messagesOut++;
-        bytesOut += weight;
+      const from = Math.max(run.from, chunk.baseOffset);
+      const to = Math.min(run.to, last);
+      if (from > to) continue;
+      // Record indexes within the stored batches: the chunk's first `skip` records precede its base offset.
+      const end = chunk.skip + to - chunk.baseOffset;
+      if (end >= weights.length) {
+        throw new ReservoirError("internal_error", `index row at offset ${chunk.baseOffset} names records its batch lacks`);
       }
+      for (let i = chunk.skip + from - chunk.baseOffset; i <= end; i++) bytesOut += weights[i];
+      messagesOut += to - from + 1;
     }
   }
   return { messagesOut, bytesOut };
 }
 
-/** The weight of each record of a chunk by its index; the index's own headers need the records decoded. */
-function chunkWeights(chunk: StoredChunk): (i: number) => number | undefined {
+/** The weight of each record of a chunk, by its index; the index's own headers need the records decoded. */
+function chunkWeights(chunk: StoredChunk): ArrayLike<number> {
   try {
-    return weights(chunk);
+    // Bytes from the store are checked against their CRC before they go out; the batcher's own are not.
+    if (!chunk.headers) return payloadSizes(chunk.bytes, { verifyCrc: !chunk.written });
+    const extra = chunk.headers;
+    return decodeBatches(chunk.bytes)
+      .flatMap((b) => b.records)
+      .map((r) => meteredBytes({ ...r, headers: { ...r.headers, ...extra } }));
   } catch (error) {
     throw new ReservoirError("internal_error", `a stored batch at offset ${chunk.baseOffset} is corrupt`, {}, { cause: error });
   }
-}
-
-function weights(chunk: StoredChunk): (i: number) => number | undefined {
-  if (!chunk.headers) {
-    // Bytes from the store are checked against their CRC before they go out; the batcher's own are not.
-    const sizes = payloadSizes(chunk.bytes, { verifyCrc: !chunk.written });
-    return (i) => sizes[i];
-  }
-  const extra = chunk.headers;
-  const records = decodeBatches(chunk.bytes).flatMap((b) => b.records);
-  return (i) => (records[i] ? meteredBytes({ ...records[i], headers: { ...records[i].headers, ...extra } }) : undefined);
 }
