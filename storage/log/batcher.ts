@@ -286,8 +286,10 @@ interface Group {
   transactionId?: string;
   entries: ProduceEntry[];
   positions: number[];
-  /** Its run's index, once the runs are ordered. */
+  /** Its first run's index, once the runs are ordered... */
   run: number;
+  /** ...and where each of its runs (stored batches) starts among its entries. */
+  runStarts: number[];
 }
 
 /**
@@ -329,6 +331,7 @@ function encode(batch: Batch) {
             entries: [],
             positions: [],
             run: 0,
+            runStarts: [],
           };
           groups.set(k, group);
         }
@@ -347,46 +350,85 @@ function encode(batch: Batch) {
   });
   const order = [...groups.keys()].sort();
   const writer = new SegmentWriter();
-  const runs: CommitRun[] = order.map((k, r) => {
+  const runs: CommitRun[] = [];
+  for (const k of order) {
     const group = groups.get(k)!;
-    group.run = r;
+    group.run = runs.length;
     const { entries } = group;
-    const n = entries.length;
-    const records = new Array<SegmentRecord>(n);
-    const timestamps = new Array<number>(n);
-    const idempotencyKeys = new Array<string | undefined>(n);
-    const deliverAt = new Array<number | undefined>(n);
-    const usageBytes = new Array<number>(n);
-    for (let i = 0; i < n; i++) {
-      const e = entries[i];
-      records[i] = e.record;
-      timestamps[i] = e.record.timestamp;
-      idempotencyKeys[i] = e.idempotencyKey;
-      deliverAt[i] = e.deliverAt;
-      usageBytes[i] = e.usageBytes ?? meteredBytes(e.record);
+    for (let start = 0; start < entries.length; ) {
+      const end = batchEnd(entries, start);
+      group.runStarts.push(start);
+      runs.push(encodeRun(writer, group, start, end));
+      start = end;
     }
-    const { byteOffset, byteLength } = writer.appendBatch(String(group.topicId), group.partition, records);
-    return {
-      topicId: group.topicId,
-      partition: group.partition,
-      byteOffset,
-      byteLength,
-      timestamps,
-      idempotencyKeys,
-      deliverAt,
-      usageBytes,
-      ...(group.transactionId !== undefined && { transactionId: group.transactionId, positions: group.positions }),
-    };
-  });
+  }
   return { segment: writer.finish(), runs, placement };
+}
+
+/**
+ * Records of one stored batch, at most. A receive answered in batches sends whole stored batches,
+ * the first and last with records outside what it leased (and every answer decodes them): with
+ * one batch per partition per flush, a flush of 4,400 messages to one partition was one batch, and
+ * a receive of 1,000 sent and decoded up to all of it. Each batch gets an index row of its own.
+ */
+export const MAX_BATCH_RECORDS = 256;
+/** Bytes of one stored batch, at most (a batch holds at least one record, however large). */
+export const MAX_BATCH_BYTES = 256 * 1024;
+
+/** The end (exclusive) of the batch starting at entries[start]. */
+function batchEnd(entries: ProduceEntry[], start: number): number {
+  let end = start;
+  let bytes = 0;
+  while (end < entries.length && end - start < MAX_BATCH_RECORDS) {
+    bytes += entries[end].bytes;
+    if (bytes > MAX_BATCH_BYTES && end > start) break;
+    end++;
+  }
+  return end;
+}
+
+/** Entries [start, end) of a group as one batch of the segment, and its run for the commit. */
+function encodeRun(writer: SegmentWriter, group: Group, start: number, end: number): CommitRun {
+  const n = end - start;
+  const records = new Array<SegmentRecord>(n);
+  const timestamps = new Array<number>(n);
+  const idempotencyKeys = new Array<string | undefined>(n);
+  const deliverAt = new Array<number | undefined>(n);
+  const usageBytes = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const e = group.entries[start + i];
+    records[i] = e.record;
+    timestamps[i] = e.record.timestamp;
+    idempotencyKeys[i] = e.idempotencyKey;
+    deliverAt[i] = e.deliverAt;
+    usageBytes[i] = e.usageBytes ?? meteredBytes(e.record);
+  }
+  const { byteOffset, byteLength } = writer.appendBatch(String(group.topicId), group.partition, records);
+  return {
+    topicId: group.topicId,
+    partition: group.partition,
+    byteOffset,
+    byteLength,
+    timestamps,
+    idempotencyKeys,
+    deliverAt,
+    usageBytes,
+    ...(group.transactionId !== undefined && { transactionId: group.transactionId, positions: group.positions.slice(start, end) }),
+  };
 }
 
 /** A request's offsets in entry order, from its spans; null where a record's topic is gone. */
 function offsetsOf(spans: Span[], entries: number, result: (AssignedOffset | null)[][]): (AssignedOffset | null)[] {
   const offsets = new Array<AssignedOffset | null>(entries);
   for (const { group, from, start, count } of spans) {
-    const run = result[group.run];
-    for (let k = 0; k < count; k++) offsets[from + k] = run[start + k];
+    const { runStarts } = group;
+    // The run holding the span's first record, then the next one at each run start.
+    let r = 0;
+    while (r + 1 < runStarts.length && runStarts[r + 1] <= start) r++;
+    for (let k = start; k < start + count; k++) {
+      if (r + 1 < runStarts.length && runStarts[r + 1] === k) r++;
+      offsets[from + k - start] = result[group.run + r][k - runStarts[r]];
+    }
   }
   return offsets;
 }

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
+import { Batcher, MAX_BATCH_RECORDS, type ProduceEntry } from "../../storage/log/batcher.ts";
 import { BatchCache } from "../../storage/log/batch-cache.ts";
 import { partitionBounds, readFrom } from "../../storage/log/reader.ts";
 import { rows, type Database } from "../../storage/metadata/db.ts";
@@ -191,5 +191,33 @@ describe("Batcher", () => {
     ]);
     expect(lost.status === "rejected" && lost.reason.code).toBe("topic_not_found");
     expect(kept.status).toBe("fulfilled");
+  });
+
+  it("stores a partition's records of one flush in batches of at most MAX_BATCH_RECORDS, each indexed, offsets in request order", async () => {
+    const store = new MemoryObjectStore();
+    const batcher = new Batcher({ lingerMs: 20 });
+    const io = { db, store };
+    const topic = (await ensureTopic(db, tenantId, "bulk", { partitions: 2, retentionHours: 1, retentionBytes: null })).topic;
+    // Two requests into partition 0 (400 and 300 records) around one into partition 1.
+    const first = Array.from({ length: 400 }, (_, i) => entry(topic, 0, `a${i}`));
+    const other = Array.from({ length: 10 }, (_, i) => entry(topic, 1, `o${i}`));
+    const second = Array.from({ length: 300 }, (_, i) => entry(topic, 0, `b${i}`));
+    const [a, o, b] = await Promise.all([io, io, io].map((x, k) => batcher.submit(tenantId, [first, other, second][k], x)));
+    expect(batcher.stats.flushes).toBe(1);
+    expect(a).toEqual(first.map((_, i) => ({ partition: 0, offset: i })));
+    expect(o).toEqual(other.map((_, i) => ({ partition: 1, offset: i })));
+    expect(b).toEqual(second.map((_, i) => ({ partition: 0, offset: 400 + i })));
+    const index = await rows<{ base_offset: number; last_offset: number }>(
+      db,
+      sql`SELECT base_offset::int, last_offset::int FROM segment_index WHERE topic_id = ${topic.id} AND partition = 0 ORDER BY base_offset`,
+    );
+    expect(index.map((r) => [r.base_offset, r.last_offset])).toEqual([
+      [0, MAX_BATCH_RECORDS - 1],
+      [MAX_BATCH_RECORDS, 2 * MAX_BATCH_RECORDS - 1],
+      [2 * MAX_BATCH_RECORDS, 699],
+    ]);
+    const stored = await values(topic, 0, store);
+    expect(stored.map(([, v]) => v)).toEqual([...first.map((_, i) => `a${i}`), ...second.map((_, i) => `b${i}`)]);
+    expect(stored.map(([offset]) => offset)).toEqual(Array.from({ length: 700 }, (_, i) => i));
   });
 });
