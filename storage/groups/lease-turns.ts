@@ -1,9 +1,12 @@
 /**
  * Turns for a group's lease transactions within one instance: at most as many at once as the
- * topic has partitions. A lease locks the partitions it takes and skips those another holds, so
- * receivers beyond that number could only find every partition held and come back empty, each
- * empty attempt a transaction of its own (with one partition and four consumers, about one empty
- * transaction per lease: docs/benchmarks.md). Waiting here costs no statement. Only where one
+ * topic has partitions. A lease locks the partitions it takes and (with more than one) skips
+ * those another holds, so receivers beyond that number could only find every partition held and
+ * come back empty, each empty attempt a transaction of its own (with one partition and four
+ * consumers, about one empty transaction per lease: docs/benchmarks.md). With one partition the
+ * one-statement lease now waits for the lock instead; the turn still keeps the general way's
+ * transactions from skipping it (without turns, the same run measured no difference). Waiting
+ * here costs no statement. Only where one
  * request may wait on another's I/O (a Node process; not a Worker isolate, where a cancelled
  * request would never hand its turn on).
  */
