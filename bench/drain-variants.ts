@@ -20,7 +20,7 @@ import { measureRun } from "./compare/measure.ts";
 import { warmUp } from "./compare/warm-up.ts";
 import { workloadsNamed } from "./compare/workloads.ts";
 import { guarded } from "./compare/guard.ts";
-import { measureCpu } from "./compare/cpu.ts";
+import { cpuMicrosPerMessage, measureCpu } from "./compare/cpu.ts";
 import { payloadFor } from "./compare/payload.ts";
 import type { SystemUnderTest, Workload } from "./compare/system.ts";
 import { reservoir, type ReservoirOptions } from "./compare/systems/reservoir.ts";
@@ -58,9 +58,7 @@ try {
         continue;
       }
       const r = maxRate ? await measureRun(sut, maxRate, messages) : await backlogDrain(sut, Number(args.mib));
-      const perMsg = Object.fromEntries(
-        Object.entries(r.cpu?.seconds ?? {}).map(([p, s]) => [p, Math.round(((s as number) * 1e7) / r.messages) / 10]),
-      );
+      const perMsg = microsPerMessage(r.cpu?.seconds ?? {}, r.messages);
       console.log(
         JSON.stringify({
           variant: name,
@@ -89,14 +87,18 @@ async function timedPublish(sut: SystemUnderTest, workload: Workload, messages: 
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuDone();
     await sut.consume(messages);
-    const perMsg = Object.fromEntries(Object.entries(cpu.seconds).map(([p, s]) => [p, Math.round((s * 1e7) / messages) / 10]));
     return {
       publishMsgsPerSec: Math.round(messages / seconds),
-      cpuMicrosPerMessage: Math.round((cpu.totalSeconds * 1e7) / messages) / 10,
-      perMsg,
+      cpuMicrosPerMessage: cpuMicrosPerMessage(cpu, messages),
+      perMsg: microsPerMessage(cpu.seconds, messages),
       serverThreads: cpu.serverThreads,
     };
   } finally {
     await sut.teardown();
   }
+}
+
+/** CPU µs per message of each process, to a tenth. */
+function microsPerMessage(seconds: Record<string, number>, messages: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(seconds).map(([p, s]) => [p, Math.round((s * 1e7) / messages) / 10]));
 }

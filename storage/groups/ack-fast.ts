@@ -81,8 +81,8 @@ export async function ackWholeRows(db: Database, groupId: number, named: WholeRo
  * One cursor move of a group in flight per instance (per database handle), and at most one more
  * queued, which every ack arriving meanwhile joins: each ack's move still starts after its
  * settle committed, and acks in a burst share one statement. Every such statement locks the
- * position row that the group's leases lock too (skipping it if held), and two at once made
- * each other run again (cursor_version); with one partition, a third of the leases met it held.
+ * position row that the group's leases lock too, and two at once made each other run again
+ * (cursor_version): with one partition, 12–19 reruns a second (docs/benchmarks.md, session 10).
  */
 interface CursorFlight {
   /** The move to run once the one in flight ends, and the acks waiting for it. */
