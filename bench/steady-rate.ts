@@ -4,7 +4,7 @@
  * peers and the max-rate runs: a warm-up, then `--rounds` fixed-rate runs per workload.
  *
  *   node --import tsx bench/steady-rate.ts --stack postgres-s3 --workloads 16p-1KiB --rate 5000 --messages 10000 --rounds 3
- *        [--root DIR] [--env NAME=VALUE]... [--cpu-prof DIR]
+ *        [--root DIR] [--env NAME=VALUE]... [--cpu-prof DIR] [--node-arg FLAG]...
  *
  * --root DIR runs the server from another source tree; --format raw receives raw answers (a tree
  * from before answers in batches).
@@ -31,13 +31,15 @@ const { values: args } = parseArgs({
     env: { type: "string", multiple: true, default: [] },
     root: { type: "string" },
     "cpu-prof": { type: "string" },
+    "node-arg": { type: "string", multiple: true, default: [] },
     format: { type: "string", default: "batches" },
   },
 });
 const stack = args.stack as "postgres-s3" | "embedded";
 const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string, string]));
 // --cpu-prof DIR: the server writes a V8 CPU profile there on exit (bench/lib/cpuprofile.ts reads it).
-const nodeArgs = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
+// --node-arg FLAG (repeatable): another flag for the server's Node (e.g. --perf-basic-prof for perf).
+const nodeArgs = [...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []), ...args["node-arg"]];
 const sut = guarded(reservoir({ stack, env, root: args.root, nodeArgs, format: args.format as "batches" | "raw" }));
 const rate = Number(args.rate);
 const messages = Number(args.messages);
@@ -64,6 +66,8 @@ try {
           e2eP99: r.endToEnd!.p99Ms,
           putP50: put,
           commitP50: commit,
+          requestP50: r.produceOverhead?.requestP50Ms,
+          serverWaitP50: r.produceOverhead?.serverWaitP50Ms,
           produceBound: bound,
           produceMet: produce <= bound,
           e2eBound: round(2 * produce),

@@ -47,6 +47,11 @@ export interface Runtime extends SharedState {
   lifecycle: LifecycleSettings;
   /** The request whose code runs now, for the deadline's "waiting on" (absent: not labelled). */
   scope?: RequestScope;
+  /**
+   * A body of declared length read by the runtime itself, with fewer copies than through the
+   * Request (Node: runtime/node/declared-body.ts); undefined, or absent: read through the Request.
+   */
+  declaredBody?: (request: Request, length: number) => Promise<Uint8Array> | undefined;
 }
 
 /** How the app starts webhook delivery; each runtime does it its own way. */

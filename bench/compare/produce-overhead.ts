@@ -23,17 +23,16 @@ export interface ProduceOverhead {
   /** p50s of the same PUTs and commits (issue 15's steady-rate target is stated in p50s). */
   putP50Ms?: number | null;
   commitP50Ms?: number | null;
+  /** p50s of the request round trips and of the server's wait (where a steady-rate p50 goes). */
+  requestP50Ms?: number | null;
+  serverWaitP50Ms?: number | null;
 }
 
 export function produceOverhead(before: ServerLatency, after: ServerLatency, requestLatenciesMs: number[]): ProduceOverhead {
   const p99 = (name: keyof ServerLatency) => histogramPercentile(histogramDelta(before[name], after[name]), 99);
   const p50 = (name: keyof ServerLatency) => histogramPercentile(histogramDelta(before[name], after[name]), 50);
-  const request = requestLatenciesMs.length
-    ? percentile(
-        requestLatenciesMs.slice().sort((a, b) => a - b),
-        99,
-      )
-    : null;
+  const sorted = requestLatenciesMs.slice().sort((a, b) => a - b);
+  const request = sorted.length ? percentile(sorted, 99) : null;
   const put = p99("putMs");
   const commit = p99("commitMs");
   const wait = p99("produceWaitMs");
@@ -46,5 +45,7 @@ export function produceOverhead(before: ServerLatency, after: ServerLatency, req
     serverWaitP99Ms: r(wait),
     putP50Ms: r(p50("putMs")),
     commitP50Ms: r(p50("commitMs")),
+    requestP50Ms: sorted.length ? r(percentile(sorted, 50)) : null,
+    serverWaitP50Ms: r(p50("produceWaitMs")),
   };
 }

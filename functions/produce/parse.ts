@@ -8,6 +8,7 @@ import { ReservoirError } from "../../storage/errors.ts";
 import { isUtf8, mediaType } from "../media-type.ts";
 import { limits, MessageIn, ProduceBody } from "../schemas.ts";
 import { scanProduceBody } from "./scan-body.ts";
+import type { Runtime } from "../runtime.ts";
 
 /** `valueBytes`: a `value` as its UTF-8 bytes, from the byte scan (scan-body.ts), in place of the string. */
 export type IncomingMessage = z.infer<typeof MessageIn> & { valueBytes?: Uint8Array };
@@ -27,13 +28,15 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
 }
 
 /** The body's bytes, refused as soon as they pass the limit (also without Content-Length). */
-export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+export async function readBody(request: Request, maxBytes: number, declaredBody?: Runtime["declaredBody"]): Promise<Uint8Array> {
   const tooLarge = () => new ReservoirError("body_too_large", `the request body exceeds the limit of ${maxBytes} bytes (8 MiB)`);
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge();
   // A declared length bounds the body (the HTTP parser reads no further): read it whole, which
   // on Node skips web streams. Only a body of unknown length is counted as it streams in.
-  if (declared >= 0 && !request.headers.has("transfer-encoding")) return new Uint8Array(await request.arrayBuffer());
+  if (declared >= 0 && !request.headers.has("transfer-encoding")) {
+    return (await declaredBody?.(request, declared)) ?? new Uint8Array(await request.arrayBuffer());
+  }
   return readBoundedBytes(request, maxBytes, tooLarge);
 }
 

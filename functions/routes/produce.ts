@@ -63,7 +63,7 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const parsedName = TopicParams.shape.topic.safeParse(name);
     if (!parsedName.success) throw new ReservoirError("invalid_name", `'${name}' is not a valid topic name`);
     const format = bodyFormat(c.req.header("content-type"));
-    const body = parseProduceBody(await readBody(c.req.raw, limits.produceBodyBytes), format);
+    const body = parseProduceBody(await readBody(c.req.raw, limits.produceBodyBytes, c.env.declaredBody), format);
     // Of a message only the idempotency key reaches SQL; key, value and headers are segment bytes.
     body.messages.forEach((m, i) => {
       if (m.idempotencyKey !== undefined) refuseUnstorableText(m.idempotencyKey, `messages.${i}.idempotencyKey`);

@@ -148,6 +148,28 @@ describe("produce body validation", () => {
     );
   });
 
+  it("finds the end of a long value, and every byte it must leave to the generic path, wherever it falls", () => {
+    // The scan reads several words at a step: each length up to 70, with the byte that stops it
+    // at each position and each alignment, so that every position in a step is met.
+    const stoppers = [0x5c, 0x09, 0x00, 0x1f, 0x80, 0xc3, 0xff];
+    for (let length = 0; length <= 70; length++) {
+      const value = Array.from({ length }, (_, i) => String.fromCharCode(0x20 + ((i * 7) % 95)).replace(/["\\]/g, "a")).join("");
+      for (const bytes of atOffsets(encoder.encode(`{"messages":[{"value":"${value}","key":"k"}]}`))) {
+        const got = scanProduceBody(bytes);
+        expect(got && decoder.decode(got.messages[0].valueBytes), `length ${length}`).toBe(value);
+        expect(got?.messages[0].key).toBe("k");
+      }
+      for (let at = 0; at < length; at++) {
+        for (const stopper of stoppers) {
+          const text = encoder.encode(`{"messages":[{"value":"${value}"}]}`);
+          const valueAt = text.indexOf(0x3a, 12) + 2;
+          text[valueAt + at] = stopper;
+          for (const bytes of atOffsets(text)) expect(scanProduceBody(bytes), `length ${length}, byte ${stopper} at ${at}`).toBeUndefined();
+        }
+      }
+    }
+  });
+
   it("leaves to JSON.parse and the schema every body it does not plainly understand", () => {
     const cases = [
       '{"messages":[{"value":"a\\"b"}]}', // an escape

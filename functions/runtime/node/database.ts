@@ -12,6 +12,7 @@ import { translateFailures, type Database } from "../../../storage/metadata/db.t
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
 import { guardPostgresWrites } from "./postgres-write-guard.ts";
 import { statementsFirst } from "./statements-first.ts";
+import { countingLogger, countTransactions } from "../statement-count.ts";
 
 export interface NodeDatabase {
   db: Database;
@@ -39,13 +40,12 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
       // #1223; test/reliability/postgres-connection-drop.test.ts).
       fetch_types: false,
       onnotice: () => {},
-      debug: () => void counters.dbStatements++,
     });
     const listen: Listen = async (channel, onPayload) => {
       const { unlisten } = await sql.listen(channel, onPayload);
       return unlisten;
     };
-    const db = preparedStatements(drizzle(sql) as unknown as Database);
+    const db = countTransactions(preparedStatements(drizzle(sql, countingLogger(counters)) as unknown as Database), counters);
     return { db: translateFailures(db), close: () => sql.end(), kind: "postgres", listen };
   }
   return openEmbedded(config, counters);
@@ -132,7 +132,6 @@ async function openEmbedded(config: Config, counters: { dbStatements: number }):
     types: postgresJsTypes,
     fetch_types: false,
     onnotice: () => {},
-    debug: () => void counters.dbStatements++,
   });
   const close = async () => {
     closing = true;
@@ -143,7 +142,9 @@ async function openEmbedded(config: Config, counters: { dbStatements: number }):
     await worker.terminate();
   };
   return {
-    db: translateFailures(preparedStatements(drizzle(statementsFirst(sql)) as unknown as Database)),
+    db: translateFailures(
+      countTransactions(preparedStatements(drizzle(statementsFirst(sql), countingLogger(counters)) as unknown as Database), counters),
+    ),
     close,
     kind: `embedded PGlite (${dir}, on a thread of its own)`,
     // One connection: LISTEN would need a second. The dispatcher hears this instance's commits

@@ -36,6 +36,7 @@ import { describeError } from "../../../storage/errors.ts";
 import { usageUpkeep } from "../../../storage/usage/rollup.ts";
 import { createInstruments } from "../../metrics/instruments.ts";
 import { promRegistry } from "../prom-registry.ts";
+import { declaredBodies } from "./declared-body.ts";
 
 /** How often each Node instance rolls usage deltas up and samples storage (API.md: hourly storage samples). */
 const USAGE_UPKEEP_MS = 60_000;
@@ -139,6 +140,7 @@ export async function main(env = process.env): Promise<void> {
   upkeep();
   const upkeepTimer = setInterval(upkeep, USAGE_UPKEEP_MS);
   upkeepTimer.unref();
+  const bodies = declaredBodies();
   const runtime: Runtime = {
     ...shared,
     db: database.db,
@@ -154,13 +156,20 @@ export async function main(env = process.env): Promise<void> {
     guard,
     push: dispatch.push,
     lifecycle: { graceSeconds: config.gcGraceSeconds, compactionTargetBytes: config.compactionTargetBytes },
+    declaredBody: bodies.read,
   };
   const maintenance = startMaintenanceTimer({ db: database.db, store, now: () => Date.now() }, runtime.lifecycle, config);
   const app = createApp();
-  const listener = getRequestListener((request) => app.fetch(request, runtime), {
-    hostname: config.host,
-    errorHandler: requestError,
-  });
+  const listener = getRequestListener(
+    (request, { incoming }) => {
+      bodies.track(request, incoming);
+      return app.fetch(request, runtime);
+    },
+    {
+      hostname: config.host,
+      errorHandler: requestError,
+    },
+  );
   const server = createServer(listener);
   answerParserErrors(server);
   server.listen(config.port, config.host, () => {

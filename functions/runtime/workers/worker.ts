@@ -94,6 +94,7 @@ import { sweepTransactions } from "../../transactions/check-back.ts";
 import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
 import { createInstruments } from "../../metrics/instruments.ts";
 import { promRegistry } from "../prom-registry.ts";
+import { countingLogger, countTransactions } from "../statement-count.ts";
 
 /** A Hyperdrive binding (only the part used here). */
 interface Hyperdrive {
@@ -259,10 +260,9 @@ function openDatabase(url: string): { db: Database; done(): Promise<void> } {
     // postgres.js describes every parameterised statement new to a connection first either way.
     connect_timeout: 10,
     onnotice: () => {},
-    debug: () => void counters.dbStatements++,
   });
   return {
-    db: translateFailures(drizzle(sql) as unknown as Database),
+    db: translateFailures(countTransactions(drizzle(sql, countingLogger(counters)) as unknown as Database, counters)),
     async done() {
       await sql.end({ timeout: 5 });
     },
