@@ -61,7 +61,30 @@ export async function partitionBounds(db: Database, topicId: number, partition: 
 
 /** The index rows holding up to `limit` messages of one partition from `offset` on, in offset order. */
 async function indexRows(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<IndexRow[]> {
-  const found = await io.db
+  const found = await indexRowsQuery(io.db).execute({ topicId, partition, offset, limit });
+  const wanted: IndexRow[] = [];
+  let count = 0;
+  for (const row of found) {
+    if (count >= limit) break;
+    wanted.push(row);
+    count += row.lastOffset - Math.max(row.baseOffset, offset) + 1;
+  }
+  return wanted;
+}
+
+interface IndexRowsQuery {
+  execute(values: { topicId: number; partition: number; offset: number; limit: number }): Promise<IndexRow[]>;
+}
+
+// Built once per database handle (a transaction's handle builds its own): building the select
+// took longer than running it, 50–100 µs per read, and a receive reads once per partition.
+const preparedIndexRows = new WeakMap<Queryable, IndexRowsQuery>();
+
+function indexRowsQuery(db: Queryable): IndexRowsQuery {
+  let query = preparedIndexRows.get(db);
+  if (query) return query;
+  const [topicId, partition, offset] = [sql.placeholder("topicId"), sql.placeholder("partition"), sql.placeholder("offset")];
+  query = db
     .select({
       baseOffset: segmentIndex.baseOffset,
       lastOffset: segmentIndex.lastOffset,
@@ -92,15 +115,10 @@ async function indexRows(io: ReadIo, topicId: number, partition: number, offset:
       ),
     )
     .orderBy(asc(segmentIndex.baseOffset))
-    .limit(limit);
-  const wanted: IndexRow[] = [];
-  let count = 0;
-  for (const row of found) {
-    if (count >= limit) break;
-    wanted.push(row);
-    count += row.lastOffset - Math.max(row.baseOffset, offset) + 1;
-  }
-  return wanted;
+    .limit(sql.placeholder("limit"))
+    .prepare("reservoir_index_rows") as unknown as IndexRowsQuery;
+  preparedIndexRows.set(db, query);
+  return query;
 }
 
 /** Up to `limit` messages of one partition from `offset` on, in offset order. */

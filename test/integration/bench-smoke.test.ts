@@ -93,7 +93,9 @@ describe("npm run bench on a tiny workload", () => {
         "overheadP99Ms",
         "putP50Ms",
         "putP99Ms",
+        "requestP50Ms",
         "requestP99Ms",
+        "serverWaitP50Ms",
         "serverWaitP99Ms",
       ]);
       const o = r.produceOverhead;
@@ -103,6 +105,10 @@ describe("npm run bench on a tiny workload", () => {
       expect(o.putP50Ms).toBeGreaterThan(0);
       expect(o.putP50Ms).toBeLessThanOrEqual(o.putP99Ms);
       expect(o.commitP50Ms).toBeLessThanOrEqual(o.commitP99Ms);
+      expect(o.requestP50Ms).toBeGreaterThan(0);
+      expect(o.requestP50Ms).toBeLessThanOrEqual(o.requestP99Ms);
+      expect(o.serverWaitP50Ms).toBeGreaterThan(0);
+      expect(o.serverWaitP50Ms).toBeLessThanOrEqual(o.serverWaitP99Ms);
       expect(o.overheadP99Ms).toBeCloseTo(o.requestP99Ms - (o.putP99Ms + o.commitP99Ms), 1);
       expect(Object.keys(r.cpu.seconds)).toContain("server");
     }
