@@ -5,9 +5,8 @@
 // counting the decoded records, and every message still reads back (from the object store).
 // The messages are fixed (no randomness): message i of request r is `r-i` padded to 200 bytes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, type Api } from "../support/http.ts";
-import { startNodeServer, type NodeServer } from "../support/node-server.ts";
-import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
+import type { Api } from "../support/http.ts";
+import { serverWithTenant, type TenantServer } from "../support/tenant-server.ts";
 
 const BOUND = 512 * 1024;
 const REQUESTS = 30;
@@ -22,24 +21,16 @@ function gauge(text: string, name: string): number {
 }
 
 describe("the read cache on a Node server (RESERVOIR_READ_CACHE_BYTES)", () => {
-  let db: FreshDatabase;
-  let server: NodeServer;
+  let started: TenantServer;
   let admin: Api;
   let client: Api;
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    server = await startNodeServer({ env: { DATABASE_URL: db.url, RESERVOIR_READ_CACHE_BYTES: String(BOUND) }, label: "read-cache" });
-    admin = api(server.baseUrl, server.adminToken);
-    const tenant = await admin.post("/v1/admin/tenants", { name: "read-cache" });
-    client = api(server.baseUrl, tenant.body.apiKey);
-    await client.put("/v1/topics/t", { partitions: 1 });
+    started = await serverWithTenant({ label: "read-cache", env: { RESERVOIR_READ_CACHE_BYTES: String(BOUND) } });
+    ({ admin, client } = started);
   }, 120_000);
 
-  afterAll(async () => {
-    await server?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => started?.stop(), 60_000);
 
   it("stays within its bound, counting decoded messages, and what it dropped reads back", async () => {
     for (let r = 0; r < REQUESTS; r++) {
