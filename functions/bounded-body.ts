@@ -4,6 +4,8 @@
  * the SQS endpoint, which must answer in SQS's error shape).
  */
 
+import { ReservoirError } from "../storage/errors.ts";
+
 /** The body's bytes; `tooLarge()` is thrown when it passes `maxBytes`. */
 export async function readBoundedBytes(request: Request, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
@@ -13,7 +15,10 @@ export async function readBoundedBytes(request: Request, maxBytes: number, tooLa
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch(() => {
+      // The connection failed or closed mid-body: the client's side ended it (a 400, not a 500 to log).
+      throw new ReservoirError("invalid_request", `the request body ended after ${size} bytes, before it was whole`);
+    });
     if (done) break;
     size += value.byteLength;
     if (size > maxBytes) {
