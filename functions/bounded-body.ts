@@ -5,19 +5,41 @@
  */
 
 import { ReservoirError } from "../storage/errors.ts";
+import type { Runtime } from "./runtime.ts";
 
-/** The body's bytes; `tooLarge()` is thrown when it passes `maxBytes`. */
-export async function readBoundedBytes(request: Request, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
+/** The client's connection failed or closed mid-body: its side ended it (a 400, not a 500 to log). */
+const cutShort = (size: number) => new ReservoirError("invalid_request", `the request body ended after ${size} bytes, before it was whole`);
+
+/**
+ * The body's bytes; `tooLarge()` is thrown when it passes `maxBytes`. A declared length bounds
+ * the body (the HTTP parser reads no further): the runtime may read it itself (`declaredBody`;
+ * Node: one copy), else it is read whole, which on Node skips web streams. Only a body of
+ * unknown length is counted as it streams in.
+ */
+export async function readBoundedBytes(
+  request: Request,
+  maxBytes: number,
+  tooLarge: () => Error,
+  declaredBody?: Runtime["declaredBody"],
+): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
   if (declared > maxBytes) throw tooLarge();
+  if (declared >= 0 && !request.headers.has("transfer-encoding")) {
+    const direct = await declaredBody?.(request, declared);
+    if (direct) return direct;
+    return new Uint8Array(
+      await request.arrayBuffer().catch(() => {
+        throw cutShort(0);
+      }),
+    );
+  }
   if (!request.body) return new Uint8Array();
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read().catch(() => {
-      // The connection failed or closed mid-body: the client's side ended it (a 400, not a 500 to log).
-      throw new ReservoirError("invalid_request", `the request body ended after ${size} bytes, before it was whole`);
+      throw cutShort(size);
     });
     if (done) break;
     size += value.byteLength;

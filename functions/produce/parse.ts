@@ -28,16 +28,9 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
 }
 
 /** The body's bytes, refused as soon as they pass the limit (also without Content-Length). */
-export async function readBody(request: Request, maxBytes: number, declaredBody?: Runtime["declaredBody"]): Promise<Uint8Array> {
+export function readBody(request: Request, maxBytes: number, declaredBody?: Runtime["declaredBody"]): Promise<Uint8Array> {
   const tooLarge = () => new ReservoirError("body_too_large", `the request body exceeds the limit of ${maxBytes} bytes (8 MiB)`);
-  const declared = Number(request.headers.get("content-length") ?? NaN);
-  if (declared > maxBytes) throw tooLarge();
-  // A declared length bounds the body (the HTTP parser reads no further): read it whole, which
-  // on Node skips web streams. Only a body of unknown length is counted as it streams in.
-  if (declared >= 0 && !request.headers.has("transfer-encoding")) {
-    return (await declaredBody?.(request, declared)) ?? new Uint8Array(await request.arrayBuffer());
-  }
-  return readBoundedBytes(request, maxBytes, tooLarge);
+  return readBoundedBytes(request, maxBytes, tooLarge, declaredBody);
 }
 
 const utf8 = new TextDecoder();

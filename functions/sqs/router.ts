@@ -44,14 +44,9 @@ const actions: Record<string, { run: Action; scope: Scope | null }> = {
 /** A request body larger than this is refused unread (ten 256 KiB messages, JSON-escaped, fit). */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-async function readBytes(c: Context<AppEnv>): Promise<Uint8Array> {
+function readBytes(c: Context<AppEnv>): Promise<Uint8Array> {
   const tooLarge = () => new SqsError("BatchRequestTooLong", `The request body exceeds ${MAX_BODY_BYTES} bytes.`);
-  const declared = Number(c.req.header("content-length") ?? Number.NaN);
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
-  // A declared length bounds the body: the runtime may read it itself (Node: one copy, and a
-  // connection closed mid-body is the client's 400), as /v1's produce does.
-  const direct = declared >= 0 && c.req.header("transfer-encoding") === undefined ? c.env.declaredBody?.(c.req.raw, declared) : undefined;
-  return (await direct) ?? readBoundedBytes(c.req.raw, MAX_BODY_BYTES, tooLarge);
+  return readBoundedBytes(c.req.raw, MAX_BODY_BYTES, tooLarge, c.env.declaredBody);
 }
 
 async function handle(c: Context<AppEnv>): Promise<Response> {
