@@ -65,9 +65,12 @@ describe("produce bodies read from the Node connection", () => {
 
   afterAll(() => started?.stop(), 60_000);
 
-  const head = (length: number) =>
-    `POST /v1/topics/t/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${started.apiKey}\r\n` +
-    `Content-Type: application/json\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`;
+  /** The head of a POST that closes its connection after the answer: `headers` are "Name: value" lines. */
+  const requestHead = (path: string, ...headers: string[]) =>
+    [`POST ${path} HTTP/1.1`, "Host: 127.0.0.1", ...headers, "Connection: close", "", ""].join("\r\n");
+  /** A produce to topic t as the tenant. */
+  const produceHead = (...headers: string[]) => requestHead("/v1/topics/t/messages", `Authorization: Bearer ${started.apiKey}`, ...headers);
+  const head = (length: number) => produceHead("Content-Type: application/json", `Content-Length: ${length}`);
   const read = () => readAll(started.client, "t", 0);
 
   // Each cut request is counted by the server once its handler finished: with 400 (the client
@@ -83,9 +86,7 @@ describe("produce bodies read from the Node connection", () => {
   });
 
   it("a chunked produce body whose connection ends mid-chunk stores nothing and fails nothing", async () => {
-    const chunked =
-      `POST /v1/topics/t/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${started.apiKey}\r\n` +
-      `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`;
+    const chunked = produceHead("Content-Type: application/json", "Transfer-Encoding: chunked");
     const cut = () => rawRequest(started.server.port, chunked, [Buffer.from('40\r\n{"messages":[{"value":"cut')], true);
     expect(await statusOfCut(started.admin, PRODUCE, cut)).toBe("400");
     expect(await read()).toEqual([]);
@@ -93,9 +94,7 @@ describe("produce bodies read from the Node connection", () => {
   });
 
   it("a chunked ndjson body cut at a line's end stores none of its lines", async () => {
-    const chunked =
-      `POST /v1/topics/t/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${started.apiKey}\r\n` +
-      `Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`;
+    const chunked = produceHead("Content-Type: application/x-ndjson", "Transfer-Encoding: chunked");
     const lines = '{"value":"first"}\n{"value":"second"}\n';
     const cut = () => rawRequest(started.server.port, chunked, [Buffer.from(`${lines.length.toString(16)}\r\n${lines}\r\n`)], true);
     expect(await statusOfCut(started.admin, PRODUCE, cut)).toBe("400");
@@ -105,9 +104,12 @@ describe("produce bodies read from the Node connection", () => {
 
   it("an SQS request whose connection ends before its Content-Length fails nothing", async () => {
     const body = Buffer.from(JSON.stringify({ QueueUrl: "http://127.0.0.1/queue/t", MessageBody: "cut short" }));
-    const sqs =
-      `POST /sqs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AmazonSQS.SendMessage\r\n` +
-      `Content-Type: application/x-amz-json-1.0\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    const sqs = requestHead(
+      "/sqs",
+      "X-Amz-Target: AmazonSQS.SendMessage",
+      "Content-Type: application/x-amz-json-1.0",
+      `Content-Length: ${body.length}`,
+    );
     const cut = () => rawRequest(started.server.port, sqs, [body.subarray(0, 10)], true);
     expect(await statusOfCut(started.admin, "/sqs", cut)).toBe("400");
     expect(started.server.logs()).not.toMatch(/failed/);

@@ -12,7 +12,7 @@ import { translateFailures, type Database } from "../../../storage/metadata/db.t
 import { postgresJsTypes } from "../../../storage/metadata/pg-types.ts";
 import { guardPostgresWrites } from "./postgres-write-guard.ts";
 import { statementsFirst } from "./statements-first.ts";
-import { countingLogger, countTransactions } from "../statement-count.ts";
+import { countingStatements } from "../statement-count.ts";
 
 export interface NodeDatabase {
   db: Database;
@@ -45,7 +45,7 @@ export async function openDatabase(config: Config, counters: { dbStatements: num
       const { unlisten } = await sql.listen(channel, onPayload);
       return unlisten;
     };
-    const db = countTransactions(preparedStatements(drizzle(sql, countingLogger(counters)) as unknown as Database), counters);
+    const db = countingStatements(counters, (options) => preparedStatements(drizzle(sql, options) as unknown as Database));
     return { db: translateFailures(db), close: () => sql.end(), kind: "postgres", listen };
   }
   return openEmbedded(config, counters);
@@ -143,7 +143,7 @@ async function openEmbedded(config: Config, counters: { dbStatements: number }):
   };
   return {
     db: translateFailures(
-      countTransactions(preparedStatements(drizzle(statementsFirst(sql), countingLogger(counters)) as unknown as Database), counters),
+      countingStatements(counters, (options) => preparedStatements(drizzle(statementsFirst(sql), options) as unknown as Database)),
     ),
     close,
     kind: `embedded PGlite (${dir}, on a thread of its own)`,

@@ -94,7 +94,7 @@ import { sweepTransactions } from "../../transactions/check-back.ts";
 import { trackDatabase, trackShared, trackStore, type RequestScope, type Waits } from "../../waiting-on.ts";
 import { createInstruments } from "../../metrics/instruments.ts";
 import { promRegistry } from "../prom-registry.ts";
-import { countingLogger, countTransactions } from "../statement-count.ts";
+import { countingStatements } from "../statement-count.ts";
 
 /** A Hyperdrive binding (only the part used here). */
 interface Hyperdrive {
@@ -262,7 +262,7 @@ function openDatabase(url: string): { db: Database; done(): Promise<void> } {
     onnotice: () => {},
   });
   return {
-    db: translateFailures(countTransactions(drizzle(sql, countingLogger(counters)) as unknown as Database, counters)),
+    db: translateFailures(countingStatements(counters, (options) => drizzle(sql, options) as unknown as Database)),
     async done() {
       await sql.end({ timeout: 5 });
     },
