@@ -52,6 +52,13 @@ export interface Runtime extends SharedState {
    * Request (Node: runtime/node/declared-body.ts); undefined, or absent: read through the Request.
    */
   declaredBody?: (request: Request, length: number) => Promise<Uint8Array> | undefined;
+  /**
+   * Hands back a body `declaredBody` gave, for reuse by a later request (Node: a pool). Called
+   * only once nothing holds a view of it: the produce route calls it when the batcher's promise
+   * for its entries settled (the segment holds copies of their bytes by then), not when it
+   * answers, which a deadline can make earlier. Any other array is ignored.
+   */
+  releaseBody?: (body: Uint8Array) => void;
 }
 
 /** How the app starts webhook delivery; each runtime does it its own way. */

@@ -3,13 +3,14 @@
  * validator, so that each limit gets its own 413 code; the route is still documented.
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
 import { admitEntries, commitEntries } from "../produce/submit.ts";
 import { requireScope } from "../auth.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
 import { findTransaction, notFound, notOpen } from "../../storage/transactions/transactions.ts";
-import { bodyFormat, parseProduceBody, readBody } from "../produce/parse.ts";
+import { bodyFormat, parseProduceBody, type ProduceRequestBody, readBody } from "../produce/parse.ts";
 import type { AppEnv } from "../runtime.ts";
 import { errorResponses, limits, problemContent, Produced, ProducedPending, ProduceBody, MessageIn, TopicParams } from "../schemas.ts";
 
@@ -63,38 +64,49 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const parsedName = TopicParams.shape.topic.safeParse(name);
     if (!parsedName.success) throw new ReservoirError("invalid_name", `'${name}' is not a valid topic name`);
     const format = bodyFormat(c.req.header("content-type"));
-    const body = parseProduceBody(await readBody(c.req.raw, limits.produceBodyBytes, c.env.declaredBody), format);
-    // Of a message only the idempotency key reaches SQL; key, value and headers are segment bytes.
-    body.messages.forEach((m, i) => {
-      if (m.idempotencyKey !== undefined) refuseUnstorableText(m.idempotencyKey, `messages.${i}.idempotencyKey`);
-    });
-    if (body.transactionId !== undefined) refuseUnstorableText(body.transactionId, "transactionId");
-    const tenantId = c.get("principal").tenantId;
-    const topic = await c.env.topics.get(c.env.db, tenantId, name);
-    const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
-    // A transaction is checked before any quota is taken: a refused request costs the tenant nothing.
-    let transactionId: string | undefined;
-    if (body.transactionId !== undefined) {
-      // Refused early when it is plainly not open; the flush's commit decides under the row lock.
-      const transaction = await findTransaction(c.env.db, tenantId, body.transactionId);
-      if (!transaction) throw notFound(body.transactionId);
-      if (transaction.state !== "open") throw notOpen(transaction, "take messages");
-      if (transaction.expiresAt <= c.env.clock.now()) {
-        throw new ReservoirError("transaction_not_open", `transaction '${transaction.id}' has timed out: it cannot take messages`, {
-          state: "open",
-        });
-      }
-      transactionId = transaction.id;
+    const bytes = await readBody(c.req.raw, limits.produceBodyBytes, c.env.declaredBody);
+    try {
+      return await produce(c, name, parseProduceBody(bytes, format), answered);
+    } finally {
+      // The values are views of `bytes` until the batcher has copied them into a segment, which
+      // it has once its promise for them settled (awaited above, also past a deadline's answer).
+      c.env.releaseBody?.(bytes);
     }
-    await admitEntries(c, entries);
-    if (transactionId !== undefined) {
-      for (const entry of entries) entry.transactionId = transactionId;
-      await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
-      answered();
-      return c.json({ pending: entries.length }, 202);
-    }
-    const offsets = await commitEntries(c, topic, entries);
-    answered();
-    return c.json({ offsets }, 200);
   });
+}
+
+/** A parsed produce body into the batcher: committed (200, offsets) or pending in a transaction (202). */
+async function produce(c: Context<AppEnv>, name: string, body: ProduceRequestBody, answered: () => void) {
+  // Of a message only the idempotency key reaches SQL; key, value and headers are segment bytes.
+  body.messages.forEach((m, i) => {
+    if (m.idempotencyKey !== undefined) refuseUnstorableText(m.idempotencyKey, `messages.${i}.idempotencyKey`);
+  });
+  if (body.transactionId !== undefined) refuseUnstorableText(body.transactionId, "transactionId");
+  const tenantId = c.get("principal").tenantId;
+  const topic = await c.env.topics.get(c.env.db, tenantId, name);
+  const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());
+  // A transaction is checked before any quota is taken: a refused request costs the tenant nothing.
+  let transactionId: string | undefined;
+  if (body.transactionId !== undefined) {
+    // Refused early when it is plainly not open; the flush's commit decides under the row lock.
+    const transaction = await findTransaction(c.env.db, tenantId, body.transactionId);
+    if (!transaction) throw notFound(body.transactionId);
+    if (transaction.state !== "open") throw notOpen(transaction, "take messages");
+    if (transaction.expiresAt <= c.env.clock.now()) {
+      throw new ReservoirError("transaction_not_open", `transaction '${transaction.id}' has timed out: it cannot take messages`, {
+        state: "open",
+      });
+    }
+    transactionId = transaction.id;
+  }
+  await admitEntries(c, entries);
+  if (transactionId !== undefined) {
+    for (const entry of entries) entry.transactionId = transactionId;
+    await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store });
+    answered();
+    return c.json({ pending: entries.length }, 202);
+  }
+  const offsets = await commitEntries(c, topic, entries);
+  answered();
+  return c.json({ offsets }, 200);
 }

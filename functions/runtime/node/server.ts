@@ -157,6 +157,7 @@ export async function main(env = process.env): Promise<void> {
     push: dispatch.push,
     lifecycle: { graceSeconds: config.gcGraceSeconds, compactionTargetBytes: config.compactionTargetBytes },
     declaredBody: bodies.read,
+    releaseBody: bodies.release,
   };
   const maintenance = startMaintenanceTimer({ db: database.db, store, now: () => Date.now() }, runtime.lifecycle, config);
   const app = createApp();
