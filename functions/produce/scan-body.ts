@@ -274,12 +274,15 @@ const HIGH_BITS = 0x80808080;
 
 /**
  * A word whose bytes' high bits are all clear here holds no quote, backslash, control byte or
- * byte ≥ 0x80 (a set bit may also mark a byte above such a byte: exact for the word as a whole).
+ * byte ≥ 0x80. Each test subtracts per byte: a byte equal to the quote or backslash (0 after the
+ * XOR) or below 0x20 borrows, which sets its high bit. No byte that should be found is missed; a
+ * byte ≥ 0x80 sets its own (the `| x`), and a borrow can only set the bit of a byte above one
+ * that was found, so the word as a whole is exact. (Without bytes ≥ 0x80 the classic `& ~x`
+ * of each test adds nothing, and `| x` covers the words that have them.) The subtractions give
+ * doubles that `|` takes modulo 2^32: the 32-bit results.
  */
 function special(x: number): number {
-  const q = x ^ 0x22222222;
-  const s = x ^ 0x5c5c5c5c;
-  return ((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s) | ((x - 0x20202020) & ~x) | x;
+  return ((x ^ 0x22222222) - 0x01010101) | ((x ^ 0x5c5c5c5c) - 0x01010101) | (x - 0x20202020) | x;
 }
 
 /** A byte a JSON string holds as itself (the quote is tested first). */
