@@ -4,7 +4,7 @@
  * limits: a scavenge once 32 MB of them are young, a major collection once 64 MB more were
  * allocated since the last. Bodies taken from here and given back once nothing holds a view of
  * them allocate nothing. Same run, 1 KiB messages on Postgres + S3: the server's CPU per message
- * −17%, its collector threads' the most (docs/benchmarks.md, session 12).
+ * −14%, its collector threads' the most (docs/benchmarks.md, session 12).
  *
  * An array is lent to one body at a time: `give` takes back only an array `take` lent and not
  * given back since, so a body handed back twice, or one the pool never lent, is ignored.
