@@ -8,9 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, type Api } from "../support/http.ts";
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
-import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
-import { startS3, type S3Server } from "../support/s3.ts";
-import { startStallingProxy, type StallingProxy } from "../support/stalling-proxy.ts";
+import type { StallingProxy } from "../support/stalling-proxy.ts";
+import { stallingStack, type StallingStack } from "../support/stalling-stack.ts";
 import { serverWithTenant, type TenantServer } from "../support/tenant-server.ts";
 
 /** A value of `bytes` printable ASCII bytes (the byte scan's path: the value is a view of the body), told apart by its tag. */
@@ -93,34 +92,24 @@ describe("produce bodies in reused arrays, concurrent requests", () => {
 describe("produce bodies in reused arrays, a request answered by its deadline", () => {
   const BOUND_MS = 1_500;
   const SIZE = 100_000;
-  let db: FreshDatabase;
-  let s3: S3Server;
+  let stack: StallingStack<NodeServer>;
   let proxy: StallingProxy;
-  let server: NodeServer;
   let a: Api;
   let b: Api;
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    s3 = await startS3();
-    proxy = await startStallingProxy(s3.env.S3_ENDPOINT);
-    server = await startNodeServer({
-      label: "body-pool-deadline",
-      env: { DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url, RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) },
+    stack = await stallingStack((env) => startNodeServer({ label: "body-pool-deadline", env }), {
+      RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS),
     });
-    const admin = api(server.baseUrl, server.adminToken);
-    a = api(server.baseUrl, (await admin.post("/v1/admin/tenants", { name: "a" })).body.apiKey);
-    b = api(server.baseUrl, (await admin.post("/v1/admin/tenants", { name: "b" })).body.apiKey);
+    proxy = stack.proxy;
+    const admin = api(stack.server.baseUrl, stack.server.adminToken);
+    a = api(stack.server.baseUrl, (await admin.post("/v1/admin/tenants", { name: "a" })).body.apiKey);
+    b = api(stack.server.baseUrl, (await admin.post("/v1/admin/tenants", { name: "b" })).body.apiKey);
     expect((await a.put("/v1/topics/a", { partitions: 1 })).status).toBe(201);
     expect((await b.put("/v1/topics/b", { partitions: 1 })).status).toBe(201);
   }, 120_000);
 
-  afterAll(async () => {
-    await server?.stop();
-    await proxy?.close();
-    await s3?.stop();
-    await db?.drop();
-  });
+  afterAll(() => stack?.stop());
 
   it("keeps a body answered 503 out of reuse until its messages are in a segment", async () => {
     proxy.stall((method, path) => method === "PUT" && path.includes("/segments/"));

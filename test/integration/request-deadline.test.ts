@@ -9,9 +9,9 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, type Api } from "../support/http.ts";
 import { startNodeServer } from "../support/node-server.ts";
-import { freshDatabase, type FreshDatabase } from "../support/postgres.ts";
-import { startS3, type S3Server } from "../support/s3.ts";
-import { startStallingProxy, type StallingProxy } from "../support/stalling-proxy.ts";
+import type { FreshDatabase } from "../support/postgres.ts";
+import type { StallingProxy } from "../support/stalling-proxy.ts";
+import { stallingStack, type StallingStack } from "../support/stalling-stack.ts";
 import { startWorker } from "../support/wrangler.ts";
 
 interface Target {
@@ -51,18 +51,16 @@ const targets: [string, (env: Record<string, string>) => Promise<Target>][] = [
 ];
 
 describe.each(targets)("request deadline on %s", (name, start) => {
+  let stack: StallingStack<Target>;
   let db: FreshDatabase;
-  let s3: S3Server;
   let proxy: StallingProxy;
   let server: Target;
   let client: Api;
   let tenantId: string;
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    s3 = await startS3();
-    proxy = await startStallingProxy(s3.env.S3_ENDPOINT);
-    server = await start({ DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url, RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) });
+    stack = await stallingStack(start, { RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) });
+    ({ db, proxy, server } = stack);
     const admin = api(server.baseUrl, server.adminToken);
     const tenant = await admin.post("/v1/admin/tenants", { name: "deadline" });
     expect(tenant.status).toBe(201);
@@ -72,12 +70,7 @@ describe.each(targets)("request deadline on %s", (name, start) => {
     expect((await client.put("/v1/topics/quiet", { partitions: 1 })).status).toBe(201);
   }, 180_000);
 
-  afterAll(async () => {
-    await server?.stop();
-    await proxy?.close();
-    await s3?.stop();
-    await db?.drop();
-  });
+  afterAll(() => stack?.stop());
 
   it("answers a produce stuck on a hung object store 503 deadline_exceeded, and logs where it waited", async () => {
     expect((await client.post("/v1/topics/orders/messages", { messages: [{ value: "before" }] })).status).toBe(200);
