@@ -20,6 +20,7 @@ import {
   verifyWebhook,
 } from "../../client/src/index.ts";
 import { launchChromium } from "../support/chromium.ts";
+import { eventually } from "../support/eventually.ts";
 import { freePort, type NodeServer, repoRoot, startNodeServer } from "../support/node-server.ts";
 import { startWebhookSink, type WebhookSink } from "../support/webhook-sink.ts";
 
@@ -47,17 +48,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([server?.stop(), sink?.close()]);
 });
-
-/** Polls an observable condition until it holds, or fails after `timeoutMs`. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A fetch that forwards to the real server and lets `fault` act before or after. */
 function faultyFetch(fault: (req: { method: string; url: string; n: number }) => "lose-answer" | "503" | undefined): typeof fetch {

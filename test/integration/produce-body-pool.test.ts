@@ -6,6 +6,7 @@
 // hung, every flush slot taken) and other requests of the same size arrive meanwhile.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../support/eventually.ts";
 import { api, type Api } from "../support/http.ts";
 import { startNodeServer, type NodeServer } from "../support/node-server.ts";
 import type { StallingProxy } from "../support/stalling-proxy.ts";
@@ -27,14 +28,6 @@ async function readAll(client: Api, topic: string, count: number): Promise<strin
     for (const m of res.body.messages) values.push(m.value);
   }
   return values;
-}
-
-async function until(what: string, probe: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("produce bodies in reused arrays, concurrent requests", () => {
@@ -120,7 +113,7 @@ describe("produce bodies in reused arrays, a request answered by its deadline", 
     const answersA: Promise<{ status: number }>[] = [];
     for (let i = 0; i < 4; i++) {
       answersA.push(produce(a, "a", sentA[i]));
-      await until(`PUT ${i + 1} held`, () => proxy.held() === i + 1);
+      await eventually(`PUT ${i + 1} held`, () => proxy.held() === i + 1);
     }
     // Four more wait in the batcher, not yet copied into any segment: their values are views of their bodies.
     for (let i = 4; i < 8; i++) answersA.push(produce(a, "a", sentA[i]));
@@ -131,9 +124,9 @@ describe("produce bodies in reused arrays, a request answered by its deadline", 
     for (const answer of answersB) expect(answer.status).toBe(503);
 
     proxy.release();
-    await until("tenant A's eight messages committed", async () => (await a.get("/v1/topics/a")).body.highWatermarks[0] === 8);
+    await eventually("tenant A's eight messages committed", async () => (await a.get("/v1/topics/a")).body.highWatermarks[0] === 8);
     expect([...(await readAll(a, "a", 8))].sort()).toEqual([...sentA].sort());
-    await until("tenant B's eight messages committed", async () => (await b.get("/v1/topics/b")).body.highWatermarks[0] === 8);
+    await eventually("tenant B's eight messages committed", async () => (await b.get("/v1/topics/b")).body.highWatermarks[0] === 8);
     expect([...(await readAll(b, "b", 8))].sort()).toEqual([...sentB].sort());
   }, 60_000);
 });

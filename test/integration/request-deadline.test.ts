@@ -7,6 +7,7 @@
 
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../support/eventually.ts";
 import { api, type Api } from "../support/http.ts";
 import { startNodeServer } from "../support/node-server.ts";
 import type { FreshDatabase } from "../support/postgres.ts";
@@ -27,22 +28,15 @@ const BOUND_MS = 2_000;
 const WAIT_MS = 3_000;
 
 function logLine(server: Target, route: string): Promise<string> {
-  return eventually(`the timeout's log line for ${route}`, () =>
-    server
-      .logs()
-      .split("\n")
-      .find((l) => l.includes("deadline_exceeded") && l.includes(route)),
+  return eventually(
+    `the timeout's log line for ${route}`,
+    () =>
+      server
+        .logs()
+        .split("\n")
+        .find((l) => l.includes("deadline_exceeded") && l.includes(route)),
+    10_000,
   );
-}
-
-async function eventually<T>(what: string, probe: () => T | undefined, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const targets: [string, (env: Record<string, string>) => Promise<Target>][] = [

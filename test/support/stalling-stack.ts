@@ -20,28 +20,23 @@ export async function stallingStack<Server extends { stop(): Promise<void> }>(
   start: (env: Record<string, string>) => Promise<Server>,
   env: Record<string, string> = {},
 ): Promise<StallingStack<Server>> {
-  const db = await freshDatabase();
-  const s3 = await startS3().catch(async (error: unknown) => {
-    await db.drop();
-    throw error;
-  });
-  const proxy = await startStallingProxy(s3.env.S3_ENDPOINT);
-  const server = await start({ ...env, DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url }).catch(async (error: unknown) => {
-    await proxy.close();
-    await s3.stop();
-    await db.drop();
-    throw error;
-  });
-  return {
-    db,
-    s3,
-    proxy,
-    server,
-    async stop() {
-      await server.stop();
-      await proxy.close();
-      await s3.stop();
-      await db.drop();
-    },
+  // Torn down in the reverse order, once, also when a later part fails to start.
+  const started: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const teardown of started.splice(0).reverse()) await teardown();
   };
+  try {
+    const db = await freshDatabase();
+    started.push(() => db.drop());
+    const s3 = await startS3();
+    started.push(() => s3.stop());
+    const proxy = await startStallingProxy(s3.env.S3_ENDPOINT);
+    started.push(() => proxy.close());
+    const server = await start({ ...env, DATABASE_URL: db.url, ...s3.env, S3_ENDPOINT: proxy.url });
+    started.push(() => server.stop());
+    return { db, s3, proxy, server, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

@@ -44,7 +44,7 @@ export class BodyPool {
     this.freeBytes += buffer.byteLength;
   }
 
-  /** Bytes kept for reuse (for tests and metrics). */
+  /** Bytes kept for reuse (for tests). */
   get idleBytes(): number {
     return this.freeBytes;
   }
