@@ -113,6 +113,10 @@ const flag = (fallback: boolean) =>
       .transform((v) => v ?? fallback),
   );
 
+/** One of `choices`, or `fallback` when unset. */
+const oneOf = <const Choice extends string>(choices: readonly [Choice, ...Choice[]], fallback: NoInfer<Choice>) =>
+  z.preprocess(blankIsUnset, z.enum(choices, { error: `must be one of ${choices.join(", ")}` }).default(fallback as Choice));
+
 /** An absolute URL with one of `schemes` (e.g. "https:"). */
 const url = (schemes: string[]) =>
   z.preprocess(
@@ -141,6 +145,7 @@ const envSchema = z
     S3_ACCESS_KEY_ID: text(),
     S3_SECRET_ACCESS_KEY: text(),
     S3_FORCE_PATH_STYLE: flag(false),
+    S3_PAYLOAD_CHECKSUM: oneOf(["crc32c", "sha256"], "crc32c"),
     RESERVOIR_ADMIN_TOKEN: text(),
     // A secret, not a password: at least 32 characters (e.g. `openssl rand -base64 32`).
     RESERVOIR_KEY_SECRET: z.preprocess(blankIsUnset, z.string().min(32, { error: "must be at least 32 characters" }).optional()),
@@ -216,6 +221,7 @@ export function readConfig(env: Env): Config {
           accessKeyId: e.S3_ACCESS_KEY_ID,
           secretAccessKey: e.S3_SECRET_ACCESS_KEY,
           forcePathStyle: e.S3_FORCE_PATH_STYLE,
+          payloadChecksum: e.S3_PAYLOAD_CHECKSUM,
         }
       : undefined,
     adminToken: e.RESERVOIR_ADMIN_TOKEN,

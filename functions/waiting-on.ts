@@ -99,7 +99,7 @@ export function trackDatabase(db: Database, scope: RequestScope): Database {
 /** Labels the object store's requests with the operation and key. */
 export function trackStore(store: ObjectStore, scope: RequestScope): ObjectStore {
   return {
-    put: (key, body) => waitingOn(scope, `object store: PUT ${key}`, store.put(key, body)),
+    put: (key, body, crc32c) => waitingOn(scope, `object store: PUT ${key}`, store.put(key, body, crc32c)),
     get: (key, range) =>
       waitingOn(scope, `object store: GET ${key}${range ? ` bytes ${range.offset}+${range.length}` : ""}`, store.get(key, range)),
     head: (key) => waitingOn(scope, `object store: HEAD ${key}`, store.head(key)),

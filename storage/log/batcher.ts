@@ -203,7 +203,7 @@ export class Batcher {
     this.stats.flushes++;
     let stage: "encode" | "put" | "commit" = "encode";
     try {
-      const { segment, runs, placement } = encode(batch);
+      const { segment, checksum, runs, placement } = encode(batch);
       const segmentId = newSegmentId(now());
       const objectKey = segmentObjectKey(batch.tenantId, segmentId);
       const started = now();
@@ -211,7 +211,7 @@ export class Batcher {
       // (unavailable: a 503 to retry); anything else thrown here is a bug and stays one (a 500).
       this.stats.puts++;
       stage = "put";
-      await batch.io.store.put(objectKey, segment);
+      await batch.io.store.put(objectKey, segment, checksum);
       const putMs = now() - started;
       this.stats.putMs += putMs;
       this.latency.putMs.record(putMs);
@@ -362,7 +362,8 @@ function encode(batch: Batch) {
       start = end;
     }
   }
-  return { segment: writer.finish(), runs, placement };
+  const segment = writer.finish();
+  return { segment, checksum: writer.checksum, runs, placement };
 }
 
 /**

@@ -25,8 +25,12 @@ export interface ObjectInfo {
 }
 
 export interface ObjectStore {
-  /** Create `key` with `body`. Rejects with ObjectExistsError if the key already exists. */
-  put(key: string, body: Uint8Array): Promise<void>;
+  /**
+   * Create `key` with `body`. Rejects with ObjectExistsError if the key already exists. `crc32c`
+   * is the body's CRC32C when the caller already has it (a segment's, from its batches'); a store
+   * that sends one computes it otherwise.
+   */
+  put(key: string, body: Uint8Array, crc32c?: number): Promise<void>;
   /** The whole object, or only `range`. Rejects with ObjectNotFoundError if absent. */
   get(key: string, range?: ByteRange): Promise<Uint8Array>;
   /** Size and age of `key`. Rejects with ObjectNotFoundError if absent. */
@@ -64,9 +68,9 @@ export interface StoreCounters {
 /** `store`, counting its PUTs and GETs into `counters`. */
 export function countingStore(store: ObjectStore, counters: StoreCounters): ObjectStore {
   return {
-    put: (key, body) => {
+    put: (key, body, crc32c) => {
       counters.puts++;
-      return store.put(key, body);
+      return store.put(key, body, crc32c);
     },
     get: (key, range) => {
       counters.gets++;

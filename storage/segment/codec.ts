@@ -23,7 +23,7 @@
  * within one batch, differ from the first record's by at most Number.MAX_SAFE_INTEGER.
  */
 
-import { crc32c } from "./crc32c.ts";
+import { crc32c, crc32cCombine } from "./crc32c.ts";
 import { type Cursor, readVarint, readZigzag, varintSize, writeVarint, writeZigzag, zigzagSize } from "./varint.ts";
 
 export interface SegmentRecord {
@@ -92,6 +92,7 @@ export class SegmentWriter {
   #lengths: number[] = [];
   #size = SEGMENT_HEADER_BYTES;
   #finished = false;
+  #checksum: number | undefined;
 
   /** Append one batch of records for (topicId, partition); returns where its bytes sit in the final segment. */
   appendBatch(topicId: string, partition: number, records: SegmentRecord[]): { byteOffset: number; byteLength: number } {
@@ -142,6 +143,7 @@ export class SegmentWriter {
     const view = new DataView(buf.buffer);
     buf.set(MAGIC, 0);
     buf[4] = FORMAT_VERSION;
+    let whole = crc32c(buf.subarray(0, SEGMENT_HEADER_BYTES));
     const lengths = this.#lengths;
     let li = 0;
     for (const batch of this.#batches) {
@@ -181,11 +183,24 @@ export class SegmentWriter {
       if (pos !== end) {
         throw new Error(CHANGED);
       }
-      view.setUint32(start + 4, crc32c(buf.subarray(start + 8, end)));
+      const batchCrc = crc32c(buf.subarray(start + 8, end));
+      view.setUint32(start + 4, batchCrc);
+      whole = crc32cCombine(crc32c(buf.subarray(start, start + 8), whole), batchCrc, end - start - 8);
     }
+    this.#checksum = whole;
     this.#batches = [];
     this.#lengths = [];
     return buf;
+  }
+
+  /**
+   * The CRC32C of the whole segment finish() returned, from its batches' checksums: what an
+   * upload declares for the object store to verify (storage/objects/s3-store.ts) without
+   * another pass over the bytes.
+   */
+  get checksum(): number {
+    if (this.#checksum === undefined) throw new Error("SegmentWriter: checksum before finish");
+    return this.#checksum;
   }
 }
 

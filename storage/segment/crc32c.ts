@@ -73,3 +73,40 @@ export function crc32cJs(bytes: Uint8Array, initial = 0): number {
   for (; i < n; i++) crc = t[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
   return ~crc >>> 0;
 }
+
+/**
+ * CRC32C of a ++ b from crc32c(a), crc32c(b) and b's length, without reading a byte (zlib's
+ * crc32_combine: crc(a) is carried past b's bits by multiplying it by x^(8·length) modulo the
+ * polynomial). A segment's whole-object checksum comes from its batches' checksums this way.
+ */
+export function crc32cCombine(first: number, second: number, secondLength: number): number {
+  return (multiplyModP(xPow8n(secondLength), first) ^ second) >>> 0;
+}
+
+/** a·b modulo the polynomial, both in the reflected bit order the CRC uses. */
+function multiplyModP(a: number, b: number): number {
+  let product = 0;
+  for (let m = 0x80000000; m !== 0; m >>>= 1) {
+    if (a & m) product ^= b;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return product >>> 0;
+}
+
+/** x^(2^k) modulo the polynomial for k = 0..63, by squaring. */
+let powersOfX: number[] | undefined;
+
+function squares(): number[] {
+  const powers = [0x40000000]; // x^1
+  for (let k = 1; k < 64; k++) powers.push(multiplyModP(powers[k - 1], powers[k - 1]));
+  return powers;
+}
+
+/** x^(8·n) modulo the polynomial: the square-and-multiply of x over n's bits (shifted by 3). */
+function xPow8n(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`length ${n} is not a byte count`);
+  powersOfX ??= squares();
+  let p = 0x80000000; // x^0
+  for (let k = 3; n > 0; k++, n = Math.floor(n / 2)) if (n % 2 === 1) p = multiplyModP(powersOfX[k], p);
+  return p;
+}

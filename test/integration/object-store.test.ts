@@ -1,3 +1,4 @@
+import { crc32c as awsCrc32c } from "@aws-crypto/crc32c";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders } from "node:http";
@@ -333,7 +334,7 @@ describe("S3ObjectStore", () => {
   });
 
   describe("against a server that answers like S3", () => {
-    let requests: { method?: string; url?: string; headers: IncomingHttpHeaders }[];
+    let requests: { method?: string; url?: string; headers: IncomingHttpHeaders; body: Buffer }[];
     /** The answers to give, in order; the last one repeats. */
     let answers: { status: number; code: string }[];
     let config: S3StoreConfig;
@@ -341,9 +342,10 @@ describe("S3ObjectStore", () => {
 
     beforeAll(async () => {
       const stub = createServer((req, res) => {
-        req.resume();
+        const chunks: Buffer[] = [];
+        req.on("data", (chunk: Buffer) => chunks.push(chunk));
         req.on("end", () => {
-          requests.push({ method: req.method, url: req.url, headers: req.headers });
+          requests.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks) });
           const answer = answers.length > 1 ? answers.shift()! : answers[0];
           res.writeHead(answer.status, { "content-type": "application/xml" });
           if (answer.status === 200) res.end();
@@ -369,10 +371,15 @@ describe("S3ObjectStore", () => {
       expect(requests).toHaveLength(1);
       expect(requests[0].method).toBe("PUT");
       expect(requests[0].headers["if-none-match"]).toBe("*");
-      // WHEN_REQUIRED: no flexible-checksum headers that some S3-compatible services reject.
-      expect(Object.keys(requests[0].headers).filter((h) => h.startsWith("x-amz-checksum-") || h.startsWith("x-amz-sdk-checksum"))).toEqual(
-        [],
+      // WHEN_REQUIRED: none of the SDK's own flexible-checksum machinery (an algorithm header, a
+      // trailer, aws-chunked encoding) that some S3-compatible services reject; the one checksum
+      // header is the store's own (below).
+      const checksumHeaders = Object.keys(requests[0].headers).filter(
+        (h) => h.startsWith("x-amz-checksum-") || h.startsWith("x-amz-sdk-checksum"),
       );
+      expect(checksumHeaders).toEqual(["x-amz-checksum-crc32c"]);
+      expect(requests[0].headers["x-amz-trailer"]).toBeUndefined();
+      expect(requests[0].headers["content-encoding"]).toBeUndefined();
     });
 
     it("refused credentials fail at once as unavailable, saying which settings to check", async () => {
@@ -389,10 +396,32 @@ describe("S3ObjectStore", () => {
       expect(requests).toHaveLength(1);
     });
 
-    it("signs the payload's SHA-256, so S3 refuses a body damaged on the way", async () => {
+    it("declares the body's CRC32C in a signed header, which S3 checks before storing, and sends the payload unsigned", async () => {
+      answers = [{ status: 200, code: "" }];
+      const body = randomBytes(70_000);
+      await nodeS3Store(config).put("k", body);
+      const crc = awsCrc32c(body);
+      expect(requests[0].body.equals(body)).toBe(true);
+      expect(requests[0].headers["x-amz-checksum-crc32c"]).toBe(
+        Buffer.from([crc >>> 24, crc >>> 16, crc >>> 8, crc].map((b) => b & 0xff)).toString("base64"),
+      );
+      expect(requests[0].headers["x-amz-content-sha256"]).toBe("UNSIGNED-PAYLOAD");
+      expect(requests[0].headers.authorization).toMatch(
+        /^AWS4-HMAC-SHA256 Credential=S3RVER\/.*SignedHeaders=.*x-amz-checksum-crc32c.*x-amz-content-sha256.*Signature=[0-9a-f]{64}$/,
+      );
+    });
+
+    it("sends the checksum the caller already has (a segment's, from its batches') as given", async () => {
+      answers = [{ status: 200, code: "" }];
+      await nodeS3Store(config).put("k", text("the segment"), 0x01020304);
+      expect(requests[0].headers["x-amz-checksum-crc32c"]).toBe(Buffer.from([1, 2, 3, 4]).toString("base64"));
+    });
+
+    it("with S3_PAYLOAD_CHECKSUM=sha256, signs the payload's SHA-256 instead and sends no checksum header", async () => {
       answers = [{ status: 200, code: "" }];
       const body = text("the segment");
-      await nodeS3Store(config).put("k", body);
+      await nodeS3Store({ ...config, payloadChecksum: "sha256" }).put("k", body, 0x01020304);
+      expect(Object.keys(requests[0].headers).filter((h) => h.startsWith("x-amz-checksum-"))).toEqual([]);
       expect(requests[0].headers["x-amz-content-sha256"]).toBe(createHash("sha256").update(body).digest("hex"));
       expect(requests[0].headers.authorization).toMatch(
         /^AWS4-HMAC-SHA256 Credential=S3RVER\/.*SignedHeaders=.*x-amz-content-sha256.*Signature=[0-9a-f]{64}$/,

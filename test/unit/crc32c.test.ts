@@ -1,7 +1,7 @@
 import { crc32c as awsCrc32c } from "@aws-crypto/crc32c";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { crc32c, crc32cJs, useNativeCrc32c } from "../../storage/segment/crc32c.ts";
+import { crc32c, crc32cCombine, crc32cJs, useNativeCrc32c } from "../../storage/segment/crc32c.ts";
 import { nativeCrc32c } from "../../functions/runtime/node/native-crc32c.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
@@ -47,6 +47,24 @@ describe("crc32c", () => {
         expect(crc32c(b, crc32c(a))).toBe(crc32c(whole));
       }),
     );
+  });
+
+  it("combines two checksums into the one of the concatenation, without the bytes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), fc.uint8Array({ maxLength: 600 }), (a, b) => {
+        const whole = new Uint8Array(a.length + b.length);
+        whole.set(a);
+        whole.set(b, a.length);
+        expect(crc32cCombine(awsCrc32c(a), awsCrc32c(b), b.length)).toBe(awsCrc32c(whole));
+      }),
+      { numRuns: 300 },
+    );
+    // Lengths whose bits reach far (the square-and-multiply over 2^k bytes), and an empty second part.
+    const big = Uint8Array.from({ length: (1 << 20) + 77 }, (_, i) => (i * 2654435761) >>> 24);
+    for (const at of [0, 1, 4096, 262_151, 1 << 20, big.length]) {
+      expect(crc32cCombine(awsCrc32c(big.subarray(0, at)), awsCrc32c(big.subarray(at)), big.length - at)).toBe(awsCrc32c(big));
+    }
+    expect(() => crc32cCombine(1, 2, -1)).toThrow(RangeError);
   });
 
   it("returns an unsigned 32-bit number", () => {

@@ -72,6 +72,8 @@ function write(batches: BatchInput[]) {
   const size = writer.byteLength;
   const segment = writer.finish();
   expect(segment.length).toBe(size);
+  // The whole object's checksum, built from the batches' without reading the segment again.
+  expect(writer.checksum).toBe(crc32c(segment));
   return { segment, ranges };
 }
 
@@ -198,6 +200,7 @@ describe("segment codec round trip", () => {
     const w = new SegmentWriter();
     expect(w.byteLength).toBe(SEGMENT_HEADER_BYTES);
     const empty = w.finish();
+    expect(w.checksum).toBe(crc32c(empty));
     expect(Array.from(empty.subarray(0, 4))).toEqual(Array.from(SEGMENT_MAGIC));
     expect(decodeSegment(empty)).toEqual([]);
     expect(decodeBatches(new Uint8Array(0))).toEqual([]);
@@ -205,8 +208,9 @@ describe("segment codec round trip", () => {
     expect(decodeSegment(segment)).toEqual([{ topicId: "t", partition: 9, records: [] }]);
   });
 
-  it("refuses appends after finish and a second finish", () => {
+  it("refuses appends after finish and a second finish, and a checksum before finish", () => {
     const w = new SegmentWriter();
+    expect(() => w.checksum).toThrow(/before finish/);
     w.finish();
     expect(() => w.finish()).toThrow();
     expect(() => w.appendBatch("t", 0, [])).toThrow();
