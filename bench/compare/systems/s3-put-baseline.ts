@@ -9,7 +9,9 @@
  * Partitions do not apply: Reservoir writes one segment per flush for all partitions of a
  * tenant, so the baseline packs every message into the same stream of objects.
  */
+import { nativeCrc32c } from "../../../functions/runtime/node/native-crc32c.ts";
 import { nodeS3Store } from "../../../functions/runtime/node/s3.ts";
+import type { Crc32c } from "../../../storage/segment/crc32c.ts";
 import type { S3ObjectStore } from "../../../storage/objects/s3-store.ts";
 import { startS3Process } from "../../lib/stack.ts";
 import { Unavailable, type CostCounters, type Payloads, type PublishOutcome, type SystemUnderTest, type Workload } from "../system.ts";
@@ -33,6 +35,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
   const window = options.window ?? 8;
   let s3: Awaited<ReturnType<typeof startS3Process>> | undefined;
   let client: S3ObjectStore | undefined;
+  let crc32c: Crc32c | undefined;
   let prefix = "";
   let perObject = 1;
   let objects: { key: string; messages: number }[] = []; // in publish order, appended once stored
@@ -49,7 +52,8 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
       putsInFlight: window,
       lingerMs: LINGER_MS,
       framing: "4-byte length prefix per message",
-      client: "Reservoir's S3 store (@aws-sdk/client-s3, If-None-Match: *) on a keep-alive NodeHttpHandler",
+      client:
+        "Reservoir's S3 store (@aws-sdk/client-s3, If-None-Match: *, the body's CRC32C declared and the payload unsigned) on a keep-alive NodeHttpHandler; the CRC32C computed per object here, natively (the server combines a segment's from its batches')",
       partitions: "n/a: one object stream, as Reservoir writes one segment per flush for all partitions",
     },
 
@@ -60,6 +64,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
         throw new Unavailable(`s3rver: ${err.message}`);
       });
       const env = s3.env;
+      crc32c ??= await nativeCrc32c();
       client ??= nodeS3Store({
         endpoint: env.S3_ENDPOINT,
         region: env.S3_REGION,
@@ -89,7 +94,7 @@ export function s3PutBaseline(options: S3PutBaselineOptions = {}): SystemUnderTe
         send: async (first, n) => {
           const key = `${keyPrefix}${String(seq++).padStart(10, "0")}`;
           const body = pack(payload, first, n);
-          await c.put(key, body);
+          await c.put(key, body, crc32c?.(body));
           puts++;
           written.push({ key, messages: n });
           for (const wake of waiting.splice(0)) wake();
