@@ -2,7 +2,10 @@
  * A consumer loop for a group: it long-polls `receive` for as many messages as it has free
  * handler slots (`concurrency`), runs the handler on each, keeps their leases alive with
  * `extend` while handlers run, acks on success and nacks with a delay on failure (by default
- * growing with the attempt: 1 s, 2 s, 4 s … 5 min). `stop()` ends the loop: it stops asking
+ * growing with the attempt: 1 s, 2 s, 4 s … 5 min). Acks go together: one ack call at a time,
+ * carrying every message whose handler finished while the previous call was in flight (up to
+ * 1,000), so a lone message is acked at once and a busy consumer makes one call for many.
+ * `stop()` ends the loop: it stops asking
  * for more, aborts the long-poll in progress, waits for the handlers in flight and for their
  * acks. (Messages an aborted long-poll had already leased come back after their visibility
  * timeout.) Receive errors that may pass (5xx, 429, network) are retried with backoff; any
@@ -44,6 +47,9 @@ export interface ConsumerStats {
   extended: number;
 }
 
+/** Receipts one ack call carries at most (the API's limit per call). */
+const ACKS_PER_CALL = 1000;
+
 export class Consumer {
   readonly stats: ConsumerStats = { received: 0, acked: 0, nacked: 0, extended: 0 };
   /** Settles when the loop has ended (after stop(), or on an error it cannot carry on past). */
@@ -56,6 +62,9 @@ export class Consumer {
   private readonly stopController = new AbortController();
   private slotFreed: (() => void) | undefined;
   private extendTimer: ReturnType<typeof setInterval> | undefined;
+  /** Messages whose handler succeeded, waiting for the next ack call; each settles once it was sent. */
+  private ackQueue: { message: ReceivedMessage; sent: () => void }[] = [];
+  private acking = false;
 
   constructor(
     private readonly groups: Groups,
@@ -147,13 +156,42 @@ export class Consumer {
         .catch((e) => this.opts.onError?.(e, message));
       return;
     }
-    await this.groups
-      .ack(this.topic, this.group, [message.receipt])
-      .then((r) => {
-        this.stats.acked += r.acked;
-        for (const f of r.failed) this.opts.onError?.(new ReservoirError({ status: 200, code: f.code, detail: "ack failed" }), message);
-      })
-      .catch((e) => this.opts.onError?.(e, message));
+    await new Promise<void>((sent) => {
+      this.ackQueue.push({ message, sent });
+      if (!this.acking) void this.sendAcks();
+    });
+  }
+
+  /** Ack calls, one at a time, while messages wait for one; each takes what waits (at most 1,000). */
+  private async sendAcks(): Promise<void> {
+    this.acking = true;
+    try {
+      while (this.ackQueue.length > 0) {
+        const batch = this.ackQueue.splice(0, ACKS_PER_CALL);
+        const byReceipt = new Map(batch.map((a) => [a.message.receipt, a.message]));
+        await this.groups
+          .ack(
+            this.topic,
+            this.group,
+            batch.map((a) => a.message.receipt),
+          )
+          .then((r) => {
+            this.stats.acked += r.acked;
+            for (const f of r.failed) {
+              this.opts.onError?.(
+                new ReservoirError({ status: 200, code: f.code, detail: "ack failed" }),
+                byReceipt.get(String(f.receipt)),
+              );
+            }
+          })
+          .catch((e) => {
+            for (const a of batch) this.opts.onError?.(e, a.message);
+          });
+        for (const a of batch) a.sent();
+      }
+    } finally {
+      this.acking = false;
+    }
   }
 
   private nackDelay(message: ReceivedMessage, error: unknown): number {

@@ -270,6 +270,53 @@ describe("consumer", () => {
     expect(view.partitions.reduce((a, p) => a + p.lag + p.inFlight, 0)).toBe(0);
   });
 
+  test("acks of handlers that finish together go in one call, while a lone message is acked at once", async () => {
+    await client.topics.create("sdk.ack-together", { partitions: 4 });
+    await client.groups.put("sdk.ack-together", "g", { startAt: "earliest" });
+    await client.produce(
+      "sdk.ack-together",
+      Array.from({ length: 200 }, (_, i) => ({ value: String(i) })),
+    );
+    const ackCalls: number[] = [];
+    const counting = new Reservoir({
+      url: server.baseUrl,
+      apiKey,
+      fetch: async (input, init) => {
+        if (String(input).endsWith("/ack")) ackCalls.push(JSON.parse(String(init?.body)).receipts.length);
+        return fetch(input, init);
+      },
+    });
+    const handled = new Set<string>();
+    // Sixteen handlers at a time, each finishing after the others started: their acks meet in the queue.
+    const consumer = counting.consume(
+      "sdk.ack-together",
+      "g",
+      async (m) => {
+        handled.add(valueText(m));
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+      { concurrency: 16, waitMs: 500 },
+    );
+    await eventually("200 messages acked", async () => consumer.stats.acked === 200);
+    await consumer.stop();
+    expect(handled.size).toBe(200);
+    expect(ackCalls.reduce((a, b) => a + b, 0)).toBe(200);
+    expect(ackCalls.length).toBeLessThan(200);
+    expect(Math.max(...ackCalls)).toBeGreaterThan(1);
+    const view = await client.groups.get("sdk.ack-together", "g");
+    expect(view.partitions.reduce((a, p) => a + p.lag + p.inFlight, 0)).toBe(0);
+
+    // One message alone: acked by a call of its own, without waiting for company. (Another
+    // group: the stopped consumer's last long-poll may still be waiting on the server.)
+    await client.groups.put("sdk.ack-together", "alone", { startAt: "latest" });
+    await client.produce("sdk.ack-together", ["alone"]);
+    const calls = ackCalls.length;
+    const single = counting.consume("sdk.ack-together", "alone", () => {}, { concurrency: 16, waitMs: 500 });
+    await eventually("the lone message acked", async () => single.stats.acked === 1);
+    await single.stop();
+    expect(ackCalls.slice(calls)).toEqual([1]);
+  });
+
   test("receiveBatches decodes an answer in batches; parts of a lease receipt settle single messages", async () => {
     await client.topics.create("sdk.batches", { partitions: 2 });
     await client.groups.put("sdk.batches", "g", { startAt: "earliest" });
