@@ -6,6 +6,13 @@ import { nativeCrc32c } from "../../functions/runtime/node/native-crc32c.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const whole = new Uint8Array(a.length + b.length);
+  whole.set(a);
+  whole.set(b, a.length);
+  return whole;
+}
+
 describe("crc32c", () => {
   it("matches published vectors", () => {
     expect(crc32c(new Uint8Array(0))).toBe(0);
@@ -41,10 +48,7 @@ describe("crc32c", () => {
   it("continues a previous checksum passed as initial", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 200 }), (a, b) => {
-        const whole = new Uint8Array(a.length + b.length);
-        whole.set(a);
-        whole.set(b, a.length);
-        expect(crc32c(b, crc32c(a))).toBe(crc32c(whole));
+        expect(crc32c(b, crc32c(a))).toBe(crc32c(concat(a, b)));
       }),
     );
   });
@@ -52,10 +56,7 @@ describe("crc32c", () => {
   it("combines two checksums into the one of the concatenation, without the bytes", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 600 }), fc.uint8Array({ maxLength: 600 }), (a, b) => {
-        const whole = new Uint8Array(a.length + b.length);
-        whole.set(a);
-        whole.set(b, a.length);
-        expect(crc32cCombine(awsCrc32c(a), awsCrc32c(b), b.length)).toBe(awsCrc32c(whole));
+        expect(crc32cCombine(awsCrc32c(a), awsCrc32c(b), b.length)).toBe(awsCrc32c(concat(a, b)));
       }),
       { numRuns: 300 },
     );
