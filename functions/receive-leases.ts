@@ -119,6 +119,11 @@ async function receiveLoop<T>(
   return { ...(await leaseLoop(c, topic, group, request, take)), acked };
 }
 
+/** The client closed its connection: the request's signal aborts (Node server, Workers). */
+function clientGone(c: Context<AppEnv>): boolean {
+  return c.req.raw.signal?.aborted === true;
+}
+
 async function leaseLoop<T>(
   c: Context<AppEnv>,
   topic: Topic,
@@ -144,7 +149,7 @@ async function leaseLoop<T>(
     const taken = await take(lease);
     const count = taken.usage.messagesOut;
     const left = deadline - c.env.clock.now();
-    if (count > 0 || left <= 0) {
+    if (count > 0 || left <= 0 || clientGone(c)) {
       const leases = taken.runs.map((run) => ({
         partition: run.partition,
         firstOffset: run.from,
@@ -159,8 +164,9 @@ async function leaseLoop<T>(
           lastOffset: run.to,
         }),
       }));
-      if (pastDeadline(c) && leases.length > 0) {
-        // Answered 503 already: what was leased too late goes back at once, not after its
+      if ((pastDeadline(c) || clientGone(c)) && leases.length > 0) {
+        // Answered 503 already, or the client went away while this long-poll waited (a stopped
+        // consumer, a closed connection): what was leased goes back at once, not after its
         // visibility timeout (best effort; if this fails, the timeout brings them back).
         const receipts = leases.map((l) => l.receipt);
         await settle(c.env.db, c.env.receipts, tenantId, group, receipts, { kind: "nack", delayMs: 0 }, c.env.clock.now()).catch(() => {});
