@@ -7,7 +7,8 @@
  * 1,000), so a lone message is acked at once and a busy consumer makes one call for many.
  * `stop()` ends the loop: it stops asking
  * for more, aborts the long-poll in progress, waits for the handlers in flight and for their
- * acks. (Messages an aborted long-poll had already leased come back after their visibility
+ * acks. (The server stops waiting for an aborted long-poll and gives back what it leases from
+ * then on; messages already on their way in its answer come back after their visibility
  * timeout.) Receive errors that may pass (5xx, 429, network) are retried with backoff; any
  * other error ends the loop, and `done` rejects with it.
  */
