@@ -8,7 +8,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
-import { readChunks, readFrom, type ReadIo, type StoredChunk } from "../log/reader.ts";
+import { type IndexRow, readChunks, readFrom, type ReadIo, type StoredChunk } from "../log/reader.ts";
 import type { SegmentRecord } from "../segment/codec.ts";
 import type { Group } from "./groups.ts";
 import { deadLetter, type Exhausted } from "./dead-letter.ts";
@@ -71,6 +71,8 @@ export interface Plan {
   exhausted: Exhausted[];
   touched: Set<number>;
   records?: RecordsByPosition;
+  /** The index rows of what it leased, per partition, where the lease read them (lease-fast.ts): the read reads none. */
+  index?: Map<number, IndexRow[]>;
 }
 
 /** Leases planned and written by a receive's transaction; its messages are read after it commits. */
@@ -103,7 +105,7 @@ export async function leaseIn(txIo: ReadIo, group: Group, topic: Topic, options:
 /** The messages of a committed lease, each with the row and grant its receipt names. */
 export async function leasedMessages(io: ReadIo, topic: Topic, { plan, token }: Lease): Promise<Delivery[]> {
   if (plan.grants.length === 0) return [];
-  const records = plan.records ?? (await readGranted(io, topic, plan.grants));
+  const records = plan.records ?? (await readGranted(io, topic, plan.grants, plan.index));
   const rowsByPartition = new Map<number, LeaseRow[]>();
   for (const row of plan.changes.insert) {
     if (row.token !== token) continue;
@@ -545,7 +547,7 @@ function recordAt(records: RecordsByPosition, partition: number): Map<number, Se
 }
 
 /** Messages of the granted offsets, read per partition over the span they cover. */
-async function readGranted(io: ReadIo, topic: Topic, grants: Grant[]): Promise<RecordsByPosition> {
+async function readGranted(io: ReadIo, topic: Topic, grants: Grant[], index?: Map<number, IndexRow[]>): Promise<RecordsByPosition> {
   const spans = new Map<number, [number, number]>();
   for (const g of grants) {
     const span = spans.get(g.partition);
@@ -555,7 +557,8 @@ async function readGranted(io: ReadIo, topic: Topic, grants: Grant[]): Promise<R
   await Promise.all(
     [...spans].map(async ([partition, [from, to]]) => {
       const inPartition = recordAt(out, partition);
-      for (const m of await readFrom(io, topic.id, partition, from, to - from + 1)) inPartition.set(m.offset, m.record);
+      for (const m of await readFrom(io, topic.id, partition, from, to - from + 1, index?.get(partition)))
+        inPartition.set(m.offset, m.record);
     }),
   );
   return out;
@@ -626,7 +629,9 @@ export async function leasedChunks(io: ReadIo, topic: Topic, { plan, token }: Le
     const span = spans.get(run.partition);
     spans.set(run.partition, span ? [span[0], run.to] : [run.from, run.to]);
   }
-  const chunks = await Promise.all([...spans].map(([partition, [from, to]]) => readChunks(io, topic.id, partition, from, to - from + 1)));
+  const chunks = await Promise.all(
+    [...spans].map(([partition, [from, to]]) => readChunks(io, topic.id, partition, from, to - from + 1, plan.index?.get(partition))),
+  );
   return { runs, chunks: chunks.flat() };
 }
 

@@ -27,7 +27,7 @@ export interface StoredMessage {
   deliverAt?: number;
 }
 
-interface IndexRow {
+export interface IndexRow {
   baseOffset: number;
   lastOffset: number;
   segmentId: string;
@@ -59,9 +59,21 @@ export async function partitionBounds(db: Database, topicId: number, partition: 
   return { highWatermark, earliest: row.earliest === null ? highWatermark : row.earliest };
 }
 
-/** The index rows holding up to `limit` messages of one partition from `offset` on, in offset order. */
-async function indexRows(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<IndexRow[]> {
-  const found = await indexRowsQuery(io.db).execute({ topicId, partition, offset, limit });
+/**
+ * The index rows holding up to `limit` messages of one partition from `offset` on, in offset
+ * order. `known`: rows a statement of the caller already read (in offset order, from the one
+ * holding `offset`), so that this reads none (a receive's one-statement lease returns the rows
+ * of what it leased: storage/groups/lease-fast.ts).
+ */
+async function indexRows(
+  io: ReadIo,
+  topicId: number,
+  partition: number,
+  offset: number,
+  limit: number,
+  known?: IndexRow[],
+): Promise<IndexRow[]> {
+  const found = known ?? (await indexRowsQuery(io.db).execute({ topicId, partition, offset, limit }));
   const wanted: IndexRow[] = [];
   let count = 0;
   for (const row of found) {
@@ -122,8 +134,15 @@ function indexRowsQuery(db: Queryable): IndexRowsQuery {
 }
 
 /** Up to `limit` messages of one partition from `offset` on, in offset order. */
-export async function readFrom(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<StoredMessage[]> {
-  const wanted = await indexRows(io, topicId, partition, offset, limit);
+export async function readFrom(
+  io: ReadIo,
+  topicId: number,
+  partition: number,
+  offset: number,
+  limit: number,
+  known?: IndexRow[],
+): Promise<StoredMessage[]> {
+  const wanted = await indexRows(io, topicId, partition, offset, limit, known);
   const encoded = await loadRanges(io, wanted);
   const messages: StoredMessage[] = [];
   for (const [i, row] of wanted.entries()) {
@@ -159,8 +178,15 @@ export interface StoredChunk {
  * The chunks holding up to `limit` messages of one partition from `offset` on, as stored: the
  * first may begin, and the last end, with messages outside that span.
  */
-export async function readChunks(io: ReadIo, topicId: number, partition: number, offset: number, limit: number): Promise<StoredChunk[]> {
-  const wanted = await indexRows(io, topicId, partition, offset, limit);
+export async function readChunks(
+  io: ReadIo,
+  topicId: number,
+  partition: number,
+  offset: number,
+  limit: number,
+  known?: IndexRow[],
+): Promise<StoredChunk[]> {
+  const wanted = await indexRows(io, topicId, partition, offset, limit, known);
   const encoded = await loadRanges(io, wanted);
   return wanted.map((row, i) => ({
     partition,
