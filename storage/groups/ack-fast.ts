@@ -41,30 +41,43 @@ export function wholeRowOf(c: ReceiptClaims): WholeRow | null {
 }
 
 /**
- * Settles the rows named, where each is still leased under that grant with nothing settled;
- * returns the keys (wholeRowKey) of those it settled (the others are for the general
- * way), after moving their partitions' committed cursors.
+ * Settles the rows named if each is still leased under that grant with nothing settled, else
+ * none; returns the keys (wholeRowKey) of those it settled (all or none: the general way then
+ * takes the whole call), after moving their partitions' committed cursors.
  */
 export async function ackWholeRows(db: Database, groupId: number, named: WholeRow[], now: number): Promise<Set<string>> {
+  // All or nothing: the rows are locked first, and settled only if every one named qualifies.
+  // Settling some here and leaving the others to the general way's transaction split one ack
+  // call in two, and a receive between them could re-lease a message of the second part after
+  // the first was acked: no order of the two calls explained that (the groups model found it).
+  // Each row once: a receipt named twice must not count for two rows.
+  const rowsNamed = [...new Map(named.map((w) => [wholeRowKey(w), w])).values()];
   const settled = await retryConflicts(() =>
     rows<{ partition: number; first_offset: number; token: number }>(
       db,
-      sql`UPDATE group_leases l SET settled = ARRAY(SELECT generate_series(0, (l.last_offset - l.first_offset)::int))
-          FROM unnest(${sqlArray(
-            named.map((n) => n[0]),
-            "int",
-          )}, ${sqlArray(
-            named.map((n) => n[1]),
-            "bigint",
-          )}, ${sqlArray(
-            named.map((n) => n[2]),
-            "bigint",
-          )}, ${sqlArray(
-            named.map((n) => n[3]),
-            "bigint",
-          )}) AS k(p, f, t, tok)
-          WHERE l.group_id = ${groupId} AND l.partition = k.p AND l.first_offset = k.f AND l.last_offset = k.t AND l.token = k.tok
-            AND l.visible_at > ${now} AND cardinality(l.settled) = 0
+      sql`WITH qualifying AS (
+            SELECT l.partition, l.first_offset FROM group_leases l
+            JOIN unnest(${sqlArray(
+              rowsNamed.map((n) => n[0]),
+              "int",
+            )}, ${sqlArray(
+              rowsNamed.map((n) => n[1]),
+              "bigint",
+            )}, ${sqlArray(
+              rowsNamed.map((n) => n[2]),
+              "bigint",
+            )}, ${sqlArray(
+              rowsNamed.map((n) => n[3]),
+              "bigint",
+            )}) AS k(p, f, t, tok)
+              ON l.partition = k.p AND l.first_offset = k.f AND l.last_offset = k.t AND l.token = k.tok
+            WHERE l.group_id = ${groupId} AND l.visible_at > ${now} AND cardinality(l.settled) = 0
+            ORDER BY l.partition, l.first_offset
+            FOR UPDATE OF l)
+          UPDATE group_leases l SET settled = ARRAY(SELECT generate_series(0, (l.last_offset - l.first_offset)::int))
+          FROM qualifying q
+          WHERE l.group_id = ${groupId} AND l.partition = q.partition AND l.first_offset = q.first_offset
+            AND (SELECT count(*) FROM qualifying) = ${rowsNamed.length}
           RETURNING l.partition, l.first_offset, l.token`,
     ),
   );

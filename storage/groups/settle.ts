@@ -7,7 +7,7 @@ import { retryConflicts, type Database, type Queryable } from "../metadata/db.ts
 import type { Group } from "./groups.ts";
 import { reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
 import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
-import { ackWholeRows, wholeRowKey, wholeRowOf } from "./ack-fast.ts";
+import { ackWholeRows, type WholeRow, wholeRowOf } from "./ack-fast.ts";
 import { newGrantToken, receiptOf, type ReceiptClaims, type ReceiptRef, type ReceiptSigner } from "./receipts.ts";
 
 export type Settlement =
@@ -42,20 +42,16 @@ export async function settle(
   const general = (claims: ClaimSettlement[]) =>
     retryConflicts(() => db.transaction((tx) => settleClaims(tx, group, claims, now))).then((settled) => answer(unknown, settled));
   if (action.kind !== "ack") return general(items);
-  // Receipts naming whole lease rows go the fast way (ack-fast.ts), the others the general way.
+  // A call whose receipts all name whole lease rows, each still leased and untouched, goes the
+  // fast way (ack-fast.ts); any other, whole, the general way: one call is one transaction's
+  // worth of settles either way, never part of each.
   const whole = items.map((item) => wholeRowOf(item.claims));
-  const named = whole.filter((w) => w !== null);
-  if (named.length === 0) return general(items);
+  if (whole.some((w) => w === null)) return general(items);
+  const named = whole as WholeRow[];
   const acked = await ackWholeRows(db, group.id, named, now);
-  let done = 0;
-  const rest = items.filter((_, i) => {
-    const w = whole[i];
-    if (!w || !acked.has(wholeRowKey(w))) return true;
-    done += w[2] - w[1] + 1;
-    return false;
-  });
-  const result = rest.length === 0 ? answer(unknown, { done: 0, failed: [] }) : await general(rest);
-  return { done: done + result.done, failed: result.failed };
+  if (acked.size === 0) return general(items);
+  const done = named.reduce((n, w) => n + w[2] - w[1] + 1, 0);
+  return answer(unknown, { done, failed: [] });
 }
 
 /** The same within a caller's transaction (a transaction commit applies acks this way). */
