@@ -137,6 +137,25 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         // A second revocation finds no key.
         assertProblem(await admin.delete(`/v1/admin/tenants/${t.tenantId}/keys/${doomed.keyId}`), 404, "key_not_found");
       });
+
+      it("a produce key revoked after use: its next produce answers 401, whatever the request, and stores nothing", async () => {
+        // The key check comes first: a key that produced a moment ago learns nothing else (not
+        // 404 for a topic, not 400 for a body), and nothing it sends is stored or counted.
+        const t = await newTenant();
+        const topic = uniq("revoked");
+        assertStatus(await t.client.put(`/v1/topics/${topic}`, {}), 201);
+        const doomed = await newKey(t, ["produce"]);
+        for (let i = 0; i < 3; i++)
+          assertStatus(await doomed.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: `ok ${i}` }] }), 200);
+        assertStatus(await admin.delete(`/v1/admin/tenants/${t.tenantId}/keys/${doomed.keyId}`), 204);
+        assertProblem(await doomed.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "after" }] }), 401, "unauthorized");
+        // Not 404 (no such topic) nor 400 (a bad body): unauthenticated, it learns nothing else.
+        assertProblem(await doomed.client.post(`/v1/topics/${uniq("nope")}/messages`, { messages: [{ value: "x" }] }), 401, "unauthorized");
+        assertProblem(await doomed.client.post(`/v1/topics/${topic}/messages`, { messages: "not a list" }), 401, "unauthorized");
+        expect((await t.client.get(`/v1/topics/${topic}`)).body.highWatermarks).toEqual([3]);
+        // Counted: the three produces, the PUT and the GET; no refused request.
+        expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 3, requests: 5 });
+      });
     });
 
     describe("GET and PATCH /v1/admin/tenants/{id}", () => {
