@@ -133,17 +133,22 @@ function indexRowsQuery(db: Queryable): IndexRowsQuery {
   return query;
 }
 
-/** Up to `limit` messages of one partition from `offset` on, in offset order. */
-export async function readFrom(
-  io: ReadIo,
-  topicId: number,
-  partition: number,
-  offset: number,
-  limit: number,
-  known?: IndexRow[],
-): Promise<StoredMessage[]> {
+/**
+ * A read by offset: up to `limit` messages of one partition from `offset` on; `known`, index
+ * rows of them a statement of the caller already read (see indexRows).
+ */
+type ReadSpan = [topicId: number, partition: number, offset: number, limit: number, known?: IndexRow[]];
+
+/** The index rows a read needs, and their stored bytes. */
+async function indexedBytes(io: ReadIo, ...[topicId, partition, offset, limit, known]: ReadSpan) {
   const wanted = await indexRows(io, topicId, partition, offset, limit, known);
-  const encoded = await loadRanges(io, wanted);
+  return { wanted, encoded: await loadRanges(io, wanted) };
+}
+
+/** Up to `limit` messages of one partition from `offset` on, in offset order. */
+export async function readFrom(io: ReadIo, ...span: ReadSpan): Promise<StoredMessage[]> {
+  const [, partition, offset, limit] = span;
+  const { wanted, encoded } = await indexedBytes(io, ...span);
   const messages: StoredMessage[] = [];
   for (const [i, row] of wanted.entries()) {
     const records = io.cache.get(row.segmentId, row.byteOffset, row.byteLength) ?? decodeRange(encoded[i], row.segmentId, row.byteOffset);
@@ -178,16 +183,9 @@ export interface StoredChunk {
  * The chunks holding up to `limit` messages of one partition from `offset` on, as stored: the
  * first may begin, and the last end, with messages outside that span.
  */
-export async function readChunks(
-  io: ReadIo,
-  topicId: number,
-  partition: number,
-  offset: number,
-  limit: number,
-  known?: IndexRow[],
-): Promise<StoredChunk[]> {
-  const wanted = await indexRows(io, topicId, partition, offset, limit, known);
-  const encoded = await loadRanges(io, wanted);
+export async function readChunks(io: ReadIo, ...span: ReadSpan): Promise<StoredChunk[]> {
+  const partition = span[1];
+  const { wanted, encoded } = await indexedBytes(io, ...span);
   return wanted.map((row, i) => ({
     partition,
     baseOffset: row.baseOffset,
