@@ -46,7 +46,7 @@ export async function settle(
   // fast way (ack-fast.ts); any other, whole, the general way: one call is one transaction's
   // worth of settles either way, never part of each.
   const whole = items.map((item) => wholeRowOf(item.claims));
-  if (whole.some((w) => w === null)) return general(items);
+  if (whole.length === 0 || whole.some((w) => w === null)) return general(items);
   const named = whole as WholeRow[];
   const acked = await ackWholeRows(db, group.id, named, now);
   if (acked.size === 0) return general(items);
