@@ -17,7 +17,7 @@
 import { sql } from "drizzle-orm";
 import { type Database, retryConflicts, rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
-import type { IndexRow, ReadIo } from "../log/reader.ts";
+import { type IndexRowJson, indexRowsFromJson, indexRowsOfRanges, type ReadIo } from "../log/reader.ts";
 import type { Group } from "./groups.ts";
 import type { LeaseRow } from "./lease-rows.ts";
 import { choosePartitions, partitionOrder, positionAge, rotation } from "./lease-store.ts";
@@ -39,16 +39,12 @@ interface FastResult {
    */
   wrote: boolean;
   /**
-   * Where it wrote: the index rows holding what it leased, as reader.ts reads them (partition,
-   * base and last offset, segment id, object key, segment bytes, byte offset and length, records
-   * to skip, deliverAt, extra headers), in offset order per partition. Read here, in the lease's
-   * own snapshot, the read of the messages makes no statement of its own: one round trip less
-   * per receive.
+   * Where it wrote: the index rows holding what it leased (reader.ts, indexRowsOfRanges). Read
+   * here, in the lease's own snapshot, the read of the messages makes no statement of its own:
+   * one round trip less per receive.
    */
-  index: IndexRowTuple[] | null;
+  index: IndexRowJson[] | null;
 }
-
-type IndexRowTuple = [number, number, number, string, string, number, number, number, number, number | null, Record<string, string> | null];
 
 /** Leases up to `options.max` messages (see leaseNow) and reads them. */
 export async function receive(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Delivery[]> {
@@ -94,8 +90,6 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
   // skipped, the receive came back empty and tried again (a quarter of the leases, one turn each).
   // With more, it skips, so that receivers spread over the partitions (and never deadlock).
   // Window functions cannot go with FOR UPDATE, so the order is kept as columns for the next step.
-  // The index rows of what it leased are read from the row holding each range's first offset on,
-  // as reader.ts bounds its own scan.
   const [r] = await rows<FastResult>(
     db,
     sql`WITH due AS (
@@ -143,21 +137,13 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
                (SELECT n FROM available) AS available,
                (SELECT yes FROM whole) AS wrote,
                (SELECT json_agg(json_build_array(partition, first_offset, end_offset - 1) ORDER BY partition) FROM taken) AS taken,
-               (SELECT json_agg(json_build_array(i.partition, i.base_offset, i.last_offset, i.segment_id, s.object_key, s.byte_length,
-                         i.byte_offset, i.byte_length, i.record_skip, i.deliver_at, i.extra_headers) ORDER BY i.partition, i.base_offset)
-                FROM taken t
-                JOIN segment_index i ON i.topic_id = ${topicId} AND i.partition = t.partition AND i.base_offset < t.end_offset
-                  AND i.base_offset >= coalesce((SELECT j.base_offset FROM segment_index j
-                        WHERE j.topic_id = ${topicId} AND j.partition = t.partition AND j.base_offset <= t.first_offset
-                        ORDER BY j.base_offset DESC LIMIT 1), 0)
-                JOIN segments s ON s.id = i.segment_id
-                WHERE (SELECT yes FROM whole)) AS index`,
+               ${indexRowsOfRanges(topicId, sql`(SELECT * FROM taken WHERE (SELECT yes FROM whole))`)} AS index`,
   );
   return r;
 }
 
 /** The lease the statement wrote, as the general way would have planned it. */
-function fastLease(taken: [number, number, number][], options: ReceiveOptions, token: number, index: IndexRowTuple[] = []): Lease {
+function fastLease(taken: [number, number, number][], options: ReceiveOptions, token: number, index: IndexRowJson[] = []): Lease {
   const insert: LeaseRow[] = [];
   const grants: { partition: number; offset: number; attempt: number }[] = [];
   for (const [partition, first, last] of taken) {
@@ -175,23 +161,14 @@ function fastLease(taken: [number, number, number][], options: ReceiveOptions, t
     });
     for (let o = first; o <= last; o++) grants.push({ partition, offset: o, attempt: 1 });
   }
-  const rows = new Map<number, IndexRow[]>();
-  for (const [
-    partition,
-    baseOffset,
-    lastOffset,
-    segmentId,
-    objectKey,
-    segmentBytes,
-    byteOffset,
-    byteLength,
-    recordSkip,
-    deliverAt,
-    extraHeaders,
-  ] of index) {
-    const list = rows.get(partition) ?? [];
-    list.push({ baseOffset, lastOffset, segmentId, objectKey, segmentBytes, byteOffset, byteLength, recordSkip, deliverAt, extraHeaders });
-    rows.set(partition, list);
-  }
-  return { token, plan: { changes: { remove: [], insert, frontiers: new Map() }, grants, exhausted: [], touched: new Set(), index: rows } };
+  return {
+    token,
+    plan: {
+      changes: { remove: [], insert, frontiers: new Map() },
+      grants,
+      exhausted: [],
+      touched: new Set(),
+      index: indexRowsFromJson(index),
+    },
+  };
 }

@@ -3,7 +3,7 @@
  * → decoded records (or the stored bytes, for answers in batches), through an LRU of ranges. A
  * CRC mismatch is an error, never skipped.
  */
-import { and, asc, eq, gte, sql } from "drizzle-orm";
+import { and, asc, eq, gte, type SQL, sql } from "drizzle-orm";
 import { decodeBatches, type SegmentRecord } from "../segment/codec.ts";
 import type { Database, Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
@@ -60,19 +60,14 @@ export async function partitionBounds(db: Database, topicId: number, partition: 
 }
 
 /**
- * The index rows holding up to `limit` messages of one partition from `offset` on, in offset
- * order. `known`: rows a statement of the caller already read (in offset order, from the one
- * holding `offset`), so that this reads none (a receive's one-statement lease returns the rows
- * of what it leased: storage/groups/lease-fast.ts).
+ * A read by offset: up to `limit` messages of one partition from `offset` on; `known`, index
+ * rows of them a statement of the caller already read, in offset order from the one holding
+ * `offset` (a receive's one-statement lease reads those of what it leased: indexRowsOfRanges).
  */
-async function indexRows(
-  io: ReadIo,
-  topicId: number,
-  partition: number,
-  offset: number,
-  limit: number,
-  known?: IndexRow[],
-): Promise<IndexRow[]> {
+type ReadSpan = [topicId: number, partition: number, offset: number, limit: number, known?: IndexRow[]];
+
+/** The index rows holding a read's messages, in offset order: `known`, or read now. */
+async function indexRows(io: ReadIo, ...[topicId, partition, offset, limit, known]: ReadSpan): Promise<IndexRow[]> {
   const found = known ?? (await indexRowsQuery(io.db).execute({ topicId, partition, offset, limit }));
   const wanted: IndexRow[] = [];
   let count = 0;
@@ -82,6 +77,61 @@ async function indexRows(
     count += row.lastOffset - Math.max(row.baseOffset, offset) + 1;
   }
   return wanted;
+}
+
+/**
+ * For a statement of the caller: the index rows holding ranges `[first_offset, end_offset)` of
+ * partitions of a topic (`ranges`: a relation with columns partition, first_offset,
+ * end_offset), as one JSON array for indexRowsFromJson, each range's rows bounded below by the
+ * one holding its first offset, as indexRowsQuery bounds its scan.
+ */
+export function indexRowsOfRanges(topicId: number, ranges: SQL): SQL {
+  return sql`(SELECT json_agg(json_build_array(i.partition, i.base_offset, i.last_offset, i.segment_id, s.object_key, s.byte_length,
+                 i.byte_offset, i.byte_length, i.record_skip, i.deliver_at, i.extra_headers) ORDER BY i.partition, i.base_offset)
+    FROM ${ranges} r
+    JOIN segment_index i ON i.topic_id = ${topicId} AND i.partition = r.partition AND i.base_offset < r.end_offset
+      AND i.base_offset >= coalesce((SELECT j.base_offset FROM segment_index j
+            WHERE j.topic_id = ${topicId} AND j.partition = r.partition AND j.base_offset <= r.first_offset
+            ORDER BY j.base_offset DESC LIMIT 1), 0)
+    JOIN segments s ON s.id = i.segment_id)`;
+}
+
+/** An index row as indexRowsOfRanges writes it. */
+export type IndexRowJson = [
+  number,
+  number,
+  number,
+  string,
+  string,
+  number,
+  number,
+  number,
+  number,
+  number | null,
+  Record<string, string> | null,
+];
+
+/** indexRowsOfRanges' rows, per partition. */
+export function indexRowsFromJson(found: IndexRowJson[]): Map<number, IndexRow[]> {
+  const byPartition = new Map<number, IndexRow[]>();
+  for (const [
+    partition,
+    baseOffset,
+    lastOffset,
+    segmentId,
+    objectKey,
+    segmentBytes,
+    byteOffset,
+    byteLength,
+    recordSkip,
+    deliverAt,
+    extraHeaders,
+  ] of found) {
+    const list = byPartition.get(partition) ?? [];
+    list.push({ baseOffset, lastOffset, segmentId, objectKey, segmentBytes, byteOffset, byteLength, recordSkip, deliverAt, extraHeaders });
+    byPartition.set(partition, list);
+  }
+  return byPartition;
 }
 
 interface IndexRowsQuery {
@@ -133,15 +183,9 @@ function indexRowsQuery(db: Queryable): IndexRowsQuery {
   return query;
 }
 
-/**
- * A read by offset: up to `limit` messages of one partition from `offset` on; `known`, index
- * rows of them a statement of the caller already read (see indexRows).
- */
-type ReadSpan = [topicId: number, partition: number, offset: number, limit: number, known?: IndexRow[]];
-
 /** The index rows a read needs, and their stored bytes. */
-async function indexedBytes(io: ReadIo, ...[topicId, partition, offset, limit, known]: ReadSpan) {
-  const wanted = await indexRows(io, topicId, partition, offset, limit, known);
+async function indexedBytes(io: ReadIo, ...span: ReadSpan) {
+  const wanted = await indexRows(io, ...span);
   return { wanted, encoded: await loadRanges(io, wanted) };
 }
 
