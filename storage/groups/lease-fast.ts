@@ -17,7 +17,14 @@
 import { sql } from "drizzle-orm";
 import { type Database, retryConflicts, rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
-import { type IndexRowJson, indexRowsFromJson, indexRowsOfRanges, type ReadIo } from "../log/reader.ts";
+import {
+  type IndexRowJson,
+  indexRowsFromJson,
+  indexRowsOfRanges,
+  nextSegmentsFromJson,
+  nextSegmentsOfRanges,
+  type ReadIo,
+} from "../log/reader.ts";
 import type { Group } from "./groups.ts";
 import type { LeaseRow } from "./lease-rows.ts";
 import { choosePartitions, partitionOrder, positionAge, rotation } from "./lease-store.ts";
@@ -44,6 +51,8 @@ interface FastResult {
    * one round trip less per receive.
    */
   index: IndexRowJson[] | null;
+  /** The segments holding what follows each leased range (reader.ts, nextSegmentsOfRanges): read ahead. */
+  next: [string, string, number][] | null;
 }
 
 /** Leases up to `options.max` messages (see leaseNow) and reads them. */
@@ -61,7 +70,7 @@ export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topi
   const token = newGrantToken();
   if (group.ordering === "none" && options.maxPartitions === undefined) {
     const fast = await retryConflicts(() => leaseFromFrontiers(io.db, group, topic, options, token));
-    if (fast.wrote) return fastLease(fast.taken ?? [], options, token, fast.index ?? []);
+    if (fast.wrote) return fastLease(fast.taken ?? [], options, token, fast.index ?? [], fast.next ?? []);
     if (!fast.due && fast.unclean === 0) {
       const nothing = fastLease([], options, token);
       if (Number(fast.available) === 0) return nothing;
@@ -137,13 +146,20 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
                (SELECT n FROM available) AS available,
                (SELECT yes FROM whole) AS wrote,
                (SELECT json_agg(json_build_array(partition, first_offset, end_offset - 1) ORDER BY partition) FROM taken) AS taken,
-               ${indexRowsOfRanges(topicId, sql`(SELECT * FROM taken WHERE (SELECT yes FROM whole))`)} AS index`,
+               ${indexRowsOfRanges(topicId, sql`(SELECT * FROM taken WHERE (SELECT yes FROM whole))`)} AS index,
+               ${nextSegmentsOfRanges(topicId, sql`(SELECT * FROM taken WHERE (SELECT yes FROM whole))`)} AS next`,
   );
   return r;
 }
 
 /** The lease the statement wrote, as the general way would have planned it. */
-function fastLease(taken: [number, number, number][], options: ReceiveOptions, token: number, index: IndexRowJson[] = []): Lease {
+function fastLease(
+  taken: [number, number, number][],
+  options: ReceiveOptions,
+  token: number,
+  index: IndexRowJson[] = [],
+  next: [string, string, number][] = [],
+): Lease {
   const insert: LeaseRow[] = [];
   const grants: { partition: number; offset: number; attempt: number }[] = [];
   for (const [partition, first, last] of taken) {
@@ -169,6 +185,7 @@ function fastLease(taken: [number, number, number][], options: ReceiveOptions, t
       exhausted: [],
       touched: new Set(),
       index: indexRowsFromJson(index),
+      next: nextSegmentsFromJson(next),
     },
   };
 }

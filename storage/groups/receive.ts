@@ -8,7 +8,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Queryable } from "../metadata/db.ts";
 import { rows } from "../metadata/db.ts";
 import type { Topic } from "../metadata/topics.ts";
-import { type IndexRow, readChunks, readFrom, type ReadIo, type StoredChunk } from "../log/reader.ts";
+import { type IndexRow, type NextSegment, readAhead, readChunks, readFrom, type ReadIo, type StoredChunk } from "../log/reader.ts";
 import type { SegmentRecord } from "../segment/codec.ts";
 import type { Group } from "./groups.ts";
 import { deadLetter, type Exhausted } from "./dead-letter.ts";
@@ -73,6 +73,8 @@ export interface Plan {
   records?: RecordsByPosition;
   /** The index rows of what it leased, per partition, where the lease read them (lease-fast.ts): the read reads none. */
   index?: Map<number, IndexRow[]>;
+  /** The segments holding what follows the leased ranges, where the lease read them (lease-fast.ts): read ahead once these are read. */
+  next?: NextSegment[];
 }
 
 /** Leases planned and written by a receive's transaction; its messages are read after it commits. */
@@ -106,6 +108,7 @@ export async function leaseIn(txIo: ReadIo, group: Group, topic: Topic, options:
 export async function leasedMessages(io: ReadIo, topic: Topic, { plan, token }: Lease): Promise<Delivery[]> {
   if (plan.grants.length === 0) return [];
   const records = plan.records ?? (await readGranted(io, topic, plan.grants, plan.index));
+  if (plan.next) readAhead(io, plan.next);
   const rowsByPartition = new Map<number, LeaseRow[]>();
   for (const row of plan.changes.insert) {
     if (row.token !== token) continue;
@@ -632,6 +635,7 @@ export async function leasedChunks(io: ReadIo, topic: Topic, { plan, token }: Le
   const chunks = await Promise.all(
     [...spans].map(([partition, [from, to]]) => readChunks(io, topic.id, partition, from, to - from + 1, plan.index?.get(partition))),
   );
+  if (plan.next) readAhead(io, plan.next);
   return { runs, chunks: chunks.flat() };
 }
 

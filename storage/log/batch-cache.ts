@@ -161,6 +161,20 @@ export class BatchCache {
     return pending;
   }
 
+  /**
+   * Loads a whole segment into the cache in the background, unless it is cached or being loaded
+   * already (a read that wants it meanwhile shares the load: `once`). Never fails: a segment that
+   * could not be loaded is simply not cached. Only where loads are shared (not on Workers, where
+   * I/O belongs to the request that started it).
+   */
+  prefetch(segmentId: string, load: () => Promise<Uint8Array>, decode: Decode): void {
+    if (!this.sharesLoads || this.entries.has(segmentId) || this.loading.has(segmentId)) return;
+    this.once(segmentId, load).then(
+      (bytes) => this.setSegment(segmentId, bytes, decode),
+      () => {},
+    );
+  }
+
   private find(segmentId: string, byteOffset: number, byteLength: number): { entry: Entry; encoded: Uint8Array } | undefined {
     const range = this.touch(rangeKey(segmentId, byteOffset, byteLength));
     if (range) return { entry: range, encoded: range.bytes };

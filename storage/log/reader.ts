@@ -96,6 +96,47 @@ export function indexRowsOfRanges(topicId: number, ranges: SQL): SQL {
     JOIN segments s ON s.id = i.segment_id)`;
 }
 
+/**
+ * For a statement of the caller: the segments holding the index row right after each range
+ * `[first_offset, end_offset)` of `ranges` (as indexRowsOfRanges takes them), distinct, as one
+ * JSON array for nextSegmentsFromJson: what a consumer of those partitions reads next (readAhead).
+ */
+export function nextSegmentsOfRanges(topicId: number, ranges: SQL): SQL {
+  return sql`(SELECT json_agg(json_build_array(n.segment_id, s.object_key, s.byte_length))
+    FROM (SELECT DISTINCT nx.segment_id FROM ${ranges} r
+          CROSS JOIN LATERAL (SELECT j.segment_id FROM segment_index j
+            WHERE j.topic_id = ${topicId} AND j.partition = r.partition AND j.base_offset >= r.end_offset
+            ORDER BY j.base_offset LIMIT 1) nx) n
+    JOIN segments s ON s.id = n.segment_id)`;
+}
+
+/** A segment a reader is expected to want soon. */
+export interface NextSegment {
+  segmentId: string;
+  objectKey: string;
+  segmentBytes: number;
+}
+
+/** nextSegmentsOfRanges' rows. */
+export function nextSegmentsFromJson(found: [string, string, number][]): NextSegment[] {
+  return found.map(([segmentId, objectKey, segmentBytes]) => ({ segmentId, objectKey, segmentBytes }));
+}
+
+/**
+ * Starts reading `next` into the cache, whole, in the background (segments up to
+ * READ_AHEAD_MAX_BYTES that are neither cached nor being read): a consumer draining a backlog
+ * larger than the cache then finds its next segment there instead of waiting for its GET, which
+ * left the machine idle for a sixth of a drain (docs/benchmarks.md). A failed read-ahead is
+ * forgotten: the read that needs the segment makes its own GET and reports its own failure.
+ */
+export function readAhead(io: ReadIo, next: NextSegment[]): void {
+  for (const { segmentId, objectKey, segmentBytes } of next) {
+    if (segmentBytes > READ_AHEAD_MAX_BYTES) continue;
+    const decode = (encoded: Uint8Array, byteOffset: number) => decodeRange(encoded, segmentId, byteOffset);
+    io.cache.prefetch(segmentId, () => io.store.get(objectKey, { offset: 0, length: segmentBytes }), decode);
+  }
+}
+
 /** An index row as indexRowsOfRanges writes it. */
 export type IndexRowJson = [
   number,
