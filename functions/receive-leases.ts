@@ -187,7 +187,10 @@ async function leaseLoop<T>(
     // milliseconds (they are skipped, not waited for).
     // Blocked (the messages are in partitions other transactions hold): soon again, or as soon
     // as a settle of this instance lets go of them.
-    const pause = attempt === 1 || lease.blocked ? QUICK_RETRY_MS : c.env.pollIntervalMs * 2.5;
+    // Not when the lease found nothing at all to take (idle): no partition was held, so a retry
+    // would find only what a commit brought since, and a local commit wakes a receiver anyway
+    // (at a steady rate, a third of all leases were these retries, each a statement).
+    const pause = (attempt === 1 && !lease.idle) || lease.blocked ? QUICK_RETRY_MS : c.env.pollIntervalMs * 2.5;
     await c.env.commits.waitReceiver(topic.id, group.id, Math.min(left, pause), lease.blocked);
   }
 }

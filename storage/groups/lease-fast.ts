@@ -73,7 +73,7 @@ export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topi
     if (fast.wrote) return fastLease(fast.taken ?? [], options, token, fast.index ?? [], fast.next ?? []);
     if (!fast.due && fast.unclean === 0) {
       const nothing = fastLease([], options, token);
-      if (Number(fast.available) === 0) return nothing;
+      if (Number(fast.available) === 0) return { ...nothing, idle: true };
       // Every partition with messages is held by others: the general way would skip them too.
       if (!fast.taken?.length) return { ...nothing, blocked: true };
     }

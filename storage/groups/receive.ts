@@ -83,6 +83,11 @@ export interface Lease {
   token: number;
   /** Nothing leased while messages wait in partitions other transactions hold (known to the one-statement lease only). */
   blocked?: boolean;
+  /**
+   * Nothing to lease at all in the statement's snapshot: no partition had messages past the
+   * group's frontier and no lease was due again (known to the one-statement lease only).
+   */
+  idle?: boolean;
 }
 
 /**
