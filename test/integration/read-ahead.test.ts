@@ -11,17 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BATCHES_TYPE, fetchBatches } from "../support/batches.ts";
 import { eventually } from "../support/eventually.ts";
 import type { Api } from "../support/http.ts";
+import { metricValue } from "../support/metrics-text.ts";
 import { serverWithTenant, type TenantServer } from "../support/tenant-server.ts";
 
 const REQUESTS = 10;
 const PER_REQUEST = 50;
 const value = (r: number, i: number) => `${r}-${i}-`.padEnd(200, "x");
-
-function counter(text: string, name: string): number {
-  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-  if (!m) throw new Error(`${name} not in GET /metrics:\n${text.slice(0, 2000)}`);
-  return Number(m[1]);
-}
 
 describe.each(["json", "batches"] as const)("read-ahead of a receive answered in %s (Node server)", (answer) => {
   let started: TenantServer;
@@ -44,8 +39,8 @@ describe.each(["json", "batches"] as const)("read-ahead of a receive answered in
       expect(res.status).toBe(200);
     }
     const gets = async () =>
-      counter((await admin.get("/metrics", { headers: { accept: "text/plain" } })).text, "reservoir_object_store_gets_total");
-    const flushes = counter((await admin.get("/metrics", { headers: { accept: "text/plain" } })).text, "reservoir_flush_puts_total");
+      metricValue((await admin.get("/metrics", { headers: { accept: "text/plain" } })).text, "reservoir_object_store_gets_total");
+    const flushes = metricValue((await admin.get("/metrics", { headers: { accept: "text/plain" } })).text, "reservoir_flush_puts_total");
     expect(flushes).toBe(REQUESTS); // one segment per request
     await started.server.restart();
 

@@ -6,19 +6,13 @@
 // The messages are fixed (no randomness): message i of request r is `r-i` padded to 200 bytes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Api } from "../support/http.ts";
+import { metricValue } from "../support/metrics-text.ts";
 import { serverWithTenant, type TenantServer } from "../support/tenant-server.ts";
 
 const BOUND = 512 * 1024;
 const REQUESTS = 30;
 const PER_REQUEST = 50;
 const value = (r: number, i: number) => `${r}-${i}-`.padEnd(200, "x");
-
-/** A gauge of GET /metrics (unlabelled). */
-function gauge(text: string, name: string): number {
-  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-  if (!m) throw new Error(`${name} not in GET /metrics:\n${text.slice(0, 2000)}`);
-  return Number(m[1]);
-}
 
 describe("the read cache on a Node server (RESERVOIR_READ_CACHE_BYTES)", () => {
   let started: TenantServer;
@@ -41,11 +35,11 @@ describe("the read cache on a Node server (RESERVOIR_READ_CACHE_BYTES)", () => {
     }
     const metrics = async () => (await admin.get("/metrics", { headers: { accept: "text/plain" } })).text;
     const produced = await metrics();
-    expect(gauge(produced, "reservoir_read_cache_max_bytes")).toBe(BOUND);
+    expect(metricValue(produced, "reservoir_read_cache_max_bytes")).toBe(BOUND);
     // Undecoded, the flushes' bytes all fit (about 12 KB a request, 360 KB in all).
-    const flushed = gauge(produced, "reservoir_flush_bytes_sum");
+    const flushed = metricValue(produced, "reservoir_flush_bytes_sum");
     expect(flushed).toBeLessThan(BOUND);
-    expect(gauge(produced, "reservoir_read_cache_bytes")).toBeLessThanOrEqual(flushed);
+    expect(metricValue(produced, "reservoir_read_cache_bytes")).toBeLessThanOrEqual(flushed);
 
     const read = async () => {
       const values: string[] = [];
@@ -62,8 +56,8 @@ describe("the read cache on a Node server (RESERVOIR_READ_CACHE_BYTES)", () => {
 
     // Decoded, they do not: the cache dropped the oldest and counts each kept message's records.
     const after = await metrics();
-    const bytes = gauge(after, "reservoir_read_cache_bytes");
-    const entries = gauge(after, "reservoir_read_cache_entries");
+    const bytes = metricValue(after, "reservoir_read_cache_bytes");
+    const entries = metricValue(after, "reservoir_read_cache_entries");
     expect(bytes).toBeLessThanOrEqual(BOUND);
     expect(entries).toBeGreaterThan(0);
     expect(bytes).toBeGreaterThan(BOUND / 2);
@@ -73,9 +67,9 @@ describe("the read cache on a Node server (RESERVOIR_READ_CACHE_BYTES)", () => {
     expect(bytes).toBeGreaterThanOrEqual(entries * PER_REQUEST * (200 + 350));
 
     // What was dropped is read from the object store again, unchanged.
-    const gets = gauge(after, "reservoir_object_store_gets_total");
+    const gets = metricValue(after, "reservoir_object_store_gets_total");
     expect(await read()).toEqual(expected);
-    expect(gauge(await metrics(), "reservoir_object_store_gets_total")).toBeGreaterThan(gets);
-    expect(gauge(await metrics(), "reservoir_read_cache_bytes")).toBeLessThanOrEqual(BOUND);
+    expect(metricValue(await metrics(), "reservoir_object_store_gets_total")).toBeGreaterThan(gets);
+    expect(metricValue(await metrics(), "reservoir_read_cache_bytes")).toBeLessThanOrEqual(BOUND);
   }, 120_000);
 });
