@@ -42,7 +42,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg } from "node:os";
 import { Agent } from "node:http";
@@ -53,6 +53,7 @@ import { BATCHES_TYPE, latencySummary, RAW_MESSAGES_TYPE, requestJson, type Json
 import { analyzeProfileFile, formatSummary } from "./lib/cpuprofile.ts";
 import { cpuDelta, cpuSnapshot, threadDelta, threadSeconds } from "./lib/proc-cpu.ts";
 import { startStack } from "./lib/stack.ts";
+import { markPhase } from "./lib/phase-mark.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -159,8 +160,7 @@ try {
 
   const before = await metrics();
   const cpuBefore = cpuSnapshot(stack.server.pid);
-  // For an outside profiler (perf record -a): the moment the consume phase starts, and the server's pid.
-  if (process.env.BENCH_CONSUME_MARK) writeFileSync(process.env.BENCH_CONSUME_MARK, `${stack.server.pid}\n`);
+  markPhase("BENCH_CONSUME_MARK", stack.server.pid);
   const threadsBefore = threadSeconds(stack.server.pid);
   const t0 = performance.now();
   const startUs = nowUs();

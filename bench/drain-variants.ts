@@ -13,9 +13,9 @@
  * warm-up per variant. `--publish 1p-1KiB` times the max-rate publish alone (msgs/s and CPU of
  * the publish; each round's messages are drained untimed afterwards, so topics stay small).
  */
-import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { backlogDrain } from "./compare/backlog.ts";
+import { markPhase } from "./lib/phase-mark.ts";
 import { measureRun } from "./compare/measure.ts";
 import { warmUp } from "./compare/warm-up.ts";
 import { workloadsNamed } from "./compare/workloads.ts";
@@ -80,8 +80,7 @@ async function timedPublish(sut: SystemUnderTest, workload: Workload, messages: 
   await sut.setup(workload);
   try {
     const cpuDone = measureCpu(sut);
-    // For a profiler: the server's pid, once the publish starts (perf record -p, or -a with a window).
-    if (process.env.BENCH_PUBLISH_MARK) writeFileSync(process.env.BENCH_PUBLISH_MARK, `${sut.serverPid?.()}\n`);
+    markPhase("BENCH_PUBLISH_MARK", sut.serverPid?.());
     const t0 = performance.now();
     await sut.publish(messages, payloadFor(workload.messageBytes));
     const seconds = (performance.now() - t0) / 1000;

@@ -5,7 +5,7 @@
  * that fell behind, or was down, gets back to work at; the publish figures are those of filling
  * the backlog. CPU is counted over the drain alone.
  */
-import { writeFileSync } from "node:fs";
+import { markPhase } from "../lib/phase-mark.ts";
 import { cpuMicrosPerMessage, measureCpu } from "./cpu.ts";
 import { withSetup } from "./measure.ts";
 import { payloadFor, ReceivedCheck } from "./payload.ts";
@@ -33,8 +33,7 @@ export async function backlogDrain(sut: SystemUnderTest, backlogMiB: number): Pr
     if (published.acked !== messages) throw new Error(`${sut.name}: ${published.acked} of ${messages} published`);
     const check = new ReceivedCheck(messages, workload.messageBytes);
     const cpuDone = measureCpu(sut);
-    // For a profiler: the server's pid, once the drain starts (perf record -p, or -a with a window).
-    if (process.env.BENCH_DRAIN_MARK) writeFileSync(process.env.BENCH_DRAIN_MARK, `${sut.serverPid?.()}\n`);
+    markPhase("BENCH_DRAIN_MARK", sut.serverPid?.());
     const t1 = performance.now();
     await sut.consume(messages, (received) => void check.take(received));
     const seconds = (performance.now() - t1) / 1000;

@@ -5,12 +5,12 @@
  * publish latency counts from the schedule too (a stall is charged in full). Every message
  * received is checked (payload.ts), and the run fails if one is missing.
  */
-import { writeFileSync } from "node:fs";
 import { cpuMicrosPerMessage, measureCpu } from "./cpu.ts";
 import { payloadFor, ReceivedCheck } from "./payload.ts";
 import { produceOverhead } from "./produce-overhead.ts";
 import { costFigures, publishFigures, round, type RunResult } from "./result.ts";
 import { percentile } from "../lib/load.ts";
+import { markPhase } from "../lib/phase-mark.ts";
 import { Unavailable, type SystemUnderTest, type Workload } from "./system.ts";
 
 type RunBase = Pick<RunResult, "system" | "workload" | "mode" | "ratePerSec" | "messageBytes" | "partitions" | "messages">;
@@ -68,9 +68,8 @@ export async function measureRun(sut: SystemUnderTest, workload: Workload, messa
     const publishSeconds = (performance.now() - t0) / 1000;
     if (published.acked !== messages) throw new Error(`${sut.name}: ${published.acked} of ${messages} published`);
     const t1 = performance.now();
-    // For a profiler outside (perf record -a): the server's pid, once a max-rate consume starts.
-    if (!ratePerSec && process.env.BENCH_CONSUME_MARK)
-      writeFileSync(process.env.BENCH_CONSUME_MARK, `${sut.serverPid?.() ?? ""} ${process.pid}\n`);
+    // The server's pid and the harness's, once a max-rate consume starts.
+    if (!ratePerSec) markPhase("BENCH_CONSUME_MARK", sut.serverPid?.(), process.pid);
     await (consuming ?? consume());
     const consumeSeconds = ((ratePerSec ? lastArrival - t0 : performance.now() - t1) || 1) / 1000;
     const cpu = cpuDone();

@@ -21,6 +21,7 @@ import {
   type IndexRowJson,
   indexRowsFromJson,
   indexRowsOfRanges,
+  type NextSegmentJson,
   nextSegmentsFromJson,
   nextSegmentsOfRanges,
   type ReadIo,
@@ -52,7 +53,7 @@ interface FastResult {
    */
   index: IndexRowJson[] | null;
   /** The segments holding what follows each leased range (reader.ts, nextSegmentsOfRanges): read ahead. */
-  next: [string, string, number][] | null;
+  next: NextSegmentJson[] | null;
 }
 
 /** Leases up to `options.max` messages (see leaseNow) and reads them. */
@@ -87,6 +88,8 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
   const start = rotation(topic.partitions);
   const end = sql`gp.frontier + ${options.max + FRESH_SCAN_WINDOW}`;
   const visibleAt = options.now + options.visibilityMs;
+  // The ranges the statement leased, when it wrote them: where its index rows and read-ahead come from.
+  const leased = sql`(SELECT * FROM taken WHERE (SELECT yes FROM whole))`;
   // A position locked after a commit that changed it is its new row, while the window's
   // subqueries read the statement's snapshot. Only state missing from the snapshot would be
   // unsafe, and none can be where this leases, [frontier, next_offset of the snapshot): a lease
@@ -146,8 +149,8 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
                (SELECT n FROM available) AS available,
                (SELECT yes FROM whole) AS wrote,
                (SELECT json_agg(json_build_array(partition, first_offset, end_offset - 1) ORDER BY partition) FROM taken) AS taken,
-               ${indexRowsOfRanges(topicId, sql`(SELECT * FROM taken WHERE (SELECT yes FROM whole))`)} AS index,
-               ${nextSegmentsOfRanges(topicId, sql`(SELECT * FROM taken WHERE (SELECT yes FROM whole))`)} AS next`,
+               ${indexRowsOfRanges(topicId, leased)} AS index,
+               ${nextSegmentsOfRanges(topicId, leased)} AS next`,
   );
   return r;
 }
@@ -158,7 +161,7 @@ function fastLease(
   options: ReceiveOptions,
   token: number,
   index: IndexRowJson[] = [],
-  next: [string, string, number][] = [],
+  next: NextSegmentJson[] = [],
 ): Lease {
   const insert: LeaseRow[] = [];
   const grants: { partition: number; offset: number; attempt: number }[] = [];

@@ -117,8 +117,11 @@ export interface NextSegment {
   segmentBytes: number;
 }
 
+/** A segment as nextSegmentsOfRanges writes it: id, object key, byte length. */
+export type NextSegmentJson = [string, string, number];
+
 /** nextSegmentsOfRanges' rows. */
-export function nextSegmentsFromJson(found: [string, string, number][]): NextSegment[] {
+export function nextSegmentsFromJson(found: NextSegmentJson[]): NextSegment[] {
   return found.map(([segmentId, objectKey, segmentBytes]) => ({ segmentId, objectKey, segmentBytes }));
 }
 
@@ -132,8 +135,7 @@ export function nextSegmentsFromJson(found: [string, string, number][]): NextSeg
 export function readAhead(io: ReadIo, next: NextSegment[]): void {
   for (const { segmentId, objectKey, segmentBytes } of next) {
     if (segmentBytes > READ_AHEAD_MAX_BYTES) continue;
-    const decode = (encoded: Uint8Array, byteOffset: number) => decodeRange(encoded, segmentId, byteOffset);
-    io.cache.prefetch(segmentId, () => io.store.get(objectKey, { offset: 0, length: segmentBytes }), decode);
+    io.cache.prefetch(segmentId, () => io.store.get(objectKey, { offset: 0, length: segmentBytes }), decoderOf(segmentId));
   }
 }
 
@@ -338,7 +340,7 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]>
       } catch (error) {
         throw unavailable("the object store did not answer; retry the request", error);
       }
-      const decode = (encoded: Uint8Array, byteOffset: number) => decodeRange(encoded, first.segmentId, byteOffset);
+      const decode = decoderOf(first.segmentId);
       // A whole segment is cached whole, its ranges as views of it (see BatchCache).
       if (whole) io.cache.setSegment(first.segmentId, bytes, decode);
       for (const i of group) {
@@ -360,6 +362,9 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]>
  * per segment (docs/benchmarks.md).
  */
 export const READ_AHEAD_MAX_BYTES = 8 * 1024 * 1024;
+
+/** How the cache decodes a range of this segment (its corruption named by segment and bytes). */
+const decoderOf = (segmentId: string) => (encoded: Uint8Array, byteOffset: number) => decodeRange(encoded, segmentId, byteOffset);
 
 function decodeRange(bytes: Uint8Array, segmentId: string, byteOffset: number): SegmentRecord[] {
   try {
