@@ -42,9 +42,12 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** A real s3rver on 127.0.0.1 (random port, fresh temp directory) with one empty bucket. */
-export async function startS3(): Promise<S3Server> {
-  const directory = await mkdtemp(join(tmpdir(), "reservoir-s3rver-"));
+/**
+ * A real s3rver on 127.0.0.1 (random port, fresh directory under `parent`, the temp directory by
+ * default) with one empty bucket.
+ */
+export async function startS3(parent = tmpdir()): Promise<S3Server> {
+  const directory = await mkdtemp(join(parent, "reservoir-s3rver-"));
   const bucket = "reservoir-test";
   const server = new S3rver({
     address: "127.0.0.1",
