@@ -310,6 +310,24 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
 }
 
 /**
+ * What `wrangler deploy` would upload: the Worker bundled by its dry run (as `npm run build`),
+ * in KiB as wrangler prints it, whole and compressed (the size Cloudflare's limits apply to).
+ */
+export async function workerUploadSize(): Promise<{ kib: number; gzipKib: number }> {
+  installExitHook();
+  const tempDir = mkdtempSync(join(tmpdir(), "reservoir-wrangler-"));
+  try {
+    const args = ["deploy", "--dry-run", "--outdir", join(tempDir, "bundle"), "--config", "wrangler.toml"];
+    const out = await runWrangler(args, wranglerEnv(tempDir), 90_000);
+    const sizes = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(out);
+    if (!sizes) throw new Error(`wrangler printed no "Total Upload" line:\n${out}`);
+    return { kib: Number(sizes[1]), gzipKib: Number(sizes[2]) };
+  } finally {
+    rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Runs the Worker's Cron Trigger once (`scheduled`, through the `/__scheduled` route that
  * `--test-scheduled` adds) and resolves when wrangler answers; throws on any other answer than 200.
  */
