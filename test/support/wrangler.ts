@@ -151,6 +151,11 @@ function runWrangler(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number):
   });
 }
 
+/** Bundles the Worker into `outDir` as `npm run build` does (`wrangler deploy --dry-run`); resolves with wrangler's output. */
+function bundleWorker(outDir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
+  return runWrangler(["deploy", "--dry-run", "--outdir", outDir, "--config", "wrangler.toml"], env, timeoutMs);
+}
+
 export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarget> {
   installExitHook();
   const tempDir = mkdtempSync(join(tmpdir(), "reservoir-wrangler-"));
@@ -187,7 +192,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
   const cleanUp = () => rmSync(tempDir, { recursive: true, force: true });
   const bundleDir = join(tempDir, "bundle");
   try {
-    append(await runWrangler(["deploy", "--dry-run", "--outdir", bundleDir, "--config", "wrangler.toml"], env, readyTimeoutMs));
+    append(await bundleWorker(bundleDir, env, readyTimeoutMs));
   } catch (error) {
     cleanUp();
     throw error;
@@ -317,8 +322,7 @@ export async function workerUploadSize(): Promise<{ kib: number; gzipKib: number
   installExitHook();
   const tempDir = mkdtempSync(join(tmpdir(), "reservoir-wrangler-"));
   try {
-    const args = ["deploy", "--dry-run", "--outdir", join(tempDir, "bundle"), "--config", "wrangler.toml"];
-    const out = await runWrangler(args, wranglerEnv(tempDir), 90_000);
+    const out = await bundleWorker(join(tempDir, "bundle"), wranglerEnv(tempDir), 90_000);
     const sizes = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(out);
     if (!sizes) throw new Error(`wrangler printed no "Total Upload" line:\n${out}`);
     return { kib: Number(sizes[1]), gzipKib: Number(sizes[2]) };
