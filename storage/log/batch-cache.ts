@@ -41,6 +41,13 @@ interface Entry {
   bytes: Uint8Array;
   origin: Origin;
   decode: Decode;
+  /**
+   * Called with `bytes` when the entry is dropped if no read ever had a view of them (then
+   * nothing but the cache held them): the batcher's segments go back to its pool for reuse.
+   */
+  recycle?: (bytes: Uint8Array) => void;
+  /** A read got a view of the bytes (a range, or records decoded from them): they are never recycled. */
+  viewed?: boolean;
   /** Decoded ranges, by rangeKey (a range entry has at most its own). */
   records?: Map<string, SegmentRecord[]>;
   /** What the entry is counted for: its bytes, plus the estimate of each decoded range's records. */
@@ -141,9 +148,17 @@ export class BatchCache {
   /**
    * Keeps a whole segment: every range of it is then a view. `written`: the batcher's own flush
    * (the tail consumers will read next), kept over segments a GET loaded (see above).
+   * `recycle`: given the segment back when it leaves the cache unread, or at once if the cache
+   * does not keep it (see Entry).
    */
-  setSegment(segmentId: string, segment: Uint8Array, decode: Decode, origin: Origin = "loaded"): void {
-    this.set(segmentId, { bytes: segment, decode, cost: segment.byteLength, origin });
+  setSegment(
+    segmentId: string,
+    segment: Uint8Array,
+    decode: Decode,
+    origin: Origin = "loaded",
+    recycle?: (bytes: Uint8Array) => void,
+  ): void {
+    this.set(segmentId, { bytes: segment, decode, cost: segment.byteLength, origin, recycle });
   }
 
   /**
@@ -177,9 +192,13 @@ export class BatchCache {
 
   private find(segmentId: string, byteOffset: number, byteLength: number): { entry: Entry; encoded: Uint8Array } | undefined {
     const range = this.touch(rangeKey(segmentId, byteOffset, byteLength));
-    if (range) return { entry: range, encoded: range.bytes };
+    if (range) {
+      range.viewed = true;
+      return { entry: range, encoded: range.bytes };
+    }
     const segment = this.touch(segmentId);
     if (!segment || byteOffset + byteLength > segment.bytes.byteLength) return undefined;
+    segment.viewed = true;
     return { entry: segment, encoded: segment.bytes.subarray(byteOffset, byteOffset + byteLength) };
   }
 
@@ -187,7 +206,10 @@ export class BatchCache {
     const old = this.entries.get(key);
     if (old?.bytes === entry.bytes) return void this.touch(key); // the same GET's bytes: keep what is decoded
     if (old) this.drop(key, old);
-    if (entry.cost > this.maxBytes) return;
+    if (entry.cost > this.maxBytes) {
+      entry.recycle?.(entry.bytes); // never kept, never viewed
+      return;
+    }
     this.entries.set(key, entry);
     this.held += entry.cost;
     if (entry.origin === "loaded") {
@@ -217,6 +239,7 @@ export class BatchCache {
       this.loaded.delete(key);
       this.loadedHeld -= entry.cost;
     }
+    if (!entry.viewed) entry.recycle?.(entry.bytes);
   }
 
   private touch(key: string): Entry | undefined {

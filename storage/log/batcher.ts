@@ -4,6 +4,7 @@
  * Postgres transaction. Each request waits for its own flush and gets its own offsets.
  */
 import { decodeBatches, SegmentWriter, type SegmentRecord } from "../segment/codec.ts";
+import { BufferPool } from "../buffer-pool.ts";
 import type { BatchCache } from "./batch-cache.ts";
 import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
@@ -76,6 +77,8 @@ export interface FlushStats {
   /** Milliseconds spent in PUTs and in commits, summed over flushes. */
   putMs: number;
   commitMs: number;
+  /** Flushes whose segment went into an array an earlier segment had used (SEGMENT_POOL_BYTES). */
+  segmentsReused: number;
 }
 
 /** A committed flush, for listeners such as long-polling readers. */
@@ -103,6 +106,13 @@ interface Batch {
   due: boolean;
 }
 
+/**
+ * Idle segment arrays the batcher keeps for its next flushes: a few max-rate segments (about
+ * 4 MiB each). An array comes back once nothing can hold a view of it: the flush's segment left
+ * the read cache unread, or there is no cache (storage/log/batch-cache.ts, `recycle`).
+ */
+export const SEGMENT_POOL_BYTES = 32 * 1024 * 1024;
+
 export class Batcher {
   readonly stats: FlushStats = {
     flushes: 0,
@@ -114,6 +124,7 @@ export class Batcher {
     requests: 0,
     putMs: 0,
     commitMs: 0,
+    segmentsReused: 0,
   };
   /** PUT and commit durations per flush, and each request's wait from submit to its offsets. */
   readonly latency = { putMs: new LatencyHistogram(), commitMs: new LatencyHistogram(), submitMs: new LatencyHistogram() };
@@ -122,6 +133,8 @@ export class Batcher {
   private readonly sealed = new Map<string, Batch[]>();
   private readonly inFlight = new Map<string, number>();
   private readonly listeners = new Set<(flush: CommittedFlush) => void>();
+  /** Arrays for segments: new ones drove V8's major collections at max rate (storage/buffer-pool.ts). */
+  private readonly segments = new BufferPool(SEGMENT_POOL_BYTES);
 
   constructor(options: Partial<BatcherOptions> = {}) {
     this.options = { ...defaultBatcherOptions, ...options };
@@ -203,7 +216,8 @@ export class Batcher {
     this.stats.flushes++;
     let stage: "encode" | "put" | "commit" = "encode";
     try {
-      const { segment, checksum, runs, placement } = encode(batch);
+      const { segment, checksum, runs, placement } = encode(batch, (bytes) => this.segments.take(bytes));
+      this.stats.segmentsReused = this.segments.reused;
       const segmentId = newSegmentId(now());
       const objectKey = segmentObjectKey(batch.tenantId, segmentId);
       const started = now();
@@ -259,13 +273,24 @@ export class Batcher {
     }
   }
 
+  /**
+   * A committed flush's segment: into the read cache, which gives it back to the pool if it leaves
+   * unread; without a cache, back to the pool at once. The store is done with it (its PUT
+   * answered); a failed flush's segment is not reused, since a failed upload may still hold it.
+   */
   private remember(segmentId: string, segment: Uint8Array): void {
+    const { cache } = this.options;
+    if (!cache) {
+      this.segments.give(segment);
+      return;
+    }
     // Its bytes never left this process, so decoding them skips the CRC.
-    this.options.cache?.setSegment(
+    cache.setSegment(
       segmentId,
       segment,
       (encoded) => decodeBatches(encoded, { verifyCrc: false }).flatMap((b) => b.records),
       "written",
+      (bytes) => this.segments.give(bytes),
     );
   }
 
@@ -305,7 +330,7 @@ interface Span {
 }
 
 /** Groups the batch's records by (topic, partition) into one segment; remembers where each went. */
-function encode(batch: Batch) {
+function encode(batch: Batch, allocate: (bytes: number) => Uint8Array) {
   const groups = new Map<string, Group>();
   /** Per transaction: records of it placed so far in this flush (their production order). */
   const produced = new Map<string, number>();
@@ -362,7 +387,7 @@ function encode(batch: Batch) {
       start = end;
     }
   }
-  const segment = writer.finish();
+  const segment = writer.finish(allocate);
   return { segment, checksum: writer.checksum, runs, placement };
 }
 

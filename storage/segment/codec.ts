@@ -135,14 +135,18 @@ export class SegmentWriter {
     return this.#size;
   }
 
-  /** The whole segment as one Uint8Array (one allocation of the exact size; no further appends). */
-  finish(): Uint8Array {
+  /**
+   * The whole segment as one Uint8Array of the exact size (no further appends). `allocate` may
+   * give an array that is not zeroed (a reused one, storage/buffer-pool.ts): every byte is written.
+   */
+  finish(allocate: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes)): Uint8Array {
     if (this.#finished) throw new Error("SegmentWriter: finish called twice");
     this.#finished = true;
-    const buf = new Uint8Array(this.#size);
-    const view = new DataView(buf.buffer);
+    const buf = allocate(this.#size);
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     buf.set(MAGIC, 0);
     buf[4] = FORMAT_VERSION;
+    buf.fill(0, 5, SEGMENT_HEADER_BYTES); // reserved
     let whole = crc32c(buf.subarray(0, SEGMENT_HEADER_BYTES));
     const lengths = this.#lengths;
     let li = 0;

@@ -1,4 +1,4 @@
-// The Node server reads produce bodies into arrays it reuses (functions/runtime/node/body-pool.ts):
+// The Node server reads produce bodies into arrays it reuses (storage/buffer-pool.ts):
 // a body goes back to the pool once the batcher has copied its values into a segment. These tests
 // check, through HTTP, that a reused array never changes what an earlier request stored: under
 // concurrent produces mixed with requests refused after their body was read, and when a

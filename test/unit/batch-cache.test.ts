@@ -111,6 +111,30 @@ describe("BatchCache", () => {
     expect(cache.size).toBe(10);
   });
 
+  it("gives a written segment back for reuse when it leaves unread, never one a read had a view of", () => {
+    const cache = new BatchCache(1000);
+    const recycled: Uint8Array[] = [];
+    const recycle = (b: Uint8Array) => void recycled.push(b);
+    const [a, b, c, d] = [bytes(400), bytes(400), bytes(400), bytes(400)];
+    cache.setSegment("a", a, () => records(1, 1), "written", recycle);
+    cache.setSegment("b", b, () => records(1, 1), "written", recycle);
+    expect(cache.getEncoded("b", 0, 100)).toEqual(b.subarray(0, 100)); // b is read: a view left the cache
+    cache.setSegment("c", c, () => records(1, 1), "written", recycle);
+    expect(recycled).toEqual([a]); // a left unread
+    cache.get("c", 0, 400); // c is decoded: its records are views
+    cache.setSegment("d", d, () => records(1, 1), "written", recycle);
+    cache.setSegment("e", bytes(400), () => records(1, 1), "written", recycle);
+    // b and c left too, but they had been read.
+    expect(recycled).toEqual([a]);
+    expect(cache.getEncoded("b", 0, 100)).toBeUndefined();
+    expect(cache.getEncoded("c", 0, 100)).toBeUndefined();
+    // Too large to keep: given back at once.
+    const huge = bytes(2000);
+    cache.setSegment("huge", huge, () => records(1, 1), "written", recycle);
+    expect(recycled).toEqual([a, huge]);
+    expect(recycled.includes(d)).toBe(false);
+  });
+
   it("holds nothing with a bound of 0 (RESERVOIR_READ_CACHE_BYTES=0)", () => {
     const cache = new BatchCache(0);
     cache.setRange("a", 0, bytes(100), () => records(1, 10));

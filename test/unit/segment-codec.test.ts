@@ -235,6 +235,28 @@ describe("segment codec round trip", () => {
   });
 });
 
+describe("segment codec into a reused array", () => {
+  it("writes every byte of the array finish() is given: a dirty one gives the same segment as a new one", () => {
+    const batches = (w: SegmentWriter) => {
+      w.appendBatch("topic-a", 0, [{ key: "k", value: new Uint8Array([1, 2, 3]), binary: false, timestamp: 1_700_000_000_000 }]);
+      w.appendBatch("topic-b", 7, [
+        { value: new Uint8Array(300).fill(9), binary: true, timestamp: 1_700_000_000_500, headers: { h: "v" } },
+        { value: new Uint8Array(0), binary: false, timestamp: 1_699_999_999_000 },
+      ]);
+      return w;
+    };
+    const fresh = batches(new SegmentWriter());
+    const expected = fresh.finish();
+    const dirty = new Uint8Array(expected.length + 100).fill(0xff);
+    const reused = batches(new SegmentWriter());
+    const segment = reused.finish((n) => dirty.subarray(0, n));
+    expect(segment.buffer).toBe(dirty.buffer);
+    expect(segment).toEqual(expected);
+    expect(reused.checksum).toBe(fresh.checksum);
+    expect(decodeSegment(segment)).toEqual(decodeSegment(expected));
+  });
+});
+
 describe("segment codec corruption", () => {
   it("rejects every single-byte change anywhere in a small batch (exhaustive)", () => {
     const { segment, ranges } = write([sample]);

@@ -4,12 +4,12 @@
  * `arrayBuffer()` copies that again: two body-sized allocations and copies per request where one
  * does. At max-rate produce (1 MB bodies) the ArrayBuffers a request allocates are what starts
  * V8's major collections (docs/benchmarks.md, session 10), so each copy less is fewer of them;
- * and the array comes from a pool (body-pool.ts), to which the route gives it back once the
+ * and the array comes from a pool (storage/buffer-pool.ts), to which the route gives it back once the
  * batcher no longer needs it (`release`).
  */
 import type { Readable } from "node:stream";
 import { ReservoirError } from "../../../storage/errors.ts";
-import { BodyPool } from "./body-pool.ts";
+import { BufferPool } from "../../../storage/buffer-pool.ts";
 
 export interface DeclaredBodies {
   /** Remembers the IncomingMessage a Request was made from (the Node listener calls it per request). */
@@ -25,7 +25,7 @@ const POOLED_BYTES = 48 * 1024 * 1024;
 
 export function declaredBodies(): DeclaredBodies {
   const incomings = new WeakMap<Request, Readable>();
-  const pool = new BodyPool(POOLED_BYTES);
+  const pool = new BufferPool(POOLED_BYTES, (bytes) => Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer);
   return {
     track: (request, incoming) => void incomings.set(request, incoming),
     read(request, length) {
@@ -37,7 +37,7 @@ export function declaredBodies(): DeclaredBodies {
   };
 }
 
-function readInto(incoming: Readable, pool: BodyPool, length: number): Promise<Uint8Array> {
+function readInto(incoming: Readable, pool: BufferPool, length: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     // Closed before the route came to read it (the client went away while its key was checked).
     if (incoming.destroyed) return reject(new ReservoirError("invalid_request", "the connection closed before the request body was read"));

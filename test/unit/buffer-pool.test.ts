@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { BodyPool, MIN_POOLED_BYTES, sizeClass } from "../../functions/runtime/node/body-pool.ts";
+import { BufferPool, MIN_POOLED_BYTES, sizeClass } from "../../storage/buffer-pool.ts";
 
-describe("BodyPool", () => {
-  it("sizes arrays to at most a quarter more than the body, never less", () => {
+describe("BufferPool", () => {
+  it("sizes arrays to at most a quarter more than asked, never less", () => {
     for (let length = 1; length < 20_000_000; length = Math.ceil(length * 1.37) + 1) {
       const size = sizeClass(length);
       expect(size).toBeGreaterThanOrEqual(length);
@@ -12,8 +12,8 @@ describe("BodyPool", () => {
     expect(sizeClass(70_000)).toBe(sizeClass(72_000));
   });
 
-  it("lends an array given back to the next body of its size, and each array to one body at a time", () => {
-    const pool = new BodyPool(1 << 30);
+  it("lends an array given back to the next request of its size, and each array to one user at a time", () => {
+    const pool = new BufferPool(1 << 30);
     const first = pool.take(100_000);
     expect(first.byteLength).toBe(100_000);
     const second = pool.take(100_000);
@@ -32,8 +32,8 @@ describe("BodyPool", () => {
     expect(fifth.buffer).not.toBe(second.buffer);
   });
 
-  it("ignores arrays it did not lend, and does not pool small bodies", () => {
-    const pool = new BodyPool(1 << 30);
+  it("ignores arrays it did not lend, and does not pool small arrays", () => {
+    const pool = new BufferPool(1 << 30);
     pool.give(new Uint8Array(sizeClass(100_000)));
     expect(pool.idleBytes).toBe(0);
     const small = pool.take(MIN_POOLED_BYTES - 1);
@@ -44,7 +44,7 @@ describe("BodyPool", () => {
 
   it("keeps no more idle bytes than its bound", () => {
     const size = sizeClass(100_000);
-    const pool = new BodyPool(2 * size);
+    const pool = new BufferPool(2 * size);
     const bodies = [pool.take(100_000), pool.take(100_000), pool.take(100_000)];
     for (const body of bodies) pool.give(body);
     expect(pool.idleBytes).toBe(2 * size);
