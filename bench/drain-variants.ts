@@ -11,7 +11,8 @@
  * process. `--max-rate 16p-100B --messages 200000` runs the compare bench's max-rate mode of
  * that workload instead (publish, then consume: msgs/s of the consume; CPU of both), after a
  * warm-up per variant. `--publish 1p-1KiB` times the max-rate publish alone (msgs/s and CPU of
- * the publish; each round's messages are drained untimed afterwards, so topics stay small).
+ * the publish; each round's messages are drained untimed afterwards, so topics stay small),
+ * with the server's pid and the publish's window in monotonic µs (for bench/lib/gc-trace.cjs).
  */
 import { parseArgs } from "node:util";
 import { backlogDrain } from "./compare/backlog.ts";
@@ -82,8 +83,11 @@ async function timedPublish(sut: SystemUnderTest, workload: Workload, messages: 
     const cpuDone = measureCpu(sut);
     markPhase("BENCH_PUBLISH_MARK", sut.serverPid?.());
     const t0 = performance.now();
+    const startUs = process.hrtime.bigint() / 1000n;
     await sut.publish(messages, payloadFor(workload.messageBytes));
     const seconds = (performance.now() - t0) / 1000;
+    // The publish in monotonic microseconds, to place a server's traces in it (bench/lib/gc-trace.cjs).
+    const publishWindowUs = [Number(startUs), Number(process.hrtime.bigint() / 1000n)];
     const cpu = cpuDone();
     await sut.consume(messages);
     return {
@@ -91,6 +95,8 @@ async function timedPublish(sut: SystemUnderTest, workload: Workload, messages: 
       cpuMicrosPerMessage: cpuMicrosPerMessage(cpu, messages),
       perMsg: microsPerMessage(cpu.seconds, messages),
       serverThreads: cpu.serverThreads,
+      serverPid: sut.serverPid?.(),
+      publishWindowUs,
     };
   } finally {
     await sut.teardown();
