@@ -5,13 +5,14 @@
 // about 100 KB each, large enough to be pooled), the messages of every fourth request read back
 // at once (their segment is then viewed, and must never be reused). Then every message reads
 // back as it was produced, from the cache or from the store (whose copies were uploaded from
-// arrays reused since), and the admin metrics show flushes written into reused arrays.
+// arrays reused since), the admin metrics show flushes written into reused arrays, and the
+// stored objects add up to the bytes the batcher flushed (no upload sent a reused array's tail).
 // The messages are fixed (no randomness): message i of request r is `r-i-` padded with a letter of r.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type FreshDatabase, freshDatabase } from "../support/postgres.ts";
-import { api, type Api } from "../support/http.ts";
-import { printOutputOnFailure, startNodeServer, type NodeServer } from "../support/node-server.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Api } from "../support/http.ts";
+import { S3ObjectStore } from "../../storage/objects/s3-store.ts";
 import { startS3, type S3Server } from "../support/s3.ts";
+import { serverWithTenant, type TenantServer } from "../support/tenant-server.ts";
 
 const REQUESTS = 40;
 const PER_REQUEST = 100;
@@ -19,28 +20,18 @@ const value = (r: number, i: number) => `${r}-${i}-`.padEnd(1000, String.fromCha
 
 describe("segment arrays reused once they leave the read cache unread", () => {
   let s3: S3Server;
-  let db: FreshDatabase;
-  let server: NodeServer;
+  let started: TenantServer;
   let admin: Api;
   let client: Api;
 
   beforeAll(async () => {
     s3 = await startS3();
-    db = await freshDatabase();
-    server = await startNodeServer({
-      env: { ...s3.env, DATABASE_URL: db.url, RESERVOIR_READ_CACHE_BYTES: String(1024 * 1024) },
-      label: "segment-reuse",
-    });
-    admin = api(server.baseUrl, server.adminToken);
-    client = api(server.baseUrl, (await admin.post("/v1/admin/tenants", { name: "reuse" })).body.apiKey);
-    expect((await client.put("/v1/topics/t", { partitions: 1 })).status).toBe(201);
+    started = await serverWithTenant({ label: "segment-reuse", env: { ...s3.env, RESERVOIR_READ_CACHE_BYTES: String(1024 * 1024) } });
+    ({ admin, client } = started);
   }, 120_000);
 
-  beforeEach(({ onTestFailed }) => printOutputOnFailure(onTestFailed, [server]));
-
   afterAll(async () => {
-    await server?.stop();
-    await db?.drop();
+    await started?.stop();
     await s3?.stop();
   }, 60_000);
 
@@ -71,5 +62,15 @@ describe("segment arrays reused once they leave the read cache unread", () => {
     // About ten segments fit the cache: from then on each flush evicts one, three in four unread.
     expect(stats.segmentsReused).toBeGreaterThanOrEqual(15);
     expect(await read(0, REQUESTS * PER_REQUEST)).toEqual(produced(0, REQUESTS * PER_REQUEST));
+    // Each upload was its segment's bytes alone, not the larger array it was written into.
+    const store = new S3ObjectStore(s3.config);
+    const keys: string[] = [];
+    for (let page = await store.list("tenants/"); ; page = await store.list("tenants/", { startAfter: page.nextStartAfter })) {
+      keys.push(...page.keys);
+      if (!page.nextStartAfter) break;
+    }
+    expect(keys).toHaveLength(REQUESTS);
+    const sizes = await Promise.all(keys.map(async (key) => (await store.head(key)).size));
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(stats.bytes);
   });
 });
