@@ -65,6 +65,7 @@ try {
           variant: name,
           round,
           msgsPerSec: r.consume?.msgsPerSec,
+          ...(r.publish && { publishMsgsPerSec: r.publish.msgsPerSec }),
           cpuMicrosPerMessage: r.cpuMicrosPerMessage,
           perMsg,
           cost: r.cost,

@@ -11,6 +11,7 @@ import { type AttemptRun, type Delivery, type Lease, leasedChunks, leasedMessage
 import { leaseNow } from "../storage/groups/lease-fast.ts";
 import type { ReceiptRef } from "../storage/groups/receipts.ts";
 import { type Settlement, settle, type SettleResult } from "../storage/groups/settle.ts";
+import type { ReadScope } from "../storage/log/batch-cache.ts";
 import type { StoredChunk } from "../storage/log/reader.ts";
 import type { Topic } from "../storage/metadata/topics.ts";
 import { recordUsage } from "../storage/usage/meter.ts";
@@ -49,16 +50,20 @@ interface Taken<T> {
 
 const QUICK_RETRY_MS = 10;
 
-/** The leased messages, decoded, each with its own receipt; `leases` has a receipt per run. */
+/**
+ * The leased messages, decoded, each with its own receipt; `leases` has a receipt per run. Their
+ * values are views of cached bytes, valid until `reads` closes (see ReadScope).
+ */
 export async function receiveLeases(
   c: Context<AppEnv>,
   topic: Topic,
   group: Group,
   request: ReceiveRequest,
+  reads: ReadScope,
 ): Promise<{ messages: LeasedMessage[]; leases: SignedLease[]; acked?: SettleResult }> {
   const tenantId = c.get("principal").tenantId;
   const { answer, leases, acked } = await receiveLoop(c, topic, group, request, async (lease) => {
-    const deliveries = await leasedMessages(c.env, topic, lease);
+    const deliveries = await leasedMessages({ ...c.env, readScope: reads }, topic, lease);
     const messages = deliveries.map((d) =>
       Object.assign(d, {
         receipt: c.env.receipts.sign(tenantId, {
@@ -76,15 +81,19 @@ export async function receiveLeases(
   return { messages: answer, leases, acked };
 }
 
-/** The chunks of stored bytes holding the leased messages (not decoded), and a receipt per lease run. */
+/**
+ * The chunks of stored bytes holding the leased messages (not decoded), and a receipt per lease
+ * run. The chunks are views of cached bytes, valid until `reads` closes (see ReadScope).
+ */
 export async function receiveChunks(
   c: Context<AppEnv>,
   topic: Topic,
   group: Group,
   request: ReceiveRequest,
+  reads: ReadScope,
 ): Promise<{ chunks: StoredChunk[]; leases: SignedLease[]; acked?: SettleResult }> {
   const { answer, leases, acked } = await receiveLoop(c, topic, group, request, async (lease) => {
-    const { runs, chunks } = await leasedChunks(c.env, topic, lease);
+    const { runs, chunks } = await leasedChunks({ ...c.env, readScope: reads }, topic, lease);
     return { answer: chunks, runs, usage: outgoingChunks(chunks, runs) };
   });
   return { chunks: answer, leases, acked };

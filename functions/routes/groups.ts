@@ -212,19 +212,24 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     };
     const ackField = (acked: SettleResult | undefined) => (acked ? { ack: { acked: acked.done, failed: acked.failed } } : {});
     const accept = c.req.header("accept");
+    // Each answer is built whole (its bytes copied out of the read cache) before its scope closes.
     if (acceptsBatches(accept)) {
-      const { chunks, leases, acked } = await receiveChunks(c, topic, group, request);
-      return c.body(batchesBody(chunks, { leases, ...ackField(acked) }), 200, { "content-type": BATCHES_TYPE });
+      return c.env.cache.scoped(async (reads) => {
+        const { chunks, leases, acked } = await receiveChunks(c, topic, group, request, reads);
+        return c.body(batchesBody(chunks, { leases, ...ackField(acked) }), 200, { "content-type": BATCHES_TYPE });
+      });
     }
-    const { messages, leases, acked } = await receiveLeases(c, topic, group, request);
-    const fields = { ...(leases.length > 0 ? { leases } : {}), ...ackField(acked) };
-    if (acceptsRaw(accept)) {
-      return c.body(rawMessagesBody(topic.name, messages, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
-    }
-    const json = messages.map((d) =>
-      Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: d.receipt, attempt: d.attempt }),
-    );
-    return c.json({ messages: json, ...fields }, 200);
+    return c.env.cache.scoped(async (reads) => {
+      const { messages, leases, acked } = await receiveLeases(c, topic, group, request, reads);
+      const fields = { ...(leases.length > 0 ? { leases } : {}), ...ackField(acked) };
+      if (acceptsRaw(accept)) {
+        return c.body(rawMessagesBody(topic.name, messages, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
+      }
+      const json = messages.map((d) =>
+        Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: d.receipt, attempt: d.attempt }),
+      );
+      return c.json({ messages: json, ...fields }, 200);
+    });
   });
 
   const settleNamed = async (c: Context<AppEnv>, params: { topic: string; group: string }, receipts: ReceiptRef[], action: Settlement) => {

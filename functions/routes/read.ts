@@ -70,18 +70,21 @@ export function registerRead(app: OpenAPIHono<AppEnv>) {
     if (offset >= highWatermark && waitMs > 0) {
       highWatermark = await waitForOffset(c.env, topic.id, p, offset, highWatermark, waitMs);
     }
-    const stored = offset < highWatermark ? await readFrom(c.env, topic.id, p, offset, limit) : [];
-    // Usage: what this answer returns (one insert, only when it returns messages).
-    if (!c.get("principal").operator) await recordUsage(c.env.db, c.get("principal").tenantId, outgoing(stored.map((m) => m.record)));
-    c.env.metrics.messagesOut.inc({ via: "read" }, stored.length);
-    const nextOffset = stored.length ? stored[stored.length - 1].offset + 1 : offset;
-    // A commit after the bounds were read may put nextOffset past the high watermark seen then.
-    const fields = { nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark };
-    if (acceptsRaw(c.req.header("accept"))) {
-      return c.body(rawMessagesBody(topic.name, stored, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
-    }
-    const messages = stored.map((m) => messageJson(topic.name, m.partition, m.offset, m.record));
-    return c.json({ messages, ...fields }, 200);
+    // The answer is built whole (its bytes copied out of the read cache) before the scope closes.
+    return c.env.cache.scoped(async (reads) => {
+      const stored = offset < highWatermark ? await readFrom({ ...c.env, readScope: reads }, topic.id, p, offset, limit) : [];
+      // Usage: what this answer returns (one insert, only when it returns messages).
+      if (!c.get("principal").operator) await recordUsage(c.env.db, c.get("principal").tenantId, outgoing(stored.map((m) => m.record)));
+      c.env.metrics.messagesOut.inc({ via: "read" }, stored.length);
+      const nextOffset = stored.length ? stored[stored.length - 1].offset + 1 : offset;
+      // A commit after the bounds were read may put nextOffset past the high watermark seen then.
+      const fields = { nextOffset, highWatermark: stored.length ? Math.max(highWatermark, nextOffset) : highWatermark };
+      if (acceptsRaw(c.req.header("accept"))) {
+        return c.body(rawMessagesBody(topic.name, stored, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
+      }
+      const messages = stored.map((m) => messageJson(topic.name, m.partition, m.offset, m.record));
+      return c.json({ messages, ...fields }, 200);
+    });
   });
 
   app.openapi(offsetsRoute, async (c) => {

@@ -24,13 +24,13 @@ export async function receiveMessage(call: SqsCall, input: Input) {
     ...(optionalStringList(input, "MessageSystemAttributeNames") ?? []),
   ];
   const wantedAttributes = optionalStringList(input, "MessageAttributeNames") ?? [];
-  const { messages: leased } = await receiveLeases(call.c, queue.topic, queue.group, {
-    max,
-    visibilityMs: visibility * 1000,
-    waitMs: wait * 1000,
+  // Bodies are decoded into strings (copies) before the scope closes.
+  return call.c.env.cache.scoped(async (reads) => {
+    const request = { max, visibilityMs: visibility * 1000, waitMs: wait * 1000 };
+    const { messages: leased } = await receiveLeases(call.c, queue.topic, queue.group, request, reads);
+    if (leased.length === 0) return {};
+    return { Messages: leased.map((m) => sqsMessage(queue, m, system, wantedAttributes)) };
   });
-  if (leased.length === 0) return {};
-  return { Messages: leased.map((m) => sqsMessage(queue, m, system, wantedAttributes)) };
 }
 
 function sqsMessage(queue: Queue, m: LeasedMessage, system: string[], wanted: string[]) {

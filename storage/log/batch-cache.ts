@@ -20,6 +20,15 @@
  * those that keep up. Loaded entries still get that share, so one segment's partitions, read by
  * receivers a moment apart, share its GET.
  *
+ * Segment arrays are reused. The batcher's segments come from its pool and go back to it when
+ * they leave the cache, unless a view of them may still exist: a read inside a ReadScope (a
+ * receive or a read by offset, which builds its whole answer before it closes the scope) pins the
+ * entry until the scope closes; a read outside one (webhook deliveries, whose messages live
+ * through retries) marks the entry viewed, never to be reused. Without reads in scopes, every
+ * segment a consumer had read was lost to the pool, and each flush then allocated a new one: at
+ * max-rate produce those arrays started most of V8's major collections (docs/benchmarks.md,
+ * sessions 17 and 18).
+ *
  * Why not the encoded size alone: a decoded range holds, per record, an object, a Uint8Array
  * view, a key string and the timestamp — about as much again for records of a few hundred
  * bytes. Counting encoded bytes only let the cache hold 2.2 times its bound in the Postgres soak
@@ -42,12 +51,19 @@ interface Entry {
   origin: Origin;
   decode: Decode;
   /**
-   * Called with `bytes` when the entry is dropped if no read ever had a view of them (then
-   * nothing but the cache held them): the batcher's segments go back to its pool for reuse.
+   * Called with `bytes` once the entry is dropped and no read holds a view of them (then nothing
+   * but the cache held them): the batcher's segments go back to its pool for reuse.
    */
   recycle?: (bytes: Uint8Array) => void;
-  /** A read got a view of the bytes (a range, or records decoded from them): they are never recycled. */
+  /**
+   * A read outside a ReadScope got a view of the bytes (a range, or records decoded from them):
+   * nothing tells when that view ends, so they are never recycled.
+   */
   viewed?: boolean;
+  /** Views open scopes got (one per view): the bytes are recycled only once none is left. */
+  pins: number;
+  /** Left the cache: recycled when the last pin goes, unless viewed. */
+  dropped?: boolean;
   /** Decoded ranges, by rangeKey (a range entry has at most its own). */
   records?: Map<string, SegmentRecord[]>;
   /** What the entry is counted for: its bytes, plus the estimate of each decoded range's records. */
@@ -73,6 +89,37 @@ function decodedCost(records: SegmentRecord[]): number {
 /** The key of a byte range of a segment, as index rows name it. */
 export function rangeKey(segmentId: string, byteOffset: number, byteLength: number): string {
   return `${segmentId}:${byteOffset}:${byteLength}`;
+}
+
+/**
+ * Reads whose views of cached bytes all end when it is closed (`BatchCache.scoped`): read through
+ * it (`ReadIo.readScope`), build the answer (copying out what it sends), then close it. Until
+ * then, the entries it read are not recycled, even if they leave the cache.
+ */
+export class ReadScope {
+  /** The entries it pinned, one per view. */
+  private readonly held: Entry[] = [];
+  private closed = false;
+
+  /** Pins `entry` for this scope; false once closed (the view is then unscoped). */
+  pin(entry: Entry): boolean {
+    if (this.closed) return false;
+    entry.pins++;
+    this.held.push(entry);
+    return true;
+  }
+
+  /** Ends every view this scope got: entries that left the cache meanwhile are recycled. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const entry of this.held) if (--entry.pins === 0 && entry.dropped) recycleUnviewed(entry);
+    this.held.length = 0;
+  }
+}
+
+function recycleUnviewed(entry: Entry): void {
+  if (!entry.viewed && entry.pins === 0) entry.recycle?.(entry.bytes);
 }
 
 export class BatchCache {
@@ -107,9 +154,25 @@ export class BatchCache {
     return this.entries.size;
   }
 
-  /** A range's bytes as stored (not checked here), from its own entry or its whole segment's. */
-  getEncoded(segmentId: string, byteOffset: number, byteLength: number): Uint8Array | undefined {
-    return this.find(segmentId, byteOffset, byteLength)?.encoded;
+  /**
+   * A range's bytes as stored (not checked here), from its own entry or its whole segment's: a
+   * view, which ends when `scope` closes (without one, the entry is never recycled).
+   */
+  getEncoded(segmentId: string, byteOffset: number, byteLength: number, scope?: ReadScope): Uint8Array | undefined {
+    return this.find(segmentId, byteOffset, byteLength, scope)?.encoded;
+  }
+
+  /**
+   * `work` with a scope of its own, closed when it settles: it reads through the scope and
+   * returns its answer built, holding no view of cached bytes (see ReadScope).
+   */
+  async scoped<T>(work: (scope: ReadScope) => Promise<T>): Promise<T> {
+    const scope = new ReadScope();
+    try {
+      return await work(scope);
+    } finally {
+      scope.close();
+    }
   }
 
   /** Whether the segment is cached as this instance wrote it (its bytes never left the process). */
@@ -119,10 +182,11 @@ export class BatchCache {
 
   /**
    * A range's records, decoded now if this is their first read (then counted, which may evict
-   * other entries, or this one after the read if it alone exceeds the bound).
+   * other entries, or this one after the read if it alone exceeds the bound). Their values are
+   * views of the cached bytes (see getEncoded about `scope`).
    */
-  get(segmentId: string, byteOffset: number, byteLength: number): SegmentRecord[] | undefined {
-    const found = this.find(segmentId, byteOffset, byteLength);
+  get(segmentId: string, byteOffset: number, byteLength: number, scope?: ReadScope): SegmentRecord[] | undefined {
+    const found = this.find(segmentId, byteOffset, byteLength, scope);
     if (!found) return undefined;
     const { entry, encoded } = found;
     const key = rangeKey(segmentId, byteOffset, byteLength);
@@ -142,14 +206,20 @@ export class BatchCache {
 
   /** Keeps a byte range of a segment (read by a ranged GET). */
   setRange(segmentId: string, byteOffset: number, encoded: Uint8Array, decode: Decode): void {
-    this.set(rangeKey(segmentId, byteOffset, encoded.byteLength), { bytes: encoded, decode, cost: encoded.byteLength, origin: "loaded" });
+    this.set(rangeKey(segmentId, byteOffset, encoded.byteLength), {
+      bytes: encoded,
+      decode,
+      cost: encoded.byteLength,
+      origin: "loaded",
+      pins: 0,
+    });
   }
 
   /**
    * Keeps a whole segment: every range of it is then a view. `written`: the batcher's own flush
    * (the tail consumers will read next), kept over segments a GET loaded (see above).
-   * `recycle`: given the segment back when it leaves the cache unread, or at once if the cache
-   * does not keep it (see Entry).
+   * `recycle`: given the segment back once it left the cache and no read holds a view of it, or
+   * at once if the cache does not keep it (see Entry).
    */
   setSegment(
     segmentId: string,
@@ -158,7 +228,7 @@ export class BatchCache {
     origin: Origin = "loaded",
     recycle?: (bytes: Uint8Array) => void,
   ): void {
-    this.set(segmentId, { bytes: segment, decode, cost: segment.byteLength, origin, recycle });
+    this.set(segmentId, { bytes: segment, decode, cost: segment.byteLength, origin, recycle, pins: 0 });
   }
 
   /**
@@ -190,15 +260,20 @@ export class BatchCache {
     );
   }
 
-  private find(segmentId: string, byteOffset: number, byteLength: number): { entry: Entry; encoded: Uint8Array } | undefined {
+  private find(
+    segmentId: string,
+    byteOffset: number,
+    byteLength: number,
+    scope: ReadScope | undefined,
+  ): { entry: Entry; encoded: Uint8Array } | undefined {
     const range = this.touch(rangeKey(segmentId, byteOffset, byteLength));
     if (range) {
-      range.viewed = true;
+      if (!scope?.pin(range)) range.viewed = true;
       return { entry: range, encoded: range.bytes };
     }
     const segment = this.touch(segmentId);
     if (!segment || byteOffset + byteLength > segment.bytes.byteLength) return undefined;
-    segment.viewed = true;
+    if (!scope?.pin(segment)) segment.viewed = true;
     return { entry: segment, encoded: segment.bytes.subarray(byteOffset, byteOffset + byteLength) };
   }
 
@@ -239,7 +314,8 @@ export class BatchCache {
       this.loaded.delete(key);
       this.loadedHeld -= entry.cost;
     }
-    if (!entry.viewed) entry.recycle?.(entry.bytes);
+    entry.dropped = true;
+    recycleUnviewed(entry);
   }
 
   private touch(key: string): Entry | undefined {

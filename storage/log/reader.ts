@@ -10,13 +10,18 @@ import { rows } from "../metadata/db.ts";
 import { segmentIndex, segments } from "../metadata/schema.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
-import { type BatchCache, rangeKey } from "./batch-cache.ts";
+import { type BatchCache, type ReadScope, rangeKey } from "./batch-cache.ts";
 
 export interface ReadIo {
   /** A database, or the transaction a caller reads within. */
   db: Queryable;
   store: ObjectStore;
   cache: BatchCache;
+  /**
+   * Where the views of cached bytes that reads return end (see ReadScope): a caller that builds
+   * its whole answer before closing it lets the cache reuse those bytes once they leave it.
+   */
+  readScope?: ReadScope;
 }
 
 export interface StoredMessage {
@@ -238,7 +243,8 @@ export async function readFrom(io: ReadIo, ...span: ReadSpan): Promise<StoredMes
   const { wanted, encoded } = await indexedBytes(io, ...span);
   const messages: StoredMessage[] = [];
   for (const [i, row] of wanted.entries()) {
-    const records = io.cache.get(row.segmentId, row.byteOffset, row.byteLength) ?? decodeRange(encoded[i], row.segmentId, row.byteOffset);
+    const records =
+      io.cache.get(row.segmentId, row.byteOffset, row.byteLength, io.readScope) ?? decodeRange(encoded[i], row.segmentId, row.byteOffset);
     const first = Math.max(row.baseOffset, offset);
     for (let o = first; o <= row.lastOffset && messages.length < limit; o++) {
       let record = records[row.recordSkip + (o - row.baseOffset)];
@@ -302,7 +308,7 @@ async function loadRanges(io: ReadIo, wanted: IndexRow[]): Promise<Uint8Array[]>
   const result: Uint8Array[] = new Array(wanted.length);
   const missing: number[] = [];
   wanted.forEach((row, i) => {
-    const cached = io.cache.getEncoded(row.segmentId, row.byteOffset, row.byteLength);
+    const cached = io.cache.getEncoded(row.segmentId, row.byteOffset, row.byteLength, io.readScope);
     if (cached) result[i] = cached;
     else missing.push(i);
   });

@@ -2,7 +2,7 @@
 // what a decoded range holds, not only its encoded bytes, and never holds more than its bound;
 // a whole segment is one entry whose ranges are views; concurrent loads of one key share one.
 import { describe, expect, it } from "vitest";
-import { BatchCache, DECODED_HEADER_BYTES, DECODED_RECORD_BYTES } from "../../storage/log/batch-cache.ts";
+import { BatchCache, DECODED_HEADER_BYTES, DECODED_RECORD_BYTES, type ReadScope } from "../../storage/log/batch-cache.ts";
 import type { SegmentRecord } from "../../storage/segment/codec.ts";
 
 /** `n` records of `valueBytes` each, as a decoded batch is. */
@@ -133,6 +133,81 @@ describe("BatchCache", () => {
     cache.setSegment("huge", huge, () => records(1, 1), "written", recycle);
     expect(recycled).toEqual([a, huge]);
     expect(recycled.includes(d)).toBe(false);
+  });
+
+  it("gives back a segment read in a scope once it left the cache and every scope that read it closed", async () => {
+    const cache = new BatchCache(1000);
+    const recycled: Uint8Array[] = [];
+    const recycle = (b: Uint8Array) => void recycled.push(b);
+    const [a, b, c] = [bytes(400), bytes(400), bytes(400)];
+    cache.setSegment("a", a, () => records(1, 1), "written", recycle);
+    cache.setSegment("b", b, () => records(1, 1), "written", recycle);
+    // Two scopes read a (a range, then records), one of them twice; a third reads b and closes.
+    let closeFirst!: () => void;
+    const firstDone = new Promise<void>((resolve) => (closeFirst = resolve));
+    const first = cache.scoped(async (scope) => {
+      expect(cache.getEncoded("a", 0, 100, scope)).toEqual(a.subarray(0, 100));
+      expect(cache.get("a", 0, 400, scope)).toHaveLength(1);
+      await firstDone;
+    });
+    let closeSecond!: () => void;
+    const secondDone = new Promise<void>((resolve) => (closeSecond = resolve));
+    const second = cache.scoped(async (scope) => {
+      cache.getEncoded("a", 100, 100, scope);
+      await secondDone;
+    });
+    await cache.scoped(async (scope) => void cache.getEncoded("b", 0, 100, scope));
+    // b was read, but its scope closed before it left: given back as it leaves.
+    cache.setSegment("c", c, () => records(1, 1), "written", recycle);
+    cache.setSegment("d", bytes(400), () => records(1, 1), "written", recycle);
+    expect(cache.getEncoded("a", 0, 100)).toBeUndefined(); // a left too, still read by two open scopes
+    expect(recycled).toEqual([b]);
+    closeFirst();
+    await first;
+    expect(recycled).toEqual([b]); // the second scope still holds a view of a
+    closeSecond();
+    await second;
+    expect(recycled).toEqual([b, a]);
+  });
+
+  it("never gives back a segment read outside a scope, nor one a scope reads after it closed", async () => {
+    const cache = new BatchCache(1000);
+    const recycled: Uint8Array[] = [];
+    const recycle = (b: Uint8Array) => void recycled.push(b);
+    const [a, b] = [bytes(400), bytes(400)];
+    cache.setSegment("a", a, () => records(1, 1), "written", recycle);
+    cache.setSegment("b", b, () => records(1, 1), "written", recycle);
+    await cache.scoped(async (scope) => void cache.getEncoded("a", 0, 100, scope));
+    cache.getEncoded("a", 0, 50); // outside any scope: a view nobody will report the end of
+    const kept: ReadScope = await cache.scoped(async (scope) => scope);
+    expect(cache.get("b", 0, 400, kept)).toHaveLength(1); // through a scope already closed: as if outside one
+    cache.setSegment("c", bytes(400), () => records(1, 1), "written", recycle);
+    cache.setSegment("d", bytes(400), () => records(1, 1), "written", recycle);
+    expect(cache.getEncoded("a", 0, 1)).toBeUndefined();
+    expect(cache.getEncoded("b", 0, 1)).toBeUndefined();
+    expect(recycled).toEqual([]);
+  });
+
+  it("closes a scope whose work failed", async () => {
+    const cache = new BatchCache(1000);
+    const recycled: Uint8Array[] = [];
+    const a = bytes(400);
+    cache.setSegment(
+      "a",
+      a,
+      () => records(1, 1),
+      "written",
+      (b) => void recycled.push(b),
+    );
+    await expect(
+      cache.scoped(async (scope) => {
+        cache.getEncoded("a", 0, 10, scope);
+        throw new Error("the answer failed");
+      }),
+    ).rejects.toThrow("the answer failed");
+    cache.setSegment("b", bytes(400), () => records(1, 1), "written");
+    cache.setSegment("c", bytes(400), () => records(1, 1), "written");
+    expect(recycled).toEqual([a]);
   });
 
   it("holds nothing with a bound of 0 (RESERVOIR_READ_CACHE_BYTES=0)", () => {

@@ -220,4 +220,28 @@ describe("Batcher", () => {
     expect(stored.map(([, v]) => v)).toEqual([...first.map((_, i) => `a${i}`), ...second.map((_, i) => `b${i}`)]);
     expect(stored.map(([offset]) => offset)).toEqual(Array.from({ length: 700 }, (_, i) => i));
   });
+
+  it("writes a flush into a read segment's array only once the scope that read it closed", async () => {
+    const store = new MemoryObjectStore();
+    // Three segments of 100 KB fit; each flush's segment is pooled (over MIN_POOLED_BYTES).
+    const cache = new BatchCache(320 * 1024);
+    const batcher = new Batcher({ lingerMs: 1, cache });
+    const io = { db, store };
+    const big = (letter: string) => letter.repeat(100 * 1024);
+    const produce = async (letter: string) => (await batcher.submit(tenantId, [entry(audit, 0, big(letter))], io))[0]!.offset;
+    const first = await produce("a");
+    await cache.scoped(async (readScope) => {
+      const [held] = await readFrom({ db, store, cache, readScope }, audit.id, 0, first, 1);
+      // Five more flushes: the first segment leaves the cache while this scope still holds a view of it.
+      for (const letter of "bcdef") await produce(letter);
+      // d evicted a (held: kept from the pool), e evicted b (unread: to the pool), f took b's array.
+      expect(batcher.stats.segmentsReused).toBe(1);
+      expect(decoder.decode(held.record.value)).toBe(big("a"));
+    });
+    const reusedBefore = batcher.stats.segmentsReused;
+    await produce("g"); // a's array, free since the scope closed
+    await produce("h");
+    expect(batcher.stats.segmentsReused).toBe(reusedBefore + 2);
+    expect(await values(audit, 0, store, first)).toEqual([..."abcdefgh"].map((letter, i) => [first + i, big(letter)]));
+  });
 });

@@ -10,6 +10,7 @@
 import type { Readable } from "node:stream";
 import { ReservoirError } from "../../../storage/errors.ts";
 import { BufferPool } from "../../../storage/buffer-pool.ts";
+import { unzeroedArray } from "./unzeroed.ts";
 
 export interface DeclaredBodies {
   /** Remembers the IncomingMessage a Request was made from (the Node listener calls it per request). */
@@ -25,7 +26,7 @@ const POOLED_BYTES = 48 * 1024 * 1024;
 
 export function declaredBodies(): DeclaredBodies {
   const incomings = new WeakMap<Request, Readable>();
-  const pool = new BufferPool(POOLED_BYTES, (bytes) => Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer);
+  const pool = new BufferPool(POOLED_BYTES, unzeroedArray);
   return {
     track: (request, incoming) => void incomings.set(request, incoming),
     read(request, length) {

@@ -37,6 +37,7 @@ import { usageUpkeep } from "../../../storage/usage/rollup.ts";
 import { createInstruments } from "../../metrics/instruments.ts";
 import { promRegistry } from "../prom-registry.ts";
 import { declaredBodies } from "./declared-body.ts";
+import { unzeroedArray } from "./unzeroed.ts";
 
 /** How often each Node instance rolls usage deltas up and samples storage (API.md: hourly storage samples). */
 const USAGE_UPKEEP_MS = 60_000;
@@ -116,7 +117,7 @@ export async function main(env = process.env): Promise<void> {
   }
   const metrics = createInstruments(promRegistry(), counters.store);
   const shared = createSharedState(
-    { lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, commitDeadlineMs: commitDeadlineMs(config) },
+    { lingerMs: config.lingerMs, maxBytes: config.maxBatchBytes, commitDeadlineMs: commitDeadlineMs(config), allocate: unzeroedArray },
     metrics,
     config.readCacheBytes,
   );
