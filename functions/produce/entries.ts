@@ -50,22 +50,21 @@ export function toEntries(messages: IncomingMessage[], topic: Topic, partitioner
     } else {
       partition = sticky ??= partitioner.forRequest(String(topic.id), topic.partitions);
     }
-    const record = {
+    const entry: ProduceEntry = {
       key: m.key,
       value,
       binary,
       headers: m.headers && Object.keys(m.headers).length > 0 ? m.headers : undefined,
       timestamp,
-    };
-    return {
       topicId: topic.id,
       partition,
-      record,
       idempotencyKey: m.idempotencyKey,
       deliverAt,
-      bytes: encodedRecordSize(record),
+      bytes: 0,
       usageBytes: bytes,
     };
+    entry.bytes = encodedRecordSize(entry);
+    return entry;
   });
 }
 

@@ -50,10 +50,14 @@ export const defaultBatcherOptions: BatcherOptions = {
   now: () => Date.now(),
 };
 
-export interface ProduceEntry {
+/**
+ * A message to store: its record (key, value, headers, timestamp) and where it goes. One object
+ * per message, not a record inside an entry: entries live from their request until its flush,
+ * and each object alive at a scavenge is copied by it (docs/benchmarks.md, session 18).
+ */
+export interface ProduceEntry extends SegmentRecord {
   topicId: number;
   partition: number;
-  record: SegmentRecord;
   idempotencyKey?: string;
   /** Delayed message: not delivered to groups before this time (ms). */
   deliverAt?: number;
@@ -430,11 +434,11 @@ function encodeRun(writer: SegmentWriter, group: Group, start: number, end: numb
   const usageBytes = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     const e = group.entries[start + i];
-    records[i] = e.record;
-    timestamps[i] = e.record.timestamp;
+    records[i] = e;
+    timestamps[i] = e.timestamp;
     idempotencyKeys[i] = e.idempotencyKey;
     deliverAt[i] = e.deliverAt;
-    usageBytes[i] = e.usageBytes ?? meteredBytes(e.record);
+    usageBytes[i] = e.usageBytes ?? meteredBytes(e);
   }
   const { byteOffset, byteLength } = writer.appendBatch(String(group.topicId), group.partition, records);
   return {

@@ -16,7 +16,9 @@ const entry = (topic: Topic, value: string): ProduceEntry => {
   return {
     topicId: topic.id,
     partition: 0,
-    record: { value: bytes, binary: false, timestamp: 1_700_000_000_000 },
+    value: bytes,
+    binary: false,
+    timestamp: 1_700_000_000_000,
     bytes: bytes.length + 16,
   };
 };

@@ -513,9 +513,9 @@ async function execute(model: Model, real: Real, op: OpSpec, now: number): Promi
       };
       const partition = key === undefined ? spec.partition % P : partitionForKey(key, P);
       return {
+        ...record,
         topicId: real.topic.id,
         partition,
-        record,
         deliverAt: spec.delay > 0 ? now + spec.delay : undefined,
         bytes: encodedRecordSize(record),
       };
@@ -599,10 +599,10 @@ function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEve
         s.msgs[o.partition][o.offset] = {
           p: o.partition,
           o: o.offset,
-          key: e.record.key,
-          value: decoder.decode(e.record.value),
-          headers: e.record.headers,
-          ts: e.record.timestamp,
+          key: e.key,
+          value: decoder.decode(e.value),
+          headers: e.headers,
+          ts: e.timestamp,
           deliverAt: e.deliverAt,
           attempts: 0,
           visibleAt: 0,
@@ -713,7 +713,7 @@ function describeRan(ran: Ran): string {
       .flatMap((request, r) =>
         request.map(
           (e, i) =>
-            `${decoder.decode(e.record.value)}@${id({ p: ran.offsets[r][i].partition, o: ran.offsets[r][i].offset })}${e.record.key ? `/${e.record.key}` : ""}${e.deliverAt ? `+${e.deliverAt - e.record.timestamp}ms` : ""}`,
+            `${decoder.decode(e.value)}@${id({ p: ran.offsets[r][i].partition, o: ran.offsets[r][i].offset })}${e.key ? `/${e.key}` : ""}${e.deliverAt ? `+${e.deliverAt - e.timestamp}ms` : ""}`,
         ),
       )
       .join(" ");

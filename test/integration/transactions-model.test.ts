@@ -116,7 +116,7 @@ describe("transactions against a model", () => {
 
     const entry = (topic: number, partition: number, value: string, transactionId?: string): ProduceEntry => {
       const record: SegmentRecord = { value: encoder.encode(value), binary: false, timestamp: model.now };
-      return { topicId: topics[topic].id, partition, record, bytes: encodedRecordSize(record), ...(transactionId && { transactionId }) };
+      return { ...record, topicId: topics[topic].id, partition, bytes: encodedRecordSize(record), ...(transactionId && { transactionId }) };
     };
     const codeOf = async (work: Promise<unknown>): Promise<string> => {
       try {

@@ -18,7 +18,9 @@ function entry(topic: Topic, partition: number, value: string, idempotencyKey?: 
   return {
     topicId: topic.id,
     partition,
-    record: { value: bytes, binary: false, timestamp: 1_700_000_000_000 },
+    value: bytes,
+    binary: false,
+    timestamp: 1_700_000_000_000,
     idempotencyKey,
     bytes: bytes.length + 16,
   };
