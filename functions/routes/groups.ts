@@ -212,14 +212,12 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     };
     const ackField = (acked: SettleResult | undefined) => (acked ? { ack: { acked: acked.done, failed: acked.failed } } : {});
     const accept = c.req.header("accept");
-    // Each answer is built whole (its bytes copied out of the read cache) before its scope closes.
-    if (acceptsBatches(accept)) {
-      return c.env.cache.scoped(async (reads) => {
+    // Each answer is built whole (its bytes copied out of the read cache) before the scope closes.
+    return c.env.cache.scoped(async (reads) => {
+      if (acceptsBatches(accept)) {
         const { chunks, leases, acked } = await receiveChunks(c, topic, group, request, reads);
         return c.body(batchesBody(chunks, { leases, ...ackField(acked) }), 200, { "content-type": BATCHES_TYPE });
-      });
-    }
-    return c.env.cache.scoped(async (reads) => {
+      }
       const { messages, leases, acked } = await receiveLeases(c, topic, group, request, reads);
       const fields = { ...(leases.length > 0 ? { leases } : {}), ...ackField(acked) };
       if (acceptsRaw(accept)) {
