@@ -8,7 +8,9 @@
  * Node and on Workers), injected by the entry point as a RequestScope: the core imports no
  * runtime module. Without a scope nothing is labelled and nothing else changes.
  */
+import type { BatchCache } from "../storage/log/batch-cache.ts";
 import type { Batcher } from "../storage/log/batcher.ts";
+import type { LeaseTurns } from "../storage/groups/lease-turns.ts";
 import type { CommitSignal } from "../storage/log/commit-signal.ts";
 import type { Database } from "../storage/metadata/db.ts";
 import type { ObjectStore } from "../storage/objects/object-store.ts";
@@ -110,8 +112,30 @@ export function trackStore(store: ObjectStore, scope: RequestScope): ObjectStore
   };
 }
 
-/** Labels a produce's wait for its flush (coalescing, PUT and commit), and long-poll waits. */
-export function trackShared(shared: { batcher: Batcher; commits: CommitSignal }, scope: RequestScope): void {
+/**
+ * Labels a produce's wait for its flush (coalescing, PUT and commit), long-poll waits, a
+ * receive's wait for its group's lease turn, and a read's wait for a segment another read (or a
+ * read-ahead) is loading: without the last two, a request stuck there was logged as waiting on
+ * nothing.
+ */
+export function trackShared(
+  shared: { batcher: Batcher; commits: CommitSignal; cache: BatchCache; leaseTurns: LeaseTurns },
+  scope: RequestScope,
+): void {
+  around(
+    shared.cache,
+    "once",
+    (once) =>
+      (...args) =>
+        waitingOn(scope, `read cache: loading ${String(args[0])}`, once(...args) as Promise<unknown>),
+  );
+  around(
+    shared.leaseTurns,
+    "take",
+    (take) =>
+      (...args) =>
+        waitingOn(scope, "lease turns: waiting for a turn among this instance's receives of the group", take(...args) as Promise<unknown>),
+  );
   around(
     shared.batcher,
     "submit",

@@ -53,7 +53,8 @@ describe.each(targets)("request deadline on %s", (name, start) => {
   let tenantId: string;
 
   beforeAll(async () => {
-    stack = await stallingStack(start, { RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS) });
+    // No read cache: every read of a segment is a GET, which the proxy can hold.
+    stack = await stallingStack(start, { RESERVOIR_REQUEST_TIMEOUT_MS: String(BOUND_MS), RESERVOIR_READ_CACHE_BYTES: "0" });
     ({ db, proxy, server } = stack);
     const admin = api(server.baseUrl, server.adminToken);
     const tenant = await admin.post("/v1/admin/tenants", { name: "deadline" });
@@ -62,6 +63,7 @@ describe.each(targets)("request deadline on %s", (name, start) => {
     client = api(server.baseUrl, tenant.body.apiKey);
     expect((await client.put("/v1/topics/orders", { partitions: 1 })).status).toBe(201);
     expect((await client.put("/v1/topics/quiet", { partitions: 1 })).status).toBe(201);
+    expect((await client.put("/v1/topics/held-reads", { partitions: 1 })).status).toBe(201);
   }, 180_000);
 
   afterAll(() => stack?.stop());
@@ -128,6 +130,37 @@ describe.each(targets)("request deadline on %s", (name, start) => {
       release();
       await other.end();
     }
+  }, 30_000);
+
+  it("answers reads stuck on a segment's GET 503, each logged as waiting on the read cache's load of it", async () => {
+    const produced = await client.post("/v1/topics/held-reads/messages", { messages: [{ value: "to read" }] });
+    expect(produced.status).toBe(200);
+    const route = "GET /v1/topics/held-reads/partitions/0/messages";
+    proxy.stall((method, path) => method === "GET" && path.includes("/segments/"));
+    // Two at once: on the Node server the second shares the first's GET (BatchCache.once), and
+    // was logged as waiting on nothing before the cache's loads were labelled too.
+    const reads = await Promise.all(
+      [0, 1].map(() => client.get("/v1/topics/held-reads/partitions/0/messages", { query: { offset: 0 }, allow5xx: true })),
+    );
+    for (const read of reads) expect(read.body).toMatchObject({ status: 503, code: "deadline_exceeded" });
+    const lines = await eventually(
+      `two log lines for ${route}`,
+      () => {
+        const found = server
+          .logs()
+          .split("\n")
+          .filter((l) => l.includes("deadline_exceeded") && l.includes(route));
+        return found.length >= 2 ? found : undefined;
+      },
+      10_000,
+    );
+    for (const line of lines) expect(line).toMatch(/Waiting on: .*read cache: loading [\w-]+/);
+    expect(lines.some((l) => l.includes(`object store: GET tenants/${tenantId}/segments/`))).toBe(true);
+    console.log(`the server logged:\n${lines.join("\n")}`);
+
+    proxy.release();
+    const after = await client.get("/v1/topics/held-reads/partitions/0/messages", { query: { offset: 0 } });
+    expect(after.body.messages.map((m: { value: string }) => m.value)).toEqual(["to read"]);
   }, 30_000);
 
   it("gives a receive long-poll its waitMs on top of the bound", async () => {

@@ -96,6 +96,8 @@ const SETTLE_MS = 120_000;
  */
 const STALL_MS = 60_000;
 const DRAIN_CAP_MS = 30 * 60_000;
+/** The final reads' client timeout: past the server's request deadline (65 s by default). */
+const FINAL_READ_TIMEOUT_MS = 90_000;
 
 type Outcome = { status: number | "error"; body?: any; error?: string };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -429,20 +431,24 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     for (const g of GROUPS) progress.set(g.group, performance.now());
     draining = true;
     await Promise.all(consuming);
-    o.log(`campaign: groups drained (or stopped making progress) at ${now()} ms; waiting for webhook deliveries`);
+    const since = GROUPS.map((g) => `${g.group} ${Math.round(performance.now() - (progress.get(g.group) ?? 0))} ms ago`).join(", ");
+    o.log(`campaign: groups drained (or stopped making progress) at ${now()} ms (last received: ${since}); waiting for webhook deliveries`);
 
     // ---------------------------------------------------------------- final reads
+    // Past the server's own deadline (65 s): a read stuck on something is then answered 503 and
+    // logged with what it waited on (functions/deadline.ts), rather than cut off by this client.
+    const final = { timeoutMs: FINAL_READ_TIMEOUT_MS };
     for (const [topic, partitions] of [
       [LOG, LOG_PARTITIONS],
       [TX, TX_PARTITIONS],
     ] as const) {
-      const info = await clients[0]!.get(`/v1/topics/${topic}`);
+      const info = await clients[0]!.get(`/v1/topics/${topic}`, final);
       for (let p = 0; p < partitions; p++) {
         const messages: LogEntry[] = [];
         const earliest: number = info.body.earliestOffsets[p];
         const highWatermark: number = info.body.highWatermarks[p];
         for (let at = earliest; at < highWatermark; ) {
-          const r = await clients[0]!.get(`/v1/topics/${topic}/partitions/${p}/messages`, { query: { offset: at, limit: 1000 } });
+          const r = await clients[0]!.get(`/v1/topics/${topic}/partitions/${p}/messages`, { ...final, query: { offset: at, limit: 1000 } });
           const page = toEntries(r.body.messages);
           if (page.length === 0) break;
           messages.push(...page);
@@ -484,7 +490,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       });
     }
     for (const g of GROUPS) {
-      const r = await clients[0]!.get(`/v1/topics/${g.topic}/groups/${g.group}`);
+      const r = await clients[0]!.get(`/v1/topics/${g.topic}/groups/${g.group}`, final);
       record({
         type: "group-final",
         topic: g.topic,
@@ -508,6 +514,11 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       injected: s3Proxy.injected(),
       logs: servers.map((s, i) => `----- server ${i}\n${s.logs().slice(-200_000)}`).join("\n"),
     };
+  } catch (error) {
+    // The run did not get as far as the checker: what the servers printed is the evidence.
+    o.log(`campaign failed at ${now()} ms: ${(error as Error).message}`);
+    for (const [i, s] of servers.entries()) o.log(`----- server ${i}\n${s.logs().slice(-100_000)}`);
+    throw error;
   } finally {
     for (const t of timers) clearTimeout(t);
     await Promise.allSettled(restarts);

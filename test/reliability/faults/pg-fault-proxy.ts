@@ -39,6 +39,13 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
   const pipes = new Set<Pipe>();
   let refuseUntil = 0;
   let stallUntil = 0;
+  /**
+   * Set by stall(), cleared only by its timer (or stall(0)), which then flushes what is held:
+   * a timer may fire a few ms before Date.now() reaches stallUntil (it counts from the loop's
+   * cached time), and a check against the clock then held the bytes of that gap with no timer
+   * left to flush them, and every byte after them, for good.
+   */
+  let stalled = false;
   /** Chunks held while stalled, per direction, flushed in order when the stall ends. */
   const held: { to: Socket; chunk: Buffer }[] = [];
   let stallTimer: NodeJS.Timeout | undefined;
@@ -47,12 +54,14 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
   const onHeldUpstream: (() => void)[] = [];
 
   const send = (to: Socket, chunk: Buffer) => {
-    if (Date.now() < stallUntil || held.length > 0) {
+    if (stalled) {
       held.push({ to, chunk });
       if (upstreams.has(to)) for (const wake of onHeldUpstream.splice(0)) wake();
     } else if (!to.destroyed) to.write(chunk);
   };
   const flushHeld = () => {
+    stalled = false;
+    stallUntil = 0;
     for (const { to, chunk } of held.splice(0)) if (!to.destroyed) to.write(chunk);
   };
 
@@ -109,10 +118,11 @@ export async function startPgFaultProxy(databaseUrl: string): Promise<PgFaultPro
     },
 
     stall(ms) {
-      stallUntil = ms === 0 ? 0 : Math.max(stallUntil, Date.now() + ms);
       clearTimeout(stallTimer);
-      if (ms === 0) flushHeld();
-      else stallTimer = setTimeout(flushHeld, stallUntil - Date.now());
+      if (ms === 0) return flushHeld();
+      stallUntil = Math.max(stallUntil, Date.now() + ms);
+      stalled = true;
+      stallTimer = setTimeout(flushHeld, stallUntil - Date.now());
     },
     cutNewConnectionsAtFirstQuery(n) {
       cutAtFirstQuery = n;
