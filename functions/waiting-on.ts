@@ -122,32 +122,17 @@ export function trackShared(
   shared: { batcher: Batcher; commits: CommitSignal; cache: BatchCache; leaseTurns: LeaseTurns },
   scope: RequestScope,
 ): void {
-  around(
-    shared.cache,
-    "once",
-    (once) =>
-      (...args) =>
-        waitingOn(scope, `read cache: loading ${String(args[0])}`, once(...args) as Promise<unknown>),
-  );
-  around(
-    shared.leaseTurns,
-    "take",
-    (take) =>
-      (...args) =>
-        waitingOn(scope, "lease turns: waiting for a turn among this instance's receives of the group", take(...args) as Promise<unknown>),
-  );
-  around(
-    shared.batcher,
-    "submit",
-    (submit) =>
-      (...args) =>
-        waitingOn(scope, "batcher: waiting for the flush of this produce (segment PUT, then commit)", submit(...args) as Promise<unknown>),
-  );
-  around(
-    shared.commits,
-    "wait",
-    (wait) =>
-      (...args) =>
-        waitingOn(scope, "long-poll: waiting for new messages", wait(...args) as Promise<unknown>),
-  );
+  /** `target[name]`'s promise, labelled as a wait of the calling request. */
+  const label = <T extends object>(target: T, name: keyof T & string, describe: (args: unknown[]) => string) =>
+    around(
+      target,
+      name,
+      (original) =>
+        (...args) =>
+          waitingOn(scope, describe(args), original(...args) as Promise<unknown>),
+    );
+  label(shared.cache, "once", ([key]) => `read cache: loading ${String(key)}`);
+  label(shared.leaseTurns, "take", () => "lease turns: waiting for a turn among this instance's receives of the group");
+  label(shared.batcher, "submit", () => "batcher: waiting for the flush of this produce (segment PUT, then commit)");
+  label(shared.commits, "wait", () => "long-poll: waiting for new messages");
 }
