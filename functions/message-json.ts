@@ -2,7 +2,8 @@
 import { encodeBase64 } from "hono/utils/encode";
 import type { SegmentRecord } from "../storage/segment/codec.ts";
 
-const decoder = new TextDecoder();
+// ignoreBOM: a value that starts with U+FEFF keeps it (a plain TextDecoder drops it).
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 export interface MessageJson {
   topic: string;

@@ -27,7 +27,7 @@ export function valueBytes(message: Pick<Message, "value" | "valueBase64">): Uin
 /** The value as text (bytes decoded as UTF-8, invalid sequences replaced). */
 export function valueText(message: Pick<Message, "value" | "valueBase64">): string {
   if (message.value !== undefined) return message.value;
-  return new TextDecoder().decode(valueBytes(message));
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(valueBytes(message));
 }
 
 /** A message to produce from text or bytes. */

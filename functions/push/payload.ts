@@ -21,7 +21,7 @@ export interface DeliveredMessage {
   record: SegmentRecord;
 }
 
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 export function payload(format: PayloadFormat, m: DeliveredMessage): Payload {
   if (format === "cloudevents") return { contentType: "application/cloudevents+json", body: JSON.stringify(cloudEvent(m)) };

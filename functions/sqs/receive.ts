@@ -35,7 +35,7 @@ export async function receiveMessage(call: SqsCall, input: Input) {
 
 function sqsMessage(queue: Queue, m: LeasedMessage, system: string[], wanted: string[]) {
   const r = m.record;
-  const body = r.binary ? encodeBase64(r.value.slice().buffer) : new TextDecoder().decode(r.value);
+  const body = r.binary ? encodeBase64(r.value.slice().buffer) : new TextDecoder("utf-8", { ignoreBOM: true }).decode(r.value);
   const { attributes, companion } = attributesOf(r.headers);
   const out: Record<string, unknown> = {
     MessageId: messageId(queue.topic.id, m.partition, m.offset),

@@ -832,10 +832,11 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         });
       });
 
-      it("returns string values exactly (unicode, emoji, control characters, empty) in `value`", async () => {
+      it("returns string values exactly (unicode, emoji, control characters, a leading U+FEFF, empty) in `value`", async () => {
         const topic = await createTopic(tenant.client);
         const values = [
           "",
+          "\uFEFFstarts with a byte-order mark",
           "héllo wörld",
           "日本語テキスト",
           "emoji 🎉👍🏽 and surrogates 𝄞",

@@ -245,6 +245,19 @@ export function sqsSuite(name: string, startTarget: () => Promise<ContractTarget
       expect(empty.Messages).toBeUndefined();
     });
 
+    it("a body that starts with U+FEFF comes back with it, through SQS and through /v1", async () => {
+      const url = await queue();
+      const body = "\uFEFFbyte-order mark first";
+      const sent = await a.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+      expect(sent.MD5OfMessageBody).toBe(md5(body));
+      const got = await a.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1 }));
+      expect(got.Messages?.[0].Body).toBe(body);
+      expect(got.Messages?.[0].MD5OfBody).toBe(md5(body));
+      const read = await a.v1.get(`/v1/topics/${url.split("/").pop()}/partitions/0/messages`, { query: { offset: "0" } });
+      assertStatus(read, 200);
+      expect(read.body.messages[0].value).toBe(body);
+    });
+
     it("batches: ten at once, per-entry failures, and the batch refusals the SDK names", async () => {
       const url = await queue();
       const entries = Array.from({ length: 10 }, (_, i) => ({ Id: `m${i}`, MessageBody: `body ${i}` }));
