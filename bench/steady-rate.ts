@@ -7,7 +7,7 @@
  *        [--root DIR] [--env NAME=VALUE]... [--cpu-prof DIR] [--node-arg FLAG]...
  *
  * --root DIR runs the server from another source tree; --format raw receives raw answers (a tree
- * from before answers in batches).
+ * from before answers in batches); --produce-format json produces JSON bodies instead of batches.
  *
  * Per run: produce p50/p99 (from each message's scheduled time), end-to-end p50/p99, the server's
  * PUT and commit p50s, and the two targets: produce p50 ≤ PUT p50 + commit p50 + 10 ms linger +
@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     "cpu-prof": { type: "string" },
     "node-arg": { type: "string", multiple: true, default: [] },
     format: { type: "string", default: "batches" },
+    "produce-format": { type: "string", default: "batches" },
   },
 });
 const stack = args.stack as "postgres-s3" | "embedded";
@@ -40,7 +41,16 @@ const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string,
 // --cpu-prof DIR: the server writes a V8 CPU profile there on exit (bench/lib/cpuprofile.ts reads it).
 // --node-arg FLAG (repeatable): another flag for the server's Node (e.g. --perf-basic-prof for perf).
 const nodeArgs = [...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []), ...args["node-arg"]];
-const sut = guarded(reservoir({ stack, env, root: args.root, nodeArgs, format: args.format as "batches" | "raw" }));
+const sut = guarded(
+  reservoir({
+    stack,
+    env,
+    root: args.root,
+    nodeArgs,
+    format: args.format as "batches" | "raw",
+    produceFormat: args["produce-format"] as "batches" | "json",
+  }),
+);
 const rate = Number(args.rate);
 const messages = Number(args.messages);
 try {

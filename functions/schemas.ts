@@ -155,6 +155,18 @@ export const Produced = z
   .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
   .openapi("ProduceResponse");
 
+export const ProducedBatches = z
+  .object({
+    batches: z.array(
+      z.object({
+        partition: z.number().int(),
+        baseOffset: z.number().int().openapi({ description: "The offset of the batch's first record; the others follow it" }),
+        count: z.number().int(),
+      }),
+    ),
+  })
+  .openapi("ProduceBatchesResponse", { description: "A produce in batches: per batch of the request, in order, where its records went" });
+
 export const ProducedPending = z
   .object({ pending: z.number().int().openapi({ description: "Messages of this request added to the transaction" }) })
   .openapi("ProducePendingResponse");

@@ -60,3 +60,18 @@ export const batchesContent = {
     }),
   },
 };
+
+/** How a produce body in batches appears in the OpenAPI document (functions/produce/batches.ts). */
+export const produceBatchesContent = {
+  [BATCHES_TYPE]: {
+    schema: z.string().openapi({
+      format: "binary",
+      description:
+        "Record batches of segment format v1 (docs/batches.md), back to back: version 1, flags 0, a matching CRC32C, " +
+        "an empty topic id, and records whose timestamp deltas are 0 (every message takes the server's time). A batch's " +
+        "partition field places its records; 4294967295 leaves the choice to the server, as for keyless JSON messages " +
+        "(keyless records only). No idempotency keys, delays or transactions (JSON has them). Answered 200 " +
+        '`{"batches": [{partition, baseOffset, count}]}`, one per batch in order.',
+    }),
+  },
+};

@@ -14,6 +14,8 @@ import { Topics } from "./topics.ts";
 import { Transactions } from "./transactions.ts";
 import type { Message, MessageIn, ProduceResponse, ReadResult, ResponseBody, UsageRow } from "./types.ts";
 import { toMessage } from "./values.ts";
+import { BATCHES_TYPE } from "./batches.ts";
+import { encodeProduceBatches, type ProduceBatch, type ProducedRange } from "./produce-batches.ts";
 
 export class Reservoir {
   readonly http: Transport;
@@ -39,6 +41,19 @@ export class Reservoir {
    */
   produce(topic: string, messages: (MessageIn | string | Uint8Array)[]): Promise<ProduceResponse> {
     return this.http.json("POST", `/v1/topics/${seg(topic)}/messages`, { body: { messages: messages.map(toMessage) } });
+  }
+
+  /**
+   * One produce request in batches (docs/batches.md): each batch's messages go to its partition
+   * (or the server's choice), stored as encoded here. One range of offsets per batch, in order.
+   * Not retried. No idempotency keys, delays or transactions: `produce` has them.
+   */
+  async produceBatches(topic: string, batches: ProduceBatch[]): Promise<ProducedRange[]> {
+    const body = encodeProduceBatches(batches);
+    const answer = await this.http.json<{ batches: ProducedRange[] }>("POST", `/v1/topics/${seg(topic)}/messages`, {
+      raw: { body, contentType: BATCHES_TYPE },
+    });
+    return answer.batches;
   }
 
   /** One read of a partition from an offset (with `waitMs`, a long-poll). */

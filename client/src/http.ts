@@ -30,7 +30,7 @@ export interface RequestOptions {
   query?: Query;
   body?: unknown;
   /** A raw body (e.g. ndjson) and its Content-Type, instead of `body`. */
-  raw?: { body: string; contentType: string };
+  raw?: { body: string | Uint8Array<ArrayBuffer>; contentType: string };
   signal?: AbortSignal;
   /** A long-poll's server-side wait, added to the timeout. */
   waitMs?: number;
@@ -85,7 +85,7 @@ export class Transport {
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: opts.accept ?? "application/json", ...this.headers };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
-    let body: string | undefined;
+    let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (opts.raw) {
       body = opts.raw.body;
       headers["content-type"] = opts.raw.contentType;

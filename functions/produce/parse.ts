@@ -8,6 +8,7 @@ import { ReservoirError } from "../../storage/errors.ts";
 import { isUtf8, mediaType } from "../media-type.ts";
 import { limits, MessageIn, ProduceBody } from "../schemas.ts";
 import { scanProduceBody } from "./scan-body.ts";
+import { BATCHES_TYPE } from "../stored-batches.ts";
 import type { Runtime } from "../runtime.ts";
 
 /** `valueBytes`: a `value` as its UTF-8 bytes, from the byte scan (scan-body.ts), in place of the string. */
@@ -19,10 +20,17 @@ export interface ProduceRequestBody {
 
 export type BodyFormat = "json" | "ndjson";
 
-export function bodyFormat(contentType: string | undefined): BodyFormat {
+/** A produce body's format: JSON, ndjson, or record batches (functions/produce/batches.ts). */
+export function bodyFormat(contentType: string | undefined): BodyFormat | "batches" {
   const media = mediaType(contentType);
+  if (media.type === BATCHES_TYPE) return "batches";
   const format = media.type === "application/json" ? "json" : media.type === "application/x-ndjson" ? "ndjson" : undefined;
-  if (!format) throw new ReservoirError("unsupported_media_type", "produce takes Content-Type application/json or application/x-ndjson");
+  if (!format) {
+    throw new ReservoirError(
+      "unsupported_media_type",
+      `produce takes Content-Type application/json, application/x-ndjson or ${BATCHES_TYPE}`,
+    );
+  }
   if (!isUtf8(media)) throw new ReservoirError("unsupported_media_type", `${format} is UTF-8; charset=${media.charset} is not accepted`);
   return format;
 }

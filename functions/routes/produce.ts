@@ -2,23 +2,35 @@
  * Produce. The body is read and parsed exactly once, by hand rather than by the OpenAPI
  * validator, so that each limit gets its own 413 code; the route is still documented.
  */
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
-import { admitEntries, commitEntries } from "../produce/submit.ts";
+import { admitEncoded, admitEntries, commitEncoded, commitEntries } from "../produce/submit.ts";
+import { parseProduceBatches, placeBatches, type ProducedBatch } from "../produce/batches.ts";
 import { requireScope } from "../auth.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
 import { findTransaction, notFound, notOpen } from "../../storage/transactions/transactions.ts";
 import { bodyFormat, parseProduceBody, type ProduceRequestBody, readBody } from "../produce/parse.ts";
+import { produceBatchesContent } from "../stored-batches.ts";
 import type { AppEnv } from "../runtime.ts";
-import { errorResponses, limits, problemContent, Produced, ProducedPending, ProduceBody, MessageIn, TopicParams } from "../schemas.ts";
+import {
+  errorResponses,
+  limits,
+  problemContent,
+  Produced,
+  ProducedBatches,
+  ProducedPending,
+  ProduceBody,
+  MessageIn,
+  TopicParams,
+} from "../schemas.ts";
 
 const produceRoute = createRoute({
   method: "post",
   path: "/v1/topics/{topic}/messages",
   operationId: "produceMessages",
-  summary: "Produce messages (JSON, or ndjson with one message object per line)",
+  summary: "Produce messages (JSON, ndjson with one message object per line, or record batches)",
   description:
     "Offsets come back in request order. A repeated idempotencyKey on the same topic within 24 h returns the original offsets and stores nothing. Limits: 1 MiB per message (key + value + headers), 1,000 messages and 8 MiB per request. With transactionId (JSON body only; ndjson has no place for it), 202 and the messages stay pending until the transaction commits; their idempotency keys are claimed at the commit.",
   security: [{ apiKey: [] }],
@@ -29,11 +41,15 @@ const produceRoute = createRoute({
       content: {
         "application/json": { schema: ProduceBody },
         "application/x-ndjson": { schema: MessageIn },
+        ...produceBatchesContent,
       },
     },
   },
   responses: {
-    200: { description: "Committed", content: { "application/json": { schema: Produced } } },
+    200: {
+      description: "Committed: offsets per message (JSON, ndjson), or a range of offsets per batch (a body in batches)",
+      content: { "application/json": { schema: z.union([Produced, ProducedBatches]) } },
+    },
     202: {
       description: "With transactionId: stored, pending until the transaction commits (no offsets, nothing visible)",
       content: { "application/json": { schema: ProducedPending } },
@@ -66,6 +82,7 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const format = bodyFormat(c.req.header("content-type"));
     const bytes = await readBody(c.req.raw, limits.produceBodyBytes, c.env.declaredBody);
     try {
+      if (format === "batches") return await produceBatches(c, name, parseProduceBatches(bytes), answered);
       return await produce(c, name, parseProduceBody(bytes, format), answered);
     } finally {
       // The values are views of `bytes` until the batcher has copied them into a segment, which
@@ -109,4 +126,24 @@ async function produce(c: Context<AppEnv>, name: string, body: ProduceRequestBod
   const offsets = await commitEntries(c, topic, entries);
   answered();
   return c.json({ offsets }, 200);
+}
+
+/** Record batches into the batcher as they are: one range of offsets per batch. */
+async function produceBatches(c: Context<AppEnv>, name: string, batches: ProducedBatch[], answered: () => void) {
+  const topic = await c.env.topics.get(c.env.db, c.get("principal").tenantId, name);
+  const partitions = placeBatches(batches, topic, c.env.partitioner);
+  const timestamp = c.env.clock.now();
+  const parts = batches.map(({ records, starts, usageBytes, stored }, b) => ({
+    topicId: topic.id,
+    partition: partitions[b],
+    timestamp,
+    records,
+    starts,
+    usageBytes,
+    stored,
+  }));
+  await admitEncoded(c, parts);
+  const ranges = await commitEncoded(c, topic, parts);
+  answered();
+  return c.json({ batches: ranges }, 200);
 }

@@ -12,6 +12,8 @@ import { ReservoirError, unavailable } from "../errors.ts";
 import { meteredBytes } from "../usage/metered-bytes.ts";
 import { CommitDeadlineError, commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
 import { newSegmentId, segmentObjectKey } from "./segment-ids.ts";
+import { type AssignedRange, type EncodedRecords, encodeParts, rangesOf } from "./encoded-records.ts";
+import { MAX_BATCH_BYTES, MAX_BATCH_RECORDS } from "./stored-batch.ts";
 import { LatencyHistogram } from "./latency-histogram.ts";
 
 export interface BatcherOptions {
@@ -101,7 +103,9 @@ export interface CommittedFlush {
 
 interface Waiter {
   entries: ProduceEntry[];
-  resolve(offsets: AssignedOffset[]): void;
+  /** A produce in batches: its parts, in place of entries. */
+  encoded?: EncodedRecords[];
+  resolve(offsets: AssignedOffset[], ranges: AssignedRange[]): void;
   reject(error: unknown): void;
 }
 
@@ -158,34 +162,45 @@ export class Batcher {
 
   /** Resolves with one offset per entry, in entry order, once they are committed. */
   submit(tenantId: string, entries: ProduceEntry[], io: FlushIo): Promise<AssignedOffset[]> {
-    return new Promise((resolve, reject) => {
-      let batch = this.open.get(tenantId);
-      if (!batch) {
-        batch = { tenantId, waiters: [], bytes: 0, io, due: false };
-        this.open.set(tenantId, batch);
-        const opened = batch;
-        opened.timer = setTimeout(() => {
-          opened.due = true;
-          this.pump(tenantId);
-        }, this.options.lingerMs);
-      }
-      const submitted = this.options.now();
-      batch.waiters.push({
-        entries,
-        resolve: (offsets) => {
-          this.latency.submitMs.record(this.options.now() - submitted);
-          resolve(offsets);
-        },
-        reject,
-      });
-      for (const e of entries) batch.bytes += e.bytes;
-      if (batch.bytes >= this.options.maxBytes) {
-        // The request that fills the batch flushes it on its own I/O (matters on Workers).
-        batch.io = io;
-        this.seal(batch);
+    let bytes = 0;
+    for (const e of entries) bytes += e.bytes;
+    return new Promise((resolve, reject) => this.enqueue(tenantId, io, bytes, { entries, resolve, reject }));
+  }
+
+  /** Resolves with one range of offsets per part, in part order, once they are committed. */
+  submitEncoded(tenantId: string, parts: EncodedRecords[], io: FlushIo): Promise<AssignedRange[]> {
+    let bytes = 0;
+    for (const part of parts) bytes += part.records.length;
+    return new Promise((resolve, reject) =>
+      this.enqueue(tenantId, io, bytes, { entries: [], encoded: parts, resolve: (_, ranges) => resolve(ranges), reject }),
+    );
+  }
+
+  private enqueue(tenantId: string, io: FlushIo, bytes: number, waiter: Waiter): void {
+    let batch = this.open.get(tenantId);
+    if (!batch) {
+      batch = { tenantId, waiters: [], bytes: 0, io, due: false };
+      this.open.set(tenantId, batch);
+      const opened = batch;
+      opened.timer = setTimeout(() => {
+        opened.due = true;
         this.pump(tenantId);
-      }
-    });
+      }, this.options.lingerMs);
+    }
+    const submitted = this.options.now();
+    const resolve = waiter.resolve;
+    waiter.resolve = (offsets, ranges) => {
+      this.latency.submitMs.record(this.options.now() - submitted);
+      resolve(offsets, ranges);
+    };
+    batch.waiters.push(waiter);
+    batch.bytes += bytes;
+    if (batch.bytes >= this.options.maxBytes) {
+      // The request that fills the batch flushes it on its own I/O (matters on Workers).
+      batch.io = io;
+      this.seal(batch);
+      this.pump(tenantId);
+    }
   }
 
   /** Closes the open batch: later requests go to a new one. */
@@ -227,7 +242,7 @@ export class Batcher {
     this.stats.flushes++;
     let stage: "encode" | "put" | "commit" = "encode";
     try {
-      const { segment, checksum, runs, placement } = encode(batch, (bytes) => this.segments.take(bytes));
+      const { segment, checksum, runs, placement, encodedRuns } = encode(batch, (bytes) => this.segments.take(bytes));
       this.stats.segmentsReused = this.segments.reused;
       const segmentId = newSegmentId(now());
       const objectKey = segmentObjectKey(batch.tenantId, segmentId);
@@ -259,13 +274,14 @@ export class Batcher {
       const result = committed.offsets;
       for (const [w, waiter] of batch.waiters.entries()) {
         const offsets = offsetsOf(placement[w], waiter.entries.length, result);
+        const ranges = rangesOf(encodedRuns[w], result);
         const refused = waiter.entries[0]?.transactionId && committed.refusedTransactions?.get(waiter.entries[0].transactionId);
         if (refused) {
           waiter.reject(refused);
-        } else if (offsets.includes(null)) {
+        } else if (offsets.includes(null) || ranges === null) {
           waiter.reject(new ReservoirError("topic_not_found", "the topic was deleted while the request was in flight"));
         } else {
-          waiter.resolve(offsets as AssignedOffset[]);
+          waiter.resolve(offsets as AssignedOffset[], ranges);
         }
       }
       const messages = runs.reduce((n, r) => n + r.timestamps.length, 0);
@@ -398,19 +414,11 @@ function encode(batch: Batch, allocate: (bytes: number) => Uint8Array) {
       start = end;
     }
   }
+  // A produce in batches: its parts' records as they are, after the runs of entries.
+  const encodedRuns = batch.waiters.map((waiter) => (waiter.encoded ?? []).map((part) => encodeParts(writer, part, runs)));
   const segment = writer.finish(allocate);
-  return { segment, checksum: writer.checksum, runs, placement };
+  return { segment, checksum: writer.checksum, runs, placement, encodedRuns };
 }
-
-/**
- * Records of one stored batch, at most. A receive answered in batches sends whole stored batches,
- * the first and last with records outside what it leased (and every answer decodes them): with
- * one batch per partition per flush, a flush of 4,400 messages to one partition was one batch, and
- * a receive of 1,000 sent and decoded up to all of it. Each batch gets an index row of its own.
- */
-export const MAX_BATCH_RECORDS = 256;
-/** Bytes of one stored batch, at most (a batch holds at least one record, however large). */
-export const MAX_BATCH_BYTES = 256 * 1024;
 
 /** The end (exclusive) of the batch starting at entries[start]. */
 function batchEnd(entries: ProduceEntry[], start: number): number {

@@ -73,6 +73,11 @@ interface PendingBatch {
   topicId: string;
   partition: number;
   records: SegmentRecord[];
+  /** Records already encoded (appendEncodedBatch), written as they are in place of `records`... */
+  encoded?: Uint8Array;
+  /** ...and their CRC32C, so that they are not read again for the batch's. */
+  encodedCrc?: number;
+  count: number;
   firstTimestamp: number;
   byteOffset: number;
   byteLength: number;
@@ -122,6 +127,47 @@ export class SegmentWriter {
       topicId,
       partition,
       records: records.slice(),
+      count: records.length,
+      firstTimestamp,
+      byteOffset,
+      byteLength,
+    });
+    this.#size += byteLength;
+    return { byteOffset, byteLength };
+  }
+
+  /**
+   * Append one batch whose `count` records are already encoded (a produce in batches,
+   * functions/produce/batches.ts): `records` are written as they are, under a header of
+   * (topicId, partition, firstTimestamp). The records' timestamp deltas are relative to it.
+   * `recordsCrc` is the CRC32C of `records` (the caller checked them against it). Like
+   * appendBatch's records, the bytes must not change before finish().
+   */
+  appendEncodedBatch(
+    topicId: string,
+    partition: number,
+    firstTimestamp: number,
+    records: Uint8Array,
+    count: number,
+    recordsCrc: number,
+  ): { byteOffset: number; byteLength: number } {
+    if (this.#finished) throw new Error("SegmentWriter: appendEncodedBatch after finish");
+    if (!Number.isInteger(partition) || partition < 0 || partition >= TWO_32) {
+      throw new RangeError(`partition ${partition} is not a u32`);
+    }
+    if (!Number.isSafeInteger(firstTimestamp)) throw new RangeError(`timestamp ${firstTimestamp} is not a safe integer`);
+    const topicLength = utf8Length(topicId);
+    const byteLength = BATCH_FIXED_BYTES + varintSize(topicLength) + topicLength + records.length;
+    if (byteLength >= TWO_32) throw new RangeError(`batch of ${byteLength} bytes does not fit a u32 length`);
+    this.#lengths.push(topicLength);
+    const byteOffset = this.#size;
+    this.#batches.push({
+      topicId,
+      partition,
+      records: [],
+      encoded: records,
+      encodedCrc: recordsCrc,
+      count,
       firstTimestamp,
       byteOffset,
       byteLength,
@@ -157,11 +203,17 @@ export class SegmentWriter {
       buf[start + 8] = BATCH_VERSION;
       buf[start + 9] = 0;
       view.setUint32(start + 10, batch.partition);
-      view.setUint32(start + 14, batch.records.length);
+      view.setUint32(start + 14, batch.count);
       const hi = Math.floor(batch.firstTimestamp / TWO_32);
       view.setInt32(start + 18, hi);
       view.setUint32(start + 22, batch.firstTimestamp - hi * TWO_32);
       let pos = writeString(buf, start + BATCH_FIXED_BYTES, batch.topicId, lengths[li++]);
+      let batchCrc: number | undefined;
+      if (batch.encoded) {
+        batchCrc = crc32cCombine(crc32c(buf.subarray(start + 8, pos)), batch.encodedCrc!, batch.encoded.length);
+        buf.set(batch.encoded, pos);
+        pos += batch.encoded.length;
+      }
       for (const record of batch.records) {
         pos = writeVarint(buf, pos, lengths[li++]);
         const key = record.key;
@@ -187,7 +239,7 @@ export class SegmentWriter {
       if (pos !== end) {
         throw new Error(CHANGED);
       }
-      const batchCrc = crc32c(buf.subarray(start + 8, end));
+      batchCrc ??= crc32c(buf.subarray(start + 8, end));
       view.setUint32(start + 4, batchCrc);
       whole = crc32cCombine(crc32c(buf.subarray(start, start + 8), whole), batchCrc, end - start - 8);
     }

@@ -11,7 +11,9 @@ import { Miniflare } from "miniflare";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
+  encodeProduceBatches,
   isProblem,
+  type ProduceBatch,
   type ReceivedMessage,
   Reservoir,
   ReservoirError,
@@ -19,6 +21,8 @@ import {
   valueText,
   verifyWebhook,
 } from "../../client/src/index.ts";
+// ANY_PARTITION from its module: the package's index exports no constants (see client/src/index.ts).
+import { ANY_PARTITION } from "../../client/src/produce-batches.ts";
 import { launchChromium } from "../support/chromium.ts";
 import { eventually } from "../support/eventually.ts";
 import { freePort, type NodeServer, repoRoot, startNodeServer } from "../support/node-server.ts";
@@ -238,6 +242,69 @@ describe("producer", () => {
     expect(codes.length).toBeGreaterThan(0);
     expect(new Set(codes)).toEqual(new Set(["quota_exceeded"]));
     expect(offsets.map((o) => o.offset).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  test("produceBatches: one request in batches; the ranges and a read give back the messages as sent", async () => {
+    await client.topics.create("sdk.produce-batches", { partitions: 2 });
+    await client.produce("sdk.produce-batches", [{ value: "json first", partition: 1 }]);
+    const batches: ProduceBatch[] = [
+      {
+        partition: 0,
+        messages: [
+          { value: "text ✓ 🎉", key: "k", headers: { trace: "1", ü: "ö" } },
+          { value: Uint8Array.from({ length: 256 }, (_, i) => i) },
+          { value: "" },
+        ],
+      },
+      { partition: 1, messages: Array.from({ length: 300 }, (_, i) => ({ value: `m${i}`, key: `k${i % 3}` })) },
+      { messages: [{ value: "anywhere" }, { value: new Uint8Array() }] },
+    ];
+    const ranges = await client.produceBatches("sdk.produce-batches", batches);
+    expect(ranges.slice(0, 2)).toEqual([
+      { partition: 0, baseOffset: 0, count: 3 },
+      { partition: 1, baseOffset: 1, count: 300 },
+    ]);
+    expect(ranges[2].count).toBe(2);
+    expect(ranges[2].baseOffset).toBe(ranges[2].partition === 0 ? 3 : 301);
+    for (const [b, batch] of batches.entries()) {
+      const { partition, baseOffset, count } = ranges[b];
+      const read = [];
+      for await (const m of client.messages("sdk.produce-batches", partition, { from: baseOffset, limit: 100 })) {
+        if (m.offset >= baseOffset + count) break;
+        read.push(m);
+      }
+      expect(read.map((m) => m.offset)).toEqual(Array.from({ length: count }, (_, i) => baseOffset + i));
+      read.forEach((m, i) => {
+        const sent = batch.messages[i];
+        expect(m.key).toEqual(sent.key);
+        expect(m.headers).toEqual(sent.headers);
+        if (typeof sent.value === "string") {
+          expect(m.valueBase64).toBeUndefined();
+          expect(valueText(m)).toBe(sent.value);
+        } else {
+          expect(m.value).toBeUndefined();
+          expect([...valueBytes(m)]).toEqual([...sent.value]);
+        }
+      });
+    }
+    // A refusal is a ReservoirError with the problem's code, and stores nothing.
+    const refused = await client.produceBatches("sdk.produce-batches", [{ partition: 2, messages: [{ value: "x" }] }]).catch((e) => e);
+    expect(refused).toBeInstanceOf(ReservoirError);
+    expect(refused).toMatchObject({ status: 400, code: "partition_out_of_range", retryable: false });
+    const [p0, p1] = (await client.topics.get("sdk.produce-batches")).highWatermarks;
+    expect(p0 + p1).toBe(1 + 3 + 300 + 2);
+  });
+
+  test("encodeProduceBatches refuses a keyed message in a batch without a partition", () => {
+    expect(() => encodeProduceBatches([{ messages: [{ value: "a" }, { value: "b", key: "k" }] }])).toThrow(/partition/);
+    expect(() => encodeProduceBatches([{ partition: ANY_PARTITION, messages: [{ value: "b", key: "" }] }])).toThrow(/partition/);
+    expect(() =>
+      encodeProduceBatches([{ partition: 0, messages: [{ value: "ok", key: "k" }] }, { messages: [{ value: "x", key: "k" }] }]),
+    ).toThrow(/partition/);
+    // Keyless, it leaves the partition to the server; keyed with a partition, it encodes.
+    expect(
+      encodeProduceBatches([{ messages: [{ value: "a" }] }, { partition: 0, messages: [{ value: "b", key: "k" }] }]).length,
+    ).toBeGreaterThan(0);
   });
 });
 

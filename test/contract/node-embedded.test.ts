@@ -4,6 +4,7 @@
 // address guard needs a second one, started without the allow-list the first one has.
 import { afterAll } from "vitest";
 import { fuzzSuite, malformedHttpSuite } from "./fuzz.ts";
+import { produceBatchesSuite } from "./produce-batches.ts";
 import { contractSuite } from "./contract.ts";
 import { lifecycleSuite } from "./lifecycle.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
@@ -34,6 +35,7 @@ const shared = shareTarget(async () => {
 afterAll(() => shared.stop(), 60_000);
 
 contractSuite(name, shared.start);
+produceBatchesSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
 transactionsSuite(name, shared.start);

@@ -4,6 +4,7 @@
 // Node server whatever the storage, and node-embedded.test.ts runs it on a server of its own.
 import { afterAll } from "vitest";
 import { fuzzSuite, malformedHttpSuite } from "./fuzz.ts";
+import { produceBatchesSuite } from "./produce-batches.ts";
 import { contractSuite } from "./contract.ts";
 import { lifecycleSuite } from "./lifecycle.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
@@ -29,6 +30,7 @@ const shared = shareTarget(() =>
 afterAll(() => shared.stop(), 60_000);
 
 contractSuite(name, shared.start);
+produceBatchesSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start);
 transactionsSuite(name, shared.start);

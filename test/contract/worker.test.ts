@@ -6,6 +6,7 @@
 // database connection, and a Worker without an operator token refuses to serve.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fuzzSuite, MALFORMED_HTTP, rawExchange } from "./fuzz.ts";
+import { produceBatchesSuite } from "./produce-batches.ts";
 import { contractSuite, type ContractTarget } from "./contract.ts";
 import { lifecycleSuite } from "./lifecycle.ts";
 import { groupsSuite, shareTarget } from "./groups.ts";
@@ -47,6 +48,7 @@ const name = "the Worker (wrangler dev) on Postgres + S3 (s3rver)";
 const shared = shareTarget(() => startWorkerStack({ RESERVOIR_WEBHOOK_ALLOW_PRIVATE: "127.0.0.1", RESERVOIR_SWEEP_SECONDS: "3" }));
 afterAll(() => shared.stop(), 60_000);
 contractSuite(name, shared.start);
+produceBatchesSuite(name, shared.start);
 groupsSuite(name, shared.start);
 subscriptionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });
 transactionsSuite(name, shared.start, { sweep: (target) => triggerScheduled(target.baseUrl), sweepIntervalMs: 3_000 });

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Batcher, MAX_BATCH_RECORDS, type ProduceEntry } from "../../storage/log/batcher.ts";
+import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
+import { MAX_BATCH_RECORDS } from "../../storage/log/stored-batch.ts";
 import { BatchCache } from "../../storage/log/batch-cache.ts";
 import { partitionBounds, readFrom } from "../../storage/log/reader.ts";
 import { rows, type Database } from "../../storage/metadata/db.ts";

@@ -235,6 +235,55 @@ describe("segment codec round trip", () => {
   });
 });
 
+describe("segment codec: batches of records already encoded (a produce in batches)", () => {
+  /** The records' bytes of a batch appendBatch wrote: past its header and topic id. */
+  const recordsOf = (segment: Uint8Array, r: { byteOffset: number; byteLength: number }, topicId: string) => {
+    const topicBytes = enc.encode(topicId).length;
+    return segment.subarray(r.byteOffset + 26 + varintSize(topicBytes) + topicBytes, r.byteOffset + r.byteLength);
+  };
+
+  it("writes the same bytes and checksum as appendBatch, beside batches appendBatch writes", () => {
+    fc.assert(
+      fc.property(
+        // At least one record each, as a produce in batches has (an empty batch's time is 0).
+        fc.array(
+          batch.filter((b) => b.records.length > 0),
+          { minLength: 1, maxLength: 4 },
+        ),
+        timestamp,
+        fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+        (batches, ts, encodeIt) => {
+          // Every record at one time: the deltas are 0, as a produce in batches sends them.
+          const same = batches.map((b) => ({ ...b, records: b.records.map((r) => ({ ...r, timestamp: ts })) }));
+          const plain = write(same);
+          const mixed = new SegmentWriter();
+          for (const [i, b] of same.entries()) {
+            if (!encodeIt[i]) {
+              mixed.appendBatch(b.topicId, b.partition, b.records);
+              continue;
+            }
+            const records = recordsOf(plain.segment, plain.ranges[i], b.topicId).slice();
+            mixed.appendEncodedBatch(b.topicId, b.partition, ts, records, b.records.length, crc32c(records));
+          }
+          const segment = mixed.finish();
+          expect(Array.from(segment)).toEqual(Array.from(plain.segment));
+          expect(mixed.checksum).toBe(crc32c(segment));
+          expect(decodeSegment(segment).map(comparable)).toEqual(same.map(expected));
+        },
+      ),
+      { seed: 20261206, numRuns: 200 },
+    );
+  });
+
+  it("uses the records' CRC it is given: a wrong one makes a batch that fails its check", () => {
+    const { segment, ranges } = write([{ ...sample, records: sample.records.map((r) => ({ ...r, timestamp: 5 })) }]);
+    const records = recordsOf(segment, ranges[0], sample.topicId).slice();
+    const w = new SegmentWriter();
+    w.appendEncodedBatch(sample.topicId, sample.partition, 5, records, sample.records.length, crc32c(records) ^ 1);
+    expect(() => decodeSegment(w.finish())).toThrow(SegmentCorruptError);
+  });
+});
+
 describe("segment codec into a reused array", () => {
   it("writes every byte of the array finish() is given: a dirty one gives the same segment as a new one", () => {
     const batches = (w: SegmentWriter) => {

@@ -7,6 +7,7 @@
  * that are not known to be JSON-safe text are checked one by one (about as costly as the copy),
  * and one whose bytes would need escaping (or are not ASCII) goes through JSON.stringify.
  */
+import { crc32c } from "@node-rs/crc32";
 import type { Payloads } from "../system.ts";
 
 const HEAD = Buffer.from('{"messages":[');
@@ -41,4 +42,53 @@ export function produceBody(payload: Payloads, first: number, n: number): Buffer
   }
   TAIL.copy(body, at);
   return body;
+}
+
+/**
+ * Messages first .. first + n − 1 as one produce body in batches (docs/batches.md, "Producing
+ * in batches"): one record batch for the server's choice of partition, written straight into one
+ * Buffer as the JSON body is. Values go as text when the payload is JSON-safe text (as the JSON
+ * body sends them), else as bytes.
+ */
+export function produceBatchesBody(payload: Payloads, first: number, n: number): Buffer {
+  const values: Uint8Array[] = new Array(n);
+  let size = BATCH_HEAD_BYTES;
+  for (let j = 0; j < n; j++) {
+    const v = payload(first + j);
+    values[j] = v;
+    const rest = 3 + varintSize(v.byteLength) + v.byteLength; // attributes, delta, value, header count
+    size += varintSize(rest) + rest;
+  }
+  const body = Buffer.allocUnsafe(size);
+  body.fill(0, 0, BATCH_HEAD_BYTES);
+  body.writeUInt32BE(size, 0);
+  body[8] = 1; // version
+  body.writeUInt32BE(0xffff_ffff, 10); // the server's choice of partition
+  body.writeUInt32BE(n, 14);
+  const attributes = payload.jsonSafeText ? 0 : 1;
+  let at = BATCH_HEAD_BYTES;
+  for (let j = 0; j < n; j++) {
+    const v = values[j];
+    at = writeVarint(body, at, 3 + varintSize(v.byteLength) + v.byteLength);
+    body[at++] = attributes;
+    body[at++] = 0; // timestamp delta
+    at = writeVarint(body, at, v.byteLength);
+    body.set(v, at);
+    at += v.byteLength;
+    body[at++] = 0; // no headers
+  }
+  body.writeUInt32BE(crc32c(body.subarray(8)), 4);
+  return body;
+}
+
+/** Length, CRC, version, flags, partition, record count, first timestamp, empty topic id. */
+const BATCH_HEAD_BYTES = 27;
+const varintSize = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x20_0000 ? 3 : 4);
+function writeVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[at++] = n;
+  return at;
 }

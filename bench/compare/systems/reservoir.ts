@@ -14,7 +14,7 @@ import { CallTimeout } from "../../lib/timeout.ts";
 import { startStack, type Stack } from "../../lib/stack.ts";
 import type { CostCounters, PublishOutcome, ServerLatency, SystemUnderTest, Workload } from "../system.ts";
 import { publishInBatches } from "../batched-publish.ts";
-import { produceBody } from "./reservoir-body.ts";
+import { produceBatchesBody, produceBody } from "./reservoir-body.ts";
 
 export interface ReservoirOptions {
   stack: "postgres-s3" | "embedded";
@@ -37,6 +37,11 @@ export interface ReservoirOptions {
   /** Extra Node flags for the server (e.g. --cpu-prof). */
   nodeArgs?: string[];
   /**
+   * How produce bodies go: in batches (the default: record batches the server stores as they
+   * are, docs/batches.md) or as JSON (`{"messages":[{"value":…}]}`).
+   */
+  produceFormat?: "batches" | "json";
+  /**
    * How receives are answered: in batches (the default), or raw (one record per message, as
    * before batches existed: for a same-run comparison with a tree that has no batches).
    */
@@ -51,6 +56,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   const window = options.window ?? 32;
   const consumers = options.consumers ?? 4;
   const ackWith = options.ackWith ?? "own-call";
+  const produceFormat = options.produceFormat ?? "batches";
   // Idle sockets are dropped after 30 s (or 1 s before the server's Keep-Alive hint), before the
   // server closes them: reusing one the server is closing fails a request (ECONNRESET, EPIPE).
   const agent = new Agent({ keepAlive: true, maxSockets: Math.max(window, consumers) + 4, timeout: 30_000 });
@@ -85,6 +91,10 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
         options.stack === "embedded"
           ? "PGlite commit + folder store (fsync of file and directory)"
           : "Postgres commit (synchronous_commit on) after the segment PUT",
+      produceFormat:
+        produceFormat === "json"
+          ? 'JSON ({"messages":[{"value":…}]})'
+          : "batches (Content-Type: application/vnd.reservoir.batches, one record batch per request)",
       messagesPerRequest: batch,
       requestsInFlight: window,
       lingerMs: 5,
@@ -112,6 +122,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     async publish(count, payload, { ratePerSec, onAck } = {}): Promise<PublishOutcome> {
       // This run's topic and key, whatever setup comes next (see consume).
       const [mine, myAuth] = [topic, auth];
+      const batchesIn = { ...myAuth, "content-type": BATCHES_TYPE };
       // At a fixed rate, requests leave as messages come due (no window to wait for).
       return publishInBatches({
         count,
@@ -121,9 +132,15 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
         ratePerSec,
         onAck,
         send: async (first, n) => {
-          const res = await call("POST", `/v1/topics/${mine}/messages`, myAuth, produceBody(payload, first, n));
-          if (res.body?.offsets?.length !== n)
-            throw new Error(`produce of ${n} messages answered ${JSON.stringify(res.body).slice(0, 300)}`);
+          if (produceFormat === "json") {
+            const res = await call("POST", `/v1/topics/${mine}/messages`, myAuth, produceBody(payload, first, n));
+            if (res.body?.offsets?.length !== n)
+              throw new Error(`produce of ${n} messages answered ${JSON.stringify(res.body).slice(0, 300)}`);
+            return;
+          }
+          const res = await call("POST", `/v1/topics/${mine}/messages`, batchesIn, produceBatchesBody(payload, first, n));
+          if (res.body?.batches?.[0]?.count !== n)
+            throw new Error(`produce of ${n} messages in batches answered ${JSON.stringify(res.body).slice(0, 300)}`);
         },
       });
     },
@@ -195,6 +212,16 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
     },
 
     async serverLatency(): Promise<ServerLatency> {
+      if (process.env.DUMP_METRICS) {
+        const r = await fetch(`${base}/metrics`, { headers: { authorization: admin.authorization } });
+        const t = await r.text();
+        console.error(
+          t
+            .split("\n")
+            .filter((l) => /^reservoir_(http_requests_total|receives_empty|flushes_total|flush_requests_(sum|count))/.test(l))
+            .join("\n"),
+        );
+      }
       return (await call("GET", "/v1/admin/metrics", admin)).body.latency;
     },
 

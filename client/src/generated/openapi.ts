@@ -229,7 +229,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Produce messages (JSON, or ndjson with one message object per line)
+         * Produce messages (JSON, ndjson with one message object per line, or record batches)
          * @description Offsets come back in request order. A repeated idempotencyKey on the same topic within 24 h returns the original offsets and stores nothing. Limits: 1 MiB per message (key + value + headers), 1,000 messages and 8 MiB per request. With transactionId (JSON body only; ndjson has no place for it), 202 and the messages stay pending until the transaction commits; their idempotency keys are claimed at the commit.
          */
         post: operations["produceMessages"];
@@ -818,6 +818,15 @@ export interface components {
             offsets: {
                 partition: number;
                 offset: number;
+            }[];
+        };
+        /** @description A produce in batches: per batch of the request, in order, where its records went */
+        ProduceBatchesResponse: {
+            batches: {
+                partition: number;
+                /** @description The offset of the batch's first record; the others follow it */
+                baseOffset: number;
+                count: number;
             }[];
         };
         ProducePendingResponse: {
@@ -2386,16 +2395,17 @@ export interface operations {
             content: {
                 "application/json": components["schemas"]["ProduceRequest"];
                 "application/x-ndjson": components["schemas"]["MessageIn"];
+                "application/vnd.reservoir.batches": string;
             };
         };
         responses: {
-            /** @description Committed */
+            /** @description Committed: offsets per message (JSON, ndjson), or a range of offsets per batch (a body in batches) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ProduceResponse"];
+                    "application/json": components["schemas"]["ProduceResponse"] | components["schemas"]["ProduceBatchesResponse"];
                 };
             };
             /** @description With transactionId: stored, pending until the transaction commits (no offsets, nothing visible) */

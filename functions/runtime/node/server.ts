@@ -22,6 +22,8 @@ import { countingStore, type ObjectStore } from "../../../storage/objects/object
 import { nodeS3Store } from "./s3.ts";
 import { nativeCrc32c } from "./native-crc32c.ts";
 import { useNativeCrc32c } from "../../../storage/segment/crc32c.ts";
+import { useNativeUtf8Check } from "../../../storage/segment/utf8.ts";
+import { isUtf8 } from "node:buffer";
 import { createAddressGuard } from "../../push/address-guard.ts";
 import { startBackgroundDispatch } from "../../push/background.ts";
 import { Dispatcher } from "../../push/dispatcher.ts";
@@ -100,6 +102,7 @@ export async function main(env = process.env): Promise<void> {
   const scope = asyncScope();
   const crc = await nativeCrc32c();
   if (crc) useNativeCrc32c(crc);
+  useNativeUtf8Check(isUtf8);
   const database = await openDatabase(config, counters);
   trackDatabase(database.db, scope);
   await untilDatabaseAnswers("migrations", () => migrate(database.db));
