@@ -222,7 +222,7 @@ export function markdownReport(report: Report): string {
     "# Reservoir and its peers, side by side",
     "",
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}.`,
-    `Run: ${m.startedAt}, ${m.messagesPerRun} messages per system and workload at max rate (after a warm-up of ${m.warmUpMessages}${m.firstWarmUpMessages ? `, ${m.firstWarmUpMessages} before a system's first workload` : ""}), ${m.fixedRateMessagesPerRun} at ${m.fixedRatePerSec} msgs/s${m.quick ? " (--quick)" : ""}; ${m.wallSeconds} s in all.`,
+    `Run: ${m.startedAt}, ${m.messagesPerRun} messages per system and workload at max rate (after a warm-up of ${m.warmUpMessages}${m.firstWarmUpMessages ? `, ${m.firstWarmUpMessages}${m.firstWarmUpAtRateMessages ? ` and ${m.firstWarmUpAtRateMessages} at ${m.fixedRatePerSec} msgs/s` : ""} before a system's first workload` : ""}), ${m.fixedRateMessagesPerRun} at ${m.fixedRatePerSec} msgs/s${m.quick ? " (--quick)" : ""}; ${m.wallSeconds} s in all.`,
     "",
     ...mainTable(report.runs.filter((r) => r.mode !== "backlog-drain")),
     ...ratioTable(report.runs),

@@ -32,7 +32,7 @@ import { pgBoss } from "./systems/pg-boss.ts";
 import { rabbitmq } from "./systems/rabbitmq.ts";
 import { reservoir } from "./systems/reservoir.ts";
 import { s3PutBaseline } from "./systems/s3-put-baseline.ts";
-import { firstWarmUpCount, warmUp, warmUpCount } from "./warm-up.ts";
+import { firstWarmUpAtRate, firstWarmUpCount, warmUp, warmUpCount } from "./warm-up.ts";
 import { guarded } from "./guard.ts";
 
 const SYSTEMS: Record<SystemName, () => SystemUnderTest> = {
@@ -102,6 +102,7 @@ async function main(): Promise<void> {
   const warmUpMessages = warmUpCount(messages);
   const firstWarmUpMessages = firstWarmUpCount(messages);
   const rate = Number(args.rate);
+  const firstWarmUpAtRateMessages = firstWarmUpAtRate(rate, fixedRateMessages);
   const backlogMiB = args.quick ? 0 : Number(args["backlog-mib"]);
   const runs: RunResult[] = [];
   const total = systems.length * (workloads.length * 2 + (backlogMiB > 0 ? 1 : 0));
@@ -119,10 +120,12 @@ async function main(): Promise<void> {
       for (const [w, workload] of workloads.entries()) {
         const warmStart = performance.now();
         const count = w === 0 ? firstWarmUpMessages : warmUpMessages;
-        await warmUp(sut, workload, count).then(
+        // The first workload also warms up at the fixed rate, as every later one follows a fixed-rate run.
+        const atRate = w === 0 ? { ratePerSec: rate, count: firstWarmUpAtRateMessages } : undefined;
+        await warmUp(sut, workload, count, atRate).then(
           () =>
             process.stderr.write(
-              `  warm-up ${name} ${workload.name}: ${count} messages in ${round((performance.now() - warmStart) / 1000, 1)} s\n`,
+              `  warm-up ${name} ${workload.name}: ${count} messages${atRate ? ` and ${atRate.count} at ${atRate.ratePerSec} msgs/s` : ""} in ${round((performance.now() - warmStart) / 1000, 1)} s\n`,
             ),
           (error: unknown) => process.stderr.write(`  warm-up ${name} ${workload.name} failed: ${(error as Error).message}\n`),
         );
@@ -150,6 +153,7 @@ async function main(): Promise<void> {
       fixedRatePerSec: rate,
       warmUpMessages,
       firstWarmUpMessages,
+      firstWarmUpAtRateMessages,
       backlogMiB: backlogMiB > 0 ? backlogMiB : null,
       wallSeconds: round((performance.now() - started) / 1000, 1),
     },

@@ -19,12 +19,39 @@ export const warmUpCount = (messages: number) => Math.min(20_000, Math.max(1, Ma
  */
 export const firstWarmUpCount = (messages: number) => Math.min(messages, 5 * warmUpCount(messages));
 
-export async function warmUp(sut: SystemUnderTest, workload: Workload, count: number): Promise<void> {
+/** Messages of the first workload's warm-up at the fixed rate: 5 seconds' worth, at most the fixed-rate run's. */
+export const firstWarmUpAtRate = (ratePerSec: number, fixedRateMessages: number) =>
+  Math.max(1, Math.min(fixedRateMessages, Math.round(5 * ratePerSec)));
+
+/**
+ * `atRate`: then as many messages again at this rate, consumed as they come, as a fixed-rate run
+ * does. A max-rate warm-up of N messages makes few requests (Reservoir's: N / 1,000), and code
+ * that runs once per request stays in V8's lower tiers: the first workload measured after it was
+ * 15–20% slower than the same workload measured second, after a fixed-rate run, in either order
+ * (docs/benchmarks.md, "Session 20").
+ */
+export async function warmUp(
+  sut: SystemUnderTest,
+  workload: Workload,
+  count: number,
+  atRate?: { ratePerSec: number; count: number },
+): Promise<void> {
   await sut.setup(workload);
   try {
-    const published = await sut.publish(count, payloadFor(workload.messageBytes));
+    const payload = payloadFor(workload.messageBytes);
+    const published = await sut.publish(count, payload);
     if (published.acked !== count) throw new Error(`warm-up: ${published.acked} of ${count} published`);
     await sut.consume(count);
+  } finally {
+    await sut.teardown();
+  }
+  if (!atRate) return;
+  await sut.setup(workload);
+  try {
+    const consuming = sut.consume(atRate.count);
+    const published = await sut.publish(atRate.count, payloadFor(workload.messageBytes), { ratePerSec: atRate.ratePerSec });
+    if (published.acked !== atRate.count) throw new Error(`warm-up at a rate: ${published.acked} of ${atRate.count} published`);
+    await consuming;
   } finally {
     await sut.teardown();
   }
