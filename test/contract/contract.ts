@@ -9,6 +9,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { redoclyLint } from "../support/redocly.ts";
 import { fetchRaw, RAW_MESSAGES_TYPE } from "../support/raw-messages.ts";
+import { highWatermarks, expectNoChange } from "../support/topics.ts";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
 
 export interface ContractTarget {
@@ -96,13 +97,6 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
       return name;
     }
 
-    async function highWatermarks(client: Api, topic: string): Promise<number[]> {
-      const res = await client.get(topicPath(topic));
-      assertStatus(res, 200);
-      expect(Array.isArray(res.body.highWatermarks), describeResponse(res)).toBe(true);
-      return res.body.highWatermarks as number[];
-    }
-
     async function produce(client: Api, topic: string, messages: Msg[]): Promise<Offset[]> {
       const res = await client.post(`${topicPath(topic)}/messages`, { messages });
       assertStatus(res, 200);
@@ -134,13 +128,6 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         offset = res.body.nextOffset;
       }
       return out;
-    }
-
-    /** Runs `reject` (which must get a refusal) and asserts the topic's high watermarks did not move. */
-    async function expectNoChange(client: Api, topic: string, reject: () => Promise<unknown>): Promise<void> {
-      const before = await highWatermarks(client, topic);
-      await reject();
-      expect(await highWatermarks(client, topic), "a rejected request must change nothing").toEqual(before);
     }
 
     function expectMessageShape(m: Msg, topic: string, partition: number, offset: number): void {
@@ -315,7 +302,7 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         ).toBe(true);
       });
 
-      it("documents the JSON and the application/x-ndjson request bodies of produce", async () => {
+      it("documents the JSON, the application/x-ndjson and the application/vnd.reservoir.batches request bodies of produce", async () => {
         const doc = (await anon.get("/openapi.json")).body;
         const item = Object.entries<any>(doc.paths).find(([t]) => t.replace(/\{[^}]*\}/g, "{}") === "/v1/topics/{}/messages")?.[1];
         let body = item?.post?.requestBody;
@@ -327,6 +314,7 @@ export function contractSuite(name: string, startTarget: () => Promise<ContractT
         const types = Object.keys(body?.content ?? {});
         expect(types).toContain("application/json");
         expect(types).toContain("application/x-ndjson");
+        expect(types).toContain("application/vnd.reservoir.batches");
       });
     });
 

@@ -1,23 +1,10 @@
-// The consumer-group contract of shared/API.md ("Consumer groups", and delaySeconds/deliverAt of
-// "Messages"), exercised through HTTP only so that the same suite runs against every target:
-// the Node server (embedded or on Postgres + S3) and the Worker. Where API.md is silent the suite
-// tests the behaviour the implementation documents (defaults, status codes, failure codes).
-//
-// Every call goes through test/support/http.ts, which fails the test at once on any 5xx: no
-// request of this suite may ever get one.
-//
-// Timing: visibility timeouts of 1–2 s and delays of 1–2 s are waited for by polling the
-// observable condition (receive, or the group view) until a bound; nothing is asserted about how
-// fast anything was. Tests of races repeat
-// their round a few times: a race that a round misses passes, one it hits is a server bug.
-
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
 import { BATCHES_TYPE, fetchBatches } from "../support/batches.ts";
 import { fetchRaw, RAW_MESSAGES_TYPE } from "../support/raw-messages.ts";
-import { produce, readAll, topicPath } from "../support/topics.ts";
-import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
+import { highWatermarks, produce, readAll, topicPath } from "../support/topics.ts";
+import type { ContractTarget } from "./contract.ts";
+import { contractScaffold, type Tenant } from "./scaffold.ts";
 
 /**
  * One target shared by several suites of a test file: `start` starts it on first use and hands
@@ -44,12 +31,6 @@ export function shareTarget(startTarget: () => Promise<ContractTarget>): {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Tenant {
-  tenantId: string;
-  apiKey: string;
-  client: Api;
-}
 
 type Msg = Record<string, any>;
 
@@ -90,45 +71,18 @@ const id = (m: { partition: number; offset: number }) => `${m.partition}:${m.off
 export function groupsSuite(name: string, startTarget: () => Promise<ContractTarget>): void {
   describe(`consumer groups (API.md) on ${name}`, () => {
     let target: ContractTarget | undefined;
-    let admin: Api;
     let tenant: Tenant;
-    let seq = 0;
-    const runId = randomBytes(3).toString("hex");
-
-    /** A name unique within this run. */
-    const uniq = (prefix: string) => `${prefix}-${runId}-${++seq}`;
-
-    beforeAll(async () => {
-      target = await startTarget();
-      admin = api(target.baseUrl, target.adminToken);
-      tenant = await newTenant("groups-main");
-    }, 180_000);
-
-    afterAll(async () => {
-      await target?.stop();
-    }, 60_000);
-
-    showServerOutputOnFailure(name, () => target);
+    const { uniq, newTenant } = contractScaffold(name, startTarget, "groups-main", (s) => {
+      ({ target, tenant } = s);
+    });
 
     // ---------------------------------------------------------------- helpers
-
-    async function newTenant(prefix: string): Promise<Tenant> {
-      const res = await admin.post("/v1/admin/tenants", { name: uniq(prefix) });
-      assertStatus(res, 201);
-      return { tenantId: res.body.tenantId, apiKey: res.body.apiKey, client: api(target!.baseUrl, res.body.apiKey) };
-    }
 
     const groupPath = (topic: string, group: string) => `${topicPath(topic)}/groups/${encodeURIComponent(group)}`;
 
     async function createTopic(client: Api, settings: { partitions?: number; retentionHours?: number } = {}, topic = uniq("t")) {
       assertStatus(await client.put(topicPath(topic), settings), 201);
       return topic;
-    }
-
-    async function highWatermarks(client: Api, topic: string): Promise<number[]> {
-      const res = await client.get(topicPath(topic));
-      assertStatus(res, 200);
-      return res.body.highWatermarks as number[];
     }
 
     async function putGroup(client: Api, topic: string, group: string, settings: Record<string, unknown> = {}, status = 201) {

@@ -10,22 +10,16 @@
 //
 // Every call goes through test/support/http.ts, which fails the test at once on any 5xx.
 
-import { randomBytes } from "node:crypto";
 import { crc32c } from "@aws-crypto/crc32c";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ANY_PARTITION, type ProduceBatch, encodeProduceBatches } from "../../client/src/produce-batches.ts";
-import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
-import { produce, readAll, topicPath } from "../support/topics.ts";
-import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
+import { assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
+import { expectNoChange, highWatermarks, produce, readAll, topicPath } from "../support/topics.ts";
+import type { ContractTarget } from "./contract.ts";
+import { contractScaffold, type Tenant } from "./scaffold.ts";
 
 const BATCHES = "application/vnd.reservoir.batches";
 const MiB = 1024 * 1024;
-
-interface Tenant {
-  tenantId: string;
-  apiKey: string;
-  client: Api;
-}
 
 interface Range {
   partition: number;
@@ -136,52 +130,16 @@ const FIXED = 27; // a batch's header with an empty topic id
 
 export function produceBatchesSuite(name: string, startTarget: () => Promise<ContractTarget>): void {
   describe(`produce in batches (docs/batches.md) on ${name}`, () => {
-    let target: ContractTarget | undefined;
-    let admin: Api;
     let tenant: Tenant;
-    let seq = 0;
-    const runId = randomBytes(3).toString("hex");
-
-    /** A name unique within this run. */
-    const uniq = (prefix: string) => `${prefix}-${runId}-${++seq}`;
-
-    beforeAll(async () => {
-      target = await startTarget();
-      admin = api(target.baseUrl, target.adminToken);
-      tenant = await newTenant("batches-main");
-    }, 180_000);
-
-    afterAll(async () => {
-      await target?.stop();
-    }, 60_000);
-
-    showServerOutputOnFailure(name, () => target);
+    const { uniq } = contractScaffold(name, startTarget, "batches-main", (s) => {
+      tenant = s.tenant;
+    });
 
     // ---------------------------------------------------------------- helpers
-
-    async function newTenant(prefix: string): Promise<Tenant> {
-      const res = await admin.post("/v1/admin/tenants", { name: uniq(prefix) });
-      assertStatus(res, 201);
-      return { tenantId: res.body.tenantId, apiKey: res.body.apiKey, client: api(target!.baseUrl, res.body.apiKey) };
-    }
 
     async function createTopic(client: Api, settings: { partitions?: number } = {}, topic = uniq("t")): Promise<string> {
       assertStatus(await client.put(topicPath(topic), settings), 201);
       return topic;
-    }
-
-    async function highWatermarks(client: Api, topic: string): Promise<number[]> {
-      const res = await client.get(topicPath(topic));
-      assertStatus(res, 200);
-      expect(Array.isArray(res.body.highWatermarks), describeResponse(res)).toBe(true);
-      return res.body.highWatermarks as number[];
-    }
-
-    /** Runs `reject` (which must get a refusal) and asserts the topic's high watermarks did not move. */
-    async function expectNoChange(client: Api, topic: string, reject: () => Promise<unknown>): Promise<void> {
-      const before = await highWatermarks(client, topic);
-      await reject();
-      expect(await highWatermarks(client, topic), "a rejected request must change nothing").toEqual(before);
     }
 
     function postBatches(client: Api, topic: string, body: Uint8Array, contentType = BATCHES): Promise<ApiResponse> {
@@ -875,22 +833,6 @@ export function produceBatchesSuite(name: string, startTarget: () => Promise<Con
           }
         });
       });
-    });
-
-    // ---------------------------------------------------------------- OpenAPI
-
-    it("GET /openapi.json lists application/vnd.reservoir.batches as a request body of produce", async () => {
-      const res = await api(target!.baseUrl, null).get("/openapi.json");
-      assertStatus(res, 200);
-      const doc = res.body;
-      const item = Object.entries<any>(doc.paths).find(([t]) => t.replace(/\{[^}]*\}/g, "{}") === "/v1/topics/{}/messages")?.[1];
-      let body = item?.post?.requestBody;
-      if (body?.$ref)
-        body = body.$ref
-          .split("/")
-          .slice(1)
-          .reduce((n: any, k: string) => n?.[k], doc);
-      expect(Object.keys(body?.content ?? {})).toEqual(expect.arrayContaining(["application/json", "application/x-ndjson", BATCHES]));
     });
   });
 }

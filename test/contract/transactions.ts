@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, assertProblem, assertStatus, describeResponse, type Api, type ApiResponse } from "../support/http.ts";
-import { produce, readAll, topicPath } from "../support/topics.ts";
+import { highWatermarks, produce, readAll, topicPath } from "../support/topics.ts";
 import { describeRequests, startWebhookSink, type SinkRequest, type WebhookSink } from "../support/webhook-sink.ts";
 import { showServerOutputOnFailure, type ContractTarget } from "./contract.ts";
 
@@ -138,12 +138,6 @@ export function transactionsSuite(name: string, startTarget: () => Promise<Contr
       const res = await client.get(txPath(id));
       assertStatus(res, 200);
       return res.body;
-    }
-
-    async function highWatermarks(client: Api, topic: string): Promise<number[]> {
-      const res = await client.get(topicPath(topic));
-      assertStatus(res, 200);
-      return res.body.highWatermarks;
     }
 
     async function values(client: Api, topic: string, partitions = 1): Promise<string[]> {

@@ -26,3 +26,18 @@ export async function readAll(client: Api, topic: string, partition: number, fro
   }
   return out;
 }
+
+/** The topic's high watermarks (next offset per partition). */
+export async function highWatermarks(client: Api, topic: string): Promise<number[]> {
+  const res = await client.get(topicPath(topic));
+  assertStatus(res, 200);
+  expect(Array.isArray(res.body.highWatermarks), describeResponse(res)).toBe(true);
+  return res.body.highWatermarks as number[];
+}
+
+/** Runs `reject` (which must get a refusal) and asserts the topic's high watermarks did not move. */
+export async function expectNoChange(client: Api, topic: string, reject: () => Promise<unknown>): Promise<void> {
+  const before = await highWatermarks(client, topic);
+  await reject();
+  expect(await highWatermarks(client, topic), "a rejected request must change nothing").toEqual(before);
+}
