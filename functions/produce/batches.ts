@@ -97,7 +97,10 @@ export function parseProduceBatches(body: Uint8Array): ProducedBatch[] {
     if (whole !== crc) throw invalid(b, "its CRC32C does not match its bytes");
     const partition = view.getUint32(at + 10);
     if (batch.hasKeys && partition === ANY_PARTITION) {
-      throw invalid(b, "a batch of keyed records names its partition (murmur2 of the key, as the SDK computes it)");
+      throw invalid(
+        b,
+        "a batch of keyed records names its partition (for Kafka's placement, murmur2 of the key, as the server computes it for JSON)",
+      );
     }
     batches.push({ partition, stored, ...batch });
     at = end;
