@@ -13,6 +13,8 @@
  * warm-up per variant. `--publish 1p-1KiB` times the max-rate publish alone (msgs/s and CPU of
  * the publish; each round's messages are drained untimed afterwards, so topics stay small),
  * with the server's pid and the publish's window in monotonic µs (for bench/lib/gc-trace.cjs).
+ * A drain prints its window too (`drainWindowUs`), for a server profile's part of it
+ * (`--variant 'p={"nodeArgs":["--cpu-prof","--cpu-prof-dir=DIR"]}'`, bench/lib/cpuprofile.ts).
  */
 import { parseArgs } from "node:util";
 import { backlogDrain } from "./compare/backlog.ts";
@@ -59,6 +61,10 @@ try {
         continue;
       }
       const r = maxRate ? await measureRun(sut, maxRate, messages) : await backlogDrain(sut, Number(args.mib));
+      // The drain's window in monotonic µs, for bench/lib/cpuprofile.ts --from --to (its end
+      // overshoots by the cost query after the drain: a few milliseconds).
+      const endUs = process.hrtime.bigint() / 1000n;
+      const drainWindowUs = r.drain ? `${endUs - BigInt(Math.round(r.drain.seconds * 1e6))}-${endUs}` : undefined;
       const perMsg = microsPerMessage(r.cpu?.seconds ?? {}, r.messages);
       console.log(
         JSON.stringify({
@@ -69,6 +75,7 @@ try {
           cpuMicrosPerMessage: r.cpuMicrosPerMessage,
           perMsg,
           cost: r.cost,
+          ...(drainWindowUs && { drainWindowUs }),
         }),
       );
     }
