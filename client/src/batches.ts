@@ -2,8 +2,12 @@
  * Decoding a receive's answer in batches (`Accept: application/vnd.reservoir.batches`): a JSON
  * line with the leases and the chunks, then the chunks' bytes, each whole batches of segment
  * format v1 as the server stored them (docs/batches.md). Written from that description, with no
- * server code: the server checked each batch's CRC before sending it, so it is not checked again.
+ * server code. The server checked each batch's CRC32C when it read it from the store, and TCP
+ * (and TLS) guard the way here, so by default the CRCs are not computed again: a pass of
+ * CRC32C in JavaScript over every byte received. `verifyChecksums` computes them, end to end
+ * (as a Kafka consumer's check.crcs does), for answers that cross proxies or other hands.
  */
+import { crc32c } from "@aws-crypto/crc32c";
 
 export const BATCHES_TYPE = "application/vnd.reservoir.batches";
 
@@ -55,15 +59,23 @@ const BATCH_FIXED_BYTES = 26;
 const TWO_32 = 0x1_0000_0000;
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
+export interface DecodeOptions {
+  /** Check each batch's CRC32C (default false: see above); a batch that fails it fails the whole answer. */
+  verifyChecksums?: boolean;
+}
+
 /** The leases and the leased messages (in lease order, then offset order) of an answer in batches. */
-export function decodeBatchesAnswer(body: Uint8Array): { leases: BatchLease[]; messages: BatchMessage[]; ack?: BatchAcked } {
+export function decodeBatchesAnswer(
+  body: Uint8Array,
+  options: DecodeOptions = {},
+): { leases: BatchLease[]; messages: BatchMessage[]; ack?: BatchAcked } {
   const newline = body.indexOf(10);
   if (newline < 0) throw new Error("an answer in batches has no head line");
   const head = JSON.parse(decoder.decode(body.subarray(0, newline))) as { leases: BatchLease[]; chunks: Chunk[]; ack?: BatchAcked };
   const placed: { chunk: Chunk; records: ChunkRecord[] }[] = [];
   let at = newline + 1;
   for (const chunk of head.chunks) {
-    placed.push({ chunk, records: decodeRecords(body.subarray(at, at + chunk.byteLength)) });
+    placed.push({ chunk, records: decodeRecords(body.subarray(at, at + chunk.byteLength), options.verifyChecksums === true) });
     at += chunk.byteLength;
   }
   if (at !== body.length) throw new Error(`an answer in batches has ${body.length - at} bytes its chunks do not account for`);
@@ -94,8 +106,8 @@ export function decodeBatchesAnswer(body: Uint8Array): { leases: BatchLease[]; m
   return head.ack ? { leases: head.leases, messages, ack: head.ack } : { leases: head.leases, messages };
 }
 
-/** The records of consecutive whole batches. */
-function decodeRecords(bytes: Uint8Array): ChunkRecord[] {
+/** The records of consecutive whole batches; with `verify`, each batch's CRC32C checked first. */
+function decodeRecords(bytes: Uint8Array, verify: boolean): ChunkRecord[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const records: ChunkRecord[] = [];
   for (let pos = 0; pos < bytes.length; ) {
@@ -103,6 +115,13 @@ function decodeRecords(bytes: Uint8Array): ChunkRecord[] {
     if (length < BATCH_FIXED_BYTES || pos + length > bytes.length) throw new Error(`a batch at byte ${pos} claims ${length} bytes`);
     if (bytes[pos + 8] !== 1 || bytes[pos + 9] !== 0)
       throw new Error(`a batch at byte ${pos} has a version or flags this client does not know`);
+    if (verify) {
+      // The CRC covers every byte after its own field, to the batch's end.
+      const stored = view.getUint32(pos + 4);
+      const computed = crc32c(bytes.subarray(pos + 8, pos + length));
+      if (computed !== stored)
+        throw new Error(`a batch at byte ${pos} fails its CRC32C check (it says ${hex(stored)}, its bytes give ${hex(computed)})`);
+    }
     const count = view.getUint32(pos + 14);
     const firstTimestamp = view.getInt32(pos + 18) * TWO_32 + view.getUint32(pos + 22);
     const cursor = { pos: pos + BATCH_FIXED_BYTES };
@@ -130,6 +149,8 @@ function decodeRecords(bytes: Uint8Array): ChunkRecord[] {
   }
   return records;
 }
+
+const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
 function readVarint(bytes: Uint8Array, cursor: { pos: number }): number {
   let n = 0;

@@ -29,7 +29,7 @@ export class Reservoir {
   constructor(opts: ClientOptions) {
     this.http = new Transport(opts);
     this.topics = new Topics(this.http);
-    this.groups = new Groups(this.http);
+    this.groups = new Groups(this.http, opts.verifyChecksums);
     this.subscriptions = new Subscriptions(this.http);
     this.transactions = new Transactions(this.http, opts.retry);
     this.admin = new Admin(this.http);

@@ -16,7 +16,11 @@ import type {
 } from "./types.ts";
 
 export class Groups {
-  constructor(private readonly http: Transport) {}
+  constructor(
+    private readonly http: Transport,
+    /** Answers in batches: check each batch's CRC32C (ClientOptions.verifyChecksums). */
+    private readonly verifyChecksums = false,
+  ) {}
 
   private path(topic: string, group: string, action = ""): string {
     return `/v1/topics/${seg(topic)}/groups/${seg(group)}${action ? `/${action}` : ""}`;
@@ -46,7 +50,9 @@ export class Groups {
    * The same lease, answered in batches: the stored bytes, decoded here (docs/batches.md). The
    * fastest receive for large batches; there is no receipt per message: settle with the leases'
    * receipts, or a part of one ({receipt, firstOffset, lastOffset}). With `request.ack`, those
-   * receipts are acknowledged first, in the same call, and `ack` says how that went.
+   * receipts are acknowledged first, in the same call, and `ack` says how that went. With the
+   * client's `verifyChecksums`, each batch's CRC32C is checked: an answer that fails it throws
+   * (its messages stay leased until their visibility timeout).
    */
   async receiveBatches(
     topic: string,
@@ -60,7 +66,7 @@ export class Groups {
       signal,
       accept: BATCHES_TYPE,
     });
-    return decodeBatchesAnswer(bytes);
+    return decodeBatchesAnswer(bytes, { verifyChecksums: this.verifyChecksums });
   }
 
   ack(topic: string, group: string, receipts: ReceiptRef[]): Promise<AckResponse> {

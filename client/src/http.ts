@@ -22,6 +22,11 @@ export interface ClientOptions {
   retry?: RetryPolicy;
   /** Extra headers on every request (e.g. a user agent). */
   headers?: Record<string, string>;
+  /**
+   * Check the CRC32C of every stored batch in answers in batches (`groups.receiveBatches`),
+   * end to end. Default false: the server checked them as it read them (client/src/batches.ts).
+   */
+  verifyChecksums?: boolean;
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;

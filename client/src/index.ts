@@ -14,7 +14,7 @@ export { backoffDelay, type RetryPolicy } from "./retry.ts";
 export { signWebhook, verifyWebhook, webhookHeaders, WebhookVerificationError, type VerifyOptions } from "./webhooks.ts";
 export { base64ToBytes, bytesToBase64, toMessage, valueBytes, valueText } from "./values.ts";
 // (No constants: the workerd test runs the bundle as a Worker module, whose exports must be handlers.)
-export { type BatchAcked, type BatchLease, type BatchMessage, decodeBatchesAnswer } from "./batches.ts";
+export { type BatchAcked, type BatchLease, type BatchMessage, type DecodeOptions, decodeBatchesAnswer } from "./batches.ts";
 export { type BatchMessageIn, encodeProduceBatches, type ProduceBatch, type ProducedRange } from "./produce-batches.ts";
 export type * from "./types.ts";
 export type { components, operations, paths, ProblemCode } from "./generated/openapi.ts";

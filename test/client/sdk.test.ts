@@ -421,6 +421,34 @@ describe("consumer", () => {
     ).toEqual({ acked: 1, failed: [] });
   });
 
+  test("verifyChecksums: an answer in batches whose bytes changed on the way fails its CRC32C check; unchecked (the default), it decodes", async () => {
+    await client.topics.create("sdk.crc");
+    for (const g of ["unchecked", "checked", "intact"]) await client.groups.put("sdk.crc", g, { startAt: "earliest" });
+    await client.produce("sdk.crc", [{ value: "zzzzzzzzzzzz", key: "k", headers: { h: "v" } }]);
+    // Between the SDK and the real server: one byte of the value changed in the answer's bytes.
+    const marker = new TextEncoder().encode("zzzzzzzzzzzz");
+    const changing: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!String(input).endsWith("/receive") || res.status !== 200) return res;
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      const at = bytes.findIndex((_, i) => marker.every((b, j) => bytes[i + j] === b));
+      expect(at).toBeGreaterThan(0);
+      bytes[at + 4] ^= 0x03; // "z" → "y"
+      return new Response(bytes, { status: res.status, headers: res.headers });
+    };
+    const unchecked = new Reservoir({ url: server.baseUrl, apiKey, fetch: changing });
+    const got = await unchecked.groups.receiveBatches("sdk.crc", "unchecked", { max: 10, waitMs: 2_000 });
+    expect(got.messages.map((m) => new TextDecoder().decode(m.value))).toEqual(["zzzzyzzzzzzz"]);
+    const checked = new Reservoir({ url: server.baseUrl, apiKey, fetch: changing, verifyChecksums: true });
+    await expect(checked.groups.receiveBatches("sdk.crc", "checked", { max: 10, waitMs: 2_000 })).rejects.toThrow(
+      /^a batch at byte 0 fails its CRC32C check \(it says 0x[0-9a-f]{8}, its bytes give 0x[0-9a-f]{8}\)$/,
+    );
+    // The same check passes the server's own bytes.
+    const intact = new Reservoir({ url: server.baseUrl, apiKey, verifyChecksums: true });
+    const clean = await intact.groups.receiveBatches("sdk.crc", "intact", { max: 10, waitMs: 2_000 });
+    expect(clean.messages.map((m) => [new TextDecoder().decode(m.value), m.key, m.headers])).toEqual([["zzzzzzzzzzzz", "k", { h: "v" }]]);
+  });
+
   test("a handler running longer than the visibility timeout keeps its lease (extend): no redelivery", async () => {
     await client.topics.create("sdk.extend");
     await client.groups.put("sdk.extend", "slow", { startAt: "earliest" });
