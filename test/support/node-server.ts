@@ -66,18 +66,33 @@ const SCRUBBED_ENV = [
 
 const MAX_LOG_CHARS = 4_000_000;
 
-/** A free TCP port on 127.0.0.1 (listen on 0, read the port, close). */
+/**
+ * Ports for the servers tests start as child processes, below Linux's ephemeral range (32768–60999
+ * here). A port in that range that was free when asked could be taken by an outgoing connection of
+ * any process as its local port before the child bound it: workerd then exited with "Address
+ * already in use" (CI, session 21). Each test process walks its own part of 20000–31999 (from an
+ * offset of its pid), and takes the next port that it can bind.
+ */
+const PORTS_FROM = 20_000;
+const PORTS = 12_000;
+let nextPort = (process.pid * 7_919) % PORTS;
+
+/** A free TCP port on 127.0.0.1 that no outgoing connection can take meanwhile (see above). */
 export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+  for (let tried = 0; tried < PORTS; tried++) {
+    const port = PORTS_FROM + nextPort;
+    nextPort = (nextPort + 1) % PORTS;
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`no free port in ${PORTS_FROM}–${PORTS_FROM + PORTS - 1}`);
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolveBind) => {
     const srv = createServer();
     srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      if (!addr || typeof addr === "string") return reject(new Error("no port"));
-      const { port } = addr;
-      srv.close(() => resolvePort(port));
-    });
+    srv.once("error", () => resolveBind(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolveBind(true)));
   });
 }
 
