@@ -51,8 +51,6 @@ export interface StartWorkerOptions {
 }
 
 const MAX_LOG_CHARS = 2_000_000;
-/** Starts of wrangler dev on a fresh port after workerd found the one asked for taken. */
-const PORT_ATTEMPTS = 3;
 
 /**
  * Runs as the leader of wrangler's process group (node -e WATCHDOG <wrangler args>): starts
@@ -200,144 +198,120 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerTarge
     throw error;
   }
 
-  // workerd exits if its port was taken after freePort() found it free ("Address already in
-  // use"; seen once in CI, when ports came from the ephemeral range: see freePort). Such a start
-  // is retried on another port.
-  for (let attempt = 1; ; attempt++) {
-    const launched = await launch(await freePort(), attempt === PORT_ATTEMPTS);
-    if (launched.ready) return { baseUrl: launched.baseUrl, adminToken, stop: launched.stop, logs: () => log };
-    if (!launched.retry) throw launched.error;
-    append(`\n===== the port was taken before workerd bound it: another port (attempt ${attempt + 1} of ${PORT_ATTEMPTS}) =====\n`);
-  }
-
-  /**
-   * One wrangler dev on `port`, until ready or failed. A failed one is stopped; one whose workerd
-   * found the port taken is to be retried (its temp dir kept) unless it was the `final` attempt.
-   */
-  async function launch(
-    port: number,
-    final: boolean,
-  ): Promise<{ ready: true; baseUrl: string; stop: () => Promise<void> } | { ready: false; error: Error; retry: boolean }> {
-    const from = log.length;
-    const args = [
-      wranglerBin,
-      "dev",
-      join(bundleDir, "worker.js"),
-      "--config",
-      "wrangler.toml",
-      "--local",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      // 0: an ephemeral port, so concurrent runs never fight over 9229 (it binds 127.0.0.1).
-      "--inspector-ip",
-      "127.0.0.1",
-      "--inspector-port",
-      "0",
-      "--env-file",
-      varsPath,
-      "--persist-to",
-      join(tempDir, "state"),
-      "--show-interactive-dev-session=false",
-      // Exposes GET /__scheduled, which runs the Worker's `scheduled` handler (the Cron Trigger)
-      // on demand: wrangler dev never fires crons by itself. Harmless for tests that do not call it.
-      "--test-scheduled",
-      "--log-level",
-      "log",
-    ];
-    append(`\n===== wrangler dev on 127.0.0.1:${port} =====\n`);
-    const child = spawn(process.execPath, ["-e", WATCHDOG, ...args], {
-      cwd: repoRoot,
-      env: { ...env, RESERVOIR_WATCHDOG_TEMP_DIR: tempDir },
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
+  const port = await freePort();
+  const args = [
+    wranglerBin,
+    "dev",
+    join(bundleDir, "worker.js"),
+    "--config",
+    "wrangler.toml",
+    "--local",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    // 0: an ephemeral port, so concurrent runs never fight over 9229 (it binds 127.0.0.1).
+    "--inspector-ip",
+    "127.0.0.1",
+    "--inspector-port",
+    "0",
+    "--env-file",
+    varsPath,
+    "--persist-to",
+    join(tempDir, "state"),
+    "--show-interactive-dev-session=false",
+    // Exposes GET /__scheduled, which runs the Worker's `scheduled` handler (the Cron Trigger)
+    // on demand: wrangler dev never fires crons by itself. Harmless for tests that do not call it.
+    "--test-scheduled",
+    "--log-level",
+    "log",
+  ];
+  append(`\n===== wrangler dev on 127.0.0.1:${port} =====\n`);
+  const child = spawn(process.execPath, ["-e", WATCHDOG, ...args], {
+    cwd: repoRoot,
+    env: { ...env, RESERVOIR_WATCHDOG_TEMP_DIR: tempDir },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  live.add(child);
+  child.stdout!.setEncoding("utf8");
+  child.stderr!.setEncoding("utf8");
+  child.stdout!.on("data", (d: string) => append(d));
+  child.stderr!.on("data", (d: string) => append(d));
+  let exitInfo: string | null = null;
+  const exited = new Promise<void>((res) => {
+    child.once("exit", (code, signal) => {
+      exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+      append(`\n===== wrangler dev exited (${exitInfo}) =====\n`);
+      live.delete(child);
+      res();
     });
-    live.add(child);
-    child.stdout!.setEncoding("utf8");
-    child.stderr!.setEncoding("utf8");
-    child.stdout!.on("data", (d: string) => append(d));
-    child.stderr!.on("data", (d: string) => append(d));
-    let exitInfo: string | null = null;
-    const exited = new Promise<void>((res) => {
-      child.once("exit", (code, signal) => {
-        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        append(`\n===== wrangler dev exited (${exitInfo}) =====\n`);
-        live.delete(child);
-        res();
-      });
-      child.once("error", (err) => {
-        exitInfo = `spawn error ${err.message}`;
-        append(`\n===== wrangler dev failed to start: ${err.message} =====\n`);
-        live.delete(child);
-        res();
-      });
+    child.once("error", (err) => {
+      exitInfo = `spawn error ${err.message}`;
+      append(`\n===== wrangler dev failed to start: ${err.message} =====\n`);
+      live.delete(child);
+      res();
     });
+  });
 
-    let stopping: Promise<void> | undefined;
-    const stop = (removeTempDir = true) =>
-      (stopping ??= (async () => {
-        if (exitInfo === null) {
-          killGroup(child, "SIGTERM");
-          const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
-          await exited;
-          clearTimeout(timer);
-        }
-        // workerd may outlive wrangler for a moment; it is in the same group.
-        killGroup(child, "SIGKILL");
-        // For post-mortems: RESERVOIR_TEST_WRANGLER_LOGS=<dir> keeps each run's whole output.
-        const keep = process.env.RESERVOIR_TEST_WRANGLER_LOGS;
-        if (keep) {
-          mkdirSync(keep, { recursive: true });
-          writeFileSync(join(keep, `wrangler-${started}-${port}.log`), log);
-        }
-        if (removeTempDir) cleanUp();
-      })());
-
-    // The port wrangler actually took (it moves on if the one asked for was taken meanwhile).
-    let baseUrl: string | undefined;
-    let last = "no answer yet";
-    let isReady = false;
-    while (!isReady && Date.now() - started < readyTimeoutMs) {
-      if (exitInfo !== null) {
-        const retry = !final && /Address already in use/.test(log.slice(from));
-        await stop(!retry);
-        return { ready: false, retry, error: new Error(`wrangler dev exited before it was ready (${exitInfo}). Output:\n${log}`) };
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (exitInfo === null) {
+        killGroup(child, "SIGTERM");
+        const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
+        await exited;
+        clearTimeout(timer);
       }
-      const ready = /Ready on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-      if (ready) baseUrl = ready[1];
-      if (baseUrl) {
-        if (opts.ready === "listening") {
+      // workerd may outlive wrangler for a moment; it is in the same group.
+      killGroup(child, "SIGKILL");
+      // For post-mortems: RESERVOIR_TEST_WRANGLER_LOGS=<dir> keeps each run's whole output.
+      const keep = process.env.RESERVOIR_TEST_WRANGLER_LOGS;
+      if (keep) {
+        mkdirSync(keep, { recursive: true });
+        writeFileSync(join(keep, `wrangler-${started}-${port}.log`), log);
+      }
+      cleanUp();
+    })());
+
+  // The port wrangler actually took (it moves on if the one asked for was taken meanwhile).
+  let baseUrl: string | undefined;
+  let last = "no answer yet";
+  let isReady = false;
+  while (!isReady && Date.now() - started < readyTimeoutMs) {
+    if (exitInfo !== null) {
+      await stop();
+      throw new Error(`wrangler dev exited before it was ready (${exitInfo}). Output:\n${log}`);
+    }
+    const ready = /Ready on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+    if (ready) baseUrl = ready[1];
+    if (baseUrl) {
+      if (opts.ready === "listening") {
+        isReady = true;
+        break;
+      }
+      try {
+        const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(5_000) });
+        const text = await res.text();
+        if (res.status === 200 && /"ok"\s*:\s*true/.test(text)) {
           isReady = true;
           break;
         }
-        try {
-          const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(5_000) });
-          const text = await res.text();
-          if (res.status === 200 && /"ok"\s*:\s*true/.test(text)) {
-            isReady = true;
-            break;
-          }
-          last = `${res.status} ${text.slice(0, 500)}`;
-        } catch (err) {
-          last = (err as Error).message;
-        }
+        last = `${res.status} ${text.slice(0, 500)}`;
+      } catch (err) {
+        last = (err as Error).message;
       }
-      // Before "Ready on": until wrangler prints more (or exits). After it: a bounded wait
-      // before asking /healthz again (the isolate may still be starting).
-      await nextOutput(baseUrl ? 200 : Math.max(0, readyTimeoutMs - (Date.now() - started)));
     }
-    if (!isReady || !baseUrl) {
-      const output = log;
-      await stop();
-      return {
-        ready: false,
-        retry: false,
-        error: new Error(`wrangler dev not ready within ${readyTimeoutMs} ms (last /healthz: ${last}). Output:\n${output}`),
-      };
-    }
-    return { ready: true, baseUrl, stop: () => stop() };
+    // Before "Ready on": until wrangler prints more (or exits). After it: a bounded wait
+    // before asking /healthz again (the isolate may still be starting).
+    await nextOutput(baseUrl ? 200 : Math.max(0, readyTimeoutMs - (Date.now() - started)));
   }
+  if (!isReady || !baseUrl) {
+    const output = log;
+    await stop();
+    throw new Error(`wrangler dev not ready within ${readyTimeoutMs} ms (last /healthz: ${last}). Output:\n${output}`);
+  }
+  return { baseUrl, adminToken, stop, logs: () => log };
 }
 
 /**
