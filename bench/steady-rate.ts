@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/steady-rate.ts --stack postgres-s3 --workloads 16p-1KiB --rate 5000 --messages 10000 --rounds 3
  *        [--root DIR] [--env NAME=VALUE]... [--cpu-prof DIR] [--node-arg FLAG]...
- *        [--warm-up rate|max] [--max-rate-first N]
+ *        [--warm-up rate|max] [--max-rate-first N] [--ack-with short-next-receive|own-call|next-receive|every-receive]
  *
  * --root DIR runs the server from another source tree; --format raw receives raw answers (a tree
  * from before answers in batches); --produce-format json produces JSON bodies instead of batches.
@@ -27,7 +27,7 @@
 import { parseArgs } from "node:util";
 import { measureRun } from "./compare/measure.ts";
 import { round } from "./compare/result.ts";
-import { reservoir } from "./compare/systems/reservoir.ts";
+import { type AckWith, reservoir } from "./compare/systems/reservoir.ts";
 import { workloadsNamed } from "./compare/workloads.ts";
 import { firstWarmUpAtRate, warmUp } from "./compare/warm-up.ts";
 import { guarded } from "./compare/guard.ts";
@@ -47,9 +47,12 @@ const { values: args } = parseArgs({
     "produce-format": { type: "string", default: "batches" },
     "warm-up": { type: "string", default: "rate" },
     "max-rate-first": { type: "string" },
+    "ack-with": { type: "string", default: "short-next-receive" },
   },
 });
 if (args["warm-up"] !== "rate" && args["warm-up"] !== "max") throw new Error(`--warm-up is rate or max, not '${args["warm-up"]}'`);
+const ackWiths = ["short-next-receive", "own-call", "next-receive", "every-receive"];
+if (!ackWiths.includes(args["ack-with"])) throw new Error(`--ack-with is one of ${ackWiths.join(", ")}, not '${args["ack-with"]}'`);
 const stack = args.stack as "postgres-s3" | "embedded";
 const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string, string]));
 // --cpu-prof DIR: the server writes a V8 CPU profile there on exit (bench/lib/cpuprofile.ts reads it).
@@ -63,6 +66,7 @@ const sut = guarded(
     nodeArgs,
     format: args.format as "batches" | "raw",
     produceFormat: args["produce-format"] as "batches" | "json",
+    ackWith: args["ack-with"] as AckWith,
   }),
 );
 const rate = Number(args.rate);
@@ -89,6 +93,7 @@ try {
         JSON.stringify({
           stack,
           tree: args.root ?? "this",
+          ackWith: args["ack-with"],
           workload: workload.name,
           round: round_,
           windowUs,
@@ -107,6 +112,12 @@ try {
           cpu: r.cpu?.seconds,
           serverThreads: r.cpu?.serverThreads,
           statementsPerMessage: r.cost?.statementsPerMessage,
+          // Per flush commit: what a linger tick costs in statements, whatever the machine's speed
+          // (a slower machine packs more messages into each flush and so fewer statements per message).
+          statementsPerFlush:
+            r.cost?.statementsPerMessage != null && r.cost.commitsPerMillion
+              ? round((r.cost.statementsPerMessage * 1e6) / r.cost.commitsPerMillion)
+              : null,
         }),
       );
     }

@@ -23,6 +23,7 @@ export interface Instruments {
   produceSeconds: Histogram;
   receiveSeconds: Histogram;
   receivesEmpty: Counter;
+  leasesSkipped: Counter;
   messagesOut: Counter;
   flush: FlushObserver;
   delivery: DeliveryObserver;
@@ -111,6 +112,10 @@ export function createInstruments(registry: MetricsRegistry, store: StoreCounter
     receivesEmpty: registry.counter({
       name: "reservoir_receives_empty_total",
       help: "Consumer-group receives that returned no message (a long-poll that ended empty)",
+    }),
+    leasesSkipped: registry.counter({
+      name: "reservoir_receive_leases_skipped_total",
+      help: "Receives that waited before their first lease: a lease of this instance had just left nothing to take",
     }),
     messagesOut,
     flush: {

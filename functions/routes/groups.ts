@@ -259,6 +259,7 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
       throw new ReservoirError("partition_not_found", `topic '${topic.name}' has no partition ${target.partition}`);
     }
     await seek(c.env, group, topic, target);
+    c.env.commits.undrain(topic.id);
     return c.json(await groupView(c.env.db, group, c.env.clock.now()), 200);
   });
 
@@ -266,6 +267,8 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     const { topic, group } = await resolve(c, c.req.valid("param"));
     const max = c.req.valid("json")?.max ?? 1000;
     const redriven = await c.env.db.transaction((tx) => redrive(tx, group, topic, max, c.env.clock.now()));
+    // New offsets of the topic without a flush: no lease of its groups may be skipped for them.
+    c.env.commits.undrain(topic.id);
     c.env.topics.invalidate(group.tenantId, group.deadLetterTopic);
     return c.json({ redriven }, 200);
   });

@@ -29,7 +29,7 @@ import {
 import type { Group } from "./groups.ts";
 import type { LeaseRow } from "./lease-rows.ts";
 import { choosePartitions, partitionOrder, positionAge, rotation } from "./lease-store.ts";
-import { type Delivery, FRESH_SCAN_WINDOW, type Lease, leasedMessages, leaseIn, type ReceiveOptions, windowColumns } from "./receive.ts";
+import { FRESH_SCAN_WINDOW, type Lease, leaseIn, type ReceiveOptions, windowColumns } from "./receive.ts";
 import { newGrantToken } from "./receipts.ts";
 
 interface FastResult {
@@ -56,11 +56,6 @@ interface FastResult {
   next: NextSegmentJson[] | null;
 }
 
-/** Leases up to `options.max` messages (see leaseNow) and reads them. */
-export async function receive(io: ReadIo & { db: Database }, group: Group, topic: Topic, options: ReceiveOptions): Promise<Delivery[]> {
-  return leasedMessages(io, topic, await leaseNow(io, group, topic, options));
-}
-
 /**
  * Leases up to `options.max` messages: in one statement where that is the whole receive, else
  * the general way. Either is one transaction, so a receive stays one step beside a seek or
@@ -71,10 +66,14 @@ export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topi
   const token = newGrantToken();
   if (group.ordering === "none" && options.maxPartitions === undefined) {
     const fast = await retryConflicts(() => leaseFromFrontiers(io.db, group, topic, options, token));
-    if (fast.wrote) return fastLease(fast.taken ?? [], options, token, fast.index ?? [], fast.next ?? []);
+    if (fast.wrote) {
+      const lease = fastLease(fast.taken ?? [], options, token, fast.index ?? [], fast.next ?? []);
+      const everything = !fast.due && fast.unclean === 0 && lease.plan.grants.length === Number(fast.available);
+      return everything ? { ...lease, drained: true } : lease;
+    }
     if (!fast.due && fast.unclean === 0) {
       const nothing = fastLease([], options, token);
-      if (Number(fast.available) === 0) return { ...nothing, idle: true };
+      if (Number(fast.available) === 0) return { ...nothing, idle: true, drained: true };
       // Every partition with messages is held by others: the general way would skip them too.
       if (!fast.taken?.length) return { ...nothing, blocked: true };
     }

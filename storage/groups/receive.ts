@@ -88,6 +88,11 @@ export interface Lease {
    * group's frontier and no lease was due again (known to the one-statement lease only).
    */
   idle?: boolean;
+  /**
+   * It took every message there was to take (or found none), with none due again, delayed or in
+   * partitions others held, in the statement's snapshot (known to the one-statement lease only).
+   */
+  drained?: boolean;
 }
 
 /**

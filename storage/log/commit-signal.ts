@@ -18,6 +18,10 @@ export class CommitSignal {
   private readonly taken = new Map<number, Map<number, number>>();
   /** Waiting receivers whose receive found every partition with messages held by others. */
   private readonly blocked = new WeakSet<() => void>();
+  /** Per topic: local nacks, seeks and the like (`undrain`), which make messages leasable without a commit. */
+  private readonly returnsTo = new Map<number, number>();
+  /** Per topic, per group: the last lease known to have left nothing to take (see `drained`). */
+  private readonly drainedBy = new Map<number, Map<number, { returns: number; at: number }>>();
 
   constructor(batcher: Batcher) {
     batcher.onCommit((flush) => this.wake(flush));
@@ -43,13 +47,53 @@ export class CommitSignal {
   /**
    * A receiver of the group is about to look: every local commit to the topic so far is visible
    * to it. Call before the receive's statements, then `waitReceiver` if it found nothing.
+   * Returns the topic's count of undrains so far, for `leased`.
    */
-  looking(topicId: number, groupId: number): void {
+  looking(topicId: number, groupId: number): number {
     const seen = this.commitsTo.get(topicId) ?? 0;
     const groups = this.taken.get(topicId) ?? new Map<number, number>();
     this.taken.set(topicId, groups);
     const taken = groups.get(groupId);
     if (taken === undefined || taken < seen) groups.set(groupId, seen);
+    return this.returnsTo.get(topicId) ?? 0;
+  }
+
+  /**
+   * A lease of the group began at `at`, after `looking` gave `returns`. `drained`: it took every
+   * message there was to take (or found none), with none due again, delayed or held by others.
+   * Until something brings messages that no receiver of the group has been woken for (a local
+   * commit while none waited, `undrain`), or time does (leases timing out, delayed messages
+   * coming due, other instances' commits), a new lease of the group would find nothing.
+   */
+  leased(topicId: number, groupId: number, returns: number, at: number, drained: boolean): void {
+    const groups = this.drainedBy.get(topicId);
+    if (drained && (this.returnsTo.get(topicId) ?? 0) === returns) {
+      if (groups) groups.set(groupId, { returns, at });
+      else this.drainedBy.set(topicId, new Map([[groupId, { returns, at }]]));
+    } else if (groups?.delete(groupId) && groups.size === 0) this.drainedBy.delete(topicId);
+  }
+
+  /**
+   * Whether a new receive of the group would find nothing to lease, as far as this instance
+   * knows: a lease found the group drained at most `withinMs` before `now`, nothing was undrained
+   * since, and every local commit since woke a receiver of the group (which leases what it brought).
+   */
+  stillDrained(topicId: number, groupId: number, now: number, withinMs: number): boolean {
+    const groups = this.drainedBy.get(topicId);
+    const last = groups?.get(groupId);
+    if (!last) return false;
+    const commits = this.commitsTo.get(topicId) ?? 0;
+    const seen = this.taken.get(topicId)?.get(groupId) ?? 0;
+    if (now - last.at <= withinMs && (this.returnsTo.get(topicId) ?? 0) === last.returns && seen >= commits) return true;
+    groups!.delete(groupId);
+    if (groups!.size === 0) this.drainedBy.delete(topicId);
+    return false;
+  }
+
+  /** Messages of the topic may be leasable again without a commit (a local nack, a seek, a redrive): no group is drained. */
+  undrain(topicId: number): void {
+    this.returnsTo.set(topicId, (this.returnsTo.get(topicId) ?? 0) + 1);
+    this.drainedBy.delete(topicId);
   }
 
   /**

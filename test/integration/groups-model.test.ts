@@ -54,8 +54,8 @@ import { readFrom, type ReadIo } from "../../storage/log/reader.ts";
 import { partitionForKey } from "../../storage/log/partitioner.ts";
 import { encodedRecordSize, type SegmentRecord } from "../../storage/segment/codec.ts";
 import { ensureGroup, type Group } from "../../storage/groups/groups.ts";
-import { receive } from "../../storage/groups/lease-fast.ts";
-import type { Delivery } from "../../storage/groups/receive.ts";
+import { leaseNow } from "../../storage/groups/lease-fast.ts";
+import { type Delivery, leasedMessages } from "../../storage/groups/receive.ts";
 import { settle, type Settlement, type SettleResult } from "../../storage/groups/settle.ts";
 import { groupView, seek, type GroupView, type SeekTarget } from "../../storage/groups/position.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
@@ -261,7 +261,15 @@ interface DeadEvent {
  * also how many: min(max, deliverable); and all exhausted messages are dead-lettered when max
  * leaves room for all.
  */
-function checkReceive(s: State, setup: Setup, deliveries: Delivery[], max: number, strict: boolean, dead: DeadEvent[]): void {
+function checkReceive(
+  s: State,
+  setup: Setup,
+  deliveries: Delivery[],
+  max: number,
+  strict: boolean,
+  dead: DeadEvent[],
+  drained: boolean,
+): void {
   const pl = plan(s, setup);
   const seen = new Set<string>();
   const perPartition = new Map<number, number[]>();
@@ -312,6 +320,8 @@ function checkReceive(s: State, setup: Setup, deliveries: Delivery[], max: numbe
   const want = Math.min(max, total);
   const n = deliveries.length;
   if (n !== want) fail(`receive(max ${max}) returned ${n} messages and dead-lettered ${dead.length}; ${total} are deliverable`);
+  // A lease that says it drained the group lets the next receive of the instance skip its lease.
+  if (drained && n < total) fail(`receive(max ${max}) said it left nothing to take, yet ${total - n} more were deliverable`);
   const roomForAll = max > total;
   if (roomForAll && dead.length !== allDead.length) {
     fail(`receive(max ${max}) dead-lettered ${dead.map(id)}; the model expects ${allDead.map(id)}`);
@@ -493,7 +503,7 @@ type Outcome = "done" | "expired" | "unknown" | "done|expired";
 /** One operation as the system ran it. */
 type Ran =
   | { op: "produce"; entries: ProduceEntry[][]; offsets: AssignedOffset[][]; first: number }
-  | { op: "receive"; spec: ReceiveSpec; deliveries: Delivery[] }
+  | { op: "receive"; spec: ReceiveSpec; deliveries: Delivery[]; drained: boolean }
   | { op: "settle"; spec: SettleSpec; chosen: (Held | string)[]; receipts: string[]; result: SettleResult }
   | { op: "seek"; target: SeekTarget };
 
@@ -528,13 +538,14 @@ async function execute(model: Model, real: Real, op: OpSpec, now: number): Promi
   }
   if ("receive" in op) {
     const s = op.receive;
-    const deliveries = await receive(real.io, real.group, real.topic, {
+    const lease = await leaseNow(real.io, real.group, real.topic, {
       max: s.max,
       visibilityMs: s.visibility,
       receiver: `r${s.receiver}`,
       now,
     });
-    return { op: "receive", spec: s, deliveries };
+    const deliveries = await leasedMessages(real.io, real.topic, lease);
+    return { op: "receive", spec: s, deliveries, drained: lease.drained === true };
   }
   if ("seek" in op) {
     const spec = op.seek;
@@ -619,7 +630,7 @@ function verify(s: State, setup: Setup, ran: Ran, strict: boolean, dead: DeadEve
     return [];
   }
   if (ran.op === "receive") {
-    checkReceive(s, setup, ran.deliveries, ran.spec.max, strict, dead);
+    checkReceive(s, setup, ran.deliveries, ran.spec.max, strict, dead, ran.drained);
     markDead(s, dead);
     for (const d of ran.deliveries) s.msgs[d.partition][d.offset].byKey = setup.ordering === "key";
     return applyDeliveries(s, ran.deliveries, ran.spec.visibility, grant);

@@ -82,3 +82,61 @@ describe("CommitSignal's receivers", () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(19);
   });
 });
+
+/**
+ * A receive that comes right after a lease of the same instance left nothing to take may wait
+ * before its first lease (functions/receive-leases.ts): `stillDrained` says when that holds.
+ */
+describe("CommitSignal's drained groups", () => {
+  const WITHIN = 25;
+
+  /** A lease of the group at `at` that found it drained (or not). */
+  function lease(signal: CommitSignal, at: number, drained = true, groupId = GROUP) {
+    const returns = signal.looking(TOPIC, groupId);
+    signal.leased(TOPIC, groupId, returns, at, drained);
+  }
+
+  it("holds after a lease that drained the group, within the window only", () => {
+    const signal = new CommitSignal(new Batcher());
+    expect(signal.stillDrained(TOPIC, GROUP, 1_000, WITHIN)).toBe(false); // no lease yet
+    lease(signal, 1_000);
+    expect(signal.stillDrained(TOPIC, GROUP, 1_000 + WITHIN, WITHIN)).toBe(true);
+    expect(signal.stillDrained(TOPIC, GROUP + 1, 1_000, WITHIN)).toBe(false); // another group
+    expect(signal.stillDrained(TOPIC, GROUP, 1_001 + WITHIN, WITHIN)).toBe(false); // leases time out, others commit
+    expect(signal.stillDrained(TOPIC, GROUP, 1_000, WITHIN)).toBe(false); // and it was forgotten
+  });
+
+  it("ends with a lease that left messages (or met them held)", () => {
+    const signal = new CommitSignal(new Batcher());
+    lease(signal, 1_000);
+    lease(signal, 1_005, false);
+    expect(signal.stillDrained(TOPIC, GROUP, 1_006, WITHIN)).toBe(false);
+  });
+
+  it("ends with a local commit that woke no receiver of the group, not with one that woke a receiver", async () => {
+    const signal = new CommitSignal(new Batcher());
+    lease(signal, 1_000);
+    const waiting = signal.waitReceiver(TOPIC, GROUP, FOREVER);
+    commitTo(signal); // a waiting receiver of the group was woken: it leases what this brought
+    expect(await settled(waiting)).toEqual([true]);
+    expect(signal.stillDrained(TOPIC, GROUP, 1_001, WITHIN)).toBe(true);
+    commitTo(signal); // nobody of the group waits: nobody will lease what this brought
+    expect(signal.stillDrained(TOPIC, GROUP, 1_002, WITHIN)).toBe(false);
+  });
+
+  it("ends with an undrain of the topic (a nack, a seek, a redrive), also for a lease under way then", () => {
+    const signal = new CommitSignal(new Batcher());
+    lease(signal, 1_000);
+    signal.undrain(TOPIC + 1); // another topic's
+    expect(signal.stillDrained(TOPIC, GROUP, 1_001, WITHIN)).toBe(true);
+    signal.undrain(TOPIC);
+    expect(signal.stillDrained(TOPIC, GROUP, 1_001, WITHIN)).toBe(false);
+    // A lease whose statement ran while messages were returned may not have seen them.
+    const returns = signal.looking(TOPIC, GROUP);
+    signal.undrain(TOPIC);
+    signal.leased(TOPIC, GROUP, returns, 1_002, true);
+    expect(signal.stillDrained(TOPIC, GROUP, 1_003, WITHIN)).toBe(false);
+    lease(signal, 1_004);
+    expect(signal.stillDrained(TOPIC, GROUP, 1_005, WITHIN)).toBe(true);
+  });
+});

@@ -4,8 +4,9 @@
  * sockets. Publish: requests of up to `batch` messages with `window` requests in flight (the
  * server coalesces them into one segment PUT + one commit per flush), each body written
  * straight from the payload bytes (reservoir-body.ts). Consume: a consumer group drained by
- * `consumers` loops of receive(max 1,000, answered in batches) → ack with the lease receipts,
- * the ack in flight while the next receive is; values are handed over as bytes.
+ * `consumers` loops of receive(max 1,000, answered in batches) → ack with the lease receipts:
+ * in the next receive once the loop has caught up, else in a call of its own in flight while
+ * the next receive is (`ackWith`); values are handed over as bytes.
  * The server's metrics give the PUT, commit and produce-wait histograms (produce overhead).
  */
 import { Agent } from "node:http";
@@ -24,12 +25,19 @@ export interface ReservoirOptions {
   window?: number;
   consumers?: number;
   /**
-   * How a consumer loop acks a receive: in an ack call of its own, in flight while the next
-   * receive is (the default), or in the `ack` field of its next receive while receives come back
-   * full (one call per receive: less CPU per message, but at max rate a quarter to half less
-   * throughput, since the receive's answer then waits for the acks; docs/benchmarks.md).
+   * How a consumer loop acks a receive's messages:
+   * - "short-next-receive" (the default): in the `ack` field of its next receive when the receive
+   *   came back short of its max (the loop has caught up: its next receive waits for messages
+   *   anyway, and carrying the acks saves a request, its key check and a lease statement's worth
+   *   of contention per receive), in a call of its own when it came back full (a backlog: the ack
+   *   in flight beside the next receive keeps the throughput, see "next-receive");
+   * - "own-call": always in an ack call of its own, in flight while the next receive is;
+   * - "next-receive": in the `ack` field of the next receive while receives come back full (less
+   *   CPU per message, but at max rate a quarter to half less throughput, since the receive's
+   *   answer then waits for the acks; docs/benchmarks.md, session 8);
+   * - "every-receive": in the next receive always.
    */
-  ackWith?: "next-receive" | "own-call";
+  ackWith?: AckWith;
   /** Extra environment for the server (a benchmark's variant). */
   env?: Record<string, string>;
   /** Run the server from this source tree (a same-run comparison with another commit). */
@@ -48,6 +56,8 @@ export interface ReservoirOptions {
   format?: "batches" | "raw";
 }
 
+export type AckWith = "short-next-receive" | "own-call" | "next-receive" | "every-receive";
+
 /** At a fixed rate, how long the client gathers due messages into one request. */
 const CLIENT_LINGER_MS = 5;
 
@@ -55,7 +65,7 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
   const batch = options.batch ?? 1000;
   const window = options.window ?? 32;
   const consumers = options.consumers ?? 4;
-  const ackWith = options.ackWith ?? "own-call";
+  const ackWith = options.ackWith ?? "short-next-receive";
   const produceFormat = options.produceFormat ?? "batches";
   // Idle sockets are dropped after 30 s (or 1 s before the server's Keep-Alive hint), before the
   // server closes them: reusing one the server is closing fails a request (ECONNRESET, EPIPE).
@@ -155,12 +165,9 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
       const [mine, myAuth, generation] = [topic, auth, topics];
       const batchesAuth = { ...myAuth, accept: options.format === "raw" ? RAW_MESSAGES_TYPE : BATCHES_TYPE };
       const loop = async () => {
-        // A receive's lease receipts go in an ack call of their own (at most one in flight per
-        // loop) while the next receive is out, as the SDK's consumer does and as the other
-        // systems' consumers ack without waiting for an answer. With ackWith "next-receive" they
-        // go in the `ack` field of the next receive while receives come back full; once one comes
-        // back short (the backlog nearly drained) in a call of their own, so that they do not wait
-        // for a long poll.
+        // A receive's lease receipts go in the `ack` field of the next receive or in an ack call
+        // of their own (at most one in flight per loop, while the next receive is out, as the
+        // other systems' consumers ack without waiting for an answer), as `ackWith` says.
         let acking: Promise<void> = Promise.resolve();
         let pending: { receipts: string[]; messages: number } | null = null;
         const ackAlone = (batch: { receipts: string[]; messages: number }) =>
@@ -182,7 +189,10 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
           if (onMessage) for (const m of messages) onMessage((m.valueBytes ?? m.value)!);
           // One lease receipt per run of offsets the receive leased (a few per receive).
           const batch = { receipts: (got.body.leases ?? []).map((l: { receipt: string }) => l.receipt), messages: messages.length };
-          if (ackWith === "next-receive" && messages.length === 1000 && received < count) {
+          const full = messages.length === 1000;
+          const withNext =
+            ackWith === "every-receive" || (ackWith === "next-receive" && full) || (ackWith === "short-next-receive" && !full);
+          if (withNext && received < count) {
             pending = batch;
             continue;
           }
@@ -218,7 +228,9 @@ export function reservoir(options: ReservoirOptions): SystemUnderTest {
         console.error(
           t
             .split("\n")
-            .filter((l) => /^reservoir_(http_requests_total|receives_empty|flushes_total|flush_requests_(sum|count))/.test(l))
+            .filter((l) =>
+              /^reservoir_(http_requests_total|receives_empty|receive_leases_skipped|flushes_total|flush_requests_(sum|count))/.test(l),
+            )
             .join("\n"),
         );
       }
