@@ -20,7 +20,7 @@ export class CommitSignal {
   private readonly blocked = new WeakSet<() => void>();
   /** Per topic: local nacks, seeks and the like (`undrain`), which make messages leasable without a commit. */
   private readonly returnsTo = new Map<number, number>();
-  /** Per topic, per group: the last lease known to have left nothing to take (see `drained`). */
+  /** Per topic, per group: the last lease known to have left nothing to take (see `leased`). */
   private readonly drainedBy = new Map<number, Map<number, { returns: number; at: number }>>();
 
   constructor(batcher: Batcher) {

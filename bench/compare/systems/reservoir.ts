@@ -28,9 +28,9 @@ export interface ReservoirOptions {
    * How a consumer loop acks a receive's messages:
    * - "short-next-receive" (the default): in the `ack` field of its next receive when the receive
    *   came back short of its max (the loop has caught up: its next receive waits for messages
-   *   anyway, and carrying the acks saves a request, its key check and a lease statement's worth
-   *   of contention per receive), in a call of its own when it came back full (a backlog: the ack
-   *   in flight beside the next receive keeps the throughput, see "next-receive");
+   *   anyway, and carrying the acks saves a request and its key check per receive), in a call of
+   *   its own when it came back full (a backlog: the ack in flight beside the next receive keeps
+   *   the throughput, see "next-receive");
    * - "own-call": always in an ack call of its own, in flight while the next receive is;
    * - "next-receive": in the `ack` field of the next receive while receives come back full (less
    *   CPU per message, but at max rate a quarter to half less throughput, since the receive's
