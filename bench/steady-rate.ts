@@ -27,7 +27,7 @@
 import { parseArgs } from "node:util";
 import { measureRun } from "./compare/measure.ts";
 import { round } from "./compare/result.ts";
-import { type AckWith, reservoir } from "./compare/systems/reservoir.ts";
+import { ACK_WITH, reservoir } from "./compare/systems/reservoir.ts";
 import { workloadsNamed } from "./compare/workloads.ts";
 import { firstWarmUpAtRate, warmUp } from "./compare/warm-up.ts";
 import { guarded } from "./compare/guard.ts";
@@ -51,8 +51,8 @@ const { values: args } = parseArgs({
   },
 });
 if (args["warm-up"] !== "rate" && args["warm-up"] !== "max") throw new Error(`--warm-up is rate or max, not '${args["warm-up"]}'`);
-const ackWiths = ["short-next-receive", "own-call", "next-receive", "every-receive"];
-if (!ackWiths.includes(args["ack-with"])) throw new Error(`--ack-with is one of ${ackWiths.join(", ")}, not '${args["ack-with"]}'`);
+const ackWith = ACK_WITH.find((a) => a === args["ack-with"]);
+if (!ackWith) throw new Error(`--ack-with is one of ${ACK_WITH.join(", ")}, not '${args["ack-with"]}'`);
 const stack = args.stack as "postgres-s3" | "embedded";
 const env = Object.fromEntries(args.env.map((kv) => kv.split("=", 2) as [string, string]));
 // --cpu-prof DIR: the server writes a V8 CPU profile there on exit (bench/lib/cpuprofile.ts reads it).
@@ -66,7 +66,7 @@ const sut = guarded(
     nodeArgs,
     format: args.format as "batches" | "raw",
     produceFormat: args["produce-format"] as "batches" | "json",
-    ackWith: args["ack-with"] as AckWith,
+    ackWith,
   }),
 );
 const rate = Number(args.rate);
@@ -93,7 +93,7 @@ try {
         JSON.stringify({
           stack,
           tree: args.root ?? "this",
-          ackWith: args["ack-with"],
+          ackWith,
           workload: workload.name,
           round: round_,
           windowUs,

@@ -20,8 +20,8 @@ export class CommitSignal {
   private readonly blocked = new WeakSet<() => void>();
   /** Per topic: local nacks, seeks and the like (`undrain`), which make messages leasable without a commit. */
   private readonly returnsTo = new Map<number, number>();
-  /** Per topic, per group: the last lease known to have left nothing to take (see `leased`). */
-  private readonly drainedBy = new Map<number, Map<number, { returns: number; at: number }>>();
+  /** Per "topic:group": the last lease known to have left nothing to take (see `leased`). */
+  private readonly drainedBy = new Map<string, { returns: number; at: number }>();
 
   constructor(batcher: Batcher) {
     batcher.onCommit((flush) => this.wake(flush));
@@ -66,11 +66,9 @@ export class CommitSignal {
    * coming due, other instances' commits), a new lease of the group would find nothing.
    */
   leased(topicId: number, groupId: number, returns: number, at: number, drained: boolean): void {
-    const groups = this.drainedBy.get(topicId);
-    if (drained && (this.returnsTo.get(topicId) ?? 0) === returns) {
-      if (groups) groups.set(groupId, { returns, at });
-      else this.drainedBy.set(topicId, new Map([[groupId, { returns, at }]]));
-    } else if (groups?.delete(groupId) && groups.size === 0) this.drainedBy.delete(topicId);
+    const k = `${topicId}:${groupId}`;
+    if (drained && (this.returnsTo.get(topicId) ?? 0) === returns) this.drainedBy.set(k, { returns, at });
+    else this.drainedBy.delete(k);
   }
 
   /**
@@ -79,21 +77,22 @@ export class CommitSignal {
    * since, and every local commit since woke a receiver of the group (which leases what it brought).
    */
   stillDrained(topicId: number, groupId: number, now: number, withinMs: number): boolean {
-    const groups = this.drainedBy.get(topicId);
-    const last = groups?.get(groupId);
+    const k = `${topicId}:${groupId}`;
+    const last = this.drainedBy.get(k);
     if (!last) return false;
     const commits = this.commitsTo.get(topicId) ?? 0;
     const seen = this.taken.get(topicId)?.get(groupId) ?? 0;
     if (now - last.at <= withinMs && (this.returnsTo.get(topicId) ?? 0) === last.returns && seen >= commits) return true;
-    groups!.delete(groupId);
-    if (groups!.size === 0) this.drainedBy.delete(topicId);
+    this.drainedBy.delete(k);
     return false;
   }
 
-  /** Messages of the topic may be leasable again without a commit (a local nack, a seek, a redrive): no group is drained. */
+  /**
+   * Messages of the topic may be leasable again without a commit (a local nack, a seek, a
+   * redrive): no drain recorded before this holds (`stillDrained` compares the count).
+   */
   undrain(topicId: number): void {
     this.returnsTo.set(topicId, (this.returnsTo.get(topicId) ?? 0) + 1);
-    this.drainedBy.delete(topicId);
   }
 
   /**

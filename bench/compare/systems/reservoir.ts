@@ -56,7 +56,9 @@ export interface ReservoirOptions {
   format?: "batches" | "raw";
 }
 
-export type AckWith = "short-next-receive" | "own-call" | "next-receive" | "every-receive";
+/** The ways a consumer loop can ack (ReservoirOptions.ackWith). */
+export const ACK_WITH = ["short-next-receive", "own-call", "next-receive", "every-receive"] as const;
+export type AckWith = (typeof ACK_WITH)[number];
 
 /** At a fixed rate, how long the client gathers due messages into one request. */
 const CLIENT_LINGER_MS = 5;
