@@ -1,8 +1,17 @@
 /** Bearer authentication: tenant API keys on /v1/*, the operator token on /v1/admin/*. */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import { ReservoirError } from "../storage/errors.ts";
-import { allScopes, authenticate, tenantExists, type Scope } from "../storage/tenancy/tenants.ts";
-import { secretsEqual } from "../storage/metadata/secrets.ts";
+import {
+  allScopes,
+  authenticateHash,
+  type DeferredKeyCheck,
+  mayDeferKeyCheck,
+  type Principal,
+  type Scope,
+  tenantExists,
+} from "../storage/tenancy/tenants.ts";
+import type { KnownKey } from "../storage/tenancy/known-keys.ts";
+import { secretsEqual, sha256Hex } from "../storage/metadata/secrets.ts";
 import { uncountRefusedRequest } from "../storage/usage/quota.ts";
 import type { AppEnv } from "./runtime.ts";
 
@@ -11,13 +20,18 @@ function bearer(header: string | undefined): string | null {
   return match ? match[1] : null;
 }
 
+/** POST /v1/topics/{topic}/messages (the only POST whose path ends so). */
+function isProduce(method: string, path: string): boolean {
+  return method === "POST" && path.endsWith("/messages");
+}
+
 /**
  * What a request takes from its tenant's bytes bucket in the key check: a produce body's
  * declared length (the bytes the tenant sends). A produce without a Content-Length (chunked)
  * is charged its messages' bytes once parsed (routes/produce.ts); other requests take none.
  */
 function producedBytes(method: string, path: string, contentLength: string | undefined): number {
-  if (method !== "POST" || !path.endsWith("/messages")) return 0;
+  if (!isProduce(method, path)) return 0;
   const declared = Number(contentLength ?? "0");
   return Number.isSafeInteger(declared) && declared > 0 ? declared : 0;
 }
@@ -48,15 +62,67 @@ export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set("principal", { tenantId: asTenant, keyId: "operator", scopes: [...allScopes], quotas: {}, bytesCharged: false, operator: true });
     return next();
   }
-  const principal = token
-    ? await authenticate(c.env.db, token, producedBytes(c.req.method, c.req.path, c.req.header("content-length")))
-    : null;
-  if (!principal) throw new ReservoirError("unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
-  c.set("principal", principal);
+  if (!token) throw unauthorized();
+  const hash = sha256Hex(token);
+  const known = isProduce(c.req.method, c.req.path) ? c.env.knownKeys.get(hash) : undefined;
+  if (known && mayDeferKeyCheck(known.quotas)) return deferKeyCheck(c, next, known);
+  c.set("principal", await checkKey(c, hash));
   await next();
   // Refused by a quota past the key check (bytes, storage, topics): not a billable request.
-  if (c.error instanceof ReservoirError && c.error.code === "quota_exceeded") await uncountRefusedRequest(c.env.db, principal.tenantId);
+  if (isQuotaRefusal(c.error)) await uncountRefusedRequest(c.env.db, c.get("principal").tenantId);
 };
+
+/**
+ * A produce by a key this instance has seen pass, of a tenant without rate or storage quotas:
+ * its flush commit checks the key (storage/tenancy/tenants.ts, DeferredKeyCheck), one statement
+ * and one wait for the database fewer per produce. A request refused before a commit vouched
+ * for its key takes the key check once it is answered, so that a revoked key answers 401
+ * whatever else was wrong with the request (its topic, its body), and it is counted as before.
+ * One that failed on our side (5xx: the database or the store failing, nothing stored) keeps its
+ * answer: a key check would wait on the same failure, and a retry is checked anyway.
+ */
+async function deferKeyCheck(c: Context<AppEnv>, next: Next, known: KnownKey): Promise<void> {
+  const deferred: DeferredKeyCheck = { keyId: known.keyId };
+  c.set("principal", { ...known, bytesCharged: false, deferred });
+  await next();
+  if (deferred.outcome === undefined && c.res.status < 500) await confirmKey(c);
+  if (isQuotaRefusal(c.error) && deferred.outcome === "checked") await uncountRefusedRequest(c.env.db, known.tenantId);
+}
+
+/**
+ * Runs a deferred key check now (a no-op when none is pending): for a produce whose commit
+ * refused its key (revoked, or the tenant gained a quota), or that takes a path the commit does
+ * not vouch on (a transaction's). Throws as the key check does; on success the request goes on
+ * as an ordinary one, under what the check found.
+ */
+export async function confirmKey(c: Context<AppEnv>): Promise<void> {
+  const deferred = c.get("principal").deferred;
+  if (!deferred || deferred.outcome !== undefined) return;
+  deferred.outcome = "refused";
+  const hash = sha256Hex(bearer(c.req.header("authorization")) ?? "");
+  const principal = await checkKey(c, hash);
+  deferred.outcome = "checked";
+  c.set("principal", principal);
+}
+
+/** The key check's statement; remembers a key that passed it (for later produces), forgets one that did not. */
+async function checkKey(c: Context<AppEnv>, hash: string): Promise<Principal> {
+  const principal = await authenticateHash(c.env.db, hash, producedBytes(c.req.method, c.req.path, c.req.header("content-length")));
+  if (!principal) {
+    c.env.knownKeys.forget(hash);
+    throw unauthorized();
+  }
+  c.env.knownKeys.remember(hash, principal);
+  return principal;
+}
+
+function unauthorized(): ReservoirError {
+  return new ReservoirError("unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
+}
+
+function isQuotaRefusal(error: unknown): boolean {
+  return error instanceof ReservoirError && error.code === "quota_exceeded";
+}
 
 export const requireOperator: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = bearer(c.req.header("authorization"));

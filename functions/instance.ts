@@ -6,6 +6,7 @@ import { LeaseTurns } from "../storage/groups/lease-turns.ts";
 import { StickyPartitioner } from "../storage/log/partitioner.ts";
 import { TopicCache } from "../storage/metadata/topic-cache.ts";
 import { TtlCache } from "../storage/metadata/ttl-cache.ts";
+import { KnownKeys } from "../storage/tenancy/known-keys.ts";
 import type { Group } from "../storage/groups/groups.ts";
 import type { QueueRow } from "../storage/sqs/queues.ts";
 import type { StoredBytesCache } from "../storage/usage/quota.ts";
@@ -27,6 +28,8 @@ export interface SharedState {
   storedBytes: StoredBytesCache;
   /** This instance's metrics (GET /metrics). */
   metrics: Instruments;
+  /** Keys seen to pass a key check here, for produces that leave theirs to the flush commit. */
+  knownKeys: KnownKeys;
 }
 
 /**
@@ -53,5 +56,6 @@ export function createSharedState(
     storedBytes: new TtlCache(),
     metrics,
     sqsQueues: new TtlCache(),
+    knownKeys: new KnownKeys(),
   };
 }

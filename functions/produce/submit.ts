@@ -29,16 +29,21 @@ async function admitBytes(c: Context<AppEnv>, metered: () => number): Promise<vo
   }
 }
 
-/** Commits admitted entries of one topic; their offsets in entry order. */
+/**
+ * Commits admitted entries of one topic; their offsets in entry order. A produce whose key check
+ * was left to its commit (functions/auth.ts) is checked there: KeyCheckRefused if its key no longer holds.
+ */
 export async function commitEntries(c: Context<AppEnv>, topic: Topic, entries: ProduceEntry[]) {
-  const offsets = await c.env.batcher.submit(c.get("principal").tenantId, entries, { db: c.env.db, store: c.env.store });
+  const { tenantId, deferred } = c.get("principal");
+  const offsets = await c.env.batcher.submit(tenantId, entries, { db: c.env.db, store: c.env.store }, deferred);
   c.env.push.committed([topic.id]);
   return offsets;
 }
 
 /** Commits admitted records produced in batches; one range of offsets per part, in part order. */
 export async function commitEncoded(c: Context<AppEnv>, topic: Topic, parts: EncodedRecords[]) {
-  const ranges = await c.env.batcher.submitEncoded(c.get("principal").tenantId, parts, { db: c.env.db, store: c.env.store });
+  const { tenantId, deferred } = c.get("principal");
+  const ranges = await c.env.batcher.submitEncoded(tenantId, parts, { db: c.env.db, store: c.env.store }, deferred);
   c.env.push.committed([topic.id]);
   return ranges;
 }

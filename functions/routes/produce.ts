@@ -7,7 +7,8 @@ import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
 import { admitEncoded, admitEntries, commitEncoded, commitEntries } from "../produce/submit.ts";
 import { parseProduceBatches, placeBatches, type ProducedBatch } from "../produce/batches.ts";
-import { requireScope } from "../auth.ts";
+import { confirmKey, requireScope } from "../auth.ts";
+import { KeyCheckRefused } from "../../storage/log/commit.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
 import { findTransaction, notFound, notOpen } from "../../storage/transactions/transactions.ts";
@@ -82,8 +83,17 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const format = bodyFormat(c.req.header("content-type"));
     const bytes = await readBody(c.req.raw, limits.produceBodyBytes, c.env.declaredBody);
     try {
-      if (format === "batches") return await produceBatches(c, name, parseProduceBatches(bytes), answered);
-      return await produce(c, name, parseProduceBody(bytes, format), answered);
+      const parsed = format === "batches" ? parseProduceBatches(bytes) : parseProduceBody(bytes, format);
+      const run = () => (Array.isArray(parsed) ? produceBatches(c, name, parsed, answered) : produce(c, name, parsed, answered));
+      try {
+        return await run();
+      } catch (error) {
+        // The commit found the key revoked, or its tenant under a quota now: the key check runs
+        // (401 or 429 if so), then the request again under what it found.
+        if (!(error instanceof KeyCheckRefused)) throw error;
+        await confirmKey(c);
+        return await run();
+      }
     } finally {
       // The values are views of `bytes` until the batcher has copied them into a segment, which
       // it has once its promise for them settled (awaited above, also past a deadline's answer).
@@ -99,6 +109,8 @@ async function produce(c: Context<AppEnv>, name: string, body: ProduceRequestBod
     if (m.idempotencyKey !== undefined) refuseUnstorableText(m.idempotencyKey, `messages.${i}.idempotencyKey`);
   });
   if (body.transactionId !== undefined) refuseUnstorableText(body.transactionId, "transactionId");
+  // A transaction's flush does not vouch for keys: its produce is checked first.
+  if (body.transactionId !== undefined) await confirmKey(c);
   const tenantId = c.get("principal").tenantId;
   const topic = await c.env.topics.get(c.env.db, tenantId, name);
   const entries = toEntries(body.messages, topic, c.env.partitioner, c.env.clock.now());

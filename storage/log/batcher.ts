@@ -10,7 +10,8 @@ import type { Database } from "../metadata/db.ts";
 import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
 import { meteredBytes } from "../usage/metered-bytes.ts";
-import { CommitDeadlineError, commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
+import { CommitDeadlineError, commitSegment, KeyCheckRefused, type AssignedOffset, type CommitRun } from "./commit.ts";
+import type { DeferredKeyCheck } from "../tenancy/tenants.ts";
 import { newSegmentId, segmentObjectKey } from "./segment-ids.ts";
 import { type AssignedRange, type EncodedRecords, encodeParts, rangesOf } from "./encoded-records.ts";
 import { MAX_BATCH_BYTES, MAX_BATCH_RECORDS } from "./stored-batch.ts";
@@ -90,6 +91,8 @@ export interface FlushStats {
   commitMs: number;
   /** Flushes whose segment went into an array an earlier segment had used (SEGMENT_POOL_BYTES). */
   segmentsReused: number;
+  /** Flushes that stored nothing because a key they were to vouch for no longer held (KeyCheckRefused). */
+  refusedFlushes: number;
 }
 
 /** A committed flush, for listeners such as long-polling readers. */
@@ -105,6 +108,14 @@ interface Waiter {
   entries: ProduceEntry[];
   /** A produce in batches: its parts, in place of entries. */
   encoded?: EncodedRecords[];
+  /** Encoded size, counted against maxBytes. */
+  bytes: number;
+  /** When it was submitted (its wait is measured from here). */
+  submitted: number;
+  /** Its key check, left to the flush commit. */
+  check?: DeferredKeyCheck;
+  /** Its request's database and store (a refused flush requeues it on them: on Workers they end with its request). */
+  io: FlushIo;
   resolve(offsets: AssignedOffset[], ranges: AssignedRange[]): void;
   reject(error: unknown): void;
 }
@@ -139,6 +150,7 @@ export class Batcher {
     putMs: 0,
     commitMs: 0,
     segmentsReused: 0,
+    refusedFlushes: 0,
   };
   /** PUT and commit durations per flush, and each request's wait from submit to its offsets. */
   readonly latency = { putMs: new LatencyHistogram(), commitMs: new LatencyHistogram(), submitMs: new LatencyHistogram() };
@@ -160,23 +172,29 @@ export class Batcher {
     return () => this.listeners.delete(listener);
   }
 
-  /** Resolves with one offset per entry, in entry order, once they are committed. */
-  submit(tenantId: string, entries: ProduceEntry[], io: FlushIo): Promise<AssignedOffset[]> {
+  /**
+   * Resolves with one offset per entry, in entry order, once they are committed. `check`: the
+   * request's key check, left to the commit (rejects with KeyCheckRefused if the key no longer holds).
+   */
+  submit(tenantId: string, entries: ProduceEntry[], io: FlushIo, check?: DeferredKeyCheck): Promise<AssignedOffset[]> {
     let bytes = 0;
     for (const e of entries) bytes += e.bytes;
-    return new Promise((resolve, reject) => this.enqueue(tenantId, io, bytes, { entries, resolve, reject }));
+    const submitted = this.options.now();
+    return new Promise((resolve, reject) => this.enqueue(tenantId, { entries, bytes, submitted, check, io, resolve, reject }));
   }
 
   /** Resolves with one range of offsets per part, in part order, once they are committed. */
-  submitEncoded(tenantId: string, parts: EncodedRecords[], io: FlushIo): Promise<AssignedRange[]> {
+  submitEncoded(tenantId: string, parts: EncodedRecords[], io: FlushIo, check?: DeferredKeyCheck): Promise<AssignedRange[]> {
     let bytes = 0;
     for (const part of parts) bytes += part.records.length;
+    const submitted = this.options.now();
     return new Promise((resolve, reject) =>
-      this.enqueue(tenantId, io, bytes, { entries: [], encoded: parts, resolve: (_, ranges) => resolve(ranges), reject }),
+      this.enqueue(tenantId, { entries: [], encoded: parts, bytes, submitted, check, io, resolve: (_, ranges) => resolve(ranges), reject }),
     );
   }
 
-  private enqueue(tenantId: string, io: FlushIo, bytes: number, waiter: Waiter): void {
+  private enqueue(tenantId: string, waiter: Waiter): void {
+    const { io } = waiter;
     let batch = this.open.get(tenantId);
     if (!batch) {
       batch = { tenantId, waiters: [], bytes: 0, io, due: false };
@@ -187,14 +205,8 @@ export class Batcher {
         this.pump(tenantId);
       }, this.options.lingerMs);
     }
-    const submitted = this.options.now();
-    const resolve = waiter.resolve;
-    waiter.resolve = (offsets, ranges) => {
-      this.latency.submitMs.record(this.options.now() - submitted);
-      resolve(offsets, ranges);
-    };
     batch.waiters.push(waiter);
-    batch.bytes += bytes;
+    batch.bytes += waiter.bytes;
     if (batch.bytes >= this.options.maxBytes) {
       // The request that fills the batch flushes it on its own I/O (matters on Workers).
       batch.io = io;
@@ -258,6 +270,7 @@ export class Batcher {
       const committing = now();
       this.stats.commits++;
       stage = "commit";
+      const vouch = keysToVouchFor(batch.waiters);
       const committed = await commitSegment(batch.io.db, {
         tenantId: batch.tenantId,
         segmentId,
@@ -267,12 +280,15 @@ export class Batcher {
         now: started,
         deadline: started + commitDeadlineMs,
         clock: now,
+        vouch,
       });
       const commitMs = now() - committing;
       this.stats.commitMs += commitMs;
       this.latency.commitMs.record(commitMs);
       const result = committed.offsets;
+      const answered = now();
       for (const [w, waiter] of batch.waiters.entries()) {
+        if (waiter.check && committed.vouched) waiter.check.outcome = "vouched";
         const offsets = offsetsOf(placement[w], waiter.entries.length, result);
         const ranges = rangesOf(encodedRuns[w], result);
         const refused = waiter.entries[0]?.transactionId && committed.refusedTransactions?.get(waiter.entries[0].transactionId);
@@ -281,6 +297,7 @@ export class Batcher {
         } else if (offsets.includes(null) || ranges === null) {
           waiter.reject(new ReservoirError("topic_not_found", "the topic was deleted while the request was in flight"));
         } else {
+          this.latency.submitMs.record(answered - waiter.submitted);
           waiter.resolve(offsets as AssignedOffset[], ranges);
         }
       }
@@ -292,11 +309,26 @@ export class Batcher {
       this.remember(segmentId, segment);
       this.notify(batch.tenantId, runs, result, committed.subscribedTopicIds);
     } catch (error) {
+      if (error instanceof KeyCheckRefused) return this.refused(batch, error);
       this.stats.failedFlushes++;
       this.options.observer?.failed(stage);
       const failure =
         error instanceof CommitDeadlineError ? unavailable("the metadata commit did not finish in time; retry the request", error) : error;
       for (const waiter of batch.waiters) waiter.reject(failure);
+    }
+  }
+
+  /**
+   * A flush that stored nothing because a key it was to vouch for no longer holds: the requests
+   * that came with such keys are rejected (their route takes the key check after all), and the
+   * others go into the next flush as if just submitted. Rare: it takes a key revoked, or a quota
+   * given to its tenant, since this instance last checked the key.
+   */
+  private refused(batch: Batch, error: KeyCheckRefused): void {
+    this.stats.refusedFlushes++;
+    for (const waiter of batch.waiters) {
+      if (waiter.check) waiter.reject(error);
+      else this.enqueue(batch.tenantId, waiter);
     }
   }
 
@@ -330,6 +362,18 @@ export class Batcher {
     });
     for (const listener of this.listeners) listener({ tenantId, highWatermarks, subscribedTopicIds });
   }
+}
+
+/** The keys of a batch's produces whose key check was left to its commit, and how many such requests. */
+function keysToVouchFor(waiters: Waiter[]): { keyIds: string[]; requests: number } | undefined {
+  const keyIds = new Set<string>();
+  let requests = 0;
+  for (const waiter of waiters) {
+    if (!waiter.check) continue;
+    keyIds.add(waiter.check.keyId);
+    requests++;
+  }
+  return requests > 0 ? { keyIds: [...keyIds], requests } : undefined;
 }
 
 interface Group {

@@ -4,6 +4,7 @@ import type { Database } from "../metadata/db.ts";
 import { apiKeys, tenants } from "../metadata/schema.ts";
 import { newId, newSecret, sha256Hex } from "../metadata/secrets.ts";
 import { deriveApiKey } from "./derived-keys.ts";
+import { sqlArray } from "../metadata/sql-array.ts";
 import { usageInsert } from "../usage/meter.ts";
 import { type Quotas, quotaExceeded, relaxedCommit, retryAfterSeconds, takeTokens } from "../usage/quota.ts";
 
@@ -19,6 +20,44 @@ export interface Principal {
   bytesCharged: boolean;
   /** The operator token reading as this tenant (functions/auth.ts): nothing is metered for it. */
   operator?: boolean;
+  /** A produce whose key check is left to the flush commit that stores its messages (see DeferredKeyCheck). */
+  deferred?: DeferredKeyCheck;
+}
+
+/**
+ * A key check left to the flush commit (storage/log/commit.ts). A produce by a key this instance
+ * has seen pass, of a tenant with no rate or storage quota, skips the key check's statement: the
+ * commit that would store its messages checks, in the same statement, that the key still exists
+ * and the tenant still has no such quota, and counts the request in usage. If not, the commit
+ * stores nothing and the produce takes the key check after all (functions/auth.ts). A revoked
+ * key therefore still stores nothing once its revocation has committed, at every instance.
+ */
+export interface DeferredKeyCheck {
+  keyId: string;
+  /**
+   * How the request's key was checked in the end: "vouched" by the commit of its messages,
+   * "checked" by the key check after all (both count the request), or "refused" by that check
+   * (401, 429: nothing counted). Unset while neither has happened.
+   */
+  outcome?: "vouched" | "checked" | "refused";
+}
+
+/** The quotas a key check must take from buckets or check before a produce: a tenant with any of them is checked first. */
+const checkedFirst = ["requestsPerSecond", "bytesPerSecond", "storageBytes"] as const;
+
+/** Whether a produce of a tenant with these quotas may leave its key check to the flush commit. */
+export function mayDeferKeyCheck(quotas: Quotas): boolean {
+  return checkedFirst.every((q) => quotas[q] === undefined);
+}
+
+/**
+ * True when every key named still exists under the tenant, whose quotas still hold none that is
+ * checked first: what a flush commit asks before it stores produces whose key check it vouches for.
+ */
+export function keysStillValid(tenantId: string, keyIds: SQL): SQL {
+  return sql`(SELECT count(*) FROM api_keys a JOIN tenants t ON t.id = a.tenant_id
+      WHERE a.id = ANY(${keyIds}) AND a.tenant_id = ${tenantId}
+        AND NOT (t.quotas ?| ${sqlArray([...checkedFirst], "text")})) = cardinality(${keyIds})`;
 }
 
 /**
@@ -101,7 +140,8 @@ export async function keyHasHash(db: Database, keyId: string, hash: string): Pro
  * from the tenant's requests bucket when it has a requestsPerSecond quota and `bytes` tokens
  * from its bytes bucket when it has a bytesPerSecond quota (storage/usage/quota.ts; bytes only
  * if the requests bucket granted), and count the request in usage unless a bucket refused it.
- * Nothing is cached, so a revoked key fails on the very next request at every instance.
+ * Its answer is never reused: a revoked key fails on the very next request at every instance (a
+ * produce that skips this check is checked by its commit instead: DeferredKeyCheck).
  */
 function keyCheck(hash: Placeholder, bytes: Placeholder) {
   const requests = sql`(SELECT tenant_id, (quotas->>'requestsPerSecond')::float8 AS rate, 1::float8 AS cost FROM k)`;
@@ -140,8 +180,13 @@ interface KeyCheckRow {
  * tenant's bytes bucket (a produce body's declared length; 0 for anything else). Throws
  * quota_exceeded (with the seconds to wait) when a bucket is empty.
  */
-export async function authenticate(db: Database, presented: string, bytes = 0): Promise<Principal | null> {
-  const [found] = await runKeyCheck(db, sha256Hex(presented), bytes);
+export function authenticate(db: Database, presented: string, bytes = 0): Promise<Principal | null> {
+  return authenticateHash(db, sha256Hex(presented), bytes);
+}
+
+/** The same, for a key whose secret the caller hashed already (sha256Hex). */
+export async function authenticateHash(db: Database, hash: string, bytes = 0): Promise<Principal | null> {
+  const [found] = await runKeyCheck(db, hash, bytes);
   if (!found) return null;
   if (found.granted === false) {
     throw quotaExceeded("requestsPerSecond", retryAfterSeconds(1, Number(found.tokens), Number(found.rate)));

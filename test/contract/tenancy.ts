@@ -156,6 +156,31 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         // Counted: the three produces, the PUT and the GET; no refused request.
         expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 3, requests: 5 });
       });
+
+      it("a quota given after a key produced holds on that key's very next produce; a failed produce is counted as a request", async () => {
+        // A produce by a key the server has seen pass leaves its key check to the commit of its
+        // messages (README, "Tenants and keys"): a quota given meanwhile, a topic that is not
+        // there or a bad body must still come out as if the key had been checked first.
+        const t = await newTenant();
+        const topic = uniq("quota-later");
+        assertStatus(await t.client.put(`/v1/topics/${topic}`, {}), 201);
+        for (let i = 0; i < 3; i++)
+          assertStatus(await t.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: `m${i}` }] }), 200);
+        assertProblem(await t.client.post(`/v1/topics/${uniq("nope")}/messages`, { messages: [{ value: "x" }] }), 404, "topic_not_found");
+        assertProblem(await t.client.post(`/v1/topics/${topic}/messages`, { messages: "not a list" }), 400, "invalid_request");
+        // Five produces and the PUT: each counted once, whichever way its key was checked.
+        expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 3, requests: 6 });
+        // A storage quota the tenant's stored messages already exceed: the next produce is refused.
+        assertStatus(await admin.patch(`/v1/admin/tenants/${t.tenantId}`, { quotas: { storageBytes: 1 } }), 200);
+        assertProblem(await t.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "over" }] }), 429, "quota_exceeded");
+        expect((await t.client.get(`/v1/topics/${topic}`)).body.highWatermarks).toEqual([3]);
+        // Lifted again: the key produces as before.
+        assertStatus(await admin.patch(`/v1/admin/tenants/${t.tenantId}`, { quotas: { storageBytes: null } }), 200);
+        assertStatus(await t.client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "m3" }] }), 200);
+        expect((await t.client.get(`/v1/topics/${topic}`)).body.highWatermarks).toEqual([4]);
+        // Since: two GETs and a produce; the produce refused by the quota was not counted.
+        expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 4, requests: 9 });
+      });
     });
 
     describe("GET and PATCH /v1/admin/tenants/{id}", () => {

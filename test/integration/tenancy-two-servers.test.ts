@@ -1,5 +1,6 @@
 // Two Node server processes on one Postgres database serving one tenant: a key revoked through
-// one server fails on the very next request at the other (keys are never cached), a quota
+// one server fails on the very next request at the other (a key check's answer is never reused;
+// a produce that left its check to its flush commit is checked there), a quota
 // holds across both (the token bucket lives in Postgres, not in either process), and the
 // tenant's usage counts the requests both granted, and only those.
 
@@ -53,6 +54,26 @@ describe("two Node servers sharing one tenant's keys and quotas", () => {
     assertProblem(await atA.get("/v1/topics"), 401, "unauthorized");
     // The tenant's first key still works at both.
     for (const client of t.clients) assertStatus(await client.get("/v1/topics"), 200);
+  });
+
+  it("a produce key revoked through one server stores nothing at the other, whose produces had left their key check to the commit", async () => {
+    const t = await newTenant("produce-revocation");
+    const topic = "revoked";
+    assertStatus(await t.clients[0].put(`/v1/topics/${topic}`, {}), 201);
+    const key = await admins[0].post(`/v1/admin/tenants/${t.tenantId}/keys`, { scopes: ["produce"] });
+    assertStatus(key, 201);
+    const [atA, atB] = servers.map((s) => api(s.baseUrl, key.body.apiKey));
+    // Each server has checked the key and then produced with it on the commit's check alone.
+    for (const client of [atA, atB, atA, atB])
+      assertStatus(await client.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "ok" }] }), 200);
+    assertStatus(await admins[0].delete(`/v1/admin/tenants/${t.tenantId}/keys/${key.body.keyId}`), 204);
+    assertProblem(await atB.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "after" }] }), 401, "unauthorized");
+    assertProblem(await atA.post(`/v1/topics/${topic}/messages`, { messages: [{ value: "after" }] }), 401, "unauthorized");
+    expect((await t.clients[1].get(`/v1/topics/${topic}`)).body.highWatermarks).toEqual([4]);
+    const usage = await admins[1].get("/v1/admin/usage", { query: { tenant: t.tenantId } });
+    const sum = (field: string) => usage.body.usage.reduce((n: number, r: Record<string, number>) => n + r[field], 0);
+    // The topic's PUT, four produces and the GET; the refused produces are not counted.
+    expect([sum("messagesIn"), sum("requests")]).toEqual([4, 6]);
   });
 
   it("a requestsPerSecond quota holds across both servers: together they grant at most the burst plus the refill", async () => {

@@ -337,6 +337,7 @@ async function handle(request: Request, instance: Instance, db: Database, ctx: W
     storedBytes: instance.storedBytes,
     metrics: instance.metrics,
     sqsQueues: instance.sqsQueues,
+    knownKeys: instance.knownKeys,
     db: trackDatabase(db, instance.scope),
     store: instance.store,
     clock: { now: () => Date.now() },
