@@ -102,6 +102,7 @@ try {
           e2eP50: e2e,
           e2eP99: r.endToEnd!.p99Ms,
           putP50: put,
+          putP99: r.produceOverhead?.putP99Ms,
           commitP50: commit,
           requestP50: r.produceOverhead?.requestP50Ms,
           serverWaitP50: r.produceOverhead?.serverWaitP50Ms,

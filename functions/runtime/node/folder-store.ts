@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { constants, type Dirent } from "node:fs";
-import { access, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
+import { access, type FileHandle, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
+import { LRUCache } from "lru-cache";
 import { dirname, join, resolve } from "node:path";
 import { unavailable } from "../../../storage/errors.ts";
 import {
@@ -22,6 +23,9 @@ const TEMP_PREFIX = ".reservoir-tmp-";
  */
 export class FolderObjectStore implements ObjectStore {
   private readonly root: string;
+  /** Directories this store made or found: a PUT into one skips its mkdir (the store never removes one). */
+  private readonly made = new Set<string>();
+  private readonly dirSyncs = new DirectorySyncs();
 
   constructor(rootDir: string) {
     this.root = resolve(rootDir);
@@ -32,28 +36,44 @@ export class FolderObjectStore implements ObjectStore {
     await this.write(key, path, body).catch((error) => failed("write", key, error));
   }
 
-  private async write(key: string, path: string, body: Uint8Array): Promise<void> {
+  /**
+   * Each step of a PUT is a turn of the event loop, which on the embedded default waits behind
+   * PGlite's statements on the same thread: the steps a PUT waits for are the fewest that keep it
+   * durable (open, write, fsync, link, the directory's fsync), and the rest (closing the file,
+   * removing the temporary name) go on after it (docs/benchmarks.md, session 23).
+   */
+  private async write(key: string, path: string, body: Uint8Array, again = false): Promise<void> {
     const dir = dirname(path);
-    const firstCreated = await mkdir(dir, { recursive: true });
+    const firstCreated = this.made.has(dir) ? undefined : await mkdir(dir, { recursive: true });
+    this.made.add(dir);
     const temp = join(dir, TEMP_PREFIX + randomUUID());
+    let file: FileHandle;
+    try {
+      file = await open(temp, "wx");
+    } catch (err) {
+      // Removed behind the store's back: make it again, once.
+      if (errno(err) !== "ENOENT" || again) throw err;
+      this.made.delete(dir);
+      return this.write(key, path, body, true);
+    }
     try {
       // The bytes are durable under a name no reader looks at before the key appears, so a crash
       // leaves either nothing or the whole object; link() fails instead of replacing a file.
-      const file = await open(temp, "wx");
       try {
         await file.writeFile(body);
         await file.sync();
       } finally {
-        await file.close();
+        void file.close().catch(() => {});
       }
       await link(temp, path).catch((err) => {
         throw errno(err) === "EEXIST" ? new ObjectExistsError(key) : err;
       });
     } finally {
-      await unlink(temp).catch(() => {});
+      // A temporary name left by a crash is never listed nor read.
+      void unlink(temp).catch(() => {});
     }
     // The new directory entries (the key's, and any directories mkdir made) must be durable too.
-    await syncDir(dir);
+    await this.dirSyncs.sync(dir);
     if (firstCreated) {
       for (let d = dir; d !== dirname(firstCreated); d = dirname(d)) await syncDir(dirname(d));
     }
@@ -168,6 +188,52 @@ const ABSENT = ["ENOENT", "ENOTDIR", "EISDIR"];
 function failed(operation: string, key: string, error: unknown): never {
   if (error instanceof ObjectExistsError || error instanceof ObjectNotFoundError || error instanceof RangeError) throw error;
   throw unavailable(`folder store: could not ${operation} ${key}: ${(error as Error)?.message ?? String(error)}`, error);
+}
+
+/**
+ * fsyncs of directories, shared: a PUT's fsync must start after its link, so a PUT arriving while
+ * one runs waits for the next, which every PUT arriving meanwhile joins (a group commit). The
+ * handles of the most recent directories stay open, so an fsync is one step, not three.
+ */
+class DirectorySyncs {
+  private readonly dirs = new LRUCache<string, DirectoryState>({
+    max: 64,
+    // Closed once its last fsync has ended; a later PUT into it opens it again.
+    dispose: (state) => void state.tail.finally(() => state.handle?.then((h) => h.close())).catch(() => {}),
+  });
+
+  sync(dir: string): Promise<void> {
+    let state = this.dirs.get(dir);
+    if (!state) {
+      state = { tail: Promise.resolve(), next: null };
+      this.dirs.set(dir, state);
+    }
+    if (state.next) return state.next;
+    const own = state;
+    const next: Promise<void> = own.tail
+      .catch(() => {})
+      .then(async () => {
+        own.next = null;
+        own.handle ??= open(dir, "r");
+        const opening = own.handle;
+        const handle = await opening.catch((err) => {
+          if (own.handle === opening) own.handle = undefined;
+          throw err;
+        });
+        await handle.sync();
+      });
+    own.next = next;
+    own.tail = next;
+    return next;
+  }
+}
+
+interface DirectoryState {
+  handle?: Promise<FileHandle>;
+  /** The last fsync started or queued. */
+  tail: Promise<void>;
+  /** The fsync queued behind the running one, not started yet: PUTs arriving now join it. */
+  next: Promise<void> | null;
 }
 
 async function syncDir(dir: string): Promise<void> {
