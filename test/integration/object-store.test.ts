@@ -238,6 +238,22 @@ describe("FolderObjectStore", () => {
     expect(await readdir(join(dir, "tenants/t/segments"))).toEqual(["1"]);
   });
 
+  it("makes a directory again that was removed behind its back", async () => {
+    await store.put("tenants/t/segments/1", text("one"));
+    await rm(join(dir, "tenants"), { recursive: true });
+    await store.put("tenants/t/segments/2", text("two"));
+    expect(new TextDecoder().decode(await store.get("tenants/t/segments/2"))).toBe("two");
+    expect(await readdir(join(dir, "tenants/t/segments"))).toEqual(["2"]);
+  });
+
+  it("stores every one of many concurrent PUTs into one directory (their directory fsyncs shared)", async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `tenants/t/segments/${String(i).padStart(2, "0")}`);
+    await Promise.all(keys.map((key) => store.put(key, text(key))));
+    expect((await store.list("tenants/t/")).keys).toEqual(keys);
+    for (const key of keys) expect(new TextDecoder().decode(await store.get(key))).toBe(key);
+    expect((await readdir(join(dir, "tenants/t/segments"))).filter((n) => n.startsWith(".reservoir-tmp-"))).toEqual([]);
+  });
+
   it("never lists an interrupted write", async () => {
     await store.put("tenants/t/segments/1", text("one"));
     // What a crash between writing the temporary file and linking it leaves behind.

@@ -38,9 +38,9 @@ export class FolderObjectStore implements ObjectStore {
 
   /**
    * Each step of a PUT is a turn of the event loop, which on the embedded default waits behind
-   * PGlite's statements on the same thread: the steps a PUT waits for are the fewest that keep it
-   * durable (open, write, fsync, link, the directory's fsync), and the rest (closing the file,
-   * removing the temporary name) go on after it (docs/benchmarks.md, session 23).
+   * PGlite's statements on the same thread: the steps a PUT waits for one after the other are the
+   * fewest that keep it durable (open, write, fsync, link, the directory's fsync, with the
+   * temporary name's removal beside it); the file is closed after it (docs/benchmarks.md, session 23).
    */
   private async write(key: string, path: string, body: Uint8Array, again = false): Promise<void> {
     const dir = dirname(path);
@@ -68,12 +68,13 @@ export class FolderObjectStore implements ObjectStore {
       await link(temp, path).catch((err) => {
         throw errno(err) === "EEXIST" ? new ObjectExistsError(key) : err;
       });
-    } finally {
-      // A temporary name left by a crash is never listed nor read.
-      void unlink(temp).catch(() => {});
+    } catch (err) {
+      await unlink(temp).catch(() => {});
+      throw err;
     }
     // The new directory entries (the key's, and any directories mkdir made) must be durable too.
-    await this.dirSyncs.sync(dir);
+    // The temporary name goes meanwhile (one left by a crash is never listed nor read).
+    await Promise.all([unlink(temp).catch(() => {}), this.dirSyncs.sync(dir)]);
     if (firstCreated) {
       for (let d = dir; d !== dirname(firstCreated); d = dirname(d)) await syncDir(dirname(d));
     }
