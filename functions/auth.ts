@@ -5,6 +5,7 @@ import {
   allScopes,
   authenticateHash,
   type DeferredKeyCheck,
+  KeyCheckRefused,
   mayDeferKeyCheck,
   type Principal,
   type Scope,
@@ -23,6 +24,15 @@ function bearer(header: string | undefined): string | null {
 /** POST /v1/topics/{topic}/messages (the only POST whose path ends so). */
 function isProduce(method: string, path: string): boolean {
   return method === "POST" && path.endsWith("/messages");
+}
+
+/**
+ * The requests that may leave their key check to the statements that do their work: a produce
+ * (its flush commit), a receive and an ack (their lease and ack statements). Each vouches for
+ * the key before it changes anything (storage/tenancy/tenants.ts, DeferredKeyCheck).
+ */
+function mayDeferTo(method: string, path: string): boolean {
+  return isProduce(method, path) || (method === "POST" && /\/groups\/[^/]+\/(receive|ack)$/.test(path));
 }
 
 /**
@@ -64,7 +74,7 @@ export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   if (!token) throw unauthorized();
   const hash = sha256Hex(token);
-  const known = isProduce(c.req.method, c.req.path) ? c.env.knownKeys.get(hash) : undefined;
+  const known = mayDeferTo(c.req.method, c.req.path) ? c.env.knownKeys.get(hash) : undefined;
   if (known && mayDeferKeyCheck(known.quotas)) return deferKeyCheck(c, next, known);
   c.set("principal", await checkKey(c, hash));
   await next();
@@ -73,11 +83,12 @@ export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /**
- * A produce by a key this instance has seen pass, of a tenant without rate or storage quotas:
- * its flush commit checks the key (storage/tenancy/tenants.ts, DeferredKeyCheck), one statement
- * and one wait for the database fewer per produce. A request refused before a commit vouched
- * for its key takes the key check once it is answered, so that a revoked key answers 401
- * whatever else was wrong with the request (its topic, its body), and it is counted as before.
+ * A request of mayDeferTo by a key this instance has seen pass, of a tenant without rate or
+ * storage quotas: the first statement that changes something checks the key (storage/tenancy/
+ * tenants.ts, DeferredKeyCheck), one statement and one wait for the database fewer per request.
+ * A request refused before a statement vouched for its key takes the key check once it is
+ * answered, so that a revoked key answers 401 whatever else was wrong with the request (its
+ * topic, its body, its receipts), and it is counted as before.
  * One that failed on our side (5xx: the database or the store failing, nothing stored) keeps its
  * answer: a key check would wait on the same failure, and a retry is checked anyway.
  */
@@ -90,10 +101,25 @@ async function deferKeyCheck(c: Context<AppEnv>, next: Next, known: KnownKey): P
 }
 
 /**
- * Runs a deferred key check now (a no-op when none is pending): for a produce whose commit
- * refused its key (revoked, or the tenant gained a quota), or that takes a path the commit does
- * not vouch on (a transaction's). Throws as the key check does; on success the request goes on
- * as an ordinary one, under what the check found.
+ * Runs a handler that may leave its key check to its statements. One that found the key no
+ * longer holds (revoked, or its tenant gained a quota) changed nothing: the key check runs (401
+ * or 429 if so), and the handler again, as an ordinary request under what the check found.
+ */
+export async function withDeferredKeyCheck<T>(c: Context<AppEnv>, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (!(error instanceof KeyCheckRefused)) throw error;
+    await confirmKey(c);
+    return run();
+  }
+}
+
+/**
+ * Runs a deferred key check now (a no-op when none is pending): before work no statement vouches
+ * for (a produce into a transaction, a consumer group created on first use), or after a
+ * statement refused the key. Throws as the key check does; on success the request goes on as an
+ * ordinary one, under what the check found.
  */
 export async function confirmKey(c: Context<AppEnv>): Promise<void> {
   const deferred = c.get("principal").deferred;

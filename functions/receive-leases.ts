@@ -112,7 +112,8 @@ export async function receiveChunks(
  * them skipped them.
  */
 export async function settleReceipts(c: Context<AppEnv>, group: Group, receipts: ReceiptRef[], action: Settlement): Promise<SettleResult> {
-  const result = await settle(c.env.db, c.env.receipts, c.get("principal").tenantId, group, receipts, action, c.env.clock.now());
+  const { tenantId, deferred } = c.get("principal");
+  const result = await settle(c.env.db, c.env.receipts, tenantId, group, receipts, action, c.env.clock.now(), deferred);
   // A nack or a visibility change returns messages: no lease may be skipped for them.
   if (action.kind !== "ack") c.env.commits.undrain(group.topicId);
   c.env.commits.wakeBlocked(group.topicId, group.id);
@@ -168,7 +169,8 @@ async function leaseLoop<T>(
     const turnEnds = await c.env.leaseTurns.take(group.id, topic.partitions);
     const now = c.env.clock.now();
     const returns = c.env.commits.looking(topic.id, group.id);
-    const lease = await leaseNow(c.env, group, topic, { max, visibilityMs, receiver, now }).finally(turnEnds);
+    const check = c.get("principal").deferred;
+    const lease = await leaseNow(c.env, group, topic, { max, visibilityMs, receiver, now, check }).finally(turnEnds);
     c.env.commits.leased(topic.id, group.id, returns, now, lease.drained === true);
     // A full lease may have left messages behind: the next waiting receiver goes for them now,
     // not once this one has read its messages. Receivers of one partition take turns on its

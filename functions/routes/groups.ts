@@ -10,7 +10,7 @@ import type { SettleResult, Settlement } from "../../storage/groups/settle.ts";
 import type { Database } from "../../storage/metadata/db.ts";
 import { holdTopic } from "../../storage/metadata/topic-hold.ts";
 import type { Topic } from "../../storage/metadata/topics.ts";
-import { requireScope } from "../auth.ts";
+import { confirmKey, requireScope, withDeferredKeyCheck } from "../auth.ts";
 import { receiveChunks, receiveLeases, settleReceipts } from "../receive-leases.ts";
 import { acceptsBatches, BATCHES_TYPE, batchesBody, batchesContent } from "../stored-batches.ts";
 import { messageJson } from "../message-json.ts";
@@ -149,10 +149,11 @@ async function resolve(c: Context<AppEnv>, params: { topic: string; group: strin
   const tenantId = c.get("principal").tenantId;
   const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
   // Cached like the topic: a change made through another instance is seen within a second.
-  const group = await c.env.groups.get(
-    groupKey(topic, params.group),
-    async () => (await ensureGroup(c.env.db, tenantId, topic, params.group)).group,
-  );
+  const group = await c.env.groups.get(groupKey(topic, params.group), async () => {
+    // A group is made on first use: only for a key checked by then.
+    await confirmKey(c);
+    return (await ensureGroup(c.env.db, tenantId, topic, params.group)).group;
+  });
   return { topic, group };
 }
 
@@ -213,21 +214,23 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
     const ackField = (acked: SettleResult | undefined) => (acked ? { ack: { acked: acked.done, failed: acked.failed } } : {});
     const accept = c.req.header("accept");
     // Each answer is built whole (its bytes copied out of the read cache) before the scope closes.
-    return c.env.cache.scoped(async (reads) => {
-      if (acceptsBatches(accept)) {
-        const { chunks, leases, acked } = await receiveChunks(c, topic, group, request, reads);
-        return c.body(batchesBody(chunks, { leases, ...ackField(acked) }), 200, { "content-type": BATCHES_TYPE });
-      }
-      const { messages, leases, acked } = await receiveLeases(c, topic, group, request, reads);
-      const fields = { ...(leases.length > 0 ? { leases } : {}), ...ackField(acked) };
-      if (acceptsRaw(accept)) {
-        return c.body(rawMessagesBody(topic.name, messages, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
-      }
-      const json = messages.map((d) =>
-        Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: d.receipt, attempt: d.attempt }),
-      );
-      return c.json({ messages: json, ...fields }, 200);
-    });
+    return withDeferredKeyCheck<Response>(c, () =>
+      c.env.cache.scoped(async (reads) => {
+        if (acceptsBatches(accept)) {
+          const { chunks, leases, acked } = await receiveChunks(c, topic, group, request, reads);
+          return c.body(batchesBody(chunks, { leases, ...ackField(acked) }), 200, { "content-type": BATCHES_TYPE });
+        }
+        const { messages, leases, acked } = await receiveLeases(c, topic, group, request, reads);
+        const fields = { ...(leases.length > 0 ? { leases } : {}), ...ackField(acked) };
+        if (acceptsRaw(accept)) {
+          return c.body(rawMessagesBody(topic.name, messages, fields), 200, { "content-type": RAW_MESSAGES_TYPE });
+        }
+        const json = messages.map((d) =>
+          Object.assign(messageJson(topic.name, d.partition, d.offset, d.record), { receipt: d.receipt, attempt: d.attempt }),
+        );
+        return c.json({ messages: json, ...fields }, 200);
+      }),
+    );
   });
 
   const settleNamed = async (c: Context<AppEnv>, params: { topic: string; group: string }, receipts: ReceiptRef[], action: Settlement) => {
@@ -237,7 +240,7 @@ export function registerGroups(app: OpenAPIHono<AppEnv>) {
   };
   app.openapi(ackRoute, async (c) => {
     const { receipts } = c.req.valid("json");
-    const result = await settleNamed(c, c.req.valid("param"), receipts, { kind: "ack" });
+    const result = await withDeferredKeyCheck(c, () => settleNamed(c, c.req.valid("param"), receipts, { kind: "ack" }));
     return c.json({ acked: result.done, failed: result.failed }, 200);
   });
   app.openapi(nackRoute, async (c) => {

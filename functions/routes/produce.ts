@@ -7,8 +7,7 @@ import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
 import { admitEncoded, admitEntries, commitEncoded, commitEntries } from "../produce/submit.ts";
 import { parseProduceBatches, placeBatches, type ProducedBatch } from "../produce/batches.ts";
-import { confirmKey, requireScope } from "../auth.ts";
-import { KeyCheckRefused } from "../../storage/log/commit.ts";
+import { confirmKey, requireScope, withDeferredKeyCheck } from "../auth.ts";
 import { refuseUnstorableText } from "../storable-text.ts";
 import { toEntries } from "../produce/entries.ts";
 import { findTransaction, notFound, notOpen } from "../../storage/transactions/transactions.ts";
@@ -84,16 +83,9 @@ export function registerProduce(app: OpenAPIHono<AppEnv>) {
     const bytes = await readBody(c.req.raw, limits.produceBodyBytes, c.env.declaredBody);
     try {
       const parsed = format === "batches" ? parseProduceBatches(bytes) : parseProduceBody(bytes, format);
-      const run = () => (Array.isArray(parsed) ? produceBatches(c, name, parsed, answered) : produce(c, name, parsed, answered));
-      try {
-        return await run();
-      } catch (error) {
-        // The commit found the key revoked, or its tenant under a quota now: the key check runs
-        // (401 or 429 if so), then the request again under what it found.
-        if (!(error instanceof KeyCheckRefused)) throw error;
-        await confirmKey(c);
-        return await run();
-      }
+      return await withDeferredKeyCheck<Response>(c, () =>
+        Array.isArray(parsed) ? produceBatches(c, name, parsed, answered) : produce(c, name, parsed, answered),
+      );
     } finally {
       // The values are views of `bytes` until the batcher has copied them into a segment, which
       // it has once its promise for them settled (awaited above, also past a deadline's answer).

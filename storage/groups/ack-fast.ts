@@ -26,6 +26,8 @@ import { type Database, retryConflicts, rows } from "../metadata/db.ts";
 import { advanceCommitted, committedOf } from "./lease-store.ts";
 import { sqlArray } from "../metadata/sql-array.ts";
 import type { ReceiptClaims } from "./receipts.ts";
+import type { Group } from "./groups.ts";
+import { type DeferredKeyCheck, vouched, vouchingCtes } from "../tenancy/tenants.ts";
 
 /** A receipt naming a whole row from its first offset: [partition, first offset, last offset, token]. */
 export type WholeRow = [number, number, number, number];
@@ -43,19 +45,28 @@ export function wholeRowOf(c: ReceiptClaims): WholeRow | null {
 /**
  * Settles the rows named if each is still leased under that grant with nothing settled, else
  * none; returns the keys (wholeRowKey) of those it settled (all or none: the general way then
- * takes the whole call), after moving their partitions' committed cursors.
+ * takes the whole call), after moving their partitions' committed cursors. `check`: the
+ * request's key check, left to this statement (storage/tenancy/tenants.ts, vouchingCtes).
  */
-export async function ackWholeRows(db: Database, groupId: number, named: WholeRow[], now: number): Promise<Set<string>> {
+export async function ackWholeRows(
+  group: Group,
+  db: Database,
+  named: WholeRow[],
+  now: number,
+  check?: DeferredKeyCheck,
+): Promise<Set<string>> {
+  const groupId = group.id;
   // All or nothing: the rows are locked first, and settled only if every one named qualifies.
   // Settling some here and leaving the others to the general way's transaction split one ack
   // call in two, and a receive between them could re-lease a message of the second part after
   // the first was acked: no order of the two calls explained that (the groups model found it).
   // Each row once: a receipt named twice must not count for two rows.
   const rowsNamed = [...new Map(named.map((w) => [wholeRowKey(w), w])).values()];
-  const settled = await retryConflicts(() =>
-    rows<{ partition: number; first_offset: number; token: number }>(
+  const [answer] = await retryConflicts(() =>
+    rows<{ ok: boolean; settled: [number, number, number][] | null }>(
       db,
-      sql`WITH qualifying AS (
+      sql`WITH ${vouchingCtes(group.tenantId, check)},
+          qualifying AS (
             SELECT l.partition, l.first_offset FROM group_leases l
             JOIN unnest(${sqlArray(
               rowsNamed.map((n) => n[0]),
@@ -71,16 +82,21 @@ export async function ackWholeRows(db: Database, groupId: number, named: WholeRo
               "bigint",
             )}) AS k(p, f, t, tok)
               ON l.partition = k.p AND l.first_offset = k.f AND l.last_offset = k.t AND l.token = k.tok
-            WHERE l.group_id = ${groupId} AND l.visible_at > ${now} AND cardinality(l.settled) = 0
+            WHERE l.group_id = ${groupId} AND l.visible_at > ${now} AND cardinality(l.settled) = 0 AND (SELECT ok FROM vouched)
             ORDER BY l.partition, l.first_offset
-            FOR UPDATE OF l)
-          UPDATE group_leases l SET settled = ARRAY(SELECT generate_series(0, (l.last_offset - l.first_offset)::int))
-          FROM qualifying q
-          WHERE l.group_id = ${groupId} AND l.partition = q.partition AND l.first_offset = q.first_offset
-            AND (SELECT count(*) FROM qualifying) = ${rowsNamed.length}
-          RETURNING l.partition, l.first_offset, l.token`,
+            FOR UPDATE OF l),
+          acked AS (
+            UPDATE group_leases l SET settled = ARRAY(SELECT generate_series(0, (l.last_offset - l.first_offset)::int))
+            FROM qualifying q
+            WHERE l.group_id = ${groupId} AND l.partition = q.partition AND l.first_offset = q.first_offset
+              AND (SELECT count(*) FROM qualifying) = ${rowsNamed.length}
+            RETURNING l.partition, l.first_offset, l.token)
+          SELECT (SELECT ok FROM vouched) AS ok, (SELECT count(*) FROM vouch_counted) AS counted,
+                 (SELECT json_agg(json_build_array(partition, first_offset, token)) FROM acked) AS settled`,
     ),
   );
+  vouched(check, answer.ok);
+  const settled = (answer.settled ?? []).map(([partition, first_offset, token]) => ({ partition, first_offset, token }));
   if (settled.length > 0)
     await cursorMoves(
       db,

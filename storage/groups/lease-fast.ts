@@ -31,8 +31,11 @@ import type { LeaseRow } from "./lease-rows.ts";
 import { choosePartitions, partitionOrder, positionAge, rotation } from "./lease-store.ts";
 import { FRESH_SCAN_WINDOW, type Lease, leaseIn, type ReceiveOptions, windowColumns } from "./receive.ts";
 import { newGrantToken } from "./receipts.ts";
+import { vouched, vouchIn, vouchingCtes } from "../tenancy/tenants.ts";
 
 interface FastResult {
+  /** The request's key still holds (vouchingCtes): else the statement wrote nothing. */
+  ok: boolean;
   /** Rows due again exist: the general way leases, from the start. */
   due: boolean;
   /** Positions locked but left alone (delayed messages, lease rows, changed since the snapshot). */
@@ -66,6 +69,7 @@ export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topi
   const token = newGrantToken();
   if (group.ordering === "none" && options.maxPartitions === undefined) {
     const fast = await retryConflicts(() => leaseFromFrontiers(io.db, group, topic, options, token));
+    vouched(options.check, fast.ok);
     if (fast.wrote) {
       const lease = fastLease(fast.taken ?? [], options, token, fast.index ?? [], fast.next ?? []);
       const everything = !fast.due && fast.unclean === 0 && lease.plan.grants.length === Number(fast.available);
@@ -78,7 +82,14 @@ export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topi
       if (!fast.taken?.length) return { ...nothing, blocked: true };
     }
   }
-  return retryConflicts(() => io.db.transaction((tx) => leaseIn({ ...io, db: tx }, group, topic, options, token)));
+  const lease = await retryConflicts(() =>
+    io.db.transaction(async (tx) => {
+      await vouchIn(tx, group.tenantId, options.check);
+      return leaseIn({ ...io, db: tx }, group, topic, options, token);
+    }),
+  );
+  vouched(options.check, true);
+  return lease;
 }
 
 async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, options: ReceiveOptions, token: number): Promise<FastResult> {
@@ -103,7 +114,8 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
   // Window functions cannot go with FOR UPDATE, so the order is kept as columns for the next step.
   const [r] = await rows<FastResult>(
     db,
-    sql`WITH due AS (
+    sql`WITH ${vouchingCtes(group.tenantId, options.check)},
+        due AS (
           SELECT EXISTS (SELECT 1 FROM group_leases
             WHERE group_id = ${groupId} AND visible_at <= ${options.now} AND cardinality(settled) < last_offset - first_offset + 1) AS found),
         locked AS (
@@ -131,7 +143,7 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
           JOIN partitions p ON p.topic_id = ${topicId} AND p.partition = gp.partition
           WHERE gp.group_id = ${groupId} AND gp.frontier < p.next_offset),
         whole AS (
-          SELECT t.n > 0 AND (t.n >= ${options.max} OR ((SELECT count(*) FROM locked) = (SELECT count(*) FROM clean)
+          SELECT t.n > 0 AND (SELECT ok FROM vouched) AND (t.n >= ${options.max} OR ((SELECT count(*) FROM locked) = (SELECT count(*) FROM clean)
                  AND t.n >= (SELECT n FROM available))) AS yes
           FROM (SELECT COALESCE(sum(end_offset - first_offset), 0) AS n FROM taken) t),
         inserted AS (
@@ -143,7 +155,8 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
           UPDATE group_partitions gp SET frontier = t.end_offset FROM taken t
           WHERE gp.group_id = ${groupId} AND gp.partition = t.partition AND (SELECT yes FROM whole)
           RETURNING 1)
-        SELECT (SELECT found FROM due) AS due,
+        SELECT (SELECT ok FROM vouched) AS ok, (SELECT count(*) FROM vouch_counted) AS counted,
+               (SELECT found FROM due) AS due,
                (SELECT count(*)::int FROM locked) - (SELECT count(*)::int FROM clean) AS unclean,
                (SELECT n FROM available) AS available,
                (SELECT yes FROM whole) AS wrote,

@@ -8,6 +8,7 @@ import type { Group } from "./groups.ts";
 import { reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
 import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
 import { ackWholeRows, type WholeRow, wholeRowOf } from "./ack-fast.ts";
+import { type DeferredKeyCheck, vouched, vouchIn } from "../tenancy/tenants.ts";
 import { newGrantToken, receiptOf, type ReceiptClaims, type ReceiptRef, type ReceiptSigner } from "./receipts.ts";
 
 export type Settlement =
@@ -37,10 +38,20 @@ export async function settle(
   receipts: ReceiptRef[],
   action: Settlement,
   now: number,
+  check?: DeferredKeyCheck,
 ): Promise<SettleResult> {
   const { items, unknown } = verify(signer, tenantId, group, receipts, action);
+  // `check`: the request's key check, left to the statements that change something (vouchingCtes).
   const general = (claims: ClaimSettlement[]) =>
-    retryConflicts(() => db.transaction((tx) => settleClaims(tx, group, claims, now))).then((settled) => answer(unknown, settled));
+    retryConflicts(() =>
+      db.transaction(async (tx) => {
+        await vouchIn(tx, group.tenantId, check);
+        return settleClaims(tx, group, claims, now);
+      }),
+    ).then((settled) => {
+      vouched(check, true);
+      return answer(unknown, settled);
+    });
   if (action.kind !== "ack") return general(items);
   // A call whose receipts all name whole lease rows, each still leased and untouched, goes the
   // fast way (ack-fast.ts); any other, whole, the general way: one call is one transaction's
@@ -48,7 +59,7 @@ export async function settle(
   const whole = items.map((item) => wholeRowOf(item.claims));
   if (whole.length === 0 || whole.some((w) => w === null)) return general(items);
   const named = whole as WholeRow[];
-  const acked = await ackWholeRows(db, group.id, named, now);
+  const acked = await ackWholeRows(group, db, named, now, check);
   if (acked.size === 0) return general(items);
   const done = named.reduce((n, w) => n + w[2] - w[1] + 1, 0);
   return answer(unknown, { done, failed: [] });

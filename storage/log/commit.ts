@@ -10,7 +10,7 @@ import { sqlArray } from "../metadata/sql-array.ts";
 import type { ReservoirError } from "../errors.ts";
 import { appendPending } from "../transactions/pending.ts";
 import { usageInsert } from "../usage/meter.ts";
-import { keysStillValid } from "../tenancy/tenants.ts";
+import { KeyCheckRefused, keysStillValid } from "../tenancy/tenants.ts";
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -79,13 +79,6 @@ export interface Committed {
 export class CommitDeadlineError extends Error {
   constructor() {
     super("commit did not finish before its deadline");
-  }
-}
-
-/** A key a flush was to vouch for no longer holds: the flush stored nothing (storage/log/batcher.ts retries the others). */
-export class KeyCheckRefused extends Error {
-  constructor() {
-    super("a key this flush was to vouch for was revoked, or its tenant gained a quota checked first");
   }
 }
 

@@ -1,6 +1,6 @@
 /** Tenants and their API keys. Keys are stored only as SHA-256 hashes. */
 import { and, eq, type SQL, sql } from "drizzle-orm";
-import type { Database } from "../metadata/db.ts";
+import { type Database, type Queryable, rows } from "../metadata/db.ts";
 import { apiKeys, tenants } from "../metadata/schema.ts";
 import { newId, newSecret, sha256Hex } from "../metadata/secrets.ts";
 import { deriveApiKey } from "./derived-keys.ts";
@@ -48,6 +48,47 @@ const checkedFirst = ["requestsPerSecond", "bytesPerSecond", "storageBytes"] as 
 /** Whether a produce of a tenant with these quotas may leave its key check to the flush commit. */
 export function mayDeferKeyCheck(quotas: Quotas): boolean {
   return checkedFirst.every((q) => quotas[q] === undefined);
+}
+
+/** A key that a statement was to vouch for no longer holds (DeferredKeyCheck): the statement changed nothing. */
+export class KeyCheckRefused extends Error {
+  constructor() {
+    super("a key a statement was to vouch for was revoked, or its tenant gained a quota checked first");
+  }
+}
+
+/**
+ * The CTEs with which one statement vouches for a request's pending key check: `vouched` (its
+ * `ok`: the key still holds, as keysStillValid says) and the request counted in usage when it
+ * does. The statement must change nothing unless `(SELECT ok FROM vouched)`, and report it. With
+ * no check pending, ok is true and nothing is counted, under the same statement text.
+ */
+export function vouchingCtes(tenantId: string, check: DeferredKeyCheck | undefined): SQL {
+  const pending = check !== undefined && check.outcome === undefined;
+  const requests = pending ? 1 : 0;
+  return sql`vouched AS MATERIALIZED (SELECT ${keysStillValid(tenantId, sqlArray(pending ? [check.keyId] : [], "text"))} AS ok),
+    vouch_counted AS (${usageInsert(tenantId, { requests: sql`${requests}::bigint` }, undefined, sql`${requests}::bigint > 0 AND (SELECT ok FROM vouched)`)} RETURNING 1)`;
+}
+
+/** After a statement with vouchingCtes: the check vouched for, or KeyCheckRefused. */
+export function vouched(check: DeferredKeyCheck | undefined, ok: boolean): void {
+  if (check === undefined || check.outcome !== undefined) return;
+  if (!ok) throw new KeyCheckRefused();
+  check.outcome = "vouched";
+}
+
+/**
+ * The same as a statement of its own, first in a transaction whose other statements change
+ * things: KeyCheckRefused if the key no longer holds. The caller calls `vouched(check, true)`
+ * once the transaction committed (a rolled-back one counted nothing).
+ */
+export async function vouchIn(tx: Queryable, tenantId: string, check: DeferredKeyCheck | undefined): Promise<void> {
+  if (check === undefined || check.outcome !== undefined) return;
+  const [found] = await rows<{ ok: boolean }>(
+    tx,
+    sql`WITH ${vouchingCtes(tenantId, check)} SELECT ok, (SELECT count(*) FROM vouch_counted) AS counted FROM vouched`,
+  );
+  if (found?.ok !== true) throw new KeyCheckRefused();
 }
 
 /**

@@ -157,6 +157,47 @@ export function tenancySuite(name: string, startTarget: () => Promise<ContractTa
         expect(totals(await adminUsage(t))).toMatchObject({ messagesIn: 3, requests: 5 });
       });
 
+      it("a consume key revoked after use: its next receive and ack answer 401 and change nothing", async () => {
+        // Receives and acks by a key the server has seen pass leave the key check to their lease
+        // and ack statements (README, "Tenants, keys, usage"): revoked, they lease and settle nothing.
+        const t = await newTenant();
+        const topic = uniq("revoked-consumer");
+        assertStatus(await t.client.put(`/v1/topics/${topic}`, {}), 201);
+        assertStatus(await t.client.put(`/v1/topics/${topic}/groups/g`, { startAt: "earliest" }), 201);
+        assertStatus(
+          await t.client.post(`/v1/topics/${topic}/messages`, { messages: ["a", "b", "c", "d"].map((value) => ({ value })) }),
+          200,
+        );
+        const doomed = await newKey(t, ["consume"]);
+        const first = await doomed.client.post(`/v1/topics/${topic}/groups/g/receive`, { max: 1 });
+        assertStatus(first, 200);
+        const second = await doomed.client.post(`/v1/topics/${topic}/groups/g/receive`, { max: 1 });
+        assertStatus(second, 200);
+        const acked = await doomed.client.post(`/v1/topics/${topic}/groups/g/ack`, { receipts: [first.body.messages[0].receipt] });
+        assertStatus(acked, 200);
+        expect(acked.body.acked).toBe(1);
+        const view = async () => (await t.client.get(`/v1/topics/${topic}/groups/g`)).body.partitions[0];
+        expect(await view()).toMatchObject({ committedOffset: 1, inFlight: 1 });
+
+        assertStatus(await admin.delete(`/v1/admin/tenants/${t.tenantId}/keys/${doomed.keyId}`), 204);
+        const receipt = second.body.messages[0].receipt;
+        assertProblem(await doomed.client.post(`/v1/topics/${topic}/groups/g/ack`, { receipts: [receipt] }), 401, "unauthorized");
+        assertProblem(await doomed.client.post(`/v1/topics/${topic}/groups/g/receive`, { max: 2 }), 401, "unauthorized");
+        assertProblem(await doomed.client.post(`/v1/topics/${topic}/groups/g/receive`, { max: 2, ack: [receipt] }), 401, "unauthorized");
+        // Not 404 for a group or a topic that is not there: unauthenticated, it learns nothing else.
+        assertProblem(await doomed.client.post(`/v1/topics/${topic}/groups/${uniq("new")}/receive`, {}), 401, "unauthorized");
+        assertProblem(await doomed.client.post(`/v1/topics/${uniq("nope")}/groups/g/ack`, { receipts: [receipt] }), 401, "unauthorized");
+        // Nothing acked, leased or made since the revocation.
+        expect(await view()).toMatchObject({ committedOffset: 1, inFlight: 1 });
+        expect((await t.client.get(`/v1/topics/${topic}/groups`)).body.groups.map((g: { name: string }) => g.name)).toEqual(["g"]);
+        // The tenant's other key acks what the revoked one could not.
+        const byOwner = await t.client.post(`/v1/topics/${topic}/groups/g/ack`, { receipts: [receipt] });
+        expect(byOwner.body.acked).toBe(1);
+        // Counted: the topic's and the group's PUTs, the produce, three GETs and the last ack by the
+        // tenant's key, and the other key's two receives and ack; none of it after its revocation.
+        expect(totals(await adminUsage(t))).toMatchObject({ requests: 10 });
+      });
+
       it("a quota given after a key produced holds on that key's very next produce; a failed produce is counted as a request", async () => {
         // A produce by a key the server has seen pass leaves its key check to the commit of its
         // messages (README, "Tenants and keys"): a quota given meanwhile, a topic that is not

@@ -9,11 +9,10 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FolderObjectStore } from "../../functions/runtime/node/folder-store.ts";
-import { KeyCheckRefused } from "../../storage/log/commit.ts";
 import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
 import { rows, type Database } from "../../storage/metadata/db.ts";
 import { ensureTopic, type Topic } from "../../storage/metadata/topics.ts";
-import { createKey, createTenant, deleteKey, type DeferredKeyCheck, updateQuotas } from "../../storage/tenancy/tenants.ts";
+import { createKey, createTenant, deleteKey, type DeferredKeyCheck, KeyCheckRefused, updateQuotas } from "../../storage/tenancy/tenants.ts";
 import { embeddedDatabase } from "../support/embedded-db.ts";
 
 const entry = (topic: Topic, value: string, idempotencyKey?: string): ProduceEntry => {
