@@ -1,16 +1,8 @@
 /** Bearer authentication: tenant API keys on /v1/*, the operator token on /v1/admin/*. */
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { ReservoirError } from "../storage/errors.ts";
-import {
-  allScopes,
-  authenticateHash,
-  type DeferredKeyCheck,
-  KeyCheckRefused,
-  mayDeferKeyCheck,
-  type Principal,
-  type Scope,
-  tenantExists,
-} from "../storage/tenancy/tenants.ts";
+import { allScopes, authenticateHash, type Principal, type Scope, tenantExists } from "../storage/tenancy/tenants.ts";
+import { type DeferredKeyCheck, KeyCheckRefused, mayDeferKeyCheck } from "../storage/tenancy/deferred-key-check.ts";
 import type { KnownKey } from "../storage/tenancy/known-keys.ts";
 import { secretsEqual, sha256Hex } from "../storage/metadata/secrets.ts";
 import { uncountRefusedRequest } from "../storage/usage/quota.ts";
@@ -85,7 +77,7 @@ export const requireTenant: MiddlewareHandler<AppEnv> = async (c, next) => {
 /**
  * A request of mayDeferTo by a key this instance has seen pass, of a tenant without rate or
  * storage quotas: the first statement that changes something checks the key (storage/tenancy/
- * tenants.ts, DeferredKeyCheck), one statement and one wait for the database fewer per request.
+ * deferred-key-check.ts), one statement and one wait for the database fewer per request.
  * A request refused before a statement vouched for its key takes the key check once it is
  * answered, so that a revoked key answers 401 whatever else was wrong with the request (its
  * topic, its body, its receipts), and it is counted as before.

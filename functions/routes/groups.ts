@@ -2,7 +2,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ReservoirError } from "../../storage/errors.ts";
-import { ensureGroup, listGroups, type Group as StoredGroup } from "../../storage/groups/groups.ts";
+import { ensureGroup, findGroup, listGroups, type Group as StoredGroup } from "../../storage/groups/groups.ts";
 import { groupView, seek } from "../../storage/groups/position.ts";
 import { redrive } from "../../storage/groups/dead-letter.ts";
 import type { ReceiptRef } from "../../storage/groups/receipts.ts";
@@ -150,6 +150,8 @@ async function resolve(c: Context<AppEnv>, params: { topic: string; group: strin
   const topic = await c.env.topics.get(c.env.db, tenantId, params.topic);
   // Cached like the topic: a change made through another instance is seen within a second.
   const group = await c.env.groups.get(groupKey(topic, params.group), async () => {
+    const existing = await findGroup(c.env.db, topic, params.group);
+    if (existing) return existing;
     // A group is made on first use: only for a key checked by then.
     await confirmKey(c);
     return (await ensureGroup(c.env.db, tenantId, topic, params.group)).group;

@@ -27,7 +27,7 @@ import { advanceCommitted, committedOf } from "./lease-store.ts";
 import { sqlArray } from "../metadata/sql-array.ts";
 import type { ReceiptClaims } from "./receipts.ts";
 import type { Group } from "./groups.ts";
-import { type DeferredKeyCheck, vouched, vouchingCtes } from "../tenancy/tenants.ts";
+import { type DeferredKeyCheck, vouched, vouchFor, vouchingCtes } from "../tenancy/deferred-key-check.ts";
 
 /** A receipt naming a whole row from its first offset: [partition, first offset, last offset, token]. */
 export type WholeRow = [number, number, number, number];
@@ -46,7 +46,7 @@ export function wholeRowOf(c: ReceiptClaims): WholeRow | null {
  * Settles the rows named if each is still leased under that grant with nothing settled, else
  * none; returns the keys (wholeRowKey) of those it settled (all or none: the general way then
  * takes the whole call), after moving their partitions' committed cursors. `check`: the
- * request's key check, left to this statement (storage/tenancy/tenants.ts, vouchingCtes).
+ * request's key check, left to this statement (storage/tenancy/deferred-key-check.ts).
  */
 export async function ackWholeRows(
   group: Group,
@@ -65,7 +65,7 @@ export async function ackWholeRows(
   const [answer] = await retryConflicts(() =>
     rows<{ ok: boolean; settled: [number, number, number][] | null }>(
       db,
-      sql`WITH ${vouchingCtes(group.tenantId, check)},
+      sql`WITH ${vouchingCtes(group.tenantId, vouchFor([check]))},
           qualifying AS (
             SELECT l.partition, l.first_offset FROM group_leases l
             JOIN unnest(${sqlArray(

@@ -31,7 +31,7 @@ import type { LeaseRow } from "./lease-rows.ts";
 import { choosePartitions, partitionOrder, positionAge, rotation } from "./lease-store.ts";
 import { FRESH_SCAN_WINDOW, type Lease, leaseIn, type ReceiveOptions, windowColumns } from "./receive.ts";
 import { newGrantToken } from "./receipts.ts";
-import { vouched, vouchIn, vouchingCtes } from "../tenancy/tenants.ts";
+import { vouched, vouchFor, vouchIn, vouchingCtes } from "../tenancy/deferred-key-check.ts";
 
 interface FastResult {
   /** The request's key still holds (vouchingCtes): else the statement wrote nothing. */
@@ -84,7 +84,7 @@ export async function leaseNow(io: ReadIo & { db: Database }, group: Group, topi
   }
   const lease = await retryConflicts(() =>
     io.db.transaction(async (tx) => {
-      await vouchIn(tx, group.tenantId, options.check);
+      await vouchIn(tx, group.tenantId, vouchFor([options.check]));
       return leaseIn({ ...io, db: tx }, group, topic, options, token);
     }),
   );
@@ -114,7 +114,7 @@ async function leaseFromFrontiers(db: Database, group: Group, topic: Topic, opti
   // Window functions cannot go with FOR UPDATE, so the order is kept as columns for the next step.
   const [r] = await rows<FastResult>(
     db,
-    sql`WITH ${vouchingCtes(group.tenantId, options.check)},
+    sql`WITH ${vouchingCtes(group.tenantId, vouchFor([options.check]))},
         due AS (
           SELECT EXISTS (SELECT 1 FROM group_leases
             WHERE group_id = ${groupId} AND visible_at <= ${options.now} AND cardinality(settled) < last_offset - first_offset + 1) AS found),

@@ -11,7 +11,7 @@ import type { Topic } from "../metadata/topics.ts";
 import { type IndexRow, type NextSegment, readAhead, readChunks, readFrom, type ReadIo, type StoredChunk } from "../log/reader.ts";
 import type { SegmentRecord } from "../segment/codec.ts";
 import type { Group } from "./groups.ts";
-import type { DeferredKeyCheck } from "../tenancy/tenants.ts";
+import type { DeferredKeyCheck } from "../tenancy/deferred-key-check.ts";
 import { deadLetter, type Exhausted } from "./dead-letter.ts";
 import { liveOffsets, reshape, type LeaseRow, type LeaseState, type OffsetChange } from "./lease-rows.ts";
 import {
@@ -41,7 +41,7 @@ export interface ReceiveOptions {
    * the receive falls short, take more whatever this says.
    */
   maxPartitions?: number;
-  /** The request's key check, left to the lease's statements (storage/tenancy/tenants.ts, vouchingCtes). */
+  /** The request's key check, left to the lease's statements (storage/tenancy/deferred-key-check.ts). */
   check?: DeferredKeyCheck;
 }
 

@@ -8,7 +8,7 @@ import type { Group } from "./groups.ts";
 import { reshape, type LeaseRow, type OffsetChange } from "./lease-rows.ts";
 import { advanceCommitted, lockRowsHolding, writeRows } from "./lease-store.ts";
 import { ackWholeRows, type WholeRow, wholeRowOf } from "./ack-fast.ts";
-import { type DeferredKeyCheck, vouched, vouchIn } from "../tenancy/tenants.ts";
+import { type DeferredKeyCheck, vouched, vouchFor, vouchIn } from "../tenancy/deferred-key-check.ts";
 import { newGrantToken, receiptOf, type ReceiptClaims, type ReceiptRef, type ReceiptSigner } from "./receipts.ts";
 
 export type Settlement =
@@ -41,11 +41,11 @@ export async function settle(
   check?: DeferredKeyCheck,
 ): Promise<SettleResult> {
   const { items, unknown } = verify(signer, tenantId, group, receipts, action);
-  // `check`: the request's key check, left to the statements that change something (vouchingCtes).
+  // `check`: the request's key check, left to the statements that change something (deferred-key-check.ts).
   const general = (claims: ClaimSettlement[]) =>
     retryConflicts(() =>
       db.transaction(async (tx) => {
-        await vouchIn(tx, group.tenantId, check);
+        await vouchIn(tx, group.tenantId, vouchFor([check]));
         return settleClaims(tx, group, claims, now);
       }),
     ).then((settled) => {

@@ -11,7 +11,7 @@ import type { ObjectStore } from "../objects/object-store.ts";
 import { ReservoirError, unavailable } from "../errors.ts";
 import { meteredBytes } from "../usage/metered-bytes.ts";
 import { CommitDeadlineError, commitSegment, type AssignedOffset, type CommitRun } from "./commit.ts";
-import { type DeferredKeyCheck, KeyCheckRefused } from "../tenancy/tenants.ts";
+import { type DeferredKeyCheck, KeyCheckRefused, vouched, vouchFor } from "../tenancy/deferred-key-check.ts";
 import { newSegmentId, segmentObjectKey } from "./segment-ids.ts";
 import { type AssignedRange, type EncodedRecords, encodeParts, rangesOf } from "./encoded-records.ts";
 import { MAX_BATCH_BYTES, MAX_BATCH_RECORDS } from "./stored-batch.ts";
@@ -270,7 +270,7 @@ export class Batcher {
       const committing = now();
       this.stats.commits++;
       stage = "commit";
-      const vouch = keysToVouchFor(batch.waiters);
+      const vouch = vouchFor(batch.waiters.map((w) => w.check));
       const committed = await commitSegment(batch.io.db, {
         tenantId: batch.tenantId,
         segmentId,
@@ -288,7 +288,7 @@ export class Batcher {
       const result = committed.offsets;
       const answered = now();
       for (const [w, waiter] of batch.waiters.entries()) {
-        if (waiter.check && committed.vouched) waiter.check.outcome = "vouched";
+        vouched(waiter.check, true);
         const offsets = offsetsOf(placement[w], waiter.entries.length, result);
         const ranges = rangesOf(encodedRuns[w], result);
         const refused = waiter.entries[0]?.transactionId && committed.refusedTransactions?.get(waiter.entries[0].transactionId);
@@ -362,18 +362,6 @@ export class Batcher {
     });
     for (const listener of this.listeners) listener({ tenantId, highWatermarks, subscribedTopicIds });
   }
-}
-
-/** The keys of a batch's produces whose key check was left to its commit, and how many such requests. */
-function keysToVouchFor(waiters: Waiter[]): { keyIds: string[]; requests: number } | undefined {
-  const keyIds = new Set<string>();
-  let requests = 0;
-  for (const waiter of waiters) {
-    if (!waiter.check) continue;
-    keyIds.add(waiter.check.keyId);
-    requests++;
-  }
-  return requests > 0 ? { keyIds: [...keyIds], requests } : undefined;
 }
 
 interface Group {

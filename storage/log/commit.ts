@@ -10,7 +10,7 @@ import { sqlArray } from "../metadata/sql-array.ts";
 import type { ReservoirError } from "../errors.ts";
 import { appendPending } from "../transactions/pending.ts";
 import { usageInsert } from "../usage/meter.ts";
-import { KeyCheckRefused, keysStillValid } from "../tenancy/tenants.ts";
+import { KeyCheckRefused, type Vouch, vouchIn, vouchingCtes } from "../tenancy/deferred-key-check.ts";
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -49,11 +49,10 @@ export interface SegmentCommit {
   deadline: number;
   clock: () => number;
   /**
-   * Produces of this flush whose key check was left to it (storage/tenancy/tenants.ts,
-   * DeferredKeyCheck): the keys they came with, and how many requests to count in usage. The
-   * commit stores nothing unless every key still holds (KeyCheckRefused).
+   * Produces of this flush whose key check was left to it (storage/tenancy/deferred-key-check.ts):
+   * the commit stores nothing unless every key still holds (KeyCheckRefused), and counts them.
    */
-  vouch?: { keyIds: string[]; requests: number };
+  vouch?: Vouch;
 }
 
 export interface AssignedOffset {
@@ -72,8 +71,6 @@ export interface Committed {
   refusedTransactions?: Map<string, ReservoirError>;
   /** The messages this commit indexed and their metered bytes (what usage counted as messagesIn, bytesIn). */
   indexed: { messages: number; bytes: number };
-  /** Whether it vouched for the keys of SegmentCommit.vouch and counted those requests. */
-  vouched?: boolean;
 }
 
 export class CommitDeadlineError extends Error {
@@ -115,7 +112,7 @@ async function commitWithTransactions(tx: Queryable, commit: SegmentCommit): Pro
     (run.transactionId === undefined ? plainAt : pendingAt).push(r);
   });
   const plain = plainAt.length > 0 ? await commitClaimingKeys(tx, { ...commit, runs: plainAt.map((r) => commit.runs[r]) }) : null;
-  const vouched = plain ? plain.vouched : await vouchForKeys(tx, commit);
+  if (!plain) await vouchIn(tx, commit.tenantId, commit.vouch);
   const pendingRuns = pendingAt.map((r) => {
     const run = commit.runs[r];
     return { ...run, transactionId: run.transactionId!, positions: run.positions ?? run.timestamps.map((_, i) => i) };
@@ -131,7 +128,6 @@ async function commitWithTransactions(tx: Queryable, commit: SegmentCommit): Pro
     subscribedTopicIds: plain?.subscribedTopicIds ?? [],
     refusedTransactions: pending.refused,
     indexed: plain?.indexed ?? { messages: 0, bytes: 0 },
-    vouched,
   };
 }
 
@@ -238,8 +234,9 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
     return rel;
   });
   if (planned.length === 0) {
-    const vouched = await vouchForKeys(db, commit);
-    return { offsets: result, subscribedTopicIds: [], indexed: { messages: 0, bytes: 0 }, vouched };
+    // Every message a repeat: the keys are still vouched for, by a statement of its own.
+    await vouchIn(db, commit.tenantId, commit.vouch);
+    return { offsets: result, subscribedTopicIds: [], indexed: { messages: 0, bytes: 0 } };
   }
 
   const keys = [...counts.entries()].filter(([, n]) => n > 0).map(([k, n]) => [...k.split(":").map(Number), n] as [number, number, number]);
@@ -251,11 +248,10 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
     : sql``;
   // A run whose bytes are in a segment of their own names it; the others are in this commit's, inserted here.
   const ownSegment = commit.runs.some((run) => run.segmentId === undefined);
-  const { keyIds, requests } = commit.vouch ?? { keyIds: [], requests: 0 };
   // Arrays, not VALUES lists: the statement text never changes, so it is prepared once per connection.
   const answer = await rows<{ vouched: boolean; topic_id: number | null; partition: number; base: number; subscribed: boolean }>(
     db,
-    sql`WITH vouched AS MATERIALIZED (SELECT ${keysStillValid(commit.tenantId, sqlArray(keyIds, "text"))} AS ok),
+    sql`WITH ${vouchingCtes(commit.tenantId, commit.vouch)},
       v AS (
         SELECT * FROM unnest(${sqlArray(
           keys.map((k) => k[0]),
@@ -338,20 +334,15 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
         FROM r
         JOIN adv a USING (topic_id, partition) CROSS JOIN seg
         RETURNING 1),
-      -- Usage (storage/usage/meter.ts) counts what this statement indexed (survivors of topics that
-      -- still exist), and the produces whose keys it vouched for if it indexed anything.
-      metered AS (${usageInsert(
-        commit.tenantId,
-        { messagesIn: sql`sum(r.n)`, bytesIn: sql`sum(r.usage_bytes)`, requests: sql`${requests}::bigint` },
-        sql`r JOIN adv a USING (topic_id, partition) HAVING count(*) > 0`,
-      )}),
+      -- Usage (storage/usage/meter.ts) counts what this statement indexed: survivors of topics that still exist.
+      metered AS (${usageInsert(commit.tenantId, { messagesIn: sql`sum(r.n)`, bytesIn: sql`sum(r.usage_bytes)` }, sql`r JOIN adv a USING (topic_id, partition) HAVING count(*) > 0`)}),
       -- Dispatchers LISTEN: a commit to a subscribed topic wakes them at once (sent on COMMIT).
       subscribed AS MATERIALIZED (
         SELECT DISTINCT a.topic_id FROM adv a
         WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic_id = a.topic_id AND s.state = 'active')),
       notified AS (
         SELECT pg_notify('reservoir_commit', string_agg(topic_id::text, ',')) FROM subscribed HAVING count(*) > 0)
-    SELECT vouched.ok AS vouched, x.*, (SELECT count(*) FROM notified) AS notified
+    SELECT vouched.ok AS vouched, x.*, (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM vouch_counted) AS counted
     FROM vouched LEFT JOIN (
       SELECT a.topic_id, a.partition, a.base, s.topic_id IS NOT NULL AS subscribed FROM adv a LEFT JOIN subscribed s USING (topic_id)
     ) x ON true`,
@@ -372,24 +363,7 @@ async function indexSurvivors(db: Queryable, commit: SegmentCommit, claims: Clai
     });
   });
   const subscribedTopicIds = [...new Set(advanced.filter((a) => a.subscribed).map((a) => a.topic_id!))];
-  // Indexing nothing (every topic gone), it counted nothing: the requests take their own key check.
-  return { offsets: result, subscribedTopicIds, indexed, vouched: commit.vouch !== undefined && advanced.length > 0 };
-}
-
-/**
- * A commit that stores no message still vouches for the keys of its produces (all their
- * messages were idempotent repeats): the same check and count as the flush statement's, alone.
- */
-async function vouchForKeys(db: Queryable, commit: SegmentCommit): Promise<boolean> {
-  if (!commit.vouch) return false;
-  const [found] = await rows<{ ok: boolean }>(
-    db,
-    sql`WITH vouched AS MATERIALIZED (SELECT ${keysStillValid(commit.tenantId, sqlArray(commit.vouch.keyIds, "text"))} AS ok),
-      counted AS (${usageInsert(commit.tenantId, { requests: sql`${commit.vouch.requests}::bigint` }, undefined, sql`(SELECT ok FROM vouched)`)} RETURNING 1)
-    SELECT ok, (SELECT count(*) FROM counted) AS counted FROM vouched`,
-  );
-  if (!found?.ok) throw new KeyCheckRefused();
-  return true;
+  return { offsets: result, subscribedTopicIds, indexed };
 }
 
 const noClaims = (): Claims => ({ fresh: new Set(), previous: new Map(), alias: new Map() });

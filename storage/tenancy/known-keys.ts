@@ -1,8 +1,8 @@
 /**
- * Keys this instance has seen pass a key check, by the SHA-256 of their secret: what a produce
- * by such a key needs to leave its key check to its flush commit (tenants.ts, DeferredKeyCheck).
- * Never trusted on its own: the commit checks the key again before it stores anything, so an
- * entry of a revoked key only sends its next produce to the key check after all.
+ * Keys this instance has seen pass a key check, by the SHA-256 of their secret: what a request
+ * by such a key needs to leave its key check to the statements of its work (deferred-key-check.ts).
+ * Never trusted on its own: those statements check the key again before they change anything,
+ * so an entry of a revoked key only sends its next request to the key check after all.
  */
 import { LRUCache } from "lru-cache";
 import type { Principal } from "./tenants.ts";

@@ -1,10 +1,10 @@
 /** Tenants and their API keys. Keys are stored only as SHA-256 hashes. */
 import { and, eq, type SQL, sql } from "drizzle-orm";
-import { type Database, type Queryable, rows } from "../metadata/db.ts";
+import type { Database } from "../metadata/db.ts";
+import type { DeferredKeyCheck } from "./deferred-key-check.ts";
 import { apiKeys, tenants } from "../metadata/schema.ts";
 import { newId, newSecret, sha256Hex } from "../metadata/secrets.ts";
 import { deriveApiKey } from "./derived-keys.ts";
-import { sqlArray } from "../metadata/sql-array.ts";
 import { usageInsert } from "../usage/meter.ts";
 import { type Quotas, quotaExceeded, relaxedCommit, retryAfterSeconds, takeTokens } from "../usage/quota.ts";
 
@@ -20,85 +20,8 @@ export interface Principal {
   bytesCharged: boolean;
   /** The operator token reading as this tenant (functions/auth.ts): nothing is metered for it. */
   operator?: boolean;
-  /** A produce whose key check is left to the flush commit that stores its messages (see DeferredKeyCheck). */
+  /** A request whose key check is left to the statements that do its work (deferred-key-check.ts). */
   deferred?: DeferredKeyCheck;
-}
-
-/**
- * A key check left to the flush commit (storage/log/commit.ts). A produce by a key this instance
- * has seen pass, of a tenant with no rate or storage quota, skips the key check's statement: the
- * commit that would store its messages checks, in the same statement, that the key still exists
- * and the tenant still has no such quota, and counts the request in usage. If not, the commit
- * stores nothing and the produce takes the key check after all (functions/auth.ts). A revoked
- * key therefore still stores nothing once its revocation has committed, at every instance.
- */
-export interface DeferredKeyCheck {
-  keyId: string;
-  /**
-   * How the request's key was checked in the end: "vouched" by the commit of its messages,
-   * "checked" by the key check after all (both count the request), or "refused" by that check
-   * (401, 429: nothing counted). Unset while neither has happened.
-   */
-  outcome?: "vouched" | "checked" | "refused";
-}
-
-/** The quotas a key check must take from buckets or check before a produce: a tenant with any of them is checked first. */
-const checkedFirst = ["requestsPerSecond", "bytesPerSecond", "storageBytes"] as const;
-
-/** Whether a produce of a tenant with these quotas may leave its key check to the flush commit. */
-export function mayDeferKeyCheck(quotas: Quotas): boolean {
-  return checkedFirst.every((q) => quotas[q] === undefined);
-}
-
-/** A key that a statement was to vouch for no longer holds (DeferredKeyCheck): the statement changed nothing. */
-export class KeyCheckRefused extends Error {
-  constructor() {
-    super("a key a statement was to vouch for was revoked, or its tenant gained a quota checked first");
-  }
-}
-
-/**
- * The CTEs with which one statement vouches for a request's pending key check: `vouched` (its
- * `ok`: the key still holds, as keysStillValid says) and the request counted in usage when it
- * does. The statement must change nothing unless `(SELECT ok FROM vouched)`, and report it. With
- * no check pending, ok is true and nothing is counted, under the same statement text.
- */
-export function vouchingCtes(tenantId: string, check: DeferredKeyCheck | undefined): SQL {
-  const pending = check !== undefined && check.outcome === undefined;
-  const requests = pending ? 1 : 0;
-  return sql`vouched AS MATERIALIZED (SELECT ${keysStillValid(tenantId, sqlArray(pending ? [check.keyId] : [], "text"))} AS ok),
-    vouch_counted AS (${usageInsert(tenantId, { requests: sql`${requests}::bigint` }, undefined, sql`${requests}::bigint > 0 AND (SELECT ok FROM vouched)`)} RETURNING 1)`;
-}
-
-/** After a statement with vouchingCtes: the check vouched for, or KeyCheckRefused. */
-export function vouched(check: DeferredKeyCheck | undefined, ok: boolean): void {
-  if (check === undefined || check.outcome !== undefined) return;
-  if (!ok) throw new KeyCheckRefused();
-  check.outcome = "vouched";
-}
-
-/**
- * The same as a statement of its own, first in a transaction whose other statements change
- * things: KeyCheckRefused if the key no longer holds. The caller calls `vouched(check, true)`
- * once the transaction committed (a rolled-back one counted nothing).
- */
-export async function vouchIn(tx: Queryable, tenantId: string, check: DeferredKeyCheck | undefined): Promise<void> {
-  if (check === undefined || check.outcome !== undefined) return;
-  const [found] = await rows<{ ok: boolean }>(
-    tx,
-    sql`WITH ${vouchingCtes(tenantId, check)} SELECT ok, (SELECT count(*) FROM vouch_counted) AS counted FROM vouched`,
-  );
-  if (found?.ok !== true) throw new KeyCheckRefused();
-}
-
-/**
- * True when every key named still exists under the tenant, whose quotas still hold none that is
- * checked first: what a flush commit asks before it stores produces whose key check it vouches for.
- */
-export function keysStillValid(tenantId: string, keyIds: SQL): SQL {
-  return sql`(SELECT count(*) FROM api_keys a JOIN tenants t ON t.id = a.tenant_id
-      WHERE a.id = ANY(${keyIds}) AND a.tenant_id = ${tenantId}
-        AND NOT (t.quotas ?| ${sqlArray([...checkedFirst], "text")})) = cardinality(${keyIds})`;
 }
 
 /**
@@ -182,7 +105,7 @@ export async function keyHasHash(db: Database, keyId: string, hash: string): Pro
  * from its bytes bucket when it has a bytesPerSecond quota (storage/usage/quota.ts; bytes only
  * if the requests bucket granted), and count the request in usage unless a bucket refused it.
  * Its answer is never reused: a revoked key fails on the very next request at every instance (a
- * produce that skips this check is checked by its commit instead: DeferredKeyCheck).
+ * request that skips this check is checked by the statements of its work: deferred-key-check.ts).
  */
 function keyCheck(hash: Placeholder, bytes: Placeholder) {
   const requests = sql`(SELECT tenant_id, (quotas->>'requestsPerSecond')::float8 AS rate, 1::float8 AS cost FROM k)`;

@@ -12,7 +12,8 @@ import { FolderObjectStore } from "../../functions/runtime/node/folder-store.ts"
 import { Batcher, type ProduceEntry } from "../../storage/log/batcher.ts";
 import { rows, type Database } from "../../storage/metadata/db.ts";
 import { ensureTopic, type Topic } from "../../storage/metadata/topics.ts";
-import { createKey, createTenant, deleteKey, type DeferredKeyCheck, KeyCheckRefused, updateQuotas } from "../../storage/tenancy/tenants.ts";
+import { createKey, createTenant, deleteKey, updateQuotas } from "../../storage/tenancy/tenants.ts";
+import { type DeferredKeyCheck, KeyCheckRefused } from "../../storage/tenancy/deferred-key-check.ts";
 import { embeddedDatabase } from "../support/embedded-db.ts";
 
 const entry = (topic: Topic, value: string, idempotencyKey?: string): ProduceEntry => {

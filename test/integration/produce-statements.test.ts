@@ -1,5 +1,5 @@
 // A produce by a key this server has seen pass is one statement: its flush's commit, which checks
-// the key in the same statement (storage/tenancy/tenants.ts, DeferredKeyCheck). The first produce
+// the key in the same statement (storage/tenancy/deferred-key-check.ts). The first produce
 // of a key takes the key check of its own, as every other request does.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
