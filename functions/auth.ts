@@ -123,7 +123,7 @@ export async function confirmKey(c: Context<AppEnv>): Promise<void> {
   c.set("principal", principal);
 }
 
-/** The key check's statement; remembers a key that passed it (for later produces), forgets one that did not. */
+/** The key check's statement; remembers a key that passed it (for later requests), forgets one that did not. */
 async function checkKey(c: Context<AppEnv>, hash: string): Promise<Principal> {
   const principal = await authenticateHash(c.env.db, hash, producedBytes(c.req.method, c.req.path, c.req.header("content-length")));
   if (!principal) {
