@@ -9,8 +9,16 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * BENCH_S3_NODE_ARGS: more flags for s3rver's Node, space-separated (e.g. `--cpu-prof
+ * --cpu-prof-dir=DIR` to see what the object store's stand-in spends per PUT).
+ */
 export async function startS3Process(): Promise<{ env: Record<string, string>; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/s3-server.ts"], { cwd: repoRoot, stdio: ["ignore", "pipe", "inherit"] });
+  const extra = process.env.BENCH_S3_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...extra, "--import", "tsx", "bench/s3-server.ts"], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once("line", resolve);
     child.once("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));

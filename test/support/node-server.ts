@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configVariables } from "../../functions/config.ts";
+import { SERVER_NODE_FLAGS } from "../../functions/runtime/node/node-flags.ts";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -165,9 +166,11 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
     starts++;
     exitInfo = null;
     append(
-      `\n===== [${label}] start #${starts}: node --import tsx functions/runtime/node/server.ts (port ${port}, data dir ${dataDir}) =====\n`,
+      `\n===== [${label}] start #${starts}: node ${SERVER_NODE_FLAGS.join(" ")} --import tsx functions/runtime/node/server.ts (port ${port}, data dir ${dataDir}) =====\n`,
     );
-    const c = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "functions/runtime/node/server.ts"], {
+    // The flags `npm start` gives the server, then the caller's (a later flag wins).
+    const args = [...SERVER_NODE_FLAGS, ...(opts.nodeArgs ?? []), "--import", "tsx", "functions/runtime/node/server.ts"];
+    const c = spawn(process.execPath, args, {
       cwd: opts.root ?? repoRoot,
       env,
       stdio: ["ignore", "pipe", "pipe"],
