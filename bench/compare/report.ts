@@ -222,7 +222,7 @@ export function markdownReport(report: Report): string {
     "# Reservoir and its peers, side by side",
     "",
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}.`,
-    `Run: ${m.startedAt}, ${m.messagesPerRun} messages per system and workload at max rate (after a warm-up of ${m.warmUpMessages}${m.firstWarmUpMessages ? `, ${m.firstWarmUpMessages}${m.firstWarmUpAtRateMessages ? ` and ${m.firstWarmUpAtRateMessages} at ${m.fixedRatePerSec} msgs/s` : ""} before a system's first workload` : ""}), ${m.fixedRateMessagesPerRun} at ${m.fixedRatePerSec} msgs/s${m.quick ? " (--quick)" : ""}; ${m.wallSeconds} s in all.`,
+    `Run: ${m.startedAt}, ${m.messagesPerRun} messages per system and workload at max rate${(m.maxRateTrials as number | undefined) && (m.maxRateTrials as number) > 1 ? ` (the fastest of ${m.maxRateTrials} trials)` : ""} (after a warm-up of ${m.warmUpMessages}${m.firstWarmUpMessages ? `, ${m.firstWarmUpMessages}${m.firstWarmUpAtRateMessages ? ` and ${m.firstWarmUpAtRateMessages} at ${m.fixedRatePerSec} msgs/s` : ""} before a system's first workload` : ""}), ${m.fixedRateMessagesPerRun} at ${m.fixedRatePerSec} msgs/s${m.quick ? " (--quick)" : ""}; ${m.wallSeconds} s in all.`,
     "",
     ...mainTable(report.runs.filter((r) => r.mode !== "backlog-drain")),
     ...ratioTable(report.runs),
@@ -230,6 +230,24 @@ export function markdownReport(report: Report): string {
     ...overheadTable(report.runs),
     ...steadyRateTable(report.runs),
     ...cpuTable(report.runs),
+    ...trialsTable(report.runs),
   ];
   return lines.join("\n") + "\n";
+}
+
+/** Every max-rate trial (trials.ts): how far one system's figure moved within the run. */
+function trialsTable(runs: RunResult[]): string[] {
+  const rows = runs
+    .filter((r) => r.trials)
+    .map((r) => [
+      r.workload,
+      r.system,
+      r.trials!.map((t) => cell(t.publishMsgsPerSec)).join(" / "),
+      r.trials!.map((t) => cell(t.consumeMsgsPerSec)).join(" / "),
+    ]);
+  return section(
+    "Max-rate trials",
+    "Each max-rate run above is the trial that published and consumed its messages in the least time; here are every trial's figures, in the order they ran.",
+    table(["workload", "system", "publish msgs/s per trial", "consume msgs/s per trial"], "llll", rows),
+  );
 }

@@ -39,6 +39,8 @@ export interface RunResult {
   /** All of cpu.seconds per message, µs: what a message costs the machine, whoever spends it. */
   cpuMicrosPerMessage?: number;
   settings?: Record<string, string | number | boolean>;
+  /** Max rate in trials (trials.ts): each trial's figures, this run being the fastest of them. */
+  trials?: { publishMsgsPerSec: number; consumeMsgsPerSec: number }[];
 }
 
 export const round = (x: number, digits = 2) => Number(x.toFixed(digits));
