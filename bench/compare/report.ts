@@ -218,11 +218,12 @@ function ratioTable(runs: RunResult[]): string[] {
 export function markdownReport(report: Report): string {
   const m = report.machine;
   const drains = report.runs.filter((r) => r.mode === "backlog-drain");
+  const trials = Number(m.maxRateTrials ?? 1);
   const lines = [
     "# Reservoir and its peers, side by side",
     "",
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}.`,
-    `Run: ${m.startedAt}, ${m.messagesPerRun} messages per system and workload at max rate${(m.maxRateTrials as number | undefined) && (m.maxRateTrials as number) > 1 ? ` (the fastest of ${m.maxRateTrials} trials)` : ""} (after a warm-up of ${m.warmUpMessages}${m.firstWarmUpMessages ? `, ${m.firstWarmUpMessages}${m.firstWarmUpAtRateMessages ? ` and ${m.firstWarmUpAtRateMessages} at ${m.fixedRatePerSec} msgs/s` : ""} before a system's first workload` : ""}), ${m.fixedRateMessagesPerRun} at ${m.fixedRatePerSec} msgs/s${m.quick ? " (--quick)" : ""}; ${m.wallSeconds} s in all.`,
+    `Run: ${m.startedAt}, ${m.messagesPerRun} messages per system and workload at max rate${trials > 1 ? ` (the fastest of ${trials} trials)` : ""} (after a warm-up of ${m.warmUpMessages}${m.firstWarmUpMessages ? `, ${m.firstWarmUpMessages}${m.firstWarmUpAtRateMessages ? ` and ${m.firstWarmUpAtRateMessages} at ${m.fixedRatePerSec} msgs/s` : ""} before a system's first workload` : ""}), ${m.fixedRateMessagesPerRun} at ${m.fixedRatePerSec} msgs/s${m.quick ? " (--quick)" : ""}; ${m.wallSeconds} s in all.`,
     "",
     ...mainTable(report.runs.filter((r) => r.mode !== "backlog-drain")),
     ...ratioTable(report.runs),

@@ -8,13 +8,13 @@
  *   npm run bench -- --out DIR          where results go (default bench/results)
  *   npm run bench -- --rate 5000        the fixed-rate mode's rate (msgs/s)
  *   npm run bench -- --backlog-mib 64   the backlog drain's size (default 1024; 0: none)
- *   npm run bench -- --max-rate-trials 3  max-rate trials per system and workload (default 2, 1 with --quick)
+ *   npm run bench -- --max-rate-trials 3   max-rate trials per system and workload (default 2; 1 with --quick)
  *
  * Per (system, workload): an untimed warm-up on a setup of its own (warm-up.ts; 5× longer for a
- * system's first workload, whose processes are new), then two
- * measured runs (measure.ts): max rate with N messages (the fastest of --max-rate-trials, trials.ts), and a fixed rate (--rate, default 5,000
- * msgs/s) with N/2 (at most 10,000 with --quick). Then per system, unless --quick, the backlog
- * drain (backlog.ts). Results: DIR/latest.json (and a dated copy), DIR/latest.md, DIR/latest.png.
+ * system's first workload, whose processes are new), then two measured runs (measure.ts): max
+ * rate with N messages (the fastest of --max-rate-trials, trials.ts), and a fixed rate (--rate,
+ * default 5,000 msgs/s) with N/2 (at most 10,000 with --quick). Then per system, unless --quick,
+ * the backlog drain (backlog.ts). Results: DIR/latest.json (and a dated copy), DIR/latest.md, DIR/latest.png.
  * A system whose service is not reachable is recorded as skipped. Progress goes to stderr.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
