@@ -14,8 +14,9 @@
  * system's first workload, whose processes are new), then two measured runs (measure.ts): max
  * rate with N messages (the fastest of --max-rate-trials, trials.ts), and a fixed rate (--rate,
  * default 5,000 msgs/s) with N/2 (at most 10,000 with --quick). Then per system, unless --quick,
- * the backlog drain (backlog.ts). Results: DIR/latest.json (and a dated copy), DIR/latest.md, DIR/latest.png.
- * A system whose service is not reachable is recorded as skipped. Progress goes to stderr.
+ * the backlog drain (backlog.ts). Results: DIR/latest.json (and a dated copy), DIR/latest.md,
+ * DIR/latest.png. A system whose service is not reachable is recorded as skipped. Progress goes
+ * to stderr.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem, type as osType, release } from "node:os";

@@ -7,9 +7,6 @@
  */
 import type { RunResult } from "./result.ts";
 
-/** The trials' figures, in the order they ran. */
-export type Trials = NonNullable<RunResult["trials"]>;
-
 /** Runs `run` `count` times (stopping at a skipped run) and keeps the fastest trial. */
 export async function fastestOf(count: number, run: () => Promise<RunResult>): Promise<RunResult> {
   const results: RunResult[] = [];

@@ -1,6 +1,6 @@
 // Starts the Node server (`functions/runtime/node/server.ts`) as a real child process, so that `kill("SIGKILL")`
-// is a real kill -9. The child runs `node --import tsx functions/runtime/node/server.ts` directly (not through
-// npx, whose wrapper process would survive a kill of the server).
+// is a real kill -9. The child runs `node <npm start's flags> --import tsx functions/runtime/node/server.ts`
+// directly (not through npx, whose wrapper process would survive a kill of the server).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -165,11 +165,9 @@ export async function startNodeServer(opts: StartNodeServerOptions = {}): Promis
   function spawnOnce(): void {
     starts++;
     exitInfo = null;
-    append(
-      `\n===== [${label}] start #${starts}: node ${SERVER_NODE_FLAGS.join(" ")} --import tsx functions/runtime/node/server.ts (port ${port}, data dir ${dataDir}) =====\n`,
-    );
     // The flags `npm start` gives the server, then the caller's (a later flag wins).
     const args = [...SERVER_NODE_FLAGS, ...(opts.nodeArgs ?? []), "--import", "tsx", "functions/runtime/node/server.ts"];
+    append(`\n===== [${label}] start #${starts}: node ${args.join(" ")} (port ${port}, data dir ${dataDir}) =====\n`);
     const c = spawn(process.execPath, args, {
       cwd: opts.root ?? repoRoot,
       env,
